@@ -1,0 +1,63 @@
+"""What an upload is: pure functions over plain data, no AWS."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+INCOMING_PREFIX = "incoming/"
+# Dataset names become S3 prefixes, table keys and model names: keep them simple.
+DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def upload_id_for(bucket: str, key: str, version: str) -> str:
+    """A stable id for one upload: the same object version always gets the same id.
+
+    ``version`` is the S3 version id, or the ETag in an unversioned bucket.
+    """
+    digest = hashlib.sha256(f"{bucket}\n{key}\n{version}".encode()).hexdigest()
+    return digest[:24]
+
+
+def dataset_of(key: str) -> tuple[str | None, str | None]:
+    """``incoming/<dataset>/<file>`` -> (dataset, None), or (None, why the key is unusable)."""
+    if not key.startswith(INCOMING_PREFIX):
+        return None, f"key {key!r} is not under {INCOMING_PREFIX}"
+    parts = key[len(INCOMING_PREFIX) :].split("/")
+    if len(parts) < 2 or not parts[-1]:
+        return None, f"key {key!r} must look like {INCOMING_PREFIX}<dataset>/<file>"
+    dataset = parts[0]
+    if not DATASET_NAME.match(dataset):
+        return None, (
+            f"dataset name {dataset!r} in key {key!r} must be 1-63 lowercase letters, digits, '-' or '_'"
+        )
+    return dataset, None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One entry of the uploads ledger."""
+
+    upload_id: str
+    bucket: str
+    key: str
+    dataset: str | None
+    version_id: str | None
+    etag: str
+    size: int
+    sha256: str | None
+    event_time: str
+    recorded_at: str
+    status: str  # "recorded", "missing" (gone before it could be read) or "unroutable" (bad key)
+    problem: str | None = None
+
+    def as_item(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Upload:
+        fields: dict[str, Any] = {k: item.get(k) for k in cls.__dataclass_fields__}
+        fields["size"] = int(fields["size"] or 0)
+        return cls(**fields)

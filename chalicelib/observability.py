@@ -1,0 +1,71 @@
+"""Structured logs, metrics and (optional) tracing, wired into Chalice as middleware.
+
+* Logs: Powertools ``Logger``, JSON, with the Lambda function name (``<app>-<stage>-<handler>``),
+  a ``handler`` key and a correlation id (the API request id, or the first SQS message id).
+* Metrics: CloudWatch embedded metric format (EMF) through Powertools ``Metrics``.
+* Tracing: only when ``MLOPS_TRACING=true``. Creating a ``Tracer`` imports the X-Ray SDK and costs
+  ~0.4 s of cold start, so it is never created otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from chalice.app import Chalice, ConvertToMiddleware
+
+SERVICE = "serverless-mlops"
+METRICS_NAMESPACE = "ServerlessMLOps"
+# API Gateway request id for routes, first message id for SQS batches.
+CORRELATION_ID_PATH = "requestContext.requestId || Records[0].messageId"
+
+# Handlers that emit no metric (the health route, say) are normal here, not a mistake to warn about.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
+
+
+def tracing_enabled(environ: dict[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return env.get("MLOPS_TRACING", "false").strip().lower() in {"1", "true", "yes"}
+
+
+def handler_name(function_name: str | None, app_name: str) -> str:
+    """``serverless-mlops-dev-ingest_upload`` -> ``ingest_upload`` (Chalice's naming)."""
+    if not function_name:
+        return "unknown"
+    head = f"{app_name}-"
+    if function_name.startswith(head):
+        # <app>-<stage>-<handler>: the stage never contains a dash.
+        return function_name[len(head) :].split("-", 1)[-1]
+    return function_name
+
+
+def _tag_handler(app_name: str) -> Callable[[Any, Callable[[Any], Any]], Any]:
+    def middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
+        context = getattr(event, "lambda_context", None) or getattr(event, "context", None)
+        logger.append_keys(handler=handler_name(getattr(context, "function_name", None), app_name))
+        return get_response(event)
+
+    return middleware
+
+
+def install(app: Chalice) -> None:
+    """Register logging, metrics and (if enabled) tracing middleware on every handler."""
+    # Chalice runs middleware in registration order, the first registered outermost.
+    app.register_middleware(
+        ConvertToMiddleware(
+            logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
+        )
+    )
+    app.register_middleware(_tag_handler(app.app_name))
+    app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+    if tracing_enabled():
+        from aws_lambda_powertools import Tracer  # deferred: ~0.4 s import
+
+        tracer = Tracer(service=SERVICE)
+        app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler))

@@ -1,0 +1,82 @@
+"""Resource names and runtime settings, derived from the stage.
+
+One naming convention, ``<prefix>-<stage>-<resource>``, is shared by the CloudFormation template
+(``infra/template.yaml``), the stage environment variables in ``.chalice/config.json`` and the
+local cloud. Every name can be overridden by its environment variable; a test keeps the three in
+agreement.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+DEFAULT_PREFIX = "serverless-mlops"
+DEFAULT_STAGE = "local"
+STAGES = ("local", "dev", "prod")
+
+# Field name -> (environment variable, resource suffix). The environment variable names are the
+# contract with .chalice/config.json; the suffixes are the contract with infra/template.yaml.
+_RESOURCES: dict[str, tuple[str, str]] = {
+    "data_bucket": ("DATA_BUCKET", "data"),
+    "models_bucket": ("MODELS_BUCKET", "models"),
+    "ingest_queue": ("INGEST_QUEUE", "ingest"),
+    "retrain_queue": ("RETRAIN_QUEUE", "retrain"),
+    "promotion_queue": ("PROMOTION_QUEUE", "promotion"),
+    "batch_work_queue": ("BATCH_WORK_QUEUE", "batch-work"),
+    "uploads_table": ("UPLOADS_TABLE", "uploads"),
+    "idempotency_table": ("IDEMPOTENCY_TABLE", "idempotency"),
+}
+
+
+def resource_name(prefix: str, stage: str, suffix: str) -> str:
+    return f"{prefix}-{stage}-{suffix}"
+
+
+def dlq_name(queue_name: str) -> str:
+    return f"{queue_name}-dlq"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Names of the data-plane resources for one stage."""
+
+    stage: str
+    prefix: str
+    data_bucket: str
+    models_bucket: str
+    ingest_queue: str
+    retrain_queue: str
+    promotion_queue: str
+    batch_work_queue: str
+    uploads_table: str
+    idempotency_table: str
+
+    @classmethod
+    def for_stage(cls, stage: str = DEFAULT_STAGE, prefix: str = DEFAULT_PREFIX) -> Settings:
+        """The names the convention gives, ignoring the environment."""
+        names = {field: resource_name(prefix, stage, suffix) for field, (_, suffix) in _RESOURCES.items()}
+        return cls(stage=stage, prefix=prefix, **names)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The names for ``MLOPS_STAGE``/``MLOPS_PREFIX``, each overridable by its variable."""
+        env = os.environ if environ is None else environ
+        base = cls.for_stage(env.get("MLOPS_STAGE", DEFAULT_STAGE), env.get("MLOPS_PREFIX", DEFAULT_PREFIX))
+        overrides = {field: env[var] for field, (var, _) in _RESOURCES.items() if env.get(var)}
+        return cls(**{**base.as_dict(), **overrides})
+
+    def as_dict(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def environment(self) -> dict[str, str]:
+        """The stage environment variables, as ``.chalice/config.json`` carries them."""
+        env = {"MLOPS_STAGE": self.stage, "MLOPS_PREFIX": self.prefix}
+        env.update({var: getattr(self, field) for field, (var, _) in _RESOURCES.items()})
+        return env
+
+    @property
+    def queues(self) -> dict[str, str]:
+        """Every work queue by field name (each has a DLQ named ``<queue>-dlq``)."""
+        return {field: getattr(self, field) for field in _RESOURCES if field.endswith("_queue")}

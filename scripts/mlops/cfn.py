@@ -1,0 +1,131 @@
+"""Reading the CloudFormation template, and applying what moto's CloudFormation skips.
+
+moto creates the stack's buckets, queues, tables and key but silently ignores S3 versioning,
+lifecycle rules and notifications, and DynamoDB TTL. Those settings are read from the same
+template and applied through the API, so the local cloud cannot drift from what AWS gets.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops import TEMPLATE
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that keeps short-form intrinsics (!Ref, !GetAtt, !Sub...) as their long form."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)
+
+
+def stack_name(prefix: str, stage: str) -> str:
+    return f"{prefix}-{stage}-data-plane"
+
+
+def deploy_stack(
+    session: Any, name: str, parameters: dict[str, str], path: Path = TEMPLATE
+) -> dict[str, str]:
+    """Create the stack (if absent), wait for it, apply moto's gaps. Returns logical -> physical id."""
+    cfn = session.client("cloudformation")
+    existing = {
+        s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"
+    }
+    if name not in existing:
+        cfn.create_stack(
+            StackName=name,
+            TemplateBody=path.read_text(),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+    _wait_complete(cfn, name)
+    resources = {
+        r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+        for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    }
+    apply_moto_gaps(session, load_template(path), resources)
+    return resources
+
+
+def _wait_complete(cfn: Any, name: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        status = stack["StackStatus"]
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+            return
+        if "FAILED" in status or "ROLLBACK" in status or time.monotonic() > deadline:
+            raise RuntimeError(f"stack {name} is {status}: {stack.get('StackStatusReason', '')}")
+        time.sleep(0.2)
+
+
+def apply_moto_gaps(session: Any, template: dict[str, Any], physical: dict[str, str]) -> None:
+    """Apply the bucket and table settings that moto's CloudFormation ignores."""
+    s3 = session.client("s3")
+    sqs = session.client("sqs")
+    dynamodb = session.client("dynamodb")
+
+    def queue_arn(logical: str) -> str:
+        url = physical[logical]
+        return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    for logical, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::S3::Bucket":
+            bucket = physical[logical]
+            if "VersioningConfiguration" in props:
+                s3.put_bucket_versioning(
+                    Bucket=bucket,
+                    VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]},
+                )
+            notifications = props.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
+            if notifications:
+                s3.put_bucket_notification_configuration(
+                    Bucket=bucket,
+                    NotificationConfiguration={
+                        "QueueConfigurations": [
+                            {
+                                "QueueArn": queue_arn(n["Queue"]["Fn::GetAtt"][0]),
+                                "Events": [n["Event"]],
+                                "Filter": {
+                                    "Key": {
+                                        # moto matches filter rule names in lowercase only.
+                                        "FilterRules": [
+                                            {"Name": r["Name"].lower(), "Value": r["Value"]}
+                                            for r in n["Filter"]["S3Key"]["Rules"]
+                                        ]
+                                    }
+                                },
+                            }
+                            for n in notifications
+                        ]
+                    },
+                )
+        elif resource["Type"] == "AWS::DynamoDB::Table":
+            ttl = props.get("TimeToLiveSpecification")
+            if ttl and ttl.get("Enabled"):
+                dynamodb.update_time_to_live(
+                    TableName=physical[logical],
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+                )

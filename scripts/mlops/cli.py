@@ -1,0 +1,118 @@
+"""``mlops``: run the local cloud and the demo, and look at what is deployed.
+
+mlops up        start the local cloud (moto + data plane + API + event runtime)
+mlops demo      run the end-to-end scenario on a fresh local cloud; exit 0 only if it all worked
+mlops status    resources, queue and DLQ depths, and recent uploads of a running local cloud
+mlops env       shell exports that point the AWS CLI and SDKs at the running local cloud
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlops", description="serverless-mlops command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the local cloud on 127.0.0.1 and keep it running")
+    up.add_argument("--port", type=int, default=int(os.environ.get("MLOPS_LOCAL_PORT", 4566)))
+    up.add_argument("--api-port", type=int, default=int(os.environ.get("MLOPS_API_PORT", 8000)))
+
+    demo = sub.add_parser("demo", help="run the end-to-end scenario on a fresh local cloud")
+    demo.add_argument("--verbose", action="store_true", help="also print the functions' JSON logs")
+
+    sub.add_parser("status", help="what is deployed locally, queue depths, DLQ depths, recent uploads")
+    sub.add_parser("env", help="print shell exports for the running local cloud (eval them)")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            return cmd_up(args.port, args.api_port)
+        if args.command == "demo":
+            from mlops.demo import run_demo
+
+            return run_demo(verbose=args.verbose)
+        if args.command == "status":
+            return cmd_status()
+        if args.command == "env":
+            return cmd_env()
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def cmd_up(port: int, api_port: int) -> int:
+    from mlops.localcloud import LocalCloud, PortInUse, client_environment
+
+    cloud = LocalCloud(port=port, api_port=api_port, write_state=True)
+    try:
+        cloud.start()
+    except PortInUse as exc:
+        print(f"mlops up: {exc}", file=sys.stderr)
+        return 1
+    data_bucket = os.environ["DATA_BUCKET"]
+    exports = " ".join(f"{k}={v}" for k, v in client_environment(port).items() if k != "AWS_ENDPOINT_URL")
+    print(
+        f"""
+serverless-mlops local cloud (stage {cloud.stage}) is up.
+  AWS endpoint   {cloud.endpoint}   (moto; region us-east-1, any credentials)
+  HTTP API       {cloud.api_url}     (try: curl {cloud.api_url}/health)
+  data bucket    {data_bucket}
+  models bucket  {os.environ["MODELS_BUCKET"]}
+  handlers       {", ".join(s.handler_name + " <- " + s.queue_name for s in cloud.runtime.subscriptions) if cloud.runtime else "-"}
+
+Upload from another shell:
+  {exports} \\
+  .venv/bin/aws --endpoint-url {cloud.endpoint} s3 cp my.csv s3://{data_bucket}/incoming/<dataset>/my.csv
+or `eval "$(.venv/bin/mlops env)"` first, then use aws/boto3 as usual. `mlops status` shows the state.
+Ctrl-C stops.
+""",
+        flush=True,
+    )
+    if cloud.runtime:
+        cloud.runtime.add_listener(_print_invocation)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    print("\nstopping the local cloud...", flush=True)
+    cloud.stop()
+    return 0
+
+
+def _print_invocation(invocation: Any) -> None:
+    outcome = (
+        "ok" if invocation.ok else (invocation.error or f"{len(invocation.failed_ids)} record(s) failed")
+    )
+    print(
+        f"[runtime] {invocation.handler_name}: {len(invocation.message_ids)} message(s) "
+        f"in {invocation.duration_s * 1000:.0f} ms -> {outcome}",
+        flush=True,
+    )
+
+
+def cmd_env() -> int:
+    from mlops.localcloud import client_environment, running_endpoint
+
+    port = int(running_endpoint().rsplit(":", 1)[1])
+    for key, value in client_environment(port).items():
+        print(f"export {key}={value}")
+    return 0
+
+
+def cmd_status() -> int:
+    from mlops.status import print_status
+
+    return print_status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

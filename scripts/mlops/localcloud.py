@@ -1,0 +1,235 @@
+"""The local cloud: a moto server, the data-plane stack, the Chalice API and the event runtime.
+
+Everything runs in this process on 127.0.0.1: moto answers the AWS APIs, the same CloudFormation
+template as in AWS is deployed into it, the Chalice app serves HTTP as API Gateway would, and the
+event runtime feeds queue messages to the app's SQS handlers with Lambda's semantics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import socket
+import sys
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops import CHALICE_CONFIG, PROJECT_DIR
+from mlops.cfn import deploy_stack, stack_name
+from mlops.runtime import EventRuntime, subscriptions_from_app
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+DEFAULT_PORT = 4566
+DEFAULT_API_PORT = 8000
+STATE_DIR = PROJECT_DIR / ".mlops"
+STATE_FILE = STATE_DIR / "local.json"
+
+# moto needs credentials to sign with; they are not checked.
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def stage_config(stage: str) -> dict[str, Any]:
+    config = json.loads(CHALICE_CONFIG.read_text())
+    try:
+        return dict(config["stages"][stage])
+    except KeyError:
+        raise SystemExit(f"stage {stage!r} is not in {CHALICE_CONFIG}") from None
+
+
+def client_environment(port: int) -> dict[str, str]:
+    """What a process needs to talk to the local cloud: endpoint, region, fake credentials."""
+    return {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", **FAKE_CREDENTIALS}
+
+
+@dataclass
+class LocalCloud:
+    port: int = DEFAULT_PORT
+    api_port: int | None = DEFAULT_API_PORT  # None: no HTTP API
+    stage: str = "local"
+    events: bool = True
+    function_log: Path | None = None  # send the functions' JSON logs here instead of stdout
+    write_state: bool = False
+    app: Any = field(init=False, default=None)
+    runtime: EventRuntime | None = field(init=False, default=None)
+    resources: dict[str, str] = field(init=False, default_factory=dict)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.api_port}" if self.api_port else None
+
+    def start(self) -> LocalCloud:
+        for port, what in ((self.port, "MLOPS_LOCAL_PORT"), (self.api_port, "MLOPS_API_PORT")):
+            if port and not port_is_free(port):
+                raise PortInUse(
+                    f"127.0.0.1:{port} is in use (is `mlops up` already running?). "
+                    f"Stop it, or choose another port with {what}=<port>."
+                )
+        config = stage_config(self.stage)
+        os.environ.update(client_environment(self.port))
+        os.environ.update(config.get("environment_variables", {}))
+        os.environ.setdefault("POWERTOOLS_DEV", "false")
+
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        # moto's werkzeug server logs every AWS call, and moto warns about the one template resource
+        # it skips (the SQS queue policy); the useful story is the functions' logs.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        logging.getLogger("moto").setLevel(logging.ERROR)
+
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._moto.start()
+
+        import boto3
+
+        from chalicelib import aws
+
+        aws.reset_clients()
+        session = boto3.session.Session()
+        env = config["environment_variables"]
+        # moto prints and warns about the one resource it skips (the SQS queue policy).
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.resources = deploy_stack(
+                session,
+                stack_name(env["MLOPS_PREFIX"], self.stage),
+                {"Stage": self.stage, "NamePrefix": env["MLOPS_PREFIX"]},
+            )
+        self.app = self._load_app(config)
+        if self.function_log:
+            self._redirect_function_logs(self.function_log)
+        if self.api_port:
+            self._start_api()
+        if self.events:
+            self.runtime = EventRuntime(
+                subscriptions_from_app(self.app, self.stage, config), session.client("sqs"), REGION, ACCOUNT
+            )
+            self.runtime.start()
+        if self.write_state:
+            STATE_DIR.mkdir(exist_ok=True)
+            STATE_FILE.write_text(
+                json.dumps(
+                    {
+                        "endpoint": self.endpoint,
+                        "api_url": self.api_url,
+                        "stage": self.stage,
+                        "pid": os.getpid(),
+                    }
+                )
+            )
+        return self
+
+    def _load_app(self, config: dict[str, Any]) -> Any:
+        from chalice.cli.factory import CLIFactory
+
+        self._factory = CLIFactory(str(PROJECT_DIR))
+        self._chalice_config = self._factory.create_config_obj(chalice_stage_name=self.stage)
+        return self._factory.load_chalice_app(config.get("environment_variables", {}))
+
+    def _redirect_function_logs(self, path: Path) -> None:
+        """Send what the functions write (JSON logs, EMF metrics) to a file, as Lambda sends it to
+        CloudWatch, and keep the terminal for the caller's own output."""
+        from chalicelib.observability import logger
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_stream = path.open("a", encoding="utf-8", buffering=1)
+        logger.registered_handler.setStream(self._log_stream)  # type: ignore[attr-defined]
+        self._saved_stdout = sys.stdout
+        sys.stdout = _ThreadRoutedStream(sys.stdout, self._log_stream)
+
+    def _start_api(self) -> None:
+        from chalice.local import ChaliceRequestHandler, LocalDevServer
+
+        assert self.api_port is not None
+        quiet = self.function_log is not None
+
+        class RequestHandler(ChaliceRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                if not quiet:
+                    super().log_message(format, *args)
+
+        self._api = LocalDevServer(
+            self.app, self._chalice_config, "127.0.0.1", self.api_port, handler_cls=RequestHandler
+        )
+        self._api_thread = threading.Thread(
+            target=self._api.server.serve_forever, name="chalice-api", daemon=True
+        )
+        self._api_thread.start()
+
+    def stop(self) -> None:
+        if self.runtime:
+            self.runtime.stop()
+        if getattr(self, "_saved_stdout", None):
+            sys.stdout = self._saved_stdout
+        if getattr(self, "_api", None):
+            self._api.shutdown()
+            self._api.server.server_close()
+        if getattr(self, "_moto", None):
+            self._moto.stop()
+        if self.write_state and STATE_FILE.exists():
+            STATE_FILE.unlink()
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _ThreadRoutedStream(io.TextIOBase):
+    """stdout for the main thread, a file for every other (handlers run on poller and API threads)."""
+
+    def __init__(self, main: Any, other: Any) -> None:
+        self._main, self._other = main, other
+
+    def write(self, text: str) -> int:
+        target = self._main if threading.current_thread() is threading.main_thread() else self._other
+        return int(target.write(text))
+
+    def flush(self) -> None:
+        self._main.flush()
+        self._other.flush()
+
+
+def running_endpoint() -> str:
+    """The endpoint of a running `mlops up` (state file), or the configured port."""
+    if STATE_FILE.exists():
+        return str(json.loads(STATE_FILE.read_text())["endpoint"])
+    return f"http://127.0.0.1:{int(os.environ.get('MLOPS_LOCAL_PORT', DEFAULT_PORT))}"

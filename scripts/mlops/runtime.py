@@ -1,0 +1,314 @@
+"""The local event runtime: Lambda's SQS event-source semantics for every ``@app.on_sqs_message``.
+
+What Lambda does, and so what this does:
+
+* long-polls the queue, gathering up to the handler's ``batch_size`` messages for at most its
+  ``maximum_batching_window_in_seconds`` (or invokes at once when the window is 0);
+* invokes the handler with a real SQS event (real message ids, receipt handles and attributes)
+  and a context whose remaining time counts down from the function's timeout;
+* on success deletes the batch; on a partial batch response (``batchItemFailures``) deletes all
+  but the failed records; an invalid response or an exception deletes nothing, so the whole
+  batch returns to the queue when its visibility timeout expires; an invocation that overruns its
+  timeout counts as failed;
+* leaves redrive to SQS: after ``maxReceiveCount`` receives moto moves a message to its DLQ.
+
+The rules (``build_sqs_event``, ``to_delete``) are pure functions; ``SqsPoller`` only polls,
+invokes and settles.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("mlops.runtime")
+
+MAX_RECEIVE = 10  # SQS ReceiveMessage limit
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One handler bound to one queue, with the settings Lambda's event source mapping would use."""
+
+    function_name: str  # <app>-<stage>-<handler>, as Chalice names the Lambda function
+    handler_name: str
+    handler: Callable[[dict[str, Any], Any], Any]
+    queue_name: str
+    batch_size: int = 1
+    batching_window_s: float = 0.0
+    timeout_s: float = 60.0
+    memory_mb: int = 128
+
+
+class LambdaContext:
+    """What the Lambda runtime passes as ``context``."""
+
+    def __init__(
+        self, function_name: str, timeout_s: float, memory_mb: int, region: str, account: str
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
+        self.memory_limit_in_mb = memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def build_sqs_event(messages: Iterable[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """An SQS event as Lambda delivers it, from ReceiveMessage results."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": dict(m.get("Attributes", {})),
+                "messageAttributes": {
+                    name: _lambda_message_attribute(value)
+                    for name, value in m.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }
+
+
+def _lambda_message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    # ReceiveMessage says StringValue/DataType; the Lambda event says stringValue/dataType.
+    return {
+        "stringValue": value.get("StringValue"),
+        "binaryValue": value.get("BinaryValue"),
+        "stringListValues": value.get("StringListValues", []),
+        "binaryListValues": value.get("BinaryListValues", []),
+        "dataType": value.get("DataType"),
+    }
+
+
+def to_delete(event: dict[str, Any], response: Any) -> tuple[list[str], list[str]]:
+    """Which receipt handles a successful invocation deletes: (deleted, failed message ids).
+
+    With ReportBatchItemFailures, a response naming failed records keeps just those; an empty or
+    absent list means all succeeded; an identifier that is not in the batch (or is empty) makes
+    Lambda treat the whole batch as failed.
+    """
+    records = event["Records"]
+    failures = response.get("batchItemFailures") if isinstance(response, dict) else None
+    if not failures:
+        return [r["receiptHandle"] for r in records], []
+    ids = {r["messageId"] for r in records}
+    failed: set[str] = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not identifier or identifier not in ids:
+            return [], sorted(ids)
+        failed.add(identifier)
+    return [r["receiptHandle"] for r in records if r["messageId"] not in failed], sorted(failed)
+
+
+@dataclass
+class Invocation:
+    """What one invocation did (kept for `mlops status`, the demo and tests)."""
+
+    handler_name: str
+    message_ids: list[str]
+    failed_ids: list[str]
+    error: str | None
+    duration_s: float
+    finished_at: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.failed_ids
+
+
+class SqsPoller(threading.Thread):
+    """Polls one queue for one subscription and invokes its handler."""
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        sqs: Any,
+        region: str,
+        account: str,
+        record: Callable[[Invocation], None],
+        poll_wait_s: int = 1,
+    ) -> None:
+        super().__init__(name=f"poller-{subscription.handler_name}", daemon=True)
+        self.subscription = subscription
+        self._sqs = sqs
+        self._region = region
+        self._account = account
+        self._record = record
+        self._poll_wait_s = poll_wait_s
+        self._stopping = threading.Event()
+        self.queue_url = sqs.get_queue_url(QueueName=subscription.queue_name)["QueueUrl"]
+        self.queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                messages = self._gather()
+                if messages:
+                    self._invoke(messages)
+            except Exception:  # the runtime must outlive anything a poll or a handler does
+                log.exception("event runtime: poller %s failed; retrying", self.subscription.handler_name)
+                self._stopping.wait(1.0)
+
+    def _gather(self) -> list[dict[str, Any]]:
+        sub = self.subscription
+        batch: dict[str, dict[str, Any]] = {}  # by message id: a redelivery replaces its receipt handle
+        window_ends: float | None = None
+        while not self._stopping.is_set() and len(batch) < sub.batch_size:
+            wait = self._poll_wait_s
+            if window_ends is not None:
+                remaining = window_ends - time.monotonic()
+                if remaining <= 0:
+                    break
+                wait = min(wait, math.ceil(remaining))
+            got = self._sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(MAX_RECEIVE, sub.batch_size - len(batch)),
+                WaitTimeSeconds=wait,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            batch.update((m["MessageId"], m) for m in got)
+            if batch and sub.batching_window_s <= 0:
+                break  # no window: invoke with what one poll returned
+            if batch and window_ends is None:
+                window_ends = time.monotonic() + sub.batching_window_s
+        return list(batch.values())
+
+    def _invoke(self, messages: list[dict[str, Any]]) -> None:
+        sub = self.subscription
+        event = build_sqs_event(messages, self.queue_arn, self._region)
+        context = LambdaContext(sub.function_name, sub.timeout_s, sub.memory_mb, self._region, self._account)
+        started = time.monotonic()
+        ids = [r["messageId"] for r in event["Records"]]
+        try:
+            response = sub.handler(event, context)
+        except Exception as exc:
+            # Nothing is deleted: the batch becomes visible again after the visibility timeout.
+            log.error(
+                "%s raised %s: the batch returns to the queue\n%s",
+                sub.handler_name,
+                exc,
+                traceback.format_exc(),
+            )
+            self._record(
+                Invocation(
+                    sub.handler_name, ids, ids, f"{type(exc).__name__}: {exc}", time.monotonic() - started
+                )
+            )
+            return
+        duration = time.monotonic() - started
+        if duration > sub.timeout_s:
+            log.error(
+                "%s ran %.1fs, past its %ss timeout: the batch returns",
+                sub.handler_name,
+                duration,
+                sub.timeout_s,
+            )
+            self._record(Invocation(sub.handler_name, ids, ids, "Task timed out", duration))
+            return
+        receipts, failed = to_delete(event, response)
+        for start in range(0, len(receipts), MAX_RECEIVE):
+            chunk = receipts[start : start + MAX_RECEIVE]
+            self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(chunk)],
+            )
+        self._record(Invocation(sub.handler_name, ids, failed, None, duration))
+
+
+class EventRuntime:
+    """Runs one poller per subscription until stopped."""
+
+    def __init__(
+        self,
+        subscriptions: list[Subscription],
+        sqs: Any,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        history: int = 1000,
+    ) -> None:
+        self.subscriptions = subscriptions
+        self._sqs = sqs
+        self._region = region
+        self._account = account
+        self.invocations: deque[Invocation] = deque(maxlen=history)
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[Invocation], None]] = []
+        self._pollers: list[SqsPoller] = []
+
+    def add_listener(self, listener: Callable[[Invocation], None]) -> None:
+        self._listeners.append(listener)
+
+    def _record(self, invocation: Invocation) -> None:
+        with self._lock:
+            self.invocations.append(invocation)
+        for listener in self._listeners:
+            listener(invocation)
+
+    def start(self) -> None:
+        for sub in self.subscriptions:
+            poller = SqsPoller(sub, self._sqs, self._region, self._account, self._record)
+            poller.start()
+            self._pollers.append(poller)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        for poller in self._pollers:
+            poller.stop()
+        for poller in self._pollers:
+            poller.join(timeout_s)
+        self._pollers.clear()
+
+
+def subscriptions_from_app(app: Any, stage: str, stage_config: dict[str, Any]) -> list[Subscription]:
+    """The SQS subscriptions a Chalice app declares, with the stage's per-function settings."""
+    from chalice.app import SQSEventConfig
+
+    functions = stage_config.get("lambda_functions", {})
+    subs = []
+    for source in app.event_sources:
+        if not isinstance(source, SQSEventConfig):
+            continue
+        settings = functions.get(source.name, {})
+        queue = source.queue or (source.queue_arn or "").rsplit(":", 1)[-1]
+        subs.append(
+            Subscription(
+                function_name=f"{app.app_name}-{stage}-{source.name}",
+                handler_name=source.name,
+                handler=app.handler_map[source.name],
+                queue_name=queue,
+                batch_size=source.batch_size,
+                batching_window_s=float(source.maximum_batching_window_in_seconds or 0),
+                timeout_s=float(settings.get("lambda_timeout", stage_config.get("lambda_timeout", 60))),
+                memory_mb=int(
+                    settings.get("lambda_memory_size", stage_config.get("lambda_memory_size", 128))
+                ),
+            )
+        )
+    return subs

@@ -1,0 +1,75 @@
+"""``mlops status``: what the running local cloud holds."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from mlops.localcloud import client_environment, running_endpoint, stage_config
+
+
+def queue_depths(sqs: Any, queue_names: dict[str, str]) -> list[tuple[str, int, int, int]]:
+    """(queue, visible, in flight, DLQ depth) for each work queue."""
+    from chalicelib.settings import dlq_name
+
+    rows = []
+    for name in queue_names.values():
+        rows.append((name, *_depth(sqs, name), _depth(sqs, dlq_name(name))[0]))
+    return rows
+
+
+def _depth(sqs: Any, name: str) -> tuple[int, int]:
+    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def print_status(stage: str = "local") -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib import aws
+    from chalicelib.ingest import UploadLedger
+    from chalicelib.settings import Settings
+    from mlops.cfn import stack_name
+
+    endpoint = running_endpoint()
+    port = int(endpoint.rsplit(":", 1)[1])
+    os.environ.update(client_environment(port))
+    os.environ.update(stage_config(stage).get("environment_variables", {}))
+    aws.reset_clients()
+    settings = Settings.from_env()
+    session = boto3.session.Session()
+    try:
+        stack = stack_name(settings.prefix, settings.stage)
+        resources = session.client("cloudformation").list_stack_resources(StackName=stack)[
+            "StackResourceSummaries"
+        ]
+    except (BotoCoreError, ClientError) as exc:
+        print(
+            f"no local cloud answers at {endpoint} ({type(exc).__name__}). Start one with `mlops up`.",
+            file=sys.stderr,
+        )
+        return 1
+
+    print(f"local cloud {endpoint}, stage {settings.stage}, stack {stack}")
+    print(f"\n{'resource':<28}{'type':<28}physical id")
+    for r in sorted(resources, key=lambda r: r["ResourceType"]):
+        print(
+            f"{r['LogicalResourceId']:<28}{r['ResourceType']:<28}{r.get('PhysicalResourceId', '').rsplit('/', 1)[-1]}"
+        )
+
+    print(f"\n{'queue':<42}{'visible':>8}{'in flight':>10}{'DLQ':>6}")
+    for name, visible, in_flight, dlq in queue_depths(session.client("sqs"), settings.queues):
+        flag = "   <- messages in the DLQ need a look" if dlq else ""
+        print(f"{name:<42}{visible:>8}{in_flight:>10}{dlq:>6}{flag}")
+
+    uploads = UploadLedger(settings.uploads_table).scan()
+    print(f"\nuploads ledger: {len(uploads)} upload(s)")
+    for u in uploads[-10:]:
+        sha = (u.sha256 or "-")[:12]
+        print(f"  {u.recorded_at}  {u.status:<10} {u.size:>9} B  sha256 {sha}  s3://{u.bucket}/{u.key}")
+    return 0

@@ -1,0 +1,91 @@
+"""Shared fixtures. Fake credentials are set before any boto3 client exists; moto stands in for AWS.
+
+* ``aws``: in-process moto (``mock_aws``) with the data-plane stack deployed (unit tests).
+* ``local_cloud``: a moto *server* on 127.0.0.1 with the stack, the Chalice app and the event
+  runtime, as ``mlops up`` runs it (flow tests). One per module; tests use their own keys.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before boto3 is imported anywhere: never reach a real account from the tests.
+for _key, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "MLOPS_STAGE": "local",
+    "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",
+}.items():
+    os.environ[_key] = _value
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from chalicelib import aws as aws_clients  # noqa: E402
+from chalicelib.ingest import handler as ingest_handler  # noqa: E402
+from chalicelib.settings import Settings  # noqa: E402
+
+
+def _reset_wiring() -> None:
+    aws_clients.reset_clients()
+    ingest_handler.reset()
+
+
+@pytest.fixture
+def aws() -> Iterator[Settings]:
+    """In-process moto with the data-plane stack of the local stage deployed."""
+    import warnings
+
+    from mlops.cfn import deploy_stack, stack_name
+
+    with mock_aws():
+        _reset_wiring()
+        settings = Settings.for_stage("local")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            deploy_stack(
+                boto3.session.Session(),
+                stack_name(settings.prefix, settings.stage),
+                {"Stage": settings.stage, "NamePrefix": settings.prefix},
+            )
+        yield settings
+        _reset_wiring()
+
+
+@pytest.fixture(scope="module")
+def local_cloud() -> Iterator[Any]:
+    """The local cloud as `mlops up` runs it, on free ports, for one test module.
+
+    It sets AWS_ENDPOINT_URL and the stage's variables in os.environ (handlers read them at call
+    time); everything is restored afterwards so in-process moto tests are unaffected."""
+    from mlops.localcloud import LocalCloud, free_port
+
+    saved = dict(os.environ)
+    _reset_wiring()
+    cloud = LocalCloud(port=free_port(), api_port=free_port())
+    cloud.start()
+    yield cloud
+    cloud.stop()
+    os.environ.clear()
+    os.environ.update(saved)
+    _reset_wiring()
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float = 20.0, interval_s: float = 0.1) -> Any:
+    """Poll until predicate() is truthy; return its last value (falsy on timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)

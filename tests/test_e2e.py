@@ -1,0 +1,106 @@
+"""End to end, as a newcomer runs it: `mlops up` in one process, the AWS CLI and `mlops status` in
+others, and `mlops demo`. Slow (they start processes), and part of `make test` all the same."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlops.localcloud import free_port
+
+BIN = Path(sys.executable).parent
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLOPS_", "POWERTOOLS_"))}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+def test_mlops_up_accepts_an_aws_cli_upload_and_records_it(tmp_path):
+    port, api_port = free_port(), free_port()
+    env = _clean_env(MLOPS_LOCAL_PORT=str(port), MLOPS_API_PORT=str(api_port), PYTHONUNBUFFERED="1")
+    up = subprocess.Popen(
+        [str(BIN / "mlops"), "up"],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = up.stdout.readline()
+            output.append(line)
+            if "Ctrl-C stops" in line or up.poll() is not None:
+                break
+        banner = "".join(output)
+        assert "local cloud (stage local) is up" in banner, banner
+        assert f"--endpoint-url http://127.0.0.1:{port} s3 cp" in banner
+
+        # Another shell: the exports `mlops env` prints, then the AWS CLI.
+        exports = subprocess.run(
+            [str(BIN / "mlops"), "env"], cwd=PROJECT, env=env, capture_output=True, text=True, check=True
+        )
+        cli_env = dict(env)
+        for line in exports.stdout.splitlines():
+            key, value = line.removeprefix("export ").split("=", 1)
+            cli_env[key] = value
+        data = tmp_path / "day1.csv"
+        data.write_text("x,y\n1,2\n")
+        subprocess.run(
+            [
+                str(BIN / "aws"),
+                "s3",
+                "cp",
+                str(data),
+                "s3://serverless-mlops-local-data/incoming/e2e/day1.csv",
+            ],
+            env=cli_env,
+            check=True,
+            capture_output=True,
+        )
+        status = ""
+        for _ in range(50):
+            status = subprocess.run(
+                [str(BIN / "mlops"), "status"], cwd=PROJECT, env=env, capture_output=True, text=True
+            ).stdout
+            if "incoming/e2e/day1.csv" in status:
+                break
+            time.sleep(0.3)
+        assert "recorded" in status and "s3://serverless-mlops-local-data/incoming/e2e/day1.csv" in status, (
+            status
+        )
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            rest, _ = up.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            raise
+    assert up.returncode == 0, "".join(output) + rest
+    assert "stopping the local cloud" in rest
+
+
+@pytest.mark.slow
+def test_demo_runs_every_step_and_exits_zero():
+    result = subprocess.run(
+        [str(BIN / "mlops"), "demo"],
+        cwd=PROJECT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "DEMO OK" in result.stdout
+    assert "[FAIL]" not in result.stdout

@@ -1,0 +1,139 @@
+"""Flow: S3 put -> bucket notification -> ingest queue -> event runtime -> handler -> ledger,
+on a moto server with the real template and the real app, as `mlops up` runs them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+
+from chalicelib.ingest import UploadLedger, upload_id_for
+from tests.conftest import wait_until
+
+
+def _settings():
+    from chalicelib.settings import Settings
+
+    return Settings.from_env()
+
+
+def test_s3_put_flows_through_the_queue_to_the_ledger(local_cloud):
+    settings = _settings()
+    body = b"sepal_length,species\n5.1,setosa\n"
+    put = boto3.client("s3").put_object(Bucket=settings.data_bucket, Key="incoming/iris/flow.csv", Body=body)
+    upload_id = upload_id_for(settings.data_bucket, "incoming/iris/flow.csv", put["VersionId"])
+    ledger = UploadLedger(settings.uploads_table)
+    entry = wait_until(lambda: ledger.get(upload_id))
+    assert entry is not None, "upload never reached the ledger"
+    assert entry.sha256 == hashlib.sha256(body).hexdigest()
+    assert wait_until(
+        lambda: any(i.handler_name == "ingest_upload" and i.ok for i in local_cloud.runtime.invocations)
+    )
+
+
+def test_duplicate_notifications_on_the_queue_have_one_effect(local_cloud):
+    settings = _settings()
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    key = "incoming/iris/dupes.csv"
+    put = s3.put_object(Bucket=settings.data_bucket, Key=key, Body=b"a\n1\n")
+    upload_id = upload_id_for(settings.data_bucket, key, put["VersionId"])
+    ledger = UploadLedger(settings.uploads_table)
+    assert wait_until(lambda: ledger.get(upload_id))
+    before = len(ledger.scan())
+    notification = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "eventTime": "2026-11-23T00:00:00Z",
+                "s3": {
+                    "bucket": {"name": settings.data_bucket},
+                    "object": {
+                        "key": "incoming%2Firis%2Fdupes.csv",
+                        "size": 4,
+                        "eTag": put["ETag"].strip('"'),
+                    },
+                },
+            }
+        ]
+    }
+    url = sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"]
+    sent = {
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(notification))["MessageId"] for _ in range(10)
+    }
+    handled = lambda: sent <= {m for i in local_cloud.runtime.invocations for m in i.message_ids if i.ok}  # noqa: E731
+    assert wait_until(handled), "duplicates were not all consumed"
+    assert len(ledger.scan()) == before
+
+
+def test_api_serves_a_ledger_entry_and_404s_an_unknown_one(local_cloud):
+    settings = _settings()
+    put = boto3.client("s3").put_object(
+        Bucket=settings.data_bucket, Key="incoming/iris/api.csv", Body=b"a\n1\n"
+    )
+    upload_id = upload_id_for(settings.data_bucket, "incoming/iris/api.csv", put["VersionId"])
+    assert wait_until(lambda: UploadLedger(settings.uploads_table).get(upload_id))
+    with urllib.request.urlopen(f"{local_cloud.api_url}/uploads/{upload_id}", timeout=10) as response:
+        assert json.loads(response.read())["key"] == "incoming/iris/api.csv"
+    try:
+        urllib.request.urlopen(f"{local_cloud.api_url}/uploads/unknown", timeout=10)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+    else:
+        raise AssertionError("expected a 404")
+
+
+def test_aws_cli_upload_from_another_process_is_recorded(local_cloud, tmp_path):
+    settings = _settings()
+    data = tmp_path / "cli.csv"
+    data.write_bytes(b"petal_width,species\n0.2,setosa\n")
+    aws_cli = Path(sys.executable).parent / "aws"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    from mlops.localcloud import client_environment
+
+    env.update(client_environment(int(local_cloud.endpoint.rsplit(":", 1)[1])))
+    env.pop("AWS_ENDPOINT_URL")  # as a user would type it: --endpoint-url on the command line
+    subprocess.run(
+        [
+            str(aws_cli),
+            "--endpoint-url",
+            local_cloud.endpoint,
+            "s3",
+            "cp",
+            str(data),
+            f"s3://{settings.data_bucket}/incoming/iris/cli.csv",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    ledger = UploadLedger(settings.uploads_table)
+    entry = wait_until(lambda: [u for u in ledger.scan() if u.key == "incoming/iris/cli.csv"])
+    assert entry and entry[0].sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
+
+
+def test_status_shows_resources_queue_and_dlq_depths_and_uploads(local_cloud, capsys, monkeypatch):
+    from mlops import localcloud
+    from mlops.cli import main
+
+    settings = _settings()
+    put = boto3.client("s3").put_object(
+        Bucket=settings.data_bucket, Key="incoming/iris/status.csv", Body=b"a\n1\n"
+    )
+    upload_id = upload_id_for(settings.data_bucket, "incoming/iris/status.csv", put["VersionId"])
+    assert wait_until(lambda: UploadLedger(settings.uploads_table).get(upload_id))
+    monkeypatch.setattr(localcloud, "STATE_FILE", Path("/nonexistent/state.json"))
+    monkeypatch.setenv("MLOPS_LOCAL_PORT", local_cloud.endpoint.rsplit(":", 1)[1])
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "AWS::S3::Bucket" in out and "AWS::DynamoDB::Table" in out
+    ingest_row = next(line for line in out.splitlines() if line.startswith("serverless-mlops-local-ingest "))
+    assert ingest_row.split()[1:] == ["0", "0", "0"]  # visible, in flight, DLQ
+    assert "s3://serverless-mlops-local-data/incoming/iris/status.csv" in out

@@ -1,0 +1,173 @@
+"""The ingest handler through chalice.test.Client on in-process moto, fed real S3 notifications."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+import boto3
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.ingest import UploadLedger, upload_id_for
+
+
+@pytest.fixture
+def client(aws):
+    with Client(app, stage_name="local") as client:
+        yield client
+
+
+def _notifications(settings) -> list[str]:
+    """Drain the ingest queue: the real notification bodies S3 (moto) sent."""
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"]
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for m in messages:
+            bodies.append(m["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return bodies
+
+
+def _sqs_event(client, settings, bodies):
+    event = client.events.generate_sqs_event(queue_name=settings.ingest_queue, message_bodies=bodies)
+    for record in event["Records"]:  # Chalice gives every record the same messageId
+        record["messageId"] = str(uuid.uuid4())
+    return event
+
+
+def _put(settings, key, body=b"a,b\n1,2\n"):
+    put = boto3.client("s3").put_object(Bucket=settings.data_bucket, Key=key, Body=body)
+    return upload_id_for(settings.data_bucket, key, put["VersionId"])
+
+
+def test_upload_event_records_one_ledger_entry_with_sha256(aws, client):
+    body = b"x,y\n1,2\n3,4\n"
+    upload_id = _put(aws, "incoming/iris/day1.csv", body)
+    response = client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, _notifications(aws)))
+    assert response.payload == {"batchItemFailures": []}
+    entry = UploadLedger(aws.uploads_table).get(upload_id)
+    assert entry.dataset == "iris"
+    assert entry.sha256 == hashlib.sha256(body).hexdigest()
+    assert entry.size == len(body)
+    assert entry.status == "recorded"
+    assert entry.version_id
+
+
+def test_same_s3_event_delivered_ten_times_gives_one_ledger_entry(aws, client):
+    _put(aws, "incoming/iris/day1.csv")
+    bodies = [b for b in _notifications(aws) if "Records" in b]
+    event = _sqs_event(client, aws, bodies * 10)
+    response = client.lambda_.invoke("ingest_upload", event)
+    assert response.payload == {"batchItemFailures": []}
+    for _ in range(3):  # and again, in later invocations
+        client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, bodies))
+    assert len(UploadLedger(aws.uploads_table).scan()) == 1
+
+
+def test_duplicate_past_the_idempotency_window_still_has_one_effect(aws, client):
+    """The ledger write is create-only, so even a redelivery the idempotency table forgot is absorbed."""
+    from chalicelib.ingest import ingest
+
+    upload_id = _put(aws, "incoming/iris/day1.csv")
+    (body,) = [b for b in _notifications(aws) if "Records" in b]
+    client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, [body]))
+    record = json.loads(body)["Records"][0]["s3"]
+    again = ingest(
+        notification={
+            "bucket": record["bucket"]["name"],
+            "key": "incoming/iris/day1.csv",
+            "size": record["object"]["size"],
+            "etag": record["object"]["eTag"],
+            "version_id": None,
+            "event_name": "ObjectCreated:Put",
+            "event_time": "",
+        }
+    )
+    assert again == {"upload_id": upload_id, "created": False, "status": "recorded"}
+    assert len(UploadLedger(aws.uploads_table).scan()) == 1
+
+
+def test_s3_test_event_is_skipped(aws, client):
+    bodies = _notifications(aws)
+    assert any("s3:TestEvent" in b for b in bodies)
+    response = client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, bodies))
+    assert response.payload == {"batchItemFailures": []}
+    assert UploadLedger(aws.uploads_table).scan() == []
+
+
+def test_malformed_message_fails_alone_and_the_rest_of_the_batch_is_recorded(aws, client):
+    upload_id = _put(aws, "incoming/iris/day1.csv")
+    good = [b for b in _notifications(aws) if "Records" in b]
+    event = _sqs_event(client, aws, ["this is not an S3 notification", *good])
+    response = client.lambda_.invoke("ingest_upload", event)
+    assert response.payload == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert UploadLedger(aws.uploads_table).get(upload_id) is not None
+
+
+def test_upload_outside_a_dataset_folder_is_recorded_with_the_reason(aws, client):
+    upload_id = _put(aws, "incoming/loose.csv")
+    client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, _notifications(aws)))
+    entry = UploadLedger(aws.uploads_table).get(upload_id)
+    assert entry.status == "unroutable"
+    assert "incoming/<dataset>/<file>" in entry.problem
+
+
+def test_object_deleted_before_it_is_read_is_recorded_as_missing(aws, client):
+    key = "incoming/iris/gone.csv"
+    boto3.client("s3").put_object(Bucket=aws.data_bucket, Key=key, Body=b"a\n1\n")
+    bodies = _notifications(aws)
+    s3 = boto3.client("s3")
+    for version in s3.list_object_versions(Bucket=aws.data_bucket, Prefix=key)["Versions"]:
+        s3.delete_object(Bucket=aws.data_bucket, Key=key, VersionId=version["VersionId"])
+    response = client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, bodies))
+    assert response.payload == {"batchItemFailures": []}
+    (entry,) = UploadLedger(aws.uploads_table).scan()
+    assert entry.status == "missing"
+    assert "gone before it could be read" in entry.problem
+
+
+@pytest.fixture
+def function_logs():
+    """What the Powertools logger writes (its stream was bound to stdout at import)."""
+    import io
+
+    from chalicelib.observability import logger
+
+    buffer = io.StringIO()
+    previous = logger.registered_handler.setStream(buffer)
+    yield buffer
+    logger.registered_handler.setStream(previous)
+
+
+def test_handler_logs_json_with_handler_name_and_correlation_id(aws, client, function_logs):
+    _put(aws, "incoming/iris/day1.csv")
+    event = _sqs_event(client, aws, [b for b in _notifications(aws) if "Records" in b])
+    client.lambda_.invoke("ingest_upload", event)
+    lines = [json.loads(line) for line in function_logs.getvalue().splitlines()]
+    recorded = [line for line in lines if line["message"] == "upload recorded"]
+    assert recorded, lines
+    assert recorded[0]["handler"] == "ingest_upload"
+    assert recorded[0]["correlation_id"] == event["Records"][0]["messageId"]
+
+
+def test_handler_emits_emf_metrics(aws, client, capsys):
+    _put(aws, "incoming/iris/day1.csv")
+    client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, _notifications(aws)))
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert any(doc.get("UploadsRecorded") == [1.0] for doc in emf)
+
+
+def test_health_route_answers(client):
+    response = client.http.get("/health")
+    assert response.status_code == 200
+    assert response.json_body == {"status": "ok", "stage": "local"}
+
+
+def test_unknown_upload_is_a_404_that_names_it(client):
+    response = client.http.get("/uploads/nope")
+    assert response.status_code == 404
+    assert "nope" in response.json_body["Message"]

@@ -1,0 +1,85 @@
+"""The data-plane template: lint, conventions, and the local cloud filling moto's gaps."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from mlops import TEMPLATE
+from mlops.cfn import load_template
+
+from chalicelib.settings import Settings, dlq_name
+
+
+def test_template_passes_cfn_lint():
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _resources(kind):
+    return {k: v for k, v in load_template()["Resources"].items() if v["Type"] == kind}
+
+
+def test_every_queue_has_a_dlq_that_keeps_messages_longer():
+    queues = _resources("AWS::SQS::Queue")
+    work = {k: v for k, v in queues.items() if "RedrivePolicy" in v["Properties"]}
+    assert len(work) == 4  # ingest, retrain, promotion, batch work
+    for logical, queue in work.items():
+        dlq = queues[queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]
+        assert dlq["Properties"]["MessageRetentionPeriod"] > queue["Properties"]["MessageRetentionPeriod"], (
+            logical
+        )
+
+
+def test_buckets_queues_and_tables_are_encrypted_with_the_customer_key():
+    for bucket in _resources("AWS::S3::Bucket").values():
+        rule = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+        assert all(bucket["Properties"]["PublicAccessBlockConfiguration"].values())
+    for queue in _resources("AWS::SQS::Queue").values():
+        assert queue["Properties"]["KmsMasterKeyId"] == {"Ref": "DataKey"}
+    for table in _resources("AWS::DynamoDB::Table").values():
+        assert table["Properties"]["SSESpecification"]["KMSMasterKeyId"] == {"Ref": "DataKey"}
+
+
+@pytest.mark.parametrize("stage", ["local", "dev"])
+def test_deployed_resources_are_named_by_the_settings_convention(stage):
+    import warnings
+
+    from mlops.cfn import deploy_stack
+    from moto import mock_aws
+
+    with mock_aws(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        deploy_stack(boto3.session.Session(), f"stack-{stage}", {"Stage": stage})
+        settings = Settings.for_stage(stage)
+        buckets = {b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]}
+        assert {settings.data_bucket, settings.models_bucket} <= buckets
+        queues = {url.rsplit("/", 1)[1] for url in boto3.client("sqs").list_queues()["QueueUrls"]}
+        assert set(settings.queues.values()) | {dlq_name(q) for q in settings.queues.values()} <= queues
+        tables = set(boto3.client("dynamodb").list_tables()["TableNames"])
+        assert {settings.uploads_table, settings.idempotency_table} <= tables
+
+
+def test_local_cloud_applies_what_moto_cloudformation_ignores(aws):
+    s3 = boto3.client("s3")
+    assert s3.get_bucket_versioning(Bucket=aws.data_bucket)["Status"] == "Enabled"
+    notification = s3.get_bucket_notification_configuration(Bucket=aws.data_bucket)["QueueConfigurations"][0]
+    assert notification["QueueArn"].endswith(f":{aws.ingest_queue}")
+    assert notification["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "incoming/"}]
+    ttl = boto3.client("dynamodb").describe_time_to_live(TableName=aws.idempotency_table)
+    assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}
+
+
+def test_upload_under_incoming_notifies_the_ingest_queue_and_others_do_not(aws):
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=aws.ingest_queue)["QueueUrl"]
+    sqs.purge_queue(QueueUrl=url)  # the s3:TestEvent
+    s3.put_object(Bucket=aws.data_bucket, Key="reports/x.json", Body=b"{}")
+    s3.put_object(Bucket=aws.data_bucket, Key="incoming/iris/day 1.csv", Body=b"a,b\n1,2\n")
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    keys = [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in messages]
+    assert keys == ["incoming%2Firis%2Fday+1.csv"]
