@@ -7,7 +7,7 @@ STAGE ?= dev
 
 .PHONY: demo test up status lint format clean venv
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/find-python.sh
+$(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
 	if [ ! -x $(BIN)/python ] || ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
 	  echo "creating $(VENV) with $$py"; rm -rf $(VENV); "$$py" -m venv $(VENV) || exit 1; \

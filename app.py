@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, NotFoundError
+from chalice import BadRequestError, Chalice, NotFoundError
 from chalice.app import SQSEvent
 
 from chalicelib import observability
+from chalicelib.http import BadRequest, parse_json_body
 from chalicelib.ingest import UploadLedger, handle_ingest_batch
+from chalicelib.ingest.uploads import DATASET_NAME
 from chalicelib.settings import Settings
+from chalicelib.validation import Contract, ContractError, ContractStore, NoContract
 
 app = Chalice(app_name="serverless-mlops")
 # Names are derived from MLOPS_STAGE at import time: `chalice deploy --stage X` imports this
@@ -23,7 +26,7 @@ observability.install(app)
     queue=settings.ingest_queue, batch_size=10, maximum_batching_window_in_seconds=1, name="ingest_upload"
 )
 def ingest_upload(event: SQSEvent) -> dict[str, Any]:
-    """S3 notifications of uploads under incoming/ -> uploads ledger."""
+    """S3 notifications of uploads under incoming/ -> validation -> uploads ledger."""
     return handle_ingest_batch(event.to_dict(), event.context)
 
 
@@ -38,3 +41,34 @@ def get_upload(upload_id: str) -> dict[str, Any]:
     if upload is None:
         raise NotFoundError(f"no upload with id {upload_id!r}")
     return upload.as_item()
+
+
+def _dataset_name(name: str) -> str:
+    if not DATASET_NAME.match(name):
+        raise BadRequestError(f"dataset name {name!r} must be 1-63 lowercase letters, digits, '-' or '_'")
+    return name
+
+
+@app.route("/datasets/{name}/contract", methods=["PUT"], content_types=["application/json"])
+def put_contract(name: str) -> dict[str, Any]:
+    """Store a dataset's data contract; a broken contract is refused with the field named."""
+    _dataset_name(name)
+    try:
+        document = parse_json_body(app.current_request.raw_body)
+        contract = Contract.parse(document)
+    except BadRequest as exc:
+        raise BadRequestError(str(exc)) from exc
+    except ContractError as exc:
+        raise BadRequestError(f"invalid contract: {exc}") from exc
+    if contract.dataset != name:
+        raise BadRequestError(f"dataset: the contract is for {contract.dataset!r} but was sent to {name!r}")
+    key = ContractStore(Settings.from_env().data_bucket).put(contract)
+    return {"dataset": name, "version": contract.version, "key": key}
+
+
+@app.route("/datasets/{name}/contract", methods=["GET"])
+def get_contract(name: str) -> dict[str, Any]:
+    try:
+        return ContractStore(Settings.from_env().data_bucket).get(_dataset_name(name)).to_dict()
+    except NoContract as exc:
+        raise NotFoundError(str(exc)) from exc

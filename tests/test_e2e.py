@@ -3,6 +3,7 @@ others, and `mlops demo`. Slow (they start processes), and part of `make test` a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,8 +56,30 @@ def test_mlops_up_accepts_an_aws_cli_upload_and_records_it(tmp_path):
         for line in exports.stdout.splitlines():
             key, value = line.removeprefix("export ").split("=", 1)
             cli_env[key] = value
+        contract = tmp_path / "contract.json"
+        contract.write_text(
+            json.dumps(
+                {
+                    "dataset": "e2e",
+                    "columns": [
+                        {"name": "x", "type": "float", "classification": "public"},
+                        {"name": "y", "type": "integer", "classification": "public", "allowed": [0, 1]},
+                    ],
+                    "target": "y",
+                    "task": "classification",
+                }
+            )
+        )
+        put = subprocess.run(
+            [str(BIN / "mlops"), "contract", "put", str(contract)],
+            cwd=PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert put.returncode == 0 and "stored the contract of 'e2e'" in put.stdout, put.stdout + put.stderr
         data = tmp_path / "day1.csv"
-        data.write_text("x,y\n1,2\n")
+        data.write_text("x,y\n1.5,1\n2.5,0\n")
         subprocess.run(
             [
                 str(BIN / "aws"),
@@ -77,7 +100,7 @@ def test_mlops_up_accepts_an_aws_cli_upload_and_records_it(tmp_path):
             if "incoming/e2e/day1.csv" in status:
                 break
             time.sleep(0.3)
-        assert "recorded" in status and "s3://serverless-mlops-local-data/incoming/e2e/day1.csv" in status, (
+        assert " valid " in status and "s3://serverless-mlops-local-data/incoming/e2e/day1.csv" in status, (
             status
         )
     finally:

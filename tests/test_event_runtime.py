@@ -259,5 +259,5 @@ def test_subscriptions_come_from_the_decorators_and_the_stage_config():
     ]
     assert sub.queue_name == "serverless-mlops-local-ingest"
     assert (sub.batch_size, sub.batching_window_s) == (10, 1.0)
-    assert sub.timeout_s == 60
+    assert sub.timeout_s == 900
     assert sub.function_name == "serverless-mlops-local-ingest_upload"

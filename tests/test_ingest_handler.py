@@ -12,10 +12,23 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.ingest import UploadLedger, upload_id_for
+from chalicelib.validation import Contract, ContractStore
+
+IRIS = {
+    "dataset": "iris",
+    "columns": [
+        {"name": "a", "type": "float", "classification": "public", "min": 0},
+        {"name": "label", "type": "category", "classification": "internal", "allowed": ["yes", "no"]},
+    ],
+    "target": "label",
+    "task": "classification",
+}
+GOOD = b"a,label\n1.5,yes\n2.5,no\n"
 
 
 @pytest.fixture
 def client(aws):
+    ContractStore(aws.data_bucket).put(Contract.parse(IRIS))
     with Client(app, stage_name="local") as client:
         yield client
 
@@ -39,13 +52,13 @@ def _sqs_event(client, settings, bodies):
     return event
 
 
-def _put(settings, key, body=b"a,b\n1,2\n"):
+def _put(settings, key, body=GOOD):
     put = boto3.client("s3").put_object(Bucket=settings.data_bucket, Key=key, Body=body)
     return upload_id_for(settings.data_bucket, key, put["VersionId"])
 
 
 def test_upload_event_records_one_ledger_entry_with_sha256(aws, client):
-    body = b"x,y\n1,2\n3,4\n"
+    body = GOOD
     upload_id = _put(aws, "incoming/iris/day1.csv", body)
     response = client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, _notifications(aws)))
     assert response.payload == {"batchItemFailures": []}
@@ -53,7 +66,8 @@ def test_upload_event_records_one_ledger_entry_with_sha256(aws, client):
     assert entry.dataset == "iris"
     assert entry.sha256 == hashlib.sha256(body).hexdigest()
     assert entry.size == len(body)
-    assert entry.status == "recorded"
+    assert entry.status == "valid"
+    assert entry.rows == 2
     assert entry.version_id
 
 
@@ -88,6 +102,7 @@ def test_duplicate_past_the_idempotency_window_still_has_one_effect(aws, client)
         }
     )
     assert again == {"upload_id": upload_id, "created": False, "status": "recorded"}
+    assert UploadLedger(aws.uploads_table).get(upload_id).status == "valid"
     assert len(UploadLedger(aws.uploads_table).scan()) == 1
 
 
@@ -118,7 +133,7 @@ def test_upload_outside_a_dataset_folder_is_recorded_with_the_reason(aws, client
 
 def test_object_deleted_before_it_is_read_is_recorded_as_missing(aws, client):
     key = "incoming/iris/gone.csv"
-    boto3.client("s3").put_object(Bucket=aws.data_bucket, Key=key, Body=b"a\n1\n")
+    boto3.client("s3").put_object(Bucket=aws.data_bucket, Key=key, Body=GOOD)
     bodies = _notifications(aws)
     s3 = boto3.client("s3")
     for version in s3.list_object_versions(Bucket=aws.data_bucket, Prefix=key)["Versions"]:

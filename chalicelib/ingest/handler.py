@@ -1,4 +1,4 @@
-"""The ingest stage: every upload under ``incoming/`` is recorded once in the uploads ledger.
+"""The ingest stage: every upload under ``incoming/`` is validated and recorded once in the ledger.
 
 S3 notifications arrive through the ingest queue (at-least-once, so duplicates happen). Each
 notification is processed by an idempotent function (Powertools Idempotency on DynamoDB), and the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +23,13 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from chalicelib.ingest.store import ObjectGone, UploadLedger, sha256_of_object
+from chalicelib import aws
+from chalicelib.ingest.store import ObjectGone, UploadLedger, open_object
 from chalicelib.ingest.uploads import Upload, dataset_of, upload_id_for
 from chalicelib.observability import logger, metrics
 from chalicelib.s3events import ObjectCreated, object_created_events
 from chalicelib.settings import Settings
+from chalicelib.validation.pipeline import HashingReader, publish, validate_upload
 
 # A redelivered notification within this window is answered from the idempotency table; after
 # it, the create-only ledger write still keeps the effect single.
@@ -51,21 +53,91 @@ def handle_ingest_batch(raw_event: dict[str, Any], context: Any) -> dict[str, An
 
 
 def ingest(notification: dict[str, Any]) -> dict[str, Any]:
-    """Record one upload in the ledger (create-only). Returns the ledger entry and whether it is new."""
+    """Validate one upload and record it in the ledger (create-only, written last).
+
+    Returns the upload id, whether this call created the ledger entry, and the status.
+    """
     settings = Settings.from_env()
     event = ObjectCreated(
         **{k: v for k, v in notification.items() if k in ObjectCreated.__dataclass_fields__}
     )
+    ledger = UploadLedger(settings.uploads_table)
     dataset, problem = dataset_of(event.key)
-    status = "unroutable" if problem else "recorded"
-    sha256: str | None = None
-    size, version_id = event.size, event.version_id
     try:
-        sha256, size, version_id = sha256_of_object(event.bucket, event.key, event.version_id, event.etag)
+        body, version_id, size = open_object(event.bucket, event.key, event.version_id, event.etag)
     except ObjectGone as exc:
-        status, problem = "missing", f"object was gone before it could be read: {exc}"
+        version_id, size = event.version_id, event.size
+        upload_id = upload_id_for(event.bucket, event.key, version_id or event.etag)
+        upload = _upload(event, upload_id, dataset, version_id, size, None, "missing")
+        return _record(ledger, replace(upload, problem=f"object was gone before it could be read: {exc}"))
     upload_id = upload_id_for(event.bucket, event.key, version_id or event.etag)
-    upload = Upload(
+    logger.append_keys(upload_id=upload_id)
+    try:
+        if ledger.get(upload_id) is not None:  # done before: a late duplicate of a finished upload
+            return _record(ledger, _upload(event, upload_id, dataset, version_id, size, None, "recorded"))
+        reader = HashingReader(body)
+        outcome = validate_upload(reader, dataset, settings.data_bucket, size) if dataset else None
+        too_large = outcome is not None and any(i["code"] == "FILE_TOO_LARGE" for i in outcome.issues)
+        if not too_large:
+            reader.drain()  # the hash covers every byte, even when validation stopped early
+        sha256 = None if too_large else reader.hexdigest()
+        body.close()
+        if outcome is None or dataset is None:
+            return _record(
+                ledger,
+                replace(
+                    _upload(event, upload_id, dataset, version_id, size, sha256, "unroutable"),
+                    problem=problem,
+                ),
+            )
+        first = ledger.claim_content(dataset, sha256, upload_id) if sha256 else upload_id
+        if first != upload_id:
+            upload = _upload(event, upload_id, dataset, version_id, size, sha256, "duplicate")
+            return _record(
+                ledger, replace(upload, duplicate_of=first, problem=f"identical bytes to upload {first}")
+            )
+        written = publish(
+            outcome,
+            dataset=dataset,
+            upload_id=upload_id,
+            bucket=event.bucket,
+            key=event.key,
+            version_id=version_id,
+            sha256=sha256,
+            data_bucket=settings.data_bucket,
+            retrain_queue_url=_queue_url(settings.retrain_queue),
+        )
+        drift = outcome.report.get("drift", {}).get("verdict")
+        metrics.add_metric(
+            name="UploadsValid" if outcome.status == "valid" else "UploadsQuarantined",
+            unit=MetricUnit.Count,
+            value=1,
+        )
+        if drift == "drifted":
+            metrics.add_metric(name="UploadsDrifted", unit=MetricUnit.Count, value=1)
+        upload = replace(
+            _upload(event, upload_id, dataset, version_id, size, sha256, outcome.status),
+            rows=outcome.rows,
+            report_key=written["report_key"],
+            output_key=written["output_key"],
+            issue_codes=sorted({i["code"] for i in outcome.issues}),
+            drift=drift,
+        )
+        return _record(ledger, upload)
+    finally:
+        logger.remove_keys(["upload_id"])
+
+
+def _upload(
+    event: ObjectCreated,
+    upload_id: str,
+    dataset: str | None,
+    version_id: str | None,
+    size: int,
+    sha256: str | None,
+    status: str,
+) -> Upload:
+    return Upload(
         upload_id=upload_id,
         bucket=event.bucket,
         key=event.key,
@@ -77,21 +149,43 @@ def ingest(notification: dict[str, Any]) -> dict[str, Any]:
         event_time=event.event_time,
         recorded_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
         status=status,
-        problem=problem,
     )
-    created = UploadLedger(settings.uploads_table).record(upload)
-    logger.append_keys(upload_id=upload_id)
+
+
+def _record(ledger: UploadLedger, upload: Upload) -> dict[str, Any]:
+    created = ledger.record(upload)
     if created:
         metrics.add_metric(name="UploadsRecorded", unit=MetricUnit.Count, value=1)
+        # Keys, counts and codes only: values of the data never reach the logs.
         logger.info(
             "upload recorded",
-            extra={"dataset": dataset, "key": event.key, "size": size, "status": status, "problem": problem},
+            extra={
+                "upload_id": upload.upload_id,
+                "dataset": upload.dataset,
+                "key": upload.key,
+                "size": upload.size,
+                "status": upload.status,
+                "rows": upload.rows,
+                "issue_codes": upload.issue_codes,
+                "drift": upload.drift,
+                "problem": upload.problem,
+            },
         )
     else:
         metrics.add_metric(name="DuplicateUploadEvents", unit=MetricUnit.Count, value=1)
-        logger.info("duplicate upload event absorbed", extra={"key": event.key})
-    logger.remove_keys(["upload_id"])
-    return {"upload_id": upload_id, "created": created, "status": status}
+        logger.info(
+            "duplicate upload event absorbed", extra={"upload_id": upload.upload_id, "key": upload.key}
+        )
+    return {
+        "upload_id": upload.upload_id,
+        "created": created,
+        "status": upload.status if created else "recorded",
+    }
+
+
+@functools.cache
+def _queue_url(name: str) -> str:
+    return str(aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
 
 
 def _as_payload(event: ObjectCreated) -> dict[str, Any]:
@@ -113,5 +207,6 @@ def _idempotent_ingest() -> tuple[Callable[..., dict[str, Any]], IdempotencyConf
 
 
 def reset() -> None:
-    """Forget the idempotency wiring (tests switch tables between cases)."""
+    """Forget the idempotency wiring and queue URLs (tests switch endpoints between cases)."""
     _idempotent_ingest.cache_clear()
+    _queue_url.cache_clear()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -11,24 +9,22 @@ from botocore.exceptions import ClientError
 from chalicelib import aws
 from chalicelib.ingest.uploads import Upload
 
-CHUNK = 1024 * 1024
-
 
 class ObjectGone(Exception):
     """The object (or the notified version of it) no longer exists."""
 
 
-def sha256_of_object(bucket: str, key: str, version_id: str | None, etag: str) -> tuple[str, int, str | None]:
-    """Stream the object and hash it, in bounded memory.
+def open_object(bucket: str, key: str, version_id: str | None, etag: str) -> tuple[Any, str | None, int]:
+    """Open the notified object version for streaming: (body, version id, size in bytes).
 
-    Returns (hex digest, size in bytes, version id). The version id comes from the read when the
-    notification lacks one (moto's do; AWS's carry it for versioned buckets).
+    The version id comes from the read when the notification lacks one (moto's do; AWS's carry it
+    for versioned buckets). In an unversioned bucket the ETag makes sure we read the bytes that
+    were notified, not a later overwrite.
     """
     args: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id:
         args["VersionId"] = version_id
     elif etag:
-        # Unversioned bucket: make sure we hash the bytes that were notified, not a later overwrite.
         args["IfMatch"] = f'"{etag}"'
     try:
         response = aws.client("s3").get_object(**args)
@@ -37,20 +33,7 @@ def sha256_of_object(bucket: str, key: str, version_id: str | None, etag: str) -
         if code in {"NoSuchKey", "NoSuchVersion", "404", "PreconditionFailed", "412"}:
             raise ObjectGone(f"s3://{bucket}/{key} ({code})") from exc
         raise
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in _chunks(response["Body"]):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size, version_id or response.get("VersionId")
-
-
-def _chunks(body: Any) -> Iterator[bytes]:
-    try:
-        while chunk := body.read(CHUNK):
-            yield chunk
-    finally:
-        body.close()
+    return response["Body"], version_id or response.get("VersionId"), int(response.get("ContentLength", 0))
 
 
 class UploadLedger:
@@ -73,6 +56,28 @@ class UploadLedger:
             raise
         return True
 
+    def claim_content(self, dataset: str, sha256: str, upload_id: str) -> str:
+        """Record that these bytes arrived for this dataset; the id of the first upload that had them.
+
+        A second upload of identical bytes gets the first one's id back and is reported as such,
+        not counted twice; a retry of the same upload gets its own id back.
+        """
+        key = f"content#{dataset}#{sha256}"
+        try:
+            aws.client("dynamodb").put_item(
+                TableName=self.table_name,
+                Item={"upload_id": {"S": key}, "first_upload_id": {"S": upload_id}},
+                ConditionExpression="attribute_not_exists(upload_id)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            item = aws.client("dynamodb").get_item(
+                TableName=self.table_name, Key={"upload_id": {"S": key}}, ConsistentRead=True
+            )["Item"]
+            return str(item["first_upload_id"]["S"])
+        return upload_id
+
     def get(self, upload_id: str) -> Upload | None:
         item = (
             aws.client("dynamodb")
@@ -88,6 +93,7 @@ class UploadLedger:
             Upload.from_item(_unmarshal(item))
             for page in paginator.paginate(TableName=self.table_name, ConsistentRead=True)
             for item in page.get("Items", [])
+            if not item["upload_id"]["S"].startswith("content#")
         ]
         return sorted(uploads, key=lambda u: (u.recorded_at, u.key))
 

@@ -50,8 +50,16 @@ class Upload:
     sha256: str | None
     event_time: str
     recorded_at: str
-    status: str  # "recorded", "missing" (gone before it could be read) or "unroutable" (bad key)
+    # "valid", "invalid" (quarantined), "duplicate" (identical bytes seen before), "missing" (gone
+    # before it could be read) or "unroutable" (not under incoming/<dataset>/)
+    status: str
     problem: str | None = None
+    rows: int | None = None
+    report_key: str | None = None
+    output_key: str | None = None  # validated/... or quarantine/...
+    issue_codes: list[str] | None = None
+    drift: str | None = None  # "stable", "drifted" or "reference"
+    duplicate_of: str | None = None
 
     def as_item(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -60,4 +68,6 @@ class Upload:
     def from_item(cls, item: dict[str, Any]) -> Upload:
         fields: dict[str, Any] = {k: item.get(k) for k in cls.__dataclass_fields__}
         fields["size"] = int(fields["size"] or 0)
+        if fields.get("rows") is not None:
+            fields["rows"] = int(fields["rows"])
         return cls(**fields)

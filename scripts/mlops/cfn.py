@@ -64,7 +64,7 @@ def deploy_stack(
         r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
         for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
     }
-    apply_moto_gaps(session, load_template(path), resources)
+    apply_moto_gaps(session, load_template(path), resources, parameters)
     return resources
 
 
@@ -80,7 +80,25 @@ def _wait_complete(cfn: Any, name: str, timeout_s: float = 60) -> None:
         time.sleep(0.2)
 
 
-def apply_moto_gaps(session: Any, template: dict[str, Any], physical: dict[str, str]) -> None:
+def resolve(value: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
+    """Resolve the intrinsics the gap-filled properties use: Ref to a parameter, Fn::FindInMap."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, arg),) = value.items()
+        if name == "Ref" and arg in template.get("Parameters", {}):
+            return parameters.get(arg, template["Parameters"][arg].get("Default"))
+        if name == "Fn::FindInMap":
+            mapping, top, second = (resolve(a, template, parameters) for a in arg)
+            return template["Mappings"][mapping][top][second]
+    if isinstance(value, dict):
+        return {k: resolve(v, template, parameters) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, template, parameters) for v in value]
+    return value
+
+
+def apply_moto_gaps(
+    session: Any, template: dict[str, Any], physical: dict[str, str], parameters: dict[str, str]
+) -> None:
     """Apply the bucket and table settings that moto's CloudFormation ignores."""
     s3 = session.client("s3")
     sqs = session.client("sqs")
@@ -98,6 +116,12 @@ def apply_moto_gaps(session: Any, template: dict[str, Any], physical: dict[str, 
                 s3.put_bucket_versioning(
                     Bucket=bucket,
                     VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]},
+                )
+            lifecycle = resolve(props.get("LifecycleConfiguration"), template, parameters)
+            if lifecycle:
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket=bucket,
+                    LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in lifecycle["Rules"]]},
                 )
             notifications = props.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
             if notifications:
@@ -129,3 +153,23 @@ def apply_moto_gaps(session: Any, template: dict[str, Any], physical: dict[str, 
                     TableName=physical[logical],
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
                 )
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the S3 API's shape."""
+    api: dict[str, Any] = {
+        "ID": rule["Id"],
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "ExpirationInDays" in rule:
+        api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        api["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        }
+    if "AbortIncompleteMultipartUpload" in rule:
+        api["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        }
+    return api

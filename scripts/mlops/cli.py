@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 
@@ -29,6 +30,21 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--verbose", action="store_true", help="also print the functions' JSON logs")
 
     sub.add_parser("status", help="what is deployed locally, queue depths, DLQ depths, recent uploads")
+
+    contract = sub.add_parser("contract", help="store or show a dataset's data contract (local cloud)")
+    contract_sub = contract.add_subparsers(dest="action", required=True)
+    put = contract_sub.add_parser("put", help="check a contract file and store it")
+    put.add_argument("file", help="the contract, JSON (see docs/contracts.md)")
+    get = contract_sub.add_parser("get", help="print a dataset's contract")
+    get.add_argument("dataset")
+
+    validate = sub.add_parser(
+        "validate",
+        help="validate a CSV against a contract offline; prints the JSON report (exit 0 valid, 1 invalid)",
+    )
+    validate.add_argument("--contract", required=True, help="the contract file (JSON)")
+    validate.add_argument("--reference", help="a drift reference profile (JSON) to compare against")
+    validate.add_argument("file", help="the CSV file (plain or gzip)")
     sub.add_parser("env", help="print shell exports for the running local cloud (eval them)")
 
     args = parser.parse_args(argv)
@@ -43,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status()
         if args.command == "env":
             return cmd_env()
+        if args.command == "contract":
+            return cmd_contract(args.action, getattr(args, "file", None), getattr(args, "dataset", None))
+        if args.command == "validate":
+            return cmd_validate(args.contract, args.file, args.reference)
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {args.command}")
@@ -106,6 +126,62 @@ def cmd_env() -> int:
     for key, value in client_environment(port).items():
         print(f"export {key}={value}")
     return 0
+
+
+def cmd_contract(action: str, path: str | None, dataset: str | None) -> int:
+    from chalicelib.settings import Settings
+    from chalicelib.validation import Contract, ContractError, ContractStore, NoContract
+    from mlops.localcloud import connect
+
+    if action == "put":
+        assert path is not None
+        try:
+            contract = Contract.from_json(Path(path).read_bytes())
+        except OSError as exc:
+            print(f"mlops contract put: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            return 2
+        except ContractError as exc:
+            print(f"mlops contract put: {path} is not a valid contract: {exc}", file=sys.stderr)
+            return 2
+        connect()
+        key = ContractStore(Settings.from_env().data_bucket).put(contract)
+        print(f"stored the contract of {contract.dataset!r} (version {contract.version}) at {key}")
+        return 0
+    assert dataset is not None
+    connect()
+    try:
+        print(ContractStore(Settings.from_env().data_bucket).get(dataset).to_json(), end="")
+    except NoContract as exc:
+        print(f"mlops contract get: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_validate(contract_path: str, path: str, reference_path: str | None) -> int:
+    """The same validation the pipeline runs, on a local file. Exit 0 valid, 1 invalid, 2 usage."""
+    import json
+
+    from chalicelib.validation import Contract, ContractError, validate_stream
+
+    try:
+        contract = Contract.from_json(Path(contract_path).read_bytes())
+        reference = json.loads(Path(reference_path).read_bytes()) if reference_path else None
+        stream = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        print(f"mlops validate: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ContractError as exc:
+        print(f"mlops validate: {contract_path} is not a valid contract: {exc}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"mlops validate: {reference_path} is not JSON: {exc}", file=sys.stderr)
+        return 2
+    with stream:
+        result = validate_stream(
+            stream, contract, size=os.fstat(stream.fileno()).st_size, reference=reference
+        )
+    print(json.dumps(result.report, indent=2))
+    return 0 if result.status == "valid" else 1
 
 
 def cmd_status() -> int:

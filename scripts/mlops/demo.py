@@ -1,27 +1,24 @@
 """``mlops demo``: the end-to-end scenario on a fresh local cloud, one step at a time.
 
-Each step prints what happened and checks it; the demo exits 0 only if every check held.
-Today's scenario (the foundation): real data (scikit-learn's bundled breast-cancer dataset) is
-uploaded as daily files; each upload travels S3 -> notification -> ingest queue -> event runtime
--> ``ingest_upload`` -> uploads ledger. Duplicate deliveries are absorbed, a badly placed file is
-recorded with the reason, and the ledger is readable over the HTTP API.
+Each step prints what happened and checks it; the demo exits 0 only if every check held. The
+data is real (scikit-learn's bundled breast-cancer set) cut into daily uploads. So far the
+scenario covers the foundation and validation: contracts, uploads flowing S3 -> notification ->
+ingest queue -> event runtime -> ``ingest_upload``, reports, quarantine, drift, duplicates.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, to_csv
 from mlops.localcloud import PROJECT_DIR, LocalCloud, free_port
 
 DATASET = "breast_cancer"
-DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 
 
 class Demo:
@@ -38,28 +35,6 @@ class Demo:
         return ok
 
 
-def daily_files() -> dict[str, bytes]:
-    """The breast-cancer dataset as three daily CSV uploads, with a row id and the target."""
-    from sklearn.datasets import load_breast_cancer
-
-    data = load_breast_cancer()
-    names = [n.replace(" ", "_") for n in data.feature_names]
-    rows = [
-        [f"patient-{i:04d}", *(f"{v:.6g}" for v in x), int(y)]
-        for i, (x, y) in enumerate(zip(data.data, data.target, strict=True))
-    ]
-    files = {}
-    per_day = len(rows) // len(DAYS)
-    for d, day in enumerate(DAYS):
-        chunk = rows[d * per_day : (d + 1) * per_day if d < len(DAYS) - 1 else len(rows)]
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["row_id", *names, "diagnosis"])
-        writer.writerows(chunk)
-        files[f"incoming/{DATASET}/{day}.csv"] = buf.getvalue().encode()
-    return files
-
-
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -67,6 +42,37 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: 
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval_s)
+
+
+def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def uploads_plan() -> dict[str, tuple[bytes, str]]:
+    """key -> (bytes, what it is). Three good days, a malformed day, a drifted day."""
+    header, rows = breast_cancer_rows()
+    plan = {}
+    for day, (lo, hi) in enumerate([(0, 110), (110, 220), (220, 330)], start=1):
+        plan[f"incoming/{DATASET}/2026-11-0{day}.csv"] = (to_csv(header, rows[lo:hi]), "a good day")
+    bad = [list(r) for r in rows[330:440]]
+    bad[3][-1] = "2"  # a diagnosis the contract does not allow
+    bad[10][5] = "nan"  # NaN in a measurement
+    bad[20][0] = "=cmd|' /C calc'!A0"  # spreadsheet formula injection in the id
+    bad[30][0] = bad[31][0]  # the same patient twice
+    plan[f"incoming/{DATASET}/2026-11-04.csv"] = (to_csv(header, bad), "malformed")
+    plan[f"incoming/{DATASET}/2026-11-05.csv"] = (
+        to_csv(header, drifted(header, rows[440:])),
+        "drifted (instrument miscalibrated)",
+    )
+    return plan
 
 
 def run_demo(verbose: bool = False) -> int:
@@ -84,80 +90,179 @@ def run_demo(verbose: bool = False) -> int:
         from chalicelib.settings import Settings
 
         settings = Settings.from_env()
-        s3 = boto3.client("s3")
-        sqs = boto3.client("sqs")
+        s3, sqs = boto3.client("s3"), boto3.client("sqs")
         ledger = UploadLedger(settings.uploads_table)
-        print(f"   endpoint {cloud.endpoint}, API {cloud.api_url}, up in {time.monotonic() - started:.1f}s")
-        print(f"   stack resources: {len(cloud.resources)}; data bucket s3://{settings.data_bucket}")
+        api = cloud.api_url
+        print(f"   endpoint {cloud.endpoint}, API {api}, up in {time.monotonic() - started:.1f}s")
         demo.check(
             {"DataBucket", "ModelsBucket", "IngestQueue", "IngestDLQ", "UploadsTable", "IdempotencyTable"}
             <= set(cloud.resources),
-            "the data-plane template deployed into moto",
+            f"the data-plane template deployed into moto ({len(cloud.resources)} resources)",
         )
 
-        demo.step(f"Uploading {len(DAYS)} daily files of real data (scikit-learn's breast-cancer set)")
-        files = daily_files()
-        expected: dict[str, tuple[str, str]] = {}
-        for key, body in files.items():
-            put = s3.put_object(Bucket=settings.data_bucket, Key=key, Body=body)
-            version = put.get("VersionId") or put["ETag"].strip('"')
-            expected[key] = (
-                upload_id_for(settings.data_bucket, key, version),
-                hashlib.sha256(body).hexdigest(),
-            )
+        demo.step(f"The data owner stores the contract of {DATASET!r} (PUT /datasets/{DATASET}/contract)")
+        contract = breast_cancer_contract()
+        broken = json.loads(json.dumps(contract))
+        broken["columns"][1]["min"] = "zero"
+        status, body = http("PUT", f"{api}/datasets/{DATASET}/contract", broken)
+        demo.check(
+            status == 400 and "columns[1].min" in body.get("Message", ""),
+            f"a broken contract is refused: {status} {body.get('Message')}",
+        )
+        status, body = http("PUT", f"{api}/datasets/{DATASET}/contract", contract)
+        demo.check(
+            status == 200,
+            f"contract stored at {body.get('key')} ({len(contract['columns'])} columns, target 'diagnosis')",
+        )
+
+        demo.step("Uploading five daily files of real data (scikit-learn's breast-cancer set)")
+        plan = uploads_plan()
+        ids: dict[str, str] = {}
+        for key, (data, what) in plan.items():
+            put = s3.put_object(Bucket=settings.data_bucket, Key=key, Body=data)
+            ids[key] = upload_id_for(settings.data_bucket, key, put["VersionId"])
+            print(f"   put {key} ({len(data):,} bytes, {data.count(b'\n') - 1} rows): {what}")
+
+        demo.step("Each upload is validated as it arrives: reports, validated/ or quarantine/")
+        entries = wait_for(
+            lambda: all(ledger.get(i) for i in ids.values()) and [ledger.get(i) for i in ids.values()]
+        )
+        if not demo.check(bool(entries), "every upload reached ingest_upload and the ledger"):
+            return _finish(demo)
+        by_key = {e.key: e for e in entries}
+        _print_table(s3, settings.data_bucket, entries)
+        days = list(plan)
+        demo.check(all(by_key[k].status == "valid" for k in days[:3]), "the three good days are valid")
+        demo.check(by_key[days[0]].drift == "reference", "the first valid upload became the drift reference")
+        demo.check(all(by_key[k].drift == "stable" for k in days[1:3]), "the next good days show no drift")
+        bad = by_key[days[3]]
+        demo.check(
+            bad.status == "invalid"
+            and {
+                "UNKNOWN_CATEGORY",
+                "NOT_ALLOWED_VALUE",
+                "NON_FINITE_NUMBER",
+                "FORMULA_INJECTION",
+                "DUPLICATE_ROW_ID",
+            }
+            & set(bad.issue_codes or [])
+            >= {"NON_FINITE_NUMBER", "FORMULA_INJECTION", "DUPLICATE_ROW_ID"},
+            f"the malformed day is quarantined: {', '.join(bad.issue_codes or [])}",
+        )
+        demo.check(
+            by_key[days[4]].status == "valid" and by_key[days[4]].drift == "drifted",
+            "the drifted day is valid but flagged as drifted",
+        )
+
+        demo.step("What the malformed file's report says (values of confidential columns are masked)")
+        report = json.loads(s3.get_object(Bucket=settings.data_bucket, Key=bad.report_key)["Body"].read())
+        for issue in report["issues"]:
             print(
-                f"   put s3://{settings.data_bucket}/{key} ({len(body):,} bytes, {body.count(b'\n') - 1} rows)"
+                f"   {issue['code']:<20} column {issue['column']!s:<16} x{issue['count']:<3} row {issue['row']!s:<4} {issue['message'][:70]}"
             )
+            print(f"   {'':<20} fix: {issue['fix']}")
+        confidential = {
+            c["name"] for c in contract["columns"] if c["classification"] in ("confidential", "pii")
+        }
+        leaked = [
+            i
+            for i in report["issues"]
+            if i["column"] in confidential and i.get("example") not in (None, "***")
+        ]
+        demo.check(not leaked, "no value of a confidential column appears in the report")
 
-        demo.step("Each upload reaches ingest_upload through the queue and is recorded once")
-        entries = wait_for(lambda: _all_recorded(ledger, expected))
-        for key, (upload_id, sha) in expected.items():
-            entry = ledger.get(upload_id)
-            ok = entry is not None and entry.sha256 == sha and entry.status == "recorded"
-            demo.check(ok, f"{key}: ledger {upload_id}, sha256 {sha[:12]}… matches the bytes uploaded")
-        if not entries:
-            demo.check(False, "all uploads recorded within 30 s")
-        invocations = (
-            [i for i in cloud.runtime.invocations if i.handler_name == "ingest_upload"]
-            if cloud.runtime
-            else []
-        )
+        demo.step("The drift report of the drifted day")
+        drift_report = json.loads(
+            s3.get_object(Bucket=settings.data_bucket, Key=by_key[days[4]].report_key)["Body"].read()
+        )["drift"]
         print(
-            f"   the event runtime invoked ingest_upload {len(invocations)} time(s) (S3 test event included)"
+            f"   verdict {drift_report['verdict']}: {len(drift_report['drifted_features'])} of {len(drift_report['features'])} features drifted (threshold {drift_report['threshold']:.0%})"
+        )
+        for name in drift_report["drifted_features"][:4]:
+            f = drift_report["features"][name]
+            print(f"   {name:<24} PSI {f['psi']:.2f}  KS p {f['ks_pvalue']:.1e}  {f['reasons'][0]}")
+
+        demo.step("Governance: copies are tagged, originals are never touched")
+        tagged = True
+        for entry in entries:
+            tagset = {
+                t["Key"]: t["Value"]
+                for t in s3.get_object_tagging(Bucket=settings.data_bucket, Key=entry.output_key)["TagSet"]
+            }
+            tagged &= (
+                tagset.get("dataset") == DATASET
+                and tagset.get("stage") in ("validated", "quarantine")
+                and "classification" in tagset
+            )
+        demo.check(
+            tagged, "every validated/ and quarantine/ copy carries dataset, classification and stage tags"
+        )
+        untouched = all(
+            len(s3.list_object_versions(Bucket=settings.data_bucket, Prefix=key).get("Versions", [])) == 1
+            and s3.get_object(Bucket=settings.data_bucket, Key=key)["Body"].read() == data
+            for key, (data, _) in plan.items()
+        )
+        demo.check(untouched, "each original upload still has exactly one version, byte for byte as uploaded")
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=settings.data_bucket)["Rules"]
+        print(
+            "   retention: "
+            + ", ".join(
+                f"{r['Filter'].get('Prefix')} {r['Expiration']['Days']}d" for r in rules if "Expiration" in r
+            )
+            + "; validated/ is kept"
         )
 
-        demo.step("At-least-once delivery: the same S3 notification delivered 3 more times")
+        demo.step(
+            "The same bytes uploaded again under another name, and the same event delivered 3 more times"
+        )
+        again = f"incoming/{DATASET}/2026-11-02-resent.csv"
+        put = s3.put_object(Bucket=settings.data_bucket, Key=again, Body=plan[days[1]][0])
+        again_id = upload_id_for(settings.data_bucket, again, put["VersionId"])
+        entry = wait_for(lambda: ledger.get(again_id))
+        demo.check(
+            entry is not None and entry.status == "duplicate" and entry.duplicate_of == ids[days[1]],
+            f"{again}: {entry and entry.problem}",
+        )
         queue_url = sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"]
-        key = next(iter(files))
-        head = s3.head_object(Bucket=settings.data_bucket, Key=key)
-        notification = _notification(settings.data_bucket, key, head)
+        head = s3.head_object(Bucket=settings.data_bucket, Key=days[0])
         before = len(ledger.scan())
         for _ in range(3):
-            sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(notification))
-        drained = wait_for(lambda: _queue_empty(sqs, queue_url), timeout_s=20)
-        demo.check(bool(drained), "the duplicates were consumed")
+            sqs.send_message(
+                QueueUrl=queue_url, MessageBody=json.dumps(_notification(settings.data_bucket, days[0], head))
+            )
+        demo.check(
+            bool(wait_for(lambda: _queue_empty(sqs, queue_url), timeout_s=20)),
+            "the redelivered events were consumed",
+        )
         demo.check(
             len(ledger.scan()) == before, f"the ledger still holds {before} entries: duplicates had no effect"
         )
 
         demo.step("A file outside incoming/<dataset>/ is recorded with the reason, not lost")
         stray = "incoming/forgot-the-dataset.csv"
-        put = s3.put_object(Bucket=settings.data_bucket, Key=stray, Body=files[key])
-        stray_id = upload_id_for(settings.data_bucket, stray, put.get("VersionId") or put["ETag"].strip('"'))
-        entry = wait_for(lambda: ledger.get(stray_id))
-        demo.check(
-            entry is not None and entry.status == "unroutable", f"{stray}: status {entry and entry.status}"
+        put = s3.put_object(Bucket=settings.data_bucket, Key=stray, Body=plan[days[0]][0])
+        stray_entry = wait_for(
+            lambda: ledger.get(upload_id_for(settings.data_bucket, stray, put["VersionId"]))
         )
-        if entry:
-            print(f"   reason: {entry.problem}")
+        demo.check(
+            stray_entry is not None and stray_entry.status == "unroutable",
+            f"{stray}: {stray_entry and stray_entry.problem}",
+        )
+
+        demo.step("Valid data is announced on the retrain queue (retraining lands in the next stage)")
+        retrain_url = sqs.get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]
+        messages = _peek(sqs, retrain_url)
+        announced = sorted(m["upload_id"] for m in messages)
+        demo.check(
+            announced == sorted(ids[k] for k in (*days[:3], days[4])),
+            f"{len(messages)} announcements: the 4 valid uploads, once each",
+        )
 
         demo.step("The ledger over the HTTP API (GET /uploads/{id})")
-        upload_id = expected[key][0]
-        with urllib.request.urlopen(f"{cloud.api_url}/uploads/{upload_id}", timeout=10) as response:
-            body = json.loads(response.read())
+        status, body = http("GET", f"{api}/uploads/{ids[days[3]]}")
         demo.check(
-            body.get("key") == key,
-            f"GET /uploads/{upload_id} -> {body.get('key')} ({body.get('size')} bytes)",
+            status == 200 and body.get("status") == "invalid",
+            f"GET /uploads/{ids[days[3]]} -> {body.get('status')}, {body.get('output_key')}",
         )
 
         demo.step("Queues after the run")
@@ -165,24 +270,26 @@ def run_demo(verbose: bool = False) -> int:
 
         for name, visible, in_flight, dlq in queue_depths(sqs, settings.queues):
             print(f"   {name:<40} visible {visible}  in flight {in_flight}  DLQ {dlq}")
-        demo.check(_queue_empty(sqs, queue_url), "nothing left in the ingest queue")
+        demo.check(_queue_empty(sqs, queue_url), "nothing left in the ingest queue, nothing in its DLQ")
 
         if not verbose:
-            lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+            lines = [
+                json.loads(line) for line in log_path.read_text().splitlines() if line.startswith('{"level"')
+            ]
             recorded = [line for line in lines if line.get("message") == "upload recorded"]
             if recorded:
-                sample = {
-                    k: recorded[0].get(k)
-                    for k in ("level", "message", "handler", "function_name", "correlation_id", "upload_id")
-                }
+                keys = ("level", "message", "handler", "correlation_id", "upload_id", "status", "issue_codes")
                 print(
-                    f"\n   structured log sample ({log_path.relative_to(PROJECT_DIR)}): {json.dumps(sample)}"
+                    f"\n   structured log sample ({log_path.relative_to(PROJECT_DIR)}): {json.dumps({k: recorded[0].get(k) for k in keys})}"
                 )
             demo.check(
                 bool(recorded) and all(r.get("correlation_id") for r in recorded),
                 "functions log JSON with a correlation id",
             )
+    return _finish(demo)
 
+
+def _finish(demo: Demo) -> int:
     print()
     if demo.failures:
         print(f"DEMO FAILED: {len(demo.failures)} check(s) did not hold:")
@@ -193,8 +300,24 @@ def run_demo(verbose: bool = False) -> int:
     return 0
 
 
-def _all_recorded(ledger: Any, expected: dict[str, tuple[str, str]]) -> bool:
-    return all(ledger.get(upload_id) is not None for upload_id, _ in expected.values())
+def _print_table(s3: Any, bucket: str, entries: list[Any]) -> None:
+    print(f"\n   {'file':<34}{'status':<9}{'rows':>5}  {'drift':<10}top issues")
+    for e in sorted(entries, key=lambda e: e.key):
+        report = json.loads(s3.get_object(Bucket=bucket, Key=e.report_key)["Body"].read())
+        top = ", ".join(f"{i['code']} x{i['count']}" for i in report["issues"][:3]) or "-"
+        print(f"   {e.key.rsplit('/', 1)[-1]:<34}{e.status:<9}{e.rows or 0:>5}  {e.drift or '-':<10}{top}")
+    print()
+
+
+def _peek(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Read the queue's messages without consuming them (visibility 0)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for _ in range(5):
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+            "Messages", []
+        ):
+            seen[m["MessageId"]] = json.loads(m["Body"])
+    return list(seen.values())
 
 
 def _queue_empty(sqs: Any, url: str) -> bool:

@@ -233,3 +233,14 @@ def running_endpoint() -> str:
     if STATE_FILE.exists():
         return str(json.loads(STATE_FILE.read_text())["endpoint"])
     return f"http://127.0.0.1:{int(os.environ.get('MLOPS_LOCAL_PORT', DEFAULT_PORT))}"
+
+
+def connect(stage: str = "local") -> str:
+    """Point this process's SDK clients at the running local cloud. Returns its endpoint."""
+    from chalicelib import aws
+
+    endpoint = running_endpoint()
+    os.environ.update(client_environment(int(endpoint.rsplit(":", 1)[1])))
+    os.environ.update(stage_config(stage).get("environment_variables", {}))
+    aws.reset_clients()
+    return endpoint

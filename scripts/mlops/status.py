@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
-from mlops.localcloud import client_environment, running_endpoint, stage_config
+from mlops.localcloud import connect
 
 
 def queue_depths(sqs: Any, queue_names: dict[str, str]) -> list[tuple[str, int, int, int]]:
@@ -31,16 +30,11 @@ def print_status(stage: str = "local") -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from chalicelib import aws
     from chalicelib.ingest import UploadLedger
     from chalicelib.settings import Settings
     from mlops.cfn import stack_name
 
-    endpoint = running_endpoint()
-    port = int(endpoint.rsplit(":", 1)[1])
-    os.environ.update(client_environment(port))
-    os.environ.update(stage_config(stage).get("environment_variables", {}))
-    aws.reset_clients()
+    endpoint = connect(stage)
     settings = Settings.from_env()
     session = boto3.session.Session()
     try:
@@ -71,5 +65,9 @@ def print_status(stage: str = "local") -> int:
     print(f"\nuploads ledger: {len(uploads)} upload(s)")
     for u in uploads[-10:]:
         sha = (u.sha256 or "-")[:12]
-        print(f"  {u.recorded_at}  {u.status:<10} {u.size:>9} B  sha256 {sha}  s3://{u.bucket}/{u.key}")
+        codes = ",".join(u.issue_codes or []) or "-"
+        print(
+            f"  {u.recorded_at}  {u.status:<10} {u.rows if u.rows is not None else '-':>6} rows  "
+            f"{u.size:>9} B  sha256 {sha}  issues {codes:<24} s3://{u.bucket}/{u.key}"
+        )
     return 0

@@ -1,0 +1,433 @@
+"""Streaming CSV validation against a contract, in bounded memory.
+
+The bytes flow through a guard (size limits, NUL bytes, line length), optional gzip decompression
+(with its own limit), strict UTF-8 decoding and the csv module; rows are checked a chunk at a time
+with numpy by one ``ColumnChecker`` per column. Memory is a chunk of rows, the per-column
+statistics and reservoir samples, and a partition of the duplicate finder: not the file.
+
+Bad input is data: every problem becomes an issue with a stable code in the report, never an
+exception. Structural problems (encoding, quoting, header) stop the reading; value problems are
+all counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import itertools
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from chalicelib.validation.columns import ColumnChecker
+from chalicelib.validation.contract import Contract
+from chalicelib.validation.issues import IssueLog
+
+CHUNK_ROWS = 8192
+READ_BYTES = 1024 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+OTHER_COMPRESSION = {
+    b"PK\x03\x04": "zip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
+UTF8_BOM = b"\xef\xbb\xbf"
+OTHER_DELIMITERS = (";", "\t", "|", ",")
+
+
+class Readable(Protocol):
+    """Anything with ``read(n) -> bytes``: a file, an S3 streaming body, a hashing wrapper."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class _Stop(Exception):
+    """Reading must stop: the issue has been logged."""
+
+
+@dataclass
+class ValidationResult:
+    status: str  # "valid" or "invalid"
+    report: dict[str, Any]
+    profile: dict[str, Any] | None = field(default=None, repr=False)  # drift profile of a valid file
+
+
+class _GuardedStream(io.RawIOBase):
+    """Counts bytes, and stops at a size limit, a NUL byte or an over-long line."""
+
+    def __init__(
+        self, source: Readable, log: IssueLog, max_bytes: int, max_line: int, too_large: str
+    ) -> None:
+        self._source = source
+        self._log = log
+        self._max_bytes = max_bytes
+        self.max_line = max_line
+        self._too_large = too_large
+        self.bytes_read = 0
+        self._since_newline = 0
+        self.check_binary = True
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        if not data:
+            return 0
+        self.bytes_read += len(data)
+        if self.bytes_read > self._max_bytes:
+            what = "decompressed upload" if self._too_large == "DECOMPRESSED_TOO_LARGE" else "upload"
+            self._log.add(
+                self._too_large, None, f"the {what} is larger than the limit of {self._max_bytes:,} bytes"
+            )
+            raise _Stop
+        if self.check_binary and b"\x00" in data:
+            self._log.add("BINARY_CONTENT", None, "the file contains NUL bytes: it is binary, not a CSV")
+            raise _Stop
+        newline = data.rfind(b"\n")
+        self._since_newline = len(data) - newline - 1 if newline >= 0 else self._since_newline + len(data)
+        if self._since_newline > self.max_line:
+            self._log.add(
+                "FIELD_TOO_LARGE",
+                None,
+                f"a line is longer than {self.max_line:,} bytes (missing newline or quote?)",
+            )
+            raise _Stop
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def validate_stream(
+    stream: Readable,
+    contract: Contract,
+    *,
+    size: int | None = None,
+    reference: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> ValidationResult:
+    """Validate a CSV (plain or gzip) read from a binary stream. Never raises on bad data."""
+    started = time.monotonic()
+    log = IssueLog()
+    fmt = contract.format
+    max_line = fmt.max_field_bytes * 2 + 65536
+    checkers = {
+        c.name: ColumnChecker(c, fmt, track_unique=c.unique or c.name == contract.row_id, seed=seed)
+        for c in contract.columns
+    }
+    state: dict[str, Any] = {"rows": 0, "header": None, "compression": None, "bytes": 0, "duplicate_rows": 0}
+    row_hashes: Any = None
+    try:
+        if size is not None and size > fmt.max_bytes:
+            log.add(
+                "FILE_TOO_LARGE", None, f"the upload is {size:,} bytes, over the limit of {fmt.max_bytes:,}"
+            )
+            raise _Stop
+        raw = _GuardedStream(stream, log, fmt.max_bytes, max_line, "FILE_TOO_LARGE")
+        raw.check_binary = False  # decided below, once we know whether the bytes are compressed
+        buffered = io.BufferedReader(raw, READ_BYTES)
+        head = buffered.peek(8)[:8]
+        if not head:
+            log.add("EMPTY_FILE", None, "the file is empty (0 bytes)")
+            raise _Stop
+        source: Any = buffered
+        if head.startswith(GZIP_MAGIC):
+            state["compression"] = "gzip"
+            raw.max_line = 1 << 62  # compressed bytes have no lines; the decompressed ones are checked
+            decompressed = _GuardedStream(
+                gzip.GzipFile(fileobj=buffered),
+                log,
+                fmt.max_decompressed_bytes,
+                max_line,
+                "DECOMPRESSED_TOO_LARGE",
+            )
+            source = io.BufferedReader(decompressed, READ_BYTES)
+            head = source.peek(8)[:8]
+        else:
+            for magic, name in OTHER_COMPRESSION.items():
+                if head.startswith(magic):
+                    log.add(
+                        "UNSUPPORTED_COMPRESSION",
+                        None,
+                        f"the file is {name}-compressed; only gzip is supported",
+                    )
+                    raise _Stop
+            if b"\x00" in buffered.peek(READ_BYTES):  # what is buffered already; the guard checks the rest
+                log.add("BINARY_CONTENT", None, "the file contains NUL bytes: it is binary, not a CSV")
+                raise _Stop
+            raw.check_binary = True
+        if head.startswith(UTF8_BOM):
+            if not fmt.allow_bom:
+                log.add("UTF8_BOM", None, "the file starts with a UTF-8 byte-order mark (EF BB BF)")
+                raise _Stop
+            source.read(len(UTF8_BOM))
+        text = io.TextIOWrapper(source, encoding="utf-8", errors="strict", newline="")
+        row_hashes = _read_rows(text, contract, checkers, log, state)
+    except _Stop:
+        pass
+    except UnicodeDecodeError as exc:
+        log.add(
+            "INVALID_ENCODING",
+            None,
+            f"the bytes are not valid UTF-8 after row {state['rows']} (byte {exc.object[exc.start : exc.start + 1]!r})",
+            row=state["rows"] + 1,
+        )
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        log.add("CORRUPT_COMPRESSION", None, f"the gzip stream is corrupt or truncated: {exc}")
+    finally:
+        if log.fatal:
+            for checker in checkers.values():
+                checker.close()
+    if not log.fatal:
+        for checker in checkers.values():
+            checker.finish(log)
+        _dataset_checks(contract, checkers, log, state, row_hashes)
+    return _result(contract, checkers, log, state, time.monotonic() - started, reference)
+
+
+def _read_rows(
+    text: io.TextIOWrapper,
+    contract: Contract,
+    checkers: dict[str, ColumnChecker],
+    log: IssueLog,
+    state: dict[str, Any],
+) -> Any:
+    fmt = contract.format
+    csv.field_size_limit(fmt.max_field_bytes)
+    reader = csv.reader(text, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        _csv_error(exc, 0, 1, log)
+        raise _Stop from exc
+    if header is None or header == []:
+        log.add("EMPTY_FILE", None, "the file has no header row (it is empty or blank)")
+        raise _Stop
+    state["header"] = header
+    order = _check_header(header, contract, log)
+    n_columns = len(header)
+    names = [header[i] for i in order]
+    dup_rows = _RowHashes()
+    ragged = 0
+    first_ragged: tuple[int, int, int] | None = None
+    row = 0  # data rows so far
+    line = reader.line_num  # file lines consumed so far
+    try:
+        while chunk := list(itertools.islice(reader, CHUNK_ROWS)):
+            lines_used = reader.line_num - line
+            if lines_used == len(chunk) and set(map(len, chunk)) == {n_columns}:
+                # The common case: one line per row, every row complete.
+                numbers = np.arange(row + 1, row + 1 + len(chunk), dtype=np.int64)
+                starts = np.arange(line + 1, line + 1 + len(chunk), dtype=np.int64)
+                good = chunk
+                row += len(chunk)
+            else:
+                good, kept_rows, kept_lines = [], [], []
+                # Where each record starts is lost in this chunk; recount from the records themselves.
+                cursor = line
+                for record in chunk:
+                    start = cursor + 1
+                    cursor += 1 + sum(field.count("\n") for field in record)
+                    if record == []:
+                        continue  # a blank line is not a row
+                    row += 1
+                    if cursor != start and not fmt.allow_multiline_fields:
+                        log.add(
+                            "EMBEDDED_NEWLINE",
+                            None,
+                            f"row {row} (line {start}) has a quoted field containing a line break",
+                            row=row,
+                            line=start,
+                        )
+                    if len(record) != n_columns:
+                        ragged += 1
+                        first_ragged = first_ragged or (row, start, len(record))
+                        continue
+                    good.append(record)
+                    kept_rows.append(row)
+                    kept_lines.append(start)
+                numbers = np.asarray(kept_rows, dtype=np.int64)
+                starts = np.asarray(kept_lines, dtype=np.int64)
+            line = reader.line_num
+            if good:
+                _flush(good, numbers, starts, order, names, checkers, log, dup_rows)
+    except csv.Error as exc:
+        _csv_error(exc, row + 1, reader.line_num, log)
+        raise _Stop from exc
+    if ragged and first_ragged:
+        r, ln, n = first_ragged
+        log.add(
+            "RAGGED_ROW",
+            None,
+            f"{ragged} row(s) do not have {n_columns} fields; the first is row {r} (line {ln}) with {n}",
+            row=r,
+            line=ln,
+            count=ragged,
+        )
+    state["rows"] = row
+    return dup_rows
+
+
+class _RowHashes:
+    """Whole-row duplicates, via the same bounded-memory finder."""
+
+    def __init__(self) -> None:
+        from chalicelib.validation.dupes import DuplicateFinder
+
+        self.finder = DuplicateFinder(partitions=8)
+
+    def add(self, rows: list[list[str]], numbers: np.ndarray) -> None:
+        hashes = np.fromiter(map(hash, map(tuple, rows)), dtype=np.int64, count=len(rows))
+        self.finder.add(hashes, numbers)
+
+
+def _flush(
+    rows: list[list[str]],
+    row_numbers: np.ndarray,
+    line_numbers: np.ndarray,
+    order: list[int],
+    names: list[str],
+    checkers: dict[str, ColumnChecker],
+    log: IssueLog,
+    dup_rows: _RowHashes,
+) -> None:
+    columns = list(zip(*rows, strict=True))
+    for index, name in zip(order, names, strict=True):
+        checkers[name].feed(columns[index], row_numbers, line_numbers, log)
+    dup_rows.add(rows, row_numbers)
+
+
+def _check_header(header: list[str], contract: Contract, log: IssueLog) -> list[int]:
+    """Positions of the contract's columns in the header; logs and stops on a bad header."""
+    expected = contract.column_names
+    if len(header) == 1 and len(expected) > 1:
+        found = [d for d in OTHER_DELIMITERS if d != contract.format.delimiter and d in header[0]]
+        if found:
+            log.add(
+                "WRONG_DELIMITER",
+                None,
+                f"the header splits into one column on {contract.format.delimiter!r} but contains {found[0]!r}: "
+                f"the file seems delimited by {found[0]!r}",
+                row=0,
+                line=1,
+            )
+            raise _Stop
+    stripped = [h.strip() for h in header]
+    seen: set[str] = set()
+    for name in stripped:
+        if name in seen:
+            log.add("DUPLICATE_COLUMN", name, f"the header names column {name!r} twice", row=0, line=1)
+        seen.add(name)
+    for name in expected:
+        if name not in seen:
+            log.add("MISSING_COLUMN", name, f"the header lacks column {name!r}", row=0, line=1)
+    for name in stripped:
+        if name not in expected:
+            log.add(
+                "UNEXPECTED_COLUMN",
+                name,
+                f"the header has column {name!r}, which the contract does not declare",
+                row=0,
+                line=1,
+            )
+    if log.fatal:
+        raise _Stop
+    return [stripped.index(name) for name in expected]
+
+
+def _csv_error(exc: csv.Error, row: int, line: int, log: IssueLog) -> None:
+    message = str(exc)
+    if "field larger than field limit" in message:
+        log.add(
+            "FIELD_TOO_LARGE",
+            None,
+            f"row {row} (line {line}) has a field over the limit: {message}",
+            row=row,
+            line=line,
+        )
+    elif "unexpected end of data" in message or "EOF inside string" in message:
+        log.add(
+            "UNTERMINATED_QUOTE",
+            None,
+            f"a quoted field opened at or after row {row} (line {line}) is never closed",
+            row=row,
+            line=line,
+        )
+    else:
+        log.add("MALFORMED_QUOTING", None, f"row {row} (line {line}): {message}", row=row, line=line)
+
+
+def _dataset_checks(
+    contract: Contract,
+    checkers: dict[str, ColumnChecker],
+    log: IssueLog,
+    state: dict[str, Any],
+    row_hashes: Any,
+) -> None:
+    limits = contract.limits
+    rows = state["rows"]
+    if rows == 0:
+        log.add("HEADER_ONLY", None, "the file has a header but no data rows", row=0, line=1)
+        return
+    if rows < limits.min_rows:
+        log.add("TOO_FEW_ROWS", None, f"{rows} data rows, fewer than limits.min_rows = {limits.min_rows}")
+    if limits.max_rows is not None and rows > limits.max_rows:
+        log.add("TOO_MANY_ROWS", None, f"{rows} data rows, more than limits.max_rows = {limits.max_rows}")
+    cells = sum(c.count for c in checkers.values())
+    nulls = sum(c.nulls for c in checkers.values())
+    if cells and nulls / cells > limits.max_null_fraction:
+        log.add(
+            "NULL_FRACTION_EXCEEDED",
+            None,
+            f"{nulls / cells:.1%} of cells are empty, more than limits.max_null_fraction = {limits.max_null_fraction:.1%}",
+            count=nulls,
+        )
+    if row_hashes is not None:
+        duplicates, first = row_hashes.finder.duplicates()
+        state["duplicate_rows"] = duplicates
+        if duplicates and duplicates / rows > limits.max_duplicate_row_fraction:
+            log.add(
+                "DUPLICATE_ROWS_EXCEEDED",
+                None,
+                f"{duplicates} row(s) repeat an earlier row ({duplicates / rows:.1%}), more than "
+                f"limits.max_duplicate_row_fraction = {limits.max_duplicate_row_fraction:.1%}; first at row {first}",
+                row=first,
+                count=duplicates,
+            )
+
+
+def _result(
+    contract: Contract,
+    checkers: dict[str, ColumnChecker],
+    log: IssueLog,
+    state: dict[str, Any],
+    seconds: float,
+    reference: dict[str, Any] | None,
+) -> ValidationResult:
+    status = "invalid" if log else "valid"
+    report: dict[str, Any] = {
+        "status": status,
+        "dataset": contract.dataset,
+        "contract_version": contract.version,
+        "rows": state["rows"],
+        "columns": len(state["header"]) if state["header"] else 0,
+        "compression": state["compression"],
+        "duplicate_rows": state["duplicate_rows"],
+        "issues": log.to_list(),
+        "column_statistics": {} if log.fatal else {name: c.statistics() for name, c in checkers.items()},
+        "seconds": round(seconds, 3),
+    }
+    profile = None
+    if not log.fatal:
+        columns = {name: p for name, c in checkers.items() if (p := c.profile()) is not None}
+        profile = {"rows": state["rows"], "columns": columns}
+        if reference is not None:
+            from chalicelib.validation import drift
+
+            features = [c.name for c in contract.features if c.name in columns]
+            report["drift"] = drift.compare(reference, profile, contract.drift, columns=features)
+    return ValidationResult(status=status, report=report, profile=profile)

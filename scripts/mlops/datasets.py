@@ -1,0 +1,86 @@
+"""Real data for the demo and the tests: scikit-learn's bundled datasets, as daily CSV uploads
+with a data contract. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+
+def breast_cancer_contract() -> dict[str, Any]:
+    """The contract of the breast-cancer dataset: 30 confidential measurements, a diagnosis."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    columns: list[dict[str, Any]] = [
+        {"name": "row_id", "type": "string", "classification": "internal", "pattern": r"^patient-\d{4,}$"}
+    ]
+    for name, values in zip(_names(data.feature_names), data.data.T, strict=True):
+        columns.append(
+            {
+                "name": name,
+                "type": "float",
+                "classification": "confidential",
+                "min": 0,
+                # Generous but finite: a value ten times past anything seen is a unit or entry error.
+                "max": float(10 ** math.ceil(math.log10(values.max() * 10))),
+            }
+        )
+    columns.append(
+        {
+            "name": "diagnosis",
+            "type": "integer",
+            "classification": "confidential",
+            "allowed": [0, 1],
+            "description": "0 malignant, 1 benign",
+        }
+    )
+    return {
+        "dataset": "breast_cancer",
+        "version": 1,
+        "description": "Wisconsin diagnostic breast cancer measurements, one row per patient.",
+        "columns": columns,
+        "target": "diagnosis",
+        "task": "classification",
+        "row_id": "row_id",
+        "limits": {"min_rows": 50, "max_null_fraction": 0.05, "max_duplicate_row_fraction": 0.0},
+        "drift": {"psi": 0.25, "ks_pvalue": 0.001, "max_drifted_fraction": 0.3},
+    }
+
+
+def _names(feature_names: Any) -> list[str]:
+    return [str(n).replace(" ", "_") for n in feature_names]
+
+
+def breast_cancer_rows(seed: int = 7) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (shuffled with a fixed seed), row ids stable per patient."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    header = ["row_id", *_names(data.feature_names), "diagnosis"]
+    rows = [
+        [f"patient-{i:04d}", *(f"{v:.6g}" for v in x), str(int(y))]
+        for i, (x, y) in enumerate(zip(data.data, data.target, strict=True))
+    ]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return header, [rows[i] for i in order]
+
+
+def to_csv(header: list[str], rows: list[list[str]]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def drifted(
+    header: list[str], rows: list[list[str]], factor: float = 1.6, columns: int = 15
+) -> list[list[str]]:
+    """The same patients measured by a miscalibrated instrument: the first ``columns`` features scaled."""
+    scaled = set(range(1, 1 + columns))
+    return [[f"{float(v) * factor:.6g}" if i in scaled else v for i, v in enumerate(row)] for row in rows]
