@@ -292,8 +292,15 @@ class ColumnChecker:
         if self.numeric and self.n:
             mean = self.total / self.n
             variance = max(0.0, self.total_sq / self.n - mean * mean)
-            stats.update(min=self.minimum, max=self.maximum, mean=mean, std=math.sqrt(variance))
-        elif column.type == "timestamp" and self.minimum is not None and self.maximum is not None:
+            stats.update(mean=mean, std=math.sqrt(variance))
+            if not column.sensitive:  # an extreme is one row's value: not for confidential or pii data
+                stats.update(min=self.minimum, max=self.maximum)
+        elif (
+            column.type == "timestamp"
+            and self.minimum is not None
+            and self.maximum is not None
+            and not column.sensitive
+        ):
             stats.update(
                 min=datetime.fromtimestamp(self.minimum, UTC).isoformat(),
                 max=datetime.fromtimestamp(self.maximum, UTC).isoformat(),

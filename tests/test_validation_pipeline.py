@@ -1,0 +1,290 @@
+"""Validation inside the ingest function (chalice.test.Client on in-process moto): reports,
+quarantine, validated copies with lineage and tags, reference and drift, identical bytes,
+announcements, governance; and the contract API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import boto3
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.ingest import UploadLedger, upload_id_for
+from chalicelib.validation import Contract, ContractStore
+from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, to_csv
+
+DATASET = "breast_cancer"
+
+
+@pytest.fixture
+def client(aws):
+    ContractStore(aws.data_bucket).put(Contract.parse(breast_cancer_contract()))
+    with Client(app, stage_name="local") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def days():
+    header, rows = breast_cancer_rows()
+    return header, rows
+
+
+def _deliver(client, settings) -> None:
+    """Drain the ingest queue into the function, as the event runtime would."""
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"]
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        event = client.events.generate_sqs_event(
+            queue_name=settings.ingest_queue, message_bodies=[m["Body"] for m in messages]
+        )
+        for record in event["Records"]:
+            record["messageId"] = str(uuid.uuid4())
+        response = client.lambda_.invoke("ingest_upload", event)
+        assert response.payload == {"batchItemFailures": []}
+        for m in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def _upload(client, settings, key, data):
+    put = boto3.client("s3").put_object(Bucket=settings.data_bucket, Key=key, Body=data)
+    _deliver(client, settings)
+    return UploadLedger(settings.uploads_table).get(
+        upload_id_for(settings.data_bucket, key, put["VersionId"])
+    )
+
+
+def _json(settings, key):
+    return json.loads(boto3.client("s3").get_object(Bucket=settings.data_bucket, Key=key)["Body"].read())
+
+
+def _tags(settings, key):
+    tagset = boto3.client("s3").get_object_tagging(Bucket=settings.data_bucket, Key=key)["TagSet"]
+    return {t["Key"]: t["Value"] for t in tagset}
+
+
+def _announcements(settings):
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]
+    found = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        found += [json.loads(m["Body"]) for m in messages]
+        for m in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return found
+
+
+def test_valid_upload_is_copied_to_validated_with_lineage_tags_and_announced(aws, client, days):
+    header, rows = days
+    entry = _upload(client, aws, f"incoming/{DATASET}/d1.csv", to_csv(header, rows[:100]))
+    assert entry.status == "valid" and entry.rows == 100
+    assert entry.output_key == f"validated/{DATASET}/{entry.upload_id}.csv"
+    head = boto3.client("s3").head_object(Bucket=aws.data_bucket, Key=entry.output_key)
+    assert head["Metadata"]["source-key"] == f"incoming/{DATASET}/d1.csv"
+    assert head["Metadata"]["sha256"] == entry.sha256
+    assert _tags(aws, entry.output_key) == {
+        "dataset": DATASET,
+        "classification": "confidential",
+        "stage": "validated",
+    }
+    report = _json(aws, f"reports/{DATASET}/{entry.upload_id}.json")
+    assert report["status"] == "valid" and report["source"]["sha256"] == entry.sha256
+    assert _tags(aws, entry.report_key)["stage"] == "report"
+    (message,) = _announcements(aws)
+    assert (
+        message["event"] == "data.validated"
+        and message["upload_id"] == entry.upload_id
+        and message["rows"] == 100
+    )
+
+
+def test_invalid_upload_is_quarantined_with_the_report_beside_it_and_not_announced(aws, client, days):
+    header, rows = days
+    bad = [list(r) for r in rows[:60]]
+    bad[5][-1] = "7"
+    entry = _upload(client, aws, f"incoming/{DATASET}/bad.csv", to_csv(header, bad))
+    assert entry.status == "invalid" and entry.issue_codes == ["NOT_ALLOWED_VALUE"]
+    folder = f"quarantine/{DATASET}/{entry.upload_id}"
+    assert entry.output_key == f"{folder}/bad.csv"
+    beside = _json(aws, f"{folder}/report.json")
+    assert beside["issues"][0]["code"] == "NOT_ALLOWED_VALUE" and beside["issues"][0]["row"] == 6
+    assert _tags(aws, entry.output_key)["stage"] == "quarantine"
+    assert _announcements(aws) == []
+
+
+def test_original_upload_is_never_modified_or_deleted(aws, client, days):
+    header, rows = days
+    data = to_csv(header, rows[:3])  # too few rows: quarantined
+    key = f"incoming/{DATASET}/small.csv"
+    entry = _upload(client, aws, key, data)
+    assert entry.status == "invalid" and "TOO_FEW_ROWS" in entry.issue_codes
+    s3 = boto3.client("s3")
+    versions = s3.list_object_versions(Bucket=aws.data_bucket, Prefix=key)
+    assert len(versions["Versions"]) == 1 and not versions.get("DeleteMarkers")
+    assert s3.get_object(Bucket=aws.data_bucket, Key=key)["Body"].read() == data
+
+
+def test_upload_without_a_contract_is_quarantined_with_no_contract(aws, client):
+    entry = _upload(client, aws, "incoming/unknown_set/x.csv", b"a,b\n1,2\n")
+    assert entry.status == "invalid" and entry.issue_codes == ["NO_CONTRACT"]
+    report = _json(aws, entry.report_key)
+    assert "mlops contract put unknown_set" in report["issues"][0]["fix"]
+
+
+def test_first_valid_upload_becomes_the_reference_and_later_ones_are_compared(aws, client, days):
+    header, rows = days
+    first = _upload(client, aws, f"incoming/{DATASET}/d1.csv", to_csv(header, rows[:150]))
+    assert first.drift == "reference"
+    reference = _json(aws, f"profiles/{DATASET}/reference.json")
+    assert reference["rows"] == 150 and "mean_radius" in reference["columns"]
+    stable = _upload(client, aws, f"incoming/{DATASET}/d2.csv", to_csv(header, rows[150:300]))
+    assert stable.drift == "stable"
+    moved = _upload(client, aws, f"incoming/{DATASET}/d3.csv", to_csv(header, drifted(header, rows[300:450])))
+    assert moved.status == "valid" and moved.drift == "drifted"
+    assert _json(aws, f"profiles/{DATASET}/reference.json")["rows"] == 150  # the reference did not move
+    messages = {m["upload_id"]: m for m in _announcements(aws)}
+    assert messages[moved.upload_id]["drift"] == "drifted" and messages[moved.upload_id]["drifted_features"]
+
+
+def test_identical_bytes_uploaded_twice_are_reported_not_double_counted(aws, client, days):
+    header, rows = days
+    data = to_csv(header, rows[:80])
+    first = _upload(client, aws, f"incoming/{DATASET}/a.csv", data)
+    second = _upload(client, aws, f"incoming/{DATASET}/a-again.csv", data)
+    assert second.status == "duplicate" and second.duplicate_of == first.upload_id
+    assert second.sha256 == first.sha256
+    assert [m["upload_id"] for m in _announcements(aws)] == [first.upload_id]
+    validated = boto3.client("s3").list_objects_v2(Bucket=aws.data_bucket, Prefix=f"validated/{DATASET}/")
+    assert validated["KeyCount"] == 1
+
+
+def test_duplicated_event_validates_once(aws, client, days):
+    header, rows = days
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3.put_object(Bucket=aws.data_bucket, Key=f"incoming/{DATASET}/d.csv", Body=to_csv(header, rows[:70]))
+    url = sqs.get_queue_url(QueueName=aws.ingest_queue)["QueueUrl"]
+    bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    event = client.events.generate_sqs_event(queue_name=aws.ingest_queue, message_bodies=bodies * 5)
+    for record in event["Records"]:
+        record["messageId"] = str(uuid.uuid4())
+    client.lambda_.invoke("ingest_upload", event)
+    assert len(_announcements(aws)) == 1
+    assert boto3.client("s3").list_objects_v2(Bucket=aws.data_bucket, Prefix="reports/")["KeyCount"] == 1
+
+
+def test_crash_mid_file_retries_cleanly(aws, client, days, monkeypatch):
+    """A failure after reading part of the file fails the record; the retry completes it once."""
+    from chalicelib.validation import pipeline
+
+    header, rows = days
+    real_publish = pipeline.publish
+    calls = []
+
+    def crash_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("network blip while writing outputs")
+        return real_publish(*args, **kwargs)
+
+    monkeypatch.setattr("chalicelib.ingest.handler.publish", crash_once)
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    put = s3.put_object(
+        Bucket=aws.data_bucket, Key=f"incoming/{DATASET}/c.csv", Body=to_csv(header, rows[:70])
+    )
+    url = sqs.get_queue_url(QueueName=aws.ingest_queue)["QueueUrl"]
+    bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    event = client.events.generate_sqs_event(queue_name=aws.ingest_queue, message_bodies=bodies)
+    for record in event["Records"]:
+        record["messageId"] = str(uuid.uuid4())
+    failed = client.lambda_.invoke("ingest_upload", event).payload["batchItemFailures"]
+    assert len(failed) == 1  # only the crashed record returns to the queue
+    ledger = UploadLedger(aws.uploads_table)
+    upload_id = upload_id_for(aws.data_bucket, f"incoming/{DATASET}/c.csv", put["VersionId"])
+    assert ledger.get(upload_id) is None  # nothing recorded as done
+    retry = client.lambda_.invoke("ingest_upload", event).payload
+    assert retry == {"batchItemFailures": []}
+    assert ledger.get(upload_id).status == "valid"
+    assert len(_announcements(aws)) == 1
+
+
+def test_logs_carry_codes_and_counts_never_values(aws, client, days):
+    import io
+
+    from chalicelib.observability import logger
+
+    header, rows = days
+    bad = [list(r) for r in rows[:60]]
+    bad[2][3] = "123456.789"  # a confidential measurement out of range
+    buffer = io.StringIO()
+    previous = logger.registered_handler.setStream(buffer)
+    try:
+        _upload(client, aws, f"incoming/{DATASET}/leak.csv", to_csv(header, bad))
+    finally:
+        logger.registered_handler.setStream(previous)
+    assert "OUT_OF_RANGE" in buffer.getvalue()
+    assert "123456.789" not in buffer.getvalue()
+    report = _json(
+        aws,
+        f"reports/{DATASET}/{upload_id_for(aws.data_bucket, f'incoming/{DATASET}/leak.csv', _version(aws, f'incoming/{DATASET}/leak.csv'))}.json",
+    )
+    assert "123456.789" not in json.dumps(report)
+
+
+def _version(settings, key):
+    return boto3.client("s3").head_object(Bucket=settings.data_bucket, Key=key)["VersionId"]
+
+
+# --- the contract API -------------------------------------------------------------------------------
+
+
+def test_put_then_get_contract_over_the_api(aws, client):
+    doc = breast_cancer_contract()
+    doc["version"] = 2
+    response = client.http.put(
+        f"/datasets/{DATASET}/contract", body=json.dumps(doc), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200 and response.json_body["version"] == 2
+    got = client.http.get(f"/datasets/{DATASET}/contract")
+    assert got.status_code == 200 and got.json_body["version"] == 2
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("{", "not valid JSON"),
+        ('{"dataset": "breast_cancer", "dataset": "x"}', "appears twice"),
+        ('{"x": NaN}', "NaN"),
+        ("[" * 100 + "]" * 100, "nested deeper"),
+        ("", "empty"),
+    ],
+)
+def test_malformed_contract_body_is_a_400_that_names_the_problem(aws, client, body, expected):
+    response = client.http.put(
+        f"/datasets/{DATASET}/contract", body=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert expected in response.json_body["Message"]
+
+
+def test_broken_contract_is_refused_naming_the_field(aws, client):
+    doc = breast_cancer_contract()
+    doc["columns"][3]["type"] = "decimal"
+    response = client.http.put(
+        f"/datasets/{DATASET}/contract", body=json.dumps(doc), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and "columns[3].type" in response.json_body["Message"]
+
+
+def test_contract_sent_to_another_dataset_is_refused(aws, client):
+    response = client.http.put(
+        "/datasets/other/contract",
+        body=json.dumps(breast_cancer_contract()),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400 and "dataset" in response.json_body["Message"]
+
+
+def test_unknown_contract_is_a_404(aws, client):
+    assert client.http.get("/datasets/nothing_here/contract").status_code == 404
