@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from mlops.localcloud import free_port
 
 BIN = Path(sys.executable).parent

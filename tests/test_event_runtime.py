@@ -8,15 +8,16 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from mlops.runtime import EventRuntime, Subscription, build_sqs_event, subscriptions_from_app, to_delete
 
+from mlops.runtime import EventRuntime, Subscription, build_sqs_event, subscriptions_from_app, to_delete
 from tests.conftest import wait_until
 
 
 @pytest.fixture(scope="module")
 def sqs() -> Iterator[object]:
-    from mlops.localcloud import free_port
     from moto.server import ThreadedMotoServer
+
+    from mlops.localcloud import free_port
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -248,9 +249,8 @@ def test_to_delete_keeps_failed_records_and_rejects_unknown_identifiers():
 
 
 def test_subscriptions_come_from_the_decorators_and_the_stage_config():
-    from mlops.localcloud import stage_config
-
     from app import app
+    from mlops.localcloud import stage_config
 
     (sub,) = [
         s

@@ -1,9 +1,9 @@
 import json
 
 import pytest
-from mlops import CHALICE_CONFIG
 
 from chalicelib.settings import STAGES, Settings, dlq_name
+from mlops import CHALICE_CONFIG
 
 
 def test_names_follow_prefix_stage_resource_convention():

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from mlops import TEMPLATE
-from mlops.cfn import load_template
 
 from chalicelib.settings import Settings, dlq_name
+from mlops import TEMPLATE
+from mlops.cfn import load_template
 
 
 def test_template_passes_cfn_lint():
@@ -49,8 +49,9 @@ def test_buckets_queues_and_tables_are_encrypted_with_the_customer_key():
 def test_deployed_resources_are_named_by_the_settings_convention(stage):
     import warnings
 
-    from mlops.cfn import deploy_stack
     from moto import mock_aws
+
+    from mlops.cfn import deploy_stack
 
     with mock_aws(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
