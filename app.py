@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import BadRequestError, Chalice, NotFoundError
-from chalice.app import SQSEvent
+from chalice import BadRequestError, Chalice, ConflictError, NotFoundError, Rate, Response
+from chalice.app import CloudWatchEvent, SQSEvent
 
 from chalicelib import observability
 from chalicelib.http import BadRequest, parse_json_body
 from chalicelib.ingest import UploadLedger, handle_ingest_batch
 from chalicelib.ingest.uploads import DATASET_NAME
 from chalicelib.settings import Settings
+from chalicelib.training.handler import handle_retrain_batch, handle_schedule
+from chalicelib.training.kickoff import handle_trigger
+from chalicelib.training.policy import Trigger
+from chalicelib.training.runs import RunsStore
 from chalicelib.validation import Contract, ContractError, ContractStore, NoContract
 
 app = Chalice(app_name="serverless-mlops")
@@ -28,6 +32,18 @@ observability.install(app)
 def ingest_upload(event: SQSEvent) -> dict[str, Any]:
     """S3 notifications of uploads under incoming/ -> validation -> uploads ledger."""
     return handle_ingest_batch(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=settings.retrain_queue, batch_size=10, name="kickoff_retraining")
+def kickoff_retraining(event: SQSEvent) -> dict[str, Any]:
+    """Announcements of validated data (and of runs ending) -> retrain policy -> at most one run."""
+    return handle_retrain_batch(event.to_dict(), event.context)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="scheduled_retrain_check")
+def scheduled_retrain_check(event: CloudWatchEvent) -> dict[str, Any]:
+    """Hourly: retrain datasets whose model is past its maximum age (and has new data)."""
+    return handle_schedule()
 
 
 @app.route("/health", methods=["GET"])
@@ -72,3 +88,38 @@ def get_contract(name: str) -> dict[str, Any]:
         return ContractStore(Settings.from_env().data_bucket).get(_dataset_name(name)).to_dict()
     except NoContract as exc:
         raise NotFoundError(str(exc)) from exc
+
+
+@app.route("/datasets/{name}/retrain", methods=["POST"], content_types=["application/json"])
+def request_retrain(name: str) -> Response:
+    """Ask for a training run now. 202 with the run id; 409 if a run is already in flight."""
+    _dataset_name(name)
+    try:
+        body = parse_json_body(app.current_request.raw_body)
+    except BadRequest as exc:
+        raise BadRequestError(str(exc)) from exc
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadRequestError("reason: give a non-empty string saying why this retrain is needed")
+    outcome = handle_trigger(Trigger(kind="request", dataset=name, reason=reason.strip()[:500]))
+    if outcome["action"] == "launch":
+        return Response(body=outcome, status_code=202)
+    if outcome["action"] == "coalesce":
+        raise ConflictError(
+            f"run {outcome.get('run_id')} is in flight for {name!r}; your request was recorded"
+        )
+    raise BadRequestError("; ".join(outcome["reasons"]))
+
+
+@app.route("/runs/{run_id}", methods=["GET"])
+def get_run(run_id: str) -> dict[str, Any]:
+    run = RunsStore(Settings.from_env().runs_table).get_run(run_id)
+    if run is None:
+        raise NotFoundError(f"no run with id {run_id!r}")
+    return run
+
+
+@app.route("/runs", methods=["GET"])
+def list_runs() -> dict[str, Any]:
+    dataset = (app.current_request.query_params or {}).get("dataset")
+    return {"runs": RunsStore(Settings.from_env().runs_table).list_runs(dataset)}

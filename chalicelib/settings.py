@@ -27,7 +27,13 @@ _RESOURCES: dict[str, tuple[str, str]] = {
     "batch_work_queue": ("BATCH_WORK_QUEUE", "batch-work"),
     "uploads_table": ("UPLOADS_TABLE", "uploads"),
     "idempotency_table": ("IDEMPOTENCY_TABLE", "idempotency"),
+    "runs_table": ("RUNS_TABLE", "runs"),
+    "spot_job_queue": ("SPOT_JOB_QUEUE", "spot"),
+    "ondemand_job_queue": ("ONDEMAND_JOB_QUEUE", "ondemand"),
+    "training_job_definition": ("TRAINING_JOB_DEFINITION", "training"),
 }
+
+_SQS_QUEUES = ("ingest_queue", "retrain_queue", "promotion_queue", "batch_work_queue")
 
 
 def resource_name(prefix: str, stage: str, suffix: str) -> str:
@@ -52,6 +58,10 @@ class Settings:
     batch_work_queue: str
     uploads_table: str
     idempotency_table: str
+    runs_table: str
+    spot_job_queue: str
+    ondemand_job_queue: str
+    training_job_definition: str
 
     @classmethod
     def for_stage(cls, stage: str = DEFAULT_STAGE, prefix: str = DEFAULT_PREFIX) -> Settings:
@@ -78,5 +88,5 @@ class Settings:
 
     @property
     def queues(self) -> dict[str, str]:
-        """Every work queue by field name (each has a DLQ named ``<queue>-dlq``)."""
-        return {field: getattr(self, field) for field in _RESOURCES if field.endswith("_queue")}
+        """Every SQS work queue by field name (each has a DLQ named ``<queue>-dlq``)."""
+        return {field: getattr(self, field) for field in _SQS_QUEUES}

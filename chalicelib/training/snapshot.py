@@ -1,0 +1,74 @@
+"""The training data of a run: an immutable manifest of the validated objects, named by its hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+from chalicelib.validation.store import tags
+
+
+def manifest_key(dataset: str, data_hash: str) -> str:
+    return f"manifests/{dataset}/{data_hash}.json"
+
+
+def data_hash(dataset: str, objects: list[dict[str, Any]]) -> str:
+    """sha256 of the canonical JSON of the objects: the same data gives the same hash, in any order."""
+    canonical = json.dumps(
+        {"dataset": dataset, "objects": sorted(objects, key=lambda o: o["key"])},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def snapshot(dataset: str, bucket: str, classification: str = "confidential") -> dict[str, Any] | None:
+    """List ``validated/<dataset>/`` with versions, sizes and sha256 and store the manifest
+    create-only. Returns the manifest (with its hash and key), or None when there is no data."""
+    s3 = aws.client("s3")
+    objects = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"validated/{dataset}/"):
+        for entry in page.get("Contents", []):
+            head = s3.head_object(Bucket=bucket, Key=entry["Key"])
+            objects.append(
+                {
+                    "key": entry["Key"],
+                    "version_id": head.get("VersionId"),
+                    "etag": head["ETag"].strip('"'),
+                    "size": int(head["ContentLength"]),
+                    "sha256": head.get("Metadata", {}).get("sha256", ""),
+                    "upload_id": head.get("Metadata", {}).get("upload-id", ""),
+                }
+            )
+    if not objects:
+        return None
+    digest = data_hash(dataset, objects)
+    manifest = {
+        "dataset": dataset,
+        "data_hash": digest,
+        "objects": sorted(objects, key=lambda o: o["key"]),
+        "bytes": sum(o["size"] for o in objects),
+    }
+    key = manifest_key(dataset, digest)
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(manifest, indent=2).encode(),
+            ContentType="application/json",
+            Tagging=tags(dataset, classification, "manifest"),
+            IfNoneMatch="*",
+        )
+    except ClientError as exc:
+        # The same data was snapshot before: the manifest is immutable and already there.
+        if exc.response.get("Error", {}).get("Code") not in {
+            "PreconditionFailed",
+            "412",
+            "ConditionalRequestConflict",
+        }:
+            raise
+    return {**manifest, "key": key}
