@@ -60,7 +60,7 @@ def get_upload(upload_id: str) -> dict[str, Any]:
 
 
 def _dataset_name(name: str) -> str:
-    if not DATASET_NAME.match(name):
+    if not DATASET_NAME.fullmatch(name):
         raise BadRequestError(f"dataset name {name!r} must be 1-63 lowercase letters, digits, '-' or '_'")
     return name
 

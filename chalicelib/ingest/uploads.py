@@ -29,7 +29,7 @@ def dataset_of(key: str) -> tuple[str | None, str | None]:
     if len(parts) < 2 or not parts[-1]:
         return None, f"key {key!r} must look like {INCOMING_PREFIX}<dataset>/<file>"
     dataset = parts[0]
-    if not DATASET_NAME.match(dataset):
+    if not DATASET_NAME.fullmatch(dataset):
         return None, (
             f"dataset name {dataset!r} in key {key!r} must be 1-63 lowercase letters, digits, '-' or '_'"
         )

@@ -7,6 +7,7 @@ ranges, a target that is not a column...) and raises ContractError naming the fi
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -214,13 +215,19 @@ def _typed(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> 
 
 
 def _number(value: Any, where: str) -> float:
-    return float(_typed(value, (int, float), where, "a number"))
+    try:
+        number = float(_typed(value, (int, float), where, "a number"))
+    except OverflowError:
+        raise ContractError(where, "is too large to be a number") from None
+    if not math.isfinite(number):
+        raise ContractError(where, f"must be a finite number, not {number}")
+    return number
 
 
 def _parse_contract(doc: Any) -> Contract:
     _check_keys(doc, _TOP_KEYS | EXTENSION_KEYS, "")
     dataset = _typed(_require(doc, "dataset", ""), str, "dataset", "a string")
-    if not DATASET_NAME.match(dataset):
+    if not DATASET_NAME.fullmatch(dataset):
         raise ContractError("dataset", f"{dataset!r} must be 1-63 lowercase letters, digits, '-' or '_'")
     raw_columns = _typed(_require(doc, "columns", ""), list, "columns", "a list")
     if not raw_columns:
@@ -282,7 +289,7 @@ def _parse_contract(doc: Any) -> Contract:
 def _parse_column(doc: Any, where: str) -> Column:
     _check_keys(doc, _COLUMN_KEYS, where)
     name = _typed(_require(doc, "name", where), str, f"{where}name", "a string")
-    if not COLUMN_NAME.match(name):
+    if not COLUMN_NAME.fullmatch(name):
         raise ContractError(
             f"{where}name", f"{name!r} must start with a letter or '_' and use letters, digits, '_', '.', '-'"
         )
@@ -332,6 +339,8 @@ def _parse_column(doc: Any, where: str) -> Column:
     max_length = doc.get("max_length")
     if max_length is not None:
         _typed(max_length, int, f"{where}max_length", "an integer")
+        if kind not in ("string", "category"):
+            raise ContractError(f"{where}max_length", f"applies to string and category columns, not {kind}")
         if max_length < 1:
             raise ContractError(f"{where}max_length", "must be 1 or more")
     feature = doc.get("feature")

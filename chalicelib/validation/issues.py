@@ -13,7 +13,7 @@ from typing import Any
 CODES: dict[str, tuple[str, str]] = {
     "NO_CONTRACT": (
         "no contract is stored for this dataset",
-        "put one: mlops contract put <dataset> contract.json",
+        "store one: mlops contract put contract.json, or PUT /datasets/<dataset>/contract",
     ),
     "EMPTY_FILE": ("the file is empty", "upload a CSV with a header row and data rows"),
     "HEADER_ONLY": ("the file has a header but no data rows", "upload the data rows too"),

@@ -256,7 +256,8 @@ def _read_rows(
             if good:
                 _flush(good, numbers, starts, order, names, checkers, log, dup_rows)
     except csv.Error as exc:
-        _csv_error(exc, row + 1, reader.line_num, log)
+        # The failing chunk's rows are unknown here; the line is exact, the row is not.
+        _csv_error(exc, None, reader.line_num, log)
         raise _Stop from exc
     if ragged and first_ragged:
         r, ln, n = first_ragged
@@ -339,26 +340,17 @@ def _check_header(header: list[str], contract: Contract, log: IssueLog) -> list[
     return [stripped.index(name) for name in expected]
 
 
-def _csv_error(exc: csv.Error, row: int, line: int, log: IssueLog) -> None:
+def _csv_error(exc: csv.Error, row: int | None, line: int, log: IssueLog) -> None:
     message = str(exc)
     if "field larger than field limit" in message:
         log.add(
-            "FIELD_TOO_LARGE",
-            None,
-            f"row {row} (line {line}) has a field over the limit: {message}",
-            row=row,
-            line=line,
+            "FIELD_TOO_LARGE", None, f"line {line} has a field over the limit: {message}", row=row, line=line
         )
     elif "unexpected end of data" in message or "EOF inside string" in message:
-        log.add(
-            "UNTERMINATED_QUOTE",
-            None,
-            f"a quoted field opened at or after row {row} (line {line}) is never closed",
-            row=row,
-            line=line,
-        )
+        what = f"a quoted field is still open at line {line}, the end of the file"
+        log.add("UNTERMINATED_QUOTE", None, what, row=row, line=line)
     else:
-        log.add("MALFORMED_QUOTING", None, f"row {row} (line {line}): {message}", row=row, line=line)
+        log.add("MALFORMED_QUOTING", None, f"line {line}: {message}", row=row, line=line)
 
 
 def _dataset_checks(
