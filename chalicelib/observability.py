@@ -48,7 +48,10 @@ def handler_name(function_name: str | None, app_name: str) -> str:
 def _tag_handler(app_name: str) -> Callable[[Any, Callable[[Any], Any]], Any]:
     def middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
         context = getattr(event, "lambda_context", None) or getattr(event, "context", None)
-        logger.append_keys(handler=handler_name(getattr(context, "function_name", None), app_name))
+        # Thread-local: the local cloud runs several handlers at once in one process.
+        logger.thread_safe_append_keys(
+            handler=handler_name(getattr(context, "function_name", None), app_name)
+        )
         return get_response(event)
 
     return middleware

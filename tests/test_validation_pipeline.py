@@ -130,7 +130,8 @@ def test_upload_without_a_contract_is_quarantined_with_no_contract(aws, client):
     entry = _upload(client, aws, "incoming/unknown_set/x.csv", b"a,b\n1,2\n")
     assert entry.status == "invalid" and entry.issue_codes == ["NO_CONTRACT"]
     report = _json(aws, entry.report_key)
-    assert "mlops contract put unknown_set" in report["issues"][0]["fix"]
+    fix = report["issues"][0]["fix"]
+    assert "mlops contract put contract.json" in fix and "PUT /datasets/unknown_set/contract" in fix
 
 
 def test_first_valid_upload_becomes_the_reference_and_later_ones_are_compared(aws, client, days):

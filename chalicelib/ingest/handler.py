@@ -71,7 +71,7 @@ def ingest(notification: dict[str, Any]) -> dict[str, Any]:
         upload = _upload(event, upload_id, dataset, version_id, size, None, "missing")
         return _record(ledger, replace(upload, problem=f"object was gone before it could be read: {exc}"))
     upload_id = upload_id_for(event.bucket, event.key, version_id or event.etag)
-    logger.append_keys(upload_id=upload_id)
+    logger.thread_safe_append_keys(upload_id=upload_id)
     try:
         if ledger.get(upload_id) is not None:  # done before: a late duplicate of a finished upload
             return _record(ledger, _upload(event, upload_id, dataset, version_id, size, None, "recorded"))
@@ -125,7 +125,7 @@ def ingest(notification: dict[str, Any]) -> dict[str, Any]:
         )
         return _record(ledger, upload)
     finally:
-        logger.remove_keys(["upload_id"])
+        logger.thread_safe_remove_keys(["upload_id"])
 
 
 def _upload(

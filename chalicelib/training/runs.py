@@ -11,6 +11,7 @@ Items (one table, ``pk``/``sk``):
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,7 +29,18 @@ _des = TypeDeserializer()
 
 
 def _item(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in doc.items() if v is not None}
+    return {k: _ser.serialize(_storable(v)) for k, v in doc.items() if v is not None}
+
+
+def _storable(value: Any) -> Any:
+    """DynamoDB takes Decimal, not float, and no NaN: convert on the way in."""
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    return value
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +216,7 @@ class RunsStore:
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         names = {f"#f{i}": k for i, k in enumerate(fields)}
-        values = {f":v{i}": _ser.serialize(v) for i, v in enumerate(fields.values())}
+        values = {f":v{i}": _ser.serialize(_storable(v)) for i, v in enumerate(fields.values())}
         self._db.update_item(
             TableName=self.table,
             Key={"pk": {"S": f"run#{run_id}"}, "sk": {"S": "run"}},

@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     get = contract_sub.add_parser("get", help="print a dataset's contract")
     get.add_argument("dataset")
 
+    runs = sub.add_parser("runs", help="training runs of the running local cloud (or one run, in full)")
+    runs.add_argument("run_id", nargs="?", help="show this run in full (JSON)")
+    runs.add_argument("--dataset", help="only this dataset's runs")
+
     validate = sub.add_parser(
         "validate",
         help="validate a CSV against a contract offline; prints the JSON report (exit 0 valid, 1 invalid)",
@@ -61,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_env()
         if args.command == "contract":
             return cmd_contract(args.action, getattr(args, "file", None), getattr(args, "dataset", None))
+        if args.command == "runs":
+            return cmd_runs(args.run_id, args.dataset)
         if args.command == "validate":
             return cmd_validate(args.contract, args.file, args.reference)
     except KeyboardInterrupt:
@@ -154,6 +160,40 @@ def cmd_contract(action: str, path: str | None, dataset: str | None) -> int:
     except NoContract as exc:
         print(f"mlops contract get: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_runs(run_id: str | None, dataset: str | None) -> int:
+    import json
+
+    from chalicelib.settings import Settings
+    from chalicelib.training.runs import RunsStore
+    from mlops.localcloud import connect
+
+    connect()
+    store = RunsStore(Settings.from_env().runs_table)
+    if run_id:
+        run = store.get_run(run_id)
+        if run is None:
+            print(f"mlops runs: no run {run_id!r}", file=sys.stderr)
+            return 1
+        print(json.dumps(run, indent=2, default=str))
+        return 0
+    runs = store.list_runs(dataset)
+    print(f"{'run':<44}{'status':<11}{'trigger':<13}{'metric':<20}{'parity':>9}  reasons / error")
+    for run in runs:
+        metric = (
+            f"{run.get('primary_metric', '')} {run['primary_value']:.4f}"
+            if run.get("primary_value") is not None
+            else "-"
+        )
+        parity = f"{run['parity_max_abs_diff']:.1e}" if run.get("parity_max_abs_diff") is not None else "-"
+        why = run.get("error") or "; ".join(run.get("reasons", []))
+        print(
+            f"{run['run_id']:<44}{run['status']:<11}{run.get('trigger', {}).get('kind', ''):<13}{metric:<20}{parity:>9}  {why[:60]}"
+        )
+    if not runs:
+        print("(no runs yet)")
     return 0
 
 

@@ -2,8 +2,9 @@
 
 Each step prints what happened and checks it; the demo exits 0 only if every check held. The
 data is real (scikit-learn's bundled breast-cancer set) cut into daily uploads. So far the
-scenario covers the foundation and validation: contracts, uploads flowing S3 -> notification ->
-ingest queue -> event runtime -> ``ingest_upload``, reports, quarantine, drift, duplicates.
+scenario covers the foundation, validation and retraining: contracts, uploads flowing S3 ->
+notification -> ingest queue -> event runtime -> ``ingest_upload``, reports, quarantine, drift,
+duplicates; retrain triggers, runs trained in a local "spot" job, ONNX candidates with parity.
 """
 
 from __future__ import annotations
@@ -249,13 +250,57 @@ def run_demo(verbose: bool = False) -> int:
             f"{stray}: {stray_entry and stray_entry.problem}",
         )
 
-        demo.step("Valid data is announced on the retrain queue (retraining lands in the next stage)")
-        retrain_url = sqs.get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]
-        messages = _peek(sqs, retrain_url)
-        announced = sorted(m["upload_id"] for m in messages)
+        demo.step(
+            "Retraining: valid data is announced; 300 new rows, or drift, start a run on (local) spot capacity"
+        )
+        from chalicelib.training.runs import RunsStore
+
+        runs = RunsStore(settings.runs_table)
+        first = _follow_run(demo, runs, lambda r: any("new valid rows" in x for x in r.get("reasons", [])))
+        if first:
+            print(f"   reasons: {'; '.join(first['reasons'])}")
+            print(
+                f"   {first['family']}: holdout {first['primary_metric']} {first['primary_value']:.4f}, "
+                f"parity max |ORT - sklearn| {first['parity_max_abs_diff']:.1e} on {first.get('capacity')} capacity, "
+                f"{first['seconds']:.1f}s, attempt {first['attempts']}"
+            )
+            demo.check(
+                first["parity_max_abs_diff"] <= 1e-5 and first["primary_value"] > 0.9,
+                "the candidate is accurate and its ONNX export matches scikit-learn",
+            )
+            manifest_key = f"{first['candidate_prefix']}manifest.json"
+            manifest = json.loads(
+                s3.get_object(Bucket=settings.models_bucket, Key=manifest_key)["Body"].read()
+            )
+            print(
+                f"   candidate s3://{settings.models_bucket}/{first['candidate_prefix']}: "
+                + ", ".join(a["name"] for a in manifest["artifacts"])
+                + ", manifest.json (last)"
+            )
+        second = _follow_run(demo, runs, lambda r: any("drifted" in x for x in r.get("reasons", [])))
+        if second:
+            coalesced = second.get("trigger", {}).get("kind") == "run_finished"
+            print(
+                f"   reasons: {'; '.join(second['reasons'])}"
+                + (" (the drift trigger waited for the first run: coalesced)" if coalesced else "")
+            )
+        status, body = http(
+            "POST", f"{api}/datasets/{DATASET}/retrain", {"reason": "a person asked for a fresh model"}
+        )
         demo.check(
-            announced == sorted(ids[k] for k in (*days[:3], days[4])),
-            f"{len(messages)} announcements: the 4 valid uploads, once each",
+            status in (202, 409),
+            f"POST /datasets/{DATASET}/retrain -> {status} {body.get('run_id') or body.get('Message')}",
+        )
+        if status == 202:
+            requested = _follow_run(demo, runs, lambda r: r["run_id"] == body["run_id"])
+            demo.check(
+                bool(requested) and requested["data_hash"] == (second or first or {}).get("data_hash"),
+                "the requested run trained on the same data snapshot (same data hash)",
+            )
+        status, run_doc = http("GET", f"{api}/runs/{(first or {}).get('run_id', 'none')}")
+        demo.check(
+            status == 200 and run_doc.get("status") == "succeeded",
+            f"GET /runs/{{id}} -> {run_doc.get('status')}",
         )
 
         demo.step("The ledger over the HTTP API (GET /uploads/{id})")
@@ -271,6 +316,10 @@ def run_demo(verbose: bool = False) -> int:
         for name, visible, in_flight, dlq in queue_depths(sqs, settings.queues):
             print(f"   {name:<40} visible {visible}  in flight {in_flight}  DLQ {dlq}")
         demo.check(_queue_empty(sqs, queue_url), "nothing left in the ingest queue, nothing in its DLQ")
+        demo.check(
+            _queue_empty(sqs, sqs.get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]),
+            "every retrain trigger was consumed",
+        )
 
         if not verbose:
             lines = [
@@ -298,6 +347,29 @@ def _finish(demo: Demo) -> int:
         return 1
     print("DEMO OK: every step did what it should.")
     return 0
+
+
+def _follow_run(
+    demo: Demo, runs: Any, match: Callable[[dict[str, Any]], bool], timeout_s: float = 120
+) -> dict[str, Any] | None:
+    """Wait for the run that matches, printing its status as it changes; None if it never succeeds."""
+    deadline = time.monotonic() + timeout_s
+    seen = ""
+    run: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        run = next((r for r in runs.list_runs(DATASET) if match(r)), None)
+        if run and run["status"] != seen:
+            seen = run["status"]
+            print(f"   run {run['run_id']}: {seen}", flush=True)
+        if run and run["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.3)
+    ok = bool(run) and run is not None and run["status"] == "succeeded"
+    demo.check(
+        ok,
+        f"run {run['run_id'] if run else '(none started)'} {'succeeded' if ok else 'did not succeed: ' + str(run and run.get('error'))}",
+    )
+    return run if ok else None
 
 
 def _print_table(s3: Any, bucket: str, entries: list[Any]) -> None:

@@ -1,0 +1,377 @@
+"""The training job: ``python -m training.main --run-id R --dataset D``.
+
+Runs as an AWS Batch job on spot capacity (or, locally, as a child process of the local cloud).
+Reads the run's data manifest, verifies every object, trains, exports ONNX, checks parity, and
+publishes the candidate under ``models/<dataset>/candidates/<run-id>/``; ``manifest.json`` is written
+last and create-only: its arrival announces the candidate to the promotion stage.
+
+Safe to retry: a spot reclaim re-runs the job with the same run id; every key is derived from it,
+and a run whose manifest exists is done. A failure records why on the run and frees the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+from chalicelib.settings import Settings
+from chalicelib.training.runs import RunsStore, now_iso
+from chalicelib.training.settings import TrainingSettings
+from chalicelib.validation import Contract, ContractStore
+from chalicelib.validation.store import tags
+
+from .core import check_parity, export_onnx, input_schema, model_card, train
+from .pipeline import BOOLEAN
+from .table import Table, load_table
+
+ARTIFACTS = (
+    "model.onnx",
+    "input_schema.json",
+    "metrics.json",
+    "parity.json",
+    "reference_profile.json",
+    "holdout.csv",
+    "model_card.md",
+    "lineage.json",
+)
+
+
+class RunFailed(Exception):
+    """The run cannot produce a candidate; the message says why."""
+
+
+def candidate_prefix(dataset: str, run_id: str) -> str:
+    return f"models/{dataset}/candidates/{run_id}/"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="training.main")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--dataset", required=True)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    runs = RunsStore(settings.runs_table)
+    started = time.monotonic()
+    attempt = runs.add_attempt(args.run_id)
+    capacity = _capacity()
+    runs.update_run(args.run_id, status="running", started_at=now_iso(), capacity=capacity)
+    _say(f"run {args.run_id}: attempt {attempt} on {capacity} capacity")
+    try:
+        result = run_training(args.run_id, args.dataset, settings, attempt, capacity)
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
+        _say(f"run {args.run_id} failed: {reason}")
+        runs.update_run(args.run_id, status="failed", error=reason, finished_at=now_iso())
+        _finish(runs, settings, args.dataset, args.run_id, succeeded=False)
+        return 1
+    runs.update_run(
+        args.run_id,
+        status="succeeded",
+        finished_at=now_iso(),
+        seconds=round(time.monotonic() - started, 2),
+        **result,
+    )
+    _finish(runs, settings, args.dataset, args.run_id, succeeded=True)
+    _say(f"run {args.run_id} succeeded: {result['candidate_prefix']}")
+    return 0
+
+
+def run_training(
+    run_id: str, dataset: str, settings: Settings, attempt: int, capacity: str
+) -> dict[str, Any]:
+    s3 = aws.client("s3")
+    prefix = candidate_prefix(dataset, run_id)
+    existing = _manifest(settings.models_bucket, prefix)
+    if existing is not None:  # an earlier attempt finished: publishing again would add nothing
+        _say("candidate manifest already exists: nothing to do")
+        return _summary(existing, prefix)
+    run = RunsStore(settings.runs_table).get_run(run_id)
+    if run is None:
+        raise RunFailed(f"no run record {run_id}")
+    contract = ContractStore(settings.data_bucket).get(dataset)
+    training = TrainingSettings.from_contract(contract)
+    data_manifest = json.loads(
+        s3.get_object(Bucket=settings.data_bucket, Key=run["data_manifest_key"])["Body"].read()
+    )
+    sources = []
+    for obj in data_manifest["objects"]:
+        args: dict[str, Any] = {"Bucket": settings.data_bucket, "Key": obj["key"]}
+        if obj.get("version_id"):
+            args["VersionId"] = obj["version_id"]
+        body = s3.get_object(**args)["Body"].read()
+        if obj.get("sha256") and hashlib.sha256(body).hexdigest() != obj["sha256"]:
+            raise RunFailed(f"{obj['key']} does not match its sha256 in the data manifest")
+        sources.append(_decompressed(body))
+    _say(f"loaded {len(sources)} object(s), {sum(len(s) for s in sources):,} bytes")
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    table = load_table(sources, contract)
+    result = train(table, contract, training)
+    onnx_bytes = export_onnx(result, contract)
+    parity = check_parity(result, onnx_bytes, contract, training.parity_tolerance)
+    name, value = result.primary_metric
+    _say(
+        f"trained {training.model.family} on {result.rows}: holdout {name} {value}; parity max diff {parity.get('max_abs_diff')}"
+    )
+    artifacts: dict[str, bytes] = {
+        "parity.json": _json(parity),
+    }
+    if not parity.get("passed"):
+        _put(
+            s3,
+            settings.models_bucket,
+            prefix + "parity.json",
+            artifacts["parity.json"],
+            dataset,
+            contract,
+            "candidate",
+        )
+        raise RunFailed(
+            f"parity check failed: onnxruntime and scikit-learn differ by {parity.get('max_abs_diff')} "
+            f"(tolerance {training.parity_tolerance}) with {parity.get('label_flips')} label flip(s); not published"
+        )
+    metrics = {
+        "primary_metric": name,
+        "primary_value": value,
+        "greater_is_better": training.greater_is_better,
+        "splits": result.metrics,
+        "rows": result.rows,
+    }
+    artifacts.update(
+        {
+            "model.onnx": onnx_bytes,
+            "input_schema.json": _json(input_schema(contract, result)),
+            "metrics.json": _json(metrics),
+            "reference_profile.json": _json(reference_profile(table, contract)),
+            "holdout.csv": holdout_csv(result, contract),
+            "model_card.md": model_card(result, contract, parity).encode(),
+        }
+    )
+    artifacts["lineage.json"] = _json(
+        {
+            "run_id": run_id,
+            "dataset": dataset,
+            "data_manifest_key": run["data_manifest_key"],
+            "data_hash": run["data_hash"],
+            "data_objects": [
+                {k: o.get(k) for k in ("key", "version_id", "sha256", "upload_id")}
+                for o in data_manifest["objects"]
+            ],
+            "contract_version": contract.version,
+            "code_version": _code_version(),
+            "parameters": training.to_dict(),
+            "libraries": _libraries(),
+            "started_at": started_at,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "attempts": attempt,
+            "capacity": capacity,
+            "trigger": run.get("trigger"),
+            "reasons": run.get("reasons"),
+        }
+    )
+    entries = []
+    for name_, data in artifacts.items():
+        _put(s3, settings.models_bucket, prefix + name_, data, dataset, contract, "candidate")
+        entries.append(
+            {
+                "name": name_,
+                "key": prefix + name_,
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+    manifest = {
+        "dataset": dataset,
+        "run_id": run_id,
+        "task": contract.task,
+        "family": training.model.family,
+        "primary_metric": name,
+        "primary_value": value,
+        "parity_max_abs_diff": parity.get("max_abs_diff"),
+        "data_hash": run["data_hash"],
+        "artifacts": entries,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    try:
+        s3.put_object(
+            Bucket=settings.models_bucket,
+            Key=prefix + "manifest.json",
+            Body=_json(manifest),
+            ContentType="application/json",
+            Tagging=tags(dataset, contract.classification, "candidate"),
+            IfNoneMatch="*",
+        )
+    except ClientError as exc:
+        # Another attempt published first: one candidate per run, whichever attempt wrote it.
+        if exc.response.get("Error", {}).get("Code") not in {
+            "PreconditionFailed",
+            "412",
+            "ConditionalRequestConflict",
+        }:
+            raise
+        manifest = _manifest(settings.models_bucket, prefix) or manifest
+    return _summary(manifest, prefix)
+
+
+def reference_profile(table: Table, contract: Contract) -> dict[str, Any]:
+    """The training data's drift profile, in the validator's format (new uploads are compared to it)."""
+    from chalicelib.validation import drift
+    from chalicelib.validation.columns import MAX_TRACKED_CATEGORIES, RESERVOIR_SIZE
+
+    columns: dict[str, Any] = {}
+    for column in contract.columns:
+        if column.classification == "pii" or column.type == "timestamp":
+            continue
+        values = table[column.name]
+        if column.type in ("integer", "float"):
+            finite = values[np.isfinite(values)]
+            reservoir = drift.Reservoir(capacity=RESERVOIR_SIZE, seed=0)
+            reservoir.add(finite)
+            columns[column.name] = drift.numeric_column_profile(
+                len(values), int(np.isnan(values).sum()), reservoir
+            )
+        elif column.type == "boolean":
+            known = values[~np.isnan(values)]
+            counts = {"true": int((known == 1).sum()), "false": int((known == 0).sum())}
+            columns[column.name] = drift.categorical_column_profile(
+                len(values), len(values) - len(known), counts
+            )
+        else:
+            present = [v for v in values.tolist() if v is not None]
+            unique, counts_ = np.unique(np.asarray(present, dtype=str), return_counts=True)
+            if len(unique) <= MAX_TRACKED_CATEGORIES:
+                columns[column.name] = drift.categorical_column_profile(
+                    len(values),
+                    len(values) - len(present),
+                    dict(zip(unique.tolist(), counts_.tolist(), strict=True)),
+                )
+    return {"rows": table.n_rows, "columns": columns}
+
+
+def holdout_csv(result: Any, contract: Contract) -> bytes:
+    """The holdout rows (features as the model takes them, and the target) for the promotion stage."""
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([f.name for f in result.features] + [contract.target])
+    for x, y in zip(result.holdout_x, result.holdout_y, strict=True):
+        cells = []
+        for feature, value in zip(result.features, x, strict=True):
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                cells.append("")
+            elif feature.kind == BOOLEAN:
+                cells.append("true" if float(value) == 1.0 else "false")
+            else:
+                cells.append(repr(float(value)) if isinstance(value, float | np.floating) else str(value))
+        writer.writerow([*cells, y.item() if hasattr(y, "item") else y])
+    return buf.getvalue().encode()
+
+
+def _finish(runs: RunsStore, settings: Settings, dataset: str, run_id: str, succeeded: bool) -> None:
+    coalesced = runs.release(dataset, run_id, succeeded, datetime.now(UTC))
+    if coalesced:
+        # Triggers waited for this run: ask the kickoff to look again now that it is over.
+        url = aws.client("sqs").get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]
+        aws.client("sqs").send_message(
+            QueueUrl=url,
+            MessageBody=json.dumps(
+                {"event": "run.finished", "dataset": dataset, "run_id": run_id, "coalesced": len(coalesced)}
+            ),
+        )
+
+
+def _manifest(bucket: str, prefix: str) -> dict[str, Any] | None:
+    try:
+        return dict(
+            json.loads(
+                aws.client("s3").get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read()
+            )
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return None
+        raise
+
+
+def _summary(manifest: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {
+        "candidate_prefix": prefix,
+        "primary_metric": manifest.get("primary_metric"),
+        "primary_value": manifest.get("primary_value"),
+        "parity_max_abs_diff": manifest.get("parity_max_abs_diff"),
+        "family": manifest.get("family"),
+    }
+
+
+def _put(s3: Any, bucket: str, key: str, data: bytes, dataset: str, contract: Contract, stage: str) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=data, Tagging=tags(dataset, contract.classification, stage))
+
+
+def _json(doc: Any) -> bytes:
+    return json.dumps(doc, indent=2, default=_default, allow_nan=False).encode()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _decompressed(body: bytes) -> bytes:
+    import gzip
+
+    return gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+
+
+def _capacity() -> str:
+    """spot, on-demand or local: from the Batch job queue the job runs in."""
+    if os.environ.get("MLOPS_CAPACITY"):
+        return os.environ["MLOPS_CAPACITY"]
+    queue = os.environ.get("AWS_BATCH_JQ_NAME", "")
+    return "spot" if queue.endswith("-spot") else "on-demand" if queue else "unknown"
+
+
+def _code_version() -> str:
+    if os.environ.get("CODE_VERSION"):
+        return os.environ["CODE_VERSION"]
+    try:
+        root = Path(__file__).resolve().parents[2]
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _libraries() -> dict[str, str]:
+    from importlib.metadata import version
+
+    found = {"python": platform.python_version()}
+    for name in ("scikit-learn", "skl2onnx", "onnxruntime", "onnx", "numpy"):
+        try:
+            found[name] = version(name)
+        except Exception:
+            found[name] = "not installed"
+    return found
+
+
+def _say(message: str) -> None:
+    print(f"{datetime.now(UTC):%H:%M:%S} {message}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

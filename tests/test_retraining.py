@@ -1,0 +1,343 @@
+"""Retraining: the policy (pure), the single-flight lock, the data manifest, the kickoff function,
+the training job publishing a candidate, retries, and the API. In-process moto throughout; the
+local subprocess backend is exercised by the demo and the end-to-end test."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.training.policy import DatasetState, Trigger, decide
+from chalicelib.training.runs import RunsStore
+from chalicelib.training.settings import RetrainSettings
+from chalicelib.training.snapshot import data_hash
+from chalicelib.validation import Contract, ContractStore
+from mlops.datasets import breast_cancer_contract, breast_cancer_rows, to_csv
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+POLICY = RetrainSettings(min_new_rows=100, max_champion_age_days=30, on_drift=True, cooldown_minutes=30)
+DATASET = "breast_cancer"
+
+
+# --- policy -----------------------------------------------------------------------------------------
+
+
+def data(rows=0, drift=False):
+    return Trigger(kind="data", dataset="d", rows=rows, drift=drift, upload_id="u")
+
+
+@pytest.mark.parametrize(("rows", "action"), [(99, "skip"), (100, "launch"), (250, "launch")])
+def test_new_rows_launch_at_min_new_rows(rows, action):
+    assert decide(data(), DatasetState(rows_since_training=rows), POLICY, NOW).action == action
+
+
+def test_a_run_in_flight_coalesces_every_trigger():
+    state = DatasetState(rows_since_training=500, run_in_flight="run-1")
+    for trigger in (data(), Trigger("request", "d", reason="now"), Trigger("schedule", "d")):
+        decision = decide(trigger, state, POLICY, NOW)
+        assert decision.action == "coalesce" and "run-1" in decision.reasons[0]
+
+
+def test_cooldown_skips_data_triggers_but_not_requests():
+    state = DatasetState(rows_since_training=500, last_run_started_at=NOW - timedelta(minutes=10))
+    assert decide(data(), state, POLICY, NOW).action == "skip"
+    assert "cooldown" in decide(data(), state, POLICY, NOW).reasons[0]
+    assert decide(Trigger("request", "d", reason="new labels"), state, POLICY, NOW).action == "launch"
+    later = DatasetState(rows_since_training=500, last_run_started_at=NOW - timedelta(minutes=31))
+    assert decide(data(), later, POLICY, NOW).action == "launch"
+
+
+def test_drift_launches_with_few_rows_only_when_on_drift():
+    state = DatasetState(rows_since_training=10)
+    assert decide(data(drift=True), state, POLICY, NOW).action == "launch"
+    off = RetrainSettings(min_new_rows=100, on_drift=False)
+    assert decide(data(drift=True), state, off, NOW).action == "skip"
+
+
+def test_old_model_retrains_on_schedule_only_with_new_data():
+    old = NOW - timedelta(days=31)
+    assert (
+        decide(
+            Trigger("schedule", "d"), DatasetState(rows_since_training=5, last_trained_at=old), POLICY, NOW
+        ).action
+        == "launch"
+    )
+    assert (
+        decide(
+            Trigger("schedule", "d"), DatasetState(rows_since_training=0, last_trained_at=old), POLICY, NOW
+        ).action
+        == "skip"
+    )
+    young = NOW - timedelta(days=3)
+    assert (
+        decide(
+            Trigger("schedule", "d"), DatasetState(rows_since_training=5, last_trained_at=young), POLICY, NOW
+        ).action
+        == "skip"
+    )
+
+
+# --- manifest hash ----------------------------------------------------------------------------------
+
+
+def test_data_hash_identifies_the_data_not_the_listing_order():
+    objects = [{"key": f"validated/d/{i}.csv", "sha256": str(i), "size": i} for i in range(5)]
+    assert data_hash("d", objects) == data_hash("d", list(reversed(objects)))
+    changed = [*objects[:-1], {**objects[-1], "sha256": "other"}]
+    assert data_hash("d", objects) != data_hash("d", changed)
+    assert data_hash("d", objects) != data_hash("e", objects)
+
+
+# --- the lock ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def atomic_items(monkeypatch):
+    """DynamoDB applies each conditional write atomically; in-process moto does not serialise
+    concurrent requests, so give its item writes the atomicity the real service guarantees."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    for name in ("update_item", "put_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+def test_single_flight_lock_under_concurrent_triggers(aws, atomic_items):
+    store = RunsStore(aws.runs_table)
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def contend(i: int) -> None:
+        barrier.wait()
+        results.append(store.try_lock("d", f"run-{i}", NOW))
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 7 + [True]
+    holder = store.state("d", NOW).run_in_flight
+    assert holder is not None and holder.startswith("run-")
+
+
+def test_expired_lock_can_be_taken_and_release_only_by_its_holder(aws):
+    store = RunsStore(aws.runs_table)
+    assert store.try_lock("d", "old", NOW - timedelta(hours=5))
+    assert store.state("d", NOW).run_in_flight is None  # expired
+    assert store.try_lock("d", "new", NOW)
+    store.release("d", "old", succeeded=True, now=NOW)  # not the holder: no effect
+    assert store.state("d", NOW).run_in_flight == "new"
+    store.release("d", "new", succeeded=True, now=NOW)
+    assert store.state("d", NOW).run_in_flight is None and store.state("d", NOW).last_trained_at == NOW
+
+
+# --- kickoff, job, API -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pipeline(aws, monkeypatch):
+    """A stored contract (trains on >= 100 new rows), validated data, and a launcher that records."""
+    doc = breast_cancer_contract()
+    doc["training"] = {
+        "model": {"family": "logistic_regression"},
+        "retrain": {"min_new_rows": 100, "cooldown_minutes": 0},
+    }
+    ContractStore(aws.data_bucket).put(Contract.parse(doc))
+    launched: list[tuple[str, str]] = []
+
+    def record(run_id, dataset, settings):
+        launched.append((run_id, dataset))
+        return {"backend": "test"}
+
+    monkeypatch.setattr("chalicelib.training.kickoff.launch", record)
+    with Client(app, stage_name="local") as client:
+        yield client, launched
+
+
+def _validate(client, settings, key, data):
+    from tests.test_validation_pipeline import _deliver
+
+    boto3.client("s3").put_object(Bucket=settings.data_bucket, Key=key, Body=data)
+    _deliver(client, settings)
+
+
+def _retrain_messages(settings):
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        bodies += [m["Body"] for m in messages]
+        for m in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return bodies
+
+
+def _kickoff(client, settings, bodies):
+    event = client.events.generate_sqs_event(queue_name=settings.retrain_queue, message_bodies=bodies)
+    for record in event["Records"]:
+        record["messageId"] = str(uuid.uuid4())
+    return client.lambda_.invoke("kickoff_retraining", event).payload
+
+
+def test_enough_valid_rows_launch_exactly_one_run_with_a_data_manifest(aws, pipeline):
+    client, launched = pipeline
+    header, rows = breast_cancer_rows()
+    _validate(client, aws, f"incoming/{DATASET}/a.csv", to_csv(header, rows[:60]))
+    assert _kickoff(client, aws, _retrain_messages(aws)) == {"batchItemFailures": []}
+    assert launched == []  # 60 rows < 100
+    _validate(client, aws, f"incoming/{DATASET}/b.csv", to_csv(header, rows[60:120]))
+    messages = _retrain_messages(aws)
+    _kickoff(client, aws, messages * 3)  # duplicates counted once, and only one run
+    assert len(launched) == 1
+    run = RunsStore(aws.runs_table).get_run(launched[0][0])
+    assert run["status"] == "submitted" and run["data_objects"] == 2
+    assert "120 new valid rows" in run["reasons"][0]
+    manifest = json.loads(
+        boto3.client("s3").get_object(Bucket=aws.data_bucket, Key=run["data_manifest_key"])["Body"].read()
+    )
+    assert manifest["data_hash"] == run["data_hash"] and all(
+        o["sha256"] and o["version_id"] for o in manifest["objects"]
+    )
+    state = RunsStore(aws.runs_table).state(DATASET)
+    assert state.run_in_flight == launched[0][0] and state.rows_since_training == 0
+
+
+def test_triggers_during_a_run_are_coalesced_not_lost(aws, pipeline):
+    client, launched = pipeline
+    header, rows = breast_cancer_rows()
+    _validate(client, aws, f"incoming/{DATASET}/a.csv", to_csv(header, rows[:150]))
+    _kickoff(client, aws, _retrain_messages(aws))
+    _validate(client, aws, f"incoming/{DATASET}/b.csv", to_csv(header, rows[150:300]))
+    _kickoff(client, aws, _retrain_messages(aws))
+    assert len(launched) == 1
+    coalesced = RunsStore(aws.runs_table).coalesced(DATASET)
+    assert len(coalesced) == 1 and coalesced[0]["during_run"] == launched[0][0]
+    assert RunsStore(aws.runs_table).state(DATASET).rows_since_training == 150
+
+
+def _train(aws, pipeline, rows=300):
+    from training.main import main
+
+    client, launched = pipeline
+    header, all_rows = breast_cancer_rows()
+    _validate(client, aws, f"incoming/{DATASET}/a.csv", to_csv(header, all_rows[:rows]))
+    _kickoff(client, aws, _retrain_messages(aws))
+    ((run_id, dataset),) = launched
+    return run_id, main(["--run-id", run_id, "--dataset", dataset])
+
+
+def test_training_job_publishes_a_candidate_with_manifest_last(aws, pipeline):
+    run_id, code = _train(aws, pipeline)
+    assert code == 0
+    s3 = boto3.client("s3")
+    prefix = f"models/{DATASET}/candidates/{run_id}/"
+    manifest = json.loads(
+        s3.get_object(Bucket=aws.models_bucket, Key=prefix + "manifest.json")["Body"].read()
+    )
+    names = {a["name"] for a in manifest["artifacts"]}
+    assert {
+        "model.onnx",
+        "input_schema.json",
+        "metrics.json",
+        "reference_profile.json",
+        "holdout.csv",
+        "model_card.md",
+        "lineage.json",
+    } <= names
+    import hashlib
+
+    for artifact in manifest["artifacts"]:
+        body = s3.get_object(Bucket=aws.models_bucket, Key=artifact["key"])["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == artifact["sha256"]
+    lineage = json.loads(s3.get_object(Bucket=aws.models_bucket, Key=prefix + "lineage.json")["Body"].read())
+    run = RunsStore(aws.runs_table).get_run(run_id)
+    assert lineage["data_hash"] == run["data_hash"] and lineage["libraries"]["scikit-learn"]
+    assert run["status"] == "succeeded" and run["primary_metric"] == "roc_auc" and run["primary_value"] > 0.9
+    assert run["parity_max_abs_diff"] <= 1e-5
+    assert RunsStore(aws.runs_table).state(DATASET).run_in_flight is None  # lock released
+    # the manifest's arrival is what notifies the promotion queue
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=aws.promotion_queue)["QueueUrl"]
+    bodies = [
+        m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    ]
+    assert any("manifest.json" in b for b in bodies)
+
+
+def test_retried_run_writes_nothing_twice(aws, pipeline):
+    from training.main import main
+
+    run_id, code = _train(aws, pipeline)
+    assert code == 0
+    assert main(["--run-id", run_id, "--dataset", DATASET]) == 0  # a spot reclaim re-runs the job
+    s3 = boto3.client("s3")
+    versions = s3.list_object_versions(Bucket=aws.models_bucket, Prefix=f"models/{DATASET}/candidates/")[
+        "Versions"
+    ]
+    keys = [v["Key"] for v in versions]
+    assert len(keys) == len(set(keys))  # one version of every artifact
+    assert len({k.split("/")[3] for k in keys}) == 1  # one candidate
+    assert RunsStore(aws.runs_table).get_run(run_id)["attempts"] == 2
+
+
+def test_parity_failure_fails_the_run_and_publishes_no_candidate(aws, pipeline, monkeypatch):
+    monkeypatch.setattr(
+        "training.main.check_parity",
+        lambda *a, **k: {"passed": False, "max_abs_diff": 0.3, "label_flips": 4, "rows": 10},
+    )
+    run_id, code = _train(aws, pipeline)
+    assert code == 1
+    run = RunsStore(aws.runs_table).get_run(run_id)
+    assert run["status"] == "failed" and "parity check failed" in run["error"]
+    keys = [
+        o["Key"]
+        for o in boto3.client("s3")
+        .list_objects_v2(Bucket=aws.models_bucket, Prefix="models/")
+        .get("Contents", [])
+    ]
+    assert not any(k.endswith("manifest.json") for k in keys)
+    assert RunsStore(aws.runs_table).state(DATASET).run_in_flight is None
+
+
+def test_retrain_request_over_the_api_returns_the_run_id_then_409(aws, pipeline):
+    client, launched = pipeline
+    header, rows = breast_cancer_rows()
+    _validate(client, aws, f"incoming/{DATASET}/a.csv", to_csv(header, rows[:60]))
+    headers = {"Content-Type": "application/json"}
+    response = client.http.post(
+        f"/datasets/{DATASET}/retrain", body=json.dumps({"reason": "relabelled data"}), headers=headers
+    )
+    assert response.status_code == 202 and response.json_body["run_id"] == launched[0][0]
+    again = client.http.post(
+        f"/datasets/{DATASET}/retrain", body=json.dumps({"reason": "again"}), headers=headers
+    )
+    assert again.status_code == 409 and launched[0][0] in again.json_body["Message"]
+    run = client.http.get(f"/runs/{launched[0][0]}")
+    assert run.status_code == 200 and run.json_body["reasons"] == ["requested: relabelled data"]
+    assert client.http.get("/runs/nope").status_code == 404
+
+
+def test_retrain_request_without_a_reason_is_a_400_naming_it(aws, pipeline):
+    client, _ = pipeline
+    response = client.http.post(
+        f"/datasets/{DATASET}/retrain", body="{}", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and "reason" in response.json_body["Message"]
