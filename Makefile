@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: demo test up status lint format clean venv
+.PHONY: demo test up status lint format clean venv bench-validation
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -41,6 +41,12 @@ up: $(STAMP)
 
 status: $(STAMP)
 	$(BIN)/mlops status
+
+# Validation benchmark against pandera (benchmark-only dependencies). BENCH_ARGS=--quick: < 1 minute.
+BENCH_ARGS ?= --repeat 3
+bench-validation: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+	$(BIN)/python benchmarks/validation_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

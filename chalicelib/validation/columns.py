@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +32,9 @@ _TRUE = np.array(sorted(BOOLEAN_TRUE))
 
 
 class ColumnChecker:
-    def __init__(self, column: Column, fmt: FileFormat, track_unique: bool, seed: int = 0) -> None:
+    def __init__(
+        self, column: Column, fmt: FileFormat, track_unique: bool, seed: int = 0, partitions: int = 16
+    ) -> None:
         self.column = column
         self.format = fmt
         self.count = 0
@@ -46,9 +50,10 @@ class ColumnChecker:
         self.free_text = False
         self.numeric = column.type in ("integer", "float")
         self._allowed = np.array([str(v) for v in column.allowed]) if column.allowed else None
+        self._allowed_set = {str(v) for v in column.allowed} if column.allowed else set()
         self._pattern = re.compile(column.pattern) if column.pattern else None
         self._nulls = np.array(fmt.null_values)
-        self._unique = DuplicateFinder() if track_unique else None
+        self._unique = DuplicateFinder(partitions) if track_unique else None
         self._reservoir: Any = None
         if self.numeric and column.classification != "pii":
             from chalicelib.validation.drift import Reservoir
@@ -60,6 +65,8 @@ class ColumnChecker:
     def feed(
         self, raw: tuple[str, ...] | list[str], rows: np.ndarray, lines: np.ndarray, log: IssueLog
     ) -> None:
+        if self._fast_feed(raw, rows):
+            return
         values = np.asarray(raw, dtype=str)
         self.count += len(values)
         texts = raw  # the Python strings, for hashing without converting back from numpy
@@ -85,8 +92,79 @@ class ColumnChecker:
             self._timestamps(values, rows, lines, log)
         else:
             self._text(values, rows, lines, log)
+        self._add_unique(texts, rows)
+
+    def _fast_feed(self, raw: tuple[str, ...] | list[str], rows: np.ndarray) -> bool:
+        """The common case, a clean chunk, without converting strings to a numpy text array.
+
+        Works on the csv module's strings directly: numbers parsed in one C call, low-cardinality
+        text counted with a Counter and checked once per distinct value. Returns False (nothing
+        consumed) when the chunk has nulls or anything to report; the exact path then finds the
+        rows and examples.
+        """
+        kind = self.column.type
+        if self.free_text or kind == "timestamp" or any(null in raw for null in self.format.null_values):
+            return False
+        if self.numeric:
+            try:
+                parsed = np.array(raw, dtype=np.float64)
+            except ValueError:
+                return False
+            if not np.isfinite(parsed).all() or (
+                kind == "integer" and not (parsed == np.floor(parsed)).all()
+            ):
+                return False
+            lo, hi = self.column.min, self.column.max
+            if (lo is not None and parsed.min() < lo) or (hi is not None and parsed.max() > hi):
+                return False
+            if self._allowed is not None and not np.isin(parsed, self._allowed.astype(np.float64)).all():
+                return False
+            self.count += len(parsed)
+            self._accumulate(parsed)
+        else:
+            counts = Counter(raw)
+            if len(raw) > 64 and len(counts) > len(raw) // 4:
+                return False  # mostly distinct: the numpy path is faster
+            distinct = list(counts)
+            if kind == "boolean":
+                lowered = [v.strip().lower() for v in distinct]
+                if not all(v in BOOLEAN_TRUE or v in BOOLEAN_FALSE for v in lowered):
+                    return False
+                trues = sum(n for v, n in zip(lowered, counts.values(), strict=True) if v in BOOLEAN_TRUE)
+                self.count += len(raw)
+                self._count({"true": trues, "false": len(raw) - trues})
+                self._add_unique(raw, rows)
+                return True
+            if self._allowed is not None and not self._allowed_set >= set(distinct):
+                return False
+            if self._pattern is not None and not all(self._pattern.fullmatch(v) for v in distinct):
+                return False
+            lengths = [len(v) for v in distinct]
+            if self.column.max_length is not None and max(lengths) > self.column.max_length:
+                return False
+            if _formula_mask(np.asarray(distinct, dtype=str)).any():
+                return False
+            self.count += len(raw)
+            lo_len, hi_len = min(lengths), max(lengths)
+            self.min_length = lo_len if self.min_length is None else min(self.min_length, lo_len)
+            self.max_length = hi_len if self.max_length is None else max(self.max_length, hi_len)
+            self._count(dict(counts))
+        self._add_unique(raw, rows)
+        return True
+
+    def _add_unique(self, texts: Sequence[str], rows: np.ndarray) -> None:
         if self._unique is not None:
             self._unique.add(hash_strings(texts), rows)
+
+    def _accumulate(self, parsed: np.ndarray) -> None:
+        self.n += len(parsed)
+        self.total += float(parsed.sum())
+        self.total_sq += float(np.square(parsed).sum())
+        chunk_min, chunk_max = float(parsed.min()), float(parsed.max())
+        self.minimum = chunk_min if self.minimum is None else min(self.minimum, chunk_min)
+        self.maximum = chunk_max if self.maximum is None else max(self.maximum, chunk_max)
+        if self._reservoir is not None:
+            self._reservoir.add(parsed)
 
     def _numbers(
         self,
@@ -125,14 +203,7 @@ class ColumnChecker:
                 self._issue(
                     log, "NOT_ALLOWED_VALUE", not_allowed, rows, lines, "a value not in 'allowed'", values
                 )
-        self.n += len(parsed)
-        self.total += float(parsed.sum())
-        self.total_sq += float(np.square(parsed).sum())
-        chunk_min, chunk_max = float(parsed.min()), float(parsed.max())
-        self.minimum = chunk_min if self.minimum is None else min(self.minimum, chunk_min)
-        self.maximum = chunk_max if self.maximum is None else max(self.maximum, chunk_max)
-        if self._reservoir is not None:
-            self._reservoir.add(parsed)
+        self._accumulate(parsed)
 
     def _integers(self, values: np.ndarray, rows: np.ndarray, lines: np.ndarray, log: IssueLog) -> None:
         try:

@@ -115,8 +115,11 @@ def validate_stream(
     log = IssueLog()
     fmt = contract.format
     max_line = fmt.max_field_bytes * 2 + 65536
+    partitions = _partitions(size, 1 + sum(c.unique or c.name == contract.row_id for c in contract.columns))
     checkers = {
-        c.name: ColumnChecker(c, fmt, track_unique=c.unique or c.name == contract.row_id, seed=seed)
+        c.name: ColumnChecker(
+            c, fmt, track_unique=c.unique or c.name == contract.row_id, seed=seed, partitions=partitions
+        )
         for c in contract.columns
     }
     state: dict[str, Any] = {"rows": 0, "header": None, "compression": None, "bytes": 0, "duplicate_rows": 0}
@@ -166,7 +169,8 @@ def validate_stream(
                 raise _Stop
             source.read(len(UTF8_BOM))
         text = io.TextIOWrapper(source, encoding="utf-8", errors="strict", newline="")
-        row_hashes = _read_rows(text, contract, checkers, log, state)
+        text._CHUNK_SIZE = READ_BYTES  # type: ignore[attr-defined]  # default 8 KiB reads cost a call each
+        row_hashes = _read_rows(text, contract, checkers, log, state, partitions)
     except _Stop:
         pass
     except UnicodeDecodeError as exc:
@@ -189,12 +193,21 @@ def validate_stream(
     return _result(contract, checkers, log, state, time.monotonic() - started, reference)
 
 
+def _partitions(size: int | None, finders: int) -> int:
+    """Spill partitions per duplicate finder: about one per 8 MiB of upload, so the partition
+    sorted at the end stays small however large the file; all finders together keep well under
+    Lambda's 1,024 open files."""
+    wanted = 64 if size is None else size // (8 * 1024 * 1024)
+    return int(max(8, min(wanted, 512 // max(1, finders))))
+
+
 def _read_rows(
     text: io.TextIOWrapper,
     contract: Contract,
     checkers: dict[str, ColumnChecker],
     log: IssueLog,
     state: dict[str, Any],
+    partitions: int,
 ) -> Any:
     fmt = contract.format
     csv.field_size_limit(fmt.max_field_bytes)
@@ -211,7 +224,7 @@ def _read_rows(
     order = _check_header(header, contract, log)
     n_columns = len(header)
     names = [header[i] for i in order]
-    dup_rows = _RowHashes()
+    dup_rows = _RowHashes(partitions)
     ragged = 0
     first_ragged: tuple[int, int, int] | None = None
     row = 0  # data rows so far
@@ -276,10 +289,10 @@ def _read_rows(
 class _RowHashes:
     """Whole-row duplicates, via the same bounded-memory finder."""
 
-    def __init__(self) -> None:
+    def __init__(self, partitions: int) -> None:
         from chalicelib.validation.dupes import DuplicateFinder
 
-        self.finder = DuplicateFinder(partitions=8)
+        self.finder = DuplicateFinder(partitions=partitions)
 
     def add(self, rows: list[list[str]], numbers: np.ndarray) -> None:
         hashes = np.fromiter(map(hash, map(tuple, rows)), dtype=np.int64, count=len(rows))
