@@ -45,7 +45,9 @@ def test_drift_against_a_reference_profile(files, tmp_path, capsys):
     contract, good, _ = files
     reference = tmp_path / "reference.json"
     with good.open("rb") as stream:
-        reference.write_text(json.dumps(validate_stream(stream, Contract.from_json(contract.read_bytes())).profile))
+        reference.write_text(
+            json.dumps(validate_stream(stream, Contract.from_json(contract.read_bytes())).profile)
+        )
     assert main(["validate", "--contract", str(contract), "--reference", str(reference), str(good)]) == 0
     assert json.loads(capsys.readouterr().out)["drift"]["verdict"] == "stable"
 

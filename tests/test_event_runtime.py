@@ -261,3 +261,32 @@ def test_subscriptions_come_from_the_decorators_and_the_stage_config():
     assert (sub.batch_size, sub.batching_window_s) == (10, 1.0)
     assert sub.timeout_s == 900
     assert sub.function_name == "serverless-mlops-local-ingest_upload"
+
+
+def test_schedules_come_from_the_decorators_with_their_rate():
+    from app import app
+    from mlops.localcloud import stage_config
+    from mlops.runtime import schedules_from_app
+
+    (schedule,) = schedules_from_app(app, "local", stage_config("local"))
+    assert schedule.handler_name == "scheduled_retrain_check" and schedule.interval_s == 3600
+    assert schedule.function_name == "serverless-mlops-local-scheduled_retrain_check"
+
+
+def test_a_schedule_invokes_its_handler_with_a_scheduled_event(sqs):
+    from mlops.runtime import Schedule
+
+    events = []
+    schedule = Schedule(
+        "fn-tick", "tick", lambda event, context: events.append((event, context)), interval_s=0.2
+    )
+    runtime = EventRuntime([], sqs, schedules=[schedule])
+    runtime.start()
+    try:
+        assert wait_until(lambda: len(events) >= 2, timeout_s=5)
+        event, context = events[0]
+        assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
+        assert context.function_name == "fn-tick"
+    finally:
+        runtime.stop()
+    assert runtime.invocations[0].handler_name == "tick" and runtime.invocations[0].ok

@@ -341,3 +341,38 @@ def test_retrain_request_without_a_reason_is_a_400_naming_it(aws, pipeline):
         f"/datasets/{DATASET}/retrain", body="{}", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400 and "reason" in response.json_body["Message"]
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "churn"
+
+
+def test_a_users_own_dataset_with_categorical_columns_trains_end_to_end(aws, monkeypatch):
+    """examples/churn: a contract and CSV written by hand (categories, nulls, a boolean, a pii
+    column, a timestamp), through upload, validation, kickoff and the training job: no code change."""
+    from training.main import main
+
+    launched: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        "chalicelib.training.kickoff.launch", lambda r, d, s: launched.append((r, d)) or {"backend": "test"}
+    )
+    ContractStore(aws.data_bucket).put(Contract.from_json((EXAMPLE / "contract.json").read_bytes()))
+    with Client(app, stage_name="local") as client:
+        _validate(client, aws, "incoming/churn/2026-11-23.csv", (EXAMPLE / "churn.csv").read_bytes())
+        assert _kickoff(client, aws, _retrain_messages(aws)) == {"batchItemFailures": []}
+    ((run_id, dataset),) = launched  # 600 valid rows >= min_new_rows 500
+    assert main(["--run-id", run_id, "--dataset", dataset]) == 0
+    run = RunsStore(aws.runs_table).get_run(run_id)
+    assert run["status"] == "succeeded" and run["family"] == "hist_gradient_boosting"
+    assert run["primary_value"] > 0.7 and run["parity_max_abs_diff"] <= 1e-5
+    s3 = boto3.client("s3")
+    prefix = f"models/churn/candidates/{run_id}/"
+    schema = json.loads(
+        s3.get_object(Bucket=aws.models_bucket, Key=prefix + "input_schema.json")["Body"].read()
+    )
+    features = {f["name"]: f for f in schema["features"]}
+    assert (
+        features["contract_type"]["onnx_type"] == "string"
+        and features["tenure_months"]["onnx_type"] == "double"
+    )
+    assert "email" not in features and "customer_id" not in features  # pii and row id are not features
+    assert schema["classes"] == ["no", "yes"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from mlops import CHALICE_CONFIG, PROJECT_DIR
 from mlops.cfn import deploy_stack, stack_name
-from mlops.runtime import EventRuntime, subscriptions_from_app
+from mlops.runtime import EventRuntime, schedules_from_app, subscriptions_from_app
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -139,7 +139,11 @@ class LocalCloud:
             self._start_api()
         if self.events:
             self.runtime = EventRuntime(
-                subscriptions_from_app(self.app, self.stage, config), session.client("sqs"), REGION, ACCOUNT
+                subscriptions_from_app(self.app, self.stage, config),
+                session.client("sqs"),
+                REGION,
+                ACCOUNT,
+                schedules=schedules_from_app(self.app, self.stage, config),
             )
             self.runtime.start()
         if self.write_state:

@@ -243,8 +243,80 @@ class SqsPoller(threading.Thread):
         self._record(Invocation(sub.handler_name, ids, failed, None, duration))
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """An ``@app.schedule`` handler and how often EventBridge would invoke it."""
+
+    function_name: str
+    handler_name: str
+    handler: Callable[[dict[str, Any], Any], Any]
+    interval_s: float
+    timeout_s: float = 60.0
+    memory_mb: int = 128
+
+
+def interval_seconds(expression: Any) -> float:
+    """rate(...) -> its period; cron(...) and anything else -> hourly (the local cloud does not
+    evaluate cron). ``MLOPS_SCHEDULE_SECONDS`` overrides every schedule, e.g. to watch one fire."""
+    import os
+
+    if os.environ.get("MLOPS_SCHEDULE_SECONDS"):
+        return float(os.environ["MLOPS_SCHEDULE_SECONDS"])
+    units = {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}
+    if hasattr(expression, "value") and hasattr(expression, "unit"):
+        return float(expression.value * units[str(expression.unit).upper()])
+    text = str(getattr(expression, "to_string", lambda: expression)())
+    if text.startswith("rate(") and text.endswith(")"):
+        value, unit = text[5:-1].split()
+        return float(int(value) * units[unit.upper().rstrip("S") + "S"])
+    return 3600.0
+
+
+def scheduled_event(schedule: Schedule, region: str, account: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{account}:rule/{schedule.function_name}"],
+        "detail": {},
+    }
+
+
+class ScheduleTicker(threading.Thread):
+    """Invokes one scheduled handler every interval, as an EventBridge rule would."""
+
+    def __init__(
+        self, schedule: Schedule, region: str, account: str, record: Callable[[Invocation], None]
+    ) -> None:
+        super().__init__(name=f"schedule-{schedule.handler_name}", daemon=True)
+        self.schedule, self._region, self._account, self._record = schedule, region, account, record
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        sched = self.schedule
+        while not self._stopping.wait(sched.interval_s):
+            context = LambdaContext(
+                sched.function_name, sched.timeout_s, sched.memory_mb, self._region, self._account
+            )
+            started = time.monotonic()
+            try:
+                sched.handler(scheduled_event(sched, self._region, self._account), context)
+                error = None
+            except Exception as exc:  # EventBridge retries async invocations; locally: log and go on
+                log.exception("scheduled %s failed", sched.handler_name)
+                error = f"{type(exc).__name__}: {exc}"
+            self._record(Invocation(sched.handler_name, [], [], error, time.monotonic() - started))
+
+
 class EventRuntime:
-    """Runs one poller per subscription until stopped."""
+    """Runs one poller per subscription and one ticker per schedule until stopped."""
 
     def __init__(
         self,
@@ -253,8 +325,10 @@ class EventRuntime:
         region: str = "us-east-1",
         account: str = "123456789012",
         history: int = 1000,
+        schedules: list[Schedule] | None = None,
     ) -> None:
         self.subscriptions = subscriptions
+        self.schedules = schedules or []
         self._sqs = sqs
         self._region = region
         self._account = account
@@ -262,6 +336,7 @@ class EventRuntime:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Invocation], None]] = []
         self._pollers: list[SqsPoller] = []
+        self._tickers: list[ScheduleTicker] = []
 
     def add_listener(self, listener: Callable[[Invocation], None]) -> None:
         self._listeners.append(listener)
@@ -277,13 +352,19 @@ class EventRuntime:
             poller = SqsPoller(sub, self._sqs, self._region, self._account, self._record)
             poller.start()
             self._pollers.append(poller)
+        for schedule in self.schedules:
+            ticker = ScheduleTicker(schedule, self._region, self._account, self._record)
+            ticker.start()
+            self._tickers.append(ticker)
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        for poller in self._pollers:
-            poller.stop()
-        for poller in self._pollers:
-            poller.join(timeout_s)
+        workers: list[SqsPoller | ScheduleTicker] = [*self._pollers, *self._tickers]
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            worker.join(timeout_s)
         self._pollers.clear()
+        self._tickers.clear()
 
 
 def subscriptions_from_app(app: Any, stage: str, stage_config: dict[str, Any]) -> list[Subscription]:
@@ -312,3 +393,25 @@ def subscriptions_from_app(app: Any, stage: str, stage_config: dict[str, Any]) -
             )
         )
     return subs
+
+
+def schedules_from_app(app: Any, stage: str, stage_config: dict[str, Any]) -> list[Schedule]:
+    """The ``@app.schedule`` handlers a Chalice app declares, with the stage's function settings."""
+    from chalice.app import ScheduledEventConfig
+
+    functions = stage_config.get("lambda_functions", {})
+    found = []
+    for source in app.event_sources:
+        if isinstance(source, ScheduledEventConfig):
+            settings = functions.get(source.name, {})
+            found.append(
+                Schedule(
+                    function_name=f"{app.app_name}-{stage}-{source.name}",
+                    handler_name=source.name,
+                    handler=app.handler_map[source.name],
+                    interval_s=interval_seconds(source.schedule_expression),
+                    timeout_s=float(settings.get("lambda_timeout", 60)),
+                    memory_mb=int(settings.get("lambda_memory_size", 128)),
+                )
+            )
+    return found
