@@ -8,6 +8,7 @@ at moto.
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 import boto3
@@ -24,3 +25,26 @@ def client(service: str) -> Any:
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     client.cache_clear()
+
+
+def put_if_absent(bucket: str, key: str, body: bytes, **kwargs: Any) -> bool:
+    """Create an S3 object only if the key is free (``IfNoneMatch="*"``). True if this call wrote it.
+
+    S3 answers 412 when the key exists; under a concurrent write it may answer 409
+    ConditionalRequestConflict instead, which means "try again" (the retry then sees the 412).
+    """
+    from botocore.exceptions import ClientError
+
+    for attempt in range(5):
+        try:
+            client("s3").put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", **kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"PreconditionFailed", "412"}:
+                return False
+            if code in {"ConditionalRequestConflict", "409"} and attempt < 4:
+                time.sleep(0.1 * 2**attempt)
+                continue
+            raise
+        return True
+    return False

@@ -6,8 +6,6 @@ import hashlib
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chalicelib import aws
 from chalicelib.validation.store import tags
 
@@ -54,21 +52,12 @@ def snapshot(dataset: str, bucket: str, classification: str = "confidential") ->
         "bytes": sum(o["size"] for o in objects),
     }
     key = manifest_key(dataset, digest)
-    try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=json.dumps(manifest, indent=2).encode(),
-            ContentType="application/json",
-            Tagging=tags(dataset, classification, "manifest"),
-            IfNoneMatch="*",
-        )
-    except ClientError as exc:
-        # The same data was snapshot before: the manifest is immutable and already there.
-        if exc.response.get("Error", {}).get("Code") not in {
-            "PreconditionFailed",
-            "412",
-            "ConditionalRequestConflict",
-        }:
-            raise
+    # The same data snapshot before has the same key: the manifest is immutable and already there.
+    aws.put_if_absent(
+        bucket,
+        key,
+        json.dumps(manifest, indent=2).encode(),
+        ContentType="application/json",
+        Tagging=tags(dataset, classification, "manifest"),
+    )
     return {**manifest, "key": key}

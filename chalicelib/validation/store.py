@@ -112,17 +112,10 @@ class ValidationStore:
 
     def create_reference(self, dataset: str, profile: dict[str, Any], classification: str) -> bool:
         """Make this profile the reference unless one exists (create-only). True if it did."""
-        try:
-            aws.client("s3").put_object(
-                Bucket=self.bucket,
-                Key=reference_key(dataset),
-                Body=json.dumps(profile, allow_nan=False).encode(),
-                ContentType="application/json",
-                Tagging=tags(dataset, classification, "profile"),
-                IfNoneMatch="*",
-            )
-        except ClientError as exc:
-            if _code(exc) in {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}:
-                return False
-            raise
-        return True
+        return aws.put_if_absent(
+            self.bucket,
+            reference_key(dataset),
+            json.dumps(profile, allow_nan=False).encode(),
+            ContentType="application/json",
+            Tagging=tags(dataset, classification, "profile"),
+        )

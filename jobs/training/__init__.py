@@ -6,18 +6,10 @@ and the scikit-learn pipeline), ``onnx_export`` (double-precision ONNX conversio
 ``chalicelib.training.settings``, shared with the Lambda side.
 """
 
-from .core import (
-    Table,
-    TrainResult,
-    assign_split,
-    build_pipeline,
-    check_parity,
-    export_onnx,
-    input_schema,
-    load_table,
-    model_card,
-    train,
-)
+from .core import TrainResult, check_parity, export_onnx, input_schema, model_card, train
+from .pipeline import build_pipeline
+from .split import assign_split
+from .table import Table, load_table
 
 __all__ = [
     "Table",

@@ -55,7 +55,7 @@ from .pipeline import (
     onnx_feed,
 )
 from .split import HOLDOUT, SPLITS, TRAIN, assign_split
-from .table import Table, load_table
+from .table import Table
 
 # One-hot encoding a column with more distinct values than this is almost surely an id or free
 # text: refuse, and say how to fix the contract, rather than train a huge, overfitted model.
@@ -426,18 +426,3 @@ def _why_unused(column: Any, contract: Contract) -> str:
 
 def _fmt(value: float | None, spec: str = ".4f") -> str:
     return "n/a" if value is None else format(value, spec)
-
-
-# The job's whole surface in one place: the functions above plus the ones kept in their own modules.
-__all__ = [
-    "Table",
-    "TrainResult",
-    "assign_split",
-    "build_pipeline",
-    "check_parity",
-    "export_onnx",
-    "input_schema",
-    "load_table",
-    "model_card",
-    "train",
-]

@@ -205,23 +205,14 @@ def run_training(
         "artifacts": entries,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    try:
-        s3.put_object(
-            Bucket=settings.models_bucket,
-            Key=prefix + "manifest.json",
-            Body=_json(manifest),
-            ContentType="application/json",
-            Tagging=tags(dataset, contract.classification, "candidate"),
-            IfNoneMatch="*",
-        )
-    except ClientError as exc:
-        # Another attempt published first: one candidate per run, whichever attempt wrote it.
-        if exc.response.get("Error", {}).get("Code") not in {
-            "PreconditionFailed",
-            "412",
-            "ConditionalRequestConflict",
-        }:
-            raise
+    published = aws.put_if_absent(
+        settings.models_bucket,
+        prefix + "manifest.json",
+        _json(manifest),
+        ContentType="application/json",
+        Tagging=tags(dataset, contract.classification, "candidate"),
+    )
+    if not published:  # another attempt published first: one candidate per run, whichever wrote it
         manifest = _manifest(settings.models_bucket, prefix) or manifest
     return _summary(manifest, prefix)
 

@@ -1,0 +1,208 @@
+"""A dataset's promotion policy, read from the ``promotion`` section of its contract.
+
+Pure Python, like the training settings: the policy is checked when the contract is stored, and
+every mistake (unknown keys included) raises ContractError naming the field, e.g.
+``promotion.guard_metrics.f1``. An example section, every field optional::
+
+    "promotion": {
+      "mode": "auto",                    # "auto": promote when every gate passes; "manual": wait for a person
+      "min_delta": 0.002,                # the primary metric must improve by at least this (its better direction)
+      "significance": true,              # also require a paired bootstrap interval excluding 0
+      "confidence": 0.95,
+      "bootstrap_samples": 2000,
+      "seed": 0,
+      "guard_metrics": {"log_loss": 0.01, "f1": 0.02},   # may get worse by at most this much
+      "floors": {"roc_auc": 0.7, "log_loss": 0.5},       # the first model's minimum (or maximum) values
+      "max_latency_ms": 50,              # p99 of a single-row prediction
+      "max_model_bytes": 52428800,
+      "require_approval_on_breaking_schema": true
+    }
+
+``floors`` left out means the task's default (``DEFAULT_FLOORS``: ROC AUC >= 0.6 for classification,
+better than the mean, r2 >= 0, for regression); ``"floors": {}`` means no floor at all. A floor on a
+lower-is-better metric (rmse, mae, log_loss) is a ceiling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from chalicelib.training.settings import METRICS
+from chalicelib.validation.contract import Contract
+from chalicelib.validation.exceptions import ContractError
+
+MODES = ("auto", "manual")
+# Without floors, a first model better than chance (AUC 0.5) or than predicting the mean (r2 0) by a
+# margin: anything less is a broken pipeline rather than a weak model.
+DEFAULT_FLOORS: dict[str, dict[str, float]] = {
+    "classification": {"roc_auc": 0.6},
+    "regression": {"r2": 0.0},
+}
+MIN_BOOTSTRAP_SAMPLES = 100
+MAX_BOOTSTRAP_SAMPLES = 100_000
+_KEYS = {
+    "mode", "min_delta", "significance", "confidence", "bootstrap_samples", "seed", "guard_metrics",
+    "floors", "max_latency_ms", "max_model_bytes", "require_approval_on_breaking_schema",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    task: str
+    mode: str = "auto"
+    min_delta: float = 0.0
+    significance: bool = False
+    confidence: float = 0.95
+    bootstrap_samples: int = 2000
+    seed: int = 0
+    guard_metrics: Mapping[str, float] = field(default_factory=dict)
+    # None: the task's DEFAULT_FLOORS (set in __post_init__, so after construction never None).
+    floors: Mapping[str, float] | None = None
+    max_latency_ms: float = 50.0
+    max_model_bytes: int = 50 * 1024 * 1024
+    require_approval_on_breaking_schema: bool = True
+
+    def __post_init__(self) -> None:
+        if self.task not in METRICS:
+            raise ValueError(f"task {self.task!r} is not one of {', '.join(METRICS)}")
+        floors = DEFAULT_FLOORS[self.task] if self.floors is None else self.floors
+        # Read-only copies: a policy is shared between threads of a warm Lambda container.
+        object.__setattr__(self, "guard_metrics", MappingProxyType(dict(self.guard_metrics)))
+        object.__setattr__(self, "floors", MappingProxyType(dict(floors)))
+
+    @property
+    def directions(self) -> dict[str, bool]:
+        """Metric -> whether greater is better, for this policy's task."""
+        return dict(METRICS[self.task])
+
+    @classmethod
+    def from_contract(cls, contract: Contract) -> PromotionPolicy:
+        return parse_promotion(contract.extensions.get("promotion", {}), contract.task)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as JSON (a registry record keeps the policy its verdict was reached under)."""
+        return {
+            "mode": self.mode,
+            "min_delta": self.min_delta,
+            "significance": self.significance,
+            "confidence": self.confidence,
+            "bootstrap_samples": self.bootstrap_samples,
+            "seed": self.seed,
+            "guard_metrics": dict(self.guard_metrics),
+            "floors": dict(self.floors or {}),
+            "max_latency_ms": self.max_latency_ms,
+            "max_model_bytes": self.max_model_bytes,
+            "require_approval_on_breaking_schema": self.require_approval_on_breaking_schema,
+        }
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+
+def _number(value: Any, where: str) -> float:
+    # bool is an int in Python; true is not a number in a contract.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ContractError(where, f"must be a number, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ContractError(where, "must be finite")
+    return float(value)
+
+
+def _integer(value: Any, where: str, low: int, high: int) -> int:
+    number = _number(value, where)
+    if not number.is_integer():
+        raise ContractError(where, f"must be an integer, not {value!r}")
+    if not low <= number <= high:
+        raise ContractError(where, f"{value!r} must be between {low} and {high}")
+    return int(number)
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ContractError(where, "must be true or false")
+    return value
+
+
+def _metric_map(doc: Any, where: str, task: str, non_negative: bool) -> dict[str, float]:
+    if not isinstance(doc, dict):
+        raise ContractError(where, "must be a JSON object of metric: number")
+    known = METRICS[task]
+    result = {}
+    for name, value in doc.items():
+        if name not in known:
+            raise ContractError(f"{where}.{name}", f"is not a {task} metric (one of {', '.join(known)})")
+        number = _number(value, f"{where}.{name}")
+        if non_negative and number < 0:
+            raise ContractError(f"{where}.{name}", f"{value!r} must be >= 0 (a tolerance)")
+        result[name] = number
+    return result
+
+
+def parse_promotion(doc: Any, task: str) -> PromotionPolicy:
+    """Check a contract's ``promotion`` section for a dataset of the given task."""
+    if task not in METRICS:
+        raise ContractError("task", f"{task!r} is not one of {', '.join(METRICS)}")
+    if not isinstance(doc, dict):
+        raise ContractError("promotion", "must be a JSON object")
+    unknown = sorted(set(doc) - _KEYS)
+    if unknown:
+        raise ContractError(
+            f"promotion.{unknown[0]}", f"is not a known field (known: {', '.join(sorted(_KEYS))})"
+        )
+    defaults = PromotionPolicy(task=task)
+
+    mode = doc.get("mode", defaults.mode)
+    if mode not in MODES:
+        raise ContractError("promotion.mode", f"{mode!r} is not one of {', '.join(MODES)}")
+
+    min_delta = _number(doc.get("min_delta", defaults.min_delta), "promotion.min_delta")
+    if min_delta < 0:
+        raise ContractError(
+            "promotion.min_delta",
+            f"{min_delta!r} must be >= 0 (it is measured in the metric's better direction)",
+        )
+
+    confidence = _number(doc.get("confidence", defaults.confidence), "promotion.confidence")
+    # Below 0.5 an interval "excluding zero" says less than a coin toss; 1 would need every resample.
+    if not 0.5 <= confidence < 1:
+        raise ContractError("promotion.confidence", f"{confidence!r} must be >= 0.5 and < 1")
+
+    max_latency_ms = _number(doc.get("max_latency_ms", defaults.max_latency_ms), "promotion.max_latency_ms")
+    if max_latency_ms <= 0:
+        raise ContractError("promotion.max_latency_ms", f"{max_latency_ms!r} must be > 0")
+
+    # Left out (or null): the task's default floors; {} written out: none.
+    floors_doc = doc.get("floors")
+    floors = (
+        None if floors_doc is None else _metric_map(floors_doc, "promotion.floors", task, non_negative=False)
+    )
+    return PromotionPolicy(
+        task=task,
+        mode=mode,
+        min_delta=min_delta,
+        significance=_boolean(doc.get("significance", defaults.significance), "promotion.significance"),
+        confidence=confidence,
+        bootstrap_samples=_integer(
+            doc.get("bootstrap_samples", defaults.bootstrap_samples),
+            "promotion.bootstrap_samples",
+            MIN_BOOTSTRAP_SAMPLES,
+            MAX_BOOTSTRAP_SAMPLES,
+        ),
+        seed=_integer(doc.get("seed", defaults.seed), "promotion.seed", 0, 2**32 - 1),
+        guard_metrics=_metric_map(
+            doc.get("guard_metrics", {}), "promotion.guard_metrics", task, non_negative=True
+        ),
+        floors=floors,
+        max_latency_ms=max_latency_ms,
+        max_model_bytes=_integer(
+            doc.get("max_model_bytes", defaults.max_model_bytes), "promotion.max_model_bytes", 1, 2**53
+        ),
+        require_approval_on_breaking_schema=_boolean(
+            doc.get("require_approval_on_breaking_schema", defaults.require_approval_on_breaking_schema),
+            "promotion.require_approval_on_breaking_schema",
+        ),
+    )
