@@ -72,13 +72,15 @@ def put_contract(name: str) -> dict[str, Any]:
     try:
         document = parse_json_body(app.current_request.raw_body)
         contract = Contract.parse(document)
+        if contract.dataset != name:
+            raise BadRequestError(
+                f"dataset: the contract is for {contract.dataset!r} but was sent to {name!r}"
+            )
+        key = ContractStore(Settings.from_env().data_bucket).put(contract)
     except BadRequest as exc:
         raise BadRequestError(str(exc)) from exc
     except ContractError as exc:
         raise BadRequestError(f"invalid contract: {exc}") from exc
-    if contract.dataset != name:
-        raise BadRequestError(f"dataset: the contract is for {contract.dataset!r} but was sent to {name!r}")
-    key = ContractStore(Settings.from_env().data_bucket).put(contract)
     return {"dataset": name, "version": contract.version, "key": key}
 
 

@@ -289,3 +289,12 @@ def test_contract_sent_to_another_dataset_is_refused(aws, client):
 
 def test_unknown_contract_is_a_404(aws, client):
     assert client.http.get("/datasets/nothing_here/contract").status_code == 404
+
+
+def test_contract_with_a_broken_training_section_is_refused_naming_the_field(aws, client):
+    doc = breast_cancer_contract()
+    doc["training"] = {"model": {"family": "random_forest", "params": {"max_dept": 5}}}
+    response = client.http.put(
+        f"/datasets/{DATASET}/contract", body=json.dumps(doc), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and "training.model.params" in response.json_body["Message"]

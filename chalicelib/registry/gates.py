@@ -18,6 +18,7 @@ under ``models/<dataset>/candidates/<run-id>/`` and the champion's registry reco
         "model_bytes": 48213,                   # size of model.onnx
         "holdout": {                            # needed only when the policy asks for significance
             "y_true": [0, 1, ...],              # the holdout target, as labels (mapped by schema.classes)
+            "classes": [0, 1],                  # optional: the probability columns' labels if not schema's
             "predictions": [[0.9, 0.1], ...],   # probabilities (n, classes) or predictions (n,)
         },
     }
@@ -60,7 +61,6 @@ import numpy as np
 from chalicelib.registry.metrics import (
     CLASSIFICATION_METRICS,
     class_indices,
-    compute,
     prepare,
 )
 from chalicelib.registry.policy import PromotionPolicy
@@ -766,7 +766,6 @@ __all__ = [
     "Decision",
     "GateResult",
     "Verdict",
-    "compute",
     "evaluate",
     "floors_gate",
     "guard_metrics_gate",

@@ -51,7 +51,12 @@ class ContractStore:
         return Contract.from_json(body)
 
     def put(self, contract: Contract) -> str:
-        """Store the contract (the bucket is versioned: earlier versions stay). Returns the key."""
+        """Check the later stages' sections, then store the contract (the bucket is versioned:
+        earlier versions stay). Returns the key. Raises ContractError naming the field."""
+        from chalicelib.training.settings import TrainingSettings
+
+        # A typo in the training section is refused now, not hours later on a spot instance.
+        TrainingSettings.from_contract(contract)
         key = contract_key(contract.dataset)
         aws.client("s3").put_object(
             Bucket=self.bucket,

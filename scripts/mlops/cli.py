@@ -150,7 +150,11 @@ def cmd_contract(action: str, path: str | None, dataset: str | None) -> int:
             print(f"mlops contract put: {path} is not a valid contract: {exc}", file=sys.stderr)
             return 2
         connect()
-        key = ContractStore(Settings.from_env().data_bucket).put(contract)
+        try:
+            key = ContractStore(Settings.from_env().data_bucket).put(contract)
+        except ContractError as exc:
+            print(f"mlops contract put: {path} is not a valid contract: {exc}", file=sys.stderr)
+            return 2
         print(f"stored the contract of {contract.dataset!r} (version {contract.version}) at {key}")
         return 0
     assert dataset is not None
