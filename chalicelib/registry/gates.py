@@ -31,7 +31,8 @@ under ``models/<dataset>/candidates/<run-id>/`` and the champion's registry reco
 The champion's metrics must come from the candidate's holdout rows (the evaluator runs the
 champion's ONNX on ``holdout.csv``; ``chalicelib.registry.metrics.compute`` gives the numbers), not
 from the champion's own training run: both models must be measured on the same rows, which neither
-was trained on (the split is by a hash of the row id, so a holdout row is never trained on).
+was trained on (the split is a stable hash of the row id: while the contract's split fractions stay
+the same, a candidate's holdout row was never among the champion's training rows either).
 
 With a champion: parity, schema, primary metric, significance (if the policy asks), guard metrics
 (if any), latency, size. Without one: parity, floors, latency, size. The decision:

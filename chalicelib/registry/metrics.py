@@ -38,14 +38,28 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 def class_indices(y_true: Sequence[Any] | np.ndarray, classes: Sequence[Any]) -> np.ndarray:
-    """Labels as the column index of their class (the order of the probability columns)."""
+    """Labels as the column index of their class (the order of the probability columns).
+
+    A label read back from CSV text ("1" for the class 1) finds its class by its text, as long as
+    no two classes share one.
+    """
     position = {_plain(c): i for i, c in enumerate(classes)}
     if len(position) != len(classes):
         raise ValueError("classes repeat a label")
-    try:
-        return np.fromiter((position[_plain(v)] for v in y_true), dtype=np.int64, count=len(y_true))
-    except KeyError as exc:
-        raise ValueError(f"label {exc.args[0]!r} is not one of the classes {list(classes)!r}") from exc
+    by_text = {str(c): i for c, i in position.items()}
+    if len(by_text) != len(position):
+        by_text = {}  # 1 and "1" both classes: text is ambiguous, exact labels only
+
+    def index(value: Any) -> int:
+        value = _plain(value)
+        found = position.get(value)
+        if found is None:
+            found = by_text.get(str(value))
+        if found is None:
+            raise ValueError(f"label {value!r} is not one of the classes {list(classes)!r}")
+        return found
+
+    return np.fromiter((index(v) for v in y_true), dtype=np.int64, count=len(y_true))
 
 
 def _plain(value: Any) -> Any:

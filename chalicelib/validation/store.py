@@ -53,10 +53,13 @@ class ContractStore:
     def put(self, contract: Contract) -> str:
         """Check the later stages' sections, then store the contract (the bucket is versioned:
         earlier versions stay). Returns the key. Raises ContractError naming the field."""
+        from chalicelib.registry.policy import PromotionPolicy
         from chalicelib.training.settings import TrainingSettings
 
-        # A typo in the training section is refused now, not hours later on a spot instance.
+        # A typo in the training or promotion section is refused now, not hours later on a spot
+        # instance or at promotion time.
         TrainingSettings.from_contract(contract)
+        PromotionPolicy.from_contract(contract)
         key = contract_key(contract.dataset)
         aws.client("s3").put_object(
             Bucket=self.bucket,
