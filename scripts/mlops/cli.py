@@ -9,7 +9,6 @@ mlops env       shell exports that point the AWS CLI and SDKs at the running loc
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
@@ -106,9 +105,12 @@ Ctrl-C stops.
     if cloud.runtime:
         cloud.runtime.add_listener(_print_invocation)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
+    # Installed explicitly: a process started in the background of a script inherits SIGINT as
+    # ignored, and Python then never raises KeyboardInterrupt; Ctrl-C and SIGTERM must both stop.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
     print("\nstopping the local cloud...", flush=True)
     cloud.stop()
     return 0
