@@ -28,6 +28,8 @@ _RESOURCES: dict[str, tuple[str, str]] = {
     "uploads_table": ("UPLOADS_TABLE", "uploads"),
     "idempotency_table": ("IDEMPOTENCY_TABLE", "idempotency"),
     "runs_table": ("RUNS_TABLE", "runs"),
+    "registry_table": ("REGISTRY_TABLE", "registry"),
+    "audit_table": ("AUDIT_TABLE", "audit"),
     "spot_job_queue": ("SPOT_JOB_QUEUE", "spot"),
     "ondemand_job_queue": ("ONDEMAND_JOB_QUEUE", "ondemand"),
     "training_job_definition": ("TRAINING_JOB_DEFINITION", "training"),
@@ -59,6 +61,8 @@ class Settings:
     uploads_table: str
     idempotency_table: str
     runs_table: str
+    registry_table: str
+    audit_table: str
     spot_job_queue: str
     ondemand_job_queue: str
     training_job_definition: str
