@@ -93,6 +93,7 @@ serverless-mlops local cloud (stage {cloud.stage}) is up.
   data bucket    {data_bucket}
   models bucket  {os.environ["MODELS_BUCKET"]}
   handlers       {", ".join(s.handler_name + " <- " + s.queue_name for s in cloud.runtime.subscriptions) if cloud.runtime else "-"}
+  schedules      {", ".join(f"{s.handler_name} every {s.interval_s:g}s" for s in cloud.runtime.schedules) if cloud.runtime else "-"}
 
 Upload from another shell:
   {exports} \\

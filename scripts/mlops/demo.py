@@ -314,7 +314,12 @@ def run_demo(verbose: bool = False) -> int:
         from mlops.status import queue_depths
 
         for name, visible, in_flight, dlq in queue_depths(sqs, settings.queues):
-            print(f"   {name:<40} visible {visible}  in flight {in_flight}  DLQ {dlq}")
+            note = (
+                "  (candidate manifests wait for the registry stage)"
+                if name == settings.promotion_queue and visible
+                else ""
+            )
+            print(f"   {name:<40} visible {visible}  in flight {in_flight}  DLQ {dlq}{note}")
         demo.check(_queue_empty(sqs, queue_url), "nothing left in the ingest queue, nothing in its DLQ")
         demo.check(
             _queue_empty(sqs, sqs.get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]),
