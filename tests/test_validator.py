@@ -273,3 +273,10 @@ def test_memory_stays_flat_when_the_file_doubles():
 
     small, large = peak(60_000), peak(120_000)
     assert large < small * 1.2, (small, large)
+
+
+@pytest.mark.parametrize("value", ["3.0", "1e3"])
+def test_integer_column_refuses_decimal_and_exponent_forms_in_a_clean_chunk(value):
+    # Every other row of the chunk is clean, so this exercises the fast path's parsing rules.
+    result = run(csv_bytes(*(row(i) for i in range(50)), row(50, n=value)))
+    assert issue(result, "INVALID_INTEGER")["row"] == 51

@@ -107,12 +107,11 @@ class ColumnChecker:
             return False
         if self.numeric:
             try:
-                parsed = np.array(raw, dtype=np.float64)
-            except ValueError:
+                # Integers parse as int64, with int()'s rules ("3.0" and "1e3" are not integers).
+                parsed = np.array(raw, dtype=np.int64 if kind == "integer" else np.float64).astype(np.float64)
+            except (ValueError, OverflowError):
                 return False
-            if not np.isfinite(parsed).all() or (
-                kind == "integer" and not (parsed == np.floor(parsed)).all()
-            ):
+            if not np.isfinite(parsed).all():
                 return False
             lo, hi = self.column.min, self.column.max
             if (lo is not None and parsed.min() < lo) or (hi is not None and parsed.max() > hi):
