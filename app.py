@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from chalice import BadRequestError, Chalice, ConflictError, NotFoundError, Rate, Response
-from chalice.app import CloudWatchEvent, SQSEvent
+from chalice import (
+    AuthResponse,
+    BadRequestError,
+    Chalice,
+    ConflictError,
+    NotFoundError,
+    Rate,
+    Response,
+)
+from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
-from chalicelib import observability
+from chalicelib import auth, observability
 from chalicelib.http import BadRequest, parse_json_body
 from chalicelib.ingest import UploadLedger, handle_ingest_batch
 from chalicelib.ingest.uploads import DATASET_NAME
+from chalicelib.registry import service
+from chalicelib.registry.evaluator import handle_promotion_batch
 from chalicelib.settings import Settings
 from chalicelib.training.handler import handle_retrain_batch, handle_schedule
 from chalicelib.training.kickoff import handle_trigger
@@ -24,6 +35,23 @@ app = Chalice(app_name="serverless-mlops")
 settings = Settings.from_env()
 # Middleware first: Chalice attaches it to the handlers defined after it.
 observability.install(app)
+
+
+@app.authorizer(ttl_seconds=auth.AUTHORIZER_TTL_S)
+def token_authorizer(auth_request: AuthRequest) -> AuthResponse:
+    """Bearer tokens whose SHA-256 lives in SSM; the role decides which routes (chalicelib/auth.py)."""
+    return auth.authorize(auth_request)
+
+
+# Changing routes always need a token. Reading routes (and /predict) need one where
+# MLOPS_AUTH_READS is true: the default, and so in every deployed stage; the local stage turns it
+# off in .chalice/config.json. Decided at import, like the queue names.
+CHANGES = token_authorizer
+READS = token_authorizer if os.environ.get("MLOPS_AUTH_READS", "true").lower() != "false" else None
+
+
+def _caller() -> str:
+    return auth.caller_from(app.current_request)
 
 
 @app.on_sqs_message(
@@ -51,7 +79,13 @@ def health() -> dict[str, str]:
     return {"status": "ok", "stage": Settings.from_env().stage}
 
 
-@app.route("/uploads/{upload_id}", methods=["GET"])
+@app.on_sqs_message(queue=settings.promotion_queue, batch_size=1, name="evaluate_candidate")
+def evaluate_candidate(event: SQSEvent) -> dict[str, Any]:
+    """Candidate manifests -> verify, register, score against the champion, gates, promote or not."""
+    return handle_promotion_batch(event.to_dict(), event.context)
+
+
+@app.route("/uploads/{upload_id}", methods=["GET"], authorizer=READS)
 def get_upload(upload_id: str) -> dict[str, Any]:
     upload = UploadLedger(Settings.from_env().uploads_table).get(upload_id)
     if upload is None:
@@ -65,7 +99,9 @@ def _dataset_name(name: str) -> str:
     return name
 
 
-@app.route("/datasets/{name}/contract", methods=["PUT"], content_types=["application/json"])
+@app.route(
+    "/datasets/{name}/contract", methods=["PUT"], content_types=["application/json"], authorizer=CHANGES
+)
 def put_contract(name: str) -> dict[str, Any]:
     """Store a dataset's data contract; a broken contract is refused with the field named."""
     _dataset_name(name)
@@ -84,7 +120,7 @@ def put_contract(name: str) -> dict[str, Any]:
     return {"dataset": name, "version": contract.version, "key": key}
 
 
-@app.route("/datasets/{name}/contract", methods=["GET"])
+@app.route("/datasets/{name}/contract", methods=["GET"], authorizer=READS)
 def get_contract(name: str) -> dict[str, Any]:
     try:
         return ContractStore(Settings.from_env().data_bucket).get(_dataset_name(name)).to_dict()
@@ -92,7 +128,9 @@ def get_contract(name: str) -> dict[str, Any]:
         raise NotFoundError(str(exc)) from exc
 
 
-@app.route("/datasets/{name}/retrain", methods=["POST"], content_types=["application/json"])
+@app.route(
+    "/datasets/{name}/retrain", methods=["POST"], content_types=["application/json"], authorizer=CHANGES
+)
 def request_retrain(name: str) -> Response:
     """Ask for a training run now. 202 with the run id; 409 if a run is already in flight."""
     _dataset_name(name)
@@ -103,7 +141,9 @@ def request_retrain(name: str) -> Response:
     reason = body.get("reason") if isinstance(body, dict) else None
     if not isinstance(reason, str) or not reason.strip():
         raise BadRequestError("reason: give a non-empty string saying why this retrain is needed")
-    outcome = handle_trigger(Trigger(kind="request", dataset=name, reason=reason.strip()[:500]))
+    outcome = handle_trigger(
+        Trigger(kind="request", dataset=name, reason=f"{reason.strip()[:500]} (asked by {_caller()})")
+    )
     if outcome["action"] == "launch":
         return Response(body=outcome, status_code=202)
     if outcome["action"] == "coalesce":
@@ -113,7 +153,7 @@ def request_retrain(name: str) -> Response:
     raise BadRequestError("; ".join(outcome["reasons"]))
 
 
-@app.route("/runs/{run_id}", methods=["GET"])
+@app.route("/runs/{run_id}", methods=["GET"], authorizer=READS)
 def get_run(run_id: str) -> dict[str, Any]:
     run = RunsStore(Settings.from_env().runs_table).get_run(run_id)
     if run is None:
@@ -121,7 +161,100 @@ def get_run(run_id: str) -> dict[str, Any]:
     return run
 
 
-@app.route("/runs", methods=["GET"])
+@app.route("/runs", methods=["GET"], authorizer=READS)
 def list_runs() -> dict[str, Any]:
     dataset = (app.current_request.query_params or {}).get("dataset")
     return {"runs": RunsStore(Settings.from_env().runs_table).list_runs(dataset)}
+
+
+# --- the model registry ----------------------------------------------------------------------------
+
+
+def _model_name(name: str) -> str:
+    if not DATASET_NAME.fullmatch(name):
+        raise BadRequestError(f"model name {name!r} must be 1-63 lowercase letters, digits, '-' or '_'")
+    return name
+
+
+def _version(version: str) -> int:
+    if not version.isdigit() or not 1 <= int(version) <= 99_999_999:
+        raise BadRequestError(f"version: {version!r} is not a version number (1, 2, 3...)")
+    return int(version)
+
+
+def _change_body() -> tuple[dict[str, Any], str]:
+    try:
+        body = parse_json_body(app.current_request.raw_body)
+        return body, service.reason_from(body)
+    except (BadRequest, ValueError) as exc:
+        raise BadRequestError(str(exc)) from exc
+
+
+def _registry_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(service.registry(), *args, **kwargs)
+    except service.NotFound as exc:
+        raise NotFoundError(str(exc)) from exc
+    except service.Conflict as exc:
+        raise ConflictError(str(exc)) from exc
+
+
+@app.route("/models", methods=["GET"], authorizer=READS)
+def list_models() -> dict[str, Any]:
+    return {"models": _registry_call(service.list_models)}
+
+
+@app.route("/models/{name}", methods=["GET"], authorizer=READS)
+def show_model(name: str) -> dict[str, Any]:
+    return dict(_registry_call(service.show_model, _model_name(name)))
+
+
+@app.route("/models/{name}/versions/{version}", methods=["GET"], authorizer=READS)
+def show_version(name: str, version: str) -> dict[str, Any]:
+    return dict(_registry_call(service.show_version, _model_name(name), _version(version)))
+
+
+@app.route("/models/{name}/audit", methods=["GET"], authorizer=READS)
+def model_audit(name: str) -> dict[str, Any]:
+    return {"model": name, "entries": _registry_call(service.audit, _model_name(name))}
+
+
+@app.route(
+    "/models/{name}/versions/{version}/approve",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+)
+def approve_version(name: str, version: str) -> dict[str, Any]:
+    """Approve a version pending approval and make it the champion (stale or repeated: 409)."""
+    model, v = _model_name(name), _version(version)
+    body, reason = _change_body()
+    expected = body.get("expected_champion")
+    if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
+        raise BadRequestError("expected_champion: a version number, or null for none")
+    entry = _registry_call(service.approve, model, v, _caller(), reason, expected_champion=expected)
+    return {"model": model, "champion": v, "audit": entry}
+
+
+@app.route(
+    "/models/{name}/versions/{version}/reject",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+)
+def reject_version(name: str, version: str) -> dict[str, Any]:
+    model, v = _model_name(name), _version(version)
+    _, reason = _change_body()
+    doc = _registry_call(service.reject, model, v, _caller(), reason)
+    return {"model": model, "version": v, "status": doc["status"]}
+
+
+@app.route(
+    "/models/{name}/rollback", methods=["POST"], content_types=["application/json"], authorizer=CHANGES
+)
+def rollback_model(name: str) -> dict[str, Any]:
+    """Bring back the champion before the current one, from the audit ledger."""
+    model = _model_name(name)
+    _, reason = _change_body()
+    entry = _registry_call(service.rollback, model, _caller(), reason)
+    return {"model": model, "champion": entry["to_version"], "audit": entry}

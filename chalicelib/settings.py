@@ -30,6 +30,7 @@ _RESOURCES: dict[str, tuple[str, str]] = {
     "runs_table": ("RUNS_TABLE", "runs"),
     "registry_table": ("REGISTRY_TABLE", "registry"),
     "audit_table": ("AUDIT_TABLE", "audit"),
+    "notifications_topic": ("NOTIFICATIONS_TOPIC", "notifications"),
     "spot_job_queue": ("SPOT_JOB_QUEUE", "spot"),
     "ondemand_job_queue": ("ONDEMAND_JOB_QUEUE", "ondemand"),
     "training_job_definition": ("TRAINING_JOB_DEFINITION", "training"),
@@ -63,6 +64,7 @@ class Settings:
     runs_table: str
     registry_table: str
     audit_table: str
+    notifications_topic: str
     spot_job_queue: str
     ondemand_job_queue: str
     training_job_definition: str
@@ -89,6 +91,11 @@ class Settings:
         env = {"MLOPS_STAGE": self.stage, "MLOPS_PREFIX": self.prefix}
         env.update({var: getattr(self, field) for field, (var, _) in _RESOURCES.items()})
         return env
+
+    @property
+    def tokens_path(self) -> str:
+        """SSM Parameter Store path of the API tokens (``<path>/<sha256 of the token>``)."""
+        return f"/{self.prefix}/{self.stage}/tokens"
 
     @property
     def queues(self) -> dict[str, str]:

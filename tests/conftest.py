@@ -17,6 +17,9 @@ for _key, _value in {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "MLOPS_STAGE": "local",
+    # As the local stage sets it: reads open, changes authenticated (test_auth loads the app as
+    # deployed stages have it too).
+    "MLOPS_AUTH_READS": "false",
     "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",
 }.items():
     os.environ[_key] = _value
@@ -37,8 +40,22 @@ from chalicelib.settings import Settings  # noqa: E402
 
 
 def _reset_wiring() -> None:
+    from chalicelib import auth, notify
+
     aws_clients.reset_clients()
+    notify._arns.clear()
     ingest_handler.reset()
+    auth.reset_cache()
+
+
+def _gateway_semantics() -> None:
+    # chalice.test.Client's local gateway answers an authorizer's "Unauthorized" as API Gateway does (401).
+    from mlops.localapi import install_gateway_auth_semantics
+
+    install_gateway_auth_semantics()
+
+
+_gateway_semantics()
 
 
 @pytest.fixture
@@ -60,6 +77,40 @@ def aws() -> Iterator[Settings]:
             )
         yield settings
         _reset_wiring()
+
+
+@pytest.fixture
+def atomic_writes(monkeypatch):
+    """DynamoDB applies each conditional write and each transaction atomically; in-process moto does
+    not serialise concurrent requests (and a cancelled transaction restores whole tables from a copy),
+    so give its writes the atomicity the real service guarantees. Re-entrant: a transaction calls
+    put_item and update_item itself."""
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("update_item", "put_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@pytest.fixture
+def tokens(aws: Settings) -> dict[str, dict[str, str]]:
+    """One API token per role in the stack's SSM path: role -> headers carrying it (JSON body)."""
+    from chalicelib.auth import ROLES, TokenStore
+
+    store = TokenStore.for_settings(aws)
+    out = {}
+    for role, name in zip(ROLES, ("victor", "alice", "ops"), strict=True):
+        token, _ = store.create(name, role, created_by="tests")
+        out[role] = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    return out
 
 
 @pytest.fixture(scope="module")

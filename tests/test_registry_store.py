@@ -14,25 +14,6 @@ from chalicelib.registry.store import (
 
 
 @pytest.fixture
-def atomic_writes(monkeypatch):
-    """DynamoDB applies each conditional write and each transaction atomically; in-process moto does
-    not serialise concurrent requests (and a cancelled transaction restores whole tables from a copy),
-    so give its writes the atomicity the real service guarantees. Re-entrant: a transaction calls
-    put_item and update_item itself."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("update_item", "put_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
-@pytest.fixture
 def registry(aws):
     return Registry(aws.registry_table, aws.audit_table)
 

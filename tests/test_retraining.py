@@ -317,11 +317,11 @@ def test_parity_failure_fails_the_run_and_publishes_no_candidate(aws, pipeline, 
     assert RunsStore(aws.runs_table).state(DATASET).run_in_flight is None
 
 
-def test_retrain_request_over_the_api_returns_the_run_id_then_409(aws, pipeline):
+def test_retrain_request_over_the_api_returns_the_run_id_then_409(aws, pipeline, tokens):
     client, launched = pipeline
     header, rows = breast_cancer_rows()
     _validate(client, aws, f"incoming/{DATASET}/a.csv", to_csv(header, rows[:60]))
-    headers = {"Content-Type": "application/json"}
+    headers = tokens["admin"]
     response = client.http.post(
         f"/datasets/{DATASET}/retrain", body=json.dumps({"reason": "relabelled data"}), headers=headers
     )
@@ -331,15 +331,14 @@ def test_retrain_request_over_the_api_returns_the_run_id_then_409(aws, pipeline)
     )
     assert again.status_code == 409 and launched[0][0] in again.json_body["Message"]
     run = client.http.get(f"/runs/{launched[0][0]}")
-    assert run.status_code == 200 and run.json_body["reasons"] == ["requested: relabelled data"]
+    assert run.status_code == 200
+    assert run.json_body["reasons"] == ["requested: relabelled data (asked by ops (admin))"]
     assert client.http.get("/runs/nope").status_code == 404
 
 
-def test_retrain_request_without_a_reason_is_a_400_naming_it(aws, pipeline):
+def test_retrain_request_without_a_reason_is_a_400_naming_it(aws, pipeline, tokens):
     client, _ = pipeline
-    response = client.http.post(
-        f"/datasets/{DATASET}/retrain", body="{}", headers={"Content-Type": "application/json"}
-    )
+    response = client.http.post(f"/datasets/{DATASET}/retrain", body="{}", headers=tokens["admin"])
     assert response.status_code == 400 and "reason" in response.json_body["Message"]
 
 

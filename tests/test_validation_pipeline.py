@@ -240,15 +240,22 @@ def _version(settings, key):
 # --- the contract API -------------------------------------------------------------------------------
 
 
-def test_put_then_get_contract_over_the_api(aws, client):
+def test_put_then_get_contract_over_the_api(aws, client, tokens):
     doc = breast_cancer_contract()
     doc["version"] = 2
-    response = client.http.put(
-        f"/datasets/{DATASET}/contract", body=json.dumps(doc), headers={"Content-Type": "application/json"}
-    )
+    response = client.http.put(f"/datasets/{DATASET}/contract", body=json.dumps(doc), headers=tokens["admin"])
     assert response.status_code == 200 and response.json_body["version"] == 2
     got = client.http.get(f"/datasets/{DATASET}/contract")
     assert got.status_code == 200 and got.json_body["version"] == 2
+
+
+def test_storing_a_contract_needs_an_admin_token(aws, client, tokens):
+    body = json.dumps(breast_cancer_contract())
+    anonymous = client.http.put(
+        f"/datasets/{DATASET}/contract", body=body, headers={"Content-Type": "application/json"}
+    )
+    approver = client.http.put(f"/datasets/{DATASET}/contract", body=body, headers=tokens["approver"])
+    assert anonymous.status_code == 401 and approver.status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -261,28 +268,24 @@ def test_put_then_get_contract_over_the_api(aws, client):
         ("", "empty"),
     ],
 )
-def test_malformed_contract_body_is_a_400_that_names_the_problem(aws, client, body, expected):
-    response = client.http.put(
-        f"/datasets/{DATASET}/contract", body=body, headers={"Content-Type": "application/json"}
-    )
+def test_malformed_contract_body_is_a_400_that_names_the_problem(aws, client, tokens, body, expected):
+    response = client.http.put(f"/datasets/{DATASET}/contract", body=body, headers=tokens["admin"])
     assert response.status_code == 400
     assert expected in response.json_body["Message"]
 
 
-def test_broken_contract_is_refused_naming_the_field(aws, client):
+def test_broken_contract_is_refused_naming_the_field(aws, client, tokens):
     doc = breast_cancer_contract()
     doc["columns"][3]["type"] = "decimal"
-    response = client.http.put(
-        f"/datasets/{DATASET}/contract", body=json.dumps(doc), headers={"Content-Type": "application/json"}
-    )
+    response = client.http.put(f"/datasets/{DATASET}/contract", body=json.dumps(doc), headers=tokens["admin"])
     assert response.status_code == 400 and "columns[3].type" in response.json_body["Message"]
 
 
-def test_contract_sent_to_another_dataset_is_refused(aws, client):
+def test_contract_sent_to_another_dataset_is_refused(aws, client, tokens):
     response = client.http.put(
         "/datasets/other/contract",
         body=json.dumps(breast_cancer_contract()),
-        headers={"Content-Type": "application/json"},
+        headers=tokens["admin"],
     )
     assert response.status_code == 400 and "dataset" in response.json_body["Message"]
 
@@ -291,10 +294,8 @@ def test_unknown_contract_is_a_404(aws, client):
     assert client.http.get("/datasets/nothing_here/contract").status_code == 404
 
 
-def test_contract_with_a_broken_training_section_is_refused_naming_the_field(aws, client):
+def test_contract_with_a_broken_training_section_is_refused_naming_the_field(aws, client, tokens):
     doc = breast_cancer_contract()
     doc["training"] = {"model": {"family": "random_forest", "params": {"max_dept": 5}}}
-    response = client.http.put(
-        f"/datasets/{DATASET}/contract", body=json.dumps(doc), headers={"Content-Type": "application/json"}
-    )
+    response = client.http.put(f"/datasets/{DATASET}/contract", body=json.dumps(doc), headers=tokens["admin"])
     assert response.status_code == 400 and "training.model.params" in response.json_body["Message"]

@@ -68,7 +68,9 @@ REJECTED = "rejected"
 STATUSES = (CANDIDATE, PENDING_APPROVAL, APPROVED, CHAMPION, RETIRED, REJECTED)
 # set_status's moves: target -> the statuses it may come from. champion and retired only by promote.
 ALLOWED: dict[str, tuple[str, ...]] = {
-    PENDING_APPROVAL: (CANDIDATE,),
+    # approved -> pending_approval: the evaluator re-judged an approved version against a champion
+    # that changed before the promotion committed, and now a person must decide.
+    PENDING_APPROVAL: (CANDIDATE, APPROVED),
     APPROVED: (CANDIDATE, PENDING_APPROVAL),
     REJECTED: (CANDIDATE, PENDING_APPROVAL, APPROVED, RETIRED),
 }
@@ -334,6 +336,28 @@ class Registry:
         doc = _plain(response["Attributes"])
         doc.pop("pk"), doc.pop("sk")
         return doc
+
+    def update_gates(self, model: str, version: int, gates: dict[str, Any], expected: str) -> None:
+        """Replace a version's gate figures (a re-evaluation), conditional on its status."""
+        _check_finite(gates, "gates")
+        try:
+            self._db.update_item(
+                TableName=self.registry_table,
+                Key=self._key(model, _version_sk(version)),
+                UpdateExpression="SET gates = :gates, updated_at = :at",
+                ConditionExpression="#s = :expected",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":gates": _value(gates),
+                    ":at": {"S": self._now()},
+                    ":expected": {"S": expected},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            now = self.version(model, version) or {}
+            raise StatusConflict(f"{model} v{version} is {now.get('status')}, not {expected}") from None
 
     # --- promotion ------------------------------------------------------------------------------
 

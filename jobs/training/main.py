@@ -119,16 +119,27 @@ def run_training(
     _say(f"loaded {len(sources)} object(s), {sum(len(s) for s in sources):,} bytes")
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     table = load_table(sources, contract)
-    result = train(table, contract, training)
-    onnx_bytes = export_onnx(result, contract)
-    parity = check_parity(result, onnx_bytes, contract, training.parity_tolerance)
-    name, value = result.primary_metric
-    _say(
-        f"trained {training.model.family} on {result.rows}: holdout {name} {value}; parity max diff {parity.get('max_abs_diff')}"
-    )
-    artifacts: dict[str, bytes] = {
-        "parity.json": _json(parity),
+    lineage = {
+        "run_id": run_id,
+        "dataset": dataset,
+        "data_manifest_key": run["data_manifest_key"],
+        "data_hash": run["data_hash"],
+        "data_objects": [
+            {k: o.get(k) for k in ("key", "version_id", "sha256", "upload_id")}
+            for o in data_manifest["objects"]
+        ],
+        "contract_version": contract.version,
+        "code_version": _code_version(),
+        "parameters": training.to_dict(),
+        "libraries": _libraries(),
+        "started_at": started_at,
+        "attempts": attempt,
+        "capacity": capacity,
+        "trigger": run.get("trigger"),
+        "reasons": run.get("reasons"),
     }
+    artifacts, fields = build_candidate(table, contract, training, lineage)
+    parity = json.loads(artifacts["parity.json"])
     if not parity.get("passed"):
         _put(
             s3,
@@ -143,6 +154,36 @@ def run_training(
             f"parity check failed: onnxruntime and scikit-learn differ by {parity.get('max_abs_diff')} "
             f"(tolerance {training.parity_tolerance}) with {parity.get('label_flips')} label flip(s); not published"
         )
+    manifest = publish_candidate(settings.models_bucket, prefix, artifacts, fields, contract)
+    return _summary(manifest, prefix)
+
+
+def build_candidate(
+    table: Table, contract: Contract, training: TrainingSettings, lineage: dict[str, Any]
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Train, export, check parity: the candidate's artifacts (name -> bytes) and manifest fields.
+
+    When parity fails only ``parity.json`` is returned (nothing else may be published)."""
+    result = train(table, contract, training)
+    onnx_bytes = export_onnx(result, contract)
+    parity = check_parity(result, onnx_bytes, contract, training.parity_tolerance)
+    name, value = result.primary_metric
+    _say(
+        f"trained {training.model.family} on {result.rows}: holdout {name} {value}; parity max diff {parity.get('max_abs_diff')}"
+    )
+    artifacts: dict[str, bytes] = {"parity.json": _json(parity)}
+    fields = {
+        "dataset": contract.dataset,
+        "run_id": lineage["run_id"],
+        "task": contract.task,
+        "family": training.model.family,
+        "primary_metric": name,
+        "primary_value": value,
+        "parity_max_abs_diff": parity.get("max_abs_diff"),
+        "data_hash": lineage.get("data_hash"),
+    }
+    if not parity.get("passed"):
+        return artifacts, fields
     metrics = {
         "primary_metric": name,
         "primary_value": value,
@@ -161,30 +202,22 @@ def run_training(
         }
     )
     artifacts["lineage.json"] = _json(
-        {
-            "run_id": run_id,
-            "dataset": dataset,
-            "data_manifest_key": run["data_manifest_key"],
-            "data_hash": run["data_hash"],
-            "data_objects": [
-                {k: o.get(k) for k in ("key", "version_id", "sha256", "upload_id")}
-                for o in data_manifest["objects"]
-            ],
-            "contract_version": contract.version,
-            "code_version": _code_version(),
-            "parameters": training.to_dict(),
-            "libraries": _libraries(),
-            "started_at": started_at,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "attempts": attempt,
-            "capacity": capacity,
-            "trigger": run.get("trigger"),
-            "reasons": run.get("reasons"),
-        }
+        {**lineage, "finished_at": datetime.now(UTC).isoformat(timespec="seconds")}
     )
+    return artifacts, fields
+
+
+def publish_candidate(
+    bucket: str, prefix: str, artifacts: dict[str, bytes], fields: dict[str, Any], contract: Contract
+) -> dict[str, Any]:
+    """Write every artifact, then ``manifest.json`` (their sizes and SHA-256) last and create-only:
+    its arrival announces the candidate. Returns the manifest that holds (an earlier attempt's, if
+    one published first)."""
+    s3 = aws.client("s3")
+    dataset = contract.dataset
     entries = []
     for name_, data in artifacts.items():
-        _put(s3, settings.models_bucket, prefix + name_, data, dataset, contract, "candidate")
+        _put(s3, bucket, prefix + name_, data, dataset, contract, "candidate")
         entries.append(
             {
                 "name": name_,
@@ -193,28 +226,17 @@ def run_training(
                 "sha256": hashlib.sha256(data).hexdigest(),
             }
         )
-    manifest = {
-        "dataset": dataset,
-        "run_id": run_id,
-        "task": contract.task,
-        "family": training.model.family,
-        "primary_metric": name,
-        "primary_value": value,
-        "parity_max_abs_diff": parity.get("max_abs_diff"),
-        "data_hash": run["data_hash"],
-        "artifacts": entries,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    manifest = {**fields, "artifacts": entries, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
     published = aws.put_if_absent(
-        settings.models_bucket,
+        bucket,
         prefix + "manifest.json",
         _json(manifest),
         ContentType="application/json",
         Tagging=tags(dataset, contract.classification, "candidate"),
     )
     if not published:  # another attempt published first: one candidate per run, whichever wrote it
-        manifest = _manifest(settings.models_bucket, prefix) or manifest
-    return _summary(manifest, prefix)
+        manifest = _manifest(bucket, prefix) or manifest
+    return manifest
 
 
 def reference_profile(table: Table, contract: Contract) -> dict[str, Any]:

@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--reference", help="a drift reference profile (JSON) to compare against")
     validate.add_argument("file", help="the CSV file (plain or gzip)")
     sub.add_parser("env", help="print shell exports for the running local cloud (eval them)")
+    from mlops import models, tokens
+
+    models.add_parser(sub)
+    tokens.add_parser(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -68,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_runs(args.run_id, args.dataset)
         if args.command == "validate":
             return cmd_validate(args.contract, args.file, args.reference)
+        if args.command == "models":
+            return models.run(args)
+        if args.command == "tokens":
+            return tokens.run(args)
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {args.command}")

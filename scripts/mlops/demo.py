@@ -2,14 +2,18 @@
 
 Each step prints what happened and checks it; the demo exits 0 only if every check held. The
 data is real (scikit-learn's bundled breast-cancer set) cut into daily uploads. So far the
-scenario covers the foundation, validation and retraining: contracts, uploads flowing S3 ->
-notification -> ingest queue -> event runtime -> ``ingest_upload``, reports, quarantine, drift,
-duplicates; retrain triggers, runs trained in a local "spot" job, ONNX candidates with parity.
+scenario covers the foundation, validation, retraining and the registry: API tokens and roles,
+contracts, uploads flowing S3 -> notification -> ingest queue -> event runtime -> ``ingest_upload``,
+reports, quarantine, drift, duplicates; retrain triggers, runs trained in a local "spot" job, ONNX
+candidates with parity; candidates judged against the champion by ``evaluate_candidate``, a first
+champion, a better candidate promoted, a worse one rejected, a manual approval, a rollback, the
+audit trail and the notifications.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +24,8 @@ from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, 
 from mlops.localcloud import PROJECT_DIR, LocalCloud, free_port
 
 DATASET = "breast_cancer"
+# The demo's promotion policy: better by 0.002 ROC AUC, log loss no worse than +0.05.
+PROMOTION = {"mode": "auto", "min_delta": 0.002, "guard_metrics": {"log_loss": 0.05}, "max_latency_ms": 50}
 
 
 class Demo:
@@ -45,11 +51,12 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: 
         time.sleep(interval_s)
 
 
-def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+def http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -101,19 +108,42 @@ def run_demo(verbose: bool = False) -> int:
             f"the data-plane template deployed into moto ({len(cloud.resources)} resources)",
         )
 
+        demo.step("API tokens: roles viewer, approver, admin (only their SHA-256 is stored, in SSM)")
+        from chalicelib.auth import TokenStore
+
+        store = TokenStore.for_settings(settings)
+        token = {
+            role: store.create(name, role, created_by="demo")[0]
+            for name, role in (("victor", "viewer"), ("alice", "approver"), ("ops", "admin"))
+        }
+        for record in store.list():
+            print(
+                f"   {record['name']:<7} {record['role']:<9} id {record['id']}  (mlops tokens create NAME --role ROLE)"
+            )
+        inbox = _subscribe_inbox(settings)
+        print("   a team inbox (an SQS queue) subscribes to the notifications topic")
+
         demo.step(f"The data owner stores the contract of {DATASET!r} (PUT /datasets/{DATASET}/contract)")
         contract = breast_cancer_contract()
+        contract["training"]["model"] = {
+            "family": "random_forest",
+            "params": {"n_estimators": 1, "max_depth": 1},
+        }
+        contract["promotion"] = PROMOTION
+        status, body = http("PUT", f"{api}/datasets/{DATASET}/contract", contract)
+        demo.check(status == 401, f"without a token: {status} {body.get('message') or body.get('Message')}")
         broken = json.loads(json.dumps(contract))
         broken["columns"][1]["min"] = "zero"
-        status, body = http("PUT", f"{api}/datasets/{DATASET}/contract", broken)
+        status, body = http("PUT", f"{api}/datasets/{DATASET}/contract", broken, token["admin"])
         demo.check(
             status == 400 and "columns[1].min" in body.get("Message", ""),
             f"a broken contract is refused: {status} {body.get('Message')}",
         )
-        status, body = http("PUT", f"{api}/datasets/{DATASET}/contract", contract)
+        status, body = http("PUT", f"{api}/datasets/{DATASET}/contract", contract, token["admin"])
         demo.check(
             status == 200,
-            f"contract stored at {body.get('key')} ({len(contract['columns'])} columns, target 'diagnosis')",
+            f"contract stored at {body.get('key')} ({len(contract['columns'])} columns, target 'diagnosis'); "
+            "training: a one-split 'stump' as the baseline; promotion: " + json.dumps(PROMOTION),
         )
 
         demo.step("Uploading five daily files of real data (scikit-learn's breast-cancer set)")
@@ -284,24 +314,13 @@ def run_demo(verbose: bool = False) -> int:
                 f"   reasons: {'; '.join(second['reasons'])}"
                 + (" (the drift trigger waited for the first run: coalesced)" if coalesced else "")
             )
-        status, body = http(
-            "POST", f"{api}/datasets/{DATASET}/retrain", {"reason": "a person asked for a fresh model"}
-        )
-        demo.check(
-            status in (202, 409),
-            f"POST /datasets/{DATASET}/retrain -> {status} {body.get('run_id') or body.get('Message')}",
-        )
-        if status == 202:
-            requested = _follow_run(demo, runs, lambda r: r["run_id"] == body["run_id"])
-            demo.check(
-                bool(requested) and requested["data_hash"] == (second or first or {}).get("data_hash"),
-                "the requested run trained on the same data snapshot (same data hash)",
-            )
         status, run_doc = http("GET", f"{api}/runs/{(first or {}).get('run_id', 'none')}")
         demo.check(
             status == 200 and run_doc.get("status") == "succeeded",
             f"GET /runs/{{id}} -> {run_doc.get('status')}",
         )
+
+        _registry_story(demo, api, settings, runs, token, contract, first, second, inbox)
 
         demo.step("The ledger over the HTTP API (GET /uploads/{id})")
         status, body = http("GET", f"{api}/uploads/{ids[days[3]]}")
@@ -314,16 +333,15 @@ def run_demo(verbose: bool = False) -> int:
         from mlops.status import queue_depths
 
         for name, visible, in_flight, dlq in queue_depths(sqs, settings.queues):
-            note = (
-                "  (candidate manifests wait for the registry stage)"
-                if name == settings.promotion_queue and visible
-                else ""
-            )
-            print(f"   {name:<40} visible {visible}  in flight {in_flight}  DLQ {dlq}{note}")
+            print(f"   {name:<40} visible {visible}  in flight {in_flight}  DLQ {dlq}")
         demo.check(_queue_empty(sqs, queue_url), "nothing left in the ingest queue, nothing in its DLQ")
         demo.check(
             _queue_empty(sqs, sqs.get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]),
             "every retrain trigger was consumed",
+        )
+        demo.check(
+            _queue_empty(sqs, sqs.get_queue_url(QueueName=settings.promotion_queue)["QueueUrl"]),
+            "every candidate manifest was evaluated",
         )
 
         if not verbose:
@@ -341,6 +359,209 @@ def run_demo(verbose: bool = False) -> int:
                 "functions log JSON with a correlation id",
             )
     return _finish(demo)
+
+
+def _registry_story(
+    demo: Demo,
+    api: str | None,
+    settings: Any,
+    runs: Any,
+    token: dict[str, str],
+    contract: dict[str, Any],
+    first: dict[str, Any] | None,
+    second: dict[str, Any] | None,
+    inbox: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """Candidates through the registry: first champion, a better one, a worse one, a manual approval,
+    a rollback, and the audit trail."""
+    from chalicelib.registry.store import Registry
+    from mlops.models import print_audit, print_versions
+
+    registry = Registry(settings.registry_table, settings.audit_table)
+
+    demo.step("The registry judges each candidate (manifest -> promotion queue -> evaluate_candidate)")
+    v1 = _follow_version(demo, registry, first)
+    if v1:
+        _print_gates(v1)
+        demo.check(
+            v1["status"] == "champion" and v1["gates"]["first_model"],
+            f"v{v1['version']}, the dataset's first model, is judged on floors and becomes champion",
+        )
+    v2 = _follow_version(demo, registry, second)
+    if v2:
+        _print_gates(v2)
+        demo.check(
+            v2["status"] in ("champion", "rejected"),
+            f"v{v2['version']} (the drift run's stump) was compared with v{v2['gates'].get('evaluated_against')} "
+            f"on the same holdout rows: {v2['status']}",
+        )
+
+    def retrain(change: str, model: dict[str, Any], reason: str, **promotion: Any) -> dict[str, Any] | None:
+        contract["version"] += 1
+        contract["training"]["model"] = model
+        contract["promotion"] = {**PROMOTION, **promotion}
+        status, _ = http("PUT", f"{api}/datasets/{DATASET}/contract", contract, token["admin"])
+        demo.check(status == 200, f"contract v{contract['version']}: {change}")
+        status, body = http("POST", f"{api}/datasets/{DATASET}/retrain", {"reason": reason}, token["admin"])
+        if not demo.check(
+            status == 202, f"POST /datasets/{DATASET}/retrain (admin) -> {status} {body.get('run_id')}"
+        ):
+            return None
+        run = _follow_run(demo, runs, lambda r: r["run_id"] == body["run_id"])
+        version = _follow_version(demo, registry, run)
+        if version:
+            _print_gates(version)
+        return version
+
+    demo.step("A better candidate is promoted automatically")
+    better = retrain(
+        "a small random forest (3 trees, depth 2)",
+        {"family": "random_forest", "params": {"n_estimators": 3, "max_depth": 2}},
+        "try a forest instead of the stump",
+    )
+    demo.check(
+        bool(better) and better["status"] == "champion",
+        f"v{better and better['version']} beats the champion by more than min_delta: it is the champion",
+    )
+
+    demo.step("A worse candidate is rejected, with its reasons")
+    worse = retrain(
+        "a heavily regularised logistic regression (C=0.001)",
+        {"family": "logistic_regression", "params": {"C": 0.001, "max_iter": 1000}},
+        "cheaper model, same quality?",
+    )
+    demo.check(
+        bool(worse)
+        and worse["status"] == "rejected"
+        and registry.champion(DATASET) == (better or {}).get("version"),
+        f"v{worse and worse['version']} rejected ({worse and worse['gates']['reason'][:150]}...); the champion stays",
+    )
+
+    demo.step("Manual approval: the policy now asks a person (mode manual)")
+    pending = retrain(
+        "logistic regression (C=1), promotion.mode manual",
+        {"family": "logistic_regression", "params": {"C": 1.0, "max_iter": 1000}},
+        "the usual model, reviewed by a person",
+        mode="manual",
+    )
+    if pending and demo.check(
+        pending["status"] == "pending_approval",
+        f"v{pending['version']} passed every gate and waits for approval",
+    ):
+        path = f"{api}/models/{DATASET}/versions/{pending['version']}/approve"
+        why = {"reason": "reviewed the gates and the model card"}
+        status, _ = http("POST", path, why)
+        demo.check(status == 401, f"approve without a token -> {status}")
+        status, _ = http("POST", path, why, token["viewer"])
+        demo.check(status == 403, f"approve as victor (viewer) -> {status}")
+        status, body = http("POST", path, why, token["approver"])
+        demo.check(
+            status == 200 and registry.champion(DATASET) == pending["version"],
+            f"approve as alice (approver) -> {status}: v{body.get('champion')} is the champion",
+        )
+        status, body = http("POST", path, why, token["approver"])
+        demo.check(status == 409, f"approving it again -> {status}: {body.get('Message')}")
+
+    demo.step("Rollback: one call brings back the previous champion (from the audit ledger)")
+    status, body = http(
+        "POST",
+        f"{api}/models/{DATASET}/rollback",
+        {"reason": "complaints after the release"},
+        token["approver"],
+    )
+    demo.check(
+        status == 200 and body.get("champion") == (better or {}).get("version"),
+        f"POST /models/{DATASET}/rollback -> {status}: champion v{body.get('audit', {}).get('from_version')} -> "
+        f"v{body.get('champion')}",
+    )
+
+    demo.step(f"The model and its audit trail (GET /models/{DATASET}, GET /models/{DATASET}/audit)")
+    status, model_doc = http("GET", f"{api}/models/{DATASET}")
+    if demo.check(status == 200, f"GET /models/{DATASET} -> {status}"):
+        print_versions(model_doc, out=_Indented())
+    status, trail = http("GET", f"{api}/models/{DATASET}/audit")
+    entries = trail.get("entries", [])
+    if demo.check(status == 200 and len(entries) >= 4, f"{len(entries)} audit entries, oldest first"):
+        print_audit(entries, out=_Indented())
+        demo.check(
+            entries[-1]["action"] == "rollback" and entries[-1]["who"] == "alice (approver)",
+            "every change names who made it and why",
+        )
+    notes = inbox()
+    print("   notifications received by the team inbox:")
+    for note in notes:
+        print(f"     {note['type']}: {note.get('model')} {_note_detail(note)}")
+    demo.check(bool(notes), f"{len(notes)} notifications published to the topic")
+
+
+def _follow_version(
+    demo: Demo, registry: Any, run: dict[str, Any] | None, timeout_s: float = 60
+) -> dict[str, Any] | None:
+    """Wait until the run's candidate has been judged; the version record, or None."""
+    if not run:
+        return None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [v for v in registry.versions(DATASET) if v.get("run_id") == run["run_id"]]
+        if found and found[0]["status"] not in ("candidate", "approved"):  # approved: promotion under way
+            version = found[0]
+            print(
+                f"   v{version['version']} ({version.get('family')}, run {run['run_id']}): {version['status']}"
+            )
+            return dict(version)
+        time.sleep(0.3)
+    demo.check(False, f"the candidate of run {run['run_id']} was judged within {timeout_s:.0f}s")
+    return None
+
+
+def _print_gates(version: dict[str, Any]) -> None:
+    gates = version.get("gates") or {}
+    for gate in gates.get("gates", []):
+        print(f"      {'pass' if gate['passed'] else 'FAIL'} {gate['name']:<15} {gate['reason'][:110]}")
+
+
+def _note_detail(note: dict[str, Any]) -> str:
+    if note.get("to_version") is not None:
+        frm = note.get("from_version")
+        return f"{'none' if frm is None else 'v' + str(frm)} -> v{note['to_version']} by {note.get('by')}"
+    return f"v{note.get('version')}"
+
+
+class _Indented:
+    """A stdout that indents what print() writes, to sit under a demo step."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text if text == "\n" else "   " + text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def _subscribe_inbox(settings: Any) -> Callable[[], list[dict[str, Any]]]:
+    """An SQS queue subscribed to the notifications topic, as a team's tool would subscribe."""
+    import boto3
+
+    from chalicelib import notify
+
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=f"{settings.prefix}-{settings.stage}-demo-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(
+        TopicArn=notify.topic_arn(settings),
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+
+    def read() -> list[dict[str, Any]]:
+        out = []
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for m in messages:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return out
+
+    return read
 
 
 def _finish(demo: Demo) -> int:

@@ -181,6 +181,9 @@ class LocalCloud:
     def _start_api(self) -> None:
         from chalice.local import ChaliceRequestHandler, LocalDevServer
 
+        from mlops.localapi import install_gateway_auth_semantics
+
+        install_gateway_auth_semantics()  # an authorizer's "Unauthorized" is a 401, as in API Gateway
         assert self.api_port is not None
         quiet = self.function_log is not None
 

@@ -1,0 +1,409 @@
+"""Who may call the API: bearer tokens, stored hashed in SSM, and three roles.
+
+Tokens
+    ``mlops_`` followed by ``secrets.token_urlsafe(32)`` (256 random bits). Only the token's SHA-256
+    hex digest is stored, as the *name* of an SSM parameter, ``<Settings.tokens_path>/<sha256>``
+    (``/serverless-mlops/<stage>/tokens/<sha256>``); its value is JSON ``{"name", "role",
+    "created_at", "created_by"}``. Nobody who can read Parameter Store (or a backup, or a log of an
+    API call on it) learns a usable token, and a lookup is one ``GetParameter`` on a name derived
+    from the token: no scan, no comparison of secrets (so nothing to time). A fast hash is enough
+    because the input has 256 bits of entropy: there is nothing to brute-force, so a slow password
+    hash (bcrypt, argon2) would only add latency to every authorization. The ``mlops_`` prefix makes
+    a leaked token easy to recognise (secret scanners, grep). One token per name: creating a second
+    is refused unless ``replace=True``, which revokes the old one.
+
+Why SSM Parameter Store, SecureString
+    It is serverless and costs nothing at this scale (standard parameters); a SecureString is
+    encrypted with the stage's customer-managed KMS key (``alias/<prefix>-<stage>``, from
+    ``infra/template.yaml``; ``TokenStore.for_settings`` uses it), so reading a record needs
+    ``kms:Decrypt`` on that key as well as ``ssm:GetParameter`` on the path, and every read is in
+    CloudTrail. The records are not secret (the token is never in them); encrypting them keeps the
+    list of principals and roles to the API's role and the administrators. Creating and revoking
+    (``PutParameter``, ``DeleteParameter``) are audited by CloudTrail, not by logs of ours.
+
+Caching and revocation
+    ``lookup`` results, found and not found, are kept in-process for ``CACHE_TTL_S`` (30 s),
+    keyed by the parameter name (the path and the token's hash), bounded to ``CACHE_MAX_ENTRIES``.
+    The authorizer should be declared ``@app.authorizer(ttl_seconds=AUTHORIZER_TTL_S)`` (60 s): API
+    Gateway then caches the returned policy per token for that long, across routes. So a revoked
+    (or replaced) token keeps working for at most ``AUTHORIZER_TTL_S + CACHE_TTL_S`` (90 s) after
+    ``revoke``; a new token works at once. The in-process cache keeps SSM's ``GetParameter``
+    throughput quota (40/s by default) out of the request path when API Gateway's cache misses (a new
+    authorizer instance, ``chalice local``, a client retrying a revoked token).
+
+Roles (``ROLES``, each includes the ones before it)
+    ==========  ==================================================================================
+    viewer      read models, versions, audit, uploads, contracts, runs; predict
+    approver    + approve or reject a version, roll a model back
+    admin       + store a dataset's contract, start a retraining
+    ==========  ==================================================================================
+
+    ``PERMISSIONS`` maps ``(method, Chalice route path)`` to the minimum role. ``authorize`` (the body
+    of a Chalice built-in authorizer) returns a policy allowing *every* route the caller's role may
+    call, not just the one being called, because API Gateway caches the policy per token and reuses
+    it for other routes; a route missing from the policy is answered 403. An unknown or malformed
+    token raises ``Unauthorized``, which API Gateway answers 401. The handler reads who called from
+    the authorizer's context: ``caller_from(app.current_request)`` -> ``"alice (approver)"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from chalice.app import AuthRequest, AuthResponse, AuthRoute
+
+from chalicelib import aws
+from chalicelib.observability import logger
+from chalicelib.settings import Settings
+
+ROLES = ("viewer", "approver", "admin")
+
+# (method, route path exactly as declared in app.py) -> the least role that may call it.
+PERMISSIONS: dict[tuple[str, str], str] = {
+    ("GET", "/models"): "viewer",
+    ("GET", "/models/{name}"): "viewer",
+    ("GET", "/models/{name}/versions/{version}"): "viewer",
+    ("GET", "/models/{name}/audit"): "viewer",
+    ("GET", "/uploads/{upload_id}"): "viewer",
+    ("GET", "/datasets/{name}/contract"): "viewer",
+    ("GET", "/runs/{run_id}"): "viewer",
+    ("GET", "/runs"): "viewer",
+    ("POST", "/models/{name}/predict"): "viewer",
+    ("POST", "/models/{name}/versions/{version}/predict"): "viewer",
+    ("POST", "/models/{name}/versions/{version}/approve"): "approver",
+    ("POST", "/models/{name}/versions/{version}/reject"): "approver",
+    ("POST", "/models/{name}/rollback"): "approver",
+    ("PUT", "/datasets/{name}/contract"): "admin",
+    ("POST", "/datasets/{name}/retrain"): "admin",
+}
+
+TOKEN_PREFIX = "mlops_"
+# token_urlsafe(32): 32 random bytes, base64url without padding = 43 characters.
+_TOKEN_RE = re.compile(r"mlops_[A-Za-z0-9_-]{43}")
+_BEARER_RE = re.compile(r"bearer\s+(\S+)", re.IGNORECASE)
+NAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+ID_LENGTH = 12  # hex characters of the hash shown by ``list`` (enough to tell tokens apart)
+
+CACHE_TTL_S = 30.0
+CACHE_MAX_ENTRIES = 1024
+AUTHORIZER_TTL_S = 60  # declare the authorizer with @app.authorizer(ttl_seconds=AUTHORIZER_TTL_S)
+
+
+class AuthError(Exception):
+    """A token could not be created or revoked as asked."""
+
+
+class InvalidTokenRequest(AuthError, ValueError):
+    """A name or role that is not allowed."""
+
+
+class TokenExists(AuthError):
+    """The name already has a token (create with ``replace=True`` to replace it)."""
+
+
+class Unauthorized(Exception):
+    """Raised by the authorizer: API Gateway answers 401 to an authorizer failing with "Unauthorized"."""
+
+    def __init__(self) -> None:
+        super().__init__("Unauthorized")
+
+
+def role_rank(role: str) -> int:
+    try:
+        return ROLES.index(role)
+    except ValueError:
+        raise InvalidTokenRequest(f"unknown role {role!r}: use one of {', '.join(ROLES)}") from None
+
+
+def role_allows(role: str, minimum: str) -> bool:
+    """True if ``role`` includes ``minimum`` (``approver`` includes ``viewer``)."""
+    return role_rank(role) >= role_rank(minimum)
+
+
+def allowed_routes(role: str) -> list[tuple[str, str]]:
+    """The ``(method, path)`` entries of ``PERMISSIONS`` that ``role`` may call, in table order."""
+    return [route for route, minimum in PERMISSIONS.items() if role_allows(role, minimum)]
+
+
+def _arn_path(path: str) -> str:
+    # API Gateway matches a policy's resources against the request's concrete path
+    # (.../GET/models/iris), so a route's {parameters} become the wildcard *.
+    return re.sub(r"\{[^}/]+\}", "*", path)
+
+
+def auth_routes(role: str) -> list[AuthRoute]:
+    """The policy for ``role``: one ``AuthRoute`` per path, with the methods the role may call there."""
+    methods: dict[str, list[str]] = {}
+    for method, path in allowed_routes(role):
+        methods.setdefault(_arn_path(path), []).append(method)
+    return [AuthRoute(path, verbs) for path, verbs in methods.items()]
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+
+    @property
+    def caller(self) -> str:
+        return f"{self.name} ({self.role})"
+
+    def may(self, method: str, path: str) -> bool:
+        minimum = PERMISSIONS.get((method.upper(), path))
+        return minimum is not None and role_allows(self.role, minimum)
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_authorization(header: str | None) -> str | None:
+    """The token in an Authorization header: ``Bearer <token>`` (any case) or the bare token.
+
+    Anything else (another scheme, an empty header, a string that is not shaped like one of our
+    tokens) is None, so a malformed header never costs an SSM call.
+    """
+    if not header:
+        return None
+    value = header.strip()
+    bearer = _BEARER_RE.fullmatch(value)
+    if bearer:
+        value = bearer.group(1)
+    return value if _TOKEN_RE.fullmatch(value) else None
+
+
+class TokenCache:
+    """Lookup results (a ``Principal`` or None) by key for ``ttl_s`` seconds; thread-safe, bounded.
+
+    ``clock`` is injectable (tests advance it instead of sleeping). When full, the oldest entry goes.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float = CACHE_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = CACHE_MAX_ENTRIES,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bool, Principal | None]:
+        """``(True, value)`` if ``key`` was stored less than ``ttl_s`` ago, else ``(False, None)``."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return False, None
+            expires, value = entry
+            if self._clock() >= expires:
+                del self._entries[key]
+                return False, None
+            return True, value
+
+    def put(self, key: str, value: Principal | None) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = (self._clock() + self.ttl_s, value)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_cache = TokenCache()
+
+
+def reset_cache() -> None:
+    """Forget every cached lookup of this process (tests; nothing else needs it)."""
+    _cache.clear()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class TokenStore:
+    """API tokens under one SSM path: ``<path>/<sha256 of the token>`` -> the JSON record.
+
+    ``key_id``: the KMS key of the SecureString parameters (None: the account's ``alias/aws/ssm``).
+    ``cache``: the lookup cache (default: this process's, emptied by ``reset_cache``).
+    """
+
+    def __init__(self, path: str, *, key_id: str | None = None, cache: TokenCache | None = None) -> None:
+        self.path = path.rstrip("/")
+        self.key_id = key_id
+        self._cache = _cache if cache is None else cache
+
+    @classmethod
+    def for_settings(cls, settings: Settings, cache: TokenCache | None = None) -> TokenStore:
+        """The stage's store: ``settings.tokens_path``, encrypted with the stage's KMS key."""
+        return cls(settings.tokens_path, key_id=f"alias/{settings.prefix}-{settings.stage}", cache=cache)
+
+    def _parameter(self, digest: str) -> str:
+        return f"{self.path}/{digest}"
+
+    def create(
+        self, name: str, role: str, created_by: str, *, replace: bool = False
+    ) -> tuple[str, dict[str, Any]]:
+        """A new token for ``name``: ``(token, record)``. The token is returned once, never stored.
+
+        Raises ``InvalidTokenRequest`` for a bad name or role and ``TokenExists`` if ``name`` has a
+        token and ``replace`` is false; with ``replace`` the old token is revoked once the new one is
+        stored.
+        """
+        if not NAME_RE.fullmatch(name):
+            raise InvalidTokenRequest(
+                f"invalid token name {name!r}: use 1 to 64 characters among letters, digits and . _ @ -"
+            )
+        role_rank(role)
+        existing = self._find(name)
+        if existing is not None and not replace:
+            raise TokenExists(
+                f"{name!r} already has a token (id {existing[0][:ID_LENGTH]}): revoke it first "
+                "or create with replace (--replace)"
+            )
+        token = new_token()
+        digest = hash_token(token)
+        value = {"name": name, "role": role, "created_at": _now(), "created_by": created_by}
+        put: dict[str, Any] = {
+            "Name": self._parameter(digest),
+            "Value": json.dumps(value),
+            "Type": "SecureString",
+            "Overwrite": False,
+            "Description": f"serverless-mlops API token of {name} ({role})",
+        }
+        if self.key_id:
+            put["KeyId"] = self.key_id
+        aws.client("ssm").put_parameter(**put)
+        self._cache.discard(self._parameter(digest))
+        if existing is not None:
+            self._delete(existing[0])
+        return token, {"id": digest[:ID_LENGTH], **value}
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every token's record with ``id`` (the first 12 hex characters of its hash), by name."""
+        return sorted(
+            ({"id": digest[:ID_LENGTH], **record} for digest, record in self._records()),
+            key=lambda record: str(record.get("name", "")),
+        )
+
+    def revoke(self, name: str) -> bool:
+        """Delete ``name``'s token. False if it had none. Takes effect everywhere within the TTLs."""
+        existing = self._find(name)
+        if existing is None:
+            return False
+        self._delete(existing[0])
+        return True
+
+    def lookup(self, token: str) -> Principal | None:
+        """Who holds ``token`` (None if nobody): one ``GetParameter``, or none within the cache TTL."""
+        key = self._parameter(hash_token(token))
+        hit, cached = self._cache.get(key)
+        if hit:
+            return cached
+        try:
+            parameter = aws.client("ssm").get_parameter(Name=key, WithDecryption=True)["Parameter"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise  # throttling, access denied...: an error (500), never a wrong 401
+            principal = None
+        else:
+            principal = _principal(parameter["Value"])
+        self._cache.put(key, principal)
+        return principal
+
+    def _records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        pages = aws.client("ssm").get_paginator("get_parameters_by_path")
+        for page in pages.paginate(Path=self.path, Recursive=False, WithDecryption=True):
+            for parameter in page.get("Parameters", []):
+                try:
+                    record = json.loads(parameter["Value"])
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict):
+                    yield parameter["Name"].rsplit("/", 1)[-1], record
+
+    def _find(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        return next(((d, r) for d, r in self._records() if r.get("name") == name), None)
+
+    def _delete(self, digest: str) -> None:
+        try:
+            aws.client("ssm").delete_parameter(Name=self._parameter(digest))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise
+        self._cache.discard(self._parameter(digest))
+
+
+def _principal(value: str) -> Principal | None:
+    try:
+        record = json.loads(value)
+        principal = Principal(name=str(record["name"]), role=str(record["role"]))
+    except (json.JSONDecodeError, KeyError, TypeError):
+        logger.warning("api token record unreadable: refusing it")
+        return None
+    if principal.role not in ROLES:
+        logger.warning("api token record has an unknown role: refusing it", extra={"role": principal.role})
+        return None
+    return principal
+
+
+def default_store() -> TokenStore:
+    """The store of the stage this process runs for (``MLOPS_STAGE``, ``MLOPS_PREFIX``)."""
+    return TokenStore.for_settings(Settings.from_env())
+
+
+def authorize(auth_request: AuthRequest, store: TokenStore | None = None) -> AuthResponse:
+    """The body of the API's built-in authorizer: a policy for the token's role, or ``Unauthorized``.
+
+    The policy allows every route the role may call (API Gateway reuses it across routes for
+    ``AUTHORIZER_TTL_S``); the context carries ``name`` and ``role`` to the handlers.
+    """
+    token = parse_authorization(auth_request.token)
+    if token is None:
+        logger.info("authorization refused", extra={"reason": "missing or malformed token"})
+        raise Unauthorized()
+    principal = (store or default_store()).lookup(token)
+    if principal is None:
+        logger.info("authorization refused", extra={"reason": "unknown or revoked token"})
+        raise Unauthorized()
+    logger.info("authorized", extra={"principal": principal.name, "role": principal.role})
+    routes: list[str | AuthRoute] = [*auth_routes(principal.role)]
+    return AuthResponse(
+        routes=routes,
+        principal_id=principal.name,
+        context={"name": principal.name, "role": principal.role},
+    )
+
+
+def caller_from(request: Any) -> str:
+    """``"alice (approver)"`` from the authorizer's context of a Chalice request; else ``"anonymous"``."""
+    context = getattr(request, "context", None) or {}
+    authorizer = context.get("authorizer") or {}
+    name, role = authorizer.get("name"), authorizer.get("role")
+    if name and role:
+        return Principal(str(name), str(role)).caller
+    return str(name) if name else "anonymous"

@@ -1,0 +1,118 @@
+"""A model version ready to score: its ONNX session, its input schema, its outputs decoded.
+
+onnxruntime is imported here, lazily, and nothing heavier: the predict path and the promotion
+evaluator both run in Lambda (onnxruntime + numpy fit its package; scikit-learn does not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chalicelib.serving.schema import InputSchema
+
+
+class IntegrityError(ValueError):
+    """An artifact's bytes do not match the checksum the registry (or manifest) holds for it."""
+
+
+def verify(name: str, data: bytes, sha256: str | None, size: int | None = None) -> None:
+    """Refuse bytes whose SHA-256 (and size, when known) differ from the recorded ones."""
+    if size is not None and len(data) != size:
+        raise IntegrityError(f"{name}: {len(data)} bytes, the manifest says {size}")
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise IntegrityError(
+            f"{name}: sha256 {digest[:16]}... does not match the manifest's {sha256[:16]}..."
+        )
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Outputs for n rows: ``labels`` (n,) and ``probabilities`` (n, classes) for a classifier,
+    ``predictions`` (n,) for a regressor."""
+
+    labels: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    predictions: np.ndarray | None = None
+
+    @property
+    def for_metrics(self) -> np.ndarray:
+        """What ``chalicelib.registry.metrics`` takes: probabilities, else predictions."""
+        out = self.probabilities if self.probabilities is not None else self.predictions
+        assert out is not None
+        return out
+
+
+def session_options() -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # Lambda gives a fraction of a core per 1769 MB: one thread, no spinning (spinning burns the
+    # CPU the event loop and the other requests need; single rows gain nothing from threads).
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+class OnnxModel:
+    """One version's session and schema. Thread-safe to call (``InferenceSession.run`` is)."""
+
+    def __init__(self, model_bytes: bytes, schema: InputSchema | Mapping[str, Any]) -> None:
+        import onnxruntime as ort
+
+        self.schema = schema if isinstance(schema, InputSchema) else InputSchema(schema)
+        self.model_bytes = len(model_bytes)
+        self.session = ort.InferenceSession(
+            model_bytes, sess_options=session_options(), providers=["CPUExecutionProvider"]
+        )
+        inputs = {i.name for i in self.session.get_inputs()}
+        expected = {f.onnx_input for f in self.schema.features}
+        if inputs != expected:
+            raise ValueError(
+                f"the model's inputs {sorted(inputs)} are not the schema's features {sorted(expected)}"
+            )
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.classes = list(self.schema.classes)
+
+    def run(self, feed: Mapping[str, np.ndarray]) -> Scores:
+        outputs = dict(zip(self.output_names, self.session.run(None, dict(feed)), strict=True))
+        out = self.schema.outputs
+        if self.schema.classification:
+            probabilities = np.asarray(outputs[out.get("probabilities", "probabilities")], dtype=np.float64)
+            labels = np.asarray(outputs[out.get("label", "label")]).reshape(-1)
+            return Scores(labels=labels, probabilities=probabilities)
+        predictions = np.asarray(outputs[out.get("prediction", "prediction")], dtype=np.float64).reshape(-1)
+        return Scores(predictions=predictions)
+
+    def score_records(self, records: Sequence[Any]) -> Scores:
+        return self.run(self.schema.encode_records(records))
+
+    def latency_ms(
+        self, feed: Mapping[str, np.ndarray], rows: int = 200, warmup: int = 20
+    ) -> dict[str, float]:
+        """Single-row latency of ``session.run`` over up to ``rows`` distinct rows of ``feed``: p50, p99."""
+        n = len(next(iter(feed.values()))) if feed else 0
+        if n == 0:
+            return {}
+        singles = [{k: v[i : i + 1] for k, v in feed.items()} for i in range(min(rows, n))]
+        for single in singles[:warmup]:
+            self.session.run(None, single)
+        times = []
+        for single in singles:
+            started = time.perf_counter()
+            self.session.run(None, single)
+            times.append((time.perf_counter() - started) * 1000.0)
+        return {
+            "p50": float(np.percentile(times, 50)),
+            "p99": float(np.percentile(times, 99)),
+            "rows": len(times),
+        }

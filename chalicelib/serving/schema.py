@@ -1,0 +1,317 @@
+"""A model version's input schema (``input_schema.json``): what it accepts, and how to feed ONNX.
+
+The training job writes the schema beside ``model.onnx``: one entry per feature with its contract type,
+nullability, bounds and allowed values, and the ONNX input it feeds (one ``[n, 1]`` tensor per
+feature, ``double`` for numbers, booleans and timestamps, ``string`` for categories and strings). This
+module turns rows into those tensors, checking every value on the way, so a request that cannot be
+scored is refused with a ``Problem`` naming the record, the field and what is wrong, never a 500.
+
+Two entry points, one set of rules:
+
+* ``encode_records``: JSON records (``/predict``): numbers as JSON numbers, booleans as JSON
+  ``true``/``false``, timestamps as ISO 8601 text (without a zone: UTC), categories and strings as text,
+  null where the feature is nullable.
+* ``encode_text``: CSV text (``holdout.csv``, batch input): empty cell = null, booleans as
+  ``true``/``false`` (also ``1``/``0``, ``yes``/``no``...: the contract's spellings), timestamps as ISO
+  8601 or seconds since the epoch.
+
+Encodings (the training job's, ``jobs/training/pipeline.py``): null number -> NaN (the pipeline imputes
+the training median), boolean -> 1.0 / 0.0 / NaN, null text -> ``""``. Numpy and the standard library
+only: this runs in Lambda.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from chalicelib.validation.contract import BOOLEAN_FALSE, BOOLEAN_TRUE
+
+NUMERIC_TYPES = ("integer", "float")
+TEXT_TYPES = ("category", "string")
+FEATURE_TYPES = (*NUMERIC_TYPES, "boolean", "timestamp", *TEXT_TYPES)
+MISSING_TEXT = ""
+MAX_PROBLEMS = 20  # a request with thousands of bad rows gets the first 20 named, and the count
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a row cannot be scored: ``record`` is its 0-based index (None: the whole request)."""
+
+    record: int | None
+    field: str | None
+    problem: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record": self.record, "field": self.field, "problem": self.problem}
+
+    def __str__(self) -> str:
+        where = [] if self.record is None else [f"record {self.record}"]
+        if self.field is not None:
+            where.append(f"field {self.field!r}")
+        return f"{', '.join(where)}: {self.problem}" if where else self.problem
+
+
+class InvalidInput(ValueError):
+    """Rows that cannot be scored; ``problems`` lists the first ``MAX_PROBLEMS``, ``count`` them all."""
+
+    def __init__(self, problems: Sequence[Problem], count: int | None = None) -> None:
+        self.problems = list(problems[:MAX_PROBLEMS])
+        self.count = len(problems) if count is None else count
+        more = f" (and {self.count - len(self.problems)} more)" if self.count > len(self.problems) else ""
+        super().__init__("; ".join(str(p) for p in self.problems) + more)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    type: str
+    nullable: bool
+    onnx_input: str
+    onnx_type: str
+    min: float | None = None
+    max: float | None = None
+    allowed: frozenset[Any] | None = None
+
+    @property
+    def numeric_input(self) -> bool:
+        return self.onnx_type != "string"
+
+
+def _epoch(text: str) -> float:
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+class InputSchema:
+    """A version's ``input_schema.json``, parsed once (a warm container reuses it)."""
+
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        try:
+            self.task: str = doc["task"]
+            self.features: list[FeatureSpec] = [self._feature(f) for f in doc["features"]]
+            target = doc.get("target") or {}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"input schema is malformed: {exc!r}") from None
+        if self.task not in ("classification", "regression"):
+            raise ValueError(f"input schema: task {self.task!r} is not classification or regression")
+        self.target_name: str | None = target.get("name")
+        self.target_type: str | None = target.get("type")
+        self.classes: list[Any] = list(doc.get("classes") or [])
+        outputs = doc.get("outputs") or {}
+        self.outputs: dict[str, str] = dict(outputs)
+        self.doc = dict(doc)
+        self.by_name = {f.name: f for f in self.features}
+        if len(self.by_name) != len(self.features):
+            raise ValueError("input schema: a feature is listed twice")
+
+    @staticmethod
+    def _feature(doc: Mapping[str, Any]) -> FeatureSpec:
+        kind = doc["type"]
+        if kind not in FEATURE_TYPES:
+            raise ValueError(f"feature {doc.get('name')!r}: type {kind!r} is not one of {FEATURE_TYPES}")
+        allowed = doc.get("allowed")
+        return FeatureSpec(
+            name=str(doc["name"]),
+            type=kind,
+            nullable=bool(doc.get("nullable", False)),
+            onnx_input=str(doc.get("onnx_input", doc["name"])),
+            onnx_type=str(doc.get("onnx_type", "string" if kind in TEXT_TYPES else "double")),
+            min=None if doc.get("min") is None else float(doc["min"]),
+            max=None if doc.get("max") is None else float(doc["max"]),
+            allowed=None if allowed is None else frozenset(allowed),
+        )
+
+    @property
+    def classification(self) -> bool:
+        return self.task == "classification"
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    # --- JSON records -----------------------------------------------------------------------------
+
+    def encode_records(self, records: Sequence[Any]) -> dict[str, np.ndarray]:
+        """JSON records -> ONNX feed; raises ``InvalidInput`` naming every problem (up to the cap)."""
+        problems: list[Problem] = []
+        count = 0
+        n = len(records)
+        columns = {f.name: self._empty(f, n) for f in self.features}
+        for i, record in enumerate(records):
+            found = self._record_problems(i, record, columns)
+            count += len(found)
+            if len(problems) < MAX_PROBLEMS:
+                problems.extend(found[: MAX_PROBLEMS - len(problems)])
+        if count:
+            raise InvalidInput(problems, count)
+        return self._feed(columns)
+
+    def _record_problems(self, i: int, record: Any, columns: dict[str, np.ndarray]) -> list[Problem]:
+        if not isinstance(record, Mapping):
+            return [Problem(i, None, f"a record must be a JSON object of features, got {_kind(record)}")]
+        found = [
+            Problem(i, str(name), "unknown feature: this model does not take it")
+            for name in record
+            if name not in self.by_name
+        ]
+        for feature in self.features:
+            if feature.name not in record:
+                found.append(Problem(i, feature.name, f"missing: this model needs it ({feature.type})"))
+                continue
+            try:
+                columns[feature.name][i] = self._json_value(feature, record[feature.name])
+            except ValueError as exc:
+                found.append(Problem(i, feature.name, str(exc)))
+        return found
+
+    def _json_value(self, feature: FeatureSpec, value: Any) -> Any:
+        if value is None:
+            if not feature.nullable:
+                raise ValueError("null is not allowed: the contract says this feature is never null")
+            return MISSING_TEXT if not feature.numeric_input else math.nan
+        kind = feature.type
+        if kind in NUMERIC_TYPES:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"expected a number ({kind}), got {_kind(value)}")
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("expected a finite number")
+            if kind == "integer" and not number.is_integer():
+                raise ValueError(f"expected an integer, got {value!r}")
+            return self._bounded(feature, number)
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise ValueError(f"expected true or false, got {_kind(value)}")
+            return 1.0 if value else 0.0
+        if kind == "timestamp":
+            if not isinstance(value, str):
+                raise ValueError(f"expected an ISO 8601 timestamp string, got {_kind(value)}")
+            try:
+                return _epoch(value)
+            except ValueError:
+                raise ValueError(f"{_clip(value)!r} is not an ISO 8601 timestamp") from None
+        if not isinstance(value, str):
+            raise ValueError(f"expected text ({kind}), got {_kind(value)}")
+        return self._member(feature, value)
+
+    # --- CSV text ---------------------------------------------------------------------------------
+
+    def encode_text(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+        """CSV cells (a header and rows of text) -> ONNX feed; columns the model does not take are
+        ignored; a missing column, a bad cell: ``InvalidInput``."""
+        position = {name: j for j, name in enumerate(header)}
+        missing = [f.name for f in self.features if f.name not in position]
+        if missing:
+            raise InvalidInput(
+                [Problem(None, name, "missing column: this model needs it") for name in missing]
+            )
+        n = len(rows)
+        columns = {f.name: self._empty(f, n) for f in self.features}
+        problems: list[Problem] = []
+        count = 0
+        for feature in self.features:
+            j = position[feature.name]
+            column = columns[feature.name]
+            for i, row in enumerate(rows):
+                try:
+                    column[i] = self._text_value(feature, row[j] if j < len(row) else "")
+                except ValueError as exc:
+                    count += 1
+                    if len(problems) < MAX_PROBLEMS:
+                        problems.append(Problem(i, feature.name, str(exc)))
+        if count:
+            raise InvalidInput(problems, count)
+        return self._feed(columns)
+
+    def _text_value(self, feature: FeatureSpec, cell: str) -> Any:
+        if cell == "":
+            if not feature.nullable:
+                raise ValueError("empty: the contract says this feature is never null")
+            return MISSING_TEXT if not feature.numeric_input else math.nan
+        kind = feature.type
+        if kind in NUMERIC_TYPES:
+            try:
+                number = float(cell)
+            except ValueError:
+                raise ValueError(f"{_clip(cell)!r} is not a number") from None
+            if not math.isfinite(number):
+                raise ValueError(f"{_clip(cell)!r} is not a finite number")
+            if kind == "integer" and not number.is_integer():
+                raise ValueError(f"{_clip(cell)!r} is not an integer")
+            return self._bounded(feature, number)
+        if kind == "boolean":
+            lowered = cell.strip().lower()
+            if lowered in BOOLEAN_TRUE:
+                return 1.0
+            if lowered in BOOLEAN_FALSE:
+                return 0.0
+            raise ValueError(f"{_clip(cell)!r} is not a boolean")
+        if kind == "timestamp":
+            try:
+                return float(cell)  # the holdout file carries seconds since the epoch
+            except ValueError:
+                pass
+            try:
+                return _epoch(cell)
+            except ValueError:
+                raise ValueError(f"{_clip(cell)!r} is not an ISO 8601 timestamp") from None
+        return self._member(feature, cell)
+
+    # --- shared -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _bounded(feature: FeatureSpec, number: float) -> float:
+        if feature.min is not None and number < feature.min:
+            raise ValueError(f"{number:g} is below the minimum {feature.min:g}")
+        if feature.max is not None and number > feature.max:
+            raise ValueError(f"{number:g} is above the maximum {feature.max:g}")
+        return number
+
+    @staticmethod
+    def _member(feature: FeatureSpec, text: str) -> str:
+        if feature.allowed is not None and text not in feature.allowed:
+            shown = ", ".join(sorted(map(str, feature.allowed))[:10])
+            raise ValueError(f"{_clip(text)!r} is not an allowed value (one of: {shown})")
+        return text
+
+    @staticmethod
+    def _empty(feature: FeatureSpec, n: int) -> np.ndarray:
+        return np.empty(n, dtype=object) if not feature.numeric_input else np.full(n, np.nan)
+
+    def _feed(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {}
+        for feature in self.features:
+            column = columns[feature.name]
+            if feature.numeric_input:
+                feed[feature.onnx_input] = column.astype(np.float64).reshape(-1, 1)
+            else:
+                feed[feature.onnx_input] = column.astype(str).reshape(-1, 1)
+        return feed
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,57 @@
+"""API Gateway's answer to a failing authorizer, for Chalice's local gateway.
+
+A Lambda token authorizer refuses a request by failing with the message ``"Unauthorized"``
+(``chalicelib.auth.Unauthorized``): API Gateway answers 401 ``{"message":"Unauthorized"}``. If the
+authorizer fails any other way, API Gateway answers 500 ``{"message": null}``
+(``AuthorizerConfigurationException``). Chalice's local gateway,
+``chalice.local.LocalGatewayAuthorizer.authorize`` (behind both ``chalice.test.Client`` and
+``chalice.local.LocalDevServer``, i.e. the tests and ``mlops up``), lets the exception propagate
+instead: the test client raises it and the dev server drops the connection. So the API would behave
+differently on the local cloud than in AWS exactly where it matters, on a bad token.
+
+``install_gateway_auth_semantics()`` wraps that method (once; calling it again does nothing) so the
+local gateway answers as API Gateway does. What chalice already does right is untouched: no
+Authorization header is a 401 before any authorizer runs, and a policy that does not cover the
+route is a 403.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+_log = logging.getLogger(__name__)
+_MARK = "__mlops_gateway_auth_semantics__"
+
+
+def install_gateway_auth_semantics() -> None:
+    """Make the local gateway answer 401/500 to a failing authorizer as API Gateway does. Idempotent."""
+    from chalice import local
+
+    original = local.LocalGatewayAuthorizer.authorize
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def authorize(self: Any, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:
+        try:
+            return original(self, raw_path, lambda_event, lambda_context)
+        except local.LocalGatewayException:
+            raise  # already an API Gateway answer (the missing-header 401, the policy's 403)
+        except Exception as exc:
+            request_id = lambda_context.aws_request_id
+            if str(exc) == "Unauthorized":
+                raise local.NotAuthorizedError(
+                    {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": "UnauthorizedException"},
+                    b'{"message":"Unauthorized"}',
+                ) from exc
+            # In AWS this traceback would be in the authorizer's CloudWatch log; here, in ours.
+            _log.exception("the authorizer of %s failed", raw_path)
+            raise local.InvalidAuthorizerError(
+                {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": "AuthorizerConfigurationException"},
+                b'{"message": null}',
+            ) from exc
+
+    setattr(authorize, _MARK, True)
+    local.LocalGatewayAuthorizer.authorize = authorize  # type: ignore[method-assign]

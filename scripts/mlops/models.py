@@ -1,0 +1,170 @@
+"""``mlops models ...``: the model registry through the HTTP API, as a person with a token uses it.
+
+The API is the running local cloud's (``mlops up`` writes its address to ``.mlops/local.json``) or
+``MLOPS_API_URL`` (a deployed stage: the URL ``chalice deploy`` printed). The token comes from
+``MLOPS_TOKEN`` (``mlops tokens create NAME --role approver``); changes need one in every stage,
+reads in deployed stages. Going through the API, not the tables, is the point: the authorizer
+decides, and the audit trail records who did it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from mlops.localcloud import STATE_FILE
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+def api_url() -> str:
+    if os.environ.get("MLOPS_API_URL"):
+        return os.environ["MLOPS_API_URL"].rstrip("/")
+    if STATE_FILE.exists():
+        url = json.loads(STATE_FILE.read_text()).get("api_url")
+        if url:
+            return str(url).rstrip("/")
+    raise SystemExit("no API: start the local cloud with `mlops up`, or set MLOPS_API_URL")
+
+
+def call(method: str, path: str, body: Any = None, token: str | None = None, base: str | None = None) -> Any:
+    """One API call; returns the JSON body, raises ``ApiError`` with the API's message."""
+    headers = {"Content-Type": "application/json"}
+    token = token if token is not None else os.environ.get("MLOPS_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request((base or api_url()) + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            doc = json.loads(raw)
+            message = doc.get("Message") or doc.get("message") or raw.decode()
+        except (ValueError, AttributeError):
+            message = raw.decode(errors="replace")
+        if exc.code == 401:
+            message += " (set MLOPS_TOKEN to a token from `mlops tokens create NAME --role ROLE`)"
+        raise ApiError(exc.code, str(message)) from None
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    models = subparsers.add_parser(
+        "models", help="the model registry: list, show, approve, reject, rollback, audit"
+    )
+    sub = models.add_subparsers(dest="models_action", required=True)
+    sub.add_parser("list", help="every model with its champion")
+    show = sub.add_parser("show", help="a model's champion and versions, or one version in full")
+    show.add_argument("model")
+    show.add_argument(
+        "version", nargs="?", type=int, help="this version in full: gates, metrics, lineage (JSON)"
+    )
+    for action, helptext in (("approve", "approve a version pending approval (it becomes champion)"),
+                             ("reject", "reject a version")):  # fmt: skip
+        p = sub.add_parser(action, help=helptext)
+        p.add_argument("model")
+        p.add_argument("version", type=int)
+        p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    rollback = sub.add_parser("rollback", help="bring back the previous champion (from the audit ledger)")
+    rollback.add_argument("model")
+    rollback.add_argument("--reason", required=True)
+    audit = sub.add_parser("audit", help="the model's audit trail: every champion change, who and why")
+    audit.add_argument("model")
+    models.add_argument("--json", action="store_true", help="print the API's JSON")
+    return models
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ApiError as exc:
+        print(f"error {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    action = args.models_action
+    if action == "list":
+        doc = call("GET", "/models")
+        if args.json:
+            return _dump(doc)
+        print(f"{'model':<24} {'champion':>8} {'versions':>8}  pending approval")
+        for m in doc["models"]:
+            champion = f"v{m['champion']}" if m["champion"] else "-"
+            pending = ", ".join(f"v{v}" for v in m["pending_approval"]) or "-"
+            print(f"{m['model']:<24} {champion:>8} {m['versions']:>8}  {pending}")
+        return 0
+    if action == "show" and args.version is not None:
+        return _dump(call("GET", f"/models/{args.model}/versions/{args.version}"))
+    if action == "show":
+        doc = call("GET", f"/models/{args.model}")
+        if args.json:
+            return _dump(doc)
+        print_versions(doc)
+        return 0
+    if action in ("approve", "reject"):
+        doc = call("POST", f"/models/{args.model}/versions/{args.version}/{action}", {"reason": args.reason})
+        if args.json:
+            return _dump(doc)
+        if action == "approve":
+            print(f"{args.model} v{args.version} approved: it is the champion (audit {doc['audit']['id']})")
+        else:
+            print(f"{args.model} v{args.version} rejected")
+        return 0
+    if action == "rollback":
+        doc = call("POST", f"/models/{args.model}/rollback", {"reason": args.reason})
+        if args.json:
+            return _dump(doc)
+        entry = doc["audit"]
+        print(f"{args.model}: champion v{entry['from_version']} -> v{entry['to_version']} (rolled back)")
+        return 0
+    if action == "audit":
+        doc = call("GET", f"/models/{args.model}/audit")
+        if args.json:
+            return _dump(doc)
+        print_audit(doc["entries"])
+        return 0
+    raise SystemExit(f"unknown models action {action}")
+
+
+def print_versions(doc: dict[str, Any], out: Any = None) -> None:
+    out = out or sys.stdout
+    champion = doc.get("champion")
+    print(f"{doc['model']}: champion {'v' + str(champion) if champion else 'none'}", file=out)
+    print(f"  {'ver':>4}  {'status':<17} {'family':<24} {'metric':<9} {'value':>7}  reason", file=out)
+    for v in doc["versions"]:
+        value = v.get("primary_value")
+        shown = f"{value:.4f}" if isinstance(value, int | float) else "-"
+        reason = (v.get("reason") or "")[:90]
+        print(
+            f"  {'v' + str(v['version']):>4}  {v['status']:<17} {v.get('family') or '-'!s:<24} "
+            f"{v.get('primary_metric') or '-'!s:<9} {shown:>7}  {reason}",
+            file=out,
+        )
+
+
+def print_audit(entries: list[dict[str, Any]], out: Any = None) -> None:
+    out = out or sys.stdout
+    for e in entries:
+        frm = "none" if e.get("from_version") is None else f"v{e['from_version']}"
+        print(
+            f"  #{e['seq']:<3} {e['at'][:19]}  {e['action']:<8} {frm:>4} -> v{e['to_version']:<3} "
+            f"by {e['who']:<20} {e['reason'][:70]}",
+            file=out,
+        )
+
+
+def _dump(doc: Any) -> int:
+    print(json.dumps(doc, indent=2, default=str))
+    return 0

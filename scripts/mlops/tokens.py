@@ -1,0 +1,122 @@
+"""``mlops tokens``: create, list and revoke the API's bearer tokens (``chalicelib.auth``).
+
+mlops tokens create NAME --role viewer|approver|admin [--replace]
+mlops tokens list
+mlops tokens revoke NAME
+
+Where: the AWS the environment points at. With ``AWS_ENDPOINT_URL`` set, or a stage other than
+``local`` (``MLOPS_STAGE``), the environment is used as it is (a real account's credentials, say);
+otherwise the running local cloud (``mlops up``), as ``mlops contract`` does. The stage's store is
+``Settings.from_env().tokens_path`` in SSM Parameter Store.
+
+``create`` writes the token alone to stdout (``TOKEN=$(mlops tokens create ...)`` works) and how to
+use it to stderr; it is shown this once: only its SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any
+
+from chalicelib.auth import ROLES, AuthError, InvalidTokenRequest, TokenStore
+from chalicelib.settings import Settings
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``tokens`` and its actions to the ``mlops`` subparsers; dispatch with ``run(args)``."""
+    tokens = subparsers.add_parser("tokens", help="API tokens: create, list, revoke (stored hashed in SSM)")
+    actions = tokens.add_subparsers(dest="tokens_action", required=True)
+    create = actions.add_parser("create", help="create a token for NAME and print it (shown once)")
+    create.add_argument("name", help="who holds it: 1-64 of letters, digits, . _ @ -")
+    create.add_argument("--role", required=True, choices=ROLES, help="each role includes the ones before it")
+    create.add_argument("--replace", action="store_true", help="revoke NAME's current token, if any")
+    create.add_argument(
+        "--created-by", default=None, help="recorded with the token (default: your login name)"
+    )
+    actions.add_parser("list", help="every token's id, name, role, creation (never the token)")
+    revoke = actions.add_parser("revoke", help="delete NAME's token (effective everywhere within 90 s)")
+    revoke.add_argument("name")
+    return tokens
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``mlops tokens <action>``. Exit 0 done, 1 refused or failed, 2 bad name or role."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    prog = f"mlops tokens {args.tokens_action}"
+    try:
+        store = TokenStore.for_settings(_settings())
+        if args.tokens_action == "create":
+            return _create(store, args.name, args.role, args.replace, args.created_by or _login())
+        if args.tokens_action == "list":
+            return _list(store)
+        if args.tokens_action == "revoke":
+            return _revoke(store, args.name)
+    except InvalidTokenRequest as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except AuthError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as exc:
+        print(f"{prog}: AWS refused or could not be reached: {exc}", file=sys.stderr)
+        return 1
+    print(f"mlops tokens: unknown action {args.tokens_action!r}", file=sys.stderr)
+    return 2
+
+
+def _settings() -> Settings:
+    """The stage's settings, after pointing the SDK at the local cloud unless the environment says where."""
+    if not os.environ.get("AWS_ENDPOINT_URL") and Settings.from_env().stage == "local":
+        from mlops.localcloud import connect
+
+        connect()
+    return Settings.from_env()
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _create(store: TokenStore, name: str, role: str, replace: bool, created_by: str) -> int:
+    token, record = store.create(name, role, created_by, replace=replace)
+    note = sys.stderr
+    print(f"created a {role} token for {name} (id {record['id']}):", file=note, flush=True)
+    print(token, flush=True)
+    print(
+        "This token cannot be shown again: only its SHA-256 is stored. Keep it secret; use it as\n"
+        f"  export MLOPS_TOKEN={token}\n"
+        '  curl -H "Authorization: Bearer $MLOPS_TOKEN" http://127.0.0.1:8000/models\n'
+        f"(header `Authorization: Bearer {token}`).",
+        file=note,
+    )
+    if replace:
+        print(f"{name}'s previous token, if any, is revoked (effective within 90 s).", file=note)
+    return 0
+
+
+def _list(store: TokenStore) -> int:
+    records = store.list()
+    print(f"{'id':<14}{'name':<30}{'role':<10}{'created':<27}created by")
+    for record in records:
+        print(
+            f"{record['id']:<14}{record.get('name', '?'):<30}{record.get('role', '?'):<10}"
+            f"{record.get('created_at', '?'):<27}{record.get('created_by', '?')}"
+        )
+    if not records:
+        print("(no tokens)")
+    return 0
+
+
+def _revoke(store: TokenStore, name: str) -> int:
+    if not store.revoke(name):
+        print(f"mlops tokens revoke: {name!r} has no token (see `mlops tokens list`)", file=sys.stderr)
+        return 1
+    print(f"revoked {name}'s token; requests with it fail within 90 s (the authorizer caches).")
+    return 0

@@ -1,0 +1,494 @@
+"""The promotion stage end to end on in-process moto: real candidates (scikit-learn -> ONNX by the
+training job's own code), published as the job publishes them, delivered through the promotion queue
+to ``evaluate_candidate``; then the /models API with tokens: approve, reject, rollback, audit."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.registry.store import Registry
+from chalicelib.validation import Contract, ContractStore
+from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, to_csv
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
+
+DATASET = "breast_cancer"
+# Holdout AUCs on the same rows (all trained on the same data, so the holdouts coincide):
+# stump 0.865 < tiny forest 0.981 < logistic regression 0.985; C=0.001 regression 0.976.
+MODELS = {
+    "stump": ("random_forest", {"n_estimators": 1, "max_depth": 1}),
+    "forest": ("random_forest", {"n_estimators": 3, "max_depth": 2}),
+    "logistic": ("logistic_regression", {"C": 1.0}),
+    "weak_logistic": ("logistic_regression", {"C": 0.001}),
+}
+POLICY = {"mode": "auto", "min_delta": 0.002, "guard_metrics": {"log_loss": 0.05}}
+
+
+def _contract(model: str = "stump", **promotion: Any) -> Contract:
+    doc = breast_cancer_contract()
+    family, params = MODELS[model]
+    doc["training"]["model"] = {"family": family, "params": params}
+    doc["promotion"] = {**POLICY, **promotion}
+    return Contract.parse(doc)
+
+
+@cache
+def _built(model: str) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """A candidate's artifacts, trained once per test session by the training job's code."""
+    from chalicelib.training.settings import TrainingSettings
+    from training.main import build_candidate
+    from training.table import load_table
+
+    header, rows = breast_cancer_rows()
+    sources = [to_csv(header, rows[:330]), to_csv(header, drifted(header, rows[440:]))]
+    contract = _contract(model)
+    training = TrainingSettings.from_contract(contract)
+    lineage = {
+        "run_id": "template",
+        "dataset": DATASET,
+        "data_hash": "0" * 64,
+        "data_objects": [],
+        "parameters": training.to_dict(),
+    }
+    return build_candidate(load_table(sources, contract), contract, training, lineage)
+
+
+def publish(settings: Any, model: str, run_id: str | None = None, tamper: str | None = None) -> str:
+    """Publish a candidate as the training job does (manifest last); returns its run id."""
+    from training.main import candidate_prefix, publish_candidate
+
+    run_id = run_id or f"{DATASET}-{model}-{uuid.uuid4().hex[:8]}"
+    artifacts, fields = _built(model)
+    artifacts = dict(artifacts)
+    prefix = candidate_prefix(DATASET, run_id)
+    publish_candidate(
+        settings.models_bucket, prefix, artifacts, {**fields, "run_id": run_id}, _contract(model)
+    )
+    if tamper:  # one bit of the object changes after the manifest recorded its checksum (same size)
+        data = artifacts[tamper]
+        boto3.client("s3").put_object(
+            Bucket=settings.models_bucket, Key=prefix + tamper, Body=data[:-1] + bytes([data[-1] ^ 1])
+        )
+    return run_id
+
+
+def _drain(settings: Any, queue: str) -> list[str]:
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        bodies += [m["Body"] for m in messages]
+        for m in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return bodies
+
+
+def evaluate(client: Client, settings: Any, bodies: list[str] | None = None) -> dict[str, Any]:
+    """Deliver the promotion queue's messages (or ``bodies``) to evaluate_candidate."""
+    bodies = bodies if bodies is not None else _drain(settings, settings.promotion_queue)
+    bodies = [b for b in bodies if "manifest.json" in b]
+    assert bodies, "no manifest notification reached the promotion queue"
+    event = client.events.generate_sqs_event(queue_name=settings.promotion_queue, message_bodies=bodies)
+    for record in event["Records"]:
+        record["messageId"] = str(uuid.uuid4())
+    return dict(client.lambda_.invoke("evaluate_candidate", event).payload)
+
+
+@pytest.fixture
+def registry(aws):
+    ContractStore(aws.data_bucket).put(_contract())
+    return Registry(aws.registry_table, aws.audit_table)
+
+
+@pytest.fixture
+def client(aws):
+    with Client(app, stage_name="local") as c:
+        yield c
+
+
+@pytest.fixture
+def inbox(aws):
+    """An SQS queue subscribed to the stage's notifications topic: read() -> the messages so far."""
+    from chalicelib import notify
+
+    sqs, sns = boto3.client("sqs"), boto3.client("sns")
+    url = sqs.create_queue(QueueName="test-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=notify.topic_arn(aws),
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+
+    def read() -> list[dict[str, Any]]:
+        out = []
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for m in messages:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return out
+
+    return read
+
+
+def _gates(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {g["name"]: g for g in doc["gates"]["gates"]}
+
+
+# --- evaluation --------------------------------------------------------------------------------------
+
+
+def test_first_candidate_is_judged_on_floors_and_becomes_champion(aws, registry, client, inbox):
+    run_id = publish(aws, "stump")
+    assert evaluate(client, aws) == {"batchItemFailures": []}
+    assert registry.champion(DATASET) == 1
+    doc = registry.version(DATASET, 1)
+    assert doc["status"] == "champion" and doc["run_id"] == run_id
+    gates = _gates(doc)
+    assert set(gates) == {"parity", "floors", "latency", "size"} and all(g["passed"] for g in gates.values())
+    assert gates["floors"]["figure"]["metrics"]["roc_auc"]["floor"] == 0.6
+    assert doc["gates"]["first_model"] is True and doc["gates"]["evaluated_against"] is None
+    assert (
+        doc["artifacts"]["model.onnx"]["version_id"] and len(doc["artifacts"]["model.onnx"]["sha256"]) == 64
+    )
+    assert doc["lineage"]["data_hash"] == "0" * 64
+    (entry,) = registry.audit(DATASET)
+    assert entry["who"] == "evaluator" and entry["from_version"] is None and entry["to_version"] == 1
+    (note,) = inbox()
+    assert note["type"] == "Model promoted" and note["to_version"] == 1
+
+
+def test_better_candidate_is_promoted_after_scoring_both_on_the_same_rows(aws, registry, client):
+    publish(aws, "stump")
+    evaluate(client, aws)
+    publish(aws, "forest")
+    evaluate(client, aws)
+    assert registry.champion(DATASET) == 2
+    doc = registry.version(DATASET, 2)
+    figures = doc["gates"]["metrics"]
+    # the champion was scored by onnxruntime on the candidate's holdout: its AUC there is the stump's
+    assert figures["champion"]["roc_auc"] == pytest.approx(0.8649717514124294, abs=1e-12)
+    assert figures["candidate"]["roc_auc"] == pytest.approx(0.9807909604519773, abs=1e-12)
+    primary = _gates(doc)["primary_metric"]
+    assert primary["passed"] and primary["figure"]["improvement"] > 0.1
+    assert doc["gates"]["evaluated_against"] == 1 and doc["gates"]["holdout_rows"] == 89
+    assert registry.version(DATASET, 1)["status"] == "retired"
+
+
+def test_worse_candidate_is_rejected_with_every_failed_gate_named(aws, registry, client, inbox):
+    publish(aws, "forest")
+    evaluate(client, aws)
+    publish(aws, "weak_logistic")
+    evaluate(client, aws)
+    doc = registry.version(DATASET, 2)
+    assert doc["status"] == "rejected" and registry.champion(DATASET) == 1
+    failed = {g["name"] for g in doc["gates"]["gates"] if not g["passed"]}
+    assert failed == {"primary_metric", "guard_metrics"}
+    assert "roc_auc" in doc["gates"]["reason"] and "log_loss" in doc["gates"]["reason"]
+    assert doc["transitions"][-1]["by"] == "evaluator"
+    assert [n["type"] for n in inbox()] == ["Model promoted", "Model version rejected"]
+
+
+def test_manual_policy_leaves_a_passing_candidate_pending_approval(aws, registry, client, inbox):
+    publish(aws, "forest")
+    evaluate(client, aws)
+    ContractStore(aws.data_bucket).put(_contract(mode="manual"))
+    publish(aws, "logistic")
+    evaluate(client, aws)
+    doc = registry.version(DATASET, 2)
+    assert doc["status"] == "pending_approval" and doc["gates"]["passed"] is True
+    assert registry.champion(DATASET) == 1
+    assert inbox()[-1]["type"] == "Model version awaiting approval"
+
+
+def test_duplicate_manifest_events_register_and_judge_one_version(aws, registry, client):
+    publish(aws, "stump")
+    bodies = _drain(aws, aws.promotion_queue)
+    evaluate(client, aws, bodies * 3)  # three deliveries in one batch
+    evaluate(client, aws, bodies)  # and a redelivery later
+    assert [v["version"] for v in registry.versions(DATASET)] == [1]
+    assert len(registry.audit(DATASET)) == 1
+
+
+def test_concurrent_deliveries_of_one_manifest_make_one_decision(aws, registry, client, atomic_writes):
+    publish(aws, "stump")
+    bodies = _drain(aws, aws.promotion_queue)
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(evaluate(client, aws, bodies))) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == {"batchItemFailures": []} for r in results)
+    assert [v["version"] for v in registry.versions(DATASET)] == [1]
+    assert len(registry.audit(DATASET)) == 1
+    doc = registry.version(DATASET, 1)
+    assert [t["to"] for t in doc["transitions"]] == ["candidate", "approved", "champion"]
+
+
+@pytest.mark.parametrize("artifact", ["model.onnx", "holdout.csv"])
+def test_tampered_artifact_is_rejected_and_never_promoted(aws, registry, client, artifact):
+    publish(aws, "stump", tamper=artifact)
+    assert evaluate(client, aws) == {"batchItemFailures": []}
+    doc = registry.version(DATASET, 1)
+    assert doc["status"] == "rejected" and registry.champion(DATASET) is None
+    (gate,) = doc["gates"]["gates"]
+    assert gate["name"] == "integrity" and artifact in gate["reason"] and "sha256" in gate["reason"]
+
+
+def test_a_manifest_pointing_outside_its_prefix_is_rejected(aws, registry, client):
+    run_id = publish(aws, "stump")
+    s3 = boto3.client("s3")
+    key = f"models/{DATASET}/candidates/{run_id}/manifest.json"
+    manifest = json.loads(s3.get_object(Bucket=aws.models_bucket, Key=key)["Body"].read())
+    _drain(aws, aws.promotion_queue)
+    for entry in manifest["artifacts"]:
+        if entry["name"] == "model.onnx":
+            entry["key"] = "models/other/champion/model.onnx"
+    rogue = f"models/{DATASET}/candidates/rogue-1/manifest.json"
+    s3.put_object(Bucket=aws.models_bucket, Key=rogue, Body=json.dumps({**manifest, "run_id": "rogue-1"}))
+    evaluate(client, aws)
+    doc = registry.version(DATASET, 1)
+    assert doc["status"] == "rejected" and "outside the candidate's prefix" in doc["gates"]["reason"]
+
+
+def test_an_evaluation_that_crashed_after_approval_is_finished_by_the_redelivery(
+    aws, registry, client, monkeypatch
+):
+    publish(aws, "stump")
+    bodies = _drain(aws, aws.promotion_queue)
+    original = Registry.promote
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the function timed out")
+
+    monkeypatch.setattr(Registry, "promote", crash)
+    with pytest.raises(Exception, match="All records failed"):  # the invocation fails: the message returns
+        evaluate(client, aws, bodies)
+    assert registry.version(DATASET, 1)["status"] == "approved" and registry.champion(DATASET) is None
+    monkeypatch.setattr(Registry, "promote", original)
+    assert evaluate(client, aws, bodies) == {"batchItemFailures": []}
+    assert registry.champion(DATASET) == 1
+
+
+def test_a_champion_change_during_evaluation_is_judged_again(aws, registry, client, monkeypatch):
+    publish(aws, "stump")
+    evaluate(client, aws)
+    publish(aws, "forest")
+    forest = _drain(aws, aws.promotion_queue)
+    publish(aws, "logistic")
+    logistic = _drain(aws, aws.promotion_queue)
+    evaluate(client, aws, forest)  # v2 (forest) champion
+    original = Registry.champion
+    calls = {"n": 0}
+
+    def stale(self: Registry, model: str) -> int | None:
+        # The evaluation of v3 reads the champion once before v2's promotion is visible.
+        calls["n"] += 1
+        return 1 if calls["n"] == 1 else original(self, model)
+
+    monkeypatch.setattr(Registry, "champion", stale)
+    evaluate(client, aws, logistic)
+    doc = registry.version(DATASET, 3)
+    assert doc["status"] == "champion" and doc["gates"]["evaluated_against"] == 2
+    assert [e["to_version"] for e in registry.audit(DATASET)] == [1, 2, 3]
+
+
+# --- the API -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pending(aws, registry, client):
+    """v1 champion (forest), v2 pending approval (logistic regression, manual policy)."""
+    publish(aws, "forest")
+    evaluate(client, aws)
+    ContractStore(aws.data_bucket).put(_contract(mode="manual"))
+    publish(aws, "logistic")
+    evaluate(client, aws)
+    assert registry.version(DATASET, 2)["status"] == "pending_approval"
+    return registry
+
+
+def _post(client: Client, path: str, headers: dict[str, str] | None, body: Any = None) -> Any:
+    body = {"reason": "looked at the gates"} if body is None else body
+    return client.http.post(
+        path, body=json.dumps(body), headers=headers or {"Content-Type": "application/json"}
+    )
+
+
+def test_approval_promotes_and_records_the_approver(aws, pending, client, tokens, inbox):
+    inbox()
+    response = _post(client, f"/models/{DATASET}/versions/2/approve", tokens["approver"])
+    assert response.status_code == 200 and response.json_body["champion"] == 2
+    assert pending.champion(DATASET) == 2
+    entry = pending.audit(DATASET)[-1]
+    assert entry["who"] == "alice (approver)" and entry["reason"] == "looked at the gates"
+    assert [t["by"] for t in pending.version(DATASET, 2)["transitions"]][-2:] == ["alice (approver)"] * 2
+    assert inbox()[-1]["by"] == "alice (approver)"
+
+
+def test_repeated_approval_is_refused(aws, pending, client, tokens):
+    assert _post(client, f"/models/{DATASET}/versions/2/approve", tokens["approver"]).status_code == 200
+    again = _post(client, f"/models/{DATASET}/versions/2/approve", tokens["approver"])
+    assert again.status_code == 409 and "approved already" in again.json_body["Message"]
+    assert len(pending.audit(DATASET)) == 2
+
+
+def test_stale_approval_is_refused(aws, pending, client, tokens):
+    # The champion changes after v2 was judged (another candidate is approved first).
+    ContractStore(aws.data_bucket).put(_contract(mode="manual", min_delta=0.0))
+    publish(aws, "logistic")
+    evaluate(client, aws)
+    assert pending.version(DATASET, 3)["status"] == "pending_approval"
+    assert _post(client, f"/models/{DATASET}/versions/3/approve", tokens["approver"]).status_code == 200
+    stale = _post(client, f"/models/{DATASET}/versions/2/approve", tokens["approver"])
+    assert stale.status_code == 409 and "stale approval" in stale.json_body["Message"]
+    expected = _post(
+        client,
+        f"/models/{DATASET}/versions/3/reject",
+        tokens["approver"],
+        {"reason": "x", "expected_champion": 9},
+    )
+    assert expected.status_code == 409  # v3 is the champion: roll back first
+    assert pending.champion(DATASET) == 3
+
+
+def test_approval_with_a_wrong_expected_champion_is_refused(aws, pending, client, tokens):
+    body = {"reason": "ok", "expected_champion": 7}
+    response = _post(client, f"/models/{DATASET}/versions/2/approve", tokens["approver"], body)
+    assert (
+        response.status_code == 409 and "you expected the champion to be v7" in response.json_body["Message"]
+    )
+    assert pending.champion(DATASET) == 1
+
+
+def test_reject_records_the_reason_and_caller(aws, pending, client, tokens):
+    response = _post(
+        client, f"/models/{DATASET}/versions/2/reject", tokens["approver"], {"reason": "bias review"}
+    )
+    assert response.status_code == 200 and response.json_body["status"] == "rejected"
+    last = pending.version(DATASET, 2)["transitions"][-1]
+    assert last["by"] == "alice (approver)" and last["reason"] == "bias review"
+
+
+def test_rollback_twice_over_the_api_goes_back_two_champions(aws, registry, client, tokens):
+    for model in ("stump", "forest", "logistic"):
+        publish(aws, model)
+        evaluate(client, aws)
+    assert registry.champion(DATASET) == 3
+    first = _post(client, f"/models/{DATASET}/rollback", tokens["approver"], {"reason": "latency spike"})
+    assert first.status_code == 200 and first.json_body["champion"] == 2
+    second = _post(client, f"/models/{DATASET}/rollback", tokens["admin"], {"reason": "still bad"})
+    assert second.status_code == 200 and second.json_body["champion"] == 1
+    third = _post(client, f"/models/{DATASET}/rollback", tokens["admin"], {"reason": "again"})
+    assert third.status_code == 409 and "first champion" in third.json_body["Message"]
+    trail = client.http.get(f"/models/{DATASET}/audit").json_body["entries"]
+    assert [(e["action"], e["from_version"], e["to_version"], e["who"]) for e in trail] == [
+        ("promote", None, 1, "evaluator"),
+        ("promote", 1, 2, "evaluator"),
+        ("promote", 2, 3, "evaluator"),
+        ("rollback", 3, 2, "alice (approver)"),
+        ("rollback", 2, 1, "ops (admin)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/models/{DATASET}/versions/2/approve",
+        f"/models/{DATASET}/versions/2/reject",
+        f"/models/{DATASET}/rollback",
+    ],
+)
+def test_changes_without_a_token_are_401_and_with_a_viewer_token_403(aws, pending, client, tokens, path):
+    assert _post(client, path, None).status_code == 401
+    bad = {"Authorization": "Bearer mlops_" + "x" * 43, "Content-Type": "application/json"}
+    assert _post(client, path, bad).status_code == 401
+    assert _post(client, path, tokens["viewer"]).status_code == 403
+    assert pending.champion(DATASET) == 1 and pending.version(DATASET, 2)["status"] == "pending_approval"
+
+
+@pytest.mark.parametrize(
+    "path, body, status, fragment",
+    [
+        (f"/models/{DATASET}/versions/2/approve", {}, 400, "reason"),
+        (
+            f"/models/{DATASET}/versions/2/approve",
+            {"reason": "x", "expected_champion": "1"},
+            400,
+            "expected_champion",
+        ),
+        (f"/models/{DATASET}/versions/zero/approve", {"reason": "x"}, 400, "version"),
+        (f"/models/{DATASET}/versions/9/approve", {"reason": "x"}, 404, "no version 9"),
+        ("/models/nothing/rollback", {"reason": "x"}, 404, "no model"),
+        (f"/models/{DATASET}/versions/1/reject", {"reason": "x"}, 409, "roll back first"),
+    ],
+)
+def test_bad_change_requests_name_the_problem(aws, pending, client, tokens, path, body, status, fragment):
+    response = _post(client, path, tokens["approver"], body)
+    assert response.status_code == status and fragment in response.json_body["Message"]
+
+
+def test_reading_routes_show_models_versions_and_gates(aws, pending, client):
+    models = client.http.get("/models").json_body["models"]
+    assert models == [{"model": DATASET, "champion": 1, "versions": 2, "latest": 2, "pending_approval": [2]}]
+    shown = client.http.get(f"/models/{DATASET}").json_body
+    assert shown["champion"] == 1 and [v["status"] for v in shown["versions"]] == [
+        "champion",
+        "pending_approval",
+    ]
+    version = client.http.get(f"/models/{DATASET}/versions/2").json_body
+    assert {g["name"] for g in version["gates"]["gates"]} >= {"primary_metric", "guard_metrics", "schema"}
+    assert version["lineage"]["parameters"]["model"]["family"] == "logistic_regression"
+    assert client.http.get("/models/unknown").status_code == 404
+
+
+# --- authentication of the real app ----------------------------------------------------------------
+
+
+def _load_app(monkeypatch: pytest.MonkeyPatch, reads: str) -> Any:
+    """app.py imported afresh (as a deploy imports it) with MLOPS_AUTH_READS set."""
+    import importlib.util
+
+    monkeypatch.setenv("MLOPS_AUTH_READS", reads)
+    path = Path(__file__).resolve().parents[1] / "app.py"
+    spec = importlib.util.spec_from_file_location(f"app_reads_{reads}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+@pytest.mark.parametrize("reads", ["true", "false"])
+def test_every_changing_route_needs_a_token_and_reads_as_configured(monkeypatch, reads):
+    from chalicelib.auth import PERMISSIONS
+
+    routes = _load_app(monkeypatch, reads).routes
+    for path, methods in routes.items():
+        for method, entry in methods.items():
+            if path == "/health":
+                assert entry.authorizer is None
+                continue
+            assert (method, path) in PERMISSIONS, f"{method} {path} is missing from auth.PERMISSIONS"
+            protected = method != "GET" or reads == "true"
+            assert (entry.authorizer is not None) == protected, f"{method} {path}"
+
+
+def test_reading_routes_need_a_token_in_deployed_stages(aws, pending, tokens, monkeypatch):
+    with Client(_load_app(monkeypatch, "true"), stage_name="local") as deployed:
+        assert deployed.http.get("/models").status_code == 401
+        assert deployed.http.get(f"/models/{DATASET}/audit", headers=tokens["viewer"]).status_code == 200
