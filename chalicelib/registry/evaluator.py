@@ -144,7 +144,9 @@ def evaluate_manifest(
     status = doc.get("status")
     resumable = status == APPROVED and _decided_by_evaluator(doc)
     if status != CANDIDATE and not resumable:
-        logger.info("manifest already evaluated", extra={**log, "status": status, "newly_registered": created})
+        logger.info(
+            "manifest already evaluated", extra={**log, "status": status, "newly_registered": created}
+        )
         return {**log, "action": "duplicate", "status": status}
     contract = ContractStore(settings.data_bucket).get(dataset)
     policy = PromotionPolicy.from_contract(contract)
