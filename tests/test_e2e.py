@@ -104,6 +104,28 @@ def test_mlops_up_accepts_an_aws_cli_upload_and_records_it(tmp_path):
         assert " valid " in status and "s3://serverless-mlops-local-data/incoming/e2e/day1.csv" in status, (
             status
         )
+
+        # A token, then the registry over the HTTP API as a person uses it.
+        created = subprocess.run(
+            [str(BIN / "mlops"), "tokens", "create", "alice", "--role", "approver"],
+            cwd=PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert created.returncode == 0 and "cannot be shown again" in created.stderr, created.stderr
+        token = created.stdout.strip()
+        models = subprocess.run(
+            [str(BIN / "mlops"), "models", "list"], cwd=PROJECT, env=env, capture_output=True, text=True
+        )
+        assert models.returncode == 0 and "pending approval" in models.stdout, models.stderr
+        rollback = [str(BIN / "mlops"), "models", "rollback", "e2e", "--reason", "test"]
+        anonymous = subprocess.run(rollback, cwd=PROJECT, env=env, capture_output=True, text=True)
+        assert anonymous.returncode == 1 and "401" in anonymous.stderr, anonymous.stderr
+        authed = subprocess.run(
+            rollback, cwd=PROJECT, env={**env, "MLOPS_TOKEN": token}, capture_output=True, text=True
+        )
+        assert authed.returncode == 1 and "404" in authed.stderr and "no model" in authed.stderr, authed.stderr
     finally:
         up.send_signal(signal.SIGINT)
         try:
