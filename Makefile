@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: demo test up status lint format clean venv bench-validation
+.PHONY: demo test up status lint format clean venv bench-validation bench-batch scan-venv scan package deploy postdeploy
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -19,11 +19,21 @@ $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.
 
 venv: $(STAMP)
 
+# checkov and parliament live in their own venv: checkov pins an old boto3.
+SCAN_VENV := .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed
+$(SCAN_STAMP): requirements-scan.txt scripts/find-python.sh
+	@py=$$(scripts/find-python.sh) || exit 1; rm -rf $(SCAN_VENV); "$$py" -m venv $(SCAN_VENV) || exit 1
+	$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	@touch $(SCAN_STAMP)
+
+scan-venv: $(SCAN_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/mlops demo
 
 # pytest exits 5 when it collected nothing: that is a failure, not a pass.
-test: $(STAMP) lint
+test: $(STAMP) $(SCAN_STAMP) lint
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -48,5 +58,28 @@ bench-validation: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/validation_bench.py $(BENCH_ARGS)
 
+# Batch scoring: a worker end to end against its stages, 2 workers against 1, memory by shard size.
+# BATCH_BENCH_ARGS=--quick: under a minute. Figures in docs/BENCHMARKS.md.
+BATCH_BENCH_ARGS ?=
+bench-batch: $(STAMP)
+	$(BIN)/python benchmarks/batch_bench.py $(BATCH_BENCH_ARGS)
+
+# Deploy into your AWS account (README, "Deploy"): data plane, chalice deploy, post-deploy step,
+# monitoring, smoke check. DEPLOY_ARGS="--build-image" also builds and pushes the job image.
+deploy: $(STAMP)
+	$(BIN)/python -m mlops.deploy --stage $(STAGE) $(DEPLOY_ARGS)
+
+postdeploy: $(STAMP)
+	$(BIN)/python -m mlops.postdeploy --stage $(STAGE)
+
+# chalice package --merge-template: SAM template + deployment.zip in build/package/$(STAGE)/.
+package: $(STAMP)
+	$(BIN)/python -m mlops.policies --check
+	$(BIN)/python -m mlops.package --stage $(STAGE)
+
+# The security scans alone (they also run inside `make test`): cfn-lint, checkov, parliament.
+scan: $(STAMP) $(SCAN_STAMP)
+	$(BIN)/python -m pytest tests/test_scans.py -q
+
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ from chalice import (
     AuthResponse,
     BadRequestError,
     Chalice,
+    ChaliceViewError,
     ConflictError,
     NotFoundError,
     Rate,
@@ -18,16 +19,21 @@ from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
 from chalicelib import auth, observability
 from chalicelib.http import BadRequest, parse_json_body
-from chalicelib.ingest import UploadLedger, handle_ingest_batch
-from chalicelib.ingest.uploads import DATASET_NAME
-from chalicelib.registry import service
-from chalicelib.registry.evaluator import handle_promotion_batch
-from chalicelib.settings import Settings
-from chalicelib.training.handler import handle_retrain_batch, handle_schedule
-from chalicelib.training.kickoff import handle_trigger
-from chalicelib.training.policy import Trigger
-from chalicelib.training.runs import RunsStore
-from chalicelib.validation import Contract, ContractError, ContractStore, NoContract
+from chalicelib.lazy import LazyModule
+from chalicelib.settings import DATASET_NAME, Settings
+
+# Each Lambda function imports this module, so the stages are imported on first use: the API
+# function answering /predict from cold never loads validation, training or the evaluator.
+ingest: Any = LazyModule("chalicelib.ingest")
+evaluator: Any = LazyModule("chalicelib.registry.evaluator")
+service: Any = LazyModule("chalicelib.registry.service")
+predict: Any = LazyModule("chalicelib.serving.predict")
+serving: Any = LazyModule("chalicelib.serving")
+training_handler: Any = LazyModule("chalicelib.training.handler")
+kickoff: Any = LazyModule("chalicelib.training.kickoff")
+policy: Any = LazyModule("chalicelib.training.policy")
+runs: Any = LazyModule("chalicelib.training.runs")
+validation: Any = LazyModule("chalicelib.validation")
 
 app = Chalice(app_name="serverless-mlops")
 # Names are derived from MLOPS_STAGE at import time: `chalice deploy --stage X` imports this
@@ -59,19 +65,19 @@ def _caller() -> str:
 )
 def ingest_upload(event: SQSEvent) -> dict[str, Any]:
     """S3 notifications of uploads under incoming/ -> validation -> uploads ledger."""
-    return handle_ingest_batch(event.to_dict(), event.context)
+    return ingest.handle_ingest_batch(event.to_dict(), event.context)
 
 
 @app.on_sqs_message(queue=settings.retrain_queue, batch_size=10, name="kickoff_retraining")
 def kickoff_retraining(event: SQSEvent) -> dict[str, Any]:
     """Announcements of validated data (and of runs ending) -> retrain policy -> at most one run."""
-    return handle_retrain_batch(event.to_dict(), event.context)
+    return training_handler.handle_retrain_batch(event.to_dict(), event.context)
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS), name="scheduled_retrain_check")
 def scheduled_retrain_check(event: CloudWatchEvent) -> dict[str, Any]:
     """Hourly: retrain datasets whose model is past its maximum age (and has new data)."""
-    return handle_schedule()
+    return training_handler.handle_schedule()
 
 
 @app.route("/health", methods=["GET"])
@@ -82,12 +88,12 @@ def health() -> dict[str, str]:
 @app.on_sqs_message(queue=settings.promotion_queue, batch_size=1, name="evaluate_candidate")
 def evaluate_candidate(event: SQSEvent) -> dict[str, Any]:
     """Candidate manifests -> verify, register, score against the champion, gates, promote or not."""
-    return handle_promotion_batch(event.to_dict(), event.context)
+    return evaluator.handle_promotion_batch(event.to_dict(), event.context)
 
 
 @app.route("/uploads/{upload_id}", methods=["GET"], authorizer=READS)
 def get_upload(upload_id: str) -> dict[str, Any]:
-    upload = UploadLedger(Settings.from_env().uploads_table).get(upload_id)
+    upload = ingest.UploadLedger(Settings.from_env().uploads_table).get(upload_id)
     if upload is None:
         raise NotFoundError(f"no upload with id {upload_id!r}")
     return upload.as_item()
@@ -107,15 +113,15 @@ def put_contract(name: str) -> dict[str, Any]:
     _dataset_name(name)
     try:
         document = parse_json_body(app.current_request.raw_body)
-        contract = Contract.parse(document)
+        contract = validation.Contract.parse(document)
         if contract.dataset != name:
             raise BadRequestError(
                 f"dataset: the contract is for {contract.dataset!r} but was sent to {name!r}"
             )
-        key = ContractStore(Settings.from_env().data_bucket).put(contract)
+        key = validation.ContractStore(Settings.from_env().data_bucket).put(contract)
     except BadRequest as exc:
         raise BadRequestError(str(exc)) from exc
-    except ContractError as exc:
+    except validation.ContractError as exc:
         raise BadRequestError(f"invalid contract: {exc}") from exc
     return {"dataset": name, "version": contract.version, "key": key}
 
@@ -123,8 +129,8 @@ def put_contract(name: str) -> dict[str, Any]:
 @app.route("/datasets/{name}/contract", methods=["GET"], authorizer=READS)
 def get_contract(name: str) -> dict[str, Any]:
     try:
-        return ContractStore(Settings.from_env().data_bucket).get(_dataset_name(name)).to_dict()
-    except NoContract as exc:
+        return validation.ContractStore(Settings.from_env().data_bucket).get(_dataset_name(name)).to_dict()
+    except validation.NoContract as exc:
         raise NotFoundError(str(exc)) from exc
 
 
@@ -141,8 +147,8 @@ def request_retrain(name: str) -> Response:
     reason = body.get("reason") if isinstance(body, dict) else None
     if not isinstance(reason, str) or not reason.strip():
         raise BadRequestError("reason: give a non-empty string saying why this retrain is needed")
-    outcome = handle_trigger(
-        Trigger(kind="request", dataset=name, reason=f"{reason.strip()[:500]} (asked by {_caller()})")
+    outcome = kickoff.handle_trigger(
+        policy.Trigger(kind="request", dataset=name, reason=f"{reason.strip()[:500]} (asked by {_caller()})")
     )
     if outcome["action"] == "launch":
         return Response(body=outcome, status_code=202)
@@ -155,7 +161,7 @@ def request_retrain(name: str) -> Response:
 
 @app.route("/runs/{run_id}", methods=["GET"], authorizer=READS)
 def get_run(run_id: str) -> dict[str, Any]:
-    run = RunsStore(Settings.from_env().runs_table).get_run(run_id)
+    run = runs.RunsStore(Settings.from_env().runs_table).get_run(run_id)
     if run is None:
         raise NotFoundError(f"no run with id {run_id!r}")
     return run
@@ -164,7 +170,7 @@ def get_run(run_id: str) -> dict[str, Any]:
 @app.route("/runs", methods=["GET"], authorizer=READS)
 def list_runs() -> dict[str, Any]:
     dataset = (app.current_request.query_params or {}).get("dataset")
-    return {"runs": RunsStore(Settings.from_env().runs_table).list_runs(dataset)}
+    return {"runs": runs.RunsStore(Settings.from_env().runs_table).list_runs(dataset)}
 
 
 # --- the model registry ----------------------------------------------------------------------------
@@ -258,3 +264,106 @@ def rollback_model(name: str) -> dict[str, Any]:
     _, reason = _change_body()
     entry = _registry_call(service.rollback, model, _caller(), reason)
     return {"model": model, "champion": entry["to_version"], "audit": entry}
+
+
+@app.route(
+    "/models/{name}/challenger", methods=["PUT"], content_types=["application/json"], authorizer=CHANGES
+)
+def set_challenger(name: str) -> dict[str, Any]:
+    """Name a version to shadow the champion on /predict (``{"version": null}`` clears it)."""
+    model = _model_name(name)
+    body, reason = _change_body()
+    version = body.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise BadRequestError("version: a version number, or null for no challenger")
+    return dict(_registry_call(service.set_challenger, model, version, _caller(), reason))
+
+
+# --- predictions -----------------------------------------------------------------------------------
+
+
+def _invalid(exc: Any) -> Response:
+    return Response(
+        status_code=400,
+        body={
+            "Code": "BadRequestError",
+            "Message": str(exc),
+            "problems": [p.to_dict() for p in exc.problems],
+            "problem_count": exc.count,
+        },
+    )
+
+
+def _predict(name: str, version: int | None) -> Any:
+    model = _model_name(name)
+    try:
+        body = parse_json_body(app.current_request.raw_body, max_bytes=predict.MAX_BODY_BYTES)
+        return predict.predictor().predict(model, predict.parse_records(body), version)
+    except BadRequest as exc:
+        return _invalid(serving.InvalidInput([serving.Problem(None, None, str(exc))]))
+    except serving.InvalidInput as exc:
+        return _invalid(exc)
+    except predict.ModelNotFound as exc:
+        raise NotFoundError(str(exc)) from exc
+    except predict.NotServable as exc:
+        raise ConflictError(str(exc)) from exc
+    except serving.IntegrityError as exc:  # the stored model differs from what was verified: never serve it
+        raise ChaliceViewError(f"the model file failed its integrity check: {exc}") from exc
+
+
+@app.route("/models/{name}/predict", methods=["POST"], content_types=["application/json"], authorizer=READS)
+def predict_champion(name: str) -> Any:
+    """The champion scores ``{"records": [...]}``: per record the prediction (and class probabilities)."""
+    return _predict(name, None)
+
+
+@app.route(
+    "/models/{name}/versions/{version}/predict",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=READS,
+)
+def predict_version(name: str, version: str) -> Any:
+    """A pinned version scores the records (any registered version that was not rejected)."""
+    return _predict(name, _version(version))
+
+
+# --- batch inference -------------------------------------------------------------------------------
+from chalicelib.batch import service as batch_service  # noqa: E402
+from chalicelib.batch.exceptions import InvalidRequest, JobNotFound, ModelNotAvailable  # noqa: E402
+from chalicelib.batch.handler import handle_dead_letter_batch, handle_request_batch  # noqa: E402
+from chalicelib.settings import dlq_name  # noqa: E402
+
+
+@app.route("/batch-jobs", methods=["POST"], content_types=["application/json"], authorizer=CHANGES)
+def submit_batch_job() -> Response:
+    """Score every row under an input prefix with a pinned version (default: the champion now). 202."""
+    try:
+        body = parse_json_body(app.current_request.raw_body)
+        job = batch_service.submit(body, _caller())
+    except (BadRequest, InvalidRequest) as exc:
+        raise BadRequestError(str(exc)) from exc
+    except ModelNotAvailable as exc:
+        raise ConflictError(str(exc)) from exc
+    return Response(body=job, status_code=202)
+
+
+@app.route("/batch-jobs/{job_id}", methods=["GET"], authorizer=READS)
+def get_batch_job(job_id: str) -> dict[str, Any]:
+    """A batch job: status, shards done and failed, rows, rate, workers, interruptions, cost."""
+    try:
+        return batch_service.get(job_id)
+    except JobNotFound as exc:
+        raise NotFoundError(str(exc)) from exc
+
+
+@app.on_sqs_message(queue=settings.batch_requests_queue, batch_size=1, name="plan_batch_job")
+def plan_batch_job(event: SQSEvent) -> dict[str, Any]:
+    """A request under batch/requests/ -> shard plan, shard messages, workers (each step once)."""
+    return handle_request_batch(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=dlq_name(settings.batch_work_queue), batch_size=10, name="batch_shard_failed")
+def batch_shard_failed(event: SQSEvent) -> dict[str, Any]:
+    """Shards that failed every attempt (the work queue's DLQ) -> failed on their job, PARTIAL at the end."""
+    return handle_dead_letter_batch(event.to_dict(), event.context)

@@ -84,8 +84,11 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/models/{name}/versions/{version}/approve"): "approver",
     ("POST", "/models/{name}/versions/{version}/reject"): "approver",
     ("POST", "/models/{name}/rollback"): "approver",
+    ("PUT", "/models/{name}/challenger"): "approver",
     ("PUT", "/datasets/{name}/contract"): "admin",
     ("POST", "/datasets/{name}/retrain"): "admin",
+    ("POST", "/batch-jobs"): "approver",
+    ("GET", "/batch-jobs/{job_id}"): "viewer",
 }
 
 TOKEN_PREFIX = "mlops_"

@@ -22,7 +22,10 @@ def _reject_constant(name: str) -> Any:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
+    doc = dict(pairs)
+    if len(doc) == len(pairs):  # the common case, checked in C
+        return doc
+    doc = {}
     for key, value in pairs:
         if key in doc:
             raise BadRequest(f"key {key!r} appears twice in one object")
@@ -40,6 +43,9 @@ def parse_json_body(raw: bytes | None, max_bytes: int = MAX_BODY_BYTES, max_dept
         text = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the request body is not UTF-8: {exc}") from exc
+    # Fast path: with no more brackets than the limit, nothing can be nested deeper (str.count is C).
+    if text.count("[") + text.count("{") <= max_depth:
+        return _loads(text)
     opened = 0
     deepest = 0
     in_string = escaped = False
@@ -60,6 +66,10 @@ def parse_json_body(raw: bytes | None, max_bytes: int = MAX_BODY_BYTES, max_dept
                 raise BadRequest(f"the JSON body is nested deeper than {max_depth} levels")
         elif char in "]}":
             opened -= 1
+    return _loads(text)
+
+
+def _loads(text: str) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
     except BadRequest:

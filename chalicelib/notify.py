@@ -26,7 +26,16 @@ MODEL_PROMOTED = "Model promoted"
 MODEL_ROLLED_BACK = "Model rolled back"
 APPROVAL_NEEDED = "Model version awaiting approval"
 VERSION_REJECTED = "Model version rejected"
-DETAIL_TYPES = (MODEL_PROMOTED, MODEL_ROLLED_BACK, APPROVAL_NEEDED, VERSION_REJECTED)
+BATCH_JOB_SUCCEEDED = "Batch job succeeded"
+BATCH_JOB_PARTIAL = "Batch job partial"
+DETAIL_TYPES = (
+    MODEL_PROMOTED,
+    MODEL_ROLLED_BACK,
+    APPROVAL_NEEDED,
+    VERSION_REJECTED,
+    BATCH_JOB_SUCCEEDED,
+    BATCH_JOB_PARTIAL,
+)
 
 
 _arns: dict[str, str] = {}

@@ -57,16 +57,59 @@ def _tag_handler(app_name: str) -> Callable[[Any, Callable[[Any], Any]], Any]:
     return middleware
 
 
+# Chalice's event types other than API routes: each gets the full Powertools treatment.
+EVENT_TYPES = ("sqs", "s3", "sns", "cloudwatch", "scheduled", "kinesis", "dynamodb", "pure_lambda")
+
+
+def _http_middleware(app_name: str) -> Callable[[Any, Callable[[Any], Any]], Any]:
+    """API routes: the same log keys for a few microseconds (issue 6's latency budget).
+
+    Powertools' ``inject_lambda_context`` (a JMESPath lookup, state clearing, decorator plumbing) and
+    ``log_metrics`` (an EMF flush per call) cost ~100-200 us per request: more than scoring a model.
+    Here the container's keys are set once, the request id per request, and metrics are flushed only
+    when a handler added some."""
+    state: dict[str, Any] = {"cold": True}
+
+    def middleware(request: Any, get_response: Callable[[Any], Any]) -> Any:
+        context = request.lambda_context
+        if state["cold"]:
+            state["cold"] = False
+            logger.append_keys(
+                cold_start=True,
+                function_name=getattr(context, "function_name", None),
+                function_memory_size=getattr(context, "memory_limit_in_mb", None),
+                function_arn=getattr(context, "invoked_function_arn", None),
+            )
+        elif state.get("cold_key", True):
+            state["cold_key"] = False
+            logger.append_keys(cold_start=False)
+        logger.thread_safe_append_keys(
+            handler=handler_name(getattr(context, "function_name", None), app_name),
+            function_request_id=getattr(context, "aws_request_id", None),
+        )
+        logger.set_correlation_id((request.context or {}).get("requestId"))
+        try:
+            return get_response(request)
+        finally:
+            if metrics.metric_set:
+                metrics.flush_metrics()
+
+    return middleware
+
+
 def install(app: Chalice) -> None:
     """Register logging, metrics and (if enabled) tracing middleware on every handler."""
     # Chalice runs middleware in registration order, the first registered outermost.
-    app.register_middleware(
-        ConvertToMiddleware(
-            logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
-        )
+    inject = ConvertToMiddleware(
+        logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
     )
-    app.register_middleware(_tag_handler(app.app_name))
-    app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+    tag = _tag_handler(app.app_name)
+    flush = ConvertToMiddleware(metrics.log_metrics)
+    for event_type in EVENT_TYPES:
+        app.register_middleware(inject, event_type)
+        app.register_middleware(tag, event_type)
+        app.register_middleware(flush, event_type)
+    app.register_middleware(_http_middleware(app.app_name), "http")
     if tracing_enabled():
         from aws_lambda_powertools import Tracer  # deferred: ~0.4 s import
 

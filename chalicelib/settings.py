@@ -9,9 +9,12 @@ agreement.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+# A dataset's (and its model's) name: part of S3 keys and resource paths.
+DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_PREFIX = "serverless-mlops"
 DEFAULT_STAGE = "local"
 STAGES = ("local", "dev", "prod")
@@ -25,6 +28,9 @@ _RESOURCES: dict[str, tuple[str, str]] = {
     "retrain_queue": ("RETRAIN_QUEUE", "retrain"),
     "promotion_queue": ("PROMOTION_QUEUE", "promotion"),
     "batch_work_queue": ("BATCH_WORK_QUEUE", "batch-work"),
+    "batch_requests_queue": ("BATCH_REQUESTS_QUEUE", "batch-requests"),
+    "batch_jobs_table": ("BATCH_JOBS_TABLE", "batch-jobs"),
+    "batch_scoring_job_definition": ("BATCH_SCORING_JOB_DEFINITION", "batch-scoring"),
     "uploads_table": ("UPLOADS_TABLE", "uploads"),
     "idempotency_table": ("IDEMPOTENCY_TABLE", "idempotency"),
     "runs_table": ("RUNS_TABLE", "runs"),
@@ -36,7 +42,7 @@ _RESOURCES: dict[str, tuple[str, str]] = {
     "training_job_definition": ("TRAINING_JOB_DEFINITION", "training"),
 }
 
-_SQS_QUEUES = ("ingest_queue", "retrain_queue", "promotion_queue", "batch_work_queue")
+_SQS_QUEUES = ("ingest_queue", "retrain_queue", "promotion_queue", "batch_work_queue", "batch_requests_queue")
 
 
 def resource_name(prefix: str, stage: str, suffix: str) -> str:
@@ -59,6 +65,9 @@ class Settings:
     retrain_queue: str
     promotion_queue: str
     batch_work_queue: str
+    batch_requests_queue: str
+    batch_jobs_table: str
+    batch_scoring_job_definition: str
     uploads_table: str
     idempotency_table: str
     runs_table: str

@@ -58,9 +58,7 @@ def _gateway_semantics() -> None:
 _gateway_semantics()
 
 
-@pytest.fixture
-def aws() -> Iterator[Settings]:
-    """In-process moto with the data-plane stack of the local stage deployed."""
+def _deployed_stack() -> Iterator[Settings]:
     import warnings
 
     from mlops.cfn import deploy_stack, stack_name
@@ -77,6 +75,18 @@ def aws() -> Iterator[Settings]:
             )
         yield settings
         _reset_wiring()
+
+
+@pytest.fixture
+def aws() -> Iterator[Settings]:
+    """In-process moto with the data-plane stack of the local stage deployed."""
+    yield from _deployed_stack()
+
+
+@pytest.fixture(scope="module")
+def aws_module() -> Iterator[Settings]:
+    """The same, shared by a module's tests that only read (faster: deployed once)."""
+    yield from _deployed_stack()
 
 
 @pytest.fixture

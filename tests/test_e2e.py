@@ -125,7 +125,9 @@ def test_mlops_up_accepts_an_aws_cli_upload_and_records_it(tmp_path):
         authed = subprocess.run(
             rollback, cwd=PROJECT, env={**env, "MLOPS_TOKEN": token}, capture_output=True, text=True
         )
-        assert authed.returncode == 1 and "404" in authed.stderr and "no model" in authed.stderr, authed.stderr
+        assert authed.returncode == 1 and "404" in authed.stderr and "no model" in authed.stderr, (
+            authed.stderr
+        )
     finally:
         up.send_signal(signal.SIGINT)
         try:

@@ -26,7 +26,7 @@ def _resources(kind):
 def test_every_queue_has_a_dlq_that_keeps_messages_longer():
     queues = _resources("AWS::SQS::Queue")
     work = {k: v for k, v in queues.items() if "RedrivePolicy" in v["Properties"]}
-    assert len(work) == 4  # ingest, retrain, promotion, batch work
+    assert len(work) == 5  # ingest, retrain, promotion, batch work, batch requests
     for logical, queue in work.items():
         dlq = queues[queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]
         assert dlq["Properties"]["MessageRetentionPeriod"] > queue["Properties"]["MessageRetentionPeriod"], (
@@ -35,10 +35,16 @@ def test_every_queue_has_a_dlq_that_keeps_messages_longer():
 
 
 def test_buckets_queues_and_tables_are_encrypted_with_the_customer_key():
-    for bucket in _resources("AWS::S3::Bucket").values():
+    for logical, bucket in _resources("AWS::S3::Bucket").items():
         rule = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
-        assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
         assert all(bucket["Properties"]["PublicAccessBlockConfiguration"].values())
+        if logical == "AccessLogsBucket":  # S3 delivers access logs only to SSE-S3 buckets
+            assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+            continue
+        assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+        assert bucket["Properties"]["LoggingConfiguration"]["DestinationBucketName"] == {
+            "Ref": "AccessLogsBucket"
+        }
     for queue in _resources("AWS::SQS::Queue").values():
         assert queue["Properties"]["KmsMasterKeyId"] == {"Ref": "DataKey"}
     for table in _resources("AWS::DynamoDB::Table").values():

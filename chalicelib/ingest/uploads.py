@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from chalicelib.settings import DATASET_NAME
+
 INCOMING_PREFIX = "incoming/"
 # Dataset names become S3 prefixes, table keys and model names: keep them simple.
-DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 def upload_id_for(bucket: str, key: str, version: str) -> str:

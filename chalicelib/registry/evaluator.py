@@ -311,6 +311,10 @@ def _registration(candidate: Candidate, bucket: str) -> dict[str, Any]:
             doc[name] = manifest[name]
     if "metrics.json" in candidate.files:
         doc["training_metrics"] = candidate.json("metrics.json")
+    if "input_schema.json" in candidate.files:
+        # What /predict takes, for clients (not the ONNX opsets: DynamoDB maps refuse an empty key).
+        schema = candidate.json("input_schema.json")
+        doc["input_schema"] = {k: schema.get(k) for k in ("task", "target", "classes", "features")}
     if "lineage.json" in candidate.files:
         lineage = candidate.json("lineage.json")
         doc["lineage"] = {

@@ -91,6 +91,7 @@ def show_model(reg: Registry, model: str) -> dict[str, Any]:
     return {
         "model": model,
         "champion": champion,
+        "challenger": reg.challenger(model),
         "champion_version": next((_summary(v) for v in versions if v["version"] == champion), None),
         "versions": [_summary(v) for v in versions],
     }
@@ -169,6 +170,19 @@ def reject(
         settings,
     )
     return updated
+
+
+def set_challenger(
+    reg: Registry, model: str, version: int | None, caller: str, reason: str
+) -> dict[str, Any]:
+    if not reg.versions(model):
+        raise NotFound(f"no model named {model!r}")
+    try:
+        return reg.set_challenger(model, version, caller, reason)
+    except StatusConflict as exc:
+        raise Conflict(str(exc)) from None
+    except RegistryError as exc:
+        raise NotFound(str(exc)) from None
 
 
 def rollback(

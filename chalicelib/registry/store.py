@@ -12,7 +12,9 @@ Registry table (``pk``/``sk``), per model ``<name>``:
   same transaction as the version item, so a candidate (keyed by its run id, else its manifest key)
   registered twice, even concurrently, has exactly one version;
 * ``model#<name>`` / ``champion``: the champion pointer: ``version``, ``seq`` (promotions so far),
-  ``at``, ``by``.
+  ``at``, ``by``;
+* ``model#<name>`` / ``challenger``: the version shadowing the champion on /predict (``version``,
+  None for none), ``at``, ``by``, ``reason``.
 
 Audit table: ``model#<name>`` / ``<iso time>#<seq, 8 digits>``, one item per promotion or rollback:
 ``who``, ``action`` (``promote`` or ``rollback``), ``from_version`` (None for the first champion),
@@ -512,6 +514,28 @@ class Registry:
         return self._promote(
             model, int(top["from_version"]), by, reason, current, "rollback", int(top["seq"]), seq
         )
+
+    # --- shadow challenger ------------------------------------------------------------------------
+
+    def set_challenger(self, model: str, version: int | None, by: str, reason: str) -> dict[str, Any]:
+        """Name the version that shadows the champion on /predict (None: no challenger).
+
+        Not a champion change, so not in the audit ledger; the pointer keeps who set it and why."""
+        if version is not None:
+            found = self.version(model, version)
+            if found is None:
+                raise RegistryError(f"{model} v{version} is not registered")
+            if found["status"] == REJECTED:
+                raise StatusConflict(f"{model} v{version} was rejected; it cannot shadow the champion")
+        doc = {"version": version, "at": self._now(), "by": by, "reason": reason, "model": model}
+        self._db.put_item(
+            TableName=self.registry_table, Item={**self._key(model, "challenger"), **_item(doc)}
+        )
+        return doc
+
+    def challenger(self, model: str) -> int | None:
+        pointer = self._get(model, "challenger")
+        return int(pointer["version"]) if pointer and pointer.get("version") is not None else None
 
     # --- reads ----------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +37,8 @@ TEXT_TYPES = ("category", "string")
 FEATURE_TYPES = (*NUMERIC_TYPES, "boolean", "timestamp", *TEXT_TYPES)
 MISSING_TEXT = ""
 MAX_PROBLEMS = 20  # a request with thousands of bad rows gets the first 20 named, and the count
+_INF = (math.inf, -math.inf)
+_NUMBER = (float, int)  # exact types: bool (a subclass of int) is not a number here
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,10 @@ class FeatureSpec:
     min: float | None = None
     max: float | None = None
     allowed: frozenset[Any] | None = None
+    numeric_input: bool = field(init=False)  # a double tensor (else string): read per value, so stored
 
-    @property
-    def numeric_input(self) -> bool:
-        return self.onnx_type != "string"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "numeric_input", self.onnx_type != "string")
 
 
 def _epoch(text: str) -> float:
@@ -109,6 +111,16 @@ class InputSchema:
         self.outputs: dict[str, str] = dict(outputs)
         self.doc = dict(doc)
         self.by_name = {f.name: f for f in self.features}
+        self._numeric = [f for f in self.features if f.numeric_input]
+        self._text = [f for f in self.features if not f.numeric_input]
+        # For the fast path of all-number models (see _encode_numbers).
+        self._all_numbers = bool(self.features) and all(f.type in NUMERIC_TYPES for f in self.features)
+        self._names = [f.name for f in self.features]
+        self._lows = np.array([-np.inf if f.min is None else f.min for f in self.features])
+        self._highs = np.array([np.inf if f.max is None else f.max for f in self.features])
+        self._integers = np.array(
+            [j for j, f in enumerate(self.features) if f.type == "integer"], dtype=np.intp
+        )
         if len(self.by_name) != len(self.features):
             raise ValueError("input schema: a feature is listed twice")
 
@@ -141,35 +153,76 @@ class InputSchema:
 
     def encode_records(self, records: Sequence[Any]) -> dict[str, np.ndarray]:
         """JSON records -> ONNX feed; raises ``InvalidInput`` naming every problem (up to the cap)."""
+        if self._all_numbers:
+            feed = self._encode_numbers(records)
+            if feed is not None:
+                return feed
         problems: list[Problem] = []
         count = 0
         n = len(records)
-        columns = {f.name: self._empty(f, n) for f in self.features}
+        columns: dict[str, list[Any]] = {f.name: [None] * n for f in self.features}
         for i, record in enumerate(records):
             found = self._record_problems(i, record, columns)
-            count += len(found)
-            if len(problems) < MAX_PROBLEMS:
-                problems.extend(found[: MAX_PROBLEMS - len(problems)])
+            if found:
+                count += len(found)
+                if len(problems) < MAX_PROBLEMS:
+                    problems.extend(found[: MAX_PROBLEMS - len(problems)])
         if count:
             raise InvalidInput(problems, count)
         return self._feed(columns)
 
-    def _record_problems(self, i: int, record: Any, columns: dict[str, np.ndarray]) -> list[Problem]:
+    def _encode_numbers(self, records: Sequence[Any]) -> dict[str, np.ndarray] | None:
+        """The fast path of a model whose features are all integer or float: clean records checked
+        with numpy at once. None when any record needs a closer look (the exact path then names it)."""
+        names = self._names
+        try:
+            rows = [[record[name] for name in names] for record in records if len(record) == len(names)]
+        except (KeyError, TypeError):
+            return None
+        if len(rows) != len(records) or not all(type(v) in _NUMBER for row in rows for v in row):
+            return None  # a missing or unknown feature, a null, a string, a boolean...
+        values = np.array(rows, dtype=np.float64)
+        if not (
+            np.isfinite(values).all()
+            and (values >= self._lows).all()
+            and (values <= self._highs).all()
+            and (values[:, self._integers] == np.floor(values[:, self._integers])).all()
+        ):
+            return None
+        block = np.ascontiguousarray(values.T).reshape(len(names), len(records), 1)
+        return {feature.onnx_input: block[j] for j, feature in enumerate(self.features)}
+
+    def _record_problems(self, i: int, record: Any, columns: dict[str, list[Any]]) -> list[Problem]:
         if not isinstance(record, Mapping):
             return [Problem(i, None, f"a record must be a JSON object of features, got {_kind(record)}")]
-        found = [
-            Problem(i, str(name), "unknown feature: this model does not take it")
-            for name in record
-            if name not in self.by_name
-        ]
+        found: list[Problem] = []
+        if len(record) != len(self.by_name) or not self.by_name.keys() >= record.keys():
+            found.extend(
+                Problem(i, str(name), "unknown feature: this model does not take it")
+                for name in record
+                if name not in self.by_name
+            )
         for feature in self.features:
-            if feature.name not in record:
-                found.append(Problem(i, feature.name, f"missing: this model needs it ({feature.type})"))
+            name = feature.name
+            if name not in record:
+                found.append(Problem(i, name, f"missing: this model needs it ({feature.type})"))
+                continue
+            value = record[name]
+            # The common case first: a finite number within bounds for a float feature.
+            if (
+                feature.type == "float"
+                and type(value) is float
+                and value == value  # not NaN
+                and value not in _INF
+                and (feature.min is None or value >= feature.min)
+                and (feature.max is None or value <= feature.max)
+            ):
+                columns[name][i] = value
                 continue
             try:
-                columns[feature.name][i] = self._json_value(feature, record[feature.name])
+                columns[name][i] = self._json_value(feature, value)
             except ValueError as exc:
-                found.append(Problem(i, feature.name, str(exc)))
+                found.append(Problem(i, name, str(exc)))
         return found
 
     def _json_value(self, feature: FeatureSpec, value: Any) -> Any:
@@ -214,7 +267,7 @@ class InputSchema:
                 [Problem(None, name, "missing column: this model needs it") for name in missing]
             )
         n = len(rows)
-        columns = {f.name: self._empty(f, n) for f in self.features}
+        columns: dict[str, list[Any]] = {f.name: [None] * n for f in self.features}
         problems: list[Problem] = []
         count = 0
         for feature in self.features:
@@ -282,18 +335,17 @@ class InputSchema:
             raise ValueError(f"{_clip(text)!r} is not an allowed value (one of: {shown})")
         return text
 
-    @staticmethod
-    def _empty(feature: FeatureSpec, n: int) -> np.ndarray:
-        return np.empty(n, dtype=object) if not feature.numeric_input else np.full(n, np.nan)
-
-    def _feed(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {}
-        for feature in self.features:
-            column = columns[feature.name]
-            if feature.numeric_input:
-                feed[feature.onnx_input] = column.astype(np.float64).reshape(-1, 1)
-            else:
-                feed[feature.onnx_input] = column.astype(str).reshape(-1, 1)
+    def _feed(self, columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
+        """One ``[n, 1]`` tensor per feature; the numeric ones share one array (one conversion)."""
+        numeric = self._numeric
+        feed: dict[str, np.ndarray] = {}
+        if numeric:
+            n = len(columns[numeric[0].name])
+            block = np.array([columns[f.name] for f in numeric], dtype=np.float64).reshape(len(numeric), n, 1)
+            for j, feature in enumerate(numeric):
+                feed[feature.onnx_input] = block[j]
+        for feature in self._text:
+            feed[feature.onnx_input] = np.array(columns[feature.name], dtype=str).reshape(-1, 1)
         return feed
 
 

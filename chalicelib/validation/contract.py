@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from chalicelib.settings import DATASET_NAME
 from chalicelib.validation.exceptions import ContractError
 
 COLUMN_TYPES = ("integer", "float", "boolean", "category", "string", "timestamp")
@@ -22,7 +23,6 @@ TASKS = ("classification", "regression")
 SENSITIVE = frozenset({"confidential", "pii"})
 BOOLEAN_TRUE = frozenset({"true", "1", "yes", "t", "y"})
 BOOLEAN_FALSE = frozenset({"false", "0", "no", "f", "n"})
-DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
 

@@ -47,6 +47,7 @@ ARTIFACTS = (
     "holdout.csv",
     "model_card.md",
     "lineage.json",
+    "model.joblib",
 )
 
 
@@ -199,6 +200,9 @@ def build_candidate(
             "reference_profile.json": _json(reference_profile(table, contract)),
             "holdout.csv": holdout_csv(result, contract),
             "model_card.md": model_card(result, contract, parity).encode(),
+            # The fitted pipeline, for batch scoring where scikit-learn beats onnxruntime (deep
+            # forests). Its sha256 is in the manifest and the registry; load it only after checking.
+            "model.joblib": pipeline_bytes(result.pipeline),
         }
     )
     artifacts["lineage.json"] = _json(
@@ -237,6 +241,14 @@ def publish_candidate(
     if not published:  # another attempt published first: one candidate per run, whichever wrote it
         manifest = _manifest(bucket, prefix) or manifest
     return manifest
+
+
+def pipeline_bytes(pipeline: Any) -> bytes:
+    import joblib
+
+    buf = io.BytesIO()
+    joblib.dump(pipeline, buf, compress=3)
+    return buf.getvalue()
 
 
 def reference_profile(table: Table, contract: Contract) -> dict[str, Any]:

@@ -49,10 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--reference", help="a drift reference profile (JSON) to compare against")
     validate.add_argument("file", help="the CSV file (plain or gzip)")
     sub.add_parser("env", help="print shell exports for the running local cloud (eval them)")
-    from mlops import models, tokens
+    from mlops import batch, models, tokens
 
     models.add_parser(sub)
+    models.add_predict_parser(sub)
     tokens.add_parser(sub)
+    batch.add_parser(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -74,8 +76,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_validate(args.contract, args.file, args.reference)
         if args.command == "models":
             return models.run(args)
+        if args.command == "predict":
+            return models.run_predict(args)
         if args.command == "tokens":
             return tokens.run(args)
+        if args.command == "batch":
+            return batch.run(args)
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {args.command}")

@@ -387,6 +387,7 @@ def _registry_story(
             v1["status"] == "champion" and v1["gates"]["first_model"],
             f"v{v1['version']}, the dataset's first model, is judged on floors and becomes champion",
         )
+        _predict_after(demo, api, v1["version"], "the first champion answers")
     v2 = _follow_version(demo, registry, second)
     if v2:
         _print_gates(v2)
@@ -423,6 +424,17 @@ def _registry_story(
         bool(better) and better["status"] == "champion",
         f"v{better and better['version']} beats the champion by more than min_delta: it is the champion",
     )
+    if better:
+        _predict_after(demo, api, better["version"], "the new champion answers")
+        status, body = http(
+            "POST", f"{api}/models/{DATASET}/predict", {"records": [{**PATIENT, "mean_radius": "big"}]}
+        )
+        problem = (body.get("problems") or [{}])[0]
+        demo.check(
+            status == 400 and problem.get("field") == "mean_radius",
+            f"a malformed request -> {status}: record {problem.get('record')}, field {problem.get('field')!r}: "
+            f"{problem.get('problem')}",
+        )
 
     demo.step("A worse candidate is rejected, with its reasons")
     worse = retrain(
@@ -459,6 +471,7 @@ def _registry_story(
             status == 200 and registry.champion(DATASET) == pending["version"],
             f"approve as alice (approver) -> {status}: v{body.get('champion')} is the champion",
         )
+        _predict_after(demo, api, pending["version"], "the approved champion answers")
         status, body = http("POST", path, why, token["approver"])
         demo.check(status == 409, f"approving it again -> {status}: {body.get('Message')}")
 
@@ -474,6 +487,8 @@ def _registry_story(
         f"POST /models/{DATASET}/rollback -> {status}: champion v{body.get('audit', {}).get('from_version')} -> "
         f"v{body.get('champion')}",
     )
+    if status == 200:
+        _predict_after(demo, api, body["champion"], "after the rollback, the previous champion answers again")
 
     demo.step(f"The model and its audit trail (GET /models/{DATASET}, GET /models/{DATASET}/audit)")
     status, model_doc = http("GET", f"{api}/models/{DATASET}")
@@ -492,6 +507,34 @@ def _registry_story(
     for note in notes:
         print(f"     {note['type']}: {note.get('model')} {_note_detail(note)}")
     demo.check(bool(notes), f"{len(notes)} notifications published to the topic")
+
+
+def _patient() -> dict[str, float]:
+    """One patient's measurements as a /predict record (the features, no id, no diagnosis)."""
+    header, rows = breast_cancer_rows()
+    return {name: float(value) for name, value in zip(header[1:-1], rows[0][1:-1], strict=True)}
+
+
+PATIENT = _patient()
+
+
+def _predict_after(demo: Demo, api: str | None, version: int, what: str, timeout_s: float = 15) -> None:
+    """POST /predict until the given champion answers (warm containers refresh the pointer within the
+    champion TTL, 10 s by default), then show its answer."""
+    started = time.monotonic()
+    body: dict[str, Any] = {}
+    while time.monotonic() - started < timeout_s:
+        status, body = http("POST", f"{api}/models/{DATASET}/predict", {"records": [PATIENT]})
+        if status == 200 and body.get("version") == version:
+            break
+        time.sleep(0.5)
+    answer = (body.get("predictions") or [{}])[0]
+    probabilities = ", ".join(f"p({k})={v:.3f}" for k, v in (answer.get("probabilities") or {}).items())
+    demo.check(
+        body.get("version") == version,
+        f"{what}: POST /models/{DATASET}/predict -> v{body.get('version')} predicts {answer.get('prediction')} "
+        f"({probabilities}), {time.monotonic() - started:.1f}s after the change",
+    )
 
 
 def _follow_version(

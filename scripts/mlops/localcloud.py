@@ -114,6 +114,7 @@ class LocalCloud:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         logging.getLogger("moto").setLevel(logging.ERROR)
 
+        serialise_dynamodb_writes()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._moto.start()
 
@@ -218,6 +219,34 @@ class LocalCloud:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_SERIALISED = False
+
+
+def serialise_dynamodb_writes() -> None:
+    """Give moto's DynamoDB the atomicity of the real service.
+
+    DynamoDB applies each write (an ``ADD`` counter, a conditional put, a transaction) atomically.
+    moto's threaded server runs concurrent requests at once, and its read-modify-write of an item
+    can lose an update: two workers adding 1 to a counter at the same moment may add 1 in all
+    (batch jobs count their shards this way). One re-entrant lock around moto's write operations
+    restores what the service guarantees. Idempotent; this process's moto only."""
+    global _SERIALISED
+    if _SERIALISED:
+        return
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("update_item", "put_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
+    _SERIALISED = True
 
 
 class _ThreadRoutedStream(io.TextIOBase):

@@ -165,6 +165,97 @@ def print_audit(entries: list[dict[str, Any]], out: Any = None) -> None:
         )
 
 
+# --- mlops predict ----------------------------------------------------------------------------------
+
+
+def add_predict_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "predict", help="score a CSV or JSON file with a model's champion (or --version) over the HTTP API"
+    )
+    p.add_argument("model")
+    p.add_argument("file", help='CSV with a header, or JSON: {"records": [...]} or a list of records')
+    p.add_argument("--version", type=int, help="a pinned version instead of the champion")
+    p.add_argument("--json", action="store_true", help="print the API's JSON responses")
+    return p
+
+
+def read_records(path: str, schema: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A file's records as JSON values. CSV cells are typed by the model's input schema (numbers,
+    booleans, text; an empty cell is null); columns the model does not take are dropped."""
+    import csv
+    import io
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    if path.lower().endswith(".json"):
+        doc = json.loads(text)
+        records = doc.get("records") if isinstance(doc, dict) else doc
+        if not isinstance(records, list):
+            raise SystemExit(f'{path}: expected {{"records": [...]}} or a list of records')
+        return records
+    types = {f["name"]: f["type"] for f in (schema or {}).get("features", [])}
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return [{k: _typed(v, types[k]) for k, v in row.items() if k in types} for row in rows]
+
+
+def _typed(cell: str, kind: str) -> Any:
+    if cell == "":
+        return None
+    if kind in ("integer", "float"):
+        try:
+            number = float(cell)
+        except ValueError:
+            return cell  # sent as is: the API names the record and the field
+        return int(number) if kind == "integer" and number.is_integer() else number
+    if kind == "boolean":
+        lowered = cell.strip().lower()
+        return (
+            True
+            if lowered in ("true", "1", "yes", "t", "y")
+            else False
+            if lowered in ("false", "0", "no", "f", "n")
+            else cell
+        )
+    return cell
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    try:
+        version = args.version
+        if version is None:
+            version = call("GET", f"/models/{args.model}").get("champion")
+            if version is None:
+                print(f"error: {args.model} has no champion yet", file=sys.stderr)
+                return 1
+        doc = call("GET", f"/models/{args.model}/versions/{version}")
+        records = read_records(args.file, doc.get("input_schema"))
+        path = (
+            f"/models/{args.model}/versions/{args.version}/predict"
+            if args.version
+            else f"/models/{args.model}/predict"
+        )
+        results: list[dict[str, Any]] = []
+        served = None
+        for start in range(0, len(records), CHUNK):
+            response = call("POST", path, {"records": records[start : start + CHUNK]})
+            served = response["version"]
+            results.extend(response["predictions"])
+    except ApiError as exc:
+        print(f"error {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        return _dump({"model": args.model, "version": served, "predictions": results})
+    print(f"{args.model} v{served}: {len(results)} prediction(s)")
+    for i, result in enumerate(results):
+        probabilities = result.get("probabilities")
+        shown = "  ".join(f"p({k})={v:.4f}" for k, v in probabilities.items()) if probabilities else ""
+        print(f"  {i:>5}  {result['prediction']!s:<12} {shown}")
+    return 0
+
+
+CHUNK = 500  # records per request (the API takes up to 1000)
+
+
 def _dump(doc: Any) -> int:
     print(json.dumps(doc, indent=2, default=str))
     return 0

@@ -1,0 +1,381 @@
+"""Batch scoring benchmark: a worker end to end against its stages alone, and 2 workers against 1.
+
+    .venv/bin/python benchmarks/batch_bench.py            # 1,000,000 rows (~200 MiB), 16 MiB shards
+    .venv/bin/python benchmarks/batch_bench.py --quick    # 200,000 rows, under a minute
+
+On one input object in a moto server (its own process, as S3 is another machine) and one model
+(the breast-cancer logistic regression, trained here by the training job's code), it measures:
+
+* each stage alone on the same shards: read (ranged GET, streamed), parse (pyarrow CSV + the
+  schema's checks), score (onnxruntime), format (CSV), write (create-only PUT);
+* a worker end to end (``scoring.engine.score_pieces`` over the ranged GET, then the write), in a
+  child process pinned to one core, the way a 1-vCPU Batch worker runs;
+* 1 worker against 2 (two pinned children splitting the shards) - wall time for the whole input;
+* peak RSS of a worker on the input and on an input twice as large (same shard size): memory is
+  set by the shard, not the input;
+* onnxruntime against scikit-learn on the score stage, for the logistic regression and for a deep
+  random forest (the engine choice of ``chalicelib/batch/requests.py::choose_engine``).
+
+The table goes to stdout; the last line is one JSON object with every figure, for docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for extra in (ROOT, ROOT / "jobs", ROOT / "scripts"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+MIB = 1024 * 1024
+BUCKET = "bench-batch"
+GOAL_OVERLAP = 1.1  # end to end <= 1.1x the slowest stage
+GOAL_SCALING = 1.7  # 2 workers >= 1.7x one
+
+
+def _env(port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "jobs"), str(ROOT), str(ROOT / "scripts")]),
+    }
+
+
+def build_models(work: Path) -> None:
+    """Train the logistic regression and a deep forest; write their ONNX, schema and pipeline."""
+    from chalicelib.training.settings import TrainingSettings
+    from chalicelib.validation import Contract
+    from mlops.datasets import breast_cancer_contract, breast_cancer_rows, to_csv
+    from training.main import build_candidate
+    from training.table import load_table
+
+    header, rows = breast_cancer_rows()
+    for name, family, params in (
+        ("logistic", "logistic_regression", {"C": 1.0}),
+        ("forest", "random_forest", {"n_estimators": 100}),
+    ):
+        doc = breast_cancer_contract()
+        doc["training"]["model"] = {"family": family, "params": params}
+        contract = Contract.parse(doc)
+        training = TrainingSettings.from_contract(contract)
+        lineage = {
+            "run_id": name,
+            "dataset": "breast_cancer",
+            "data_hash": "0" * 64,
+            "data_objects": [],
+            "parameters": training.to_dict(),
+        }
+        artifacts, _ = build_candidate(
+            load_table([to_csv(header, rows)], contract), contract, training, lineage
+        )
+        for artifact in ("model.onnx", "input_schema.json", "model.joblib"):
+            (work / f"{name}-{artifact}").write_bytes(artifacts[artifact])
+
+
+def load_scorer(work: Path, name: str, engine: str = "onnxruntime") -> Any:
+    import io
+
+    import joblib
+    from scoring.engine import Scorer
+
+    from chalicelib.serving.model import OnnxModel
+
+    model = OnnxModel(
+        (work / f"{name}-model.onnx").read_bytes(),
+        json.loads((work / f"{name}-input_schema.json").read_text()),
+    )
+    pipeline = (
+        joblib.load(io.BytesIO((work / f"{name}-model.joblib").read_bytes())) if engine == "sklearn" else None
+    )
+    return Scorer(model, engine, pipeline)
+
+
+def plan(key: str, shard_bytes: int) -> tuple[list[str], list[tuple[int, int]]]:
+    import boto3
+
+    from chalicelib.batch.sharding import InputObject, plan_shards
+
+    s3 = boto3.client("s3")
+    size = s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
+
+    def read(obj: Any, start: int, length: int) -> bytes:
+        return bytes(
+            s3.get_object(Bucket=BUCKET, Key=obj.key, Range=f"bytes={start}-{start + length - 1}")[
+                "Body"
+            ].read()
+        )
+
+    described, shards = plan_shards([InputObject(key, size)], shard_bytes, read)
+    return described[0]["header"], [(s.start, s.end) for s in shards]
+
+
+# --- the child: one worker -------------------------------------------------------------------------
+
+
+def child(args: argparse.Namespace) -> None:
+    """Score shards ``args.shards`` (i:j of the plan) end to end, or time the stages alone."""
+    import boto3
+    from scoring.engine import row_pieces, s3_range_chunks, score_pieces
+    from scoring.worker import write_part
+
+    work = Path(args.work)
+    scorer = load_scorer(work, "logistic")
+    header, shards = plan(args.key, args.shard_bytes)
+    first, last = (int(x) for x in args.shards.split(":"))
+    mine = shards[first:last]
+    s3 = boto3.client("s3")
+    figures: dict[str, Any] = {"shards": len(mine)}
+    if args.mode == "e2e-file":  # the same worker code, the shard bytes from a local file: no moto
+        path = work / Path(args.key).name
+        rows = 0
+        started = time.perf_counter()
+        with path.open("rb") as f:
+            for start, end in mine:
+                f.seek(start)
+                data = f.read(end - start)
+                chunks = iter([data[i : i + 4 * MIB] for i in range(0, len(data), 4 * MIB)])
+                rows += score_pieces(row_pieces(chunks), header, scorer).rows
+                del data, chunks
+        figures.update(rows=rows, seconds=time.perf_counter() - started)
+    elif args.mode == "e2e":
+        rows = 0
+        started = time.perf_counter()
+        cpu = time.process_time()
+        for i, (start, end) in enumerate(mine):
+            out = score_pieces(
+                row_pieces(s3_range_chunks(s3, BUCKET, args.key, None, start, end)), header, scorer
+            )
+            write_part(BUCKET, f"out/{args.tag}/part-{first + i:05d}.csv", out, "bench")
+            rows += out.rows
+        figures.update(
+            rows=rows, seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu
+        )
+    else:  # stages alone, each over every shard, on the same bytes
+        stage = {"read": 0.0, "parse": 0.0, "score": 0.0, "format": 0.0, "write": 0.0}
+        rows = 0
+        for i, (start, end) in enumerate(mine):
+            t = time.perf_counter()
+            pieces = list(row_pieces(s3_range_chunks(s3, BUCKET, args.key, None, start, end)))
+            stage["read"] += time.perf_counter() - t
+            t = time.perf_counter()
+            encoded = []
+            for piece in pieces:
+                table = scorer.parse(piece, header)
+                encoded.append((table, scorer.encode(table)))
+            stage["parse"] += time.perf_counter() - t
+            t = time.perf_counter()
+            scored = [(table, scorer.score(feed)) for table, feed in encoded]
+            stage["score"] += time.perf_counter() - t
+            t = time.perf_counter()
+            data = b"".join(scorer.format(table, scores, j == 0) for j, (table, scores) in enumerate(scored))
+            stage["format"] += time.perf_counter() - t
+            rows += sum(table.num_rows for table, _ in encoded)
+            t = time.perf_counter()
+            s3.put_object(
+                Bucket=BUCKET, Key=f"out/{args.tag}/stage-{first + i:05d}.csv", Body=data, IfNoneMatch="*"
+            )
+            stage["write"] += time.perf_counter() - t
+            del pieces, encoded, scored, data
+        figures.update(rows=rows, stages=stage)
+    figures["peak_rss_mib"] = _peak_rss_mib()
+    print(json.dumps(figures))
+
+
+def _peak_rss_mib() -> float:
+    """VmHWM: this process's peak RSS (ru_maxrss would include the parent's, kept across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_children(
+    port: int,
+    work: Path,
+    key: str,
+    shard_bytes: int,
+    mode: str,
+    splits: list[tuple[int, int]],
+    tag: str,
+    cores: list[int],
+) -> tuple[float, list[dict[str, Any]]]:
+    procs = []
+    started = time.perf_counter()
+    for n, (a, b) in enumerate(splits):
+        command = [sys.executable, __file__, "--child", "--mode", mode, "--work", str(work), "--key", key,
+                   "--shard-bytes", str(shard_bytes), "--shards", f"{a}:{b}", "--tag", f"{tag}-{n}"]  # fmt: skip
+        if cores:
+            command = ["taskset", "-c", str(cores[n % len(cores)]), *command]
+        procs.append(subprocess.Popen(command, env=_env(port), stdout=subprocess.PIPE, text=True))
+    results = []
+    for p in procs:
+        out, _ = p.communicate(timeout=3600)
+        if p.returncode:
+            raise SystemExit(f"a benchmark child failed ({p.returncode})")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return time.perf_counter() - started, results
+
+
+def engines(work: Path, rows: int) -> dict[str, Any]:
+    """Score stage alone: onnxruntime vs scikit-learn, per model."""
+    from mlops.datasets import breast_cancer_batch
+
+    data = breast_cancer_batch(rows, block_rows=rows)
+    header, body = data.split(b"\n", 1)
+    out: dict[str, Any] = {}
+    for name in ("logistic", "forest"):
+        ort = load_scorer(work, name, "onnxruntime")
+        skl = load_scorer(work, name, "sklearn")
+        table = ort.parse(body, header.decode().split(","))
+        feed = ort.encode(table)
+        times = {}
+        for label, scorer in (("onnxruntime", ort), ("sklearn", skl)):
+            scorer.score({k: v[:1000] for k, v in feed.items()})  # warm up
+            t = time.perf_counter()
+            scorer.score(feed)
+            times[label] = time.perf_counter() - t
+        out[name] = {"rows": rows, **{f"{k}_s": round(v, 3) for k, v in times.items()},
+                     "ort_over_sklearn": round(times["onnxruntime"] / times["sklearn"], 2)}  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200,000 rows, 4 MiB shards: under a minute")
+    parser.add_argument("--rows", type=int)
+    parser.add_argument("--shard-mb", type=float)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="e2e", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--key", help=argparse.SUPPRESS)
+    parser.add_argument("--shard-bytes", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--shards", help=argparse.SUPPRESS)
+    parser.add_argument("--tag", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args)
+        return 0
+    rows = args.rows or (200_000 if args.quick else 1_000_000)
+    shard_bytes = int((args.shard_mb or (4 if args.quick else 16)) * MIB)
+    work = ROOT / "build" / "bench" / "batch"
+    work.mkdir(parents=True, exist_ok=True)
+    from mlops.localcloud import free_port
+
+    port = free_port()
+    moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        os.environ.update({k: v for k, v in _env(port).items() if k.startswith("AWS_")})
+        import boto3
+
+        from mlops.datasets import breast_cancer_batch
+
+        for _ in range(100):
+            try:
+                boto3.client("s3").create_bucket(Bucket=BUCKET)
+                break
+            except Exception:
+                time.sleep(0.1)
+        t = time.perf_counter()
+        build_models(work)
+        data = breast_cancer_batch(rows)
+        double = breast_cancer_batch(rows * 2)
+        boto3.client("s3").put_object(Bucket=BUCKET, Key="in/x1.csv", Body=data)
+        boto3.client("s3").put_object(Bucket=BUCKET, Key="in/x2.csv", Body=double)
+        (work / "x1.csv").write_bytes(data)
+        setup_s = time.perf_counter() - t
+        _, shards = plan("in/x1.csv", shard_bytes)
+        n = len(shards)
+        _, stages = run_children(port, work, "in/x1.csv", shard_bytes, "stages", [(0, n)], "stages", [0])
+        e2e_1_s, e2e_1 = run_children(port, work, "in/x1.csv", shard_bytes, "e2e", [(0, n)], "one", [0])
+        e2e_2_s, e2e_2 = run_children(
+            port, work, "in/x1.csv", shard_bytes, "e2e", [(0, n // 2), (n // 2, n)], "two", [0, 1]
+        )
+        _, file_1 = run_children(port, work, "in/x1.csv", shard_bytes, "e2e-file", [(0, n)], "f1", [0])
+        _, file_2 = run_children(
+            port, work, "in/x1.csv", shard_bytes, "e2e-file", [(0, n // 2), (n // 2, n)], "f2", [0, 1]
+        )
+        # Scaling from the children's own clocks (start-up and imports, ~1.5 s a process, excluded).
+        file_1_s = file_1[0]["seconds"]
+        file_2_s = max(r["seconds"] for r in file_2)
+        _, shards2 = plan("in/x2.csv", shard_bytes)
+        _, big = run_children(port, work, "in/x2.csv", shard_bytes, "e2e", [(0, len(shards2))], "big", [0])
+        engine_figures = engines(work, min(rows, 100_000))
+    finally:
+        moto.terminate()
+        moto.wait()
+    stage = stages[0]["stages"]
+    slowest = max(stage, key=stage.get)
+    worker_s = e2e_1[0]["seconds"]
+    e2e_1_s = worker_s
+    e2e_2_s = max(r["seconds"] for r in e2e_2)
+    figures = {
+        "benchmark": "batch_bench",
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "quick": args.quick,
+        "rows": rows,
+        "input_mib": round(len(data) / MIB, 1),
+        "shard_mib": round(shard_bytes / MIB, 1),
+        "shards": n,
+        "setup_s": round(setup_s, 1),
+        "stages_s": {k: round(v, 3) for k, v in stage.items()},
+        "stages_sum_s": round(sum(stage.values()), 3),
+        "slowest_stage": slowest,
+        "e2e_worker_s": round(worker_s, 3),
+        "e2e_rows_per_s": round(rows / worker_s),
+        "e2e_over_slowest_stage": round(worker_s / stage[slowest], 2),
+        "e2e_over_stages_sum": round(worker_s / sum(stage.values()), 2),
+        "one_worker_s": round(e2e_1_s, 3),
+        "two_workers_s": round(e2e_2_s, 3),
+        "two_over_one_speedup": round(e2e_1_s / e2e_2_s, 2),
+        "worker_cpu_s": round(e2e_1[0]["cpu_seconds"], 3),
+        "no_moto_one_worker_s": round(file_1_s, 3),
+        "no_moto_two_workers_s": round(file_2_s, 3),
+        "no_moto_two_over_one_speedup": round(file_1_s / file_2_s, 2),
+        "peak_rss_mib_input_1x": round(e2e_1[0]["peak_rss_mib"], 1),
+        "peak_rss_mib_input_2x": round(big[0]["peak_rss_mib"], 1),
+        "engines": engine_figures,
+        "goals": {
+            "e2e_le_1.1x_slowest_stage": worker_s / stage[slowest] <= GOAL_OVERLAP,
+            "two_workers_ge_1.7x": e2e_1_s / e2e_2_s >= GOAL_SCALING,
+            "memory_flat": big[0]["peak_rss_mib"] <= 1.2 * e2e_1[0]["peak_rss_mib"],
+        },
+    }
+    print(f"{rows:,} rows, {figures['input_mib']} MiB, {n} shards of {figures['shard_mib']} MiB")
+    for name, seconds in stage.items():
+        print(f"  stage {name:<7} {seconds:7.3f} s  {rows / seconds:>12,.0f} rows/s")
+    print(
+        f"  worker end to end {worker_s:7.3f} s  {rows / worker_s:>12,.0f} rows/s  ({figures['e2e_over_slowest_stage']}x the slowest stage, {figures['e2e_over_stages_sum']}x their sum)"
+    )
+    print(f"  1 worker {e2e_1_s:.2f} s, 2 workers {e2e_2_s:.2f} s: {figures['two_over_one_speedup']}x")
+    print(
+        f"  shards from a local file (no moto): 1 worker {file_1_s:.2f} s, 2 workers {file_2_s:.2f} s: {figures['no_moto_two_over_one_speedup']}x"
+    )
+    print(
+        f"  peak RSS {figures['peak_rss_mib_input_1x']} MiB (input 1x), {figures['peak_rss_mib_input_2x']} MiB (input 2x)"
+    )
+    for name, e in engine_figures.items():
+        print(
+            f"  score {name}: onnxruntime {e['onnxruntime_s']} s, scikit-learn {e['sklearn_s']} s ({e['ort_over_sklearn']}x)"
+        )
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""Predict benchmark: the /predict route against a bare session, a minimal handler and scikit-learn.
+
+    .venv/bin/python benchmarks/predict_bench.py            # 2,000 records per model, 5 cold starts each
+    .venv/bin/python benchmarks/predict_bench.py --quick    # 300 records, 3 cold starts: under a minute
+
+Three models (logistic regression, random forest, HistGradientBoosting) are trained on the
+breast-cancer data by the project's own training code (``jobs/training``: the same pipeline, ONNX
+export and parity check as a real run), published as candidates into a moto server with the
+data-plane stack, and promoted by the real ``evaluate_candidate`` code, each as the champion of its
+own model. Then, in this one process and on the same records:
+
+* **route**: an API Gateway proxy event for ``POST /models/{name}/predict`` with one record, through
+  the Chalice app (middleware, authorizer-free local stage, body parsing, schema checks, session,
+  response JSON), warm: the session and the champion pointer are cached after the first call;
+* **session.run**: the same record's ONNX feed, prebuilt, through ``InferenceSession.run`` alone;
+* **minimal handler**: ``json.loads`` the event body -> feed -> ``session.run`` -> ``json.dumps``:
+  what a hand-written Lambda handler without a framework would do;
+* **scikit-learn**: ``predict_proba`` of the fitted pipeline on the same record.
+
+Each figure is the p50 and p99 of single-record latencies over distinct records (holdout rows
+resampled with small noise, seeded). Cold start, median of N fresh processes each: (a) start Python,
+import the app, answer its first ``/predict`` (the model fetched from the moto server, verified,
+session created); (b) start Python, ``joblib.load`` the scikit-learn pipeline, answer one
+``predict_proba``. Wall time from spawn to answer.
+
+Goals (issue 6): route p50 <= 1.5x the minimal handler's; ORT single-record >= 10x faster than
+scikit-learn for every family; cold start <= 0.35x the scikit-learn process's. The table goes to
+stdout; the last line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "jobs", ROOT / "scripts"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+SEED = 20261123
+FAMILIES = {
+    "lr": ("logistic_regression", {"C": 1.0, "max_iter": 1000}),
+    "rf": ("random_forest", {"n_estimators": 100}),
+    "hgb": ("hist_gradient_boosting", {}),
+}
+GOAL_ROUTE_VS_MINIMAL = 1.5
+GOAL_ORT_SPEEDUP = 10.0
+GOAL_COLD_RATIO = 0.35
+
+COLD_APP = """
+import json, sys, time
+t0 = time.perf_counter()
+import app
+from chalice.local import LambdaContext
+event = json.loads(sys.argv[1])
+ctx = LambdaContext("serverless-mlops-local-api_handler", 1024)
+response = app.app(event, ctx)
+assert response["statusCode"] == 200, response
+print(json.dumps({"in_process_s": time.perf_counter() - t0}))
+"""
+
+COLD_SKLEARN = """
+import json, sys, time
+t0 = time.perf_counter()
+import joblib
+import numpy as np
+pipeline = joblib.load(sys.argv[1])
+row = np.array([json.loads(sys.argv[2])], dtype=object)
+pipeline.predict_proba(row)
+print(json.dumps({"in_process_s": time.perf_counter() - t0}))
+"""
+
+
+def percentiles(times_s: list[float]) -> dict[str, float]:
+    us = np.asarray(times_s) * 1e6
+    return {"p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="300 records, 3 cold starts: under a minute")
+    parser.add_argument("--records", type=int, help="distinct records per model (default 2000, quick 300)")
+    parser.add_argument("--cold", type=int, help="cold starts per side (default 5, quick 3)")
+    args = parser.parse_args(argv)
+    n_records = args.records or (300 if args.quick else 2000)
+    n_cold = args.cold or (3 if args.quick else 5)
+    started = time.monotonic()
+
+    # Quiet, deterministic, one thread per library: a Lambda function has about one vCPU.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    os.environ["MLOPS_AUTH_READS"] = "false"
+    os.environ["MLOPS_TRACING"] = "false"
+
+    from moto.server import ThreadedMotoServer
+
+    from mlops.localcloud import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "MLOPS_STAGE": "local",
+    }
+    os.environ.update(env)
+    try:
+        results = run(n_records, n_cold, env)
+    finally:
+        server.stop()
+    results["seconds"] = round(time.monotonic() - started, 1)
+    report(results)
+    return 0
+
+
+def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
+    import boto3
+    import joblib
+    from threadpoolctl import threadpool_limits
+
+    from chalicelib import aws
+    from chalicelib.registry.evaluator import evaluate_manifest
+    from chalicelib.settings import Settings
+    from chalicelib.training.settings import TrainingSettings
+    from chalicelib.validation import Contract, ContractStore
+    from mlops.cfn import deploy_stack, stack_name
+    from mlops.datasets import breast_cancer_contract, breast_cancer_rows, to_csv
+    from training.core import train
+    from training.main import build_candidate, candidate_prefix, publish_candidate
+    from training.pipeline import feature_matrix, model_features
+    from training.table import load_table
+
+    aws.reset_clients()
+    settings = Settings.for_stage("local")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        deploy_stack(
+            boto3.session.Session(),
+            stack_name(settings.prefix, settings.stage),
+            {"Stage": settings.stage, "NamePrefix": settings.prefix},
+        )
+    header, rows = breast_cancer_rows()
+    data = to_csv(header, rows)
+    out: dict[str, Any] = {"records": n_records, "cold_starts": n_cold, "models": {}}
+    tmp = Path(tempfile.mkdtemp(prefix="predict-bench-"))
+
+    import app as app_module
+    from chalice.config import Config
+    from chalice.local import LambdaContext, LocalGateway
+
+    from chalicelib.serving import predict
+
+    gateway = LocalGateway(app_module.app, Config())
+    context = LambdaContext("serverless-mlops-local-api_handler", 1024)
+
+    for short, (family, params) in FAMILIES.items():
+        name = f"bench_{short}"
+        doc = breast_cancer_contract()
+        doc["dataset"] = name
+        doc["training"]["model"] = {"family": family, "params": params}
+        doc["promotion"] = {"max_latency_ms": 1000}
+        contract = Contract.parse(doc)
+        ContractStore(settings.data_bucket).put(contract)
+        training = TrainingSettings.from_contract(contract)
+        table = load_table([data], contract)
+        with threadpool_limits(1):
+            artifacts, fields = build_candidate(
+                table, contract, training, {"run_id": f"{name}-1", "dataset": name, "data_hash": "0" * 64}
+            )
+            fitted = train(table, contract, training).pipeline  # the same fit (seeded), for sklearn
+        prefix = candidate_prefix(name, f"{name}-1")
+        publish_candidate(settings.models_bucket, prefix, artifacts, {**fields, "run_id": f"{name}-1"}, contract)
+        outcome = evaluate_manifest(settings.models_bucket, prefix + "manifest.json", settings=settings)
+        assert outcome["action"] == "promoted", outcome
+
+        # Distinct records: every row, resampled with 1% noise (seeded), features only.
+        features = model_features(contract)
+        names = [f.name for f in features]
+        rng = np.random.default_rng(SEED)
+        index = {h: i for i, h in enumerate(header)}
+        picks = rng.integers(0, len(rows), n_records)
+        records = [
+            {n: float(rows[i][index[n]]) * float(1 + rng.normal(0, 0.01)) for n in names} for i in picks
+        ]
+        events = [
+            gateway._generate_lambda_event(
+                "POST",
+                f"/models/{name}/predict",
+                {"content-type": "application/json"},
+                json.dumps({"records": [r]}).encode(),
+            )
+            for r in records
+        ]
+        for event in events:  # API Gateway sends the body as text
+            if isinstance(event.get("body"), bytes):
+                event["body"] = event["body"].decode()
+        predict.reset()
+        first = app_module.app(events[0], context)
+        assert first["statusCode"] == 200, first
+        session_model = predict.predictor().session(name, 1)
+        session = session_model.session
+        feeds = [session_model.schema.encode_records([r]) for r in records]
+
+        def route(event: dict[str, Any]) -> None:
+            response = app_module.app(event, context)
+            if response["statusCode"] != 200:
+                raise AssertionError(response)
+
+        def bare(feed: dict[str, np.ndarray]) -> None:
+            session.run(None, feed)
+
+        def minimal(event: dict[str, Any]) -> str:
+            record = json.loads(event["body"])["records"][0]
+            feed = {n: np.array([[float(record[n])]], dtype=np.float64) for n in names}
+            label, probabilities = session.run(None, feed)
+            return json.dumps({"prediction": int(label[0]), "probabilities": probabilities[0].tolist()})
+
+        matrices = [feature_matrix(_table(r, names), features) for r in records]
+
+        def sklearn(matrix: np.ndarray) -> None:
+            fitted.predict_proba(matrix)
+
+        with threadpool_limits(1):
+            figures = {
+                "route": _time(route, events),
+                "session_run": _time(bare, feeds),
+                "minimal_handler": _time(minimal, events),
+                "sklearn": _time(sklearn, matrices),
+            }
+        figures["route_vs_minimal_p50"] = figures["route"]["p50_us"] / figures["minimal_handler"]["p50_us"]
+        figures["sklearn_vs_session_p50"] = figures["sklearn"]["p50_us"] / figures["session_run"]["p50_us"]
+
+        # Cold starts: fresh processes, the model fetched from the moto server.
+        joblib_path = tmp / f"{name}.joblib"
+        joblib.dump(fitted, joblib_path)
+        child_env = {**os.environ, **env, "MLOPS_AUTH_READS": "false", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+        child_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "jobs")])
+        child_env["OMP_NUM_THREADS"] = "1"
+        app_times, sk_times = [], []
+        row = matrices[0][0].tolist()
+        for i in range(n_cold):
+            app_times.append(_spawn(COLD_APP, [json.dumps(events[i])], child_env))
+            sk_times.append(_spawn(COLD_SKLEARN, [str(joblib_path), json.dumps(row)], child_env))
+        figures["cold_app_s"] = statistics.median(app_times)
+        figures["cold_sklearn_s"] = statistics.median(sk_times)
+        figures["cold_ratio"] = figures["cold_app_s"] / figures["cold_sklearn_s"]
+        figures["model_bytes"] = len(artifacts["model.onnx"])
+        out["models"][short] = figures
+        print(f"   {short}: done", file=sys.stderr, flush=True)
+
+    models = out["models"].values()
+    out["goals"] = {
+        "route_vs_minimal_p50_max": max(m["route_vs_minimal_p50"] for m in models),
+        "route_goal": GOAL_ROUTE_VS_MINIMAL,
+        "ort_speedup_min": min(m["sklearn_vs_session_p50"] for m in models),
+        "ort_goal": GOAL_ORT_SPEEDUP,
+        "cold_ratio_max": max(m["cold_ratio"] for m in models),
+        "cold_goal": GOAL_COLD_RATIO,
+    }
+    return out
+
+
+def _table(record: dict[str, float], names: list[str]) -> Any:
+    """A one-row table in the training job's format (what ``feature_matrix`` takes)."""
+
+    class One:
+        n_rows = 1
+
+        def __getitem__(self, name: str) -> np.ndarray:
+            return np.array([record[name]], dtype=np.float64)
+
+    return One()
+
+
+def _time(fn: Any, items: list[Any]) -> dict[str, float]:
+    for item in items[:50]:  # warm-up
+        fn(item)
+    times = []
+    for item in items:
+        t0 = time.perf_counter()
+        fn(item)
+        times.append(time.perf_counter() - t0)
+    return percentiles(times)
+
+
+def _spawn(code: str, args: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=ROOT)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"cold-start child failed: {done.stderr[-2000:]}")
+    return elapsed
+
+
+def report(results: dict[str, Any]) -> None:
+    print(f"\npredict benchmark: {results['records']} records per model, {results['cold_starts']} cold starts")
+    print(f"{'model':<6} {'route p50/p99 us':>18} {'session.run':>14} {'minimal':>14} {'sklearn':>16} "
+          f"{'route/min':>9} {'sk/ort':>7} {'cold app s':>10} {'cold sk s':>9} {'ratio':>6}")  # fmt: skip
+    for short, m in results["models"].items():
+        def pair(key: str) -> str:
+            return f"{m[key]['p50_us']:.0f}/{m[key]['p99_us']:.0f}"
+
+        print(
+            f"{short:<6} {pair('route'):>18} {pair('session_run'):>14} {pair('minimal_handler'):>14} "
+            f"{pair('sklearn'):>16} {m['route_vs_minimal_p50']:>9.2f} {m['sklearn_vs_session_p50']:>7.1f} "
+            f"{m['cold_app_s']:>10.2f} {m['cold_sklearn_s']:>9.2f} {m['cold_ratio']:>6.2f}"
+        )
+    g = results["goals"]
+    print(
+        f"goals: route/minimal p50 {g['route_vs_minimal_p50_max']:.2f} (<= {g['route_goal']}), "
+        f"ORT speed-up {g['ort_speedup_min']:.1f}x (>= {g['ort_goal']}), "
+        f"cold ratio {g['cold_ratio_max']:.2f} (<= {g['cold_goal']})"
+    )
+    results["machine"] = {
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""What can go wrong with a batch inference job, each with a name that says so."""
+
+from __future__ import annotations
+
+
+class BatchError(Exception):
+    """Base of the batch inference errors."""
+
+
+class InvalidRequest(BatchError, ValueError):
+    """A batch job request that cannot be accepted; the message names the field and the fix."""
+
+
+class JobNotFound(BatchError, LookupError):
+    """No batch job with that id."""
+
+
+class ModelNotAvailable(BatchError):
+    """The model (or the version asked for) cannot score: not registered, rejected, or no champion."""
+
+
+class BadShard(BatchError):
+    """A shard's rows cannot be scored (bad values, wrong columns): retrying will not help."""

@@ -1,0 +1,262 @@
+"""Real-time predictions: the champion (or a pinned version) scores JSON records with onnxruntime.
+
+Warm and cold paths (one API Lambda container serves many requests):
+
+* **Sessions**: one ``OnnxModel`` (ONNX session + input schema) per model version, created once per
+  container on first use and kept (``MAX_SESSIONS`` versions, the one loaded longest ago dropped). The model
+  file is fetched by the S3 version id the registry recorded and verified against its SHA-256 before
+  a session is made from it.
+* **Champion pointer**: read from the registry and cached for ``CHAMPION_TTL_S`` seconds (default 10,
+  ``MLOPS_CHAMPION_TTL_SECONDS`` overrides). A promotion or a rollback is therefore served by every
+  warm container within that TTL; a pinned version (``/versions/{v}/predict``) never moves.
+* **Shadow scoring**: when a model has a challenger (``PUT /models/{name}/challenger``), it scores
+  the same records after the champion; its predictions are logged beside the champion's (never the
+  inputs), never returned, and a challenger failure never fails the request.
+
+The request: ``{"records": [{feature: value, ...}, ...]}``, at most ``MAX_RECORDS`` records and
+``MAX_BODY_BYTES`` bytes. Each record is checked against the version's input schema; every problem
+is reported with the record's index and the field (``chalicelib.serving.schema``).
+
+Imports: numpy, onnxruntime (lazily, in ``model.py``), boto3: no scikit-learn, scipy or pandas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from chalicelib import aws
+from chalicelib.serving.model import OnnxModel, Scores, verify
+from chalicelib.serving.schema import InvalidInput, Problem
+
+MAX_RECORDS = 1000
+MAX_BODY_BYTES = 1024 * 1024
+MAX_SESSIONS = 8
+CHAMPION_TTL_S = 10.0
+# Statuses whose versions are served when pinned: everything registered and verified, except rejected.
+NOT_SERVED = ("rejected",)
+
+
+class ModelNotFound(Exception):
+    """No such model, version or champion: a 404."""
+
+
+class NotServable(Exception):
+    """The version exists but is not served (rejected): a 409."""
+
+
+def champion_ttl() -> float:
+    try:
+        return max(0.0, float(os.environ.get("MLOPS_CHAMPION_TTL_SECONDS", CHAMPION_TTL_S)))
+    except ValueError:
+        return CHAMPION_TTL_S
+
+
+def parse_records(body: Any) -> list[Any]:
+    """The request's records, or ``InvalidInput`` naming what is wrong with the envelope."""
+    if not isinstance(body, dict):
+        raise InvalidInput([Problem(None, None, 'the body must be a JSON object {"records": [...]}')])
+    unknown = sorted(set(body) - {"records"})
+    if unknown:
+        raise InvalidInput([Problem(None, unknown[0], 'unknown key: the body takes only "records"')])
+    records = body.get("records")
+    if not isinstance(records, list):
+        raise InvalidInput([Problem(None, "records", "missing or not a list: send a list of records")])
+    if not records:
+        raise InvalidInput([Problem(None, "records", "the list is empty: send at least one record")])
+    if len(records) > MAX_RECORDS:
+        raise InvalidInput(
+            [
+                Problem(
+                    None,
+                    "records",
+                    f"{len(records):,} records, over the limit of {MAX_RECORDS:,} per request",
+                )
+            ]
+        )
+    return records
+
+
+class Predictor:
+    """Per-container state: the registry reader, the champion cache and the session cache."""
+
+    def __init__(
+        self,
+        registry: Any,
+        clock: Callable[[], float] = time.monotonic,
+        max_sessions: int = MAX_SESSIONS,
+        ttl_s: float | None = None,
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.max_sessions = max_sessions
+        self.ttl_s = champion_ttl() if ttl_s is None else ttl_s
+        # Insertion-ordered: when full, the version loaded longest ago is dropped (a container rarely
+        # serves more than the champion, a pinned version or two and a challenger).
+        self._sessions: OrderedDict[tuple[str, int], OnnxModel] = OrderedDict()
+        self._pointers: dict[tuple[str, str], tuple[int | None, float]] = {}
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, int], threading.Lock] = {}
+        self.loads = 0  # sessions created in this container (tests and the cold-start benchmark read it)
+
+    # --- pointers ---------------------------------------------------------------------------------
+
+    def _pointer(self, model: str, kind: str, read: Callable[[], int | None]) -> int | None:
+        now = self.clock()
+        cached = self._pointers.get((model, kind))  # a dict read is atomic: no lock on the warm path
+        if cached is not None and now - cached[1] < self.ttl_s:
+            return cached[0]
+        value = read()
+        with self._lock:
+            self._pointers[(model, kind)] = (value, now)
+        return value
+
+    def champion(self, model: str) -> int:
+        version = self._pointer(model, "champion", lambda: self.registry.champion(model))
+        if version is None:
+            if not self.registry.versions(model):
+                raise ModelNotFound(f"no model named {model!r}")
+            raise ModelNotFound(f"{model} has no champion yet: no version has been promoted")
+        return version
+
+    def challenger(self, model: str) -> int | None:
+        return self._pointer(model, "challenger", lambda: self.registry.challenger(model))
+
+    # --- sessions ---------------------------------------------------------------------------------
+
+    def session(self, model: str, version: int) -> OnnxModel:
+        key = (model, version)
+        found = self._sessions.get(key)  # warm path: no lock (recency is refreshed on loads only)
+        if found is not None:
+            return found
+        with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:  # one fetch per version, however many requests arrive at once
+            with self._lock:
+                found = self._sessions.get(key)
+            if found is not None:
+                return found
+            loaded = self._load(model, version)
+            with self._lock:
+                self._sessions[key] = loaded
+                self.loads += 1
+                while len(self._sessions) > self.max_sessions:
+                    self._sessions.popitem(last=False)
+                self._loading.pop(key, None)
+            return loaded
+
+    def _load(self, model: str, version: int) -> OnnxModel:
+        doc = self.registry.version(model, version)
+        if doc is None:
+            if not self.registry.versions(model):
+                raise ModelNotFound(f"no model named {model!r}")
+            raise ModelNotFound(f"{model} has no version {version}")
+        if doc.get("status") in NOT_SERVED:
+            raise NotServable(f"{model} v{version} was rejected; it is not served")
+        s3 = aws.client("s3")
+        files = {}
+        for name in ("model.onnx", "input_schema.json"):
+            where = doc["artifacts"][name]
+            args: dict[str, Any] = {"Bucket": doc["bucket"], "Key": where["key"]}
+            if where.get("version_id"):
+                args["VersionId"] = where["version_id"]
+            data = s3.get_object(**args)["Body"].read()
+            verify(f"{model} v{version} {name}", data, where.get("sha256"), where.get("bytes"))
+            files[name] = data
+        return OnnxModel(files["model.onnx"], json.loads(files["input_schema.json"]))
+
+    # --- predictions ------------------------------------------------------------------------------
+
+    def predict(self, model: str, records: Sequence[Any], version: int | None = None) -> dict[str, Any]:
+        """Score the records; raises ``InvalidInput`` (400), ``ModelNotFound`` (404), ``NotServable``."""
+        served = version if version is not None else self.champion(model)
+        session = self.session(model, served)
+        scores = session.run(session.schema.encode_records(records))
+        response = {"model": model, "version": served, "predictions": format_scores(session, scores)}
+        if version is None:
+            self._shadow(model, served, records, session, scores)
+        return response
+
+    def _shadow(
+        self, model: str, champion: int, records: Sequence[Any], session: OnnxModel, scores: Scores
+    ) -> None:
+        from chalicelib.observability import logger
+
+        try:
+            challenger = self.challenger(model)
+            if challenger is None or challenger == champion:
+                return
+            other = self.session(model, challenger)
+            shadow = other.run(other.schema.encode_records(records))
+        except Exception as exc:  # the challenger never fails the champion's answer
+            logger.warning("shadow scoring skipped", extra={"model": model, "error": str(exc)[:300]})
+            return
+        ours, theirs = _labels(session, scores), _labels(other, shadow)
+        logger.info(
+            "shadow prediction",
+            extra={
+                "model": model,
+                "champion_version": champion,
+                "challenger_version": challenger,
+                "records": len(records),
+                "agreement": float(np.mean([a == b for a, b in zip(ours, theirs, strict=True)])),
+                "champion_predictions": ours[:MAX_RECORDS],
+                "challenger_predictions": theirs[:MAX_RECORDS],
+            },
+        )
+
+
+def _labels(session: OnnxModel, scores: Scores) -> list[Any]:
+    if scores.labels is not None:
+        return [_plain(v) for v in scores.labels.tolist()]
+    assert scores.predictions is not None
+    return [float(v) for v in scores.predictions.tolist()]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def format_scores(session: OnnxModel, scores: Scores) -> list[dict[str, Any]]:
+    """Per record: ``prediction`` and, for classifiers, ``probabilities`` by class."""
+    if scores.probabilities is None:
+        assert scores.predictions is not None
+        return [{"prediction": float(v)} for v in scores.predictions.tolist()]
+    assert scores.labels is not None
+    classes = [str(c) for c in session.classes]
+    labels = [_plain(v) for v in scores.labels.tolist()]
+    return [
+        {"prediction": label, "probabilities": dict(zip(classes, row, strict=True))}
+        for label, row in zip(labels, scores.probabilities.tolist(), strict=True)
+    ]
+
+
+_predictor: Predictor | None = None
+_predictor_lock = threading.Lock()
+
+
+def predictor(settings: Mapping[str, str] | None = None) -> Predictor:
+    """This container's predictor (created on first use)."""
+    global _predictor
+    with _predictor_lock:
+        if _predictor is None:
+            from chalicelib.registry.store import Registry
+            from chalicelib.settings import Settings
+
+            s = Settings.from_env(settings)
+            _predictor = Predictor(Registry(s.registry_table, s.audit_table))
+        return _predictor
+
+
+def reset() -> None:
+    """Forget this container's sessions and pointers (tests)."""
+    global _predictor
+    with _predictor_lock:
+        _predictor = None

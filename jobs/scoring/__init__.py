@@ -1,0 +1,1 @@
+"""Batch scoring workers (the job image): ``python -m scoring.worker --job-id J``."""

@@ -1,0 +1,341 @@
+"""Scoring one shard: read -> parse -> encode -> score -> format, with the stages overlapped.
+
+Parsing uses pyarrow's CSV reader (C++, the GIL released; the job image is not size-bound, unlike
+the Lambda package). Values are checked against the version's input schema with the same rules as
+``InputSchema.encode_text`` (nullability, bounds, integers, allowed values), vectorised for numbers
+and categories; booleans and timestamps go through the schema's own per-cell rules. A shard with a
+value the model cannot take fails as ``BadShard``, naming the object, row and field: its rows are
+never silently dropped or scored wrong.
+
+Output: one CSV per shard with the input's non-feature columns passed through as they were (the
+row id first among them, so outputs join back to inputs), then ``prediction`` and, for a
+classifier, ``probability_<class>`` per class.
+
+Pipelining: a reader thread streams the byte range in ``chunk_bytes`` pieces cut at row ends, a
+parser thread turns pieces into feature tensors, and the calling thread scores and formats; the
+queues between them hold two pieces each, so memory is set by the chunk and shard size, never by
+the object's.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from chalicelib.batch.exceptions import BadShard
+from chalicelib.serving.model import OnnxModel, Scores
+from chalicelib.serving.schema import NUMERIC_TYPES, TEXT_TYPES
+
+CHUNK_BYTES = 4 * 1024 * 1024
+_END = object()
+
+
+@dataclass
+class Encoded:
+    table: pa.Table
+    feed: dict[str, np.ndarray]
+    first_row: int
+    nbytes: int
+
+
+class Scorer:
+    """A pinned version, ready to score CSV pieces with onnxruntime or its scikit-learn pipeline."""
+
+    def __init__(self, model: OnnxModel, engine: str = "onnxruntime", pipeline: Any = None) -> None:
+        if engine == "sklearn" and pipeline is None:
+            raise ValueError("engine sklearn needs the version's fitted pipeline (model.joblib)")
+        self.model = model
+        self.schema = model.schema
+        self.engine = engine
+        self.pipeline = pipeline
+
+    # --- parse and encode -------------------------------------------------------------------------
+
+    def parse(self, data: bytes, header: list[str], where: str = "") -> pa.Table:
+        missing = [f.name for f in self.schema.features if f.name not in header]
+        if missing:
+            raise BadShard(f"{where}: missing column(s) {', '.join(missing)}: this model needs them")
+        types = {
+            name: pa.float64()
+            if name in self.schema.by_name and self.schema.by_name[name].type in NUMERIC_TYPES
+            else pa.string()
+            for name in header
+        }
+        try:
+            return pacsv.read_csv(
+                io.BytesIO(data),
+                read_options=pacsv.ReadOptions(
+                    column_names=header, use_threads=False, block_size=max(1 << 20, len(data) + 1)
+                ),
+                parse_options=pacsv.ParseOptions(newlines_in_values=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types,
+                    null_values=[""],
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            raise BadShard(f"{where}: {exc}") from None
+
+    def encode(self, table: pa.Table, first_row: int = 0, where: str = "") -> dict[str, np.ndarray]:
+        """The ONNX feed of a parsed piece; ``BadShard`` naming the first bad row (1-based in the shard)."""
+        feed: dict[str, np.ndarray] = {}
+        for feature in self.schema.features:
+            column = table[feature.name]
+            if feature.type in NUMERIC_TYPES:
+                values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+                null = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                bad = self._numeric_problems(feature, values, null)
+                if bad is not None:
+                    row, problem = bad
+                    raise BadShard(f"{where}: row {first_row + row + 1}: field {feature.name!r}: {problem}")
+                feed[feature.onnx_input] = values.reshape(-1, 1)
+            elif feature.type in TEXT_TYPES:
+                texts = column.to_numpy(zero_copy_only=False).astype(str)
+                if not feature.nullable and (texts == "").any():
+                    row = int(np.flatnonzero(texts == "")[0])
+                    raise BadShard(
+                        f"{where}: row {first_row + row + 1}: field {feature.name!r}: empty, and the contract says never null"
+                    )
+                if feature.allowed is not None:
+                    ok = np.isin(texts, np.asarray([*sorted(map(str, feature.allowed)), ""]))
+                    if not ok.all():
+                        row = int(np.flatnonzero(~ok)[0])
+                        raise BadShard(
+                            f"{where}: row {first_row + row + 1}: field {feature.name!r}: {texts[row][:40]!r} is not an allowed value"
+                        )
+                feed[feature.onnx_input] = texts.reshape(-1, 1)
+            else:  # booleans and timestamps: the schema's own per-cell rules
+                cells = column.to_pylist()
+                out = np.empty(len(cells), dtype=np.float64)
+                for i, cell in enumerate(cells):
+                    try:
+                        out[i] = self.schema._text_value(feature, cell or "")
+                    except ValueError as exc:
+                        raise BadShard(
+                            f"{where}: row {first_row + i + 1}: field {feature.name!r}: {exc}"
+                        ) from None
+                feed[feature.onnx_input] = out.reshape(-1, 1)
+        return feed
+
+    @staticmethod
+    def _numeric_problems(feature: Any, values: np.ndarray, null: np.ndarray) -> tuple[int, str] | None:
+        if not feature.nullable and null.any():
+            return int(np.flatnonzero(null)[0]), "empty, and the contract says never null"
+        present = ~null
+        with np.errstate(invalid="ignore"):
+            checks = [(present & ~np.isfinite(values), "not a finite number")]
+            if feature.min is not None:
+                checks.append((present & (values < feature.min), f"below the minimum {feature.min:g}"))
+            if feature.max is not None:
+                checks.append((present & (values > feature.max), f"above the maximum {feature.max:g}"))
+            if feature.type == "integer":
+                checks.append((present & np.isfinite(values) & (np.mod(values, 1) != 0), "not an integer"))
+        for mask, problem in checks:
+            if mask.any():
+                row = int(np.flatnonzero(mask)[0])
+                return row, f"{values[row]!r}: {problem}"
+        return None
+
+    # --- score and format -------------------------------------------------------------------------
+
+    def score(self, feed: dict[str, np.ndarray]) -> Scores:
+        if self.engine == "onnxruntime":
+            return self.model.run(feed)
+        columns = [feed[f.onnx_input][:, 0] for f in self.schema.features]
+        numeric = all(c.dtype.kind == "f" for c in columns)
+        matrix = np.column_stack(columns) if numeric else np.column_stack([c.astype(object) for c in columns])
+        if self.schema.classification:
+            return Scores(
+                labels=np.asarray(self.pipeline.predict(matrix)),
+                probabilities=np.asarray(self.pipeline.predict_proba(matrix), dtype=np.float64),
+            )
+        return Scores(predictions=np.asarray(self.pipeline.predict(matrix), dtype=np.float64).reshape(-1))
+
+    def output_columns(self, header: list[str]) -> list[str]:
+        passthrough = [c for c in header if c not in self.schema.by_name]
+        if self.schema.classification:
+            return [*passthrough, "prediction", *(f"probability_{c}" for c in self.schema.classes)]
+        return [*passthrough, "prediction"]
+
+    def format(self, table: pa.Table, scores: Scores, include_header: bool) -> bytes:
+        columns: dict[str, Any] = {c: table[c] for c in table.column_names if c not in self.schema.by_name}
+        if self.schema.classification:
+            assert scores.labels is not None and scores.probabilities is not None
+            columns["prediction"] = pa.array(
+                scores.labels.tolist() if scores.labels.dtype == object else scores.labels
+            )
+            for j, cls in enumerate(self.schema.classes):
+                columns[f"probability_{cls}"] = pa.array(scores.probabilities[:, j])
+        else:
+            assert scores.predictions is not None
+            columns["prediction"] = pa.array(scores.predictions)
+        buf = io.BytesIO()
+        pacsv.write_csv(
+            pa.table(columns),
+            buf,
+            write_options=pacsv.WriteOptions(include_header=include_header, quoting_style="needed"),
+        )
+        return buf.getvalue()
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def row_pieces(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Byte chunks -> pieces that end at a row end (the carry-over goes to the next piece)."""
+    carry = b""
+    for chunk in chunks:
+        if not chunk:
+            continue
+        data = carry + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        yield data[: cut + 1]
+        carry = data[cut + 1 :]
+    if carry.strip():
+        yield carry if carry.endswith(b"\n") else carry + b"\n"
+
+
+def s3_range_chunks(
+    s3: Any,
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    start: int,
+    end: int,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[bytes]:
+    """One streamed GET of ``[start, end)``, yielded ``chunk_bytes`` at a time."""
+    args: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+    if version_id and version_id != "null":
+        args["VersionId"] = version_id
+    body = s3.get_object(**args)["Body"]
+    try:
+        while chunk := body.read(chunk_bytes):
+            yield chunk
+    finally:
+        body.close()
+
+
+def gzip_pieces(data: bytes, chunk_bytes: int = CHUNK_BYTES) -> tuple[list[str], Iterator[bytes], int]:
+    """A gzip object (one shard): its header, its rows in pieces, and their size."""
+    from chalicelib.batch.sharding import parse_header
+
+    text = gzip.decompress(data)
+    newline = text.find(b"\n")
+    header = parse_header(text[: newline if newline >= 0 else len(text)])
+    body = text[newline + 1 :] if newline >= 0 else b""
+    chunks = iter([body[i : i + chunk_bytes] for i in range(0, len(body), chunk_bytes)])
+    return header, row_pieces(chunks), len(body)
+
+
+# --- the pipeline ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ShardOutput:
+    data: bytes
+    rows: int
+    sha256: str
+
+
+def _pump(
+    source: Iterator[Any],
+    out: queue.Queue[Any],
+    stop: threading.Event,
+    transform: Callable[[Any], Any] | None = None,
+) -> None:
+    try:
+        for item in source:
+            if stop.is_set():
+                return
+            out.put(transform(item) if transform else item)
+    except BaseException as exc:  # handed to the consumer, which raises it
+        out.put(exc)
+        return
+    out.put(_END)
+
+
+def _drain(q: queue.Queue[Any]) -> Iterator[Any]:
+    while True:
+        item = q.get()
+        if item is _END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def score_pieces(
+    pieces: Iterator[bytes],
+    header: list[str],
+    scorer: Scorer,
+    where: str = "",
+    check: Callable[[int], None] | None = None,
+    overlap: bool = True,
+) -> ShardOutput:
+    """Score every row of the pieces; returns the part (CSV with header), its rows and sha256.
+
+    ``check(bytes_done)`` is called after each piece (the worker may abort there on a spot notice)."""
+    counter = {"rows": 0}
+
+    def parse(piece: bytes) -> Encoded:
+        table = scorer.parse(piece, header, where)
+        first = counter["rows"]
+        counter["rows"] += table.num_rows
+        return Encoded(table, scorer.encode(table, first, where), first, len(piece))
+
+    out = io.BytesIO()
+    digest = hashlib.sha256()
+    rows = 0
+    done_bytes = 0
+    stop = threading.Event()
+
+    def emit(encoded: Encoded) -> None:
+        nonlocal rows, done_bytes
+        data = scorer.format(encoded.table, scorer.score(encoded.feed), include_header=rows == 0)
+        rows += encoded.table.num_rows
+        done_bytes += encoded.nbytes
+        digest.update(data)
+        out.write(data)
+        if check:
+            check(done_bytes)
+
+    if not overlap:
+        for piece in pieces:
+            emit(parse(piece))
+    else:
+        raw: queue.Queue[Any] = queue.Queue(maxsize=2)
+        parsed: queue.Queue[Any] = queue.Queue(maxsize=2)
+        threads = [
+            threading.Thread(target=_pump, args=(pieces, raw, stop), daemon=True),
+            threading.Thread(target=_pump, args=(_drain(raw), parsed, stop, parse), daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            for encoded in _drain(parsed):
+                emit(encoded)
+        finally:
+            stop.set()
+            for q in (raw, parsed):  # unblock producers waiting on a full queue
+                while not q.empty():
+                    q.get_nowait()
+    if rows == 0:
+        data = ",".join(scorer.output_columns(header)).encode() + b"\n"
+        return ShardOutput(data, 0, hashlib.sha256(data).hexdigest())
+    return ShardOutput(out.getvalue(), rows, digest.hexdigest())

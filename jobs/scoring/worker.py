@@ -1,0 +1,452 @@
+"""A batch scoring worker: ``python -m scoring.worker --job-id J``.
+
+Runs as one child of an AWS Batch array job on spot capacity (locally: a child process). It loads
+the job's pinned model version once, then takes shards from the batch work queue until the job is
+over, and for each:
+
+1. keeps the message invisible to others while it works (a heartbeat extends the visibility every
+   third of ``BATCH_VISIBILITY_S``), so a lost worker's shard comes back within that time;
+2. reads its byte range, parses, scores and formats (``scoring.engine``, stages overlapped);
+3. writes the part create-only (``IfNoneMatch="*"``): a 412 means another worker wrote it first,
+   and its part (same input, same model: the same bytes) is acknowledged;
+4. marks the shard done and counts it, in one conditional transaction (counted once);
+5. finishes the job if that was the last shard (manifest, status, notification);
+6. deletes the message.
+
+A crash between any two steps repeats only idempotent steps. Spot: a thread polls the instance
+metadata (IMDSv2 ``spot/instance-action``, every ``MLOPS_SPOT_POLL_S`` = 5 s, the endpoint in
+``MLOPS_IMDS_ENDPOINT``); on a notice the worker takes no more shards, finishes the one in hand if
+its estimate says it can before the termination time (with a margin), else releases it
+(visibility 0) at once, and exits 0. A shard whose rows cannot be scored fails at once, named
+(``BadShard``); any other error releases it for another attempt, and after ``maxReceiveCount``
+attempts SQS moves it to the DLQ, where ``batch_shard_failed`` marks it failed: the job then ends
+``PARTIAL`` naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import aws
+from chalicelib.batch.exceptions import BadShard
+from chalicelib.batch.finishing import finish_if_complete
+from chalicelib.batch.jobs import FINAL, JobStore
+from chalicelib.batch.sharding import Shard, part_key
+from chalicelib.registry.evaluator import load_version_model
+from chalicelib.registry.store import Registry
+from chalicelib.serving.model import verify
+from chalicelib.settings import Settings
+
+from .engine import CHUNK_BYTES, Scorer, ShardOutput, gzip_pieces, row_pieces, s3_range_chunks, score_pieces
+
+DEFAULT_VISIBILITY_S = 60
+DEFAULT_IMDS = "http://169.254.169.254"
+FINISH_MARGIN_S = 10.0  # finish the shard in hand after a notice only with this much time to spare
+
+
+def _say(message: str) -> None:
+    print(f"{datetime.now(UTC):%H:%M:%S.%f}"[:-3] + f" [{os.getpid()}] {message}", flush=True)
+
+
+# --- spot notices ------------------------------------------------------------------------------------
+
+
+class SpotWatcher:
+    """Polls ``<endpoint>/latest/meta-data/spot/instance-action`` with an IMDSv2 token.
+
+    404 means no notice. A notice is ``{"action": "terminate"|"stop", "time": "...Z"}``; the
+    instance goes away at ``time`` (two minutes after the notice). An empty endpoint disables it.
+    """
+
+    def __init__(self, endpoint: str | None = None, interval_s: float | None = None) -> None:
+        self.endpoint = (
+            os.environ.get("MLOPS_IMDS_ENDPOINT", DEFAULT_IMDS) if endpoint is None else endpoint
+        ).rstrip("/")
+        self.interval_s = float(os.environ.get("MLOPS_SPOT_POLL_S", 5) if interval_s is None else interval_s)
+        self.notice: dict[str, Any] | None = None
+        self.noticed = threading.Event()
+        self._stop = threading.Event()
+        self._token: str | None = None
+        self._token_at = 0.0
+
+    def _get_token(self) -> str:
+        if self._token is None or time.monotonic() - self._token_at > 3000:
+            request = urllib.request.Request(
+                f"{self.endpoint}/latest/api/token",
+                method="PUT",
+                headers={"X-aws-ec2-metadata-token-ttl-seconds": "21600"},
+            )
+            with urllib.request.urlopen(request, timeout=2) as response:
+                self._token = response.read().decode()
+            self._token_at = time.monotonic()
+        return self._token
+
+    def check(self) -> dict[str, Any] | None:
+        """One poll; the notice if there is one (and remember it)."""
+        if not self.endpoint:
+            return None
+        try:
+            request = urllib.request.Request(
+                f"{self.endpoint}/latest/meta-data/spot/instance-action",
+                headers={"X-aws-ec2-metadata-token": self._get_token()},
+            )
+            with urllib.request.urlopen(request, timeout=2) as response:
+                notice = json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                self._token = None  # expired token: a new one next time
+            return None
+        except (OSError, ValueError):
+            return None  # no metadata service (or a hiccup): no notice
+        self.notice = notice if isinstance(notice, dict) else {"action": "terminate"}
+        self.noticed.set()
+        return self.notice
+
+    def seconds_left(self) -> float:
+        """Seconds until the announced termination (120 if the notice gives no time)."""
+        when = (self.notice or {}).get("time")
+        if not when:
+            return 120.0
+        try:
+            return (
+                datetime.fromisoformat(str(when).replace("Z", "+00:00")) - datetime.now(UTC)
+            ).total_seconds()
+        except ValueError:
+            return 120.0
+
+    def start(self) -> SpotWatcher:
+        if self.endpoint:
+            threading.Thread(target=self._run, name="spot-watcher", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and not self.noticed.is_set():
+            self.check()
+            self._stop.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class Released(Exception):
+    """The shard in hand was given back (spot notice, no time to finish it)."""
+
+
+class VisibilityExtender:
+    """Keeps one message invisible while its shard is worked on (every third of the timeout)."""
+
+    def __init__(self, sqs: Any, url: str, receipt: str, visibility_s: int) -> None:
+        self.sqs, self.url, self.receipt, self.visibility_s = sqs, url, receipt, visibility_s
+        self.extensions = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="visibility", daemon=True)
+
+    def __enter__(self) -> VisibilityExtender:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(max(self.visibility_s / 3.0, 0.2)):
+            try:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.url, ReceiptHandle=self.receipt, VisibilityTimeout=self.visibility_s
+                )
+                self.extensions += 1
+            except ClientError:
+                return  # the message was deleted or its receipt expired: nothing more to keep
+
+
+# --- writing -----------------------------------------------------------------------------------------
+
+
+def write_part(bucket: str, key: str, output: ShardOutput, job_id: str) -> dict[str, Any]:
+    """The part, create-only. If another worker wrote it first, its part is acknowledged as it is."""
+    written = aws.put_if_absent(
+        bucket, key, output.data, ContentType="text/csv",
+        Metadata={"rows": str(output.rows), "sha256": output.sha256, "job-id": job_id},
+    )  # fmt: skip
+    if written:
+        return {
+            "key": key,
+            "rows": output.rows,
+            "bytes": len(output.data),
+            "sha256": output.sha256,
+            "written": True,
+        }
+    head = aws.client("s3").head_object(Bucket=bucket, Key=key)
+    meta = head.get("Metadata", {})
+    return {
+        "key": key,
+        "rows": int(meta["rows"]),
+        "bytes": int(head["ContentLength"]),
+        "sha256": meta["sha256"],
+        "written": False,
+    }
+
+
+# --- the worker --------------------------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, job_id: str, settings: Settings, watcher: SpotWatcher | None = None) -> None:
+        self.job_id = job_id
+        self.settings = settings
+        self.jobs = JobStore(settings.batch_jobs_table)
+        self.index = int(os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", 0))
+        self.attempt = int(os.environ.get("AWS_BATCH_JOB_ATTEMPT", 1))
+        self.worker_id = f"{self.index}-a{self.attempt}-{os.getpid()}"
+        self.visibility_s = int(os.environ.get("BATCH_VISIBILITY_S", DEFAULT_VISIBILITY_S))
+        self.max_idle_s = float(os.environ.get("BATCH_MAX_IDLE_S", 600))
+        self.chunk_bytes = int(os.environ.get("BATCH_CHUNK_BYTES", CHUNK_BYTES))
+        self.delay_s = float(os.environ.get("MLOPS_BATCH_STEP_DELAY_S", 0))  # tests: widen the steps
+        self.watcher = watcher or SpotWatcher()
+        self.sqs = aws.client("sqs")
+        self.url = self.sqs.get_queue_url(QueueName=settings.batch_work_queue)["QueueUrl"]
+        self.scorers: dict[tuple[str, int, str], Scorer] = {}
+        self.shard_seconds: list[float] = []
+        self.state = "starting"
+        self._beat_at = time.monotonic()
+        self._beats = threading.Event()
+
+    # model loading: once per (model, version, engine)
+    def scorer(self, job: dict[str, Any]) -> Scorer:
+        key = (str(job["model"]), int(job["version"]), str(job.get("engine", "onnxruntime")))
+        if key not in self.scorers:
+            registry = Registry(self.settings.registry_table, self.settings.audit_table)
+            model = load_version_model(registry, key[0], key[1])
+            pipeline = _load_pipeline(registry, key[0], key[1]) if key[2] == "sklearn" else None
+            self.scorers[key] = Scorer(model, key[2], pipeline)
+            _say(f"loaded {key[0]} v{key[1]} ({key[2]})")
+        return self.scorers[key]
+
+    def _heartbeat_loop(self) -> None:
+        while not self._beats.wait(5.0):
+            self.beat()
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        seconds, self._beat_at = now - self._beat_at, now
+        try:
+            self.jobs.heartbeat(self.job_id, self.worker_id, self.state, seconds)
+        except ClientError as exc:  # a missed beat costs a few worker-seconds of accounting, no more
+            _say(f"heartbeat failed: {exc}")
+
+    def run(self) -> int:
+        job = self._wait_for_job()
+        if job is None:
+            return 1
+        if job["status"] in FINAL:
+            _say(f"job {self.job_id} is {job['status']}: nothing to do")
+            return 0
+        self.jobs.add(self.job_id, worker_starts=1, interruptions=1 if self.attempt > 1 else 0)
+        self.scorer(job)
+        self.watcher.start()
+        threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
+        idle_since = time.monotonic()
+        try:
+            while True:
+                if self.watcher.noticed.is_set():
+                    return self._interrupted(None)
+                self.state = "waiting"
+                messages = self.sqs.receive_message(
+                    QueueUrl=self.url, MaxNumberOfMessages=1, WaitTimeSeconds=1, VisibilityTimeout=self.visibility_s,
+                    AttributeNames=["ApproximateReceiveCount"],
+                ).get("Messages", [])  # fmt: skip
+                if not messages:
+                    job = self.jobs.get(self.job_id) or {}
+                    if job.get("status") in FINAL:
+                        _say(f"job {self.job_id} is {job['status']}: exiting")
+                        return 0
+                    finish_if_complete(self.jobs, self.job_id, self.settings)
+                    if time.monotonic() - idle_since > self.max_idle_s:
+                        _say("idle for too long: exiting")
+                        return 0
+                    continue
+                self.state = "scoring"
+                try:
+                    self.handle(messages[0])
+                except Released:
+                    return self._interrupted(messages[0])
+                idle_since = time.monotonic()
+        finally:
+            self.state = "exited"
+            self._beats.set()
+            self.beat()
+            self.watcher.stop()
+
+    def _wait_for_job(self) -> dict[str, Any] | None:
+        for _ in range(60):
+            job = self.jobs.get(self.job_id)
+            if job is not None and job.get("status") not in ("SUBMITTED", "PLANNING"):
+                return job
+            time.sleep(0.5)
+        _say(f"job {self.job_id} is not planned")
+        return None
+
+    def _interrupted(self, message: dict[str, Any] | None) -> int:
+        self.state = "released"
+        self.jobs.add(self.job_id, interruptions=1)
+        _say(
+            f"spot notice {self.watcher.notice}: {'released the shard in hand, ' if message else ''}exiting cleanly"
+        )
+        return 0
+
+    def _step(self) -> None:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+
+    def handle(self, message: dict[str, Any]) -> None:
+        body = json.loads(message["Body"])
+        shard = Shard.from_dict(body["shard"])
+        job_id = body["job_id"]
+        job = self.jobs.get(job_id) if job_id != self.job_id else (self.jobs.get(self.job_id) or {})
+        receipt = message["ReceiptHandle"]
+        if not job or job.get("status") in FINAL:  # a stray duplicate of a finished job's shard
+            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=receipt)
+            return
+        where = f"{shard.key} bytes {shard.start}-{shard.end}"
+        started = time.monotonic()
+        with VisibilityExtender(self.sqs, self.url, receipt, self.visibility_s):
+            try:
+                self._step()
+                output = self._score(job, shard, where, started)
+                self._step()
+                part = write_part(
+                    self.settings.data_bucket, part_key(job["output_prefix"], shard.index), output, job_id
+                )
+                self._step()
+                counted = self.jobs.mark_done(
+                    job_id, shard.index, {**{k: part[k] for k in ("key", "rows", "bytes", "sha256")},
+                                          "input_key": shard.key, "input_range": [shard.start, shard.end], "worker": self.worker_id},
+                )  # fmt: skip
+                _say(
+                    f"shard {shard.index}: {part['rows']} rows -> {part['key']}"
+                    + ("" if part["written"] else " (written by another worker: acknowledged)")
+                    + ("" if counted else " (already counted)")
+                )
+                self.beat()  # this worker's seconds so far count before the job may finish
+                self._step()
+                finish_if_complete(self.jobs, job_id, self.settings)
+            except Released:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.url, ReceiptHandle=receipt, VisibilityTimeout=0
+                )
+                raise
+            except BadShard as exc:
+                _say(f"shard {shard.index} cannot be scored: {exc}")
+                self.jobs.mark_failed(
+                    job_id, shard.index, str(exc), input_key=shard.key, input_range=[shard.start, shard.end]
+                )
+                finish_if_complete(self.jobs, job_id, self.settings)
+            except Exception as exc:  # transient or unknown: another attempt, then the DLQ
+                _say(f"shard {shard.index} attempt failed: {type(exc).__name__}: {exc}")
+                self.jobs.record_error(job_id, shard.index, f"{type(exc).__name__}: {exc}", self.worker_id)
+                self.jobs.add(job_id, failures=1)
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.url, ReceiptHandle=receipt, VisibilityTimeout=0
+                )
+                return
+        self.shard_seconds.append(time.monotonic() - started)
+        self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=receipt)
+
+    def _score(self, job: dict[str, Any], shard: Shard, where: str, started: float) -> ShardOutput:
+        scorer = self.scorer(job)
+        s3 = aws.client("s3")
+        if self.watcher.noticed.is_set() and not self.can_finish(0.0, started):
+            raise Released(f"shard {shard.index}: not started, too little time left")
+        if shard.compressed:
+            args: dict[str, Any] = {"Bucket": self.settings.data_bucket, "Key": shard.key}
+            if shard.version_id and shard.version_id != "null":
+                args["VersionId"] = shard.version_id
+            header, pieces, total = gzip_pieces(s3.get_object(**args)["Body"].read(), self.chunk_bytes)
+        else:
+            header, total = _header(job, shard, self.settings), shard.bytes
+            chunks = s3_range_chunks(
+                s3,
+                self.settings.data_bucket,
+                shard.key,
+                shard.version_id,
+                shard.start,
+                shard.end,
+                self.chunk_bytes,
+            )
+            pieces = row_pieces(chunks)
+
+        def check(done_bytes: int) -> None:
+            if self.watcher.noticed.is_set() and not self.can_finish(done_bytes / max(total, 1), started):
+                raise Released(f"shard {shard.index}: not enough time left to finish it")
+
+        return score_pieces(pieces, header, scorer, where, check)
+
+    def can_finish(self, fraction_done: float, started: float) -> bool:
+        """After a notice: will the shard in hand be written before the instance goes (with a margin)?"""
+        elapsed = time.monotonic() - started
+        if fraction_done > 0:
+            remaining = elapsed * (1 - fraction_done) / fraction_done
+        elif self.shard_seconds:
+            remaining = sum(self.shard_seconds) / len(self.shard_seconds)
+        else:
+            return False  # nothing to go by: give it back
+        return remaining + FINISH_MARGIN_S < self.watcher.seconds_left()
+
+
+_headers: dict[tuple[str, str], dict[str, list[str]]] = {}
+
+
+def _header(job: dict[str, Any], shard: Shard, settings: Settings) -> list[str]:
+    """The shard's object header, from the job's immutable plan (read once per job)."""
+    cache_key = (job["job_id"], job["plan_key"])
+    if cache_key not in _headers:
+        plan = json.loads(
+            aws.client("s3").get_object(Bucket=settings.data_bucket, Key=job["plan_key"])["Body"].read()
+        )
+        _headers[cache_key] = {o["key"]: o["header"] for o in plan["objects"] if o.get("header")}
+    return _headers[cache_key][shard.key]
+
+
+def _load_pipeline(registry: Registry, model: str, version: int) -> Any:
+    """The version's scikit-learn pipeline, unpickled only after its checksum matches the registry's."""
+    import io
+
+    import joblib
+
+    doc = registry.version(model, version)
+    if doc is None or "model.joblib" not in (doc.get("artifacts") or {}):
+        raise ValueError(f"{model} v{version} has no model.joblib")
+    where = doc["artifacts"]["model.joblib"]
+    args: dict[str, Any] = {"Bucket": doc["bucket"], "Key": where["key"]}
+    if where.get("version_id"):
+        args["VersionId"] = where["version_id"]
+    data = aws.client("s3").get_object(**args)["Body"].read()
+    verify(f"{model} v{version} model.joblib", data, where.get("sha256"), where.get("bytes"))
+    assert hashlib.sha256(data).hexdigest() == where["sha256"]
+    return joblib.load(io.BytesIO(data))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scoring.worker")
+    parser.add_argument("--job-id", required=True)
+    args = parser.parse_args(argv)
+    worker = Worker(args.job_id, Settings.from_env())
+    _say(f"worker {worker.worker_id} for job {args.job_id}")
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""The IAM policy of each Lambda function: only the actions it uses, on only its resources.
+
+``.chalice/config.json`` sets ``autogen_policy: false`` for the deployed stages and names one
+policy file per function and stage, ``.chalice/policy-<stage>-<function>.json``. Those files are
+rendered from this module (``mlops policies``; ``--check`` fails if a file is stale), so the
+statements are written once, with the reason for each, and the stage's resource names come from
+``chalicelib.settings``. A test renders them and compares, runs parliament on every file, and fails
+when a function of ``app.py`` has no policy here.
+
+Conventions:
+
+* Region and account are ``*`` in every ARN: the files are committed before anyone knows the
+  account they will be deployed to. The names (``<prefix>-<stage>-...``) pin the resources, and
+  nothing outside the account is reachable without the other account's consent anyway.
+* The stage's KMS key has a random id, so key statements name ``key/*`` and pin the key by its tag
+  (``aws:ResourceTag/mlops-key = <prefix>-<stage>``, set in ``infra/template.yaml``).
+* ``Resource: "*"`` appears once, for X-Ray (``PutTraceSegments``/``PutTelemetryRecords`` have no
+  resource-level permissions), and only in stages that trace.
+* Reading a missing S3 key answers 404 only to a caller allowed to list the bucket (403
+  otherwise), and the code relies on ``NoSuchKey``; so each reader may list, but only under the
+  prefixes it reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from chalicelib.settings import Settings
+from mlops import PROJECT_DIR
+
+CHALICE_DIR = PROJECT_DIR / ".chalice"
+DEPLOYED_STAGES = ("dev", "prod")
+PARTITION = "aws"  # the commercial partition; aws-cn / aws-us-gov would need their own files
+
+Statement = dict[str, Any]
+
+
+def policy_file(stage: str, function: str) -> str:
+    """The file name, relative to ``.chalice/`` (what ``iam_policy_file`` holds)."""
+    return f"policy-{stage}-{function}.json"
+
+
+# --- ARNs -------------------------------------------------------------------------------------------
+
+
+def _objects(bucket: str, *prefixes: str) -> list[str]:
+    return [f"arn:{PARTITION}:s3:::{bucket}/{p}*" for p in prefixes]
+
+
+def _bucket(bucket: str) -> str:
+    return f"arn:{PARTITION}:s3:::{bucket}"
+
+
+def _table(name: str) -> str:
+    return f"arn:{PARTITION}:dynamodb:*:*:table/{name}"
+
+
+def _queue(name: str) -> str:
+    return f"arn:{PARTITION}:sqs:*:*:{name}"
+
+
+# --- building blocks --------------------------------------------------------------------------------
+
+
+def _sid(text: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in text.replace("-", " ").replace("_", " ").split())
+
+
+def _allow(sid: str, actions: Iterable[str], resources: str | list[str], **condition: Any) -> Statement:
+    statement: Statement = {
+        "Sid": _sid(sid),
+        "Effect": "Allow",
+        "Action": sorted(set(actions)),
+        "Resource": resources if isinstance(resources, str) else sorted(resources),
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _logs(function_name: str) -> list[Statement]:
+    group = f"arn:{PARTITION}:logs:*:*:log-group:/aws/lambda/{function_name}"
+    return [
+        # The group exists already (deploy and package create it with its retention); Lambda still
+        # asks to create it on a cold start and copes with "already exists".
+        _allow("WriteOwnLogGroup", ["logs:CreateLogGroup"], group),
+        _allow("WriteOwnLogStreams", ["logs:CreateLogStream", "logs:PutLogEvents"], f"{group}:*"),
+    ]
+
+
+def _key(s: Settings) -> Statement:
+    # Buckets, queues, tables, the topic and the token parameters are encrypted with the stage key.
+    return _allow(
+        "UseStageKey",
+        ["kms:Decrypt", "kms:GenerateDataKey"],
+        f"arn:{PARTITION}:kms:*:*:key/*",
+        StringEquals={"aws:ResourceTag/mlops-key": f"{s.prefix}-{s.stage}"},
+    )
+
+
+def _consume(queue: str) -> Statement:
+    # What Lambda's SQS event source mapping does with the function's role.
+    return _allow(
+        "ConsumeOwnQueue",
+        ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+        _queue(queue),
+    )
+
+
+def _list(sid: str, bucket: str, *prefixes: str) -> Statement:
+    return _allow(
+        sid, ["s3:ListBucket"], _bucket(bucket), StringLike={"s3:prefix": [f"{p}*" for p in prefixes]}
+    )
+
+
+def _kickoff(s: Settings) -> list[Statement]:
+    """Evaluate a retrain trigger and start at most one run (chalicelib/training/kickoff.py)."""
+    return [
+        _allow(
+            "ReadContractsAndData",
+            ["s3:GetObject"],
+            _objects(s.data_bucket, "contracts/", "validated/", "manifests/"),
+        ),
+        _list("ListContractsAndData", s.data_bucket, "contracts/", "validated/", "manifests/"),
+        # Snapshot manifests are written create-only and tagged.
+        _allow(
+            "WriteManifests", ["s3:PutObject", "s3:PutObjectTagging"], _objects(s.data_bucket, "manifests/")
+        ),
+        _allow(
+            "RunsLockAndLedger",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            _table(s.runs_table),
+        ),
+        _allow(
+            "SubmitTrainingJob",
+            ["batch:SubmitJob", "batch:TagResource"],
+            [
+                f"arn:{PARTITION}:batch:*:*:job-queue/{s.spot_job_queue}",
+                f"arn:{PARTITION}:batch:*:*:job-queue/{s.ondemand_job_queue}",
+                f"arn:{PARTITION}:batch:*:*:job-definition/{s.training_job_definition}",
+                f"arn:{PARTITION}:batch:*:*:job-definition/{s.training_job_definition}:*",
+                # The job being created (and tagged at creation with dataset and run id).
+                f"arn:{PARTITION}:batch:*:*:job/*",
+            ],
+        ),
+    ]
+
+
+def _notify(s: Settings) -> Statement:
+    # sts:GetCallerIdentity (to build the topic ARN) needs no permission.
+    return _allow(
+        "PublishRegistryEvents", ["sns:Publish"], f"arn:{PARTITION}:sns:*:*:{s.notifications_topic}"
+    )
+
+
+def ingest_upload(s: Settings) -> list[Statement]:
+    """Validate an upload, write the report and the copy, record it, announce valid data."""
+    return [
+        _consume(s.ingest_queue),
+        _allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], _objects(s.data_bucket, "incoming/")),
+        _allow(
+            "ReadContractsAndProfiles", ["s3:GetObject"], _objects(s.data_bucket, "contracts/", "profiles/")
+        ),
+        _list("ListWhatItReads", s.data_bucket, "incoming/", "contracts/", "profiles/"),
+        # Every object written is tagged (dataset, classification, stage): PutObjectTagging.
+        _allow(
+            "WriteValidationOutputs",
+            ["s3:PutObject", "s3:PutObjectTagging"],
+            _objects(s.data_bucket, "reports/", "validated/", "quarantine/", "profiles/"),
+        ),
+        _allow("UploadsLedger", ["dynamodb:GetItem", "dynamodb:PutItem"], _table(s.uploads_table)),
+        _allow(
+            "IdempotencyRecords",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            _table(s.idempotency_table),
+        ),
+        _allow("AnnounceValidData", ["sqs:GetQueueUrl", "sqs:SendMessage"], _queue(s.retrain_queue)),
+    ]
+
+
+def kickoff_retraining(s: Settings) -> list[Statement]:
+    return [_consume(s.retrain_queue), *_kickoff(s)]
+
+
+def scheduled_retrain_check(s: Settings) -> list[Statement]:
+    return _kickoff(s)
+
+
+def evaluate_candidate(s: Settings) -> list[Statement]:
+    """Verify a candidate, register it, score it and the champion, apply the gates, maybe promote."""
+    return [
+        _consume(s.promotion_queue),
+        _allow(
+            "ReadModelArtifacts",
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            _objects(s.models_bucket, "models/"),
+        ),
+        _list("ListModelArtifacts", s.models_bucket, "models/"),
+        _allow("ReadContracts", ["s3:GetObject"], _objects(s.data_bucket, "contracts/")),
+        _list("ListContracts", s.data_bucket, "contracts/"),
+        _allow(
+            "Registry",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            _table(s.registry_table),
+        ),
+        # The audit ledger is append-only: create-only puts inside the promotion transaction.
+        _allow("AppendAudit", ["dynamodb:PutItem"], _table(s.audit_table)),
+        _notify(s),
+    ]
+
+
+def api_handler(s: Settings) -> list[Statement]:
+    """Every HTTP route: uploads, contracts, retrain requests, runs, the registry, predictions."""
+    kickoff = _kickoff(s)
+    for statement in kickoff:
+        if statement["Sid"] == "RunsLockAndLedger":  # GET /runs lists them
+            statement["Action"] = sorted({*statement["Action"], "dynamodb:Scan"})
+    return [
+        _allow("ReadUploadsLedger", ["dynamodb:GetItem"], _table(s.uploads_table)),
+        _allow(
+            "WriteContracts", ["s3:PutObject", "s3:PutObjectTagging"], _objects(s.data_bucket, "contracts/")
+        ),
+        *kickoff,
+        _allow(
+            "ReadModelArtifacts",
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            _objects(s.models_bucket, "models/"),
+        ),
+        _list("ListModelArtifacts", s.models_bucket, "models/"),
+        _allow(
+            "Registry",
+            [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "dynamodb:Scan",
+            ],
+            _table(s.registry_table),
+        ),
+        # Append and read the ledger; never update or delete it.
+        _allow("AuditLedger", ["dynamodb:PutItem", "dynamodb:Query"], _table(s.audit_table)),
+        _notify(s),
+    ]
+
+
+def token_authorizer(s: Settings) -> list[Statement]:
+    """Look a token's hash up in Parameter Store (SecureString, decrypted with the stage key)."""
+    return [
+        _allow(
+            "ReadTokenHashes",
+            ["ssm:GetParameter"],
+            f"arn:{PARTITION}:ssm:*:*:parameter{s.tokens_path}/*",
+        )
+    ]
+
+
+# Every function of app.py, by its Chalice name. A new function needs an entry here (and its
+# settings in .chalice/config.json); tests/test_deploy.py fails until it has both.
+FUNCTIONS: dict[str, Callable[[Settings], list[Statement]]] = {
+    "api_handler": api_handler,
+    "ingest_upload": ingest_upload,
+    "kickoff_retraining": kickoff_retraining,
+    "scheduled_retrain_check": scheduled_retrain_check,
+    "evaluate_candidate": evaluate_candidate,
+    "token_authorizer": token_authorizer,
+}
+
+
+def function_name(settings: Settings, function: str) -> str:
+    """The Lambda function's name as Chalice gives it (the API handler has no suffix)."""
+    app = f"{settings.prefix}-{settings.stage}"
+    return app if function == "api_handler" else f"{app}-{function}"
+
+
+def render(stage: str, function: str, prefix: str | None = None, tracing: bool = True) -> dict[str, Any]:
+    """The policy document of one function in one stage."""
+    settings = Settings.for_stage(stage, prefix or _config_prefix(stage))
+    statements = [*FUNCTIONS[function](settings), _key(settings), *_logs(function_name(settings, function))]
+    if tracing:
+        # X-Ray offers no resource-level permissions for these two actions: "*" is the only choice.
+        statements.append(_allow("SendTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _stage_config(stage: str) -> dict[str, Any]:
+    config = json.loads((CHALICE_DIR / "config.json").read_text())
+    return dict(config["stages"][stage])
+
+
+def _config_prefix(stage: str) -> str:
+    return str(_stage_config(stage).get("environment_variables", {}).get("MLOPS_PREFIX", "serverless-mlops"))
+
+
+def _tracing(stage: str) -> bool:
+    return bool(_stage_config(stage).get("xray", False))
+
+
+def rendered(stages: Iterable[str] = DEPLOYED_STAGES) -> dict[Path, str]:
+    """Every policy file's path and text, as they should be on disk."""
+    return {
+        CHALICE_DIR / policy_file(stage, function): json.dumps(
+            render(stage, function, tracing=_tracing(stage)), indent=2
+        )
+        + "\n"
+        for stage in stages
+        for function in FUNCTIONS
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlops policies", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if a policy file is missing or stale")
+    args = parser.parse_args(argv)
+    stale = [path for path, text in rendered().items() if not path.exists() or path.read_text() != text]
+    if args.check:
+        for path in stale:
+            print(f"stale: {path.relative_to(PROJECT_DIR)} (run: mlops policies)", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in rendered().items():
+        path.write_text(text)
+    print(f"wrote {len(rendered())} policy files in .chalice/ ({len(stale)} changed)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

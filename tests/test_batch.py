@@ -1,0 +1,300 @@
+"""Batch inference units: sharding, pieces, requests, costs, the jobs table, finishing, DLQ -> PARTIAL,
+the worker's create-only write, visibility extension and spot notices (fake IMDSv2 on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.batch import costs
+from chalicelib.batch.exceptions import BadShard, InvalidRequest
+from chalicelib.batch.finishing import finish_if_complete
+from chalicelib.batch.jobs import RUNNING, JobStore
+from chalicelib.batch.requests import BatchRequest, choose_engine, job_id_from_key
+from chalicelib.batch.service import shard_dead_lettered
+from chalicelib.batch.sharding import InputObject, next_row_start_in, plan_shards, row_ranges
+from chalicelib.settings import dlq_name
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
+
+import itertools
+
+from scoring.engine import Scorer, row_pieces, score_pieces
+from scoring.worker import SpotWatcher, VisibilityExtender, Worker, write_part
+
+from tests.test_batch_chaos import FakeMetadata
+
+
+def _csv(rows: int, seed: int = 0) -> bytes:
+    rng = random.Random(seed)
+    lines = [b"id,a,text"]
+    for i in range(rows):
+        lines.append(b"%d,%d,%s" % (i, rng.randint(0, 10 ** rng.randint(0, 6)), b"x" * rng.randint(0, 50)))
+    return b"\n".join(lines) + b"\n"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_shards_are_row_aligned_and_cover_every_row_exactly_once(seed):
+    data = _csv(2000, seed)
+    header_end = data.index(b"\n") + 1
+    shard_bytes = random.Random(seed).randint(1024, 20_000)
+    ranges = row_ranges(len(data), header_end, shard_bytes, lambda p: next_row_start_in(data, p))
+    assert ranges[0][0] == header_end and ranges[-1][1] == len(data)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    rows = []
+    for start, end in ranges:
+        assert data[start - 1 : start] == b"\n"  # every shard begins at a row start
+        assert data[end - 1 : end] == b"\n"  # and ends at a row end
+        rows += data[start:end].splitlines()
+    assert rows == data.splitlines()[1:]
+
+
+def test_plan_reads_headers_and_keeps_gzip_objects_whole():
+    objects = {
+        "in/a.csv": _csv(500, 1),
+        "in/header-only.csv": b"id,a,text\n",
+        "in/empty.csv": b"",
+        "in/c.csv.gz": gzip.compress(_csv(50, 2)),
+    }
+    described, shards = plan_shards(
+        [InputObject(k, len(v)) for k, v in objects.items()],
+        4096,
+        lambda obj, start, length: objects[obj.key][start : start + length],
+    )
+    by_key = {d["key"]: d for d in described}
+    assert by_key["in/a.csv"]["header"] == ["id", "a", "text"] and by_key["in/a.csv"]["shards"] > 2
+    assert by_key["in/header-only.csv"]["shards"] == 0 and by_key["in/empty.csv"]["shards"] == 0
+    gz = [s for s in shards if s.compressed]
+    assert len(gz) == 1 and (gz[0].start, gz[0].end) == (0, len(objects["in/c.csv.gz"]))
+    assert [s.index for s in shards] == list(range(len(shards)))
+
+
+def test_pieces_end_at_row_ends_whatever_the_chunking():
+    data = _csv(300, 3)
+    body = data[data.index(b"\n") + 1 :]
+    chunks = [body[i : i + 97] for i in range(0, len(body), 97)]
+    pieces = list(row_pieces(iter(chunks)))
+    assert all(p.endswith(b"\n") for p in pieces) and b"".join(pieces) == body
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"input_prefix": "in/"}, "model"),
+        ({"model": "m", "input_prefix": "batch/requests/x"}, "input_prefix"),
+        ({"model": "m", "input_prefix": "in/", "output_prefix": "in/out/"}, "output_prefix"),
+        ({"model": "m", "input_prefix": "in/", "shard_bytes": 10}, "shard_bytes"),
+        ({"model": "m", "input_prefix": "in/", "engine": "gpu"}, "engine"),
+        ({"model": "m", "input_prefix": "in/", "colour": 1}, "colour"),
+    ],
+)
+def test_bad_requests_name_the_field(doc, field):
+    with pytest.raises(InvalidRequest, match=field):
+        BatchRequest.parse(doc)
+
+
+def test_request_defaults_and_job_ids_from_dropped_files():
+    request = BatchRequest.parse({"model": "m", "input_prefix": "in/"})
+    assert request.version is None and request.job_output_prefix("j1") == "batch/output/j1/"
+    assert job_id_from_key("batch/requests/nightly-42.json") == "nightly-42"
+    with pytest.raises(InvalidRequest):
+        job_id_from_key("batch/requests/a b.json")
+
+
+def test_engine_is_sklearn_only_for_deep_forests_with_a_pipeline():
+    forest = {
+        "family": "random_forest",
+        "artifacts": {"model.joblib": {}},
+        "lineage": {"parameters": {"model": {"params": {}}}},
+    }
+    assert choose_engine("auto", forest)[0] == "sklearn"
+    shallow = {**forest, "lineage": {"parameters": {"model": {"params": {"max_depth": 2}}}}}
+    assert choose_engine("auto", shallow)[0] == "onnxruntime"
+    assert choose_engine("auto", {"family": "logistic_regression", "artifacts": {}})[0] == "onnxruntime"
+    with pytest.raises(InvalidRequest):
+        choose_engine("sklearn", {"artifacts": {}})
+
+
+def test_cost_estimate_prices_worker_seconds_at_spot_and_on_demand():
+    cost = costs.estimate(3600)
+    assert cost["vcpu_hours"] == 1.0
+    assert cost["on_demand_usd"] == pytest.approx(0.048) and cost["spot_usd"] == pytest.approx(0.0175)
+    assert cost["saving_percent"] == pytest.approx(63.5, abs=0.1)
+    custom = costs.estimate(
+        7200, environ={"BATCH_PRICE_SPOT_VCPU_HOUR": "0.01", "BATCH_PRICE_ON_DEMAND_VCPU_HOUR": "0.04"}
+    )
+    assert custom["spot_usd"] == pytest.approx(0.02) and custom["saving_percent"] == 75.0
+
+
+# --- the jobs table, finishing, the DLQ ---------------------------------------------------------------
+
+
+def _job(aws, total: int = 2) -> JobStore:
+    store = JobStore(aws.batch_jobs_table)
+    store.create({"job_id": "j1", "status": RUNNING, "model": "m", "version": 1, "total_shards": total,
+                  "output_prefix": "batch/output/j1/", "running_at": "2026-11-23T00:00:00+00:00"})  # fmt: skip
+    return store
+
+
+def _part(i: int) -> dict[str, Any]:
+    return {"key": f"batch/output/j1/part-{i:05d}.csv", "rows": 10 + i, "bytes": 100, "sha256": "ab" * 32}
+
+
+def test_a_shard_is_counted_once_however_often_it_is_marked_done(aws, atomic_writes):
+    store = _job(aws, total=3)
+    assert store.mark_done("j1", 0, _part(0)) is True
+    assert store.mark_done("j1", 0, _part(0)) is False
+    job = store.get("j1")
+    assert job["shards_done"] == 1 and job["rows"] == 10
+    assert finish_if_complete(store, "j1", aws) is None  # 1 of 3
+
+
+def test_the_last_shard_writes_the_manifest_once_and_the_job_succeeds(aws, atomic_writes):
+    store = _job(aws)
+    store.add("j1", worker_seconds=7200)
+    store.mark_done("j1", 0, _part(0))
+    store.mark_done("j1", 1, _part(1))
+    assert finish_if_complete(store, "j1", aws) == "SUCCEEDED"
+    assert finish_if_complete(store, "j1", aws) is None  # the second caller changes nothing
+    job = store.get("j1")
+    manifest = json.loads(
+        boto3.client("s3").get_object(Bucket=aws.data_bucket, Key=job["manifest_key"])["Body"].read()
+    )
+    assert (
+        manifest["complete"] and manifest["rows"] == 21 and [p["index"] for p in manifest["parts"]] == [0, 1]
+    )
+    assert job["status"] == "SUCCEEDED" and job["rows"] == 21
+    assert job["cost"]["spot_usd"] == pytest.approx(0.035) and job["cost"]["on_demand_usd"] == pytest.approx(
+        0.096
+    )
+
+
+def test_a_dead_lettered_shard_ends_the_job_partial_with_the_shard_named(aws, atomic_writes):
+    store = _job(aws)
+    store.mark_done("j1", 0, _part(0))
+    store.record_error("j1", 1, "ConnectionError: the bucket went away", "w1")
+    body = json.dumps(
+        {"job_id": "j1", "shard": {"index": 1, "key": "in/a.csv", "version_id": None, "start": 10, "end": 99}}
+    )
+    outcome = shard_dead_lettered(body, aws)
+    assert outcome["counted"] and outcome["finished"] == "PARTIAL"
+    job = store.get("j1")
+    assert job["status"] == "PARTIAL" and job["failed_shards"] == [1]
+    manifest = json.loads(
+        boto3.client("s3").get_object(Bucket=aws.data_bucket, Key=job["manifest_key"])["Body"].read()
+    )
+    assert (
+        manifest["failed_shards"][0]["index"] == 1
+        and "bucket went away" in manifest["failed_shards"][0]["reason"]
+    )
+    assert not manifest["complete"]
+
+
+def test_the_work_queue_dead_letters_to_the_queue_batch_shard_failed_reads(aws):
+    from app import app
+
+    handlers = {name for name in app.handler_map}
+    assert {"plan_batch_job", "batch_shard_failed"} <= handlers
+    assert dlq_name(aws.batch_work_queue).endswith("-batch-work-dlq")
+
+
+# --- the worker ---------------------------------------------------------------------------------------
+
+
+def test_part_is_written_create_only_and_a_second_writer_acknowledges_the_first(aws):
+    from scoring.engine import ShardOutput
+
+    first = ShardOutput(b"h\n1\n2\n", 2, "aa" * 32)
+    second = ShardOutput(b"h\n1\n2\n", 2, "aa" * 32)
+    one = write_part(aws.data_bucket, "batch/output/j/part-00000.csv", first, "j")
+    two = write_part(aws.data_bucket, "batch/output/j/part-00000.csv", second, "j")
+    assert one["written"] and not two["written"]
+    assert (two["rows"], two["sha256"], two["bytes"]) == (2, "aa" * 32, 6)
+
+
+def test_visibility_is_extended_while_a_shard_is_worked_on(aws):
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=aws.batch_work_queue)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="{}")
+    message = sqs.receive_message(QueueUrl=url, VisibilityTimeout=1)["Messages"][0]
+    with VisibilityExtender(sqs, url, message["ReceiptHandle"], 1) as extender:
+        time.sleep(2.2)  # twice the timeout: without extensions the message would be back
+        assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
+    assert extender.extensions >= 3
+
+
+def test_spot_watcher_reads_the_notice_through_imdsv2():
+    metadata = FakeMetadata()
+    try:
+        watcher = SpotWatcher(metadata.url, interval_s=0.1)
+        assert watcher.check() is None  # 404: no notice
+        metadata.notice()
+        notice = watcher.check()
+        assert notice is not None and notice["action"] == "terminate" and watcher.noticed.is_set()
+        assert 100 < watcher.seconds_left() <= 121
+    finally:
+        metadata.close()
+    assert SpotWatcher("", interval_s=0.1).check() is None  # no endpoint: never a notice
+
+
+def test_after_a_notice_a_worker_finishes_a_shard_only_if_it_has_the_time():
+    worker = Worker.__new__(Worker)
+    worker.watcher = SpotWatcher("", interval_s=1)
+    worker.watcher.notice = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))}
+    worker.shard_seconds = []
+    started = time.monotonic() - 20  # 20 s in
+    assert worker.can_finish(0.8, started)  # 5 s left of work, 60 s to go
+    assert not worker.can_finish(0.2, started)  # 80 s of work left: release it
+    assert not worker.can_finish(0.0, time.monotonic())  # nothing to go by: release
+
+
+# --- scoring -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    from chalicelib.serving.model import OnnxModel
+    from tests.test_evaluator import _built
+
+    artifacts, _ = _built("logistic")
+    return Scorer(OnnxModel(artifacts["model.onnx"], json.loads(artifacts["input_schema.json"])))
+
+
+def _input(rows: int) -> tuple[list[str], bytes]:
+    from mlops.datasets import breast_cancer_batch
+
+    data = breast_cancer_batch(rows, block_rows=rows)
+    header, body = data.split(b"\n", 1)
+    return header.decode().split(","), body
+
+
+def test_scoring_in_pieces_equals_scoring_whole_and_passes_ids_through(scorer):
+    header, body = _input(3000)
+    whole = score_pieces(row_pieces(iter([body])), header, scorer, overlap=False)
+    pieces = score_pieces(
+        row_pieces(iter([body[i : i + 5000] for i in range(0, len(body), 5000)])), header, scorer
+    )
+    assert whole.rows == pieces.rows == 3000 and whole.data == pieces.data
+    out_header, first = whole.data.splitlines()[:2]
+    assert out_header.startswith(b'"row_id","diagnosis","prediction","probability_0"')
+    assert first.startswith(b'"patient-0000000"')
+
+
+def test_a_bad_value_fails_the_shard_naming_row_and_field(scorer):
+    header, body = _input(20)
+    lines = body.splitlines()
+    cells = lines[5].split(b",")
+    cells[3] = b"-1"  # below the contract's minimum 0
+    lines[5] = b",".join(cells)
+    with pytest.raises(BadShard, match=rf"row 6: field '{header[3]}'"):
+        score_pieces(
+            row_pieces(iter([b"\n".join(lines) + b"\n"])), header, scorer, where="in/a.csv", overlap=False
+        )

@@ -1,0 +1,39 @@
+"""The Lambda package, built for the deploy runtime by `chalice package`, stays within budget.
+
+Lambda accepts at most 50 MiB zipped (direct upload) and 250 MiB unzipped; the budget keeps
+headroom under both: zipped <= 45 MiB, unzipped <= 150 MiB (MiB, as AWS counts its limits).
+Figures in docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+MIB = 2**20
+ZIPPED_BUDGET = 45 * MIB
+UNZIPPED_BUDGET = 150 * MIB
+
+
+def test_lambda_package_for_python312_x86_64_stays_within_budget():
+    from mlops.package import package
+
+    out = package("dev")
+    sam = json.loads((out / "sam.json").read_text())
+    runtimes = {
+        r["Properties"]["Runtime"]
+        for r in sam["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    assert runtimes == {"python3.12"}
+    archive = out / "deployment.zip"
+    with zipfile.ZipFile(archive) as z:
+        names = z.namelist()
+        unzipped = sum(i.file_size for i in z.infolist())
+    # Built for Lambda (manylinux x86_64 wheels), with what the functions import.
+    assert any(n.startswith("onnxruntime/capi/") and n.endswith("x86_64-linux-gnu.so") for n in names)
+    assert "app.py" in names and any(n.startswith("chalicelib/") for n in names)
+    zipped = archive.stat().st_size
+    print(f"deployment.zip: {zipped / MIB:.1f} MiB zipped, {unzipped / MIB:.1f} MiB unzipped")
+    assert zipped <= ZIPPED_BUDGET, f"{zipped / MIB:.1f} MiB zipped > {ZIPPED_BUDGET / MIB:.0f} MiB"
+    assert unzipped <= UNZIPPED_BUDGET, f"{unzipped / MIB:.1f} MiB unzipped > {UNZIPPED_BUDGET / MIB:.0f} MiB"

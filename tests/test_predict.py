@@ -1,0 +1,206 @@
+"""POST /models/{name}/predict and /versions/{v}/predict: real models (trained by the project's
+training code, promoted by evaluate_candidate), real onnxruntime sessions, in-process moto."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.registry.store import Registry
+from chalicelib.serving import predict
+from chalicelib.serving.model import OnnxModel
+from chalicelib.validation import ContractStore
+from tests.test_evaluator import DATASET, _built, _contract, evaluate, publish
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_container():
+    predict.reset()  # each test is a new container: no cached sessions or pointers
+    yield
+    predict.reset()
+
+
+@pytest.fixture
+def client(aws):
+    ContractStore(aws.data_bucket).put(_contract())
+    with Client(app, stage_name="local") as c:
+        yield c
+
+
+@pytest.fixture
+def champion(aws, client):
+    """v1 champion: a small random forest."""
+    publish(aws, "forest")
+    evaluate(client, aws)
+    return Registry(aws.registry_table, aws.audit_table)
+
+
+def holdout_records(model: str = "forest", n: int = 20) -> list[dict[str, Any]]:
+    """Holdout rows of a candidate as JSON records (the features the model takes)."""
+    artifacts, _ = _built(model)
+    schema = json.loads(artifacts["input_schema.json"])
+    names = [f["name"] for f in schema["features"]]
+    rows = list(csv.DictReader(io.StringIO(artifacts["holdout.csv"].decode())))[:n]
+    return [{k: float(row[k]) for k in names} for row in rows]
+
+
+def post(client: Client, path: str, body: Any, raw: bytes | None = None) -> Any:
+    data = raw if raw is not None else json.dumps(body).encode()
+    return client.http.post(path, body=data, headers={"Content-Type": "application/json"})
+
+
+# --- answers -------------------------------------------------------------------------------------------
+
+
+def test_champion_answers_with_its_version_predictions_and_probabilities(aws, client, champion):
+    records = holdout_records()
+    response = post(client, f"/models/{DATASET}/predict", {"records": records})
+    assert response.status_code == 200
+    body = response.json_body
+    assert body["model"] == DATASET and body["version"] == 1 and len(body["predictions"]) == len(records)
+    # the same rows through the candidate's own session on its holdout file: the same numbers
+    artifacts, _ = _built("forest")
+    model = OnnxModel(artifacts["model.onnx"], json.loads(artifacts["input_schema.json"]))
+    header, *rows = list(csv.reader(io.StringIO(artifacts["holdout.csv"].decode())))
+    expected = model.run(model.schema.encode_text(header, rows[: len(records)]))
+    for got, label, probabilities in zip(
+        body["predictions"], expected.labels, expected.probabilities, strict=True
+    ):
+        assert got["prediction"] == label.item()
+        assert list(got["probabilities"]) == ["0", "1"]
+        assert list(got["probabilities"].values()) == pytest.approx(list(probabilities), abs=1e-15)
+
+
+def test_pinned_version_answers_after_a_new_champion(aws, client, champion):
+    publish(aws, "logistic")
+    evaluate(client, aws)
+    assert champion.champion(DATASET) == 2
+    records = holdout_records(n=3)
+    assert (
+        post(client, f"/models/{DATASET}/versions/1/predict", {"records": records}).json_body["version"] == 1
+    )
+    assert post(client, f"/models/{DATASET}/predict", {"records": records}).json_body["version"] == 2
+
+
+def test_a_session_is_created_once_per_version_and_reused(aws, client, champion):
+    records = holdout_records(n=1)
+    for _ in range(5):
+        assert post(client, f"/models/{DATASET}/predict", {"records": records}).status_code == 200
+    assert predict.predictor().loads == 1
+
+
+def test_promotion_and_rollback_are_served_within_the_champion_ttl(aws, client, champion):
+    now = [0.0]
+    predict._predictor = predict.Predictor(champion, clock=lambda: now[0], ttl_s=10.0)
+    records = holdout_records(n=2)
+    assert post(client, f"/models/{DATASET}/predict", {"records": records}).json_body["version"] == 1
+    publish(aws, "logistic")
+    evaluate(client, aws)  # v2 promoted
+    now[0] = 9.9  # within the TTL: the warm container still serves v1
+    assert post(client, f"/models/{DATASET}/predict", {"records": records}).json_body["version"] == 1
+    now[0] = 10.0
+    assert post(client, f"/models/{DATASET}/predict", {"records": records}).json_body["version"] == 2
+    champion.rollback(DATASET, "ops (admin)", "test")
+    now[0] = 19.9
+    assert post(client, f"/models/{DATASET}/predict", {"records": records}).json_body["version"] == 2
+    now[0] = 20.0
+    assert post(client, f"/models/{DATASET}/predict", {"records": records}).json_body["version"] == 1
+
+
+def test_a_model_file_that_fails_its_checksum_is_never_served(aws, client, champion):
+    # Someone edits the registry's checksum (or the stored object changed): refuse, clearly.
+    champion._db.update_item(
+        TableName=aws.registry_table,
+        Key={"pk": {"S": f"model#{DATASET}"}, "sk": {"S": "version#00000001"}},
+        UpdateExpression="SET artifacts.#m.sha256 = :bad",
+        ExpressionAttributeNames={"#m": "model.onnx"},
+        ExpressionAttributeValues={":bad": {"S": "0" * 64}},
+    )
+    response = post(client, f"/models/{DATASET}/predict", {"records": holdout_records(n=1)})
+    assert response.status_code == 500 and "integrity" in response.json_body["Message"]
+    assert predict.predictor().loads == 0
+
+
+def test_shadow_challenger_is_logged_never_returned(aws, client, champion):
+    from chalicelib.observability import logger
+
+    publish(aws, "weak_logistic")
+    evaluate(client, aws)  # v2 rejected: cannot shadow
+    publish(aws, "stump")
+    evaluate(client, aws)  # v3 rejected too (worse)
+    ContractStore(aws.data_bucket).put(_contract(mode="manual"))
+    publish(aws, "logistic")
+    evaluate(client, aws)  # v4 pending approval: may shadow
+    records = holdout_records(n=5)
+    before = post(client, f"/models/{DATASET}/predict", {"records": records}).json_body
+    refused = client.http.put(
+        f"/models/{DATASET}/challenger",
+        body=json.dumps({"version": 2, "reason": "compare"}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert refused.status_code == 401  # a change: a token is needed
+    predict.reset()
+    champion.set_challenger(DATASET, 4, "alice (approver)", "shadow before approving")
+    buffer = io.StringIO()
+    previous = logger.registered_handler.setStream(buffer)
+    try:
+        after = post(client, f"/models/{DATASET}/predict", {"records": records}).json_body
+    finally:
+        logger.registered_handler.setStream(previous)
+    assert after == before  # the challenger's answers are never returned
+    logs = [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
+    (shadow,) = [line for line in logs if line.get("message") == "shadow prediction"]
+    assert shadow["champion_version"] == 1 and shadow["challenger_version"] == 4
+    assert shadow["champion_predictions"] == [p["prediction"] for p in before["predictions"]]
+    assert len(shadow["challenger_predictions"]) == 5 and 0 <= shadow["agreement"] <= 1
+
+
+def test_setting_a_challenger_needs_an_approver_and_a_servable_version(aws, client, champion, tokens):
+    path = f"/models/{DATASET}/challenger"
+    viewer = client.http.put(path, body=json.dumps({"version": 1, "reason": "x"}), headers=tokens["viewer"])
+    assert viewer.status_code == 403
+    ok = client.http.put(path, body=json.dumps({"version": 1, "reason": "x"}), headers=tokens["approver"])
+    assert ok.status_code == 200 and ok.json_body["by"] == "alice (approver)"
+    missing = client.http.put(
+        path, body=json.dumps({"version": 7, "reason": "x"}), headers=tokens["approver"]
+    )
+    assert missing.status_code == 404
+    cleared = client.http.put(
+        path, body=json.dumps({"version": None, "reason": "x"}), headers=tokens["approver"]
+    )
+    assert cleared.status_code == 200 and champion.challenger(DATASET) is None
+
+
+def test_a_model_without_a_champion_is_a_404(aws, client):
+    publish(aws, "stump", tamper="model.onnx")
+    evaluate(client, aws)  # rejected: no champion
+    response = post(client, f"/models/{DATASET}/predict", {"records": holdout_records(n=1)})
+    assert response.status_code == 404 and "no champion yet" in response.json_body["Message"]
+
+
+# --- the lean predict path ------------------------------------------------------------------------------
+
+
+def test_the_predict_path_imports_no_heavy_library_and_creates_no_tracer():
+    probe = (
+        "import sys, app\n"
+        "from chalicelib.serving import predict, model\n"
+        "import onnxruntime\n"
+        "heavy = [m for m in ('sklearn', 'scipy', 'pandas', 'skl2onnx', 'aws_xray_sdk') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    env = {"MLOPS_TRACING": "false", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,147 @@
+"""Requests /predict must refuse with a 4xx naming the record, the field and the problem (and 404s),
+against one champion deployed once for the module (these tests only read)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.serving import predict
+from chalicelib.validation import ContractStore
+from tests.test_evaluator import DATASET, _contract, evaluate, publish
+from tests.test_predict import holdout_records, post
+
+
+@pytest.fixture(scope="module")
+def client(aws_module):
+    ContractStore(aws_module.data_bucket).put(_contract())
+    with Client(app, stage_name="local") as c:
+        publish(aws_module, "forest")
+        evaluate(c, aws_module)  # v1 champion
+        publish(aws_module, "stump", tamper="model.onnx")
+        evaluate(c, aws_module)  # v2 rejected (integrity)
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _fresh_container():
+    predict.reset()
+    yield
+    predict.reset()
+
+
+# --- not found ------------------------------------------------------------------------------------------
+
+
+def test_unknown_model_or_version_is_a_404_naming_it(client):
+    records = holdout_records(n=1)
+    unknown = post(client, "/models/nothing/predict", {"records": records})
+    assert unknown.status_code == 404 and "no model named 'nothing'" in unknown.json_body["Message"]
+    version = post(client, f"/models/{DATASET}/versions/9/predict", {"records": records})
+    assert version.status_code == 404 and "no version 9" in version.json_body["Message"]
+    assert post(client, f"/models/{DATASET}/versions/x/predict", {"records": records}).status_code == 400
+
+
+def test_a_rejected_version_is_not_served(client):
+    pinned = post(client, f"/models/{DATASET}/versions/2/predict", {"records": holdout_records(n=1)})
+    assert pinned.status_code == 409 and "rejected" in pinned.json_body["Message"]
+
+
+# --- malformed requests: 4xx naming the record, the field and the problem ------------------------------
+
+
+def _record(**changes: Any) -> dict[str, Any]:
+    record: dict[str, Any] = dict(holdout_records(n=1)[0])
+    for key, value in changes.items():
+        if value is _DROP:
+            record.pop(key)
+        else:
+            record[key] = value
+    return record
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    "records, record, field, fragment",
+    [
+        ([_record(mean_radius=_DROP)], 0, "mean_radius", "missing"),
+        ([_record(colour="red")], 0, "colour", "unknown feature"),
+        ([_record(mean_radius="12.5")], 0, "mean_radius", "expected a number"),
+        ([_record(mean_radius=True)], 0, "mean_radius", "expected a number"),
+        ([_record(mean_radius=[1])], 0, "mean_radius", "expected a number"),
+        ([_record(), _record(mean_radius=-1.0)], 1, "mean_radius", "below the minimum 0"),
+        ([_record(mean_radius=1e9)], 0, "mean_radius", "above the maximum"),
+        ([_record(mean_radius=None)], 0, "mean_radius", "null is not allowed"),
+        ([_record(), "not an object"], 1, None, "must be a JSON object"),
+    ],
+    ids=["missing", "unknown", "string", "boolean", "list", "below-min", "above-max", "null", "not-object"],
+)
+def test_a_bad_record_is_a_400_naming_record_field_and_problem(
+    client, records, record, field, fragment
+):
+    response = post(client, f"/models/{DATASET}/predict", {"records": records})
+    assert response.status_code == 400
+    problems = response.json_body["problems"]
+    assert any(
+        p["record"] == record and p["field"] == field and fragment in p["problem"] for p in problems
+    ), problems
+    assert fragment in response.json_body["Message"]
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        (b'{"records": []}', "the list is empty"),
+        (b'{"rows": []}', "unknown key"),
+        (b'{"records": {"a": 1}}', "not a list"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'{"records": [', "not valid JSON"),
+        (b'{"records": [{"mean_radius": NaN}]}', "NaN"),
+        (b'{"records": ' + b"[" * 64 + b"]" * 64 + b"}", "nested deeper"),
+        (b'{"records": [], "records": []}', "appears twice"),
+        (b"", "empty"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
+    ids=[
+        "empty-list",
+        "unknown-key",
+        "not-list",
+        "not-object",
+        "malformed",
+        "nan",
+        "deep",
+        "duplicate",
+        "no-body",
+        "not-utf8",
+    ],
+)
+def test_a_malformed_body_is_a_400_that_names_the_problem(client, raw, fragment):
+    response = post(client, f"/models/{DATASET}/predict", None, raw=raw)
+    assert response.status_code == 400 and fragment in response.json_body["Message"], response.json_body
+
+
+def test_too_many_records_or_bytes_are_refused_with_the_limit(client):
+    record = holdout_records(n=1)[0]
+    many = post(client, f"/models/{DATASET}/predict", {"records": [record] * (predict.MAX_RECORDS + 1)})
+    assert many.status_code == 400 and "over the limit of 1,000" in many.json_body["Message"]
+    padding = {"records": [record], "pad": "x" * predict.MAX_BODY_BYTES}
+    big = post(client, f"/models/{DATASET}/predict", padding)
+    assert big.status_code == 400 and "over the limit of 1,048,576" in big.json_body["Message"]
+
+
+def test_many_bad_records_are_counted_and_the_first_named(client):
+    bad = [_record(mean_radius="x")] * 50
+    body = post(client, f"/models/{DATASET}/predict", {"records": bad}).json_body
+    assert body["problem_count"] == 50 and len(body["problems"]) == 20 and "and 30 more" in body["Message"]
+
+
+def test_a_wrong_content_type_is_a_4xx(client):
+    response = client.http.post(
+        f"/models/{DATASET}/predict", body=b"records", headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 415
