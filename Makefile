@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: demo test up status lint format clean venv bench-validation bench-batch scan-venv scan package deploy postdeploy
+.PHONY: demo test up status lint format clean venv bench-validation bench-predict bench-batch scan-venv scan package deploy postdeploy
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -80,6 +80,10 @@ package: $(STAMP)
 # The security scans alone (they also run inside `make test`): cfn-lint, checkov, parliament.
 scan: $(STAMP) $(SCAN_STAMP)
 	$(BIN)/python -m pytest tests/test_scans.py -q
+
+# Predict benchmark: route vs minimal handler vs scikit-learn, cold starts. PREDICT_BENCH_ARGS=--quick: < 1 minute.
+bench-predict: $(STAMP)
+	$(BIN)/python benchmarks/predict_bench.py $(PREDICT_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SCAN_VENV) build .pytest_cache .mypy_cache .ruff_cache

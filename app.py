@@ -20,7 +20,7 @@ from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 from chalicelib import auth, observability
 from chalicelib.http import BadRequest, parse_json_body
 from chalicelib.lazy import LazyModule
-from chalicelib.settings import DATASET_NAME, Settings
+from chalicelib.settings import DATASET_NAME, Settings, dlq_name
 
 # Each Lambda function imports this module, so the stages are imported on first use: the API
 # function answering /predict from cold never loads validation, training or the evaluator.
@@ -329,10 +329,9 @@ def predict_version(name: str, version: str) -> Any:
 
 
 # --- batch inference -------------------------------------------------------------------------------
-from chalicelib.batch import service as batch_service  # noqa: E402
-from chalicelib.batch.exceptions import InvalidRequest, JobNotFound, ModelNotAvailable  # noqa: E402
-from chalicelib.batch.handler import handle_dead_letter_batch, handle_request_batch  # noqa: E402
-from chalicelib.settings import dlq_name  # noqa: E402
+batch_service: Any = LazyModule("chalicelib.batch.service")
+batch_errors: Any = LazyModule("chalicelib.batch.exceptions")
+batch_handler: Any = LazyModule("chalicelib.batch.handler")
 
 
 @app.route("/batch-jobs", methods=["POST"], content_types=["application/json"], authorizer=CHANGES)
@@ -341,9 +340,9 @@ def submit_batch_job() -> Response:
     try:
         body = parse_json_body(app.current_request.raw_body)
         job = batch_service.submit(body, _caller())
-    except (BadRequest, InvalidRequest) as exc:
+    except (BadRequest, batch_errors.InvalidRequest) as exc:
         raise BadRequestError(str(exc)) from exc
-    except ModelNotAvailable as exc:
+    except batch_errors.ModelNotAvailable as exc:
         raise ConflictError(str(exc)) from exc
     return Response(body=job, status_code=202)
 
@@ -353,17 +352,17 @@ def get_batch_job(job_id: str) -> dict[str, Any]:
     """A batch job: status, shards done and failed, rows, rate, workers, interruptions, cost."""
     try:
         return batch_service.get(job_id)
-    except JobNotFound as exc:
+    except batch_errors.JobNotFound as exc:
         raise NotFoundError(str(exc)) from exc
 
 
 @app.on_sqs_message(queue=settings.batch_requests_queue, batch_size=1, name="plan_batch_job")
 def plan_batch_job(event: SQSEvent) -> dict[str, Any]:
     """A request under batch/requests/ -> shard plan, shard messages, workers (each step once)."""
-    return handle_request_batch(event.to_dict(), event.context)
+    return batch_handler.handle_request_batch(event.to_dict(), event.context)
 
 
 @app.on_sqs_message(queue=dlq_name(settings.batch_work_queue), batch_size=10, name="batch_shard_failed")
 def batch_shard_failed(event: SQSEvent) -> dict[str, Any]:
     """Shards that failed every attempt (the work queue's DLQ) -> failed on their job, PARTIAL at the end."""
-    return handle_dead_letter_batch(event.to_dict(), event.context)
+    return batch_handler.handle_dead_letter_batch(event.to_dict(), event.context)

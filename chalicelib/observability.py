@@ -68,26 +68,23 @@ def _http_middleware(app_name: str) -> Callable[[Any, Callable[[Any], Any]], Any
     ``log_metrics`` (an EMF flush per call) cost ~100-200 us per request: more than scoring a model.
     Here the container's keys are set once, the request id per request, and metrics are flushed only
     when a handler added some."""
-    state: dict[str, Any] = {"cold": True}
+    state = {"cold": True}
 
     def middleware(request: Any, get_response: Callable[[Any], Any]) -> Any:
         context = request.lambda_context
-        if state["cold"]:
+        if state["cold"]:  # once per container: the keys that do not change between requests
             state["cold"] = False
             logger.append_keys(
-                cold_start=True,
+                handler=handler_name(getattr(context, "function_name", None), app_name),
                 function_name=getattr(context, "function_name", None),
                 function_memory_size=getattr(context, "memory_limit_in_mb", None),
                 function_arn=getattr(context, "invoked_function_arn", None),
             )
-        elif state.get("cold_key", True):
-            state["cold_key"] = False
-            logger.append_keys(cold_start=False)
-        logger.thread_safe_append_keys(
-            handler=handler_name(getattr(context, "function_name", None), app_name),
+        # One call per request: the request ids (the correlation id is API Gateway's request id).
+        logger.append_keys(
+            correlation_id=(request.context or {}).get("requestId"),
             function_request_id=getattr(context, "aws_request_id", None),
         )
-        logger.set_correlation_id((request.context or {}).get("requestId"))
         try:
             return get_response(request)
         finally:

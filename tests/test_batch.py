@@ -88,12 +88,14 @@ def test_pieces_end_at_row_ends_whatever_the_chunking():
 @pytest.mark.parametrize(
     ("doc", "field"),
     [
-        ({"input_prefix": "in/"}, "model"),
+        ({"input_prefix": "batch/in/"}, "model"),
         ({"model": "m", "input_prefix": "batch/requests/x"}, "input_prefix"),
-        ({"model": "m", "input_prefix": "in/", "output_prefix": "in/out/"}, "output_prefix"),
-        ({"model": "m", "input_prefix": "in/", "shard_bytes": 10}, "shard_bytes"),
-        ({"model": "m", "input_prefix": "in/", "engine": "gpu"}, "engine"),
-        ({"model": "m", "input_prefix": "in/", "colour": 1}, "colour"),
+        ({"model": "m", "input_prefix": "batch/in/", "output_prefix": "batch/in/out/"}, "output_prefix"),
+        ({"model": "m", "input_prefix": "batch/in/", "shard_bytes": 10}, "shard_bytes"),
+        ({"model": "m", "input_prefix": "batch/in/", "engine": "gpu"}, "engine"),
+        ({"model": "m", "input_prefix": "batch/in/", "colour": 1}, "colour"),
+        ({"model": "m", "input_prefix": "incoming/m/"}, "input_prefix"),  # not yet validated
+        ({"model": "m", "input_prefix": "batch/in/", "output_prefix": "reports/"}, "output_prefix"),
     ],
 )
 def test_bad_requests_name_the_field(doc, field):
@@ -102,7 +104,7 @@ def test_bad_requests_name_the_field(doc, field):
 
 
 def test_request_defaults_and_job_ids_from_dropped_files():
-    request = BatchRequest.parse({"model": "m", "input_prefix": "in/"})
+    request = BatchRequest.parse({"model": "m", "input_prefix": "batch/in/"})
     assert request.version is None and request.job_output_prefix("j1") == "batch/output/j1/"
     assert job_id_from_key("batch/requests/nightly-42.json") == "nightly-42"
     with pytest.raises(InvalidRequest):

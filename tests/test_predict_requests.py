@@ -81,9 +81,7 @@ _DROP = object()
     ],
     ids=["missing", "unknown", "string", "boolean", "list", "below-min", "above-max", "null", "not-object"],
 )
-def test_a_bad_record_is_a_400_naming_record_field_and_problem(
-    client, records, record, field, fragment
-):
+def test_a_bad_record_is_a_400_naming_record_field_and_problem(client, records, record, field, fragment):
     response = post(client, f"/models/{DATASET}/predict", {"records": records})
     assert response.status_code == 400
     problems = response.json_body["problems"]

@@ -5,7 +5,8 @@ dropped under ``batch/requests/`` holds.
      "output_prefix": "batch/output/", "shard_mb": 16, "workers": 4, "engine": "auto"}
 
 ``version`` is optional: the champion when the job is submitted is pinned. Prefixes are keys in the
-stage's data bucket; the parts go to ``<output_prefix><job_id>/``, so two jobs never share keys.
+stage's data bucket: inputs under ``batch/`` or ``validated/`` (data that passed its contract),
+outputs under ``batch/``; the parts go to ``<output_prefix><job_id>/``, so two jobs never share keys.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from chalicelib.batch.sharding import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES
 from chalicelib.ingest.uploads import DATASET_NAME
 
 REQUESTS_PREFIX = "batch/requests/"
+# Where inputs may be read from (the functions' IAM policies grant no more): batch/ and validated/.
+INPUT_AREAS = ("batch/", "validated/")
 DEFAULT_OUTPUT_PREFIX = "batch/output/"
 ENGINES = ("auto", "onnxruntime", "sklearn")
 MAX_SHARD_BYTES = 1024 * 1024 * 1024
@@ -69,6 +72,11 @@ class BatchRequest:
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
             raise InvalidRequest("version: a version number (1, 2, 3...), or leave it out for the champion")
         input_prefix = _prefix(doc.get("input_prefix"), "input_prefix")
+        if not input_prefix.startswith(INPUT_AREAS):
+            raise InvalidRequest(
+                f"input_prefix: {input_prefix!r} is outside the areas batch jobs read: files you put under "
+                "batch/ (e.g. batch/input/2026-11/) or data that passed its contract, under validated/"
+            )
         if input_prefix.startswith(("batch/requests/", "batch/jobs/")):
             raise InvalidRequest(
                 f"input_prefix: {input_prefix!r} is where requests and plans live; use another"
@@ -76,6 +84,10 @@ class BatchRequest:
         output_prefix = _prefix(doc.get("output_prefix", DEFAULT_OUTPUT_PREFIX), "output_prefix")
         if not output_prefix.endswith("/"):
             output_prefix += "/"
+        if not output_prefix.startswith("batch/"):
+            raise InvalidRequest(
+                f"output_prefix: {output_prefix!r} must be under batch/ (e.g. batch/output/)"
+            )
         if output_prefix.startswith(input_prefix) or input_prefix.startswith(output_prefix):
             raise InvalidRequest(
                 "output_prefix: must not overlap input_prefix (the parts would become inputs)"

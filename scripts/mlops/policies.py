@@ -246,6 +246,65 @@ def api_handler(s: Settings) -> list[Statement]:
         # Append and read the ledger; never update or delete it.
         _allow("AuditLedger", ["dynamodb:PutItem", "dynamodb:Query"], _table(s.audit_table)),
         _notify(s),
+        # POST /batch-jobs: check the input prefix has objects, record the job, drop the request
+        # (create-only); GET /batch-jobs/{id}: the job, its shards and workers.
+        _list("ListBatchInputs", s.data_bucket, "batch/", "validated/"),
+        _allow("DropBatchRequests", ["s3:PutObject"], _objects(s.data_bucket, "batch/requests/")),
+        _batch_jobs("BatchJobs", s),
+    ]
+
+
+def _batch_jobs(sid: str, s: Settings, *extra: str) -> Statement:
+    """The batch jobs table: job records, shard and worker items (chalicelib/batch/jobs.py)."""
+    return _allow(
+        sid,
+        sorted({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", *extra}),
+        _table(s.batch_jobs_table),
+    )
+
+
+def plan_batch_job(s: Settings) -> list[Statement]:
+    """A request under batch/requests/ -> the shard plan, one message per shard, the workers."""
+    return [
+        _consume(s.batch_requests_queue),
+        # Requests, plans, and the inputs (read in row-aligned ranges): batch/ and validated/ only
+        # (chalicelib/batch/requests.py refuses other input prefixes).
+        _allow(
+            "ReadRequestsPlansInputs",
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            _objects(s.data_bucket, "batch/", "validated/"),
+        ),
+        _allow(
+            "ListInputs",
+            ["s3:ListBucket", "s3:ListBucketVersions"],
+            _bucket(s.data_bucket),
+            StringLike={"s3:prefix": ["batch/*", "validated/*"]},
+        ),
+        _allow("WritePlans", ["s3:PutObject"], _objects(s.data_bucket, "batch/jobs/")),
+        _batch_jobs("BatchJobs", s),
+        _allow("ReadRegistry", ["dynamodb:GetItem"], _table(s.registry_table)),
+        _allow("QueueShards", ["sqs:GetQueueUrl", "sqs:SendMessage"], _queue(s.batch_work_queue)),
+        _allow(
+            "StartWorkers",
+            ["batch:SubmitJob", "batch:TagResource"],
+            [
+                f"arn:{PARTITION}:batch:*:*:job-queue/{s.spot_job_queue}",
+                f"arn:{PARTITION}:batch:*:*:job-definition/{s.batch_scoring_job_definition}",
+                f"arn:{PARTITION}:batch:*:*:job-definition/{s.batch_scoring_job_definition}:*",
+                f"arn:{PARTITION}:batch:*:*:job/*",
+            ],
+        ),
+    ]
+
+
+def batch_shard_failed(s: Settings) -> list[Statement]:
+    """Shards that failed every attempt (the work queue's DLQ): marked failed; the job may end PARTIAL."""
+    return [
+        _consume(f"{s.batch_work_queue}-dlq"),
+        _batch_jobs("BatchJobs", s),
+        # Finishing: the job's manifest, create-only, beside its parts (under batch/).
+        _allow("ReadWriteManifests", ["s3:GetObject", "s3:PutObject"], _objects(s.data_bucket, "batch/")),
+        _notify(s),
     ]
 
 
@@ -269,6 +328,8 @@ FUNCTIONS: dict[str, Callable[[Settings], list[Statement]]] = {
     "scheduled_retrain_check": scheduled_retrain_check,
     "evaluate_candidate": evaluate_candidate,
     "token_authorizer": token_authorizer,
+    "plan_batch_job": plan_batch_job,
+    "batch_shard_failed": batch_shard_failed,
 }
 
 
