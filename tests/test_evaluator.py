@@ -119,28 +119,10 @@ def client(aws):
 
 @pytest.fixture
 def inbox(aws):
-    """An SQS queue subscribed to the stage's notifications topic: read() -> the messages so far."""
-    from chalicelib import notify
+    """An SQS queue subscribed to the stage's notifications topic: inbox() -> the messages so far."""
+    from mlops.demo import subscribe_inbox
 
-    sqs, sns = boto3.client("sqs"), boto3.client("sns")
-    url = sqs.create_queue(QueueName="test-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(
-        TopicArn=notify.topic_arn(aws),
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
-
-    def read() -> list[dict[str, Any]]:
-        out = []
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for m in messages:
-                out.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        return out
-
-    return read
+    return subscribe_inbox(aws, "test-inbox")
 
 
 def _gates(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -62,6 +62,7 @@ from chalicelib.registry.store import (
 )
 from chalicelib.s3events import object_created_events
 from chalicelib.serving import InputSchema, IntegrityError, InvalidInput, OnnxModel, verify
+from chalicelib.serving.model import load_registered
 from chalicelib.settings import Settings
 from chalicelib.training.settings import METRICS
 from chalicelib.validation import ContractStore
@@ -392,17 +393,7 @@ def load_version_model(registry: Registry, model: str, version: int) -> OnnxMode
     doc = registry.version(model, version)
     if doc is None:
         raise RegistryError(f"{model} v{version} is not registered")
-    s3 = aws.client("s3")
-    files = {}
-    for name in ("model.onnx", "input_schema.json"):
-        where = doc["artifacts"][name]
-        args: dict[str, Any] = {"Bucket": doc["bucket"], "Key": where["key"]}
-        if where.get("version_id"):
-            args["VersionId"] = where["version_id"]
-        data = s3.get_object(**args)["Body"].read()
-        verify(f"{model} v{version} {name}", data, where.get("sha256"), where.get("bytes"))
-        files[name] = data
-    return OnnxModel(files["model.onnx"], json.loads(files["input_schema.json"]))
+    return load_registered(doc, f"{model} v{version}")
 
 
 def _judge(

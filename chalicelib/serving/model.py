@@ -7,6 +7,7 @@ evaluator both run in Lambda (onnxruntime + numpy fit its package; scikit-learn 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,31 @@ from chalicelib.serving.schema import InputSchema
 
 class IntegrityError(ValueError):
     """An artifact's bytes do not match the checksum the registry (or manifest) holds for it."""
+
+
+def fetch_artifact(doc: Mapping[str, Any], name: str, label: str) -> bytes:
+    """One artifact of a registered version (its registry record ``doc``), read by the S3 version id
+    the registry recorded and verified against its SHA-256 and size: what was checked is what runs."""
+    from chalicelib import aws
+
+    where = (doc.get("artifacts") or {}).get(name)
+    if not where:
+        raise IntegrityError(f"{label}: the registry records no {name}")
+    args: dict[str, Any] = {"Bucket": doc["bucket"], "Key": where["key"]}
+    if where.get("version_id"):
+        args["VersionId"] = where["version_id"]
+    data = aws.client("s3").get_object(**args)["Body"].read()
+    if not where.get("sha256"):
+        raise IntegrityError(f"{label} {name}: the registry records no sha256")
+    verify(f"{label} {name}", data, where["sha256"], where.get("bytes"))
+    return bytes(data)
+
+
+def load_registered(doc: Mapping[str, Any], label: str) -> OnnxModel:
+    """A registered version's session: model.onnx and input_schema.json, each verified."""
+    return OnnxModel(
+        fetch_artifact(doc, "model.onnx", label), json.loads(fetch_artifact(doc, "input_schema.json", label))
+    )
 
 
 def verify(name: str, data: bytes, sha256: str | None, size: int | None = None) -> None:

@@ -22,7 +22,6 @@ Imports: numpy, onnxruntime (lazily, in ``model.py``), boto3: no scikit-learn, s
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -32,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib import aws
-from chalicelib.serving.model import OnnxModel, Scores, verify
+from chalicelib.serving.model import OnnxModel, Scores, load_registered
 from chalicelib.serving.schema import InvalidInput, Problem
 
 MAX_RECORDS = 1000
@@ -160,17 +158,7 @@ class Predictor:
             raise ModelNotFound(f"{model} has no version {version}")
         if doc.get("status") in NOT_SERVED:
             raise NotServable(f"{model} v{version} was rejected; it is not served")
-        s3 = aws.client("s3")
-        files = {}
-        for name in ("model.onnx", "input_schema.json"):
-            where = doc["artifacts"][name]
-            args: dict[str, Any] = {"Bucket": doc["bucket"], "Key": where["key"]}
-            if where.get("version_id"):
-                args["VersionId"] = where["version_id"]
-            data = s3.get_object(**args)["Body"].read()
-            verify(f"{model} v{version} {name}", data, where.get("sha256"), where.get("bytes"))
-            files[name] = data
-        return OnnxModel(files["model.onnx"], json.loads(files["input_schema.json"]))
+        return load_registered(doc, f"{model} v{version}")
 
     # --- predictions ------------------------------------------------------------------------------
 

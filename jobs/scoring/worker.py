@@ -26,7 +26,6 @@ attempts SQS moves it to the DLQ, where ``batch_shard_failed`` marks it failed: 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -46,7 +45,7 @@ from chalicelib.batch.jobs import FINAL, JobStore
 from chalicelib.batch.sharding import Shard, part_key
 from chalicelib.registry.evaluator import load_version_model
 from chalicelib.registry.store import Registry
-from chalicelib.serving.model import verify
+from chalicelib.serving.model import fetch_artifact
 from chalicelib.settings import Settings
 
 from .engine import CHUNK_BYTES, Scorer, ShardOutput, gzip_pieces, row_pieces, s3_range_chunks, score_pieces
@@ -429,13 +428,7 @@ def _load_pipeline(registry: Registry, model: str, version: int) -> Any:
     doc = registry.version(model, version)
     if doc is None or "model.joblib" not in (doc.get("artifacts") or {}):
         raise ValueError(f"{model} v{version} has no model.joblib")
-    where = doc["artifacts"]["model.joblib"]
-    args: dict[str, Any] = {"Bucket": doc["bucket"], "Key": where["key"]}
-    if where.get("version_id"):
-        args["VersionId"] = where["version_id"]
-    data = aws.client("s3").get_object(**args)["Body"].read()
-    verify(f"{model} v{version} model.joblib", data, where.get("sha256"), where.get("bytes"))
-    assert hashlib.sha256(data).hexdigest() == where["sha256"]
+    data = fetch_artifact(doc, "model.joblib", f"{model} v{version}")  # verified before unpickling
     return joblib.load(io.BytesIO(data))
 
 

@@ -121,7 +121,7 @@ def run_demo(verbose: bool = False) -> int:
             print(
                 f"   {record['name']:<7} {record['role']:<9} id {record['id']}  (mlops tokens create NAME --role ROLE)"
             )
-        inbox = _subscribe_inbox(settings)
+        inbox = subscribe_inbox(settings)
         print("   a team inbox (an SQS queue) subscribes to the notifications topic")
 
         demo.step(f"The data owner stores the contract of {DATASET!r} (PUT /datasets/{DATASET}/contract)")
@@ -585,14 +585,15 @@ class _Indented:
         sys.stdout.flush()
 
 
-def _subscribe_inbox(settings: Any) -> Callable[[], list[dict[str, Any]]]:
-    """An SQS queue subscribed to the notifications topic, as a team's tool would subscribe."""
+def subscribe_inbox(settings: Any, name: str | None = None) -> Callable[[], list[dict[str, Any]]]:
+    """An SQS queue subscribed to the notifications topic, as a team's tool would subscribe; the
+    function returned reads (and deletes) the notifications that arrived so far."""
     import boto3
 
     from chalicelib import notify
 
     sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName=f"{settings.prefix}-{settings.stage}-demo-inbox")["QueueUrl"]
+    url = sqs.create_queue(QueueName=name or f"{settings.prefix}-{settings.stage}-demo-inbox")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     boto3.client("sns").subscribe(
         TopicArn=notify.topic_arn(settings),
