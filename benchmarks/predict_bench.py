@@ -137,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
-    import boto3
     import joblib
     from threadpoolctl import threadpool_limits
 
@@ -146,7 +145,7 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
     from chalicelib.settings import Settings
     from chalicelib.training.settings import TrainingSettings
     from chalicelib.validation import Contract, ContractStore
-    from mlops.cfn import deploy_stack, stack_name
+    from mlops.cfn import deploy_stage
     from mlops.datasets import breast_cancer_contract, breast_cancer_rows, to_csv
     from training.core import train
     from training.main import build_candidate, candidate_prefix, publish_candidate
@@ -155,15 +154,7 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
 
     aws.reset_clients()
     settings = Settings.for_stage("local")
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        deploy_stack(
-            boto3.session.Session(),
-            stack_name(settings.prefix, settings.stage),
-            {"Stage": settings.stage, "NamePrefix": settings.prefix},
-        )
+    deploy_stage(settings)
     header, rows = breast_cancer_rows()
     data = to_csv(header, rows)
     out: dict[str, Any] = {"records": n_records, "cold_starts": n_cold, "models": {}}

@@ -30,7 +30,6 @@ import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
-import boto3  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
@@ -59,20 +58,12 @@ _gateway_semantics()
 
 
 def _deployed_stack() -> Iterator[Settings]:
-    import warnings
-
-    from mlops.cfn import deploy_stack, stack_name
+    from mlops.cfn import deploy_stage
 
     with mock_aws():
         _reset_wiring()
         settings = Settings.for_stage("local")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            deploy_stack(
-                boto3.session.Session(),
-                stack_name(settings.prefix, settings.stage),
-                {"Stage": settings.stage, "NamePrefix": settings.prefix},
-            )
+        deploy_stage(settings)
         yield settings
         _reset_wiring()
 

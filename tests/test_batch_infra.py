@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from moto import mock_aws
 from chalicelib import aws as aws_clients
 from chalicelib.settings import Settings
 from chalicelib.training.batch import MAX_JOB_NAME, job_name, submit_training
-from mlops.cfn import deploy_stack, load_template, stack_name
+from mlops.cfn import deploy_stage, load_template
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +28,7 @@ def batch_stack() -> Iterator[tuple[Settings, dict[str, str]]]:
     with mock_aws(config={"batch": {"use_docker": False}}):
         aws_clients.reset_clients()
         settings = Settings.for_stage("local")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # resources moto's CloudFormation skips (queue policy)
-            resources = deploy_stack(
-                boto3.session.Session(),
-                stack_name(settings.prefix, settings.stage),
-                {"Stage": settings.stage, "NamePrefix": settings.prefix},
-            )
+        resources = deploy_stage(settings)
         yield settings, resources
         aws_clients.reset_clients()
 

@@ -119,7 +119,8 @@ class Predictor:
     def champion(self, model: str) -> int:
         version = self._pointer(model, "champion", lambda: self.registry.champion(model))
         if version is None:
-            if not self.registry.versions(model):
+            # Cached like the pointer: requests for a model without a champion cost no query each.
+            if not self._pointer(model, "versions", lambda: len(self.registry.versions(model))):
                 raise ModelNotFound(f"no model named {model!r}")
             raise ModelNotFound(f"{model} has no champion yet: no version has been promoted")
         return version

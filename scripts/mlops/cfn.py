@@ -45,6 +45,23 @@ def stack_name(prefix: str, stage: str) -> str:
     return f"{prefix}-{stage}-data-plane"
 
 
+def deploy_stage(settings: Any, session: Any = None) -> dict[str, str]:
+    """The stage's data-plane stack (``settings``: a ``chalicelib.settings.Settings``), deployed as the
+    local cloud, the tests and the benchmarks deploy it; moto's warnings about the resource types its
+    CloudFormation skips are silenced."""
+    import warnings
+
+    import boto3
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return deploy_stack(
+            session or boto3.session.Session(),
+            stack_name(settings.prefix, settings.stage),
+            {"Stage": settings.stage, "NamePrefix": settings.prefix},
+        )
+
+
 def deploy_stack(
     session: Any, name: str, parameters: dict[str, str], path: Path = TEMPLATE
 ) -> dict[str, str]:

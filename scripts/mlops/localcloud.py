@@ -14,13 +14,12 @@ import os
 import socket
 import sys
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops import CHALICE_CONFIG, PROJECT_DIR
-from mlops.cfn import deploy_stack, stack_name
+from mlops.cfn import deploy_stage
 from mlops.runtime import EventRuntime, schedules_from_app, subscriptions_from_app
 
 REGION = "us-east-1"
@@ -126,13 +125,10 @@ class LocalCloud:
         session = boto3.session.Session()
         env = config["environment_variables"]
         # moto prints and warns about the one resource it skips (the SQS queue policy).
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.resources = deploy_stack(
-                session,
-                stack_name(env["MLOPS_PREFIX"], self.stage),
-                {"Stage": self.stage, "NamePrefix": env["MLOPS_PREFIX"]},
-            )
+        with contextlib.redirect_stdout(io.StringIO()):
+            from chalicelib.settings import Settings
+
+            self.resources = deploy_stage(Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), session)
         self.app = self._load_app(config)
         if self.function_log:
             self._redirect_function_logs(self.function_log)
