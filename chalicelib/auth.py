@@ -64,6 +64,7 @@ from botocore.exceptions import ClientError
 from chalice.app import AuthRequest, AuthResponse, AuthRoute
 
 from chalicelib import aws
+from chalicelib.errors import AuthError, Conflict, InvalidInput
 from chalicelib.observability import logger
 from chalicelib.settings import Settings
 
@@ -103,15 +104,11 @@ CACHE_MAX_ENTRIES = 1024
 AUTHORIZER_TTL_S = 60  # declare the authorizer with @app.authorizer(ttl_seconds=AUTHORIZER_TTL_S)
 
 
-class AuthError(Exception):
-    """A token could not be created or revoked as asked."""
-
-
-class InvalidTokenRequest(AuthError, ValueError):
+class InvalidTokenRequest(AuthError, InvalidInput):
     """A name or role that is not allowed."""
 
 
-class TokenExists(AuthError):
+class TokenExists(AuthError, Conflict):
     """The name already has a token (create with ``replace=True`` to replace it)."""
 
 

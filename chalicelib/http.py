@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chalicelib.errors import InvalidInput
+
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 
 
-class BadRequest(ValueError):
-    pass
+class BadRequest(InvalidInput):
+    """A request body that is not acceptable JSON (too large, too deep, NaN, duplicate keys...)."""
 
 
 def _reject_constant(name: str) -> Any:

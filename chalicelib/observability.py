@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from aws_lambda_powertools import Logger, Metrics
 from chalice.app import Chalice, ConvertToMiddleware
 
 SERVICE = "serverless-mlops"
+APP_NAME = "serverless-mlops"  # Chalice's app_name (.chalice/config.json): Lambda names start with it
 METRICS_NAMESPACE = "ServerlessMLOps"
 # API Gateway request id for routes, first message id for SQS batches.
 CORRELATION_ID_PATH = "requestContext.requestId || Records[0].messageId"
@@ -94,21 +96,35 @@ def _http_middleware(app_name: str) -> Callable[[Any, Callable[[Any], Any]], Any
     return middleware
 
 
-def install(app: Chalice) -> None:
-    """Register logging, metrics and (if enabled) tracing middleware on every handler."""
+@functools.cache
+def _middleware() -> tuple[tuple[Any, str], ...]:
+    """(middleware, event type) pairs in registration order, made once per process."""
     # Chalice runs middleware in registration order, the first registered outermost.
     inject = ConvertToMiddleware(
         logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
     )
-    tag = _tag_handler(app.app_name)
+    tag = _tag_handler(APP_NAME)
     flush = ConvertToMiddleware(metrics.log_metrics)
+    pairs: list[tuple[Any, str]] = []
     for event_type in EVENT_TYPES:
-        app.register_middleware(inject, event_type)
-        app.register_middleware(tag, event_type)
-        app.register_middleware(flush, event_type)
-    app.register_middleware(_http_middleware(app.app_name), "http")
+        pairs += [(inject, event_type), (tag, event_type), (flush, event_type)]
+    pairs.append((_http_middleware(APP_NAME), "http"))
     if tracing_enabled():
         from aws_lambda_powertools import Tracer  # deferred: ~0.4 s import
 
         tracer = Tracer(service=SERVICE)
-        app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler))
+        pairs.append((ConvertToMiddleware(tracer.capture_lambda_handler), "all"))
+    return tuple(pairs)
+
+
+def middleware_for(event_type: str) -> list[Any]:
+    """The middleware of one event type, as ``Chalice._get_middleware_handlers`` would list it."""
+    return [func for func, kind in _middleware() if kind in (event_type, "all")]
+
+
+def install(app: Chalice) -> None:
+    """Register logging, metrics and (if enabled) tracing middleware on every handler."""
+    if app.app_name != APP_NAME:
+        raise ValueError(f"observability is set up for the app {APP_NAME!r}, not {app.app_name!r}")
+    for func, event_type in _middleware():
+        app.register_middleware(func, event_type)

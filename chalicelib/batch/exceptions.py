@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from chalicelib.errors import BatchError, Conflict, InvalidInput, NotFound
 
-class BatchError(Exception):
-    """Base of the batch inference errors."""
+__all__ = ["BadShard", "BatchError", "InvalidRequest", "JobNotFound", "ModelNotAvailable"]
 
 
-class InvalidRequest(BatchError, ValueError):
+class InvalidRequest(BatchError, InvalidInput):
     """A batch job request that cannot be accepted; the message names the field and the fix."""
 
 
-class JobNotFound(BatchError, LookupError):
+class JobNotFound(BatchError, NotFound):
     """No batch job with that id."""
 
 
-class ModelNotAvailable(BatchError):
+class ModelNotAvailable(BatchError, Conflict):
     """The model (or the version asked for) cannot score: not registered, rejected, or no champion."""
 
 

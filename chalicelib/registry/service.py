@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import notify
+from chalicelib import errors, notify
 from chalicelib.registry.store import (
     APPROVED,
     CHAMPION,
@@ -38,12 +38,12 @@ SUMMARY_KEYS = ("version", "status", "family", "primary_metric", "primary_value"
 MAX_REASON = 500
 
 
-class NotFound(Exception):
-    pass
+class NotFound(RegistryError, errors.NotFound):
+    """No such model, or no such version of it."""
 
 
-class Conflict(Exception):
-    pass
+class Conflict(RegistryError, errors.Conflict):
+    """A change that the registry's current state does not allow (stale approval, wrong status...)."""
 
 
 def registry(settings: Settings | None = None) -> Registry:

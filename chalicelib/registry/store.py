@@ -59,6 +59,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib import aws
+from chalicelib.errors import RegistryError
 from chalicelib.training.runs import _number, _storable
 
 CANDIDATE = "candidate"
@@ -86,10 +87,6 @@ _ATTEMPTS = 5  # promotion retries when only the pointer's seq moved (its versio
 
 _ser = TypeSerializer()
 _des = TypeDeserializer()
-
-
-class RegistryError(Exception):
-    """A registry operation that cannot be done as asked (unknown version, wrong status...)."""
 
 
 class PromotionConflict(RegistryError):

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.errors import IntegrityFailure, ServingError
 from chalicelib.serving.schema import InputSchema
 
 
-class IntegrityError(ValueError):
+class IntegrityError(ServingError, IntegrityFailure, ValueError):
     """An artifact's bytes do not match the checksum the registry (or manifest) holds for it."""
 
 

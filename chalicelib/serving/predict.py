@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.errors import Conflict, NotFound, ServingError
 from chalicelib.serving.model import OnnxModel, Scores, load_registered
 from chalicelib.serving.schema import InvalidInput, Problem
 
@@ -42,11 +43,11 @@ CHAMPION_TTL_S = 10.0
 NOT_SERVED = ("rejected",)
 
 
-class ModelNotFound(Exception):
+class ModelNotFound(ServingError, NotFound):
     """No such model, version or champion: a 404."""
 
 
-class NotServable(Exception):
+class NotServable(ServingError, Conflict):
     """The version exists but is not served (rejected): a 409."""
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib import errors
 from chalicelib.validation.contract import BOOLEAN_FALSE, BOOLEAN_TRUE
 
 NUMERIC_TYPES = ("integer", "float")
@@ -59,7 +60,7 @@ class Problem:
         return f"{', '.join(where)}: {self.problem}" if where else self.problem
 
 
-class InvalidInput(ValueError):
+class InvalidInput(errors.ServingError, errors.InvalidInput):
     """Rows that cannot be scored; ``problems`` lists the first ``MAX_PROBLEMS``, ``count`` them all."""
 
     def __init__(self, problems: Sequence[Problem], count: int | None = None) -> None:
@@ -67,6 +68,9 @@ class InvalidInput(ValueError):
         self.count = len(problems) if count is None else count
         more = f" (and {self.count - len(self.problems)} more)" if self.count > len(self.problems) else ""
         super().__init__("; ".join(str(p) for p in self.problems) + more)
+
+    def details(self) -> dict[str, object]:
+        return {"problems": [p.to_dict() for p in self.problems], "problem_count": self.count}
 
 
 @dataclass(frozen=True)

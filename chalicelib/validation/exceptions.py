@@ -1,7 +1,9 @@
 """Errors of the validation stage."""
 
+from chalicelib.errors import InvalidInput, NotFound, ValidationError
 
-class ContractError(ValueError):
+
+class ContractError(ValidationError, InvalidInput):
     """A contract is not valid. ``field`` names where, e.g. ``columns[2].min``."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -10,5 +12,5 @@ class ContractError(ValueError):
         self.message = message
 
 
-class NoContract(LookupError):
+class NoContract(ValidationError, NotFound):
     """No contract is stored for the dataset."""

@@ -1,0 +1,98 @@
+"""The blueprint every area uses: errors mapped to HTTP once, observability on event handlers.
+
+Two things Chalice's ``Blueprint`` does not do on its own:
+
+* Routes: an error of the project's hierarchy becomes its HTTP answer here (``InvalidInput`` 400,
+  ``NotFound`` 404, ``Conflict`` 409, ``IntegrityFailure`` 500 naming the artifact), so no view
+  repeats the mapping. Anything else is a bug: Chalice answers 500 without details.
+* Event handlers: Lambda imports a blueprint's event handler by its module path
+  (``chalicelib.entrypoints.<area>.<function>``), never ``app.py`` (aws/chalice#1566), so middleware
+  registered on the app would be missing there. ``Area`` attaches the observability middleware when
+  the handler is declared; registering the blueprint on the app attaches the same list again.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from chalice import BadRequestError, Blueprint, ChaliceViewError, ConflictError, NotFoundError, Response
+
+from chalicelib import observability
+from chalicelib.errors import Conflict, IntegrityFailure, InvalidInput, MlopsError, NotFound
+from chalicelib.http import MAX_BODY_BYTES, parse_json_body
+from chalicelib.settings import DATASET_NAME
+
+
+def http_error(exc: MlopsError) -> Exception:
+    """The Chalice error (an HTTP answer) for an error of the project's hierarchy."""
+    message = str(exc)
+    if isinstance(exc, InvalidInput):
+        return BadRequestError(message)
+    if isinstance(exc, NotFound):
+        return NotFoundError(message)
+    if isinstance(exc, Conflict):
+        return ConflictError(message)
+    if isinstance(exc, IntegrityFailure):
+        return ChaliceViewError(f"a stored artifact failed its integrity check: {message}")
+    return ChaliceViewError(message)
+
+
+def _mapped(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def answer(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except InvalidInput as exc:
+            details = exc.details()
+            if not details:
+                raise http_error(exc) from exc
+            return Response(status_code=400, body={"Code": "BadRequestError", "Message": str(exc), **details})
+        except MlopsError as exc:
+            raise http_error(exc) from exc
+
+    return answer
+
+
+class Area(Blueprint):
+    """A Chalice blueprint for one area of the app (see the module docstring)."""
+
+    def route(self, path: str, **kwargs: Any) -> Callable[..., Any]:
+        register = super().route(path, **kwargs)
+
+        def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+            register(_mapped(view))
+            return view
+
+        return decorator
+
+    def _get_middleware_handlers(self, event_type: str) -> list[Any]:
+        return observability.middleware_for(event_type)
+
+
+# --- request parts every area checks the same way ---------------------------------------------------
+
+NAME_RULE = "1-63 lowercase letters, digits, '-' or '_'"
+
+
+def dataset_name(name: str, kind: str = "dataset") -> str:
+    """A dataset's (or its model's) name from the path; 400 naming the rule otherwise."""
+    if not DATASET_NAME.fullmatch(name):
+        raise InvalidInput(f"{kind} name {name!r} must be {NAME_RULE}")
+    return name
+
+
+def model_name(name: str) -> str:
+    return dataset_name(name, "model")
+
+
+def version_number(version: str) -> int:
+    if not version.isdigit() or not 1 <= int(version) <= 99_999_999:
+        raise InvalidInput(f"version: {version!r} is not a version number (1, 2, 3...)")
+    return int(version)
+
+
+def json_body(area: Blueprint, max_bytes: int = MAX_BODY_BYTES) -> Any:
+    """The request's JSON body, parsed strictly (``chalicelib.http``)."""
+    return parse_json_body(area.current_request.raw_body, max_bytes=max_bytes)

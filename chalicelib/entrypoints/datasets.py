@@ -1,0 +1,65 @@
+"""Datasets: uploads arriving (the ingest queue), the uploads ledger, data contracts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import SQSEvent
+
+from chalicelib.entrypoints.auth import CHANGES, READS
+from chalicelib.entrypoints.blueprint import Area, dataset_name, json_body
+from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.settings import Settings
+
+bp = Area(__name__)
+# Queue names come from the stage's variables at import: `chalice deploy --stage X` wires stage X.
+settings = Settings.from_env()
+
+
+@bp.on_sqs_message(
+    queue=settings.ingest_queue, batch_size=10, maximum_batching_window_in_seconds=1, name="ingest_upload"
+)
+def ingest_upload(event: SQSEvent) -> dict[str, Any]:
+    """S3 notifications of uploads under incoming/ -> validation -> uploads ledger."""
+    from chalicelib.ingest.handler import handle_ingest_batch
+
+    return handle_ingest_batch(event.to_dict(), event.context)
+
+
+@bp.route("/uploads/{upload_id}", methods=["GET"], authorizer=READS)
+def get_upload(upload_id: str) -> dict[str, Any]:
+    from chalicelib.ingest import UploadLedger
+
+    upload = UploadLedger(Settings.from_env().uploads_table).get(upload_id)
+    if upload is None:
+        raise NotFound(f"no upload with id {upload_id!r}")
+    return upload.as_item()
+
+
+@bp.route(
+    "/datasets/{name}/contract", methods=["PUT"], content_types=["application/json"], authorizer=CHANGES
+)
+def put_contract(name: str) -> dict[str, Any]:
+    """Store a dataset's data contract; a broken contract is refused with the field named."""
+    from chalicelib.validation import Contract, ContractError, ContractStore
+
+    dataset_name(name)
+    document = json_body(bp)
+    try:
+        contract = Contract.parse(document)
+    except ContractError as exc:
+        raise InvalidInput(f"invalid contract: {exc}") from exc
+    if contract.dataset != name:
+        raise InvalidInput(f"dataset: the contract is for {contract.dataset!r} but was sent to {name!r}")
+    try:
+        key = ContractStore(Settings.from_env().data_bucket).put(contract)
+    except ContractError as exc:
+        raise InvalidInput(f"invalid contract: {exc}") from exc
+    return {"dataset": name, "version": contract.version, "key": key}
+
+
+@bp.route("/datasets/{name}/contract", methods=["GET"], authorizer=READS)
+def get_contract(name: str) -> dict[str, Any]:
+    from chalicelib.validation import ContractStore
+
+    return ContractStore(Settings.from_env().data_bucket).get(dataset_name(name)).to_dict()

@@ -1,0 +1,41 @@
+"""Real-time predictions: POST /models/{name}/predict (the champion) and .../versions/{v}/predict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.entrypoints.auth import READS
+from chalicelib.entrypoints.blueprint import Area, json_body, model_name, version_number
+from chalicelib.errors import InvalidInput
+
+bp = Area(__name__)
+
+
+def _predict(name: str, version: int | None) -> Any:
+    from chalicelib.serving import predict
+    from chalicelib.serving.schema import InvalidInput as InvalidRecords
+    from chalicelib.serving.schema import Problem
+
+    model = model_name(name)
+    try:
+        body = json_body(bp, max_bytes=predict.MAX_BODY_BYTES)
+    except InvalidInput as exc:  # a body that is not JSON: one problem for the whole request
+        raise InvalidRecords([Problem(None, None, str(exc))]) from exc
+    return predict.predictor().predict(model, predict.parse_records(body), version)
+
+
+@bp.route("/models/{name}/predict", methods=["POST"], content_types=["application/json"], authorizer=READS)
+def predict_champion(name: str) -> Any:
+    """The champion scores ``{"records": [...]}``: per record the prediction (and class probabilities)."""
+    return _predict(name, None)
+
+
+@bp.route(
+    "/models/{name}/versions/{version}/predict",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=READS,
+)
+def predict_version(name: str, version: str) -> Any:
+    """A pinned version scores the records (any registered version that was not rejected)."""
+    return _predict(name, version_number(version))

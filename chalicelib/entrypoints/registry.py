@@ -1,0 +1,122 @@
+"""The model registry: candidates arriving (the promotion queue) and the /models API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import SQSEvent
+
+from chalicelib.entrypoints.auth import CHANGES, READS, caller
+from chalicelib.entrypoints.blueprint import Area, json_body, model_name, version_number
+from chalicelib.errors import InvalidInput
+from chalicelib.settings import Settings
+
+bp = Area(__name__)
+settings = Settings.from_env()
+
+
+@bp.on_sqs_message(queue=settings.promotion_queue, batch_size=1, name="evaluate_candidate")
+def evaluate_candidate(event: SQSEvent) -> dict[str, Any]:
+    """Candidate manifests -> verify, register, score against the champion, gates, promote or not."""
+    from chalicelib.registry.evaluator import handle_promotion_batch
+
+    return handle_promotion_batch(event.to_dict(), event.context)
+
+
+def _change_body() -> tuple[dict[str, Any], str]:
+    """A change's body and its required ``reason``."""
+    from chalicelib.registry.service import reason_from
+
+    body = json_body(bp)
+    try:
+        return body, reason_from(body)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+@bp.route("/models", methods=["GET"], authorizer=READS)
+def list_models() -> dict[str, Any]:
+    from chalicelib.registry import service
+
+    return {"models": service.list_models(service.registry())}
+
+
+@bp.route("/models/{name}", methods=["GET"], authorizer=READS)
+def show_model(name: str) -> dict[str, Any]:
+    from chalicelib.registry import service
+
+    return dict(service.show_model(service.registry(), model_name(name)))
+
+
+@bp.route("/models/{name}/versions/{version}", methods=["GET"], authorizer=READS)
+def show_version(name: str, version: str) -> dict[str, Any]:
+    from chalicelib.registry import service
+
+    return dict(service.show_version(service.registry(), model_name(name), version_number(version)))
+
+
+@bp.route("/models/{name}/audit", methods=["GET"], authorizer=READS)
+def model_audit(name: str) -> dict[str, Any]:
+    from chalicelib.registry import service
+
+    return {"model": name, "entries": service.audit(service.registry(), model_name(name))}
+
+
+@bp.route(
+    "/models/{name}/versions/{version}/approve",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+)
+def approve_version(name: str, version: str) -> dict[str, Any]:
+    """Approve a version pending approval and make it the champion (stale or repeated: 409)."""
+    from chalicelib.registry import service
+
+    model, v = model_name(name), version_number(version)
+    body, reason = _change_body()
+    expected = body.get("expected_champion")
+    if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
+        raise InvalidInput("expected_champion: a version number, or null for none")
+    entry = service.approve(service.registry(), model, v, caller(bp), reason, expected_champion=expected)
+    return {"model": model, "champion": v, "audit": entry}
+
+
+@bp.route(
+    "/models/{name}/versions/{version}/reject",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+)
+def reject_version(name: str, version: str) -> dict[str, Any]:
+    from chalicelib.registry import service
+
+    model, v = model_name(name), version_number(version)
+    _, reason = _change_body()
+    doc = service.reject(service.registry(), model, v, caller(bp), reason)
+    return {"model": model, "version": v, "status": doc["status"]}
+
+
+@bp.route("/models/{name}/rollback", methods=["POST"], content_types=["application/json"], authorizer=CHANGES)
+def rollback_model(name: str) -> dict[str, Any]:
+    """Bring back the champion before the current one, from the audit ledger."""
+    from chalicelib.registry import service
+
+    model = model_name(name)
+    _, reason = _change_body()
+    entry = service.rollback(service.registry(), model, caller(bp), reason)
+    return {"model": model, "champion": entry["to_version"], "audit": entry}
+
+
+@bp.route(
+    "/models/{name}/challenger", methods=["PUT"], content_types=["application/json"], authorizer=CHANGES
+)
+def set_challenger(name: str) -> dict[str, Any]:
+    """Name a version to shadow the champion on /predict (``{"version": null}`` clears it)."""
+    from chalicelib.registry import service
+
+    model = model_name(name)
+    body, reason = _change_body()
+    version = body.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise InvalidInput("version: a version number, or null for no challenger")
+    return dict(service.set_challenger(service.registry(), model, version, caller(bp), reason))

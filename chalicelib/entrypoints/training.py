@@ -1,0 +1,73 @@
+"""Training: retrain triggers (the retrain queue, the hourly check, POST /datasets/{name}/retrain), runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Rate, Response
+from chalice.app import CloudWatchEvent, SQSEvent
+
+from chalicelib.entrypoints.auth import CHANGES, READS, caller
+from chalicelib.entrypoints.blueprint import Area, dataset_name, json_body
+from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.settings import Settings
+
+bp = Area(__name__)
+settings = Settings.from_env()
+
+
+@bp.on_sqs_message(queue=settings.retrain_queue, batch_size=10, name="kickoff_retraining")
+def kickoff_retraining(event: SQSEvent) -> dict[str, Any]:
+    """Announcements of validated data (and of runs ending) -> retrain policy -> at most one run."""
+    from chalicelib.training.handler import handle_retrain_batch
+
+    return handle_retrain_batch(event.to_dict(), event.context)
+
+
+@bp.schedule(Rate(1, unit=Rate.HOURS), name="scheduled_retrain_check")
+def scheduled_retrain_check(event: CloudWatchEvent) -> dict[str, Any]:
+    """Hourly: retrain datasets whose model is past its maximum age (and has new data)."""
+    from chalicelib.training.handler import handle_schedule
+
+    return handle_schedule()
+
+
+@bp.route(
+    "/datasets/{name}/retrain", methods=["POST"], content_types=["application/json"], authorizer=CHANGES
+)
+def request_retrain(name: str) -> Response:
+    """Ask for a training run now. 202 with the run id; 409 if a run is already in flight."""
+    from chalicelib.training.kickoff import handle_trigger
+    from chalicelib.training.policy import Trigger
+
+    dataset_name(name)
+    body = json_body(bp)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("reason: give a non-empty string saying why this retrain is needed")
+    outcome = handle_trigger(
+        Trigger(kind="request", dataset=name, reason=f"{reason.strip()[:500]} (asked by {caller(bp)})")
+    )
+    if outcome["action"] == "launch":
+        return Response(body=outcome, status_code=202)
+    if outcome["action"] == "coalesce":
+        raise Conflict(f"run {outcome.get('run_id')} is in flight for {name!r}; your request was recorded")
+    raise InvalidInput("; ".join(outcome["reasons"]))
+
+
+@bp.route("/runs/{run_id}", methods=["GET"], authorizer=READS)
+def get_run(run_id: str) -> dict[str, Any]:
+    from chalicelib.training.runs import RunsStore
+
+    run = RunsStore(Settings.from_env().runs_table).get_run(run_id)
+    if run is None:
+        raise NotFound(f"no run with id {run_id!r}")
+    return run
+
+
+@bp.route("/runs", methods=["GET"], authorizer=READS)
+def list_runs() -> dict[str, Any]:
+    from chalicelib.training.runs import RunsStore
+
+    dataset = (bp.current_request.query_params or {}).get("dataset")
+    return {"runs": RunsStore(Settings.from_env().runs_table).list_runs(dataset)}
