@@ -426,7 +426,7 @@ def _registry_story(
         "try a forest instead of the stump",
     )
     demo.check(
-        bool(better) and better["status"] == "champion",
+        better is not None and better["status"] == "champion",
         f"v{better and better['version']} beats the champion by more than min_delta: it is the champion",
     )
     if better:
@@ -448,7 +448,7 @@ def _registry_story(
         "cheaper model, same quality?",
     )
     demo.check(
-        bool(worse)
+        worse is not None
         and worse["status"] == "rejected"
         and registry.champion(DATASET) == (better or {}).get("version"),
         f"v{worse and worse['version']} rejected ({worse and worse['gates']['reason'][:150]}...); the champion stays",
