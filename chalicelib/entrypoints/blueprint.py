@@ -95,4 +95,5 @@ def version_number(version: str) -> int:
 
 def json_body(area: Blueprint, max_bytes: int = MAX_BODY_BYTES) -> Any:
     """The request's JSON body, parsed strictly (``chalicelib.http``)."""
-    return parse_json_body(area.current_request.raw_body, max_bytes=max_bytes)
+    raw = area.current_request.raw_body
+    return parse_json_body(raw.encode() if isinstance(raw, str) else raw, max_bytes=max_bytes)

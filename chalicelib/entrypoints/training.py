@@ -69,5 +69,6 @@ def get_run(run_id: str) -> dict[str, Any]:
 def list_runs() -> dict[str, Any]:
     from chalicelib.training.runs import RunsStore
 
-    dataset = (bp.current_request.query_params or {}).get("dataset")
+    params = bp.current_request.query_params
+    dataset = params.get("dataset") if params else None
     return {"runs": RunsStore(Settings.from_env().runs_table).list_runs(dataset)}
