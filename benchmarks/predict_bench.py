@@ -140,7 +140,7 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
     import joblib
     from threadpoolctl import threadpool_limits
 
-    from chalicelib import aws
+    from chalicelib.adapters import aws
     from chalicelib.registry.evaluator import evaluate_manifest
     from chalicelib.settings import Settings
     from chalicelib.training.settings import TrainingSettings

@@ -63,7 +63,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from chalice.app import AuthRequest, AuthResponse, AuthRoute
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.errors import AuthError, Conflict, InvalidInput
 from chalicelib.observability import logger
 from chalicelib.settings import Settings

@@ -18,7 +18,7 @@ import json
 import threading
 from typing import Any
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import Settings
 

@@ -33,14 +33,15 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from chalicelib import aws as aws_clients  # noqa: E402
+from chalicelib.adapters import aws as aws_clients  # noqa: E402
 from chalicelib.ingest import handler as ingest_handler  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 
 
 def _reset_wiring() -> None:
-    from chalicelib import auth, notify
+    from chalicelib import auth, bootstrap, notify
 
+    bootstrap.reset()
     aws_clients.reset_clients()
     notify._arns.clear()
     ingest_handler.reset()

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import aws as aws_clients
+from chalicelib.adapters import aws as aws_clients
 from chalicelib.settings import Settings
 from chalicelib.training.batch import MAX_JOB_NAME, job_name, submit_training
 from mlops.cfn import deploy_stage, load_template

@@ -8,7 +8,7 @@ import csv
 import io
 import json
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.registry.store import Registry
 from chalicelib.settings import Settings
 from chalicelib.validation import ContractStore

@@ -12,7 +12,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import aws, notify
+from chalicelib import notify
+from chalicelib.adapters import aws
 from chalicelib.batch import costs
 from chalicelib.batch.jobs import PARTIAL, RUNNING, SUCCEEDED, JobStore, now_iso
 from chalicelib.batch.sharding import manifest_key

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.settings import Settings
 from chalicelib.training.batch import job_name
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.batch.exceptions import InvalidRequest, JobNotFound, ModelNotAvailable
 from chalicelib.batch.finishing import finish_if_complete
 from chalicelib.batch.jobs import FAILED, FINAL, PLANNING, RUNNING, SUBMITTED, JobStore, now_iso

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.ingest.store import ObjectGone, UploadLedger, open_object
 from chalicelib.ingest.uploads import Upload, dataset_of, upload_id_for
 from chalicelib.observability import logger, metrics

@@ -41,7 +41,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, notify
+from chalicelib import notify
+from chalicelib.adapters import aws
 from chalicelib.observability import logger, metrics
 from chalicelib.registry.gates import PENDING_APPROVAL, PROMOTE, REJECT, GateResult, Verdict, evaluate
 from chalicelib.registry.metrics import class_indices, compute

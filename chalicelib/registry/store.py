@@ -58,7 +58,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.errors import RegistryError
 from chalicelib.training.runs import _number, _storable
 

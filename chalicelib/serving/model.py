@@ -26,7 +26,7 @@ class IntegrityError(ServingError, IntegrityFailure, ValueError):
 def fetch_artifact(doc: Mapping[str, Any], name: str, label: str) -> bytes:
     """One artifact of a registered version (its registry record ``doc``), read by the S3 version id
     the registry recorded and verified against its SHA-256 and size: what was checked is what runs."""
-    from chalicelib import aws
+    from chalicelib.adapters import aws
 
     where = (doc.get("artifacts") or {}).get(name)
     if not where:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.settings import Settings
 
 # SubmitJob: up to 128 letters, numbers, hyphens and underscores, starting with a letter or number.

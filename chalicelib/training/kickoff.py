@@ -119,7 +119,7 @@ def trigger_from_message(body: dict[str, Any]) -> Trigger:
 
 
 def datasets_with_contracts(bucket: str) -> list[str]:
-    from chalicelib import aws
+    from chalicelib.adapters import aws
 
     names = []
     for page in (

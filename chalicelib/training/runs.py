@@ -19,7 +19,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.training.policy import DatasetState, Trigger
 
 LOCK_SECONDS = 4 * 3600  # longer than a job's 3 attempts of one hour: a dead run frees the lock later

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.validation.store import tags
 
 

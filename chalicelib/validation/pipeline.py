@@ -16,7 +16,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.validation.contract import SENSITIVE, Contract
 from chalicelib.validation.exceptions import ContractError, NoContract
 from chalicelib.validation.issues import CODES

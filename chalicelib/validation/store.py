@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.validation.contract import Contract
 from chalicelib.validation.exceptions import NoContract
 

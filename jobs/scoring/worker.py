@@ -38,7 +38,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.batch.exceptions import BadShard
 from chalicelib.batch.finishing import finish_if_complete
 from chalicelib.batch.jobs import FINAL, JobStore

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.settings import Settings
 from chalicelib.training.runs import RunsStore, now_iso
 from chalicelib.training.settings import TrainingSettings

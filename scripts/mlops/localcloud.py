@@ -119,7 +119,7 @@ class LocalCloud:
 
         import boto3
 
-        from chalicelib import aws
+        from chalicelib.adapters import aws
 
         aws.reset_clients()
         session = boto3.session.Session()
@@ -269,7 +269,7 @@ def running_endpoint() -> str:
 
 def connect(stage: str = "local") -> str:
     """Point this process's SDK clients at the running local cloud. Returns its endpoint."""
-    from chalicelib import aws
+    from chalicelib.adapters import aws
 
     endpoint = running_endpoint()
     os.environ.update(client_environment(int(endpoint.rsplit(":", 1)[1])))

@@ -1,4 +1,5 @@
-"""Lazily created boto3 clients, one per service and process.
+"""AWS adapters. Here: lazily created boto3 clients, one per service and process, and the helpers
+every boto3 adapter shares (error codes, S3 create-only writes).
 
 Creating a client costs ~0.14 s, so none is made at import time: a function pays only for the
 clients it uses. ``AWS_ENDPOINT_URL`` (set by the local cloud and the tests) points every client
@@ -27,6 +28,18 @@ def reset_clients() -> None:
     client.cache_clear()
 
 
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ``ClientError`` ("" for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+MISSING_OBJECT = frozenset({"NoSuchKey", "NoSuchVersion", "404"})
+PRECONDITION_FAILED = frozenset({"PreconditionFailed", "412"})
+
+
 def put_if_absent(bucket: str, key: str, body: bytes, **kwargs: Any) -> bool:
     """Create an S3 object only if the key is free (``IfNoneMatch="*"``). True if this call wrote it.
 
@@ -39,8 +52,8 @@ def put_if_absent(bucket: str, key: str, body: bytes, **kwargs: Any) -> bool:
         try:
             client("s3").put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", **kwargs)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in {"PreconditionFailed", "412"}:
+            code = error_code(exc)
+            if code in PRECONDITION_FAILED:
                 return False
             if code in {"ConditionalRequestConflict", "409"} and attempt < 4:
                 time.sleep(0.1 * 2**attempt)
