@@ -140,7 +140,9 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
     import joblib
     from threadpoolctl import threadpool_limits
 
+    from chalicelib import bootstrap
     from chalicelib.adapters import aws
+    from chalicelib.entrypoints.registry import evaluator_ports
     from chalicelib.registry.evaluator import evaluate_manifest
     from chalicelib.settings import Settings
     from chalicelib.training.settings import TrainingSettings
@@ -164,7 +166,6 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
     from chalice.local import LambdaContext, LocalGateway
 
     import app as app_module
-    from chalicelib.serving import predict
 
     gateway = LocalGateway(app_module.app, Config())
     context = LambdaContext("serverless-mlops-local-api_handler", 1024)
@@ -188,7 +189,7 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
         publish_candidate(
             settings.models_bucket, prefix, artifacts, {**fields, "run_id": f"{name}-1"}, contract
         )
-        outcome = evaluate_manifest(settings.models_bucket, prefix + "manifest.json", settings=settings)
+        outcome = evaluate_manifest(evaluator_ports(), settings.models_bucket, prefix + "manifest.json")
         assert outcome["action"] == "promoted", outcome
 
         # Distinct records: every row, resampled with 1% noise (seeded), features only.
@@ -212,10 +213,10 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
         for event in events:  # API Gateway sends the body as text
             if isinstance(event.get("body"), bytes):
                 event["body"] = event["body"].decode()
-        predict.reset()
+        bootstrap.reset()
         first = app_module.app(events[0], context)
         assert first["statusCode"] == 200, first
-        session_model = predict.predictor().session(name, 1)
+        session_model = bootstrap.predictor().session(name, 1)
         matrices = [feature_matrix(_table(r, names), features) for r in records]
         health = gateway._generate_lambda_event("GET", "/health", {}, b"")
         with threadpool_limits(1):

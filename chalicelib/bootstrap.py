@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from chalicelib.notify import Notifier
+    from chalicelib.registry.ports import Registry
+    from chalicelib.serving.ports import ArtifactReader
+    from chalicelib.serving.predict import Predictor
 
 _CACHED: list[Callable[..., Any]] = []
 
@@ -27,6 +33,44 @@ def _once[F: Callable[..., Any]](build: F) -> F:
 def settings() -> Settings:
     """The stage's resource names, from the environment (read once)."""
     return Settings.from_env()
+
+
+# --- registry, serving and notifications ------------------------------------------------------------
+
+
+@_once
+def registry() -> Registry:
+    """The model registry and its audit ledger (DynamoDB)."""
+    from chalicelib.adapters.aws.registry import DynamoRegistry
+
+    return DynamoRegistry(settings().registry_table, settings().audit_table)
+
+
+@_once
+def artifacts() -> ArtifactReader:
+    """Stored model artifacts and candidate files (S3)."""
+    from chalicelib.adapters.aws.artifacts import S3Artifacts
+
+    return S3Artifacts()
+
+
+@_once
+def notifier() -> Notifier:
+    """The stage's notifications (SNS)."""
+    from chalicelib.adapters.aws.notifier import SnsNotifier
+
+    return SnsNotifier(settings())
+
+
+@_once
+def predictor() -> Predictor:
+    """This container's predictor: its champion pointers and model sessions live as long as it does."""
+    from chalicelib.serving.predict import Predictor
+
+    return Predictor(registry(), artifacts())
+
+
+# --- end of registry, serving and notifications -----------------------------------------------------
 
 
 def reset() -> None:

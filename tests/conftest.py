@@ -39,11 +39,10 @@ from chalicelib.settings import Settings  # noqa: E402
 
 
 def _reset_wiring() -> None:
-    from chalicelib import auth, bootstrap, notify
+    from chalicelib import auth, bootstrap
 
     bootstrap.reset()
     aws_clients.reset_clients()
-    notify._arns.clear()
     ingest_handler.reset()
     auth.reset_cache()
 

@@ -22,15 +22,12 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from chalicelib.registry import (
-    DEFAULT_FLOORS,
+from chalicelib.registry import gates as gates_module
+from chalicelib.registry.gates import (
     PENDING_APPROVAL,
     PROMOTE,
     REJECT,
     GateResult,
-    PromotionPolicy,
-    class_indices,
-    compute,
     evaluate,
     floors_gate,
     guard_metrics_gate,
@@ -38,13 +35,13 @@ from chalicelib.registry import (
     paired_bootstrap,
     paired_bootstrap_ci,
     parity_gate,
-    parse_promotion,
     primary_metric_gate,
     schema_gate,
     significance_gate,
     size_gate,
 )
-from chalicelib.registry import gates as gates_module
+from chalicelib.registry.metrics import class_indices, compute
+from chalicelib.registry.policy import DEFAULT_FLOORS, PromotionPolicy, parse_promotion
 from chalicelib.training.settings import METRICS
 from chalicelib.validation.contract import Contract
 from chalicelib.validation.exceptions import ContractError

@@ -90,7 +90,9 @@ def finish_if_complete(store: JobStore, job_id: str, settings: Settings | None =
     won = store.update(job_id, expected=(RUNNING,), status=status, finished_at=now_iso(), **figures)
     if not won:
         return None
-    notify.publish(
+    from chalicelib.adapters.aws.notifier import SnsNotifier  # until the batch stage takes ports
+
+    SnsNotifier(settings).publish(
         notify.BATCH_JOB_SUCCEEDED if status == SUCCEEDED else notify.BATCH_JOB_PARTIAL,
         {
             "model": job.get("model"),
@@ -101,6 +103,5 @@ def finish_if_complete(store: JobStore, job_id: str, settings: Settings | None =
             "cost_spot_usd": figures["cost"]["spot_usd"],
             "output": f"s3://{settings.data_bucket}/{job['output_prefix']}",
         },
-        settings,
     )
     return status

@@ -17,7 +17,7 @@ from chalicelib.batch.launch import start_workers, worker_count
 from chalicelib.batch.requests import REQUESTS_PREFIX, BatchRequest, choose_engine, job_id_from_key
 from chalicelib.batch.sharding import InputObject, Shard, plan_shards
 from chalicelib.observability import logger
-from chalicelib.registry.store import REJECTED, Registry
+from chalicelib.registry.states import REJECTED
 from chalicelib.settings import Settings
 
 PLAN_PREFIX = "batch/jobs/"
@@ -40,7 +40,9 @@ def plan_key(job_id: str) -> str:
 
 def pin_version(request: BatchRequest, settings: Settings) -> tuple[int, dict[str, Any]]:
     """The version the job will use: the one asked for, else the champion now."""
-    registry = Registry(settings.registry_table, settings.audit_table)
+    from chalicelib.adapters.aws.registry import DynamoRegistry  # until the batch stage takes ports
+
+    registry = DynamoRegistry(settings.registry_table, settings.audit_table)
     version = request.version if request.version is not None else registry.champion(request.model)
     if version is None:
         raise ModelNotAvailable(f"model {request.model!r} has no champion: give a version")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import READS
 from chalicelib.entrypoints.blueprint import Area, json_body, model_name, version_number
 from chalicelib.errors import InvalidInput
@@ -21,7 +22,7 @@ def _predict(name: str, version: int | None) -> Any:
         body = json_body(bp, max_bytes=predict.MAX_BODY_BYTES)
     except InvalidInput as exc:  # a body that is not JSON: one problem for the whole request
         raise InvalidRecords([Problem(None, None, str(exc))]) from exc
-    return predict.predictor().predict(model, predict.parse_records(body), version)
+    return bootstrap.predictor().predict(model, predict.parse_records(body), version)
 
 
 @bp.route("/models/{name}/predict", methods=["POST"], content_types=["application/json"], authorizer=READS)

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import SQSEvent
 
+from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, json_body, model_name, version_number
 from chalicelib.errors import InvalidInput
 from chalicelib.settings import Settings
 
+if TYPE_CHECKING:
+    from chalicelib.registry.ports import EvaluatorPorts
+
 bp = Area(__name__)
 settings = Settings.from_env()
+
+
+def evaluator_ports() -> EvaluatorPorts:
+    """What the evaluator reads and writes: this process's adapters."""
+    from chalicelib.registry.ports import EvaluatorPorts
+    from chalicelib.validation import ContractStore
+
+    return EvaluatorPorts(
+        registry=bootstrap.registry(),
+        artifacts=bootstrap.artifacts(),
+        contracts=ContractStore(bootstrap.settings().data_bucket),
+        notifier=bootstrap.notifier(),
+    )
 
 
 @bp.on_sqs_message(queue=settings.promotion_queue, batch_size=1, name="evaluate_candidate")
 def evaluate_candidate(event: SQSEvent) -> dict[str, Any]:
     """Candidate manifests -> verify, register, score against the champion, gates, promote or not."""
-    from chalicelib.registry.evaluator import handle_promotion_batch
+    from chalicelib.registry.handler import handle_promotion_batch
 
-    return handle_promotion_batch(event.to_dict(), event.context)
+    return handle_promotion_batch(event.to_dict(), event.context, evaluator_ports())
 
 
 def _change_body() -> tuple[dict[str, Any], str]:
@@ -38,28 +55,28 @@ def _change_body() -> tuple[dict[str, Any], str]:
 def list_models() -> dict[str, Any]:
     from chalicelib.registry import service
 
-    return {"models": service.list_models(service.registry())}
+    return {"models": service.list_models(bootstrap.registry())}
 
 
 @bp.route("/models/{name}", methods=["GET"], authorizer=READS)
 def show_model(name: str) -> dict[str, Any]:
     from chalicelib.registry import service
 
-    return dict(service.show_model(service.registry(), model_name(name)))
+    return dict(service.show_model(bootstrap.registry(), model_name(name)))
 
 
 @bp.route("/models/{name}/versions/{version}", methods=["GET"], authorizer=READS)
 def show_version(name: str, version: str) -> dict[str, Any]:
     from chalicelib.registry import service
 
-    return dict(service.show_version(service.registry(), model_name(name), version_number(version)))
+    return dict(service.show_version(bootstrap.registry(), model_name(name), version_number(version)))
 
 
 @bp.route("/models/{name}/audit", methods=["GET"], authorizer=READS)
 def model_audit(name: str) -> dict[str, Any]:
     from chalicelib.registry import service
 
-    return {"model": name, "entries": service.audit(service.registry(), model_name(name))}
+    return {"model": name, "entries": service.audit(bootstrap.registry(), model_name(name))}
 
 
 @bp.route(
@@ -77,7 +94,9 @@ def approve_version(name: str, version: str) -> dict[str, Any]:
     expected = body.get("expected_champion")
     if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
         raise InvalidInput("expected_champion: a version number, or null for none")
-    entry = service.approve(service.registry(), model, v, caller(bp), reason, expected_champion=expected)
+    entry = service.approve(
+        bootstrap.registry(), bootstrap.notifier(), model, v, caller(bp), reason, expected_champion=expected
+    )
     return {"model": model, "champion": v, "audit": entry}
 
 
@@ -92,7 +111,7 @@ def reject_version(name: str, version: str) -> dict[str, Any]:
 
     model, v = model_name(name), version_number(version)
     _, reason = _change_body()
-    doc = service.reject(service.registry(), model, v, caller(bp), reason)
+    doc = service.reject(bootstrap.registry(), bootstrap.notifier(), model, v, caller(bp), reason)
     return {"model": model, "version": v, "status": doc["status"]}
 
 
@@ -103,7 +122,7 @@ def rollback_model(name: str) -> dict[str, Any]:
 
     model = model_name(name)
     _, reason = _change_body()
-    entry = service.rollback(service.registry(), model, caller(bp), reason)
+    entry = service.rollback(bootstrap.registry(), bootstrap.notifier(), model, caller(bp), reason)
     return {"model": model, "champion": entry["to_version"], "audit": entry}
 
 
@@ -119,4 +138,4 @@ def set_challenger(name: str) -> dict[str, Any]:
     version = body.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise InvalidInput("version: a version number, or null for no challenger")
-    return dict(service.set_challenger(service.registry(), model, version, caller(bp), reason))
+    return dict(service.set_challenger(bootstrap.registry(), model, version, caller(bp), reason))

@@ -1,55 +1,12 @@
-"""Model registry, pure core: the promotion policy (from the contract) and the gates a candidate must pass.
+"""The model registry: candidates judged and promoted, versions and their statuses, the audit ledger.
 
-The AWS side (the promotion queue's handler, the registry and audit tables) wires these in; nothing
-here touches AWS or imports more than numpy.
+* Domain, pure: ``states`` (statuses, their moves, promotion and rollback rules), ``policy`` (the
+  contract's promotion section), ``gates`` and ``metrics`` (the figures a candidate must pass).
+* Services: ``evaluator`` (a candidate's manifest -> verify, register, score, gate, decide; with
+  ``candidate`` and ``scoring``), ``service`` (the /models API: read, approve, reject, roll back).
+* ``ports``: what the services need from outside (the registry store, contracts, artifacts, the
+  notifier); ``handler``: the promotion queue's batches, given the ports by the entry point.
+
+Nothing is imported here, so that reading a module (the predict path reads ``states`` through the
+registry adapter) does not pay for the gates and the policy.
 """
-
-from chalicelib.registry.gates import (
-    PENDING_APPROVAL,
-    PROMOTE,
-    REJECT,
-    BootstrapInterval,
-    Decision,
-    GateResult,
-    Verdict,
-    evaluate,
-    floors_gate,
-    guard_metrics_gate,
-    latency_gate,
-    paired_bootstrap,
-    paired_bootstrap_ci,
-    parity_gate,
-    primary_metric_gate,
-    schema_gate,
-    significance_gate,
-    size_gate,
-)
-from chalicelib.registry.metrics import class_indices, compute
-from chalicelib.registry.policy import DEFAULT_FLOORS, MODES, PromotionPolicy, parse_promotion
-
-__all__ = [
-    "DEFAULT_FLOORS",
-    "MODES",
-    "PENDING_APPROVAL",
-    "PROMOTE",
-    "REJECT",
-    "BootstrapInterval",
-    "Decision",
-    "GateResult",
-    "PromotionPolicy",
-    "Verdict",
-    "class_indices",
-    "compute",
-    "evaluate",
-    "floors_gate",
-    "guard_metrics_gate",
-    "latency_gate",
-    "paired_bootstrap",
-    "paired_bootstrap_ci",
-    "parity_gate",
-    "parse_promotion",
-    "primary_metric_gate",
-    "schema_gate",
-    "significance_gate",
-    "size_gate",
-]

@@ -21,18 +21,19 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import errors, notify
-from chalicelib.registry.store import (
+from chalicelib.errors import RegistryError
+from chalicelib.notify import Notifier
+from chalicelib.registry.ports import Registry
+from chalicelib.registry.states import (
     APPROVED,
     CHAMPION,
     PENDING_APPROVAL,
     REJECTED,
     NothingToRollBack,
     PromotionConflict,
-    Registry,
-    RegistryError,
     StatusConflict,
+    label,
 )
-from chalicelib.settings import Settings
 
 SUMMARY_KEYS = ("version", "status", "family", "primary_metric", "primary_value", "run_id", "created_at")
 MAX_REASON = 500
@@ -44,11 +45,6 @@ class NotFound(RegistryError, errors.NotFound):
 
 class Conflict(RegistryError, errors.Conflict):
     """A change that the registry's current state does not allow (stale approval, wrong status...)."""
-
-
-def registry(settings: Settings | None = None) -> Registry:
-    settings = settings or Settings.from_env()
-    return Registry(settings.registry_table, settings.audit_table)
 
 
 def reason_from(body: Any) -> str:
@@ -112,12 +108,12 @@ def audit(reg: Registry, model: str) -> list[dict[str, Any]]:
 
 def approve(
     reg: Registry,
+    notifier: Notifier,
     model: str,
     version: int,
     caller: str,
     reason: str,
     expected_champion: Any = None,
-    settings: Settings | None = None,
 ) -> dict[str, Any]:
     doc = show_version(reg, model, version)
     status = doc["status"]
@@ -131,12 +127,12 @@ def approve(
     if "evaluated_against" in gates and gates["evaluated_against"] != champion:
         raise Conflict(
             f"stale approval: the gates compared v{version} with v{gates['evaluated_against']}, but the "
-            f"champion is now {_label(champion)}; reject it or train a new candidate to compare afresh"
+            f"champion is now {label(champion)}; reject it or train a new candidate to compare afresh"
         )
     if expected_champion is not None and expected_champion != champion:
         raise Conflict(
-            f"stale approval: you expected the champion to be {_label(expected_champion)}, "
-            f"it is {_label(champion)}"
+            f"stale approval: you expected the champion to be {label(expected_champion)}, "
+            f"it is {label(champion)}"
         )
     try:
         if status == PENDING_APPROVAL:
@@ -144,16 +140,15 @@ def approve(
         entry = reg.promote(model, version, caller, reason, expected_champion=champion)
     except (StatusConflict, PromotionConflict) as exc:
         raise Conflict(str(exc)) from None
-    notify.publish(
+    notifier.publish(
         notify.MODEL_PROMOTED,
         {"model": model, "from_version": champion, "to_version": version, "by": caller, "reason": reason},
-        settings,
     )
     return entry
 
 
 def reject(
-    reg: Registry, model: str, version: int, caller: str, reason: str, settings: Settings | None = None
+    reg: Registry, notifier: Notifier, model: str, version: int, caller: str, reason: str
 ) -> dict[str, Any]:
     doc = show_version(reg, model, version)
     if doc["status"] == CHAMPION:
@@ -164,10 +159,8 @@ def reject(
         updated = reg.set_status(model, version, REJECTED, caller, reason)
     except StatusConflict as exc:
         raise Conflict(str(exc)) from None
-    notify.publish(
-        notify.VERSION_REJECTED,
-        {"model": model, "version": version, "by": caller, "reason": reason},
-        settings,
+    notifier.publish(
+        notify.VERSION_REJECTED, {"model": model, "version": version, "by": caller, "reason": reason}
     )
     return updated
 
@@ -185,18 +178,14 @@ def set_challenger(
         raise NotFound(str(exc)) from None
 
 
-def rollback(
-    reg: Registry, model: str, caller: str, reason: str, settings: Settings | None = None
-) -> dict[str, Any]:
+def rollback(reg: Registry, notifier: Notifier, model: str, caller: str, reason: str) -> dict[str, Any]:
     if not reg.versions(model):
         raise NotFound(f"no model named {model!r}")
     try:
         entry = reg.rollback(model, caller, reason)
-    except (NothingToRollBack, PromotionConflict) as exc:
+    except (NothingToRollBack, PromotionConflict, RegistryError) as exc:
         raise Conflict(str(exc)) from None
-    except RegistryError as exc:
-        raise Conflict(str(exc)) from None
-    notify.publish(
+    notifier.publish(
         notify.MODEL_ROLLED_BACK,
         {
             "model": model,
@@ -205,10 +194,5 @@ def rollback(
             "by": caller,
             "reason": reason,
         },
-        settings,
     )
     return entry
-
-
-def _label(version: Any) -> str:
-    return "none" if version is None else f"v{version}"

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.errors import IntegrityFailure, ServingError
+from chalicelib.errors import IntegrityFailure, NotFound, ServingError
+from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.serving.schema import InputSchema
 
 
@@ -23,29 +24,39 @@ class IntegrityError(ServingError, IntegrityFailure, ValueError):
     """An artifact's bytes do not match the checksum the registry (or manifest) holds for it."""
 
 
-def fetch_artifact(doc: Mapping[str, Any], name: str, label: str) -> bytes:
-    """One artifact of a registered version (its registry record ``doc``), read by the S3 version id
-    the registry recorded and verified against its SHA-256 and size: what was checked is what runs."""
-    from chalicelib.adapters import aws
+class VersionNotFound(ServingError, NotFound):
+    """No such registered version."""
 
+
+def fetch_artifact(artifacts: ArtifactReader, doc: Mapping[str, Any], name: str, label: str) -> bytes:
+    """One artifact of a registered version (its registry record ``doc``), read by the version id the
+    registry recorded and verified against its SHA-256 and size: what was checked is what runs."""
     where = (doc.get("artifacts") or {}).get(name)
     if not where:
         raise IntegrityError(f"{label}: the registry records no {name}")
-    args: dict[str, Any] = {"Bucket": doc["bucket"], "Key": where["key"]}
-    if where.get("version_id"):
-        args["VersionId"] = where["version_id"]
-    data = aws.client("s3").get_object(**args)["Body"].read()
+    stored = artifacts.read(doc["bucket"], where["key"], where.get("version_id") or None)
+    if stored is None:
+        raise IntegrityError(f"{label} {name}: s3://{doc['bucket']}/{where['key']} is missing")
     if not where.get("sha256"):
         raise IntegrityError(f"{label} {name}: the registry records no sha256")
-    verify(f"{label} {name}", data, where["sha256"], where.get("bytes"))
-    return bytes(data)
+    verify(f"{label} {name}", stored.data, where["sha256"], where.get("bytes"))
+    return stored.data
 
 
-def load_registered(doc: Mapping[str, Any], label: str) -> OnnxModel:
+def load_registered(artifacts: ArtifactReader, doc: Mapping[str, Any], label: str) -> OnnxModel:
     """A registered version's session: model.onnx and input_schema.json, each verified."""
     return OnnxModel(
-        fetch_artifact(doc, "model.onnx", label), json.loads(fetch_artifact(doc, "input_schema.json", label))
+        fetch_artifact(artifacts, doc, "model.onnx", label),
+        json.loads(fetch_artifact(artifacts, doc, "input_schema.json", label)),
     )
+
+
+def load_version(registry: RegistryReader, artifacts: ArtifactReader, model: str, version: int) -> OnnxModel:
+    """A registered version's model and schema, each verified against the checksum on record."""
+    doc = registry.version(model, version)
+    if doc is None:
+        raise VersionNotFound(f"{model} v{version} is not registered")
+    return load_registered(artifacts, doc, f"{model} v{version}")
 
 
 def verify(name: str, data: bytes, sha256: str | None, size: int | None = None) -> None:

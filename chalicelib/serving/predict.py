@@ -17,7 +17,10 @@ The request: ``{"records": [{feature: value, ...}, ...]}``, at most ``MAX_RECORD
 ``MAX_BODY_BYTES`` bytes. Each record is checked against the version's input schema; every problem
 is reported with the record's index and the field (``chalicelib.serving.schema``).
 
-Imports: numpy, onnxruntime (lazily, in ``model.py``), boto3: no scikit-learn, scipy or pandas.
+The predictor reads through two ports (``chalicelib.serving.ports``): the registry's pointers and
+records, and the stored artifacts. ``chalicelib.bootstrap.predictor()`` is this container's one
+predictor, wired to the AWS adapters. Imports: numpy, onnxruntime (lazily, in ``model.py``): no
+scikit-learn, scipy or pandas.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from chalicelib.errors import Conflict, NotFound, ServingError
 from chalicelib.serving.model import OnnxModel, Scores, load_registered
+from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.serving.schema import InvalidInput, Problem
 
 MAX_RECORDS = 1000
@@ -88,12 +92,14 @@ class Predictor:
 
     def __init__(
         self,
-        registry: Any,
+        registry: RegistryReader,
+        artifacts: ArtifactReader,
         clock: Callable[[], float] = time.monotonic,
         max_sessions: int = MAX_SESSIONS,
         ttl_s: float | None = None,
     ) -> None:
         self.registry = registry
+        self.artifacts = artifacts
         self.clock = clock
         self.max_sessions = max_sessions
         self.ttl_s = champion_ttl() if ttl_s is None else ttl_s
@@ -160,7 +166,7 @@ class Predictor:
             raise ModelNotFound(f"{model} has no version {version}")
         if doc.get("status") in NOT_SERVED:
             raise NotServable(f"{model} v{version} was rejected; it is not served")
-        return load_registered(doc, f"{model} v{version}")
+        return load_registered(self.artifacts, doc, f"{model} v{version}")
 
     # --- predictions ------------------------------------------------------------------------------
 
@@ -226,27 +232,3 @@ def format_scores(session: OnnxModel, scores: Scores) -> list[dict[str, Any]]:
         {"prediction": label, "probabilities": dict(zip(classes, row, strict=True))}
         for label, row in zip(labels, scores.probabilities.tolist(), strict=True)
     ]
-
-
-_predictor: Predictor | None = None
-_predictor_lock = threading.Lock()
-
-
-def predictor(settings: Mapping[str, str] | None = None) -> Predictor:
-    """This container's predictor (created on first use)."""
-    global _predictor
-    with _predictor_lock:
-        if _predictor is None:
-            from chalicelib.registry.store import Registry
-            from chalicelib.settings import Settings
-
-            s = Settings.from_env(settings)
-            _predictor = Predictor(Registry(s.registry_table, s.audit_table))
-        return _predictor
-
-
-def reset() -> None:
-    """Forget this container's sessions and pointers (tests)."""
-    global _predictor
-    with _predictor_lock:
-        _predictor = None

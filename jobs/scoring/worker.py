@@ -39,13 +39,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
+from chalicelib.adapters.aws.artifacts import S3Artifacts
+from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.batch.exceptions import BadShard
 from chalicelib.batch.finishing import finish_if_complete
 from chalicelib.batch.jobs import FINAL, JobStore
 from chalicelib.batch.sharding import Shard, part_key
-from chalicelib.registry.evaluator import load_version_model
-from chalicelib.registry.store import Registry
-from chalicelib.serving.model import fetch_artifact
+from chalicelib.serving.model import fetch_artifact, load_version
+from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.settings import Settings
 
 from .engine import CHUNK_BYTES, Scorer, ShardOutput, gzip_pieces, row_pieces, s3_range_chunks, score_pieces
@@ -227,9 +228,10 @@ class Worker:
     def scorer(self, job: dict[str, Any]) -> Scorer:
         key = (str(job["model"]), int(job["version"]), str(job.get("engine", "onnxruntime")))
         if key not in self.scorers:
-            registry = Registry(self.settings.registry_table, self.settings.audit_table)
-            model = load_version_model(registry, key[0], key[1])
-            pipeline = _load_pipeline(registry, key[0], key[1]) if key[2] == "sklearn" else None
+            registry = DynamoRegistry(self.settings.registry_table, self.settings.audit_table)
+            artifacts = S3Artifacts()
+            model = load_version(registry, artifacts, key[0], key[1])
+            pipeline = _load_pipeline(registry, artifacts, key[0], key[1]) if key[2] == "sklearn" else None
             self.scorers[key] = Scorer(model, key[2], pipeline)
             _say(f"loaded {key[0]} v{key[1]} ({key[2]})")
         return self.scorers[key]
@@ -419,7 +421,7 @@ def _header(job: dict[str, Any], shard: Shard, settings: Settings) -> list[str]:
     return _headers[cache_key][shard.key]
 
 
-def _load_pipeline(registry: Registry, model: str, version: int) -> Any:
+def _load_pipeline(registry: RegistryReader, artifacts: ArtifactReader, model: str, version: int) -> Any:
     """The version's scikit-learn pipeline, unpickled only after its checksum matches the registry's."""
     import io
 
@@ -428,7 +430,7 @@ def _load_pipeline(registry: Registry, model: str, version: int) -> Any:
     doc = registry.version(model, version)
     if doc is None or "model.joblib" not in (doc.get("artifacts") or {}):
         raise ValueError(f"{model} v{version} has no model.joblib")
-    data = fetch_artifact(doc, "model.joblib", f"{model} v{version}")  # verified before unpickling
+    data = fetch_artifact(artifacts, doc, "model.joblib", f"{model} v{version}")  # verified before unpickling
     return joblib.load(io.BytesIO(data))
 
 

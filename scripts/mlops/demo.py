@@ -379,10 +379,10 @@ def _registry_story(
 ) -> None:
     """Candidates through the registry: first champion, a better one, a worse one, a manual approval,
     a rollback, and the audit trail."""
-    from chalicelib.registry.store import Registry
+    from chalicelib.adapters.aws.registry import DynamoRegistry
     from mlops.models import print_audit, print_versions
 
-    registry = Registry(settings.registry_table, settings.audit_table)
+    registry = DynamoRegistry(settings.registry_table, settings.audit_table)
 
     demo.step("The registry judges each candidate (manifest -> promotion queue -> evaluate_candidate)")
     v1 = _follow_version(demo, registry, first)
@@ -590,13 +590,13 @@ def subscribe_inbox(settings: Any, name: str | None = None) -> Callable[[], list
     function returned reads (and deletes) the notifications that arrived so far."""
     import boto3
 
-    from chalicelib import notify
+    from chalicelib.adapters.aws.notifier import SnsNotifier
 
     sqs = boto3.client("sqs")
     url = sqs.create_queue(QueueName=name or f"{settings.prefix}-{settings.stage}-demo-inbox")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     boto3.client("sns").subscribe(
-        TopicArn=notify.topic_arn(settings),
+        TopicArn=SnsNotifier(settings).topic_arn(),
         Protocol="sqs",
         Endpoint=arn,
         Attributes={"RawMessageDelivery": "true"},

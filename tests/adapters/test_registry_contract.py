@@ -1,24 +1,33 @@
-"""The registry and audit tables: versions, idempotent registration, statuses, promotion, rollback."""
+"""The registry port's contract, held by both stores: the in-memory one and DynamoDB (moto).
+
+Versions, idempotent registration, conditional statuses, all-or-nothing promotion, rollback along the
+ledger, the challenger pointer, ordered reads; and the concurrency guarantees the evaluator relies on
+(``atomic_writes`` gives moto the atomicity DynamoDB has)."""
+
+from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from chalicelib.registry.store import (
-    NothingToRollBack,
-    PromotionConflict,
-    Registry,
-    RegistryError,
-    StatusConflict,
-)
+from chalicelib.adapters.aws.registry import DynamoRegistry
+from chalicelib.adapters.memory.registry import MemoryRegistry
+from chalicelib.errors import RegistryError
+from chalicelib.registry.ports import Registry
+from chalicelib.registry.states import NothingToRollBack, PromotionConflict, StatusConflict
 
 
-@pytest.fixture
-def registry(aws):
-    return Registry(aws.registry_table, aws.audit_table)
+@pytest.fixture(params=["memory", "moto"])
+def registry(request: pytest.FixtureRequest) -> Registry:
+    if request.param == "memory":
+        return MemoryRegistry()
+    settings = request.getfixturevalue("aws")
+    return DynamoRegistry(settings.registry_table, settings.audit_table)
 
 
-def candidate(run_id, auc=0.95):
+def candidate(run_id: str, auc: float = 0.95) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "manifest_key": f"models/d/candidates/{run_id}/manifest.json",
@@ -29,11 +38,34 @@ def candidate(run_id, auc=0.95):
     }
 
 
-def approved(registry, model, n):
+def approved(registry: Registry, model: str, n: int) -> None:
     """Register n candidates and approve them: versions 1..n."""
     for i in range(1, n + 1):
         version, _ = registry.register_version(model, candidate(f"run-{i}"))
         registry.set_status(model, version, "approved", by="gates", reason="every gate passed")
+
+
+def race(n: int, work: Callable[[int], Any]) -> dict[int, Any]:
+    """Run ``work(i)`` for i in 0..n-1 on n threads released together; each one's result or error."""
+    outcomes: dict[int, Any] = {}
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[i] = work(i)
+        except Exception as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
+# --- registration and reads -----------------------------------------------------------------------------
 
 
 def test_versions_are_numbered_per_model_and_hold_the_candidate(registry):
@@ -49,9 +81,25 @@ def test_versions_are_numbered_per_model_and_hold_the_candidate(registry):
     assert v2["checksums"]["model.onnx"] == "ab" * 32 and v2["lineage"]["dataset"] == "d"
     assert v2["candidate_id"] == "r1" and v2["artifacts"]["prefix"] == "models/d/candidates/r1/"
     assert v2["transitions"][0]["from"] is None and v2["transitions"][0]["to"] == "candidate"
+    assert v2["created_at"] == v2["updated_at"] == v2["transitions"][0]["at"]
     assert [v["version"] for v in registry.versions("m")] == [1, 2, 3]
     assert registry.models() == ["m", "other"]
     assert registry.version("m", 9) is None and registry.champion("m") is None
+    assert registry.versions("unknown") == [] and registry.audit("unknown") == []
+
+
+def test_a_record_reads_back_as_stored_not_as_the_caller_holds_it(registry):
+    doc = {**candidate("r1"), "score": 1.0, "note": None, "pair": (1, 2), "model": "ignored", "status": "x"}
+    registry.register_version("m", doc)
+    stored = registry.version("m", 1)
+    # Numbers are decimals in the store: a whole float reads back as an int; None is not stored.
+    assert stored["score"] == 1 and isinstance(stored["score"], int) and "note" not in stored
+    assert stored["pair"] == [1, 2]
+    assert stored["model"] == "m" and stored["status"] == "candidate"  # reserved keys are the registry's
+    stored["status"] = "champion"
+    stored["transitions"].append({"to": "nowhere"})
+    again = registry.version("m", 1)
+    assert again["status"] == "candidate" and len(again["transitions"]) == 1
 
 
 def test_registering_the_same_candidate_twice_gives_one_version(registry):
@@ -64,25 +112,21 @@ def test_registering_the_same_candidate_twice_gives_one_version(registry):
         registry.register_version("m", {"metrics": {}})
     with pytest.raises(ValueError, match="nan"):
         registry.register_version("m", {"run_id": "bad", "metrics": {"auc": float("nan")}})
+    with pytest.raises(ValueError, match="model"):
+        registry.register_version("", candidate("r9"))
+    with pytest.raises(ValueError, match="positive integer"):
+        registry.version("m", 0)
 
 
 def test_concurrent_registrations_of_one_candidate_give_one_version(registry, atomic_writes):
-    results = []
-    barrier = threading.Barrier(6)
-
-    def register():
-        barrier.wait()
-        results.append(registry.register_version("m", candidate("same")))
-
-    threads = [threading.Thread(target=register) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(6, lambda _: registry.register_version("m", candidate("same")))
     versions = registry.versions("m")
     assert len(versions) == 1
-    assert {v for v, _ in results} == {versions[0]["version"]}
-    assert sum(created for _, created in results) == 1
+    assert {v for v, _ in results.values()} == {versions[0]["version"]}
+    assert sum(created for _, created in results.values()) == 1
+
+
+# --- statuses --------------------------------------------------------------------------------------------
 
 
 def test_set_status_is_conditional_and_records_transitions(registry):
@@ -91,6 +135,7 @@ def test_set_status_is_conditional_and_records_transitions(registry):
         "m", 1, "pending_approval", by="gates", reason="breaking schema", gates={"schema": {"passed": False}}
     )
     assert item["status"] == "pending_approval" and item["gates"] == {"schema": {"passed": False}}
+    assert item == registry.version("m", 1)
     with pytest.raises(StatusConflict, match="it is pending_approval, expected candidate"):
         registry.set_status("m", 1, "approved", by="alice", reason="ok", expected="candidate")
     item = registry.set_status("m", 1, "approved", by="alice", reason="ok", expected="pending_approval")
@@ -99,21 +144,55 @@ def test_set_status_is_conditional_and_records_transitions(registry):
         ("candidate", "pending_approval", "gates"),
         ("pending_approval", "approved", "alice"),
     ]
+    assert item["gates"] == {"schema": {"passed": False}}  # a move without gates keeps them
     with pytest.raises(ValueError, match="set by promote"):
         registry.set_status("m", 1, "champion", by="x", reason="y")
     with pytest.raises(ValueError, match="cannot move"):
         registry.set_status("m", 1, "approved", by="x", reason="y", expected="rejected")
     with pytest.raises(RegistryError, match="not registered"):
         registry.set_status("m", 7, "approved", by="x", reason="y")
+    with pytest.raises(ValueError, match="nan"):
+        registry.set_status("m", 1, "rejected", by="x", reason="y", gates={"auc": float("nan")})
+    assert registry.version("m", 1)["status"] == "approved"
     registry.set_status("m", 1, "rejected", by="bob", reason="changed my mind")
     with pytest.raises(StatusConflict, match="it is rejected"):
         registry.set_status("m", 1, "approved", by="x", reason="y")
+
+
+def test_concurrent_status_changes_of_one_version_make_one_move(registry, atomic_writes):
+    registry.register_version("m", candidate("r1"))
+    targets = ["approved", "rejected", "pending_approval"] * 2
+    outcomes = race(
+        6, lambda i: registry.set_status("m", 1, targets[i], by=f"w{i}", reason="race", expected="candidate")
+    )
+    moves = [i for i, o in outcomes.items() if isinstance(o, dict)]
+    assert len(moves) == 1
+    assert all(isinstance(o, StatusConflict) for i, o in outcomes.items() if i != moves[0])
+    doc = registry.version("m", 1)
+    assert doc["status"] == targets[moves[0]] and len(doc["transitions"]) == 2
+
+
+def test_update_gates_replaces_the_figures_only_in_the_expected_status(registry):
+    approved(registry, "m", 1)
+    registry.update_gates("m", 1, {"decision": "promote", "score": 0.5}, expected="approved")
+    doc = registry.version("m", 1)
+    assert doc["gates"] == {"decision": "promote", "score": 0.5} and doc["status"] == "approved"
+    assert len(doc["transitions"]) == 2  # not a move
+    with pytest.raises(StatusConflict, match="is approved, not candidate"):
+        registry.update_gates("m", 1, {"decision": "x"}, expected="candidate")
+    with pytest.raises(StatusConflict, match="is None, not approved"):
+        registry.update_gates("m", 5, {"decision": "x"}, expected="approved")
+    assert registry.version("m", 1)["gates"]["decision"] == "promote"
+
+
+# --- promotion -----------------------------------------------------------------------------------------
 
 
 def test_promotion_moves_the_pointer_retires_the_champion_and_audits(registry):
     approved(registry, "m", 2)
     first = registry.promote("m", 1, by="evaluator", reason="first model", expected_champion=None)
     assert first["from_version"] is None and first["to_version"] == 1 and first["seq"] == 1
+    assert first["model"] == "m" and first["action"] == "promote" and first["undoes"] is None
     second = registry.promote("m", 2, by="evaluator", reason="better auc", expected_champion=1)
     assert registry.champion("m") == 2
     assert registry.version("m", 2)["status"] == "champion"
@@ -132,6 +211,7 @@ def test_promotion_moves_the_pointer_retires_the_champion_and_audits(registry):
     ]
     assert ledger[1]["reason"] == "better auc" and ledger[0]["at"] <= ledger[1]["at"]
     assert ledger[1]["id"] == second["id"] and ledger[1]["id"].startswith(second["at"])
+    assert ledger[1] == second and ledger[0]["undoes"] is None
 
 
 def test_stale_or_unpromotable_promotions_are_refused_and_change_nothing(registry):
@@ -147,33 +227,24 @@ def test_stale_or_unpromotable_promotions_are_refused_and_change_nothing(registr
         registry.promote("m", 4, by="e", reason="not approved", expected_champion=2)
     with pytest.raises(RegistryError, match="not registered"):
         registry.promote("m", 9, by="e", reason="unknown", expected_champion=2)
+    with pytest.raises(RegistryError, match="already the expected champion"):
+        registry.promote("m", 2, by="e", reason="again", expected_champion=2)
     assert registry.champion("m") == 2 and registry.version("m", 3)["status"] == "approved"
+    assert registry.version("m", 4)["status"] == "candidate"
     assert len(registry.audit("m")) == 2
 
 
 def test_concurrent_promotions_leave_one_champion_and_one_audit_entry(registry, atomic_writes):
     approved(registry, "m", 7)
     registry.promote("m", 1, by="e", reason="first", expected_champion=None)
-    outcomes = {}
-    barrier = threading.Barrier(6)
-
-    def contend(v):
-        barrier.wait()
-        try:
-            outcomes[v] = registry.promote("m", v, by=f"worker-{v}", reason="race", expected_champion=1)
-        except PromotionConflict as exc:
-            outcomes[v] = exc
-
-    threads = [threading.Thread(target=contend, args=(v,)) for v in range(2, 8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    winners = [v for v, o in outcomes.items() if isinstance(o, dict)]
+    outcomes = race(
+        6, lambda i: registry.promote("m", i + 2, by=f"worker-{i + 2}", reason="race", expected_champion=1)
+    )
+    winners = [i + 2 for i, o in outcomes.items() if isinstance(o, dict)]
     assert len(winners) == 1
     winner = winners[0]
-    for v, outcome in outcomes.items():
-        if v != winner:
+    for i, outcome in outcomes.items():
+        if i + 2 != winner:
             assert isinstance(outcome, PromotionConflict) and outcome.current == winner
             assert f"current champion is v{winner}" in str(outcome)
     statuses = {v["version"]: v["status"] for v in registry.versions("m")}
@@ -183,6 +254,9 @@ def test_concurrent_promotions_leave_one_champion_and_one_audit_entry(registry, 
     assert all(statuses[v] == "approved" for v in range(2, 8) if v != winner)
     ledger = registry.audit("m")
     assert [(e["seq"], e["from_version"], e["to_version"]) for e in ledger] == [(1, None, 1), (2, 1, winner)]
+
+
+# --- rollback ------------------------------------------------------------------------------------------
 
 
 def test_rollback_twice_goes_back_two_steps(registry):
@@ -228,3 +302,52 @@ def test_rollback_after_a_new_promotion_undoes_that_promotion(registry):
     assert registry.rollback("m", by="oncall", reason="v4 bad")["to_version"] == 2
     assert registry.rollback("m", by="oncall", reason="v2 bad")["to_version"] == 1
     assert registry.champion("m") == 1
+
+
+def test_a_retired_version_can_be_promoted_again_and_is_then_rolled_back_like_any(registry):
+    approved(registry, "m", 2)
+    registry.promote("m", 1, by="e", reason="first", expected_champion=None)
+    registry.promote("m", 2, by="e", reason="better", expected_champion=1)
+    registry.promote("m", 1, by="alice", reason="v1 after all", expected_champion=2)
+    assert registry.champion("m") == 1 and registry.version("m", 2)["status"] == "retired"
+    assert registry.rollback("m", by="oncall", reason="undo")["to_version"] == 2
+    registry.set_status("m", 1, "rejected", by="alice", reason="never again")
+    with pytest.raises(RegistryError, match="it is rejected"):
+        registry.promote("m", 1, by="e", reason="x", expected_champion=2)
+
+
+def test_concurrent_rollbacks_each_undo_a_different_promotion(registry, atomic_writes):
+    approved(registry, "m", 3)
+    registry.promote("m", 1, by="e", reason="first", expected_champion=None)
+    registry.promote("m", 2, by="e", reason="better", expected_champion=1)
+    registry.promote("m", 3, by="e", reason="better", expected_champion=2)
+    outcomes = race(4, lambda i: registry.rollback("m", by=f"oncall-{i}", reason="race"))
+    # Racing rollbacks that read the same champion: one wins, the others conflict; one that reads
+    # after a win goes back one more step. Never the same promotion undone twice.
+    done = [o for o in outcomes.values() if isinstance(o, dict)]
+    assert 1 <= len(done) <= 2
+    assert all(isinstance(o, dict | PromotionConflict | NothingToRollBack) for o in outcomes.values())
+    assert registry.champion("m") == 3 - len(done)
+    ledger = registry.audit("m")
+    assert [e["action"] for e in ledger] == ["promote"] * 3 + ["rollback"] * len(done)
+    assert [e["undoes"] for e in ledger[3:]] == [3, 2][: len(done)]
+
+
+# --- challenger ----------------------------------------------------------------------------------------
+
+
+def test_the_challenger_pointer_names_a_servable_version_or_none(registry):
+    approved(registry, "m", 2)
+    assert registry.challenger("m") is None
+    doc = registry.set_challenger("m", 2, by="alice", reason="shadow it")
+    assert (doc["version"], doc["by"], doc["reason"], doc["model"]) == (2, "alice", "shadow it", "m")
+    assert registry.challenger("m") == 2
+    with pytest.raises(RegistryError, match="not registered"):
+        registry.set_challenger("m", 7, by="alice", reason="x")
+    registry.set_status("m", 1, "rejected", by="alice", reason="bad")
+    with pytest.raises(StatusConflict, match="rejected"):
+        registry.set_challenger("m", 1, by="alice", reason="x")
+    assert registry.challenger("m") == 2
+    cleared = registry.set_challenger("m", None, by="alice", reason="done")
+    assert cleared["version"] is None and registry.challenger("m") is None
+    assert registry.audit("m") == []  # not a champion change

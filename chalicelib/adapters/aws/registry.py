@@ -1,0 +1,354 @@
+"""The model registry and its audit ledger on DynamoDB (the rules: ``chalicelib.registry.states``).
+
+Registry table (``pk``/``sk``), per model ``<name>``:
+
+* ``model#<name>`` / ``counter``: ``last_version``, raised by one (``UpdateItem ADD``) per new version;
+* ``model#<name>`` / ``version#<00000001>``: a version (zero-padded, so a query lists them in order):
+  ``states.version_record``: ``model``, ``version``, ``candidate_id``, what the candidate brought,
+  ``status``, ``transitions`` (oldest first), ``gates`` (``{}`` until evaluated), ``created_at``,
+  ``updated_at``;
+* ``model#<name>`` / ``candidate#<id>``: ``version``: the candidate index, written create-only in the
+  same transaction as the version item, so a candidate registered twice, even concurrently, has
+  exactly one version;
+* ``model#<name>`` / ``champion``: the champion pointer: ``version``, ``seq`` (promotions so far),
+  ``at``, ``by``;
+* ``model#<name>`` / ``challenger``: the version shadowing the champion on /predict (``version``,
+  None for none), ``at``, ``by``, ``reason``.
+
+Audit table: ``model#<name>`` / ``<iso time>#<seq, 8 digits>``, one item per promotion or rollback
+(``Promotion.entry``). Every audit item is written create-only and nothing here updates or deletes
+one: the ledger is append-only.
+
+A promotion is one ``TransactWriteItems``: the champion pointer (conditional on the champion being
+the caller's expected one and its ``seq`` unchanged, or there being none), the new version to
+``champion`` (conditional on the status read), the previous champion to ``retired`` (conditional on
+it being champion) and the audit entry (create-only). A cancelled transaction is read again: a new
+champion raises ``PromotionConflict``, a moved status or seq alone is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.adapters import aws
+from chalicelib.adapters.aws import dynamo
+from chalicelib.errors import RegistryError
+from chalicelib.registry import states
+from chalicelib.registry.states import CHAMPION, RETIRED, Champion, Promotion, StatusConflict
+
+_ATTEMPTS = 5  # promotion retries when only the pointer's seq or a status moved
+
+
+def _pk(model: str) -> str:
+    return f"model#{states.check_model(model)}"
+
+
+def _version_sk(version: int) -> str:
+    return f"version#{states.check_version(version):08d}"
+
+
+def _without_keys(doc: dict[str, Any]) -> dict[str, Any]:
+    doc.pop("pk", None), doc.pop("sk", None)
+    return doc
+
+
+class DynamoRegistry:
+    def __init__(
+        self, registry_table: str, audit_table: str, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.registry_table = registry_table
+        self.audit_table = audit_table
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    @property
+    def _db(self) -> Any:
+        return aws.client("dynamodb")
+
+    def _now(self) -> str:
+        return self._clock().astimezone(UTC).isoformat(timespec="microseconds")
+
+    def _key(self, model: str, sk: str) -> dict[str, Any]:
+        return {"pk": {"S": _pk(model)}, "sk": {"S": sk}}
+
+    def _get(self, model: str, sk: str) -> dict[str, Any] | None:
+        item = self._db.get_item(
+            TableName=self.registry_table, Key=self._key(model, sk), ConsistentRead=True
+        ).get("Item")
+        return dynamo.from_item(item) if item else None
+
+    def _query(self, table: str, pk: str, prefix: str | None = None) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+        }
+        if prefix is not None:
+            kwargs["KeyConditionExpression"] += " AND begins_with(sk, :prefix)"
+            kwargs["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
+        items: list[dict[str, Any]] = []
+        for page in self._db.get_paginator("query").paginate(**kwargs):
+            items.extend(dynamo.from_item(item) for item in page.get("Items", []))
+        return items
+
+    def _pointer(self, model: str) -> Champion | None:
+        pointer = self._get(model, CHAMPION)
+        return Champion(int(pointer["version"]), int(pointer.get("seq", 0))) if pointer else None
+
+    # --- registration ---------------------------------------------------------------------------
+
+    def register_version(self, model: str, candidate: dict[str, Any]) -> tuple[int, bool]:
+        """The counter is raised before the create-only transaction, so when two registrations of one
+        candidate race, the loser's number is never used: versions then skip a number (3, 5)."""
+        index_sk = f"candidate#{states.candidate_id(candidate)}"
+        known = self._get(model, index_sk)
+        if known:
+            return int(known["version"]), False
+        version = int(
+            self._db.update_item(
+                TableName=self.registry_table,
+                Key=self._key(model, "counter"),
+                UpdateExpression="ADD last_version :one SET model = :model",
+                ExpressionAttributeValues={":one": {"N": "1"}, ":model": {"S": model}},
+                ReturnValues="UPDATED_NEW",
+            )["Attributes"]["last_version"]["N"]
+        )
+        at = self._now()
+        doc = states.version_record(model, version, candidate, at)
+        index = {"version": version, "created_at": at}
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    self._create(self.registry_table, model, index_sk, index),
+                    self._create(self.registry_table, model, _version_sk(version), doc),
+                ]
+            )
+        except ClientError as exc:
+            if dynamo.cancellation_codes(exc) is None:
+                raise
+            winner = self._get(model, index_sk)
+            if not winner:
+                raise
+            return int(winner["version"]), False
+        return version, True
+
+    def _create(self, table: str, model: str, sk: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """A transaction item writing ``doc`` only if the key is free."""
+        item = {**dynamo.to_item(doc), **self._key(model, sk)}
+        return {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+    # --- status ---------------------------------------------------------------------------------
+
+    def set_status(
+        self,
+        model: str,
+        version: int,
+        status: str,
+        by: str,
+        reason: str,
+        expected: str | None = None,
+        gates: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        allowed = states.sources(status, expected)
+        found = self.version(model, version)
+        if found is None:
+            raise states.not_registered(model, version)
+        states.check_source(model, version, status, found["status"], allowed)
+        at = self._now()
+        values: dict[str, Any] = {
+            ":to": {"S": status},
+            ":from": {"S": found["status"]},
+            ":t": dynamo.to_value([states.transition(found["status"], status, at, by, reason)]),
+            ":at": {"S": at},
+        }
+        update = "SET #s = :to, transitions = list_append(transitions, :t), updated_at = :at"
+        if gates is not None:
+            states.check_finite(gates, "gates")
+            update += ", gates = :gates"
+            values[":gates"] = dynamo.to_value(gates)
+        try:
+            # Conditional on the status just read: a concurrent move makes this one fail, not stack.
+            response = self._db.update_item(
+                TableName=self.registry_table,
+                Key=self._key(model, _version_sk(version)),
+                UpdateExpression=update,
+                ConditionExpression="#s = :from",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if not dynamo.condition_failed(exc):
+                raise
+            now = self.version(model, version) or {}
+            raise StatusConflict(
+                f"cannot set {model} v{version} to {status}: it changed to {now.get('status')} meanwhile"
+            ) from None
+        return _without_keys(dynamo.from_item(response["Attributes"]))
+
+    def update_gates(self, model: str, version: int, gates: dict[str, Any], expected: str) -> None:
+        states.check_finite(gates, "gates")
+        try:
+            self._db.update_item(
+                TableName=self.registry_table,
+                Key=self._key(model, _version_sk(version)),
+                UpdateExpression="SET gates = :gates, updated_at = :at",
+                ConditionExpression="#s = :expected",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":gates": dynamo.to_value(gates),
+                    ":at": {"S": self._now()},
+                    ":expected": {"S": expected},
+                },
+            )
+        except ClientError as exc:
+            if not dynamo.condition_failed(exc):
+                raise
+            now = self.version(model, version) or {}
+            raise StatusConflict(f"{model} v{version} is {now.get('status')}, not {expected}") from None
+
+    # --- promotion ------------------------------------------------------------------------------
+
+    def promote(
+        self, model: str, version: int, by: str, reason: str, expected_champion: int | None
+    ) -> dict[str, Any]:
+        return self._apply(Promotion(model, version, by, reason, expected_champion))
+
+    def rollback(self, model: str, by: str, reason: str) -> dict[str, Any]:
+        pointer = self._pointer(model)
+        ledger = self.audit(model) if pointer else []
+        return self._apply(states.rollback_of(model, pointer, ledger, by, reason))
+
+    def _apply(self, promotion: Promotion) -> dict[str, Any]:
+        model, version = promotion.model, promotion.version
+        for _ in range(_ATTEMPTS):
+            pointer = self._pointer(model)
+            promotion.check_pointer(pointer)
+            found = self.version(model, version)
+            if found is None:
+                raise states.not_registered(model, version)
+            states.check_promotable(model, version, found["status"])
+            seq = (pointer.seq if pointer else 0) + 1
+            at = self._now()
+            entry = promotion.entry(seq, at)
+            audit_sk = states.audit_id(at, seq)
+            items = [
+                self._move_pointer(promotion, seq, at),
+                self._move(model, version, found["status"], CHAMPION, at, promotion),
+            ]
+            if promotion.expected is not None:
+                items.append(self._move(model, promotion.expected, CHAMPION, RETIRED, at, promotion))
+            items.append(self._create(self.audit_table, model, audit_sk, entry))
+            try:
+                self._db.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if dynamo.cancellation_codes(exc) is None:
+                    raise
+                continue  # read again: a new champion raises above; a moved seq or status is retried
+            return {**entry, "id": audit_sk, "model": model}
+        current = self.champion(model)
+        if current != promotion.expected:
+            raise states.PromotionConflict(model, promotion.expected, current, version)
+        raise RegistryError(f"cannot promote {model} v{version}: the registry kept changing; try again")
+
+    def _move_pointer(self, promotion: Promotion, seq: int, at: str) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            ":v": {"N": str(promotion.version)},
+            ":seq": {"N": str(seq)},
+            ":at": {"S": at},
+            ":by": {"S": promotion.by},
+            ":model": {"S": promotion.model},
+        }
+        if promotion.expected is None:
+            condition = "attribute_not_exists(pk)"
+        else:
+            # The seq too: an A -> B -> A sequence in between is a change the caller did not see.
+            condition = "version = :expected AND seq = :prev"
+            values.update({":expected": {"N": str(promotion.expected)}, ":prev": {"N": str(seq - 1)}})
+        return {
+            "Update": {
+                "TableName": self.registry_table,
+                "Key": self._key(promotion.model, CHAMPION),
+                "UpdateExpression": "SET version = :v, seq = :seq, #at = :at, #by = :by, model = :model",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#at": "at", "#by": "by"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _move(
+        self, model: str, version: int, old: str, new: str, at: str, promotion: Promotion
+    ) -> dict[str, Any]:
+        """A transaction item moving a version from status ``old`` (required) to ``new``."""
+        transition = states.transition(old, new, at, promotion.by, promotion.reason)
+        return {
+            "Update": {
+                "TableName": self.registry_table,
+                "Key": self._key(model, _version_sk(version)),
+                "UpdateExpression": "SET #s = :new, transitions = list_append(transitions, :t), updated_at = :at",
+                "ConditionExpression": "#s = :old",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {
+                    ":new": {"S": new},
+                    ":old": {"S": old},
+                    ":t": dynamo.to_value([transition]),
+                    ":at": {"S": at},
+                },
+            }
+        }
+
+    # --- shadow challenger ------------------------------------------------------------------------
+
+    def set_challenger(self, model: str, version: int | None, by: str, reason: str) -> dict[str, Any]:
+        """Not a champion change, so not in the audit ledger; the pointer keeps who set it and why."""
+        if version is not None:
+            states.check_challenger(model, version, self.version(model, version))
+        doc = {"version": version, "at": self._now(), "by": by, "reason": reason, "model": model}
+        self._db.put_item(
+            TableName=self.registry_table,
+            Item={**dynamo.to_item(doc), **self._key(model, "challenger")},
+        )
+        return doc
+
+    def challenger(self, model: str) -> int | None:
+        pointer = self._get(model, "challenger")
+        return int(pointer["version"]) if pointer and pointer.get("version") is not None else None
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def champion(self, model: str) -> int | None:
+        pointer = self._pointer(model)
+        return pointer.version if pointer else None
+
+    def version(self, model: str, v: int) -> dict[str, Any] | None:
+        doc = self._get(model, _version_sk(v))
+        return _without_keys(doc) if doc is not None else None
+
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        return [_without_keys(doc) for doc in self._query(self.registry_table, _pk(model), "version#")]
+
+    def models(self) -> list[str]:
+        names: list[str] = []
+        for page in self._db.get_paginator("scan").paginate(
+            TableName=self.registry_table,
+            ConsistentRead=True,
+            FilterExpression="sk = :counter",
+            ExpressionAttributeValues={":counter": {"S": "counter"}},
+            ProjectionExpression="pk",
+        ):
+            names.extend(item["pk"]["S"].removeprefix("model#") for item in page.get("Items", []))
+        return sorted(names)
+
+    def audit(self, model: str) -> list[dict[str, Any]]:
+        """Oldest first, by ``seq`` (the order the promotions took effect, whatever the clocks said)."""
+        entries = self._query(self.audit_table, _pk(model))
+        for entry in entries:
+            entry["id"] = entry.pop("sk")
+            entry["model"] = entry.pop("pk").removeprefix("model#")
+            entry.setdefault("from_version", None)
+            entry.setdefault("undoes", None)
+        return sorted(entries, key=lambda e: (int(e.get("seq", 0)), e["id"]))

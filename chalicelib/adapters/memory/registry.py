@@ -1,0 +1,178 @@
+"""The model registry in memory, with the DynamoDB adapter's semantics (``tests/adapters`` holds both
+to them): one version per candidate, conditional status changes, all-or-nothing promotions
+conditional on the champion, an append-only ledger ordered by ``seq``. One lock makes every write
+atomic, as DynamoDB's conditional writes and transactions are."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.adapters.memory.documents import stored
+from chalicelib.registry import states
+from chalicelib.registry.states import CHAMPION, RETIRED, Champion, Promotion
+
+
+@dataclass
+class _Model:
+    last_version: int = 0
+    candidates: dict[str, int] = field(default_factory=dict)
+    versions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    champion: Champion | None = None
+    challenger: dict[str, Any] | None = None
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+
+
+class MemoryRegistry:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._models: dict[str, _Model] = {}
+        self._lock = threading.RLock()
+
+    def _now(self) -> str:
+        return self._clock().astimezone(UTC).isoformat(timespec="microseconds")
+
+    def _model(self, model: str) -> _Model:
+        """The model's state, created on first write."""
+        return self._models.setdefault(states.check_model(model), _Model())
+
+    def _peek(self, model: str) -> _Model:
+        """The model's state for a read (an unknown model reads as empty, and is not created)."""
+        return self._models.get(states.check_model(model)) or _Model()
+
+    # --- registration ---------------------------------------------------------------------------
+
+    def register_version(self, model: str, candidate: dict[str, Any]) -> tuple[int, bool]:
+        key = states.candidate_id(candidate)
+        with self._lock:
+            state = self._model(model)
+            if key in state.candidates:
+                return state.candidates[key], False
+            state.last_version += 1
+            version = state.last_version
+            state.versions[version] = stored(states.version_record(model, version, candidate, self._now()))
+            state.candidates[key] = version
+            return version, True
+
+    # --- status ---------------------------------------------------------------------------------
+
+    def set_status(
+        self,
+        model: str,
+        version: int,
+        status: str,
+        by: str,
+        reason: str,
+        expected: str | None = None,
+        gates: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        allowed = states.sources(status, expected)
+        states.check_version(version)
+        with self._lock:
+            doc = self._peek(model).versions.get(version)
+            if doc is None:
+                raise states.not_registered(model, version)
+            states.check_source(model, version, status, doc["status"], allowed)
+            if gates is not None:
+                states.check_finite(gates, "gates")
+                doc["gates"] = stored(gates)
+            at = self._now()
+            self._move(doc, status, at, by, reason)
+            return copy.deepcopy(doc)
+
+    def update_gates(self, model: str, version: int, gates: dict[str, Any], expected: str) -> None:
+        states.check_finite(gates, "gates")
+        states.check_version(version)
+        with self._lock:
+            doc = self._peek(model).versions.get(version) or {}
+            if doc.get("status") != expected:
+                raise states.StatusConflict(f"{model} v{version} is {doc.get('status')}, not {expected}")
+            doc["gates"] = stored(gates)
+            doc["updated_at"] = self._now()
+
+    @staticmethod
+    def _move(doc: dict[str, Any], new: str, at: str, by: str, reason: str) -> None:
+        doc["transitions"].append(stored(states.transition(doc["status"], new, at, by, reason)))
+        doc["status"] = new
+        doc["updated_at"] = at
+
+    # --- promotion ------------------------------------------------------------------------------
+
+    def promote(
+        self, model: str, version: int, by: str, reason: str, expected_champion: int | None
+    ) -> dict[str, Any]:
+        return self._apply(Promotion(model, version, by, reason, expected_champion))
+
+    def rollback(self, model: str, by: str, reason: str) -> dict[str, Any]:
+        with self._lock:
+            state = self._peek(model)
+            return self._apply(states.rollback_of(model, state.champion, self.audit(model), by, reason))
+
+    def _apply(self, promotion: Promotion) -> dict[str, Any]:
+        model, version = promotion.model, promotion.version
+        with self._lock:
+            state = self._peek(model)
+            promotion.check_pointer(state.champion)
+            doc = state.versions.get(version)
+            if doc is None:
+                raise states.not_registered(model, version)
+            states.check_promotable(model, version, doc["status"])
+            seq = (state.champion.seq if state.champion else 0) + 1
+            at = self._now()
+            entry = promotion.entry(seq, at)
+            # Every check passed: from here on nothing fails, so the change is all or nothing.
+            self._move(doc, CHAMPION, at, promotion.by, promotion.reason)
+            if promotion.expected is not None:
+                self._move(state.versions[promotion.expected], RETIRED, at, promotion.by, promotion.reason)
+            state.champion = Champion(version, seq)
+            audit_id = states.audit_id(at, seq)
+            state.ledger.append(stored({**entry, "id": audit_id, "model": model}))
+            return {**entry, "id": audit_id, "model": model}
+
+    # --- shadow challenger ------------------------------------------------------------------------
+
+    def set_challenger(self, model: str, version: int | None, by: str, reason: str) -> dict[str, Any]:
+        with self._lock:
+            if version is not None:
+                states.check_challenger(model, version, self.version(model, version))
+            doc = {"version": version, "at": self._now(), "by": by, "reason": reason, "model": model}
+            self._model(model).challenger = stored(doc)
+            return doc
+
+    def challenger(self, model: str) -> int | None:
+        with self._lock:
+            pointer = self._peek(model).challenger
+            return int(pointer["version"]) if pointer and pointer.get("version") is not None else None
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def champion(self, model: str) -> int | None:
+        with self._lock:
+            pointer = self._peek(model).champion
+            return pointer.version if pointer else None
+
+    def version(self, model: str, v: int) -> dict[str, Any] | None:
+        states.check_version(v)
+        with self._lock:
+            return copy.deepcopy(self._peek(model).versions.get(v))
+
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        with self._lock:
+            state = self._peek(model)
+            return [copy.deepcopy(state.versions[v]) for v in sorted(state.versions)]
+
+    def models(self) -> list[str]:
+        with self._lock:
+            return sorted(name for name, state in self._models.items() if state.last_version)
+
+    def audit(self, model: str) -> list[dict[str, Any]]:
+        with self._lock:
+            entries = copy.deepcopy(self._peek(model).ledger)
+        for entry in entries:
+            entry.setdefault("from_version", None)
+            entry.setdefault("undoes", None)
+        return sorted(entries, key=lambda e: (int(e.get("seq", 0)), e["id"]))

@@ -1,0 +1,107 @@
+"""What the registry's services need from outside: the registry store, the dataset's contract, the
+stored candidate files, the notifier and a clock.
+
+Adapters: ``chalicelib.adapters.aws`` (DynamoDB, S3, SNS) and ``chalicelib.adapters.memory``; one
+contract suite per port (``tests/adapters``) holds both to the same semantics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from chalicelib.notify import Notifier
+from chalicelib.serving.ports import ArtifactReader
+from chalicelib.validation.contract import Contract
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Registry(Protocol):
+    """Model versions, their statuses, the champion and challenger pointers, the audit ledger.
+
+    The rules are ``chalicelib.registry.states``'; what a store guarantees beyond them:
+
+    * ``register_version``: one version per candidate (keyed by ``states.candidate_id``), even when
+      the same candidate is registered concurrently; numbers rise by one per model and are never
+      reused (a lost race may skip one).
+    * ``set_status`` and ``update_gates``: conditional on the status read; a concurrent change makes
+      them raise ``StatusConflict``, never stack.
+    * ``promote`` and ``rollback``: all or nothing (pointer, both versions' statuses, audit entry),
+      conditional on the champion the caller expected: of concurrent promotions exactly one wins, the
+      others raise ``PromotionConflict`` naming the champion they found.
+    * reads are consistent (what a call wrote, the next read returns); ``versions`` oldest first,
+      ``models`` by name, ``audit`` by ``seq``; an unknown version is None.
+    """
+
+    def register_version(self, model: str, candidate: dict[str, Any]) -> tuple[int, bool]:
+        """The candidate's version and whether this call created it."""
+        ...
+
+    def set_status(
+        self,
+        model: str,
+        version: int,
+        status: str,
+        by: str,
+        reason: str,
+        expected: str | None = None,
+        gates: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Move a version to ``status`` (recording the transition and ``gates``); the new record."""
+        ...
+
+    def update_gates(self, model: str, version: int, gates: dict[str, Any], expected: str) -> None:
+        """Replace a version's gate figures if it is still ``expected``."""
+        ...
+
+    def promote(
+        self, model: str, version: int, by: str, reason: str, expected_champion: int | None
+    ) -> dict[str, Any]:
+        """Make ``version`` the champion in place of ``expected_champion``; the audit entry."""
+        ...
+
+    def rollback(self, model: str, by: str, reason: str) -> dict[str, Any]:
+        """Bring back the champion before the current one (``states.rollback_of``); the audit entry."""
+        ...
+
+    def set_challenger(self, model: str, version: int | None, by: str, reason: str) -> dict[str, Any]:
+        """Name the version that shadows the champion (None: none); the pointer."""
+        ...
+
+    def challenger(self, model: str) -> int | None: ...
+
+    def champion(self, model: str) -> int | None: ...
+
+    def version(self, model: str, v: int) -> dict[str, Any] | None: ...
+
+    def versions(self, model: str) -> list[dict[str, Any]]: ...
+
+    def models(self) -> list[str]: ...
+
+    def audit(self, model: str) -> list[dict[str, Any]]: ...
+
+
+class ContractReader(Protocol):
+    """The datasets' contracts (the promotion policy is a section of them)."""
+
+    def get(self, dataset: str) -> Contract:
+        """The dataset's contract; ``NoContract`` if it has none."""
+        ...
+
+
+@dataclass(frozen=True)
+class EvaluatorPorts:
+    """Everything the promotion evaluator touches outside its process."""
+
+    registry: Registry
+    artifacts: ArtifactReader
+    contracts: ContractReader
+    notifier: Notifier
+    clock: Clock = field(default=utc_now)

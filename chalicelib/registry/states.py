@@ -1,0 +1,280 @@
+"""The registry's rules, apart from any store: statuses and their moves, what a new version record
+holds, what may be promoted, and which champion a rollback goes back to.
+
+Statuses: ``candidate`` (registered) -> ``pending_approval`` / ``approved`` / ``rejected`` (by a status
+change: the gates' verdict or a person) -> ``champion`` -> ``retired`` (only by a promotion). A status
+change allows exactly the moves in ``ALLOWED``; it never makes or unmakes a champion.
+
+Promotable statuses (``PROMOTABLE``): ``approved`` and ``retired``. A ``candidate`` or
+``pending_approval`` version must be approved first (by the evaluator when the gates say
+``promote``, by a person otherwise), so every champion has an approval in its transitions; a
+``retired`` version is a former champion (only a promotion retires), which is what a rollback brings
+back. ``rejected`` is final.
+
+Rollback: the audit ledger is an undo stack. Reading it oldest first, a ``promote`` entry is pushed
+and a ``rollback`` entry pops the promotion it undid; the top of the stack is the promotion that made
+the current champion, and a rollback promotes that entry's ``from_version`` back. So rolling back
+twice in a row goes back two promotions (3 -> 2 -> 1), never ping-pongs (3 -> 2 -> 3), and a rollback
+past the first champion raises ``NothingToRollBack``. A manual promotion of a retired version is a
+forward step like any other (it is pushed, and a rollback undoes it).
+
+Every store (``chalicelib.registry.ports.Registry``) applies these rules; the records it returns are
+the dicts the API shows (``version_record``, ``transition`` and ``Promotion.entry`` build them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.errors import RegistryError
+
+CANDIDATE = "candidate"
+PENDING_APPROVAL = "pending_approval"
+APPROVED = "approved"
+CHAMPION = "champion"
+RETIRED = "retired"
+REJECTED = "rejected"
+STATUSES = (CANDIDATE, PENDING_APPROVAL, APPROVED, CHAMPION, RETIRED, REJECTED)
+# Status changes: target -> the statuses it may come from. champion and retired only by a promotion.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    # approved -> pending_approval: the evaluator re-judged an approved version against a champion
+    # that changed before the promotion committed, and now a person must decide.
+    PENDING_APPROVAL: (CANDIDATE, APPROVED),
+    APPROVED: (CANDIDATE, PENDING_APPROVAL),
+    REJECTED: (CANDIDATE, PENDING_APPROVAL, APPROVED, RETIRED),
+}
+PROMOTABLE = (APPROVED, RETIRED)
+PROMOTE = "promote"
+ROLLBACK = "rollback"
+REGISTERED_BY = "registry"
+# Keys of a version record that a candidate document cannot set (pk and sk: a store's keys).
+RESERVED = frozenset(
+    {"model", "version", "candidate_id", "status", "transitions", "gates", "created_at", "updated_at"}
+    | {"pk", "sk"}
+)
+
+
+class PromotionConflict(RegistryError):
+    """The champion is not the one the caller expected: someone else promoted first."""
+
+    def __init__(self, model: str, expected: int | None, current: int | None, version: int) -> None:
+        self.model, self.expected, self.current, self.version = model, expected, current, version
+        super().__init__(
+            f"cannot promote {model} v{version}: the current champion is {label(current)}, "
+            f"not {label(expected)} as expected; read the champion again and decide anew"
+        )
+
+
+class StatusConflict(RegistryError):
+    """A conditional status change found another status than the one it required."""
+
+
+class NothingToRollBack(RegistryError):
+    """The current champion was the model's first: there is no earlier champion to go back to."""
+
+
+def label(version: int | None) -> str:
+    return "none" if version is None else f"v{version}"
+
+
+def not_registered(model: str, version: int) -> RegistryError:
+    return RegistryError(f"{model} v{version} is not registered")
+
+
+# --- names and values --------------------------------------------------------------------------------
+
+
+def check_model(model: str) -> str:
+    if not model or not isinstance(model, str):
+        raise ValueError("model: a non-empty name is required")
+    return model
+
+
+def check_version(version: int) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version: a positive integer is required, got {version!r}")
+    return version
+
+
+def check_finite(value: Any, path: str) -> None:
+    """NaN or infinity cannot be stored (DynamoDB has no NaN): refuse them instead of losing them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path}: {value!r} cannot be stored; use None for an undefined number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_finite(v, f"{path}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            check_finite(v, f"{path}[{i}]")
+
+
+# --- registration --------------------------------------------------------------------------------------
+
+
+def candidate_id(candidate: Mapping[str, Any]) -> str:
+    """What identifies a candidate (its run id, else its manifest key): one version per candidate."""
+    found = candidate.get("run_id") or candidate.get("manifest_key")
+    if not isinstance(found, str) or not found:
+        raise ValueError("candidate: a run_id (or manifest_key) string is required to register it")
+    check_finite(dict(candidate), "candidate")
+    return found
+
+
+def transition(old: str | None, new: str, at: str, by: str, reason: str) -> dict[str, Any]:
+    return {"from": old, "to": new, "at": at, "by": by, "reason": reason}
+
+
+def version_record(model: str, version: int, candidate: Mapping[str, Any], at: str) -> dict[str, Any]:
+    """A newly registered version: what the candidate brought, status ``candidate``, no gates yet."""
+    extra = {k: v for k, v in candidate.items() if k not in RESERVED}
+    return {
+        **extra,
+        "model": model,
+        "version": version,
+        "candidate_id": candidate_id(candidate),
+        "status": CANDIDATE,
+        "transitions": [transition(None, CANDIDATE, at, REGISTERED_BY, "registered")],
+        "gates": {},
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+# --- status changes --------------------------------------------------------------------------------
+
+
+def sources(status: str, expected: str | None) -> tuple[str, ...]:
+    """The statuses a version may be in to move to ``status`` (just ``expected`` when given)."""
+    if status not in ALLOWED:
+        raise ValueError(
+            f"status: {status!r} cannot be set here; allowed: {', '.join(ALLOWED)} "
+            "(champion and retired are set by promote)"
+        )
+    if expected is not None and expected not in ALLOWED[status]:
+        raise ValueError(f"a version cannot move from {expected!r} to {status!r}")
+    return (expected,) if expected is not None else ALLOWED[status]
+
+
+def check_source(model: str, version: int, status: str, found: str, allowed: tuple[str, ...]) -> None:
+    if found not in allowed:
+        raise StatusConflict(
+            f"cannot set {model} v{version} to {status}: it is {found}, expected {' or '.join(allowed)}"
+        )
+
+
+def check_promotable(model: str, version: int, status: str) -> None:
+    if status not in PROMOTABLE:
+        raise RegistryError(
+            f"cannot promote {model} v{version}: it is {status}; "
+            f"only {' or '.join(PROMOTABLE)} versions can be promoted"
+        )
+
+
+# --- promotion and rollback ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The champion pointer: the version, and ``seq``, the number of promotions so far."""
+
+    version: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One champion change to make: ``version`` replaces ``expected`` (None: the first champion).
+
+    ``expected_seq`` (a rollback) also requires the pointer's count, so that a promotion and its
+    undo in between (A -> B -> A) is a change the rollback notices."""
+
+    model: str
+    version: int
+    by: str
+    reason: str
+    expected: int | None
+    action: str = PROMOTE
+    undoes: int | None = None
+    expected_seq: int | None = None
+
+    def __post_init__(self) -> None:
+        check_model(self.model)
+        check_version(self.version)
+        if self.expected is not None:
+            check_version(self.expected)
+        if self.version == self.expected:
+            raise RegistryError(f"{self.model} v{self.version} is already the expected champion")
+
+    def check_pointer(self, pointer: Champion | None) -> None:
+        """PromotionConflict unless the champion is still the one this promotion replaces."""
+        current = pointer.version if pointer else None
+        seq = pointer.seq if pointer else 0
+        if current != self.expected or (self.expected_seq is not None and seq != self.expected_seq):
+            raise PromotionConflict(self.model, self.expected, current, self.version)
+
+    def entry(self, seq: int, at: str) -> dict[str, Any]:
+        """The audit entry this promotion writes as the pointer's ``seq``-th change."""
+        return {
+            "who": self.by,
+            "action": self.action,
+            "from_version": self.expected,
+            "to_version": self.version,
+            "reason": self.reason,
+            "at": at,
+            "seq": seq,
+            "undoes": self.undoes,
+        }
+
+
+def audit_id(at: str, seq: int) -> str:
+    """An audit entry's id (its sort key): the time, then the seq, so ids sort in order of writing."""
+    return f"{at}#{seq:08d}"
+
+
+def rollback_of(
+    model: str, pointer: Champion | None, ledger: Iterable[Mapping[str, Any]], by: str, reason: str
+) -> Promotion:
+    """The promotion that undoes the one that made the current champion (see the module docstring).
+
+    ``ledger`` is the model's audit entries, oldest first. Raises ``NothingToRollBack`` when there is
+    no champion or it was the first, ``RegistryError`` when the ledger does not lead to the pointer
+    (a promotion committing while it was read: the caller may try again)."""
+    if pointer is None:
+        raise NothingToRollBack(f"{model} has no champion to roll back")
+    entries = [e for e in ledger if int(e["seq"]) <= pointer.seq]
+    if [int(e["seq"]) for e in entries] != list(range(1, pointer.seq + 1)):
+        raise RegistryError(f"{model}'s audit ledger is behind its champion pointer; try again")
+    stack: list[Mapping[str, Any]] = []
+    for entry in entries:
+        if entry["action"] != ROLLBACK:
+            stack.append(entry)
+        elif stack and int(stack[-1]["seq"]) == int(entry.get("undoes") or -1):
+            stack.pop()
+        else:
+            raise RegistryError(f"{model}'s audit ledger is inconsistent at seq {entry['seq']}")
+    if not stack or int(stack[-1]["to_version"]) != pointer.version:
+        raise RegistryError(f"{model}'s audit ledger does not end with its champion v{pointer.version}")
+    top = stack[-1]
+    if top.get("from_version") is None:
+        raise NothingToRollBack(f"{model} v{pointer.version} was the first champion: nothing to roll back to")
+    return Promotion(
+        model,
+        int(top["from_version"]),
+        by,
+        reason,
+        expected=pointer.version,
+        action=ROLLBACK,
+        undoes=int(top["seq"]),
+        expected_seq=pointer.seq,
+    )
+
+
+def check_challenger(model: str, version: int, doc: Mapping[str, Any] | None) -> None:
+    """A challenger must be registered and not rejected."""
+    if doc is None:
+        raise not_registered(model, version)
+    if doc["status"] == REJECTED:
+        raise StatusConflict(f"{model} v{version} was rejected; it cannot shadow the champion")
