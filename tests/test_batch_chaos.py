@@ -22,11 +22,11 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.auth import TokenStore
 from chalicelib.batch import service as batch_service
 from chalicelib.batch.jobs import FINAL
 from chalicelib.batch.launch import launch_local_worker
-from chalicelib.registry.store import Registry
 from chalicelib.settings import Settings
 from chalicelib.validation import ContractStore
 from mlops.datasets import breast_cancer_batch
@@ -43,7 +43,7 @@ def champion(local_cloud) -> Settings:
     settings = Settings.from_env()
     ContractStore(settings.data_bucket).put(_contract("logistic"))
     publish(settings, "logistic")
-    registry = Registry(settings.registry_table, settings.audit_table)
+    registry = DynamoRegistry(settings.registry_table, settings.audit_table)
     assert wait_until(lambda: registry.champion("breast_cancer"), timeout_s=60), "no champion was promoted"
     return settings
 
@@ -94,11 +94,15 @@ def _reference(settings: Settings, job: dict[str, Any], bodies: list[bytes]) -> 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
     from scoring.engine import Scorer, row_pieces, score_pieces
 
+    from chalicelib.adapters.aws.artifacts import S3Artifacts
     from chalicelib.batch.sharding import parse_header
-    from chalicelib.registry.evaluator import load_version_model
+    from chalicelib.serving.model import load_version
 
-    model = load_version_model(
-        Registry(settings.registry_table, settings.audit_table), job["model"], int(job["version"])
+    model = load_version(
+        DynamoRegistry(settings.registry_table, settings.audit_table),
+        S3Artifacts(),
+        job["model"],
+        int(job["version"]),
     )
     scorer = Scorer(model)
     lines: dict[bytes, bytes] = {}
@@ -133,7 +137,9 @@ def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, cham
         token,
     )  # fmt: skip
     assert status == 202, job
-    assert job["version"] == Registry(champion.registry_table, champion.audit_table).champion("breast_cancer")
+    assert job["version"] == DynamoRegistry(champion.registry_table, champion.audit_table).champion(
+        "breast_cancer"
+    )
     done = wait_until(
         lambda: _get(local_cloud, f"/batch-jobs/{job['job_id']}").get("status") in FINAL, timeout_s=60
     )

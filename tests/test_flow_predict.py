@@ -9,7 +9,7 @@ import io
 import json
 
 from chalicelib.adapters import aws
-from chalicelib.registry.store import Registry
+from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.settings import Settings
 from chalicelib.validation import ContractStore
 from mlops.cli import main as mlops
@@ -24,7 +24,7 @@ def test_a_published_candidate_becomes_champion_and_mlops_predict_scores_a_file(
     settings = Settings.from_env()
     ContractStore(settings.data_bucket).put(_contract())
     publish(settings, "forest")
-    registry = Registry(settings.registry_table, settings.audit_table)
+    registry = DynamoRegistry(settings.registry_table, settings.audit_table)
     assert wait_until(lambda: registry.champion(DATASET) == 1, timeout_s=60)
 
     artifacts, _ = _built("forest")

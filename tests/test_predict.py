@@ -15,7 +15,9 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.registry.store import Registry
+from chalicelib import bootstrap
+from chalicelib.adapters.aws.artifacts import S3Artifacts
+from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.serving import predict
 from chalicelib.serving.model import OnnxModel
 from chalicelib.validation import ContractStore
@@ -26,9 +28,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def _fresh_container():
-    predict.reset()  # each test is a new container: no cached sessions or pointers
+    bootstrap.reset()  # each test is a new container: no cached sessions or pointers
     yield
-    predict.reset()
+    bootstrap.reset()
 
 
 @pytest.fixture
@@ -43,7 +45,7 @@ def champion(aws, client):
     """v1 champion: a small random forest."""
     publish(aws, "forest")
     evaluate(client, aws)
-    return Registry(aws.registry_table, aws.audit_table)
+    return DynamoRegistry(aws.registry_table, aws.audit_table)
 
 
 def holdout_records(model: str = "forest", n: int = 20) -> list[dict[str, Any]]:
@@ -97,12 +99,13 @@ def test_a_session_is_created_once_per_version_and_reused(aws, client, champion)
     records = holdout_records(n=1)
     for _ in range(5):
         assert post(client, f"/models/{DATASET}/predict", {"records": records}).status_code == 200
-    assert predict.predictor().loads == 1
+    assert bootstrap.predictor().loads == 1
 
 
-def test_promotion_and_rollback_are_served_within_the_champion_ttl(aws, client, champion):
+def test_promotion_and_rollback_are_served_within_the_champion_ttl(aws, client, champion, monkeypatch):
     now = [0.0]
-    predict._predictor = predict.Predictor(champion, clock=lambda: now[0], ttl_s=10.0)
+    warm = predict.Predictor(champion, S3Artifacts(), clock=lambda: now[0], ttl_s=10.0)
+    monkeypatch.setattr(bootstrap, "predictor", lambda: warm)
     records = holdout_records(n=2)
     assert post(client, f"/models/{DATASET}/predict", {"records": records}).json_body["version"] == 1
     publish(aws, "logistic")
@@ -129,7 +132,7 @@ def test_a_model_file_that_fails_its_checksum_is_never_served(aws, client, champ
     )
     response = post(client, f"/models/{DATASET}/predict", {"records": holdout_records(n=1)})
     assert response.status_code == 500 and "integrity" in response.json_body["Message"]
-    assert predict.predictor().loads == 0
+    assert bootstrap.predictor().loads == 0
 
 
 def test_shadow_challenger_is_logged_never_returned(aws, client, champion):
@@ -150,7 +153,7 @@ def test_shadow_challenger_is_logged_never_returned(aws, client, champion):
         headers={"Content-Type": "application/json"},
     )
     assert refused.status_code == 401  # a change: a token is needed
-    predict.reset()
+    bootstrap.reset()
     champion.set_challenger(DATASET, 4, "alice (approver)", "shadow before approving")
     buffer = io.StringIO()
     previous = logger.registered_handler.setStream(buffer)

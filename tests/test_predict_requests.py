@@ -9,6 +9,7 @@ import pytest
 from chalice.test import Client
 
 from app import app
+from chalicelib import bootstrap
 from chalicelib.serving import predict
 from chalicelib.validation import ContractStore
 from tests.test_evaluator import DATASET, _contract, evaluate, publish
@@ -28,9 +29,9 @@ def client(aws_module):
 
 @pytest.fixture(autouse=True)
 def _fresh_container():
-    predict.reset()
+    bootstrap.reset()
     yield
-    predict.reset()
+    bootstrap.reset()
 
 
 # --- not found ------------------------------------------------------------------------------------------

@@ -131,10 +131,11 @@ def test_concurrent_registrations_of_one_candidate_give_one_version(registry, at
 
 def test_set_status_is_conditional_and_records_transitions(registry):
     registry.register_version("m", candidate("r1"))
-    item = registry.set_status(
-        "m", 1, "pending_approval", by="gates", reason="breaking schema", gates={"schema": {"passed": False}}
-    )
-    assert item["status"] == "pending_approval" and item["gates"] == {"schema": {"passed": False}}
+    gates = {"schema": {"passed": False}, "evaluated_against": None, "figures": [None, 1.0]}
+    item = registry.set_status("m", 1, "pending_approval", by="gates", reason="breaking schema", gates=gates)
+    # inside a stored value None stays (DynamoDB's NULL), and a whole float reads back as an int
+    assert item["status"] == "pending_approval"
+    assert item["gates"] == {"schema": {"passed": False}, "evaluated_against": None, "figures": [None, 1]}
     assert item == registry.version("m", 1)
     with pytest.raises(StatusConflict, match="it is pending_approval, expected candidate"):
         registry.set_status("m", 1, "approved", by="alice", reason="ok", expected="candidate")
@@ -144,7 +145,7 @@ def test_set_status_is_conditional_and_records_transitions(registry):
         ("candidate", "pending_approval", "gates"),
         ("pending_approval", "approved", "alice"),
     ]
-    assert item["gates"] == {"schema": {"passed": False}}  # a move without gates keeps them
+    assert item["gates"]["schema"] == {"passed": False}  # a move without gates keeps them
     with pytest.raises(ValueError, match="set by promote"):
         registry.set_status("m", 1, "champion", by="x", reason="y")
     with pytest.raises(ValueError, match="cannot move"):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.adapters.memory.documents import stored
+from chalicelib.adapters.memory.documents import stored, value
 from chalicelib.registry import states
 from chalicelib.registry.states import CHAMPION, RETIRED, Champion, Promotion
 
@@ -79,7 +79,7 @@ class MemoryRegistry:
             states.check_source(model, version, status, doc["status"], allowed)
             if gates is not None:
                 states.check_finite(gates, "gates")
-                doc["gates"] = stored(gates)
+                doc["gates"] = value(gates)
             at = self._now()
             self._move(doc, status, at, by, reason)
             return copy.deepcopy(doc)
@@ -91,12 +91,12 @@ class MemoryRegistry:
             doc = self._peek(model).versions.get(version) or {}
             if doc.get("status") != expected:
                 raise states.StatusConflict(f"{model} v{version} is {doc.get('status')}, not {expected}")
-            doc["gates"] = stored(gates)
+            doc["gates"] = value(gates)
             doc["updated_at"] = self._now()
 
     @staticmethod
     def _move(doc: dict[str, Any], new: str, at: str, by: str, reason: str) -> None:
-        doc["transitions"].append(stored(states.transition(doc["status"], new, at, by, reason)))
+        doc["transitions"].append(value(states.transition(doc["status"], new, at, by, reason)))
         doc["status"] = new
         doc["updated_at"] = at
 

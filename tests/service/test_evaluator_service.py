@@ -1,0 +1,350 @@
+"""The promotion evaluator on in-memory adapters: real candidates (scikit-learn -> ONNX by the training
+job's own code, scored by onnxruntime), published into an in-memory versioned bucket as the job
+publishes them; the registry, the contracts and the notifier in memory. No AWS, no moto."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from chalicelib import notify
+from chalicelib.adapters.memory.artifacts import MemoryArtifacts
+from chalicelib.adapters.memory.notifier import MemoryNotifier
+from chalicelib.adapters.memory.registry import MemoryRegistry
+from chalicelib.errors import RegistryError
+from chalicelib.registry.evaluator import evaluate_manifest
+from chalicelib.registry.ports import EvaluatorPorts
+from chalicelib.validation import Contract, NoContract
+from tests.test_evaluator import DATASET, _built, _contract
+
+BUCKET = "models"
+
+
+class Contracts:
+    """The contract reader in memory: the datasets' current contracts."""
+
+    def __init__(self, *contracts: Contract) -> None:
+        self.contracts = {c.dataset: c for c in contracts}
+
+    def put(self, contract: Contract) -> None:
+        self.contracts[contract.dataset] = contract
+
+    def get(self, dataset: str) -> Contract:
+        if dataset not in self.contracts:
+            raise NoContract(f"no contract for dataset {dataset!r}")
+        return self.contracts[dataset]
+
+
+@dataclass
+class World:
+    registry: MemoryRegistry
+    artifacts: MemoryArtifacts
+    contracts: Contracts
+    notifier: MemoryNotifier
+
+    @property
+    def ports(self) -> EvaluatorPorts:
+        return EvaluatorPorts(self.registry, self.artifacts, self.contracts, self.notifier)
+
+    def inbox(self) -> list[dict[str, Any]]:
+        """The notifications so far, as a subscriber reads them (the type beside the detail)."""
+        return [{"type": detail_type, **detail} for detail_type, detail in self.notifier.messages]
+
+
+@pytest.fixture
+def world() -> World:
+    return World(MemoryRegistry(), MemoryArtifacts(), Contracts(_contract()), MemoryNotifier())
+
+
+def publish(world: World, model: str, run_id: str | None = None, tamper: str | None = None) -> str:
+    """Publish a candidate as the training job does (artifacts, then the manifest); its manifest key."""
+    run_id = run_id or f"{DATASET}-{model}-{uuid.uuid4().hex[:8]}"
+    artifacts, fields = _built(model)
+    prefix = f"models/{DATASET}/candidates/{run_id}/"
+    entries = []
+    for name, data in artifacts.items():
+        world.artifacts.put(BUCKET, prefix + name, data)
+        entries.append(
+            {
+                "name": name,
+                "key": prefix + name,
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+    manifest = {
+        **fields,
+        "run_id": run_id,
+        "artifacts": entries,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    world.artifacts.put(BUCKET, prefix + "manifest.json", json.dumps(manifest).encode())
+    if tamper:  # one bit of the object changes after the manifest recorded its checksum (same size)
+        data = artifacts[tamper]
+        world.artifacts.put(BUCKET, prefix + tamper, data[:-1] + bytes([data[-1] ^ 1]))
+    return prefix + "manifest.json"
+
+
+def evaluate(world: World, key: str) -> dict[str, Any]:
+    """The manifest's notification delivered to the evaluator (with the version id S3 reports)."""
+    stored = world.artifacts.read(BUCKET, key)
+    assert stored is not None
+    return evaluate_manifest(world.ports, BUCKET, key, stored.version_id)
+
+
+def _gates(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {g["name"]: g for g in doc["gates"]["gates"]}
+
+
+# --- decisions -----------------------------------------------------------------------------------------
+
+
+def test_first_candidate_is_judged_on_floors_and_becomes_champion(world):
+    key = publish(world, "stump")
+    outcome = evaluate(world, key)
+    assert outcome["action"] == "promoted" and outcome["from_version"] is None
+    registry = world.registry
+    assert registry.champion(DATASET) == 1
+    doc = registry.version(DATASET, 1)
+    assert doc["status"] == "champion" and doc["run_id"] == key.split("/")[-2]
+    gates = _gates(doc)
+    assert set(gates) == {"parity", "floors", "latency", "size"} and all(g["passed"] for g in gates.values())
+    assert gates["floors"]["figure"]["metrics"]["roc_auc"]["floor"] == 0.6
+    assert doc["gates"]["first_model"] is True and doc["gates"]["evaluated_against"] is None
+    assert (
+        doc["artifacts"]["model.onnx"]["version_id"] and len(doc["artifacts"]["model.onnx"]["sha256"]) == 64
+    )
+    assert doc["artifacts"]["manifest.json"]["key"] == key
+    assert doc["lineage"]["data_hash"] == "0" * 64
+    (entry,) = registry.audit(DATASET)
+    assert entry["who"] == "evaluator" and entry["from_version"] is None and entry["to_version"] == 1
+    (note,) = world.inbox()
+    assert note["type"] == notify.MODEL_PROMOTED and note["to_version"] == 1 and note["by"] == "evaluator"
+
+
+def test_better_candidate_is_promoted_after_scoring_both_on_the_same_rows(world):
+    evaluate(world, publish(world, "stump"))
+    evaluate(world, publish(world, "forest"))
+    registry = world.registry
+    assert registry.champion(DATASET) == 2
+    doc = registry.version(DATASET, 2)
+    figures = doc["gates"]["metrics"]
+    # the champion was scored by onnxruntime on the candidate's holdout: its AUC there is the stump's
+    assert figures["champion"]["roc_auc"] == pytest.approx(0.8649717514124294, abs=1e-12)
+    assert figures["candidate"]["roc_auc"] == pytest.approx(0.9807909604519773, abs=1e-12)
+    primary = _gates(doc)["primary_metric"]
+    assert primary["passed"] and primary["figure"]["improvement"] > 0.1
+    assert doc["gates"]["evaluated_against"] == 1 and doc["gates"]["holdout_rows"] == 89
+    assert registry.version(DATASET, 1)["status"] == "retired"
+    assert world.inbox()[-1]["from_version"] == 1
+
+
+def test_worse_candidate_is_rejected_with_every_failed_gate_named(world):
+    evaluate(world, publish(world, "forest"))
+    outcome = evaluate(world, publish(world, "weak_logistic"))
+    assert outcome["action"] == "rejected"
+    doc = world.registry.version(DATASET, 2)
+    assert doc["status"] == "rejected" and world.registry.champion(DATASET) == 1
+    failed = {g["name"] for g in doc["gates"]["gates"] if not g["passed"]}
+    assert failed == {"primary_metric", "guard_metrics"}
+    assert "roc_auc" in doc["gates"]["reason"] and "log_loss" in doc["gates"]["reason"]
+    assert doc["transitions"][-1]["by"] == "evaluator"
+    assert [n["type"] for n in world.inbox()] == ["Model promoted", "Model version rejected"]
+
+
+def test_manual_policy_leaves_a_passing_candidate_pending_approval(world):
+    evaluate(world, publish(world, "forest"))
+    world.contracts.put(_contract(mode="manual"))
+    outcome = evaluate(world, publish(world, "logistic"))
+    assert outcome["action"] == "pending_approval"
+    doc = world.registry.version(DATASET, 2)
+    assert doc["status"] == "pending_approval" and doc["gates"]["passed"] is True
+    assert world.registry.champion(DATASET) == 1
+    last = world.inbox()[-1]
+    assert last["type"] == "Model version awaiting approval" and last["champion"] == 1
+
+
+def test_a_dataset_without_a_contract_fails_the_delivery(world):
+    world.contracts.contracts.clear()
+    with pytest.raises(NoContract):
+        evaluate(world, publish(world, "stump"))
+    assert world.registry.version(DATASET, 1)["status"] == "candidate"  # judged on the retry
+
+
+# --- one manifest, one version, one decision -----------------------------------------------------------
+
+
+def test_duplicate_manifest_events_register_and_judge_one_version(world):
+    key = publish(world, "stump")
+    outcomes = [evaluate(world, key) for _ in range(4)]
+    assert [o["action"] for o in outcomes] == ["promoted", "duplicate", "duplicate", "duplicate"]
+    assert outcomes[-1]["status"] == "champion"
+    assert [v["version"] for v in world.registry.versions(DATASET)] == [1]
+    assert len(world.registry.audit(DATASET)) == 1
+    assert len(world.inbox()) == 1
+
+
+def test_concurrent_deliveries_of_one_manifest_make_one_decision(world):
+    key = publish(world, "stump")
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(3)
+
+    def deliver() -> None:
+        barrier.wait()
+        results.append(evaluate(world, key))
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r["action"] for r in results) == ["duplicate", "duplicate", "promoted"]
+    assert [v["version"] for v in world.registry.versions(DATASET)] == [1]
+    assert len(world.registry.audit(DATASET)) == 1
+    doc = world.registry.version(DATASET, 1)
+    assert [t["to"] for t in doc["transitions"]] == ["candidate", "approved", "champion"]
+    assert world.notifier.types() == [notify.MODEL_PROMOTED]
+
+
+def test_an_evaluation_that_crashed_after_approval_is_finished_by_the_redelivery(world, monkeypatch):
+    key = publish(world, "stump")
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the function timed out")
+
+    monkeypatch.setattr(world.registry, "promote", crash)
+    with pytest.raises(RuntimeError, match="timed out"):  # the invocation fails: the message returns
+        evaluate(world, key)
+    assert world.registry.version(DATASET, 1)["status"] == "approved"
+    assert world.registry.champion(DATASET) is None and world.inbox() == []
+    monkeypatch.undo()
+    assert evaluate(world, key)["action"] == "promoted"
+    assert world.registry.champion(DATASET) == 1
+
+
+def test_a_version_approved_by_a_person_is_not_judged_again(world):
+    key = publish(world, "stump")
+    world.registry.register_version(DATASET, {"run_id": key.split("/")[-2]})
+    world.registry.set_status(DATASET, 1, "approved", by="alice (approver)", reason="looked at it")
+    assert evaluate(world, key) == {
+        "model": DATASET,
+        "version": 1,
+        "run_id": key.split("/")[-2],
+        "action": "duplicate",
+        "status": "approved",
+    }
+    assert world.registry.champion(DATASET) is None
+
+
+def test_a_champion_change_during_evaluation_is_judged_again(world, monkeypatch):
+    evaluate(world, publish(world, "stump"))
+    forest, logistic = publish(world, "forest"), publish(world, "logistic")
+    evaluate(world, forest)  # v2 (forest) champion
+    original = world.registry.champion
+    calls = {"n": 0}
+
+    def stale(model: str) -> int | None:
+        # The evaluation of v3 reads the champion once before v2's promotion is visible.
+        calls["n"] += 1
+        return 1 if calls["n"] == 1 else original(model)
+
+    monkeypatch.setattr(world.registry, "champion", stale)
+    outcome = evaluate(world, logistic)
+    assert outcome["action"] == "promoted" and outcome["from_version"] == 2
+    doc = world.registry.version(DATASET, 3)
+    assert doc["status"] == "champion" and doc["gates"]["evaluated_against"] == 2
+    assert [e["to_version"] for e in world.registry.audit(DATASET)] == [1, 2, 3]
+
+
+def test_a_champion_that_keeps_changing_fails_the_delivery_for_a_retry(world, monkeypatch):
+    evaluate(world, publish(world, "stump"))
+    key = publish(world, "forest")
+    monkeypatch.setattr(world.registry, "champion", lambda model: None)  # always a stale "none"
+    with pytest.raises(RegistryError, match="kept changing"):
+        evaluate(world, key)
+    assert world.registry.version(DATASET, 2)["status"] == "approved"  # the retry resumes from here
+
+
+# --- integrity -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("artifact", ["model.onnx", "holdout.csv"])
+def test_tampered_artifact_is_rejected_and_never_promoted(world, artifact):
+    outcome = evaluate(world, publish(world, "stump", tamper=artifact))
+    assert outcome["action"] == "rejected" and "gates" not in outcome
+    doc = world.registry.version(DATASET, 1)
+    assert doc["status"] == "rejected" and world.registry.champion(DATASET) is None
+    (gate,) = doc["gates"]["gates"]
+    assert gate["name"] == "integrity" and artifact in gate["reason"] and "sha256" in gate["reason"]
+    assert world.inbox()[-1]["type"] == notify.VERSION_REJECTED
+
+
+def test_a_manifest_pointing_outside_its_prefix_is_rejected(world):
+    key = publish(world, "stump")
+    manifest = json.loads(world.artifacts.read(BUCKET, key).data)
+    for entry in manifest["artifacts"]:
+        if entry["name"] == "model.onnx":
+            entry["key"] = "models/other/champion/model.onnx"
+    rogue = f"models/{DATASET}/candidates/rogue-1/manifest.json"
+    world.artifacts.put(BUCKET, rogue, json.dumps({**manifest, "run_id": "rogue-1"}).encode())
+    evaluate(world, rogue)
+    doc = world.registry.version(DATASET, 1)
+    assert doc["status"] == "rejected" and "outside the candidate's prefix" in doc["gates"]["reason"]
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (lambda m: b"{not json", "manifest.json is not valid JSON"),
+        (lambda m: b"[1, 2]", "not a JSON object"),
+        (lambda m: {**m, "run_id": "someone-else"}, "names run 'someone-else'"),
+        (lambda m: {**m, "artifacts": "all of them"}, "has no artifacts list"),
+        (
+            lambda m: {**m, "artifacts": [a for a in m["artifacts"] if a["name"] != "parity.json"]},
+            "does not list parity.json",
+        ),
+        (lambda m: {**m, "artifacts": [{**a, "sha256": None} for a in m["artifacts"]]}, "gives no sha256"),
+    ],
+)
+def test_an_unusable_manifest_is_registered_and_rejected_naming_the_problem(world, change, fragment):
+    key = publish(world, "stump")
+    manifest = json.loads(world.artifacts.read(BUCKET, key).data)
+    changed = change(manifest)
+    world.artifacts.put(BUCKET, key, changed if isinstance(changed, bytes) else json.dumps(changed).encode())
+    outcome = evaluate(world, key)
+    assert outcome["action"] == "rejected" and fragment in outcome["reason"]
+    doc = world.registry.version(DATASET, 1)
+    assert doc["status"] == "rejected" and fragment in doc["gates"]["reason"]
+    assert evaluate(world, key)["action"] == "duplicate"  # a redelivery changes nothing
+
+
+def test_an_artifact_missing_from_the_bucket_is_named(world):
+    key = publish(world, "stump")
+    manifest = json.loads(world.artifacts.read(BUCKET, key).data)
+    manifest["artifacts"].append({"name": "extra.bin", "key": key.replace("manifest.json", "extra.bin")})
+    world.artifacts.put(BUCKET, key, json.dumps(manifest).encode())
+    assert "extra.bin is listed in the manifest but missing" in evaluate(world, key)["reason"]
+
+
+def test_the_manifest_version_notified_is_the_one_judged(world):
+    key = publish(world, "stump")
+    first = world.artifacts.read(BUCKET, key)
+    world.artifacts.put(BUCKET, key, b"overwritten after the notification")
+    outcome = evaluate_manifest(world.ports, BUCKET, key, first.version_id)
+    assert outcome["action"] == "promoted"
+    assert world.registry.version(DATASET, 1)["artifacts"]["manifest.json"]["version_id"] == first.version_id
+
+
+def test_a_key_that_is_not_a_manifest_or_a_missing_manifest_raises(world):
+    with pytest.raises(ValueError, match="not a candidate manifest key"):
+        evaluate_manifest(world.ports, BUCKET, f"models/{DATASET}/candidates/r1/model.onnx")
+    with pytest.raises(RegistryError, match="missing"):
+        evaluate_manifest(world.ports, BUCKET, f"models/{DATASET}/candidates/r1/manifest.json")
+    assert world.registry.versions(DATASET) == []
