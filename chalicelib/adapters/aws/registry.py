@@ -158,18 +158,7 @@ class DynamoRegistry:
         if found is None:
             raise states.not_registered(model, version)
         states.check_source(model, version, status, found["status"], allowed)
-        at = self._now()
-        values: dict[str, Any] = {
-            ":to": {"S": status},
-            ":from": {"S": found["status"]},
-            ":t": dynamo.to_value([states.transition(found["status"], status, at, by, reason)]),
-            ":at": {"S": at},
-        }
-        update = "SET #s = :to, transitions = list_append(transitions, :t), updated_at = :at"
-        if gates is not None:
-            states.check_finite(gates, "gates")
-            update += ", gates = :gates"
-            values[":gates"] = dynamo.to_value(gates)
+        update, values = self._status_update(found["status"], status, by, reason, gates)
         try:
             # Conditional on the status just read: a concurrent move makes this one fail, not stack.
             response = self._db.update_item(
@@ -189,6 +178,24 @@ class DynamoRegistry:
                 f"cannot set {model} v{version} to {status}: it changed to {now.get('status')} meanwhile"
             ) from None
         return _without_keys(dynamo.from_item(response["Attributes"]))
+
+    def _status_update(
+        self, old: str, new: str, by: str, reason: str, gates: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any]]:
+        """The update expression and values of a move from ``old`` to ``new`` (with the gates)."""
+        at = self._now()
+        values: dict[str, Any] = {
+            ":to": {"S": new},
+            ":from": {"S": old},
+            ":t": dynamo.to_value([states.transition(old, new, at, by, reason)]),
+            ":at": {"S": at},
+        }
+        update = "SET #s = :to, transitions = list_append(transitions, :t), updated_at = :at"
+        if gates is not None:
+            states.check_finite(gates, "gates")
+            update += ", gates = :gates"
+            values[":gates"] = dynamo.to_value(gates)
+        return update, values
 
     def update_gates(self, model: str, version: int, gates: dict[str, Any], expected: str) -> None:
         states.check_finite(gates, "gates")
