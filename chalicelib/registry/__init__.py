@@ -26,6 +26,7 @@ from chalicelib.registry.gates import (
 )
 from chalicelib.registry.metrics import class_indices, compute
 from chalicelib.registry.policy import DEFAULT_FLOORS, MODES, PromotionPolicy, parse_promotion
+from chalicelib.registry.store import REJECTED
 
 __all__ = [
     "DEFAULT_FLOORS",
@@ -33,6 +34,7 @@ __all__ = [
     "PENDING_APPROVAL",
     "PROMOTE",
     "REJECT",
+    "REJECTED",
     "BootstrapInterval",
     "Decision",
     "GateResult",
