@@ -118,29 +118,22 @@ def plan_request(ports: BatchPorts, key: str, version_id: str | None) -> dict[st
     Every step is idempotent, so a redelivered notification, or a retry after a crash at any point,
     completes the job's planning without doubling anything."""
     job_id = job_id_from_key(key)
-    job = ports.jobs.get(job_id)
-    if job is None:
-        job = _record_dropped_request(ports, job_id, key, version_id)
-        if job["status"] == FAILED:
-            return {"job_id": job_id, "status": FAILED, "error": job.get("error")}
+    job = ports.jobs.get(job_id) or _record_dropped_request(ports, job_id, key, version_id)
     if job.get("request_key") != key:
         raise InvalidRequest(
             f"{key}: job {job_id} exists and came from {job.get('request_key')}; use another name"
         )
     if job["status"] in FINAL:
-        return {"job_id": job_id, "status": job["status"]}
+        return {
+            "job_id": job_id,
+            "status": job["status"],
+            **({"error": job["error"]} if job.get("error") else {}),
+        }
     ports.jobs.update(job_id, expected=(SUBMITTED,), status=PLANNING, planning_at=now_iso())
     shards = _plan(ports, job)
     if not shards:
         return _fail(ports.jobs, job_id, f"no rows to score under s3://{ports.bucket}/{job['input_prefix']}")
-    ports.jobs.update(
-        job_id,
-        expected=(SUBMITTED, PLANNING),
-        status=RUNNING,
-        total_shards=len(shards),
-        plan_key=plan_key(job_id),
-        running_at=now_iso(),
-    )
+    _mark_running(ports.jobs, job_id, len(shards))
     _queue_once(ports, job_id, shards)
     workers = _launch_once(ports, job, len(shards))
     logger.info("batch job planned", extra={"job_id": job_id, "shards": len(shards), "workers": workers})
@@ -184,6 +177,17 @@ def _read_request(ports: BatchPorts, key: str, version_id: str | None) -> Any:
 def _fail(jobs: JobStore, job_id: str, error: str) -> dict[str, Any]:
     jobs.update(job_id, expected=(SUBMITTED, PLANNING), status=FAILED, error=error, finished_at=now_iso())
     return {"job_id": job_id, "status": FAILED, "error": error}
+
+
+def _mark_running(jobs: JobStore, job_id: str, shards: int) -> None:
+    jobs.update(
+        job_id,
+        expected=(SUBMITTED, PLANNING),
+        status=RUNNING,
+        total_shards=shards,
+        plan_key=plan_key(job_id),
+        running_at=now_iso(),
+    )
 
 
 def _plan(ports: BatchPorts, job: dict[str, Any]) -> list[Shard]:
