@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 
 import pytest
 
@@ -20,7 +21,9 @@ from chalicelib.auth import InvalidTokenRequest, Principal, TokenCache, TokenExi
 def records(request: pytest.FixtureRequest) -> TokenRecords:
     if request.param == "memory":
         return MemoryTokenRecords()
-    return SsmTokenRecords.for_settings(request.getfixturevalue("aws"))
+    stage = SsmTokenRecords.for_settings(request.getfixturevalue("aws_module"))
+    # A path of its own per test: the moto stack is shared by the module's tests.
+    return SsmTokenRecords(f"{stage.path}/{uuid.uuid4().hex[:8]}", key_id=stage.key_id)
 
 
 class Clock:

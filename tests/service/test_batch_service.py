@@ -231,7 +231,7 @@ def test_a_job_with_no_rows_to_score_fails_naming_its_input(ports):
 
 def _running(ports: BatchPorts, total: int = 2) -> None:
     ports.jobs.create({"job_id": "j1", "status": RUNNING, "model": "m", "version": 1, "total_shards": total,
-                       "output_prefix": "batch/output/j1/", "running_at": "2026-11-23T00:00:00+00:00"})  # fmt: skip
+                       "output_prefix": "batch/output/j1/", "running_at": "2020-11-23T00:00:00+00:00"})  # fmt: skip
 
 
 def _part(i: int) -> dict[str, Any]:
