@@ -1,9 +1,9 @@
 """What a DynamoDB round trip does to a document, for in-memory stores that must answer the same.
 
 A stored document comes back as a copy (a caller changing it changes nothing stored), without its
-None-valued attributes (DynamoDB leaves them out), with tuples as lists and whole floats as ints (a
-number is a Decimal there: ``1.0`` reads back as ``1``), exactly as ``chalicelib.adapters.aws.dynamo``
-reads it.
+None-valued attributes (DynamoDB leaves them out; None inside a map or a list stays, as NULL), with
+tuples as lists and whole floats as ints (a number is a Decimal there: ``1.0`` reads back as ``1``),
+exactly as ``chalicelib.adapters.aws.dynamo`` reads it.
 """
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ from typing import Any
 
 
 def stored(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` as a DynamoDB item reads back."""
-    return {k: _value(v) for k, v in doc.items() if v is not None}
+    """``doc`` as a DynamoDB item reads back (its None-valued attributes left out)."""
+    return {k: value(v) for k, v in doc.items() if v is not None}
 
 
-def _value(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
+def value(item: Any) -> Any:
+    """One attribute's value as it reads back."""
+    if isinstance(item, float):
+        if not math.isfinite(item):
             return None
-        return int(value) if value.is_integer() else value
-    if isinstance(value, list | tuple):
-        return [_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _value(v) for k, v in value.items()}
-    return value
+        return int(item) if item.is_integer() else item
+    if isinstance(item, list | tuple):
+        return [value(v) for v in item]
+    if isinstance(item, dict):
+        return {k: value(v) for k, v in item.items()}
+    return item
