@@ -15,11 +15,19 @@ Tokens
 Why SSM Parameter Store, SecureString
     It is serverless and costs nothing at this scale (standard parameters); a SecureString is
     encrypted with the stage's customer-managed KMS key (``alias/<prefix>-<stage>``, from
-    ``infra/template.yaml``; ``TokenStore.for_settings`` uses it), so reading a record needs
+    ``infra/template.yaml``; ``SsmTokenRecords.for_settings`` in ``chalicelib.adapters.aws.tokens``
+    uses it), so reading a record needs
     ``kms:Decrypt`` on that key as well as ``ssm:GetParameter`` on the path, and every read is in
     CloudTrail. The records are not secret (the token is never in them); encrypting them keeps the
     list of principals and roles to the API's role and the administrators. Creating and revoking
     (``PutParameter``, ``DeleteParameter``) are audited by CloudTrail, not by logs of ours.
+
+Where the rules live
+    This module is the pure part: roles, permissions, the token format, the lookup cache, and
+    ``TokenStore``, which applies the rules (one token per name, replace, revoke, cached lookups)
+    to any ``TokenRecords``: the SSM adapter (``chalicelib.adapters.aws.tokens``) or the in-memory
+    one (``chalicelib.adapters.memory.tokens``). The authorizer gets its store from
+    ``chalicelib.bootstrap.tokens``.
 
 Caching and revocation
     ``lookup`` results, found and not found, are kept in-process for ``CACHE_TTL_S`` (30 s),
@@ -57,16 +65,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
 from chalice.app import AuthRequest, AuthResponse, AuthRoute
 
-from chalicelib.adapters import aws
 from chalicelib.errors import AuthError, Conflict, InvalidInput
 from chalicelib.observability import logger
-from chalicelib.settings import Settings
+from chalicelib.timeutil import now_iso
 
 ROLES = ("viewer", "approver", "admin")
 
@@ -241,29 +246,44 @@ def reset_cache() -> None:
     _cache.clear()
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+class TokenRecords(Protocol):
+    """Where token records live, each named by its token's SHA-256 hex digest (the port).
+
+    A record is stored as JSON text; a value that does not parse is the store's to refuse, not the
+    adapter's, so ``get`` and ``items`` return the text as stored.
+    """
+
+    path: str  # where the records are (an SSM path): lookups are cached under ``<path>/<digest>``
+
+    def put(self, digest: str, record: dict[str, str]) -> bool:
+        """Store the record (create-only): False if a record with that digest exists."""
+        ...
+
+    def get(self, digest: str) -> str | None:
+        """The stored text of the record, or None if there is none."""
+        ...
+
+    def items(self) -> list[tuple[str, str]]:
+        """``(digest, stored text)`` of every record."""
+        ...
+
+    def delete(self, digest: str) -> bool:
+        """Delete the record: False if there was none."""
+        ...
 
 
 class TokenStore:
-    """API tokens under one SSM path: ``<path>/<sha256 of the token>`` -> the JSON record.
+    """API tokens: one per name, stored by hash in ``records``, looked up through ``cache``.
 
-    ``key_id``: the KMS key of the SecureString parameters (None: the account's ``alias/aws/ssm``).
     ``cache``: the lookup cache (default: this process's, emptied by ``reset_cache``).
     """
 
-    def __init__(self, path: str, *, key_id: str | None = None, cache: TokenCache | None = None) -> None:
-        self.path = path.rstrip("/")
-        self.key_id = key_id
+    def __init__(self, records: TokenRecords, cache: TokenCache | None = None) -> None:
+        self.records = records
         self._cache = _cache if cache is None else cache
 
-    @classmethod
-    def for_settings(cls, settings: Settings, cache: TokenCache | None = None) -> TokenStore:
-        """The stage's store: ``settings.tokens_path``, encrypted with the stage's KMS key."""
-        return cls(settings.tokens_path, key_id=f"alias/{settings.prefix}-{settings.stage}", cache=cache)
-
-    def _parameter(self, digest: str) -> str:
-        return f"{self.path}/{digest}"
+    def _cache_key(self, digest: str) -> str:
+        return f"{self.records.path.rstrip('/')}/{digest}"
 
     def create(
         self, name: str, role: str, created_by: str, *, replace: bool = False
@@ -287,21 +307,13 @@ class TokenStore:
             )
         token = new_token()
         digest = hash_token(token)
-        value = {"name": name, "role": role, "created_at": _now(), "created_by": created_by}
-        put: dict[str, Any] = {
-            "Name": self._parameter(digest),
-            "Value": json.dumps(value),
-            "Type": "SecureString",
-            "Overwrite": False,
-            "Description": f"serverless-mlops API token of {name} ({role})",
-        }
-        if self.key_id:
-            put["KeyId"] = self.key_id
-        aws.client("ssm").put_parameter(**put)
-        self._cache.discard(self._parameter(digest))
+        record = {"name": name, "role": role, "created_at": now_iso("seconds"), "created_by": created_by}
+        if not self.records.put(digest, record):  # pragma: no cover - 256 random bits
+            raise TokenExists("a token with this hash exists: create again")
+        self._cache.discard(self._cache_key(digest))
         if existing is not None:
             self._delete(existing[0])
-        return token, {"id": digest[:ID_LENGTH], **value}
+        return token, {"id": digest[:ID_LENGTH], **record}
 
     def list(self) -> list[dict[str, Any]]:
         """Every token's record with ``id`` (the first 12 hex characters of its hash), by name."""
@@ -319,43 +331,34 @@ class TokenStore:
         return True
 
     def lookup(self, token: str) -> Principal | None:
-        """Who holds ``token`` (None if nobody): one ``GetParameter``, or none within the cache TTL."""
-        key = self._parameter(hash_token(token))
-        hit, cached = self._cache.get(key)
+        """Who holds ``token`` (None if nobody): one read of the records, or none within the cache TTL.
+
+        A failure to read (throttling, access denied...) is raised: an error (500), never a wrong 401.
+        """
+        digest = hash_token(token)
+        hit, cached = self._cache.get(self._cache_key(digest))
         if hit:
             return cached
-        try:
-            parameter = aws.client("ssm").get_parameter(Name=key, WithDecryption=True)["Parameter"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
-                raise  # throttling, access denied...: an error (500), never a wrong 401
-            principal = None
-        else:
-            principal = _principal(parameter["Value"])
-        self._cache.put(key, principal)
+        value = self.records.get(digest)
+        principal = None if value is None else _principal(value)
+        self._cache.put(self._cache_key(digest), principal)
         return principal
 
     def _records(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        pages = aws.client("ssm").get_paginator("get_parameters_by_path")
-        for page in pages.paginate(Path=self.path, Recursive=False, WithDecryption=True):
-            for parameter in page.get("Parameters", []):
-                try:
-                    record = json.loads(parameter["Value"])
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict):
-                    yield parameter["Name"].rsplit("/", 1)[-1], record
+        for digest, value in self.records.items():
+            try:
+                record = json.loads(value)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                yield digest, record
 
     def _find(self, name: str) -> tuple[str, dict[str, Any]] | None:
         return next(((d, r) for d, r in self._records() if r.get("name") == name), None)
 
     def _delete(self, digest: str) -> None:
-        try:
-            aws.client("ssm").delete_parameter(Name=self._parameter(digest))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
-                raise
-        self._cache.discard(self._parameter(digest))
+        self.records.delete(digest)
+        self._cache.discard(self._cache_key(digest))
 
 
 def _principal(value: str) -> Principal | None:
@@ -371,12 +374,7 @@ def _principal(value: str) -> Principal | None:
     return principal
 
 
-def default_store() -> TokenStore:
-    """The store of the stage this process runs for (``MLOPS_STAGE``, ``MLOPS_PREFIX``)."""
-    return TokenStore.for_settings(Settings.from_env())
-
-
-def authorize(auth_request: AuthRequest, store: TokenStore | None = None) -> AuthResponse:
+def authorize(auth_request: AuthRequest, store: TokenStore) -> AuthResponse:
     """The body of the API's built-in authorizer: a policy for the token's role, or ``Unauthorized``.
 
     The policy allows every route the role may call (API Gateway reuses it across routes for
@@ -386,7 +384,7 @@ def authorize(auth_request: AuthRequest, store: TokenStore | None = None) -> Aut
     if token is None:
         logger.info("authorization refused", extra={"reason": "missing or malformed token"})
         raise Unauthorized()
-    principal = (store or default_store()).lookup(token)
+    principal = store.lookup(token)
     if principal is None:
         logger.info("authorization refused", extra={"reason": "unknown or revoked token"})
         raise Unauthorized()

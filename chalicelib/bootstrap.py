@@ -9,6 +9,7 @@ what it uses) and keeps it for the process. Tests that switch endpoints call ``r
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,105 @@ def predictor() -> Predictor:
 
 
 # --- end of registry, serving and notifications -----------------------------------------------------
+
+# --- batch ------------------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from chalicelib.batch.ports import (
+        BatchPorts,
+        InputReader,
+        JobFiles,
+        JobStore,
+        ShardQueue,
+        WorkerLauncher,
+    )
+
+
+@_once
+def batch_jobs() -> JobStore:
+    """The batch jobs table: jobs, settled shards, workers' heartbeats."""
+    from chalicelib.adapters.aws.batch_jobs import DynamoJobStore
+
+    return DynamoJobStore(settings().batch_jobs_table)
+
+
+@_once
+def batch_inputs() -> InputReader:
+    """Batch inputs: the objects under a job's input prefix in the data bucket."""
+    from chalicelib.adapters.aws.batch_io import S3Inputs
+
+    return S3Inputs(settings().data_bucket)
+
+
+@_once
+def batch_files() -> JobFiles:
+    """The jobs' requests, plans and manifests in the data bucket (create-only)."""
+    from chalicelib.adapters.aws.batch_io import S3JobFiles
+
+    return S3JobFiles(settings().data_bucket)
+
+
+@_once
+def batch_queue() -> ShardQueue:
+    """The batch work queue the workers take shards from."""
+    from chalicelib.adapters.aws.batch_io import SqsShardQueue
+
+    return SqsShardQueue(settings().batch_work_queue)
+
+
+@_once
+def batch_launcher() -> WorkerLauncher:
+    """``JOB_BACKEND=batch`` (deployed stages): an AWS Batch array job on the spot queue; ``local``
+    (the local cloud): child processes running the same worker."""
+    backend = os.environ.get("JOB_BACKEND", "batch")
+    if backend == "batch":
+        from chalicelib.adapters.aws.batch_launcher import ArrayJobLauncher
+
+        return ArrayJobLauncher(settings().spot_job_queue, settings().batch_scoring_job_definition)
+    if backend == "local":
+        from chalicelib.adapters.local.batch_launcher import LocalWorkerLauncher
+
+        return LocalWorkerLauncher()
+    raise ValueError(f"JOB_BACKEND={backend!r}: expected 'batch' or 'local'")
+
+
+def batch_ports() -> BatchPorts:
+    """What the batch services need (cheap to assemble: each port is built once above, and looked up
+    here on every call, so a test can replace one)."""
+    from chalicelib.batch.launch import max_workers
+    from chalicelib.batch.ports import BatchPorts
+
+    return BatchPorts(
+        jobs=batch_jobs(),
+        inputs=batch_inputs(),
+        files=batch_files(),
+        queue=batch_queue(),
+        launcher=batch_launcher(),
+        registry=registry(),
+        notifier=notifier(),
+        bucket=settings().data_bucket,
+        max_workers=max_workers(),
+    )
+
+
+# --- end batch --------------------------------------------------------------------------------------
+
+# --- auth -------------------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from chalicelib.auth import TokenStore
+
+
+@_once
+def tokens() -> TokenStore:
+    """The API tokens in SSM Parameter Store, with this process's lookup cache."""
+    from chalicelib.adapters.aws.tokens import SsmTokenRecords
+    from chalicelib.auth import TokenStore
+
+    return TokenStore(SsmTokenRecords.for_settings(settings()))
+
+
+# --- end auth ---------------------------------------------------------------------------------------
 
 
 def reset() -> None:

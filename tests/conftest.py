@@ -104,9 +104,10 @@ def atomic_writes(monkeypatch):
 @pytest.fixture
 def tokens(aws: Settings) -> dict[str, dict[str, str]]:
     """One API token per role in the stack's SSM path: role -> headers carrying it (JSON body)."""
+    from chalicelib.adapters.aws.tokens import SsmTokenRecords
     from chalicelib.auth import ROLES, TokenStore
 
-    store = TokenStore.for_settings(aws)
+    store = TokenStore(SsmTokenRecords.for_settings(aws))
     out = {}
     for role, name in zip(ROLES, ("victor", "alice", "ops"), strict=True):
         token, _ = store.create(name, role, created_by="tests")

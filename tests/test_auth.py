@@ -14,7 +14,9 @@ from chalice.app import AuthRequest
 from chalice.local import ARNMatcher
 from chalice.test import Client
 
-from chalicelib import auth
+from chalicelib import auth, bootstrap
+from chalicelib.adapters import aws as aws_clients
+from chalicelib.adapters.aws.tokens import SsmTokenRecords
 from chalicelib.auth import (
     PERMISSIONS,
     ROLES,
@@ -42,7 +44,7 @@ def _fresh_cache():
 
 @pytest.fixture
 def store(aws):
-    return TokenStore.for_settings(aws)
+    return TokenStore(SsmTokenRecords.for_settings(aws))
 
 
 class FakeClock:
@@ -115,9 +117,9 @@ def test_lookup_after_revoke_is_none(store):
 
 def test_lookup_makes_one_ssm_call_per_token_within_the_cache_ttl(aws, monkeypatch):
     clock = FakeClock()
-    store = TokenStore.for_settings(aws, cache=TokenCache(clock=clock))
+    store = TokenStore(SsmTokenRecords.for_settings(aws), cache=TokenCache(clock=clock))
     token, _ = store.create("alice", "viewer", "ops")
-    ssm = auth.aws.client("ssm")
+    ssm = aws_clients.client("ssm")
     calls = []
     real = ssm.get_parameter
     monkeypatch.setattr(ssm, "get_parameter", lambda **kw: calls.append(kw) or real(**kw))
@@ -136,8 +138,10 @@ def test_lookup_makes_one_ssm_call_per_token_within_the_cache_ttl(aws, monkeypat
 def test_revoked_token_works_until_the_cache_ttl_then_stops(aws):
     """A revocation made elsewhere (another process) reaches this one within CACHE_TTL_S."""
     clock = FakeClock()
-    here = TokenStore.for_settings(aws, cache=TokenCache(ttl_s=auth.CACHE_TTL_S, clock=clock))
-    elsewhere = TokenStore.for_settings(aws, cache=TokenCache())
+    here = TokenStore(
+        SsmTokenRecords.for_settings(aws), cache=TokenCache(ttl_s=auth.CACHE_TTL_S, clock=clock)
+    )
+    elsewhere = TokenStore(SsmTokenRecords.for_settings(aws), cache=TokenCache())
     token, _ = here.create("alice", "viewer", "ops")
     assert here.lookup(token) is not None
 
@@ -318,7 +322,7 @@ def _app(seen):
 
     @app.authorizer(ttl_seconds=auth.AUTHORIZER_TTL_S)
     def token_auth(auth_request):
-        return authorize(auth_request)
+        return authorize(auth_request, bootstrap.tokens())
 
     @app.route("/models", methods=["GET"], authorizer=token_auth)
     def list_models():
@@ -442,7 +446,7 @@ def test_cli_create_prints_the_token_once_and_list_shows_it_without_the_token(cl
     assert re.fullmatch(r"mlops_[A-Za-z0-9_-]{43}", token)
     assert "cannot be shown again" in err
     assert f"export MLOPS_TOKEN={token}" in err and "Authorization: Bearer" in err
-    assert TokenStore.for_settings(aws).lookup(token) == Principal("alice", "approver")
+    assert TokenStore(SsmTokenRecords.for_settings(aws)).lookup(token) == Principal("alice", "approver")
 
     assert cli("list") == 0
     listing = capsys.readouterr().out
@@ -468,7 +472,7 @@ def test_cli_revoke_removes_the_token(cli, aws, capsys):
     token = capsys.readouterr().out.strip()
     assert cli("revoke", "alice") == 0
     auth.reset_cache()
-    assert TokenStore.for_settings(aws).lookup(token) is None
+    assert TokenStore(SsmTokenRecords.for_settings(aws)).lookup(token) is None
     assert "revoked alice's token" in capsys.readouterr().out
     assert cli("list") == 0
     assert "alice" not in capsys.readouterr().out

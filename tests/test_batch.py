@@ -14,10 +14,11 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib import bootstrap
 from chalicelib.batch import costs
 from chalicelib.batch.exceptions import BadShard, InvalidRequest
-from chalicelib.batch.finishing import finish_if_complete
-from chalicelib.batch.jobs import RUNNING, JobStore
+from chalicelib.batch.jobs import RUNNING
+from chalicelib.batch.ports import BatchPorts
 from chalicelib.batch.requests import BatchRequest, choose_engine, job_id_from_key
 from chalicelib.batch.service import shard_dead_lettered
 from chalicelib.batch.sharding import InputObject, next_row_start_in, plan_shards, row_ranges
@@ -30,7 +31,7 @@ import itertools
 from scoring.engine import Scorer, row_pieces, score_pieces
 from scoring.worker import SpotWatcher, VisibilityExtender, Worker, write_part
 
-from tests.test_batch_chaos import FakeMetadata
+from tests.support import FakeMetadata
 
 
 def _csv(rows: int, seed: int = 0) -> bytes:
@@ -136,59 +137,30 @@ def test_cost_estimate_prices_worker_seconds_at_spot_and_on_demand():
     assert custom["spot_usd"] == pytest.approx(0.02) and custom["saving_percent"] == 75.0
 
 
-# --- the jobs table, finishing, the DLQ ---------------------------------------------------------------
+# --- the DLQ on the AWS adapters (the same on memory: tests/service/test_batch_service.py) -------------
 
 
-def _job(aws, total: int = 2) -> JobStore:
-    store = JobStore(aws.batch_jobs_table)
-    store.create({"job_id": "j1", "status": RUNNING, "model": "m", "version": 1, "total_shards": total,
-                  "output_prefix": "batch/output/j1/", "running_at": "2026-11-23T00:00:00+00:00"})  # fmt: skip
-    return store
+def _ports() -> BatchPorts:
+    ports = bootstrap.batch_ports()
+    ports.jobs.create({"job_id": "j1", "status": RUNNING, "model": "m", "version": 1, "total_shards": 2,
+                       "output_prefix": "batch/output/j1/", "running_at": "2026-11-23T00:00:00+00:00"})  # fmt: skip
+    return ports
 
 
 def _part(i: int) -> dict[str, Any]:
     return {"key": f"batch/output/j1/part-{i:05d}.csv", "rows": 10 + i, "bytes": 100, "sha256": "ab" * 32}
 
 
-def test_a_shard_is_counted_once_however_often_it_is_marked_done(aws, atomic_writes):
-    store = _job(aws, total=3)
-    assert store.mark_done("j1", 0, _part(0)) is True
-    assert store.mark_done("j1", 0, _part(0)) is False
-    job = store.get("j1")
-    assert job["shards_done"] == 1 and job["rows"] == 10
-    assert finish_if_complete(store, "j1", aws) is None  # 1 of 3
-
-
-def test_the_last_shard_writes_the_manifest_once_and_the_job_succeeds(aws, atomic_writes):
-    store = _job(aws)
-    store.add("j1", worker_seconds=7200)
-    store.mark_done("j1", 0, _part(0))
-    store.mark_done("j1", 1, _part(1))
-    assert finish_if_complete(store, "j1", aws) == "SUCCEEDED"
-    assert finish_if_complete(store, "j1", aws) is None  # the second caller changes nothing
-    job = store.get("j1")
-    manifest = json.loads(
-        boto3.client("s3").get_object(Bucket=aws.data_bucket, Key=job["manifest_key"])["Body"].read()
-    )
-    assert (
-        manifest["complete"] and manifest["rows"] == 21 and [p["index"] for p in manifest["parts"]] == [0, 1]
-    )
-    assert job["status"] == "SUCCEEDED" and job["rows"] == 21
-    assert job["cost"]["spot_usd"] == pytest.approx(0.035) and job["cost"]["on_demand_usd"] == pytest.approx(
-        0.096
-    )
-
-
 def test_a_dead_lettered_shard_ends_the_job_partial_with_the_shard_named(aws, atomic_writes):
-    store = _job(aws)
-    store.mark_done("j1", 0, _part(0))
-    store.record_error("j1", 1, "ConnectionError: the bucket went away", "w1")
+    ports = _ports()
+    ports.jobs.mark_done("j1", 0, _part(0))
+    ports.jobs.record_error("j1", 1, "ConnectionError: the bucket went away", "w1")
     body = json.dumps(
         {"job_id": "j1", "shard": {"index": 1, "key": "in/a.csv", "version_id": None, "start": 10, "end": 99}}
     )
-    outcome = shard_dead_lettered(body, aws)
+    outcome = shard_dead_lettered(ports, body)
     assert outcome["counted"] and outcome["finished"] == "PARTIAL"
-    job = store.get("j1")
+    job = ports.jobs.get("j1")
     assert job["status"] == "PARTIAL" and job["failed_shards"] == [1]
     manifest = json.loads(
         boto3.client("s3").get_object(Bucket=aws.data_bucket, Key=job["manifest_key"])["Body"].read()

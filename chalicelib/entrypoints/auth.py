@@ -12,7 +12,7 @@ import os
 from chalice import AuthResponse
 from chalice.app import AuthRequest, Blueprint
 
-from chalicelib import auth
+from chalicelib import auth, bootstrap
 from chalicelib.entrypoints.blueprint import Area
 
 bp = Area(__name__)
@@ -21,7 +21,7 @@ bp = Area(__name__)
 @bp.authorizer(ttl_seconds=auth.AUTHORIZER_TTL_S)
 def token_authorizer(auth_request: AuthRequest) -> AuthResponse:
     """Bearer tokens whose SHA-256 lives in SSM; the role decides which routes (chalicelib/auth.py)."""
-    return auth.authorize(auth_request)
+    return auth.authorize(auth_request, bootstrap.tokens())
 
 
 CHANGES = token_authorizer

@@ -7,6 +7,7 @@ from typing import Any
 from chalice import Response
 from chalice.app import SQSEvent
 
+from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, json_body
 from chalicelib.settings import Settings, dlq_name
@@ -20,7 +21,7 @@ def submit_batch_job() -> Response:
     """Score every row under an input prefix with a pinned version (default: the champion now). 202."""
     from chalicelib.batch import service
 
-    return Response(body=service.submit(json_body(bp), caller(bp)), status_code=202)
+    return Response(body=service.submit(bootstrap.batch_ports(), json_body(bp), caller(bp)), status_code=202)
 
 
 @bp.route("/batch-jobs/{job_id}", methods=["GET"], authorizer=READS)
@@ -28,7 +29,7 @@ def get_batch_job(job_id: str) -> dict[str, Any]:
     """A batch job: status, shards done and failed, rows, rate, workers, interruptions, cost."""
     from chalicelib.batch import service
 
-    return service.get(job_id)
+    return service.get(bootstrap.batch_jobs(), job_id)
 
 
 @bp.on_sqs_message(queue=settings.batch_requests_queue, batch_size=1, name="plan_batch_job")
@@ -36,7 +37,7 @@ def plan_batch_job(event: SQSEvent) -> dict[str, Any]:
     """A request under batch/requests/ -> shard plan, shard messages, workers (each step once)."""
     from chalicelib.batch.handler import handle_request_batch
 
-    return handle_request_batch(event.to_dict(), event.context)
+    return handle_request_batch(event.to_dict(), event.context, bootstrap.batch_ports())
 
 
 @bp.on_sqs_message(queue=dlq_name(settings.batch_work_queue), batch_size=10, name="batch_shard_failed")
@@ -44,4 +45,4 @@ def batch_shard_failed(event: SQSEvent) -> dict[str, Any]:
     """Shards that failed every attempt (the work queue's DLQ) -> failed on their job, PARTIAL at the end."""
     from chalicelib.batch.handler import handle_dead_letter_batch
 
-    return handle_dead_letter_batch(event.to_dict(), event.context)
+    return handle_dead_letter_batch(event.to_dict(), event.context, bootstrap.batch_ports())

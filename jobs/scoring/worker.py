@@ -38,12 +38,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import bootstrap
 from chalicelib.adapters import aws
 from chalicelib.adapters.aws.artifacts import S3Artifacts
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.batch.exceptions import BadShard
 from chalicelib.batch.finishing import finish_if_complete
-from chalicelib.batch.jobs import FINAL, JobStore
+from chalicelib.batch.jobs import FINAL
+from chalicelib.batch.ports import BatchPorts
 from chalicelib.batch.sharding import Shard, part_key
 from chalicelib.serving.model import fetch_artifact, load_version
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
@@ -204,10 +206,17 @@ def write_part(bucket: str, key: str, output: ShardOutput, job_id: str) -> dict[
 
 
 class Worker:
-    def __init__(self, job_id: str, settings: Settings, watcher: SpotWatcher | None = None) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        settings: Settings,
+        watcher: SpotWatcher | None = None,
+        ports: BatchPorts | None = None,
+    ) -> None:
         self.job_id = job_id
         self.settings = settings
-        self.jobs = JobStore(settings.batch_jobs_table)
+        self.ports = ports or bootstrap.batch_ports()
+        self.jobs = self.ports.jobs
         self.index = int(os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", 0))
         self.attempt = int(os.environ.get("AWS_BATCH_JOB_ATTEMPT", 1))
         self.worker_id = f"{self.index}-a{self.attempt}-{os.getpid()}"
@@ -274,7 +283,7 @@ class Worker:
                     if job.get("status") in FINAL:
                         _say(f"job {self.job_id} is {job['status']}: exiting")
                         return 0
-                    finish_if_complete(self.jobs, self.job_id, self.settings)
+                    finish_if_complete(self.ports, self.job_id)
                     if time.monotonic() - idle_since > self.max_idle_s:
                         _say("idle for too long: exiting")
                         return 0
@@ -343,7 +352,7 @@ class Worker:
                 )
                 self.beat()  # this worker's seconds so far count before the job may finish
                 self._step()
-                finish_if_complete(self.jobs, job_id, self.settings)
+                finish_if_complete(self.ports, job_id)
             except Released:
                 self.sqs.change_message_visibility(
                     QueueUrl=self.url, ReceiptHandle=receipt, VisibilityTimeout=0
@@ -354,7 +363,7 @@ class Worker:
                 self.jobs.mark_failed(
                     job_id, shard.index, str(exc), input_key=shard.key, input_range=[shard.start, shard.end]
                 )
-                finish_if_complete(self.jobs, job_id, self.settings)
+                finish_if_complete(self.ports, job_id)
             except Exception as exc:  # transient or unknown: another attempt, then the DLQ
                 _say(f"shard {shard.index} attempt failed: {type(exc).__name__}: {exc}")
                 self.jobs.record_error(job_id, shard.index, f"{type(exc).__name__}: {exc}", self.worker_id)

@@ -110,9 +110,10 @@ def run_demo(verbose: bool = False) -> int:
         )
 
         demo.step("API tokens: roles viewer, approver, admin (only their SHA-256 is stored, in SSM)")
+        from chalicelib.adapters.aws.tokens import SsmTokenRecords
         from chalicelib.auth import TokenStore
 
-        store = TokenStore.for_settings(settings)
+        store = TokenStore(SsmTokenRecords.for_settings(settings))
         token = {
             role: store.create(name, role, created_by="demo")[0]
             for name, role in (("victor", "viewer"), ("alice", "approver"), ("ops", "admin"))

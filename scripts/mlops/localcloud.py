@@ -268,11 +268,11 @@ def running_endpoint() -> str:
 
 
 def connect(stage: str = "local") -> str:
-    """Point this process's SDK clients at the running local cloud. Returns its endpoint."""
-    from chalicelib.adapters import aws
+    """Point this process's SDK clients (and its wiring) at the running local cloud. Returns its endpoint."""
+    from chalicelib import bootstrap
 
     endpoint = running_endpoint()
     os.environ.update(client_environment(int(endpoint.rsplit(":", 1)[1])))
     os.environ.update(stage_config(stage).get("environment_variables", {}))
-    aws.reset_clients()
+    bootstrap.reset()
     return endpoint

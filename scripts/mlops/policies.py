@@ -255,7 +255,7 @@ def api_handler(s: Settings) -> list[Statement]:
 
 
 def _batch_jobs(sid: str, s: Settings, *extra: str) -> Statement:
-    """The batch jobs table: job records, shard and worker items (chalicelib/batch/jobs.py)."""
+    """The batch jobs table: job records, shard and worker items (chalicelib/adapters/aws/batch_jobs.py)."""
     return _allow(
         sid,
         sorted({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", *extra}),

@@ -7,7 +7,7 @@ mlops tokens revoke NAME
 Where: the AWS the environment points at. With ``AWS_ENDPOINT_URL`` set, or a stage other than
 ``local`` (``MLOPS_STAGE``), the environment is used as it is (a real account's credentials, say);
 otherwise the running local cloud (``mlops up``), as ``mlops contract`` does. The stage's store is
-``Settings.from_env().tokens_path`` in SSM Parameter Store.
+``chalicelib.bootstrap.tokens()``: its ``tokens_path`` in SSM Parameter Store.
 
 ``create`` writes the token alone to stdout (``TOKEN=$(mlops tokens create ...)`` works) and how to
 use it to stderr; it is shown this once: only its SHA-256 is stored.
@@ -21,6 +21,7 @@ import os
 import sys
 from typing import Any
 
+from chalicelib import bootstrap
 from chalicelib.auth import ROLES, AuthError, InvalidTokenRequest, TokenStore
 from chalicelib.settings import Settings
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     prog = f"mlops tokens {args.tokens_action}"
     try:
-        store = TokenStore.for_settings(_settings())
+        store = _store()
         if args.tokens_action == "create":
             return _create(store, args.name, args.role, args.replace, args.created_by or _login())
         if args.tokens_action == "list":
@@ -68,13 +69,13 @@ def run(args: argparse.Namespace) -> int:
     return 2
 
 
-def _settings() -> Settings:
-    """The stage's settings, after pointing the SDK at the local cloud unless the environment says where."""
+def _store() -> TokenStore:
+    """The stage's tokens, after pointing the SDK at the local cloud unless the environment says where."""
     if not os.environ.get("AWS_ENDPOINT_URL") and Settings.from_env().stage == "local":
         from mlops.localcloud import connect
 
         connect()
-    return Settings.from_env()
+    return bootstrap.tokens()
 
 
 def _login() -> str:
