@@ -17,8 +17,9 @@ import pytest
 from chalice.test import Client
 
 from app import app
+from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.registry.store import Registry
-from chalicelib.validation import Contract, ContractStore
+from chalicelib.validation import Contract
 from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, to_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
@@ -107,7 +108,7 @@ def evaluate(client: Client, settings: Any, bodies: list[str] | None = None) -> 
 
 @pytest.fixture
 def registry(aws):
-    ContractStore(aws.data_bucket).put(_contract())
+    S3ContractStore(aws.data_bucket).put(_contract())
     return Registry(aws.registry_table, aws.audit_table)
 
 
@@ -186,7 +187,7 @@ def test_worse_candidate_is_rejected_with_every_failed_gate_named(aws, registry,
 def test_manual_policy_leaves_a_passing_candidate_pending_approval(aws, registry, client, inbox):
     publish(aws, "forest")
     evaluate(client, aws)
-    ContractStore(aws.data_bucket).put(_contract(mode="manual"))
+    S3ContractStore(aws.data_bucket).put(_contract(mode="manual"))
     publish(aws, "logistic")
     evaluate(client, aws)
     doc = registry.version(DATASET, 2)
@@ -298,7 +299,7 @@ def pending(aws, registry, client):
     """v1 champion (forest), v2 pending approval (logistic regression, manual policy)."""
     publish(aws, "forest")
     evaluate(client, aws)
-    ContractStore(aws.data_bucket).put(_contract(mode="manual"))
+    S3ContractStore(aws.data_bucket).put(_contract(mode="manual"))
     publish(aws, "logistic")
     evaluate(client, aws)
     assert registry.version(DATASET, 2)["status"] == "pending_approval"
@@ -332,7 +333,7 @@ def test_repeated_approval_is_refused(aws, pending, client, tokens):
 
 def test_stale_approval_is_refused(aws, pending, client, tokens):
     # The champion changes after v2 was judged (another candidate is approved first).
-    ContractStore(aws.data_bucket).put(_contract(mode="manual", min_delta=0.0))
+    S3ContractStore(aws.data_bucket).put(_contract(mode="manual", min_delta=0.0))
     publish(aws, "logistic")
     evaluate(client, aws)
     assert pending.version(DATASET, 3)["status"] == "pending_approval"

@@ -12,8 +12,10 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.ingest import UploadLedger, upload_id_for
-from chalicelib.validation import Contract, ContractStore
+from chalicelib.adapters.aws.contracts import S3ContractStore
+from chalicelib.adapters.aws.uploads_ledger import DynamoUploadLedger
+from chalicelib.ingest import upload_id_for
+from chalicelib.validation import Contract
 from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, to_csv
 
 DATASET = "breast_cancer"
@@ -21,7 +23,7 @@ DATASET = "breast_cancer"
 
 @pytest.fixture
 def client(aws):
-    ContractStore(aws.data_bucket).put(Contract.parse(breast_cancer_contract()))
+    S3ContractStore(aws.data_bucket).put(Contract.parse(breast_cancer_contract()))
     with Client(app, stage_name="local") as client:
         yield client
 
@@ -51,7 +53,7 @@ def _deliver(client, settings) -> None:
 def _upload(client, settings, key, data):
     put = boto3.client("s3").put_object(Bucket=settings.data_bucket, Key=key, Body=data)
     _deliver(client, settings)
-    return UploadLedger(settings.uploads_table).get(
+    return DynamoUploadLedger(settings.uploads_table).get(
         upload_id_for(settings.data_bucket, key, put["VersionId"])
     )
 
@@ -177,10 +179,10 @@ def test_duplicated_event_validates_once(aws, client, days):
 
 def test_crash_mid_file_retries_cleanly(aws, client, days, monkeypatch):
     """A failure after reading part of the file fails the record; the retry completes it once."""
-    from chalicelib.validation import pipeline
+    from chalicelib.validation import service
 
     header, rows = days
-    real_publish = pipeline.publish
+    real_publish = service.publish
     calls = []
 
     def crash_once(*args, **kwargs):
@@ -189,7 +191,7 @@ def test_crash_mid_file_retries_cleanly(aws, client, days, monkeypatch):
             raise ConnectionError("network blip while writing outputs")
         return real_publish(*args, **kwargs)
 
-    monkeypatch.setattr("chalicelib.ingest.handler.publish", crash_once)
+    monkeypatch.setattr("chalicelib.ingest.service.publish", crash_once)
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
     put = s3.put_object(
         Bucket=aws.data_bucket, Key=f"incoming/{DATASET}/c.csv", Body=to_csv(header, rows[:70])
@@ -201,7 +203,7 @@ def test_crash_mid_file_retries_cleanly(aws, client, days, monkeypatch):
         record["messageId"] = str(uuid.uuid4())
     failed = client.lambda_.invoke("ingest_upload", event).payload["batchItemFailures"]
     assert len(failed) == 1  # only the crashed record returns to the queue
-    ledger = UploadLedger(aws.uploads_table)
+    ledger = DynamoUploadLedger(aws.uploads_table)
     upload_id = upload_id_for(aws.data_bucket, f"incoming/{DATASET}/c.csv", put["VersionId"])
     assert ledger.get(upload_id) is None  # nothing recorded as done
     retry = client.lambda_.invoke("ingest_upload", event).payload

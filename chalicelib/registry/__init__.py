@@ -53,3 +53,7 @@ __all__ = [
     "significance_gate",
     "size_gate",
 ]
+
+from chalicelib.validation.sections import register_section
+
+register_section("promotion", PromotionPolicy.from_contract)

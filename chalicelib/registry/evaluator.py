@@ -43,6 +43,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import notify
 from chalicelib.adapters import aws
+from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.observability import logger, metrics
 from chalicelib.registry.gates import PENDING_APPROVAL, PROMOTE, REJECT, GateResult, Verdict, evaluate
 from chalicelib.registry.metrics import class_indices, compute
@@ -66,7 +67,6 @@ from chalicelib.serving import InputSchema, IntegrityError, InvalidInput, OnnxMo
 from chalicelib.serving.model import load_registered
 from chalicelib.settings import Settings
 from chalicelib.training.settings import METRICS
-from chalicelib.validation import ContractStore
 
 EVALUATOR = "evaluator"
 ATTEMPTS = 3
@@ -150,7 +150,7 @@ def evaluate_manifest(
             "manifest already evaluated", extra={**log, "status": status, "newly_registered": created}
         )
         return {**log, "action": "duplicate", "status": status}
-    contract = ContractStore(settings.data_bucket).get(dataset)
+    contract = S3ContractStore(settings.data_bucket).get(dataset)
     policy = PromotionPolicy.from_contract(contract)
     try:
         return _decide(registry, settings, candidate, version, policy, status or CANDIDATE)

@@ -119,9 +119,9 @@ class LocalCloud:
 
         import boto3
 
-        from chalicelib.adapters import aws
+        from chalicelib import bootstrap
 
-        aws.reset_clients()
+        bootstrap.reset()  # the adapters wired so far point elsewhere
         session = boto3.session.Session()
         env = config["environment_variables"]
         # moto prints and warns about the one resource it skips (the SQS queue policy).
@@ -268,11 +268,12 @@ def running_endpoint() -> str:
 
 
 def connect(stage: str = "local") -> str:
-    """Point this process's SDK clients at the running local cloud. Returns its endpoint."""
-    from chalicelib.adapters import aws
+    """Point this process's SDK clients (and the adapters wired from them) at the running local cloud.
+    Returns its endpoint."""
+    from chalicelib import bootstrap
 
     endpoint = running_endpoint()
     os.environ.update(client_environment(int(endpoint.rsplit(":", 1)[1])))
     os.environ.update(stage_config(stage).get("environment_variables", {}))
-    aws.reset_clients()
+    bootstrap.reset()
     return endpoint
