@@ -84,32 +84,6 @@ def test_same_s3_event_delivered_ten_times_gives_one_ledger_entry(aws, client):
     assert len(DynamoUploadLedger(aws.uploads_table).scan()) == 1
 
 
-def test_duplicate_past_the_idempotency_window_still_has_one_effect(aws, client):
-    """The ledger write is create-only, so even a redelivery the idempotency table forgot is absorbed."""
-    from chalicelib import bootstrap
-    from chalicelib.ingest.service import ingest
-
-    upload_id = _put(aws, "incoming/iris/day1.csv")
-    (body,) = [b for b in _notifications(aws) if "Records" in b]
-    client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, [body]))
-    record = json.loads(body)["Records"][0]["s3"]
-    again = ingest(
-        notification={
-            "bucket": record["bucket"]["name"],
-            "key": "incoming/iris/day1.csv",
-            "size": record["object"]["size"],
-            "etag": record["object"]["eTag"],
-            "version_id": None,
-            "event_name": "ObjectCreated:Put",
-            "event_time": "",
-        },
-        ports=bootstrap.ingest_ports(),
-    )
-    assert again == {"upload_id": upload_id, "created": False, "status": "recorded"}
-    assert DynamoUploadLedger(aws.uploads_table).get(upload_id).status == "valid"
-    assert len(DynamoUploadLedger(aws.uploads_table).scan()) == 1
-
-
 def test_s3_test_event_is_skipped(aws, client):
     bodies = _notifications(aws)
     assert any("s3:TestEvent" in b for b in bodies)
@@ -125,28 +99,6 @@ def test_malformed_message_fails_alone_and_the_rest_of_the_batch_is_recorded(aws
     response = client.lambda_.invoke("ingest_upload", event)
     assert response.payload == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
     assert DynamoUploadLedger(aws.uploads_table).get(upload_id) is not None
-
-
-def test_upload_outside_a_dataset_folder_is_recorded_with_the_reason(aws, client):
-    upload_id = _put(aws, "incoming/loose.csv")
-    client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, _notifications(aws)))
-    entry = DynamoUploadLedger(aws.uploads_table).get(upload_id)
-    assert entry.status == "unroutable"
-    assert "incoming/<dataset>/<file>" in entry.problem
-
-
-def test_object_deleted_before_it_is_read_is_recorded_as_missing(aws, client):
-    key = "incoming/iris/gone.csv"
-    boto3.client("s3").put_object(Bucket=aws.data_bucket, Key=key, Body=GOOD)
-    bodies = _notifications(aws)
-    s3 = boto3.client("s3")
-    for version in s3.list_object_versions(Bucket=aws.data_bucket, Prefix=key)["Versions"]:
-        s3.delete_object(Bucket=aws.data_bucket, Key=key, VersionId=version["VersionId"])
-    response = client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, bodies))
-    assert response.payload == {"batchItemFailures": []}
-    (entry,) = DynamoUploadLedger(aws.uploads_table).scan()
-    assert entry.status == "missing"
-    assert "gone before it could be read" in entry.problem
 
 
 @pytest.fixture

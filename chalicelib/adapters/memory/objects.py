@@ -75,6 +75,11 @@ class MemoryObjects:
             else:
                 versions[:] = [v for v in versions if v is None or v.version_id != version_id]
 
+    def version_ids(self, bucket: str, key: str) -> list[str]:
+        """The key's versions, oldest first (delete markers left out)."""
+        with self._lock:
+            return [v.version_id for v in self._versions.get((bucket, key), []) if v is not None]
+
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """The keys that currently hold an object, in lexicographic order (as S3 lists them)."""
         with self._lock:
