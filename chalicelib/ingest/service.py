@@ -77,19 +77,24 @@ def _process(entry: Upload, opened: OpenedUpload, ports: IngestPorts) -> Upload:
             duplicate_of=first,
             problem=f"identical bytes to upload {first}",
         )
+    return _publish(replace(entry, sha256=sha256), outcome, ports.validation)
+
+
+def _publish(entry: Upload, outcome: Outcome, ports: ValidationPorts) -> Upload:
+    """Write the outputs of a first upload of these bytes; its entry says where they went."""
+    assert entry.dataset is not None
     source = SourceObject(entry.bucket, entry.key, entry.version_id)
     published = publish(
         outcome,
         dataset=entry.dataset,
         upload_id=entry.upload_id,
         source=source,
-        sha256=sha256,
-        ports=ports.validation,
+        sha256=entry.sha256,
+        ports=ports,
     )
     _count(outcome)
     return replace(
         entry,
-        sha256=sha256,
         status=outcome.status,
         rows=outcome.rows,
         report_key=published.report_key,

@@ -127,18 +127,7 @@ def publish(
 ) -> Published:
     """Write the copy and the report, make the reference, announce valid data."""
     classification = outcome.contract.classification if outcome.contract else "confidential"
-    # Reports hold statistics, never values of sensitive columns; they are at most confidential.
-    report_class = "confidential" if classification in SENSITIVE else classification
-    report = {
-        **outcome.report,
-        "upload_id": upload_id,
-        "source": {
-            "bucket": source.bucket,
-            "key": source.key,
-            "version_id": source.version_id,
-            "sha256": sha256,
-        },
-    }
+    report = _report(outcome, upload_id, source, sha256)
     lineage = {
         "upload-id": upload_id,
         "source-key": source.key,
@@ -155,14 +144,27 @@ def publish(
         output = quarantine_key(dataset, upload_id, source.key)
         ports.outputs.copy(source, output, lineage, ObjectTags(dataset, classification, "quarantine"))
         beside = f"{quarantine_folder(dataset, upload_id)}/report.json"
-        ports.outputs.put_json(beside, report, ObjectTags(dataset, report_class, "quarantine"))
+        ports.outputs.put_json(
+            beside, report, ObjectTags(dataset, _report_class(classification), "quarantine")
+        )
         report["quarantine_key"] = output
     key = report_key(dataset, upload_id)
-    ports.outputs.put_json(key, report, ObjectTags(dataset, report_class, "report"))
+    ports.outputs.put_json(key, report, ObjectTags(dataset, _report_class(classification), "report"))
     announced = outcome.status == "valid"
     if announced:
         ports.retrain_queue.send(_announcement(outcome, dataset, upload_id, output, sha256))
     return Published(key, output, became_reference, announced)
+
+
+def _report(outcome: Outcome, upload_id: str, source: SourceObject, sha256: str | None) -> dict[str, Any]:
+    """The validator's report with where the upload came from."""
+    where = {"bucket": source.bucket, "key": source.key, "version_id": source.version_id, "sha256": sha256}
+    return {**outcome.report, "upload_id": upload_id, "source": where}
+
+
+def _report_class(classification: str) -> str:
+    """Reports hold statistics, never values of sensitive columns: they are at most confidential."""
+    return "confidential" if classification in SENSITIVE else classification
 
 
 def _no_contract(dataset: str, exc: Exception) -> Outcome:
