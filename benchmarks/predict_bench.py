@@ -142,11 +142,11 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
 
     from chalicelib import bootstrap
     from chalicelib.adapters import aws
-    from chalicelib.entrypoints.registry import evaluator_ports
+    from chalicelib.bootstrap import contracts, evaluator_ports
     from chalicelib.registry.evaluator import evaluate_manifest
     from chalicelib.settings import Settings
     from chalicelib.training.settings import TrainingSettings
-    from chalicelib.validation import Contract, ContractStore
+    from chalicelib.validation import Contract
     from mlops.cfn import deploy_stage
     from mlops.datasets import breast_cancer_contract, breast_cancer_rows, to_csv
     from training.core import train
@@ -177,7 +177,7 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
         doc["training"]["model"] = {"family": family, "params": params}
         doc["promotion"] = {"max_latency_ms": 1000}
         contract = Contract.parse(doc)
-        ContractStore(settings.data_bucket).put(contract)
+        contracts().put(contract)
         training = TrainingSettings.from_contract(contract)
         table = load_table([data], contract)
         with threadpool_limits(1):

@@ -17,7 +17,7 @@ from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from chalicelib.notify import Notifier
-    from chalicelib.registry.ports import Registry
+    from chalicelib.registry.ports import EvaluatorPorts, Registry
     from chalicelib.serving.ports import ArtifactReader
     from chalicelib.serving.predict import Predictor
 
@@ -69,6 +69,15 @@ def predictor() -> Predictor:
     from chalicelib.serving.predict import Predictor
 
     return Predictor(registry(), artifacts())
+
+
+def evaluator_ports() -> EvaluatorPorts:
+    """What the promotion evaluator reads and writes: this process's adapters."""
+    from chalicelib.registry.ports import EvaluatorPorts
+
+    return EvaluatorPorts(
+        registry=registry(), artifacts=artifacts(), contracts=contracts(), notifier=notifier()
+    )
 
 
 # --- end of registry, serving and notifications -----------------------------------------------------
@@ -180,3 +189,81 @@ def reset() -> None:
     aws.reset_clients()
     for cached in _CACHED:
         cached.cache_clear()  # type: ignore[attr-defined]
+
+
+# --- validation and ingest ---
+
+if TYPE_CHECKING:  # the stages are imported where a function first needs them (cold start)
+    from chalicelib.ingest.handler import IdempotentIngest
+    from chalicelib.ingest.ports import UploadLedger, UploadSource
+    from chalicelib.ingest.service import IngestPorts
+    from chalicelib.validation.ports import ContractStore, Queue, ValidationStore
+    from chalicelib.validation.service import ValidationPorts
+
+
+@_once
+def contracts() -> ContractStore:
+    from chalicelib.adapters.aws.contracts import S3ContractStore
+
+    return S3ContractStore(settings().data_bucket)
+
+
+@_once
+def validation_store() -> ValidationStore:
+    from chalicelib.adapters.aws.validation_outputs import S3ValidationStore
+
+    return S3ValidationStore(settings().data_bucket)
+
+
+@_once
+def retrain_queue() -> Queue:
+    from chalicelib.adapters.aws.queues import SqsQueue
+
+    return SqsQueue(settings().retrain_queue)
+
+
+@_once
+def validation_ports() -> ValidationPorts:
+    from chalicelib.validation.service import ValidationPorts
+
+    return ValidationPorts(contracts=contracts(), outputs=validation_store(), retrain_queue=retrain_queue())
+
+
+def contract_sections() -> None:
+    """Register the checks of the contract sections later stages own: importing a stage registers its
+    check (``chalicelib.validation.sections``). Whoever stores contracts calls this first."""
+    import chalicelib.registry.sections
+    import chalicelib.training  # noqa: F401
+
+
+@_once
+def uploads() -> UploadLedger:
+    from chalicelib.adapters.aws.uploads_ledger import DynamoUploadLedger
+
+    return DynamoUploadLedger(settings().uploads_table)
+
+
+@_once
+def upload_source() -> UploadSource:
+    from chalicelib.adapters.aws.upload_source import S3UploadSource
+
+    return S3UploadSource()
+
+
+@_once
+def ingest_ports() -> IngestPorts:
+    from chalicelib.ingest.service import IngestPorts
+
+    return IngestPorts(ledger=uploads(), source=upload_source(), validation=validation_ports())
+
+
+@_once
+def ingest_once() -> IdempotentIngest:
+    """The ingest service behind Powertools idempotency on the idempotency table."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from chalicelib.ingest.handler import idempotent_ingest
+
+    # Built on first use: the persistence layer creates a boto3 client in its constructor.
+    persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table)
+    return idempotent_ingest(ingest_ports(), persistence)

@@ -34,7 +34,6 @@ import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from chalicelib.adapters import aws as aws_clients  # noqa: E402
-from chalicelib.ingest import handler as ingest_handler  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 
 
@@ -43,7 +42,6 @@ def _reset_wiring() -> None:
 
     bootstrap.reset()
     aws_clients.reset_clients()
-    ingest_handler.reset()
     auth.reset_cache()
 
 

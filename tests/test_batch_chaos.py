@@ -22,13 +22,13 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.auth import TokenStore
 from chalicelib.batch import service as batch_service
 from chalicelib.batch.jobs import FINAL
 from chalicelib.batch.launch import launch_local_worker
 from chalicelib.settings import Settings
-from chalicelib.validation import ContractStore
 from mlops.datasets import breast_cancer_batch
 from tests.conftest import wait_until
 
@@ -41,7 +41,7 @@ def champion(local_cloud) -> Settings:
     from tests.test_evaluator import _contract, publish
 
     settings = Settings.from_env()
-    ContractStore(settings.data_bucket).put(_contract("logistic"))
+    S3ContractStore(settings.data_bucket).put(_contract("logistic"))
     publish(settings, "logistic")
     registry = DynamoRegistry(settings.registry_table, settings.audit_table)
     assert wait_until(lambda: registry.champion("breast_cancer"), timeout_s=60), "no champion was promoted"

@@ -19,8 +19,9 @@ import pytest
 from chalice.test import Client
 
 from app import app
+from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.registry import DynamoRegistry
-from chalicelib.validation import Contract, ContractStore
+from chalicelib.validation import Contract
 from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, to_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
@@ -109,7 +110,7 @@ def evaluate(client: Client, settings: Any, bodies: list[str] | None = None) -> 
 
 @pytest.fixture
 def registry(aws):
-    ContractStore(aws.data_bucket).put(_contract())
+    S3ContractStore(aws.data_bucket).put(_contract())
     return DynamoRegistry(aws.registry_table, aws.audit_table)
 
 
@@ -181,7 +182,7 @@ def pending(aws, registry, client):
     """v1 champion (forest), v2 pending approval (logistic regression, manual policy)."""
     publish(aws, "forest")
     evaluate(client, aws)
-    ContractStore(aws.data_bucket).put(_contract(mode="manual"))
+    S3ContractStore(aws.data_bucket).put(_contract(mode="manual"))
     publish(aws, "logistic")
     evaluate(client, aws)
     assert registry.version(DATASET, 2)["status"] == "pending_approval"

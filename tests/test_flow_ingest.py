@@ -14,7 +14,8 @@ from pathlib import Path
 
 import boto3
 
-from chalicelib.ingest import UploadLedger, upload_id_for
+from chalicelib.adapters.aws.uploads_ledger import DynamoUploadLedger
+from chalicelib.ingest import upload_id_for
 from tests.conftest import wait_until
 
 
@@ -29,7 +30,7 @@ def test_s3_put_flows_through_the_queue_to_the_ledger(local_cloud):
     body = b"sepal_length,species\n5.1,setosa\n"
     put = boto3.client("s3").put_object(Bucket=settings.data_bucket, Key="incoming/iris/flow.csv", Body=body)
     upload_id = upload_id_for(settings.data_bucket, "incoming/iris/flow.csv", put["VersionId"])
-    ledger = UploadLedger(settings.uploads_table)
+    ledger = DynamoUploadLedger(settings.uploads_table)
     entry = wait_until(lambda: ledger.get(upload_id))
     assert entry is not None, "upload never reached the ledger"
     assert entry.sha256 == hashlib.sha256(body).hexdigest()
@@ -44,7 +45,7 @@ def test_duplicate_notifications_on_the_queue_have_one_effect(local_cloud):
     key = "incoming/iris/dupes.csv"
     put = s3.put_object(Bucket=settings.data_bucket, Key=key, Body=b"a\n1\n")
     upload_id = upload_id_for(settings.data_bucket, key, put["VersionId"])
-    ledger = UploadLedger(settings.uploads_table)
+    ledger = DynamoUploadLedger(settings.uploads_table)
     assert wait_until(lambda: ledger.get(upload_id))
     before = len(ledger.scan())
     notification = {
@@ -79,7 +80,7 @@ def test_api_serves_a_ledger_entry_and_404s_an_unknown_one(local_cloud):
         Bucket=settings.data_bucket, Key="incoming/iris/api.csv", Body=b"a\n1\n"
     )
     upload_id = upload_id_for(settings.data_bucket, "incoming/iris/api.csv", put["VersionId"])
-    assert wait_until(lambda: UploadLedger(settings.uploads_table).get(upload_id))
+    assert wait_until(lambda: DynamoUploadLedger(settings.uploads_table).get(upload_id))
     with urllib.request.urlopen(f"{local_cloud.api_url}/uploads/{upload_id}", timeout=10) as response:
         assert json.loads(response.read())["key"] == "incoming/iris/api.csv"
     try:
@@ -114,7 +115,7 @@ def test_aws_cli_upload_from_another_process_is_recorded(local_cloud, tmp_path):
         env=env,
         capture_output=True,
     )
-    ledger = UploadLedger(settings.uploads_table)
+    ledger = DynamoUploadLedger(settings.uploads_table)
     entry = wait_until(lambda: [u for u in ledger.scan() if u.key == "incoming/iris/cli.csv"])
     assert entry and entry[0].sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
 
@@ -128,7 +129,7 @@ def test_status_shows_resources_queue_and_dlq_depths_and_uploads(local_cloud, ca
         Bucket=settings.data_bucket, Key="incoming/iris/status.csv", Body=b"a\n1\n"
     )
     upload_id = upload_id_for(settings.data_bucket, "incoming/iris/status.csv", put["VersionId"])
-    assert wait_until(lambda: UploadLedger(settings.uploads_table).get(upload_id))
+    assert wait_until(lambda: DynamoUploadLedger(settings.uploads_table).get(upload_id))
     monkeypatch.setattr(localcloud, "STATE_FILE", Path("/nonexistent/state.json"))
     monkeypatch.setenv("MLOPS_LOCAL_PORT", local_cloud.endpoint.rsplit(":", 1)[1])
     assert main(["status"]) == 0

@@ -9,9 +9,9 @@ import io
 import json
 
 from chalicelib.adapters import aws
+from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.settings import Settings
-from chalicelib.validation import ContractStore
 from mlops.cli import main as mlops
 from tests.conftest import wait_until
 from tests.test_evaluator import DATASET, _built, _contract, publish
@@ -22,7 +22,7 @@ def test_a_published_candidate_becomes_champion_and_mlops_predict_scores_a_file(
 ):
     aws.reset_clients()
     settings = Settings.from_env()
-    ContractStore(settings.data_bucket).put(_contract())
+    S3ContractStore(settings.data_bucket).put(_contract())
     publish(settings, "forest")
     registry = DynamoRegistry(settings.registry_table, settings.audit_table)
     assert wait_until(lambda: registry.champion(DATASET) == 1, timeout_s=60)

@@ -17,10 +17,10 @@ from chalice.test import Client
 from app import app
 from chalicelib import bootstrap
 from chalicelib.adapters.aws.artifacts import S3Artifacts
+from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.serving import predict
 from chalicelib.serving.model import OnnxModel
-from chalicelib.validation import ContractStore
 from tests.test_evaluator import DATASET, _built, _contract, evaluate, publish
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def _fresh_container():
 
 @pytest.fixture
 def client(aws):
-    ContractStore(aws.data_bucket).put(_contract())
+    S3ContractStore(aws.data_bucket).put(_contract())
     with Client(app, stage_name="local") as c:
         yield c
 
@@ -142,7 +142,7 @@ def test_shadow_challenger_is_logged_never_returned(aws, client, champion):
     evaluate(client, aws)  # v2 rejected: cannot shadow
     publish(aws, "stump")
     evaluate(client, aws)  # v3 rejected too (worse)
-    ContractStore(aws.data_bucket).put(_contract(mode="manual"))
+    S3ContractStore(aws.data_bucket).put(_contract(mode="manual"))
     publish(aws, "logistic")
     evaluate(client, aws)  # v4 pending approval: may shadow
     records = holdout_records(n=5)

@@ -10,15 +10,15 @@ from chalice.test import Client
 
 from app import app
 from chalicelib import bootstrap
+from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.serving import predict
-from chalicelib.validation import ContractStore
 from tests.test_evaluator import DATASET, _contract, evaluate, publish
 from tests.test_predict import holdout_records, post
 
 
 @pytest.fixture(scope="module")
 def client(aws_module):
-    ContractStore(aws_module.data_bucket).put(_contract())
+    S3ContractStore(aws_module.data_bucket).put(_contract())
     with Client(app, stage_name="local") as c:
         publish(aws_module, "forest")
         evaluate(c, aws_module)  # v1 champion

@@ -16,11 +16,12 @@ import pytest
 from chalice.test import Client
 
 from app import app
+from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.training.policy import DatasetState, Trigger, decide
 from chalicelib.training.runs import RunsStore
 from chalicelib.training.settings import RetrainSettings
 from chalicelib.training.snapshot import data_hash
-from chalicelib.validation import Contract, ContractStore
+from chalicelib.validation import Contract
 from mlops.datasets import breast_cancer_contract, breast_cancer_rows, to_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
@@ -160,7 +161,7 @@ def pipeline(aws, monkeypatch):
         "model": {"family": "logistic_regression"},
         "retrain": {"min_new_rows": 100, "cooldown_minutes": 0},
     }
-    ContractStore(aws.data_bucket).put(Contract.parse(doc))
+    S3ContractStore(aws.data_bucket).put(Contract.parse(doc))
     launched: list[tuple[str, str]] = []
 
     def record(run_id, dataset, settings):
@@ -354,7 +355,7 @@ def test_a_users_own_dataset_with_categorical_columns_trains_end_to_end(aws, mon
     monkeypatch.setattr(
         "chalicelib.training.kickoff.launch", lambda r, d, s: launched.append((r, d)) or {"backend": "test"}
     )
-    ContractStore(aws.data_bucket).put(Contract.from_json((EXAMPLE / "contract.json").read_bytes()))
+    S3ContractStore(aws.data_bucket).put(Contract.from_json((EXAMPLE / "contract.json").read_bytes()))
     with Client(app, stage_name="local") as client:
         _validate(client, aws, "incoming/churn/2026-11-23.csv", (EXAMPLE / "churn.csv").read_bytes())
         assert _kickoff(client, aws, _retrain_messages(aws)) == {"batchItemFailures": []}

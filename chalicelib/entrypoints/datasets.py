@@ -6,6 +6,7 @@ from typing import Any
 
 from chalice.app import SQSEvent
 
+from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS
 from chalicelib.entrypoints.blueprint import Area, dataset_name, json_body
 from chalicelib.errors import InvalidInput, NotFound
@@ -23,14 +24,13 @@ def ingest_upload(event: SQSEvent) -> dict[str, Any]:
     """S3 notifications of uploads under incoming/ -> validation -> uploads ledger."""
     from chalicelib.ingest.handler import handle_ingest_batch
 
-    return handle_ingest_batch(event.to_dict(), event.context)
+    return handle_ingest_batch(event.to_dict(), event.context, bootstrap.ingest_once())
 
 
 @bp.route("/uploads/{upload_id}", methods=["GET"], authorizer=READS)
 def get_upload(upload_id: str) -> dict[str, Any]:
-    from chalicelib.ingest import UploadLedger
 
-    upload = UploadLedger(Settings.from_env().uploads_table).get(upload_id)
+    upload = bootstrap.uploads().get(upload_id)
     if upload is None:
         raise NotFound(f"no upload with id {upload_id!r}")
     return upload.as_item()
@@ -41,7 +41,8 @@ def get_upload(upload_id: str) -> dict[str, Any]:
 )
 def put_contract(name: str) -> dict[str, Any]:
     """Store a dataset's data contract; a broken contract is refused with the field named."""
-    from chalicelib.validation import Contract, ContractError, ContractStore
+    from chalicelib.validation import Contract, ContractError
+    from chalicelib.validation.service import store_contract
 
     dataset_name(name)
     document = json_body(bp)
@@ -51,8 +52,9 @@ def put_contract(name: str) -> dict[str, Any]:
         raise InvalidInput(f"invalid contract: {exc}") from exc
     if contract.dataset != name:
         raise InvalidInput(f"dataset: the contract is for {contract.dataset!r} but was sent to {name!r}")
+    bootstrap.contract_sections()
     try:
-        key = ContractStore(Settings.from_env().data_bucket).put(contract)
+        key = store_contract(bootstrap.contracts(), contract)
     except ContractError as exc:
         raise InvalidInput(f"invalid contract: {exc}") from exc
     return {"dataset": name, "version": contract.version, "key": key}
@@ -60,6 +62,5 @@ def put_contract(name: str) -> dict[str, Any]:
 
 @bp.route("/datasets/{name}/contract", methods=["GET"], authorizer=READS)
 def get_contract(name: str) -> dict[str, Any]:
-    from chalicelib.validation import ContractStore
 
-    return ContractStore(Settings.from_env().data_bucket).get(dataset_name(name)).to_dict()
+    return bootstrap.contracts().get(dataset_name(name)).to_dict()

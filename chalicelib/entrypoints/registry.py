@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chalice.app import SQSEvent
 
@@ -12,24 +12,8 @@ from chalicelib.entrypoints.blueprint import Area, json_body, model_name, versio
 from chalicelib.errors import InvalidInput
 from chalicelib.settings import Settings
 
-if TYPE_CHECKING:
-    from chalicelib.registry.ports import EvaluatorPorts
-
 bp = Area(__name__)
 settings = Settings.from_env()
-
-
-def evaluator_ports() -> EvaluatorPorts:
-    """What the evaluator reads and writes: this process's adapters."""
-    from chalicelib.registry.ports import EvaluatorPorts
-    from chalicelib.validation import ContractStore
-
-    return EvaluatorPorts(
-        registry=bootstrap.registry(),
-        artifacts=bootstrap.artifacts(),
-        contracts=ContractStore(bootstrap.settings().data_bucket),
-        notifier=bootstrap.notifier(),
-    )
 
 
 @bp.on_sqs_message(queue=settings.promotion_queue, batch_size=1, name="evaluate_candidate")
@@ -37,7 +21,7 @@ def evaluate_candidate(event: SQSEvent) -> dict[str, Any]:
     """Candidate manifests -> verify, register, score against the champion, gates, promote or not."""
     from chalicelib.registry.handler import handle_promotion_batch
 
-    return handle_promotion_batch(event.to_dict(), event.context, evaluator_ports())
+    return handle_promotion_batch(event.to_dict(), event.context, bootstrap.evaluator_ports())
 
 
 def _change_body() -> tuple[dict[str, Any], str]:

@@ -26,3 +26,7 @@ __all__ = [
     "TrainingSettings",
     "parse_training",
 ]
+
+from chalicelib.validation.sections import register_section
+
+register_section("training", TrainingSettings.from_contract)

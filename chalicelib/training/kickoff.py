@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import Settings
 from chalicelib.training.launch import launch
@@ -15,7 +16,7 @@ from chalicelib.training.policy import Decision, Trigger, decide
 from chalicelib.training.runs import RunsStore, now_iso, run_id_for
 from chalicelib.training.settings import TrainingSettings
 from chalicelib.training.snapshot import snapshot
-from chalicelib.validation import ContractError, ContractStore, NoContract
+from chalicelib.validation import ContractError, NoContract
 
 
 def handle_trigger(trigger: Trigger, now: datetime | None = None) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def handle_trigger(trigger: Trigger, now: datetime | None = None) -> dict[str, A
     now = now or datetime.now(UTC)
     store = RunsStore(settings.runs_table)
     try:
-        contract = ContractStore(settings.data_bucket).get(trigger.dataset)
+        contract = S3ContractStore(settings.data_bucket).get(trigger.dataset)
         training = TrainingSettings.from_contract(contract)
     except (NoContract, ContractError) as exc:
         return _outcome(trigger, Decision("skip", [f"cannot train {trigger.dataset!r}: {exc}"]))
@@ -119,14 +120,4 @@ def trigger_from_message(body: dict[str, Any]) -> Trigger:
 
 
 def datasets_with_contracts(bucket: str) -> list[str]:
-    from chalicelib.adapters import aws
-
-    names = []
-    for page in (
-        aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="contracts/")
-    ):
-        for entry in page.get("Contents", []):
-            key = entry["Key"]
-            if key.endswith(".json"):
-                names.append(key[len("contracts/") : -len(".json")])
-    return names
+    return S3ContractStore(bucket).datasets()

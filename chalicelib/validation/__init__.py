@@ -3,7 +3,7 @@
 from chalicelib.validation.contract import Column, Contract, DriftThresholds, FileFormat, Limits
 from chalicelib.validation.exceptions import ContractError, NoContract
 from chalicelib.validation.issues import CODES
-from chalicelib.validation.store import ContractStore
+from chalicelib.validation.ports import ContractStore
 from chalicelib.validation.validator import ValidationResult, validate_stream
 
 __all__ = [

@@ -28,11 +28,12 @@ import numpy as np
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
+from chalicelib.adapters.aws.contracts import S3ContractStore
+from chalicelib.adapters.aws.tagging import tags
 from chalicelib.settings import Settings
 from chalicelib.training.runs import RunsStore, now_iso
 from chalicelib.training.settings import TrainingSettings
-from chalicelib.validation import Contract, ContractStore
-from chalicelib.validation.store import tags
+from chalicelib.validation import Contract
 
 from .core import check_parity, export_onnx, input_schema, model_card, train
 from .pipeline import BOOLEAN
@@ -103,7 +104,7 @@ def run_training(
     run = RunsStore(settings.runs_table).get_run(run_id)
     if run is None:
         raise RunFailed(f"no run record {run_id}")
-    contract = ContractStore(settings.data_bucket).get(dataset)
+    contract = S3ContractStore(settings.data_bucket).get(dataset)
     training = TrainingSettings.from_contract(contract)
     data_manifest = json.loads(
         s3.get_object(Bucket=settings.data_bucket, Key=run["data_manifest_key"])["Body"].read()

@@ -155,8 +155,9 @@ def cmd_env() -> int:
 
 
 def cmd_contract(action: str, path: str | None, dataset: str | None) -> int:
-    from chalicelib.settings import Settings
-    from chalicelib.validation import Contract, ContractError, ContractStore, NoContract
+    from chalicelib import bootstrap
+    from chalicelib.validation import Contract, ContractError, NoContract
+    from chalicelib.validation.service import store_contract
     from mlops.localcloud import connect
 
     if action == "put":
@@ -170,8 +171,9 @@ def cmd_contract(action: str, path: str | None, dataset: str | None) -> int:
             print(f"mlops contract put: {path} is not a valid contract: {exc}", file=sys.stderr)
             return 2
         connect()
+        bootstrap.contract_sections()
         try:
-            key = ContractStore(Settings.from_env().data_bucket).put(contract)
+            key = store_contract(bootstrap.contracts(), contract)
         except ContractError as exc:
             print(f"mlops contract put: {path} is not a valid contract: {exc}", file=sys.stderr)
             return 2
@@ -180,7 +182,7 @@ def cmd_contract(action: str, path: str | None, dataset: str | None) -> int:
     assert dataset is not None
     connect()
     try:
-        print(ContractStore(Settings.from_env().data_bucket).get(dataset).to_json(), end="")
+        print(bootstrap.contracts().get(dataset).to_json(), end="")
     except NoContract as exc:
         print(f"mlops contract get: {exc}", file=sys.stderr)
         return 1

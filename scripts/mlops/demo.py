@@ -95,12 +95,13 @@ def run_demo(verbose: bool = False) -> int:
     with cloud:
         import boto3
 
-        from chalicelib.ingest import UploadLedger, upload_id_for
+        from chalicelib import bootstrap
+        from chalicelib.ingest import upload_id_for
         from chalicelib.settings import Settings
 
         settings = Settings.from_env()
         s3, sqs = boto3.client("s3"), boto3.client("sqs")
-        ledger = UploadLedger(settings.uploads_table)
+        ledger, outputs = bootstrap.uploads(), bootstrap.validation_store()
         api = cloud.api_url
         print(f"   endpoint {cloud.endpoint}, API {api}, up in {time.monotonic() - started:.1f}s")
         demo.check(
@@ -163,7 +164,7 @@ def run_demo(verbose: bool = False) -> int:
         if not demo.check(bool(entries), "every upload reached ingest_upload and the ledger"):
             return _finish(demo)
         by_key = {e.key: e for e in entries}
-        _print_table(s3, settings.data_bucket, entries)
+        _print_table(outputs, entries)
         days = list(plan)
         demo.check(all(by_key[k].status == "valid" for k in days[:3]), "the three good days are valid")
         demo.check(by_key[days[0]].drift == "reference", "the first valid upload became the drift reference")
@@ -188,7 +189,7 @@ def run_demo(verbose: bool = False) -> int:
         )
 
         demo.step("What the malformed file's report says (values of confidential columns are masked)")
-        report = json.loads(s3.get_object(Bucket=settings.data_bucket, Key=bad.report_key)["Body"].read())
+        report = outputs.get_json(bad.report_key)
         for issue in report["issues"]:
             print(
                 f"   {issue['code']:<20} column {issue['column']!s:<16} x{issue['count']:<3} row {issue['row']!s:<4} {issue['message'][:70]}"
@@ -205,9 +206,7 @@ def run_demo(verbose: bool = False) -> int:
         demo.check(not leaked, "no value of a confidential column appears in the report")
 
         demo.step("The drift report of the drifted day")
-        drift_report = json.loads(
-            s3.get_object(Bucket=settings.data_bucket, Key=by_key[days[4]].report_key)["Body"].read()
-        )["drift"]
+        drift_report = outputs.get_json(by_key[days[4]].report_key)["drift"]
         print(
             f"   verdict {drift_report['verdict']}: {len(drift_report['drifted_features'])} of {len(drift_report['features'])} features drifted (threshold {drift_report['threshold']:.0%})"
         )
@@ -648,10 +647,10 @@ def _follow_run(
     return run if ok else None
 
 
-def _print_table(s3: Any, bucket: str, entries: list[Any]) -> None:
+def _print_table(outputs: Any, entries: list[Any]) -> None:
     print(f"\n   {'file':<34}{'status':<9}{'rows':>5}  {'drift':<10}top issues")
     for e in sorted(entries, key=lambda e: e.key):
-        report = json.loads(s3.get_object(Bucket=bucket, Key=e.report_key)["Body"].read())
+        report = outputs.get_json(e.report_key)
         top = ", ".join(f"{i['code']} x{i['count']}" for i in report["issues"][:3]) or "-"
         print(f"   {e.key.rsplit('/', 1)[-1]:<34}{e.status:<9}{e.rows or 0:>5}  {e.drift or '-':<10}{top}")
     print()

@@ -119,9 +119,9 @@ class LocalCloud:
 
         import boto3
 
-        from chalicelib.adapters import aws
+        from chalicelib import bootstrap
 
-        aws.reset_clients()
+        bootstrap.reset()  # the adapters wired so far point elsewhere
         session = boto3.session.Session()
         env = config["environment_variables"]
         # moto prints and warns about the one resource it skips (the SQS queue policy).

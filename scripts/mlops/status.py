@@ -30,7 +30,7 @@ def print_status(stage: str = "local") -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from chalicelib.ingest import UploadLedger
+    from chalicelib import bootstrap
     from chalicelib.settings import Settings
     from mlops.cfn import stack_name
 
@@ -61,7 +61,7 @@ def print_status(stage: str = "local") -> int:
         flag = "   <- messages in the DLQ need a look" if dlq else ""
         print(f"{name:<42}{visible:>8}{in_flight:>10}{dlq:>6}{flag}")
 
-    uploads = UploadLedger(settings.uploads_table).scan()
+    uploads = bootstrap.uploads().scan()
     print(f"\nuploads ledger: {len(uploads)} upload(s)")
     for u in uploads[-10:]:
         sha = (u.sha256 or "-")[:12]

@@ -1,0 +1,46 @@
+"""The uploads ledger in memory: create-only entries and content claims, one lock.
+
+Entries are kept as the item a table would hold and read back as a new ``Upload``, so a caller
+never shares state with the ledger.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+from chalicelib.ingest.uploads import Upload
+
+
+class MemoryUploadLedger:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, dict[str, Any]] = {}
+        self._claims: dict[tuple[str, str], str] = {}
+
+    def record(self, upload: Upload) -> bool:
+        with self._lock:
+            if upload.upload_id in self._items:
+                return False
+            self._items[upload.upload_id] = upload.as_item()
+            return True
+
+    def claim_content(self, dataset: str, sha256: str, upload_id: str) -> str:
+        with self._lock:
+            return self._claims.setdefault((dataset, sha256), upload_id)
+
+    def get(self, upload_id: str) -> Upload | None:
+        with self._lock:
+            item = self._items.get(upload_id)
+        return _upload(item) if item is not None else None
+
+    def scan(self) -> list[Upload]:
+        with self._lock:
+            items = list(self._items.values())
+        uploads = [_upload(item) for item in items]
+        return sorted(uploads, key=lambda u: (u.recorded_at, u.key))
+
+
+def _upload(item: dict[str, Any]) -> Upload:
+    return Upload.from_item(copy.deepcopy(item))

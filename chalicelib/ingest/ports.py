@@ -1,0 +1,63 @@
+"""What the ingest stage needs from the outside: the uploaded bytes and the uploads ledger.
+
+AWS implementations live in ``chalicelib.adapters.aws``, in-memory ones in
+``chalicelib.adapters.memory``; one contract suite per port (tests/adapters) runs against both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from chalicelib.ingest.uploads import Upload
+
+
+class Body(Protocol):
+    """An opened object's bytes, read as a stream."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OpenedUpload:
+    body: Body
+    version_id: str | None  # the version read (from the notification, or from the read itself)
+    size: int  # bytes
+
+
+class UploadSource(Protocol):
+    """Where uploads are read from."""
+
+    def open(self, bucket: str, key: str, version_id: str | None, etag: str) -> OpenedUpload:
+        """Open the notified object version for streaming. Raises ObjectGone if it no longer exists.
+
+        Without a version id, the ETag makes sure the bytes read are the ones notified, not a later
+        overwrite (an overwritten object is gone as far as this notification is concerned).
+        """
+        ...
+
+
+class UploadLedger(Protocol):
+    """One entry per upload, written create-only; plus which upload first brought which bytes."""
+
+    def record(self, upload: Upload) -> bool:
+        """Write the entry unless one with its id exists. True if this call created it."""
+        ...
+
+    def claim_content(self, dataset: str, sha256: str, upload_id: str) -> str:
+        """Record that these bytes arrived for this dataset; the id of the first upload that had them.
+
+        A second upload of identical bytes gets the first one's id back; a retry of the same upload
+        gets its own id back.
+        """
+        ...
+
+    def get(self, upload_id: str) -> Upload | None:
+        """The entry (None if the upload was not recorded)."""
+        ...
+
+    def scan(self) -> list[Upload]:
+        """Every entry, oldest recorded first (for the CLI and the demo; the ledger is small)."""
+        ...

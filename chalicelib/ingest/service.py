@@ -1,0 +1,185 @@
+"""Ingesting one upload: read it once, validate it, publish the outputs, record it in the ledger.
+
+    notification ──> open the notified version ──(gone)──> ledger: missing
+                        │ already in the ledger ──> answered "recorded" (a late duplicate)
+                        │ not under incoming/<dataset>/ ──> ledger: unroutable
+                        │ validate while hashing ──> bytes an earlier upload brought? ──> ledger: duplicate
+                        └──> publish (report, copy, reference, announcement) ──> ledger: valid / invalid
+
+The ledger entry is written last and create-only: a crash before it leaves nothing recorded, so the
+retry does the work again (every output key derives from the upload id), and a redelivery after it
+is absorbed. Counts and codes are logged, never values of the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib.ingest.exceptions import ObjectGone
+from chalicelib.ingest.ports import Body, OpenedUpload, UploadLedger, UploadSource
+from chalicelib.ingest.uploads import Upload, dataset_of, upload_id_for
+from chalicelib.observability import logger, metrics
+from chalicelib.s3events import ObjectCreated
+from chalicelib.timeutil import now_iso
+from chalicelib.validation.layout import SourceObject
+from chalicelib.validation.service import HashingReader, Outcome, ValidationPorts, publish, validate_upload
+
+
+@dataclass(frozen=True)
+class IngestPorts:
+    ledger: UploadLedger
+    source: UploadSource
+    validation: ValidationPorts
+
+
+def ingest(notification: dict[str, Any], ports: IngestPorts) -> dict[str, Any]:
+    """Validate one upload and record it in the ledger (create-only, written last).
+
+    Returns the upload id, whether this call created the ledger entry, and the status.
+    """
+    event = ObjectCreated(
+        **{k: v for k, v in notification.items() if k in ObjectCreated.__dataclass_fields__}
+    )
+    try:
+        opened = ports.source.open(event.bucket, event.key, event.version_id, event.etag)
+    except ObjectGone as exc:
+        gone = _entry(event, event.version_id, event.size)
+        return _record(
+            ports.ledger,
+            replace(gone, status="missing", problem=f"object was gone before it could be read: {exc}"),
+        )
+    entry = _entry(event, opened.version_id, opened.size)
+    logger.thread_safe_append_keys(upload_id=entry.upload_id)
+    try:
+        return _record(ports.ledger, _process(entry, opened, ports))
+    finally:
+        logger.thread_safe_remove_keys(["upload_id"])
+
+
+def _process(entry: Upload, opened: OpenedUpload, ports: IngestPorts) -> Upload:
+    """The ledger entry this upload gets (the bytes are read here, once)."""
+    if ports.ledger.get(entry.upload_id) is not None:  # done before: a late duplicate of a finished upload
+        opened.body.close()
+        return replace(entry, status="recorded")
+    if entry.dataset is None:
+        _, problem = dataset_of(entry.key)
+        return replace(entry, sha256=_hash_all(opened.body), status="unroutable", problem=problem)
+    outcome, sha256 = _validate(opened, entry.dataset, ports.validation)
+    first = ports.ledger.claim_content(entry.dataset, sha256, entry.upload_id) if sha256 else entry.upload_id
+    if first != entry.upload_id:
+        return replace(
+            entry,
+            sha256=sha256,
+            status="duplicate",
+            duplicate_of=first,
+            problem=f"identical bytes to upload {first}",
+        )
+    return _publish(replace(entry, sha256=sha256), outcome, ports.validation)
+
+
+def _publish(entry: Upload, outcome: Outcome, ports: ValidationPorts) -> Upload:
+    """Write the outputs of a first upload of these bytes; its entry says where they went."""
+    assert entry.dataset is not None
+    source = SourceObject(entry.bucket, entry.key, entry.version_id)
+    published = publish(
+        outcome,
+        dataset=entry.dataset,
+        upload_id=entry.upload_id,
+        source=source,
+        sha256=entry.sha256,
+        ports=ports,
+    )
+    _count(outcome)
+    return replace(
+        entry,
+        status=outcome.status,
+        rows=outcome.rows,
+        report_key=published.report_key,
+        output_key=published.output_key,
+        issue_codes=sorted({i["code"] for i in outcome.issues}),
+        drift=outcome.drift,
+    )
+
+
+def _entry(event: ObjectCreated, version_id: str | None, size: int) -> Upload:
+    """The ledger entry's identity: the status and what was found are filled in by the steps."""
+    dataset, _ = dataset_of(event.key)
+    return Upload(
+        upload_id=upload_id_for(event.bucket, event.key, version_id or event.etag),
+        bucket=event.bucket,
+        key=event.key,
+        dataset=dataset,
+        version_id=version_id,
+        etag=event.etag,
+        size=size,
+        sha256=None,
+        event_time=event.event_time,
+        recorded_at="",  # stamped when recorded
+        status="received",
+    )
+
+
+def _validate(opened: OpenedUpload, dataset: str, ports: ValidationPorts) -> tuple[Outcome, str | None]:
+    """Validate while hashing. The hash covers every byte, even when validation stopped early; an
+    upload refused as too large is not read to its end, so it has no hash."""
+    reader = HashingReader(opened.body)
+    try:
+        outcome = validate_upload(reader, dataset, opened.size, ports)
+        if any(i["code"] == "FILE_TOO_LARGE" for i in outcome.issues):
+            return outcome, None
+        reader.drain()
+        return outcome, reader.hexdigest()
+    finally:
+        opened.body.close()
+
+
+def _hash_all(body: Body) -> str:
+    reader = HashingReader(body)
+    try:
+        reader.drain()
+    finally:
+        body.close()
+    return reader.hexdigest()
+
+
+def _count(outcome: Outcome) -> None:
+    valid = outcome.status == "valid"
+    metrics.add_metric(name="UploadsValid" if valid else "UploadsQuarantined", unit=MetricUnit.Count, value=1)
+    if outcome.drift == "drifted":
+        metrics.add_metric(name="UploadsDrifted", unit=MetricUnit.Count, value=1)
+
+
+def _record(ledger: UploadLedger, upload: Upload) -> dict[str, Any]:
+    """Write the ledger entry (create-only), count and log it; the answer ``ingest`` returns."""
+    upload = replace(upload, recorded_at=now_iso())
+    created = ledger.record(upload)
+    if created:
+        metrics.add_metric(name="UploadsRecorded", unit=MetricUnit.Count, value=1)
+        # Keys, counts and codes only: values of the data never reach the logs.
+        logger.info(
+            "upload recorded",
+            extra={
+                "upload_id": upload.upload_id,
+                "dataset": upload.dataset,
+                "key": upload.key,
+                "size": upload.size,
+                "status": upload.status,
+                "rows": upload.rows,
+                "issue_codes": upload.issue_codes,
+                "drift": upload.drift,
+                "problem": upload.problem,
+            },
+        )
+    else:
+        metrics.add_metric(name="DuplicateUploadEvents", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "duplicate upload event absorbed", extra={"upload_id": upload.upload_id, "key": upload.key}
+        )
+    return {
+        "upload_id": upload.upload_id,
+        "created": created,
+        "status": upload.status if created else "recorded",
+    }

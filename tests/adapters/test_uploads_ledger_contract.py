@@ -1,0 +1,124 @@
+"""The uploads ledger port: one suite, run against the in-memory and the DynamoDB (moto)
+implementation. The create-only writes are what keeps a redelivered upload single, so they are
+also raced (moto gets DynamoDB's atomicity from the ``atomic_writes`` fixture)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.memory.uploads_ledger import MemoryUploadLedger
+from chalicelib.ingest.ports import UploadLedger
+from chalicelib.ingest.uploads import Upload
+
+
+@pytest.fixture(params=["memory", "moto"])
+def ledger(request: pytest.FixtureRequest) -> UploadLedger:
+    if request.param == "memory":
+        return MemoryUploadLedger()
+    from chalicelib.adapters.aws.uploads_ledger import DynamoUploadLedger
+
+    request.getfixturevalue("atomic_writes")
+    return DynamoUploadLedger(request.getfixturevalue("aws_module").uploads_table)
+
+
+def upload(
+    status: str = "valid", recorded_at: str = "2026-11-30T12:00:00.000+00:00", **fields: Any
+) -> Upload:
+    """An entry with an id of its own (the moto table is shared by the module's tests)."""
+    upload_id = uuid.uuid4().hex[:24]
+    base = Upload(
+        upload_id=upload_id,
+        bucket="data",
+        key=f"incoming/iris/{upload_id}.csv",
+        dataset="iris",
+        version_id="v1",
+        etag="e" * 32,
+        size=1234,
+        sha256="a" * 64,
+        event_time="2026-11-30T11:59:59.000Z",
+        recorded_at=recorded_at,
+        status=status,
+    )
+    return replace(base, **fields)
+
+
+def test_the_first_record_creates_the_entry_and_it_reads_back_equal(ledger: UploadLedger) -> None:
+    entry = upload(rows=150, report_key="reports/iris/x.json", issue_codes=["A", "B"], drift="reference")
+    assert ledger.record(entry) is True
+    assert ledger.get(entry.upload_id) == entry
+
+
+def test_optional_fields_left_out_read_back_as_none(ledger: UploadLedger) -> None:
+    entry = upload(status="missing", dataset=None, sha256=None, version_id=None, problem="gone")
+    ledger.record(entry)
+    assert ledger.get(entry.upload_id) == entry
+
+
+def test_recording_the_same_upload_again_changes_nothing(ledger: UploadLedger) -> None:
+    entry = upload()
+    ledger.record(entry)
+    assert ledger.record(replace(entry, status="invalid", rows=9)) is False
+    assert ledger.get(entry.upload_id) == entry
+
+
+def test_an_unknown_upload_is_none(ledger: UploadLedger) -> None:
+    assert ledger.get(uuid.uuid4().hex[:24]) is None
+
+
+def test_the_first_upload_of_some_bytes_owns_them(ledger: UploadLedger) -> None:
+    sha = uuid.uuid4().hex * 2
+    assert ledger.claim_content("iris", sha, "first") == "first"
+    assert ledger.claim_content("iris", sha, "second") == "first"
+    assert ledger.claim_content("iris", sha, "first") == "first"  # a retry of the first gets its own id
+    assert ledger.claim_content("other", sha, "third") == "third"  # per dataset
+
+
+def test_scan_lists_the_entries_oldest_first_then_by_key_without_the_content_claims(
+    ledger: UploadLedger,
+) -> None:
+    at = "2026-11-30T12:00:0{}.000+00:00".format
+    later = upload(recorded_at=at(2), key="incoming/iris/a.csv")
+    b_file = upload(recorded_at=at(1), key="incoming/iris/b.csv")
+    a_file = upload(recorded_at=at(1), key="incoming/iris/a.csv")
+    for entry in (later, b_file, a_file):
+        ledger.record(entry)
+    ledger.claim_content("iris", uuid.uuid4().hex * 2, later.upload_id)
+    ours = {later.upload_id, b_file.upload_id, a_file.upload_id}
+    scanned = ledger.scan()
+    assert [u.upload_id for u in scanned if u.upload_id in ours] == [
+        a_file.upload_id,
+        b_file.upload_id,
+        later.upload_id,
+    ]
+    assert all(not u.upload_id.startswith("content#") for u in scanned)
+
+
+def race(calls: int, call: Callable[[int], Any]) -> list[Any]:
+    start = threading.Barrier(calls)
+
+    def run(i: int) -> Any:
+        start.wait()
+        return call(i)
+
+    with ThreadPoolExecutor(calls) as pool:
+        return list(pool.map(run, range(calls)))
+
+
+def test_racing_records_of_one_upload_create_it_once(ledger: UploadLedger) -> None:
+    entry = upload()
+    created = race(8, lambda i: ledger.record(replace(entry, rows=i)))
+    assert created.count(True) == 1
+    assert ledger.get(entry.upload_id).rows == created.index(True)
+
+
+def test_racing_claims_of_the_same_bytes_agree_on_one_first_upload(ledger: UploadLedger) -> None:
+    sha = uuid.uuid4().hex * 2
+    firsts = race(8, lambda i: ledger.claim_content("iris", sha, f"upload-{i}"))
+    assert len(set(firsts)) == 1 and firsts[0] in {f"upload-{i}" for i in range(8)}

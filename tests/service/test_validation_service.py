@@ -1,0 +1,260 @@
+"""The validation service on in-memory adapters: storing contracts (with the sections later stages
+own), validating an upload, and what publishing writes and announces. No AWS, no moto."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.validation import Contract, ContractError
+from chalicelib.validation.layout import SourceObject
+from chalicelib.validation.sections import check_sections, register_section, registered
+from chalicelib.validation.service import Published, publish, store_contract, validate_upload
+from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, to_csv
+from tests.service.world import BUCKET, World
+
+DATASET = "breast_cancer"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def contract_doc() -> dict[str, Any]:
+    return breast_cancer_contract()
+
+
+@pytest.fixture(scope="module")
+def days() -> tuple[list[str], list[list[str]]]:
+    return breast_cancer_rows()
+
+
+@pytest.fixture
+def world(contract_doc: dict[str, Any]) -> World:
+    world = World()
+    world.contracts.put(Contract.parse(contract_doc))
+    return world
+
+
+def validate(world: World, key: str, data: bytes, upload_id: str = "u1") -> tuple[Any, Published]:
+    """Validate and publish one upload, as ingest does."""
+    notification = world.put(key, data)
+    opened = world.source.open(BUCKET, key, notification["version_id"], notification["etag"])
+    dataset = key.split("/")[1]
+    outcome = validate_upload(opened.body, dataset, opened.size, world.validation)
+    source = SourceObject(BUCKET, key, opened.version_id)
+    return outcome, publish(
+        outcome, dataset=dataset, upload_id=upload_id, source=source, sha256="f" * 64, ports=world.validation
+    )
+
+
+def codes(outcome: Any) -> list[str]:
+    return sorted({i["code"] for i in outcome.issues})
+
+
+# --- storing a contract ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sections() -> None:
+    """The checks training and the registry register when imported (as bootstrap imports them)."""
+    from chalicelib import bootstrap
+
+    bootstrap.contract_sections()
+
+
+def test_a_contract_with_good_sections_is_stored(
+    world: World, contract_doc: dict[str, Any], sections: None
+) -> None:
+    doc = {**contract_doc, "version": 2, "promotion": {"mode": "manual"}}
+    assert store_contract(world.contracts, Contract.parse(doc)) == f"contracts/{DATASET}.json"
+    assert world.contracts.get(DATASET).version == 2
+
+
+@pytest.mark.parametrize(
+    "section, value, field",
+    [
+        (
+            "training",
+            {"model": {"family": "random_forest", "params": {"max_dept": 5}}},
+            "training.model.params",
+        ),
+        ("promotion", {"mode": "sometimes"}, "promotion.mode"),
+    ],
+)
+def test_a_broken_section_of_a_later_stage_is_refused_naming_the_field_and_nothing_is_stored(
+    world: World, contract_doc: dict[str, Any], sections: None, section: str, value: Any, field: str
+) -> None:
+    doc = {**contract_doc, "version": 2, section: value}
+    with pytest.raises(ContractError, match=field.replace(".", r"\.")):
+        store_contract(world.contracts, Contract.parse(doc))
+    assert world.contracts.get(DATASET).version == 1
+
+
+def test_a_section_check_runs_for_every_contract_stored(
+    world: World, contract_doc: dict[str, Any], monkeypatch
+) -> None:
+    from chalicelib.validation import sections as registry
+
+    monkeypatch.setattr(registry, "_CHECKS", {})
+    seen: list[str] = []
+    register_section("serving", lambda contract: seen.append(contract.dataset))
+    store_contract(world.contracts, Contract.parse(contract_doc))
+    check_sections(Contract.parse(contract_doc))
+    assert seen == [DATASET, DATASET] and registered() == ["serving"]
+
+
+def test_only_a_known_section_can_have_a_check() -> None:
+    with pytest.raises(ValueError, match="not a contract section"):
+        register_section("trainig", lambda contract: None)
+
+
+def test_the_wiring_registers_the_training_and_promotion_checks_in_a_fresh_process() -> None:
+    """Validation imports neither stage: the registrations come from bootstrap importing them."""
+    code = (
+        "import json\n"
+        "from chalicelib.validation import sections\n"
+        "before = sections.registered()\n"
+        "from chalicelib import bootstrap\n"
+        "bootstrap.contract_sections()\n"
+        "print(json.dumps([before, sections.registered()]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env
+    )
+    before, after = json.loads(run.stdout)
+    assert before == [] and sorted(after) == ["promotion", "training"]
+
+
+@pytest.mark.parametrize(
+    "section, value, field",
+    [
+        (
+            "training",
+            {"model": {"family": "random_forest", "params": {"max_dept": 5}}},
+            "training.model.params",
+        ),
+        ("promotion", {"mode": "sometimes"}, "promotion.mode"),
+    ],
+)
+def test_the_cli_refuses_a_contract_with_a_broken_section_naming_the_field(
+    world: World, contract_doc: dict[str, Any], tmp_path: Path, monkeypatch, capsys, section, value, field
+) -> None:
+    from chalicelib import bootstrap
+    from mlops.cli import main
+
+    monkeypatch.setattr("mlops.localcloud.connect", lambda stage="local": "memory")
+    monkeypatch.setattr(bootstrap, "contracts", lambda: world.contracts)
+    path = tmp_path / "contract.json"
+    path.write_text(json.dumps({**contract_doc, "version": 2, section: value}))
+    assert main(["contract", "put", str(path)]) == 2
+    assert field in capsys.readouterr().err
+    assert world.contracts.get(DATASET).version == 1
+    path.write_text(json.dumps({**contract_doc, "version": 2}))
+    assert main(["contract", "put", str(path)]) == 0
+    assert world.contracts.get(DATASET).version == 2
+
+
+# --- validating and publishing an upload ------------------------------------------------------------
+
+
+def test_valid_upload_is_copied_to_validated_with_lineage_tags_and_announced(world: World, days) -> None:
+    header, rows = days
+    key = f"incoming/{DATASET}/d1.csv"
+    outcome, published = validate(world, key, to_csv(header, rows[:100]))
+    assert outcome.status == "valid" and outcome.rows == 100
+    assert published.output_key == f"validated/{DATASET}/u1.csv"
+    copied = world.objects.get(BUCKET, published.output_key)
+    assert copied is not None and copied.body == to_csv(header, rows[:100])
+    assert copied.metadata["source-key"] == key and copied.metadata["sha256"] == "f" * 64
+    assert world.tags(published.output_key) == {
+        "dataset": DATASET,
+        "classification": "confidential",
+        "stage": "validated",
+    }
+    report = world.json(f"reports/{DATASET}/u1.json")
+    assert report["status"] == "valid" and report["source"]["sha256"] == "f" * 64
+    assert report["validated_key"] == published.output_key
+    assert world.tags(published.report_key)["stage"] == "report"
+    (message,) = world.queue.receive()
+    assert message["event"] == "data.validated" and message["upload_id"] == "u1" and message["rows"] == 100
+    assert published.announced
+
+
+def test_invalid_upload_is_quarantined_with_the_report_beside_it_and_not_announced(
+    world: World, days
+) -> None:
+    header, rows = days
+    bad = [list(r) for r in rows[:60]]
+    bad[5][-1] = "7"
+    outcome, published = validate(world, f"incoming/{DATASET}/bad.csv", to_csv(header, bad))
+    assert outcome.status == "invalid" and codes(outcome) == ["NOT_ALLOWED_VALUE"]
+    folder = f"quarantine/{DATASET}/u1"
+    assert published.output_key == f"{folder}/bad.csv"
+    beside = world.json(f"{folder}/report.json")
+    assert beside["issues"][0]["code"] == "NOT_ALLOWED_VALUE" and beside["issues"][0]["row"] == 6
+    assert world.tags(published.output_key)["stage"] == "quarantine"
+    assert world.json(published.report_key)["quarantine_key"] == published.output_key
+    assert world.queue.receive() == [] and not published.announced
+    assert world.keys("validated/") == []
+
+
+def test_original_upload_is_never_modified_or_deleted(world: World, days) -> None:
+    header, rows = days
+    data = to_csv(header, rows[:3])  # too few rows: quarantined
+    key = f"incoming/{DATASET}/small.csv"
+    outcome, _ = validate(world, key, data)
+    assert outcome.status == "invalid" and "TOO_FEW_ROWS" in codes(outcome)
+    assert len(world.objects.version_ids(BUCKET, key)) == 1
+    original = world.objects.get(BUCKET, key)
+    assert original is not None and original.body == data and original.metadata == {} and original.tags == {}
+
+
+def test_upload_without_a_contract_is_quarantined_with_no_contract(world: World) -> None:
+    outcome, published = validate(world, "incoming/unknown_set/x.csv", b"a,b\n1,2\n")
+    assert outcome.status == "invalid" and codes(outcome) == ["NO_CONTRACT"]
+    fix = world.json(published.report_key)["issues"][0]["fix"]
+    assert "mlops contract put contract.json" in fix and "PUT /datasets/unknown_set/contract" in fix
+    # Without a contract nothing says how sensitive the data is: assume confidential.
+    assert world.tags(published.output_key)["classification"] == "confidential"
+
+
+def test_first_valid_upload_becomes_the_reference_and_later_ones_are_compared(world: World, days) -> None:
+    header, rows = days
+    first, published = validate(world, f"incoming/{DATASET}/d1.csv", to_csv(header, rows[:150]), "u1")
+    assert first.drift == "reference" and published.became_reference
+    reference = world.outputs.reference(DATASET)
+    assert reference is not None and reference["rows"] == 150 and "mean_radius" in reference["columns"]
+    stable, published = validate(world, f"incoming/{DATASET}/d2.csv", to_csv(header, rows[150:300]), "u2")
+    assert stable.drift == "stable" and not published.became_reference
+    moved, _ = validate(
+        world, f"incoming/{DATASET}/d3.csv", to_csv(header, drifted(header, rows[300:450])), "u3"
+    )
+    assert moved.status == "valid" and moved.drift == "drifted"
+    assert world.outputs.reference(DATASET)["rows"] == 150  # the reference did not move
+    messages = {m["upload_id"]: m for m in world.queue.receive()}
+    assert messages["u3"]["drift"] == "drifted" and messages["u3"]["drifted_features"]
+
+
+def test_publishing_the_same_upload_again_rewrites_the_same_objects(world: World, days) -> None:
+    """A retried invocation adds nothing: every key derives from the upload id."""
+    header, rows = days
+    validate(world, f"incoming/{DATASET}/d1.csv", to_csv(header, rows[:100]))
+    before = world.keys("")
+    validate(world, f"incoming/{DATASET}/d1.csv", to_csv(header, rows[:100]))
+    assert world.keys("") == before
+
+
+def test_reports_hold_no_value_of_a_confidential_column(world: World, days) -> None:
+    header, rows = days
+    bad = [list(r) for r in rows[:60]]
+    bad[2][3] = "123456.789"  # a confidential measurement out of range
+    outcome, published = validate(world, f"incoming/{DATASET}/leak.csv", to_csv(header, bad))
+    assert "OUT_OF_RANGE" in codes(outcome)
+    assert "123456.789" not in json.dumps(world.json(published.report_key))
+    assert world.tags(published.report_key)["classification"] == "confidential"
