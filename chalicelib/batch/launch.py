@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.adapters import aws
-from chalicelib.settings import Settings
-from chalicelib.training.batch import job_name
+from chalicelib.settings import Settings, job_name
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_MAX_WORKERS = 4
@@ -45,7 +44,7 @@ def start_workers(job_id: str, workers: int, settings: Settings) -> dict[str, An
 
 def submit_array_job(job_id: str, workers: int, settings: Settings) -> dict[str, Any]:
     args: dict[str, Any] = {
-        "jobName": job_name("score", job_id).replace("train-", "batch-", 1),
+        "jobName": job_name("batch", "score", job_id),
         "jobQueue": settings.spot_job_queue,
         "jobDefinition": settings.batch_scoring_job_definition,
         "parameters": {"job_id": job_id},

@@ -50,6 +50,21 @@ class ContractStore:
             raise
         return Contract.from_json(body)
 
+    def datasets(self) -> list[str]:
+        """The names of every dataset with a stored contract."""
+        names = []
+        pages = (
+            aws.client("s3")
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix="contracts/")
+        )
+        for page in pages:
+            for entry in page.get("Contents", []):
+                key = entry["Key"]
+                if key.endswith(".json"):
+                    names.append(key[len("contracts/") : -len(".json")])
+        return names
+
     def put(self, contract: Contract) -> str:
         """Check the later stages' sections, then store the contract (the bucket is versioned:
         earlier versions stay). Returns the key. Raises ContractError naming the field."""
