@@ -14,8 +14,8 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.adapters import aws as aws_clients
-from chalicelib.settings import MAX_JOB_NAME, Settings, job_name
 from chalicelib.adapters.aws.training_launcher import BatchTrainingLauncher
+from chalicelib.settings import MAX_JOB_NAME, Settings, job_name
 from mlops.cfn import deploy_stage, load_template
 
 

@@ -1,12 +1,13 @@
-"""Retraining: the policy (pure), the single-flight lock, the data manifest, the kickoff function,
+"""Retraining: the policy (pure), the data manifest, the kickoff function wired to validated data,
 the training job publishing a candidate, retries, and the API. In-process moto throughout; the
-local subprocess backend is exercised by the demo and the end-to-end test."""
+local subprocess backend is exercised by the demo and the end-to-end test. (The kickoff's logic is
+tested on in-memory adapters in tests/service/test_training_service.py, the runs store's lock in
+tests/adapters/test_runs_store_contract.py.)"""
 
 from __future__ import annotations
 
 import json
 import sys
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,9 +17,9 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.training.policy import DatasetState, Trigger, decide
 from chalicelib.adapters.aws.runs import DynamoRunsStore
 from chalicelib.adapters.memory.training_launcher import RecordingLauncher
+from chalicelib.training.policy import DatasetState, Trigger, decide
 from chalicelib.training.settings import RetrainSettings
 from chalicelib.training.snapshot import data_hash
 from chalicelib.validation import Contract, ContractStore
@@ -100,56 +101,6 @@ def test_data_hash_identifies_the_data_not_the_listing_order():
     assert data_hash("d", objects) != data_hash("e", objects)
 
 
-# --- the lock ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def atomic_items(monkeypatch):
-    """DynamoDB applies each conditional write atomically; in-process moto does not serialise
-    concurrent requests, so give its item writes the atomicity the real service guarantees."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    for name in ("update_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
-def test_single_flight_lock_under_concurrent_triggers(aws, atomic_items):
-    store = DynamoRunsStore(aws.runs_table)
-    results: list[bool] = []
-    barrier = threading.Barrier(8)
-
-    def contend(i: int) -> None:
-        barrier.wait()
-        results.append(store.try_lock("d", f"run-{i}", NOW))
-
-    threads = [threading.Thread(target=contend, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [False] * 7 + [True]
-    holder = store.state("d", NOW).run_in_flight
-    assert holder is not None and holder.startswith("run-")
-
-
-def test_expired_lock_can_be_taken_and_release_only_by_its_holder(aws):
-    store = DynamoRunsStore(aws.runs_table)
-    assert store.try_lock("d", "old", NOW - timedelta(hours=5))
-    assert store.state("d", NOW).run_in_flight is None  # expired
-    assert store.try_lock("d", "new", NOW)
-    store.release("d", "old", succeeded=True, now=NOW)  # not the holder: no effect
-    assert store.state("d", NOW).run_in_flight == "new"
-    store.release("d", "new", succeeded=True, now=NOW)
-    assert store.state("d", NOW).run_in_flight is None and store.state("d", NOW).last_trained_at == NOW
-
-
 # --- kickoff, job, API -------------------------------------------------------------------------------
 
 
@@ -214,19 +165,6 @@ def test_enough_valid_rows_launch_exactly_one_run_with_a_data_manifest(aws, pipe
     )
     state = DynamoRunsStore(aws.runs_table).state(DATASET)
     assert state.run_in_flight == launched[0][0] and state.rows_since_training == 0
-
-
-def test_triggers_during_a_run_are_coalesced_not_lost(aws, pipeline):
-    client, launched = pipeline
-    header, rows = breast_cancer_rows()
-    _validate(client, aws, f"incoming/{DATASET}/a.csv", to_csv(header, rows[:150]))
-    _kickoff(client, aws, _retrain_messages(aws))
-    _validate(client, aws, f"incoming/{DATASET}/b.csv", to_csv(header, rows[150:300]))
-    _kickoff(client, aws, _retrain_messages(aws))
-    assert len(launched) == 1
-    coalesced = DynamoRunsStore(aws.runs_table).coalesced(DATASET)
-    assert len(coalesced) == 1 and coalesced[0]["during_run"] == launched[0][0]
-    assert DynamoRunsStore(aws.runs_table).state(DATASET).rows_since_training == 150
 
 
 def _train(aws, pipeline, rows=300):
