@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from chalicelib.registry.ports import EvaluatorPorts, Registry
     from chalicelib.serving.ports import ArtifactReader
     from chalicelib.serving.predict import Predictor
+    from chalicelib.training.ports import Launcher, RunsStore, SnapshotStore
+    from chalicelib.training.service import TrainingPorts
 
 _CACHED: list[Callable[..., Any]] = []
 
@@ -180,6 +182,55 @@ def tokens() -> TokenStore:
 
 
 # --- end auth ---------------------------------------------------------------------------------------
+
+# --- training ---------------------------------------------------------------------------------------
+
+
+@_once
+def runs_store() -> RunsStore:
+    """The runs table: each dataset's retrain state and lock, and every run."""
+    from chalicelib.adapters.aws.runs import DynamoRunsStore
+
+    return DynamoRunsStore(settings().runs_table)
+
+
+@_once
+def snapshot_store() -> SnapshotStore:
+    """The validated data and the data manifests, in the data bucket."""
+    from chalicelib.adapters.aws.snapshots import S3SnapshotStore
+
+    return S3SnapshotStore(settings().data_bucket)
+
+
+@_once
+def training_launcher() -> Launcher:
+    """``JOB_BACKEND=batch`` (deployed stages): AWS Batch, on the spot queue; ``local`` (the local
+    cloud): a child process running the same entry point."""
+    backend = os.environ.get("JOB_BACKEND", "batch")
+    if backend == "batch":
+        from chalicelib.adapters.aws.training_launcher import BatchTrainingLauncher
+
+        return BatchTrainingLauncher(settings())
+    if backend == "local":
+        from chalicelib.adapters.local.training_launcher import LocalTrainingLauncher
+
+        return LocalTrainingLauncher()
+    raise ValueError(f"JOB_BACKEND={backend!r}: expected 'batch' or 'local'")
+
+
+def training_ports() -> TrainingPorts:
+    """What the kickoff service needs (cheap to assemble: each port is built once above)."""
+    from chalicelib.training.service import TrainingPorts
+
+    return TrainingPorts(
+        runs=runs_store(),
+        contracts=contracts(),
+        snapshots=snapshot_store(),
+        launcher=training_launcher(),
+    )
+
+
+# --- end training -----------------------------------------------------------------------------------
 
 
 def reset() -> None:

@@ -110,3 +110,24 @@ class Settings:
     def queues(self) -> dict[str, str]:
         """Every SQS work queue by field name (each has a DLQ named ``<queue>-dlq``)."""
         return {field: getattr(self, field) for field in _SQS_QUEUES}
+
+
+# SubmitJob: up to 128 letters, numbers, hyphens and underscores, starting with a letter or number.
+MAX_JOB_NAME = 128
+_NOT_IN_JOB_NAMES = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def job_name(kind: str, subject: str, run_id: str) -> str:
+    """``<kind>-<subject>-<run_id>`` in AWS Batch's alphabet, at most 128 characters.
+
+    ``kind`` says which job it is (``train``, ``batch``), ``subject`` what it works on (a dataset, or
+    ``score``). Characters Batch refuses become ``-``. When the name is too long the subject is
+    shortened first: the run id is what tells two jobs apart in the console.
+    """
+    safe_subject = _NOT_IN_JOB_NAMES.sub("-", subject)
+    safe_run = _NOT_IN_JOB_NAMES.sub("-", run_id)
+    name = f"{kind}-{safe_subject}-{safe_run}"
+    if len(name) > MAX_JOB_NAME:
+        room = max(MAX_JOB_NAME - len(kind) - 2 - len(safe_run), 1)
+        name = f"{kind}-{safe_subject[:room]}-{safe_run}"[:MAX_JOB_NAME]
+    return name

@@ -1,5 +1,5 @@
 """Training on AWS Batch: the template's spot compute, retry strategy and job role, and what
-``submit_training`` submits, read back from moto (Batch without Docker: jobs run nothing)."""
+``BatchTrainingLauncher`` submits, read back from moto (Batch without Docker: jobs run nothing)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.adapters import aws as aws_clients
-from chalicelib.settings import Settings
-from chalicelib.training.batch import MAX_JOB_NAME, job_name, submit_training
+from chalicelib.adapters.aws.training_launcher import BatchTrainingLauncher
+from chalicelib.settings import MAX_JOB_NAME, Settings, job_name
 from mlops.cfn import deploy_stage, load_template
 
 
@@ -200,7 +200,7 @@ def test_runs_table_has_the_run_and_event_keys(batch_stack):
 def test_submit_training_submits_the_run_to_the_chosen_queue(batch_stack, on_demand):
     settings, _ = batch_stack
     run_id = "20261123T101500Z-4f2a"
-    submitted = submit_training(run_id, "breast_cancer", settings, on_demand=on_demand)
+    submitted = BatchTrainingLauncher(settings, on_demand=on_demand).launch(run_id, "breast_cancer")
 
     queue = settings.ondemand_job_queue if on_demand else settings.spot_job_queue
     assert submitted == {
@@ -219,16 +219,17 @@ def test_submit_training_submits_the_run_to_the_chosen_queue(batch_stack, on_dem
 def test_submit_training_refuses_an_empty_run_or_dataset():
     settings = Settings.for_stage("local")
     with pytest.raises(ValueError):
-        submit_training("", "iris", settings)
+        BatchTrainingLauncher(settings).launch("", "iris")
     with pytest.raises(ValueError):
-        submit_training("run-1", "", settings)
+        BatchTrainingLauncher(settings).launch("run-1", "")
 
 
 def test_job_name_keeps_to_batch_alphabet_and_length():
-    assert job_name("iris", "2026-11-23T10:15:00Z") == "train-iris-2026-11-23T10-15-00Z"
-    assert job_name("my data.v2", "r/1") == "train-my-data-v2-r-1"
-    long = job_name("d" * 300, "run-42")
+    assert job_name("train", "iris", "2026-11-23T10:15:00Z") == "train-iris-2026-11-23T10-15-00Z"
+    assert job_name("train", "my data.v2", "r/1") == "train-my-data-v2-r-1"
+    long = job_name("train", "d" * 300, "run-42")
     assert len(long) == MAX_JOB_NAME and long.endswith("-run-42") and long.startswith("train-d")
-    assert len(job_name("d", "r" * 300)) == MAX_JOB_NAME
-    for name in (long, job_name("x", "é ü/©")):
+    assert len(job_name("train", "d", "r" * 300)) == MAX_JOB_NAME
+    assert job_name("batch", "score", "job/7") == "batch-score-job-7"  # a batch scoring array job
+    for name in (long, job_name("train", "x", "é ü/©")):
         assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}", name)

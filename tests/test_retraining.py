@@ -1,12 +1,13 @@
-"""Retraining: the policy (pure), the single-flight lock, the data manifest, the kickoff function,
+"""Retraining: the policy (pure), the data manifest, the kickoff function wired to validated data,
 the training job publishing a candidate, retries, and the API. In-process moto throughout; the
-local subprocess backend is exercised by the demo and the end-to-end test."""
+local subprocess backend is exercised by the demo and the end-to-end test. (The kickoff's logic is
+tested on in-memory adapters in tests/service/test_training_service.py, the runs store's lock in
+tests/adapters/test_runs_store_contract.py.)"""
 
 from __future__ import annotations
 
 import json
 import sys
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +18,9 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.adapters.aws.contracts import S3ContractStore
+from chalicelib.adapters.aws.runs import DynamoRunsStore
+from chalicelib.adapters.memory.training_launcher import RecordingLauncher
 from chalicelib.training.policy import DatasetState, Trigger, decide
-from chalicelib.training.runs import RunsStore
 from chalicelib.training.settings import RetrainSettings
 from chalicelib.training.snapshot import data_hash
 from chalicelib.validation import Contract
@@ -100,56 +102,6 @@ def test_data_hash_identifies_the_data_not_the_listing_order():
     assert data_hash("d", objects) != data_hash("e", objects)
 
 
-# --- the lock ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def atomic_items(monkeypatch):
-    """DynamoDB applies each conditional write atomically; in-process moto does not serialise
-    concurrent requests, so give its item writes the atomicity the real service guarantees."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    for name in ("update_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
-def test_single_flight_lock_under_concurrent_triggers(aws, atomic_items):
-    store = RunsStore(aws.runs_table)
-    results: list[bool] = []
-    barrier = threading.Barrier(8)
-
-    def contend(i: int) -> None:
-        barrier.wait()
-        results.append(store.try_lock("d", f"run-{i}", NOW))
-
-    threads = [threading.Thread(target=contend, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [False] * 7 + [True]
-    holder = store.state("d", NOW).run_in_flight
-    assert holder is not None and holder.startswith("run-")
-
-
-def test_expired_lock_can_be_taken_and_release_only_by_its_holder(aws):
-    store = RunsStore(aws.runs_table)
-    assert store.try_lock("d", "old", NOW - timedelta(hours=5))
-    assert store.state("d", NOW).run_in_flight is None  # expired
-    assert store.try_lock("d", "new", NOW)
-    store.release("d", "old", succeeded=True, now=NOW)  # not the holder: no effect
-    assert store.state("d", NOW).run_in_flight == "new"
-    store.release("d", "new", succeeded=True, now=NOW)
-    assert store.state("d", NOW).run_in_flight is None and store.state("d", NOW).last_trained_at == NOW
-
-
 # --- kickoff, job, API -------------------------------------------------------------------------------
 
 
@@ -162,15 +114,10 @@ def pipeline(aws, monkeypatch):
         "retrain": {"min_new_rows": 100, "cooldown_minutes": 0},
     }
     S3ContractStore(aws.data_bucket).put(Contract.parse(doc))
-    launched: list[tuple[str, str]] = []
-
-    def record(run_id, dataset, settings):
-        launched.append((run_id, dataset))
-        return {"backend": "test"}
-
-    monkeypatch.setattr("chalicelib.training.kickoff.launch", record)
+    launcher = RecordingLauncher()
+    monkeypatch.setattr("chalicelib.bootstrap.training_launcher", lambda: launcher)
     with Client(app, stage_name="local") as client:
-        yield client, launched
+        yield client, launcher.launched
 
 
 def _validate(client, settings, key, data):
@@ -208,7 +155,7 @@ def test_enough_valid_rows_launch_exactly_one_run_with_a_data_manifest(aws, pipe
     messages = _retrain_messages(aws)
     _kickoff(client, aws, messages * 3)  # duplicates counted once, and only one run
     assert len(launched) == 1
-    run = RunsStore(aws.runs_table).get_run(launched[0][0])
+    run = DynamoRunsStore(aws.runs_table).get_run(launched[0][0])
     assert run["status"] == "submitted" and run["data_objects"] == 2
     assert "120 new valid rows" in run["reasons"][0]
     manifest = json.loads(
@@ -217,21 +164,8 @@ def test_enough_valid_rows_launch_exactly_one_run_with_a_data_manifest(aws, pipe
     assert manifest["data_hash"] == run["data_hash"] and all(
         o["sha256"] and o["version_id"] for o in manifest["objects"]
     )
-    state = RunsStore(aws.runs_table).state(DATASET)
+    state = DynamoRunsStore(aws.runs_table).state(DATASET)
     assert state.run_in_flight == launched[0][0] and state.rows_since_training == 0
-
-
-def test_triggers_during_a_run_are_coalesced_not_lost(aws, pipeline):
-    client, launched = pipeline
-    header, rows = breast_cancer_rows()
-    _validate(client, aws, f"incoming/{DATASET}/a.csv", to_csv(header, rows[:150]))
-    _kickoff(client, aws, _retrain_messages(aws))
-    _validate(client, aws, f"incoming/{DATASET}/b.csv", to_csv(header, rows[150:300]))
-    _kickoff(client, aws, _retrain_messages(aws))
-    assert len(launched) == 1
-    coalesced = RunsStore(aws.runs_table).coalesced(DATASET)
-    assert len(coalesced) == 1 and coalesced[0]["during_run"] == launched[0][0]
-    assert RunsStore(aws.runs_table).state(DATASET).rows_since_training == 150
 
 
 def _train(aws, pipeline, rows=300):
@@ -269,11 +203,11 @@ def test_training_job_publishes_a_candidate_with_manifest_last(aws, pipeline):
         body = s3.get_object(Bucket=aws.models_bucket, Key=artifact["key"])["Body"].read()
         assert hashlib.sha256(body).hexdigest() == artifact["sha256"]
     lineage = json.loads(s3.get_object(Bucket=aws.models_bucket, Key=prefix + "lineage.json")["Body"].read())
-    run = RunsStore(aws.runs_table).get_run(run_id)
+    run = DynamoRunsStore(aws.runs_table).get_run(run_id)
     assert lineage["data_hash"] == run["data_hash"] and lineage["libraries"]["scikit-learn"]
     assert run["status"] == "succeeded" and run["primary_metric"] == "roc_auc" and run["primary_value"] > 0.9
     assert run["parity_max_abs_diff"] <= 1e-5
-    assert RunsStore(aws.runs_table).state(DATASET).run_in_flight is None  # lock released
+    assert DynamoRunsStore(aws.runs_table).state(DATASET).run_in_flight is None  # lock released
     # the manifest's arrival is what notifies the promotion queue
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=aws.promotion_queue)["QueueUrl"]
@@ -296,7 +230,7 @@ def test_retried_run_writes_nothing_twice(aws, pipeline):
     keys = [v["Key"] for v in versions]
     assert len(keys) == len(set(keys))  # one version of every artifact
     assert len({k.split("/")[3] for k in keys}) == 1  # one candidate
-    assert RunsStore(aws.runs_table).get_run(run_id)["attempts"] == 2
+    assert DynamoRunsStore(aws.runs_table).get_run(run_id)["attempts"] == 2
 
 
 def test_parity_failure_fails_the_run_and_publishes_no_candidate(aws, pipeline, monkeypatch):
@@ -306,7 +240,7 @@ def test_parity_failure_fails_the_run_and_publishes_no_candidate(aws, pipeline, 
     )
     run_id, code = _train(aws, pipeline)
     assert code == 1
-    run = RunsStore(aws.runs_table).get_run(run_id)
+    run = DynamoRunsStore(aws.runs_table).get_run(run_id)
     assert run["status"] == "failed" and "parity check failed" in run["error"]
     keys = [
         o["Key"]
@@ -315,7 +249,7 @@ def test_parity_failure_fails_the_run_and_publishes_no_candidate(aws, pipeline, 
         .get("Contents", [])
     ]
     assert not any(k.endswith("manifest.json") for k in keys)
-    assert RunsStore(aws.runs_table).state(DATASET).run_in_flight is None
+    assert DynamoRunsStore(aws.runs_table).state(DATASET).run_in_flight is None
 
 
 def test_retrain_request_over_the_api_returns_the_run_id_then_409(aws, pipeline, tokens):
@@ -351,17 +285,16 @@ def test_a_users_own_dataset_with_categorical_columns_trains_end_to_end(aws, mon
     column, a timestamp), through upload, validation, kickoff and the training job: no code change."""
     from training.main import main
 
-    launched: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        "chalicelib.training.kickoff.launch", lambda r, d, s: launched.append((r, d)) or {"backend": "test"}
-    )
+    launcher = RecordingLauncher()
+    launched = launcher.launched
+    monkeypatch.setattr("chalicelib.bootstrap.training_launcher", lambda: launcher)
     S3ContractStore(aws.data_bucket).put(Contract.from_json((EXAMPLE / "contract.json").read_bytes()))
     with Client(app, stage_name="local") as client:
         _validate(client, aws, "incoming/churn/2026-11-23.csv", (EXAMPLE / "churn.csv").read_bytes())
         assert _kickoff(client, aws, _retrain_messages(aws)) == {"batchItemFailures": []}
     ((run_id, dataset),) = launched  # 600 valid rows >= min_new_rows 500
     assert main(["--run-id", run_id, "--dataset", dataset]) == 0
-    run = RunsStore(aws.runs_table).get_run(run_id)
+    run = DynamoRunsStore(aws.runs_table).get_run(run_id)
     assert run["status"] == "succeeded" and run["family"] == "hist_gradient_boosting"
     assert run["primary_value"] > 0.7 and run["parity_max_abs_diff"] <= 1e-5
     s3 = boto3.client("s3")

@@ -19,17 +19,19 @@ settings = Settings.from_env()
 @bp.on_sqs_message(queue=settings.retrain_queue, batch_size=10, name="kickoff_retraining")
 def kickoff_retraining(event: SQSEvent) -> dict[str, Any]:
     """Announcements of validated data (and of runs ending) -> retrain policy -> at most one run."""
+    from chalicelib import bootstrap
     from chalicelib.training.handler import handle_retrain_batch
 
-    return handle_retrain_batch(event.to_dict(), event.context)
+    return handle_retrain_batch(bootstrap.training_ports(), event.to_dict(), event.context)
 
 
 @bp.schedule(Rate(1, unit=Rate.HOURS), name="scheduled_retrain_check")
 def scheduled_retrain_check(event: CloudWatchEvent) -> dict[str, Any]:
     """Hourly: retrain datasets whose model is past its maximum age (and has new data)."""
-    from chalicelib.training.handler import handle_schedule
+    from chalicelib import bootstrap
+    from chalicelib.training.service import check_schedule
 
-    return handle_schedule()
+    return check_schedule(bootstrap.training_ports())
 
 
 @bp.route(
@@ -37,8 +39,9 @@ def scheduled_retrain_check(event: CloudWatchEvent) -> dict[str, Any]:
 )
 def request_retrain(name: str) -> Response:
     """Ask for a training run now. 202 with the run id; 409 if a run is already in flight."""
-    from chalicelib.training.kickoff import handle_trigger
+    from chalicelib import bootstrap
     from chalicelib.training.policy import Trigger
+    from chalicelib.training.service import handle_trigger
 
     dataset_name(name)
     body = json_body(bp)
@@ -46,7 +49,8 @@ def request_retrain(name: str) -> Response:
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("reason: give a non-empty string saying why this retrain is needed")
     outcome = handle_trigger(
-        Trigger(kind="request", dataset=name, reason=f"{reason.strip()[:500]} (asked by {caller(bp)})")
+        bootstrap.training_ports(),
+        Trigger(kind="request", dataset=name, reason=f"{reason.strip()[:500]} (asked by {caller(bp)})"),
     )
     if outcome["action"] == "launch":
         return Response(body=outcome, status_code=202)
@@ -57,9 +61,9 @@ def request_retrain(name: str) -> Response:
 
 @bp.route("/runs/{run_id}", methods=["GET"], authorizer=READS)
 def get_run(run_id: str) -> dict[str, Any]:
-    from chalicelib.training.runs import RunsStore
+    from chalicelib import bootstrap
 
-    run = RunsStore(Settings.from_env().runs_table).get_run(run_id)
+    run = bootstrap.runs_store().get_run(run_id)
     if run is None:
         raise NotFound(f"no run with id {run_id!r}")
     return run
@@ -67,8 +71,8 @@ def get_run(run_id: str) -> dict[str, Any]:
 
 @bp.route("/runs", methods=["GET"], authorizer=READS)
 def list_runs() -> dict[str, Any]:
-    from chalicelib.training.runs import RunsStore
+    from chalicelib import bootstrap
 
     params = bp.current_request.query_params
     dataset = params.get("dataset") if params else None
-    return {"runs": RunsStore(Settings.from_env().runs_table).list_runs(dataset)}
+    return {"runs": bootstrap.runs_store().list_runs(dataset)}

@@ -1,4 +1,7 @@
-"""Entry points of the kickoff function: retrain-queue batches and the schedule."""
+"""The kickoff function's retrain-queue batches (Powertools): each message is one trigger.
+
+The entry point (``chalicelib.entrypoints.training``) passes the ports in; nothing here builds one.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.settings import Settings
-from chalicelib.training.kickoff import datasets_with_contracts, handle_trigger, trigger_from_message
-from chalicelib.training.policy import Trigger
+from chalicelib.training.messages import trigger_from_message
+from chalicelib.training.service import TrainingPorts, handle_trigger
 
 _processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def handle_retrain_batch(raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handle_retrain_batch(ports: TrainingPorts, raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Each message is a trigger; a message that fails returns alone (and ends in the DLQ)."""
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
@@ -23,19 +25,10 @@ def handle_retrain_batch(raw_event: dict[str, Any], context: Any) -> dict[str, A
             body = json.loads(record.body)
         except json.JSONDecodeError as exc:
             raise ValueError(f"retrain message is not JSON: {exc}") from exc
-        return handle_trigger(trigger_from_message(body))
+        return handle_trigger(ports, trigger_from_message(body))
 
     return dict(
         process_partial_response(
             event=raw_event, record_handler=record_handler, processor=_processor, context=context
         )
     )
-
-
-def handle_schedule() -> dict[str, Any]:
-    """The periodic check: each dataset with a contract, judged on age and pending data."""
-    settings = Settings.from_env()
-    return {
-        dataset: handle_trigger(Trigger(kind="schedule", dataset=dataset, reason="scheduled check"))
-        for dataset in datasets_with_contracts(settings.data_bucket)
-    }

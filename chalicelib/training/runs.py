@@ -1,39 +1,90 @@
-"""The runs table: each dataset's retrain state and lock, and the record of every training run.
+"""Runs and the per-dataset retrain state, as records: their ids, the lock's lifetime, and the shape
+of what the runs store keeps (adapters in ``chalicelib.adapters.*.runs`` store these documents).
 
-Items (one table, ``pk``/``sk``):
-
-* ``dataset#<name>`` / ``state``: rows since the last training, drift pending, last run times, the
-  single-flight lock (``lock_run_id`` with an expiry) and the triggers coalesced while it is held;
-* ``dataset#<name>`` / ``upload#<id>``: an announced upload, counted once however often it is
-  announced;
-* ``run#<id>`` / ``run``: a run: status, reasons, triggers, data manifest, backend, attempts, result.
+The state document of a dataset holds ``rows_since_training``, ``drift_pending``,
+``last_trained_at``, ``last_run_started_at``, the single-flight lock (``lock_run_id`` with
+``lock_expires_at``, epoch seconds) and the triggers ``coalesced`` while the lock is held.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
-
-from chalicelib.adapters import aws
-from chalicelib.training.policy import DatasetState, Trigger
+from chalicelib.timeutil import parse_iso
+from chalicelib.training.policy import DatasetState, Decision, Trigger
 
 LOCK_SECONDS = 4 * 3600  # longer than a job's 3 attempts of one hour: a dead run frees the lock later
 
-_ser = TypeSerializer()
-_des = TypeDeserializer()
+
+def run_id_for(dataset: str, now: datetime, data_hash: str) -> str:
+    return f"{dataset}-{now:%Y%m%dT%H%M%SZ}-{data_hash[:8]}"
 
 
-def _item(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(_storable(v)) for k, v in doc.items() if v is not None}
+def lock_expiry(now: datetime) -> int:
+    """When a lock taken at ``now`` stops holding, in epoch seconds."""
+    return int(now.timestamp()) + LOCK_SECONDS
+
+
+def lock_is_free(holder: str | None, expires_at: float | None, now: datetime) -> bool:
+    """Whether the lock can be taken at ``now``: nobody holds it, or its holder's time has run out.
+    (The DynamoDB adapter states the same rule as its condition expression.)"""
+    return holder is None or expires_at is None or expires_at < int(now.timestamp())
+
+
+def dataset_state(doc: dict[str, Any] | None, now: datetime) -> DatasetState:
+    """The policy's view of a stored state document; a lock past its expiry is no run in flight."""
+    if not doc:
+        return DatasetState()
+    live = float(doc.get("lock_expires_at", 0)) > now.timestamp()
+    return DatasetState(
+        rows_since_training=int(doc.get("rows_since_training", 0)),
+        drift_pending=bool(doc.get("drift_pending", False)),
+        last_trained_at=parse_iso(doc.get("last_trained_at")),
+        last_run_started_at=parse_iso(doc.get("last_run_started_at")),
+        run_in_flight=doc.get("lock_run_id") if live else None,
+    )
+
+
+def coalesced_entry(trigger: Trigger, run_id: str | None, at: str) -> dict[str, Any]:
+    """What is kept of a trigger that waits for run ``run_id``."""
+    return {
+        "kind": trigger.kind,
+        "reason": trigger.reason,
+        "upload_id": trigger.upload_id,
+        "at": at,
+        "during_run": run_id,
+    }
+
+
+def queued_run(
+    run_id: str,
+    trigger: Trigger,
+    decision: Decision,
+    manifest: dict[str, Any],
+    contract_version: int,
+    created_at: str,
+) -> dict[str, Any]:
+    """The record of a run the kickoff decided to launch, before its job is submitted."""
+    return {
+        "run_id": run_id,
+        "dataset": trigger.dataset,
+        "status": "queued",
+        "reasons": decision.reasons,
+        "trigger": {"kind": trigger.kind, "reason": trigger.reason, "upload_id": trigger.upload_id},
+        "data_manifest_key": manifest["key"],
+        "data_hash": manifest["data_hash"],
+        "data_objects": len(manifest["objects"]),
+        "data_bytes": manifest["bytes"],
+        "contract_version": contract_version,
+        "created_at": created_at,
+        "attempts": 0,
+    }
 
 
 def _storable(value: Any) -> Any:
-    """DynamoDB takes Decimal, not float, and no NaN: convert on the way in."""
     if isinstance(value, float):
         return Decimal(repr(value)) if math.isfinite(value) else None
     if isinstance(value, list | tuple):
@@ -43,12 +94,7 @@ def _storable(value: Any) -> Any:
     return value
 
 
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _number(_des.deserialize(v)) for k, v in item.items()}
-
-
 def _number(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal: plain int/float for JSON and arithmetic."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, list):
@@ -56,208 +102,3 @@ def _number(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _number(v) for k, v in value.items()}
     return value
-
-
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in {
-        "ConditionalCheckFailedException",
-        "TransactionCanceledException",
-    }
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-class RunsStore:
-    def __init__(self, table: str) -> None:
-        self.table = table
-
-    @property
-    def _db(self) -> Any:
-        return aws.client("dynamodb")
-
-    def _state_key(self, dataset: str) -> dict[str, Any]:
-        return {"pk": {"S": f"dataset#{dataset}"}, "sk": {"S": "state"}}
-
-    # --- dataset state --------------------------------------------------------------------------
-
-    def count_upload(self, trigger: Trigger) -> bool:
-        """Add an announced upload's rows to the dataset's count, once per upload. True if new."""
-        try:
-            self._db.put_item(
-                TableName=self.table,
-                Item=_item(
-                    {
-                        "pk": f"dataset#{trigger.dataset}",
-                        "sk": f"upload#{trigger.upload_id}",
-                        "rows": trigger.rows,
-                        "at": now_iso(),
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        update = "ADD rows_since_training :rows"
-        values: dict[str, Any] = {":rows": {"N": str(trigger.rows)}}
-        if trigger.drift:
-            update += " SET drift_pending = :true"
-            values[":true"] = {"BOOL": True}
-        self._db.update_item(
-            TableName=self.table,
-            Key=self._state_key(trigger.dataset),
-            UpdateExpression=update,
-            ExpressionAttributeValues=values,
-        )
-        return True
-
-    def state(self, dataset: str, now: datetime | None = None) -> DatasetState:
-        item = self._db.get_item(TableName=self.table, Key=self._state_key(dataset), ConsistentRead=True).get(
-            "Item"
-        )
-        if not item:
-            return DatasetState()
-        doc = _plain(item)
-        moment = (now or datetime.now(UTC)).timestamp()
-        locked = doc.get("lock_run_id") if float(doc.get("lock_expires_at", 0)) > moment else None
-        return DatasetState(
-            rows_since_training=int(doc.get("rows_since_training", 0)),
-            drift_pending=bool(doc.get("drift_pending", False)),
-            last_trained_at=_time(doc.get("last_trained_at")),
-            last_run_started_at=_time(doc.get("last_run_started_at")),
-            run_in_flight=locked,
-        )
-
-    def coalesced(self, dataset: str) -> list[dict[str, Any]]:
-        item = self._db.get_item(TableName=self.table, Key=self._state_key(dataset), ConsistentRead=True).get(
-            "Item"
-        )
-        return list(_plain(item).get("coalesced", [])) if item else []
-
-    def try_lock(self, dataset: str, run_id: str, now: datetime) -> bool:
-        """Take the dataset's single-flight lock for a run. Exactly one of concurrent callers wins."""
-        try:
-            self._db.update_item(
-                TableName=self.table,
-                Key=self._state_key(dataset),
-                UpdateExpression=(
-                    "SET lock_run_id = :run, lock_expires_at = :expires, last_run_started_at = :now, "
-                    "rows_since_training = :zero, drift_pending = :false, coalesced = :empty"
-                ),
-                ConditionExpression="attribute_not_exists(lock_run_id) OR lock_expires_at < :epoch",
-                ExpressionAttributeValues={
-                    ":run": {"S": run_id},
-                    ":expires": {"N": str(int(now.timestamp()) + LOCK_SECONDS)},
-                    ":now": {"S": now.isoformat(timespec="seconds")},
-                    ":zero": {"N": "0"},
-                    ":false": {"BOOL": False},
-                    ":empty": {"L": []},
-                    ":epoch": {"N": str(int(now.timestamp()))},
-                },
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
-
-    def coalesce(self, dataset: str, trigger: Trigger, run_id: str | None) -> None:
-        """Record a trigger that arrived while a run was in flight: it is not lost."""
-        entry = {
-            "kind": trigger.kind,
-            "reason": trigger.reason,
-            "upload_id": trigger.upload_id,
-            "at": now_iso(),
-            "during_run": run_id,
-        }
-        self._db.update_item(
-            TableName=self.table,
-            Key=self._state_key(dataset),
-            UpdateExpression="SET coalesced = list_append(if_not_exists(coalesced, :empty), :entry)",
-            ExpressionAttributeValues={":entry": _ser.serialize([entry]), ":empty": {"L": []}},
-        )
-
-    def release(self, dataset: str, run_id: str, succeeded: bool, now: datetime) -> list[dict[str, Any]]:
-        """Free the lock if this run holds it; returns the triggers coalesced meanwhile."""
-        coalesced = self.coalesced(dataset)
-        update = "REMOVE lock_run_id, lock_expires_at"
-        values: dict[str, Any] = {":run": {"S": run_id}}
-        if succeeded:
-            update += " SET last_trained_at = :now"
-            values[":now"] = {"S": now.isoformat(timespec="seconds")}
-        try:
-            self._db.update_item(
-                TableName=self.table,
-                Key=self._state_key(dataset),
-                UpdateExpression=update,
-                ConditionExpression="lock_run_id = :run",
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
-        return coalesced
-
-    # --- runs -----------------------------------------------------------------------------------
-
-    def create_run(self, run: dict[str, Any]) -> None:
-        self._db.put_item(
-            TableName=self.table,
-            Item=_item({"pk": f"run#{run['run_id']}", "sk": "run", **run}),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        names = {f"#f{i}": k for i, k in enumerate(fields)}
-        values = {f":v{i}": _ser.serialize(_storable(v)) for i, v in enumerate(fields.values())}
-        self._db.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"run#{run_id}"}, "sk": {"S": "run"}},
-            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ConditionExpression="attribute_exists(pk)",
-        )
-
-    def add_attempt(self, run_id: str) -> int:
-        response = self._db.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"run#{run_id}"}, "sk": {"S": "run"}},
-            UpdateExpression="ADD attempts :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
-            ConditionExpression="attribute_exists(pk)",
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(response["Attributes"]["attempts"]["N"])
-
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        item = self._db.get_item(
-            TableName=self.table, Key={"pk": {"S": f"run#{run_id}"}, "sk": {"S": "run"}}, ConsistentRead=True
-        ).get("Item")
-        if not item:
-            return None
-        doc = _plain(item)
-        doc.pop("pk"), doc.pop("sk")
-        return doc
-
-    def list_runs(self, dataset: str | None = None) -> list[dict[str, Any]]:
-        runs = []
-        for page in self._db.get_paginator("scan").paginate(TableName=self.table, ConsistentRead=True):
-            for item in page.get("Items", []):
-                if item["pk"]["S"].startswith("run#"):
-                    doc = _plain(item)
-                    doc.pop("pk"), doc.pop("sk")
-                    if dataset is None or doc.get("dataset") == dataset:
-                        runs.append(doc)
-        return sorted(runs, key=lambda r: str(r.get("created_at", "")))
-
-
-def run_id_for(dataset: str, now: datetime, data_hash: str) -> str:
-    return f"{dataset}-{now:%Y%m%dT%H%M%SZ}-{data_hash[:8]}"

@@ -6,8 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from chalicelib.adapters import aws
-from chalicelib.adapters.aws.tagging import tags
+from chalicelib.training.ports import SnapshotStore
 
 
 def manifest_key(dataset: str, data_hash: str) -> str:
@@ -24,40 +23,27 @@ def data_hash(dataset: str, objects: list[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def snapshot(dataset: str, bucket: str, classification: str = "confidential") -> dict[str, Any] | None:
-    """List ``validated/<dataset>/`` with versions, sizes and sha256 and store the manifest
-    create-only. Returns the manifest (with its hash and key), or None when there is no data."""
-    s3 = aws.client("s3")
-    objects = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"validated/{dataset}/"):
-        for entry in page.get("Contents", []):
-            head = s3.head_object(Bucket=bucket, Key=entry["Key"])
-            objects.append(
-                {
-                    "key": entry["Key"],
-                    "version_id": head.get("VersionId"),
-                    "etag": head["ETag"].strip('"'),
-                    "size": int(head["ContentLength"]),
-                    "sha256": head.get("Metadata", {}).get("sha256", ""),
-                    "upload_id": head.get("Metadata", {}).get("upload-id", ""),
-                }
-            )
+def build_manifest(dataset: str, objects: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The manifest of these objects (None when there are none): they, their hash and total size."""
     if not objects:
         return None
-    digest = data_hash(dataset, objects)
-    manifest = {
+    return {
         "dataset": dataset,
-        "data_hash": digest,
+        "data_hash": data_hash(dataset, objects),
         "objects": sorted(objects, key=lambda o: o["key"]),
         "bytes": sum(o["size"] for o in objects),
     }
-    key = manifest_key(dataset, digest)
+
+
+def snapshot(
+    store: SnapshotStore, dataset: str, classification: str = "confidential"
+) -> dict[str, Any] | None:
+    """Pin the dataset's validated objects (versions, sizes, sha256) in a manifest stored create-only.
+    Returns the manifest with its ``key``, or None when there is no data."""
+    manifest = build_manifest(dataset, store.validated_objects(dataset))
+    if manifest is None:
+        return None
+    key = manifest_key(dataset, manifest["data_hash"])
     # The same data snapshot before has the same key: the manifest is immutable and already there.
-    aws.put_if_absent(
-        bucket,
-        key,
-        json.dumps(manifest, indent=2).encode(),
-        ContentType="application/json",
-        Tagging=tags(dataset, classification, "manifest"),
-    )
+    store.put_manifest(key, manifest, dataset, classification)
     return {**manifest, "key": key}

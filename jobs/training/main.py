@@ -27,11 +27,13 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
+from chalicelib import bootstrap
 from chalicelib.adapters import aws
-from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.tagging import tags
 from chalicelib.settings import Settings
-from chalicelib.training.runs import RunsStore, now_iso
+from chalicelib.timeutil import now_iso
+from chalicelib.training.messages import run_finished_message
+from chalicelib.training.ports import Contracts, RunsStore
 from chalicelib.training.settings import TrainingSettings
 from chalicelib.validation import Contract
 
@@ -65,25 +67,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--dataset", required=True)
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
-    runs = RunsStore(settings.runs_table)
+    settings = bootstrap.settings()
+    runs = bootstrap.runs_store()
     started = time.monotonic()
     attempt = runs.add_attempt(args.run_id)
     capacity = _capacity()
-    runs.update_run(args.run_id, status="running", started_at=now_iso(), capacity=capacity)
+    runs.update_run(args.run_id, status="running", started_at=now_iso("seconds"), capacity=capacity)
     _say(f"run {args.run_id}: attempt {attempt} on {capacity} capacity")
     try:
-        result = run_training(args.run_id, args.dataset, settings, attempt, capacity)
+        result = run_training(
+            args.run_id, args.dataset, settings, runs, bootstrap.contracts(), attempt, capacity
+        )
     except Exception as exc:
         reason = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
         _say(f"run {args.run_id} failed: {reason}")
-        runs.update_run(args.run_id, status="failed", error=reason, finished_at=now_iso())
+        runs.update_run(args.run_id, status="failed", error=reason, finished_at=now_iso("seconds"))
         _finish(runs, settings, args.dataset, args.run_id, succeeded=False)
         return 1
     runs.update_run(
         args.run_id,
         status="succeeded",
-        finished_at=now_iso(),
+        finished_at=now_iso("seconds"),
         seconds=round(time.monotonic() - started, 2),
         **result,
     )
@@ -93,25 +97,42 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_training(
-    run_id: str, dataset: str, settings: Settings, attempt: int, capacity: str
+    run_id: str,
+    dataset: str,
+    settings: Settings,
+    runs: RunsStore,
+    contracts: Contracts,
+    attempt: int,
+    capacity: str,
 ) -> dict[str, Any]:
-    s3 = aws.client("s3")
+    """One attempt: train on the run's pinned data and publish the candidate (or find it published)."""
     prefix = candidate_prefix(dataset, run_id)
     existing = _manifest(settings.models_bucket, prefix)
     if existing is not None:  # an earlier attempt finished: publishing again would add nothing
         _say("candidate manifest already exists: nothing to do")
         return _summary(existing, prefix)
-    run = RunsStore(settings.runs_table).get_run(run_id)
+    run = runs.get_run(run_id)
     if run is None:
         raise RunFailed(f"no run record {run_id}")
-    contract = S3ContractStore(settings.data_bucket).get(dataset)
+    contract = contracts.get(dataset)
     training = TrainingSettings.from_contract(contract)
-    data_manifest = json.loads(
-        s3.get_object(Bucket=settings.data_bucket, Key=run["data_manifest_key"])["Body"].read()
-    )
+    data_manifest, sources = load_sources(settings.data_bucket, run["data_manifest_key"])
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    table = load_table(sources, contract)
+    lineage = _lineage(run, data_manifest, contract, training, started_at, attempt, capacity)
+    artifacts, fields = build_candidate(table, contract, training, lineage)
+    _require_parity(settings.models_bucket, prefix, artifacts, contract, training)
+    manifest = publish_candidate(settings.models_bucket, prefix, artifacts, fields, contract)
+    return _summary(manifest, prefix)
+
+
+def load_sources(bucket: str, manifest_key: str) -> tuple[dict[str, Any], list[bytes]]:
+    """The data manifest and every object it pins (that version), each checked against its sha256."""
+    s3 = aws.client("s3")
+    data_manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
     sources = []
     for obj in data_manifest["objects"]:
-        args: dict[str, Any] = {"Bucket": settings.data_bucket, "Key": obj["key"]}
+        args: dict[str, Any] = {"Bucket": bucket, "Key": obj["key"]}
         if obj.get("version_id"):
             args["VersionId"] = obj["version_id"]
         body = s3.get_object(**args)["Body"].read()
@@ -119,11 +140,22 @@ def run_training(
             raise RunFailed(f"{obj['key']} does not match its sha256 in the data manifest")
         sources.append(_decompressed(body))
     _say(f"loaded {len(sources)} object(s), {sum(len(s) for s in sources):,} bytes")
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    table = load_table(sources, contract)
-    lineage = {
-        "run_id": run_id,
-        "dataset": dataset,
+    return data_manifest, sources
+
+
+def _lineage(
+    run: dict[str, Any],
+    data_manifest: dict[str, Any],
+    contract: Contract,
+    training: TrainingSettings,
+    started_at: str,
+    attempt: int,
+    capacity: str,
+) -> dict[str, Any]:
+    """Where the candidate comes from: the run, its exact data, contract, code, parameters, libraries."""
+    return {
+        "run_id": run["run_id"],
+        "dataset": contract.dataset,
         "data_manifest_key": run["data_manifest_key"],
         "data_hash": run["data_hash"],
         "data_objects": [
@@ -140,24 +172,29 @@ def run_training(
         "trigger": run.get("trigger"),
         "reasons": run.get("reasons"),
     }
-    artifacts, fields = build_candidate(table, contract, training, lineage)
+
+
+def _require_parity(
+    bucket: str, prefix: str, artifacts: dict[str, bytes], contract: Contract, training: TrainingSettings
+) -> None:
+    """A candidate whose ONNX export disagrees with scikit-learn is not published: only its
+    ``parity.json`` is kept, to show why, and the run fails."""
     parity = json.loads(artifacts["parity.json"])
-    if not parity.get("passed"):
-        _put(
-            s3,
-            settings.models_bucket,
-            prefix + "parity.json",
-            artifacts["parity.json"],
-            dataset,
-            contract,
-            "candidate",
-        )
-        raise RunFailed(
-            f"parity check failed: onnxruntime and scikit-learn differ by {parity.get('max_abs_diff')} "
-            f"(tolerance {training.parity_tolerance}) with {parity.get('label_flips')} label flip(s); not published"
-        )
-    manifest = publish_candidate(settings.models_bucket, prefix, artifacts, fields, contract)
-    return _summary(manifest, prefix)
+    if parity.get("passed"):
+        return
+    _put(
+        aws.client("s3"),
+        bucket,
+        prefix + "parity.json",
+        artifacts["parity.json"],
+        contract.dataset,
+        contract,
+        "candidate",
+    )
+    raise RunFailed(
+        f"parity check failed: onnxruntime and scikit-learn differ by {parity.get('max_abs_diff')} "
+        f"(tolerance {training.parity_tolerance}) with {parity.get('label_flips')} label flip(s); not published"
+    )
 
 
 def build_candidate(
@@ -314,9 +351,7 @@ def _finish(runs: RunsStore, settings: Settings, dataset: str, run_id: str, succ
         url = aws.client("sqs").get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]
         aws.client("sqs").send_message(
             QueueUrl=url,
-            MessageBody=json.dumps(
-                {"event": "run.finished", "dataset": dataset, "run_id": run_id, "coalesced": len(coalesced)}
-            ),
+            MessageBody=json.dumps(run_finished_message(dataset, run_id, len(coalesced))),
         )
 
 

@@ -192,12 +192,11 @@ def cmd_contract(action: str, path: str | None, dataset: str | None) -> int:
 def cmd_runs(run_id: str | None, dataset: str | None) -> int:
     import json
 
-    from chalicelib.settings import Settings
-    from chalicelib.training.runs import RunsStore
+    from chalicelib import bootstrap
     from mlops.localcloud import connect
 
     connect()
-    store = RunsStore(Settings.from_env().runs_table)
+    store = bootstrap.runs_store()
     if run_id:
         run = store.get_run(run_id)
         if run is None:

@@ -284,9 +284,9 @@ def run_demo(verbose: bool = False) -> int:
         demo.step(
             "Retraining: valid data is announced; 300 new rows, or drift, start a run on (local) spot capacity"
         )
-        from chalicelib.training.runs import RunsStore
+        from chalicelib.adapters.aws.runs import DynamoRunsStore
 
-        runs = RunsStore(settings.runs_table)
+        runs = DynamoRunsStore(settings.runs_table)
         first = _follow_run(demo, runs, lambda r: any("new valid rows" in x for x in r.get("reasons", [])))
         if first:
             print(f"   reasons: {'; '.join(first['reasons'])}")

@@ -119,7 +119,7 @@ def _list(sid: str, bucket: str, *prefixes: str) -> Statement:
 
 
 def _kickoff(s: Settings) -> list[Statement]:
-    """Evaluate a retrain trigger and start at most one run (chalicelib/training/kickoff.py)."""
+    """Evaluate a retrain trigger and start at most one run (chalicelib/training/service.py)."""
     return [
         _allow(
             "ReadContractsAndData",

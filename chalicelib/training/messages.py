@@ -1,0 +1,36 @@
+"""The retrain queue's messages: what announces validated data or a finished run, as triggers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.training.policy import Trigger
+
+
+def trigger_from_message(body: dict[str, Any]) -> Trigger:
+    """A retrain-queue message -> a Trigger. Raises ValueError on an unknown message."""
+    event = body.get("event")
+    dataset = body.get("dataset")
+    if not isinstance(dataset, str) or not dataset:
+        raise ValueError("retrain message has no 'dataset'")
+    if event == "data.validated":
+        return Trigger(
+            kind="data",
+            dataset=dataset,
+            upload_id=str(body.get("upload_id")),
+            rows=int(body.get("rows", 0)),
+            drift=body.get("drift") == "drifted",
+            reason=f"upload {body.get('upload_id')} validated",
+        )
+    if event == "run.finished":
+        return Trigger(
+            kind="run_finished",
+            dataset=dataset,
+            reason=f"run {body.get('run_id')} finished with triggers waiting",
+        )
+    raise ValueError(f"unknown retrain message event {event!r}")
+
+
+def run_finished_message(dataset: str, run_id: str, coalesced: int) -> dict[str, Any]:
+    """What a run that ends with ``coalesced`` triggers waiting sends, so the kickoff looks again."""
+    return {"event": "run.finished", "dataset": dataset, "run_id": run_id, "coalesced": coalesced}
