@@ -25,8 +25,11 @@ from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, 
 from mlops.localcloud import PROJECT_DIR, LocalCloud, free_port
 
 DATASET = "breast_cancer"
-# The demo's promotion policy: better by 0.002 ROC AUC, log loss no worse than +0.05.
-PROMOTION = {"mode": "auto", "min_delta": 0.002, "guard_metrics": {"log_loss": 0.05}, "max_latency_ms": 50}
+# The demo's promotion policy: better by 0.002 ROC AUC, log loss no worse than +0.05. The latency
+# budget is wide on purpose: the demo's models answer in a fraction of a millisecond, but on a busy
+# machine the p99 of 200 single-row predictions measures the scheduler (60 ms seen with both cores
+# loaded), and a gate verdict must not depend on the machine's load.
+PROMOTION = {"mode": "auto", "min_delta": 0.002, "guard_metrics": {"log_loss": 0.05}, "max_latency_ms": 1000}
 
 
 class Demo:
