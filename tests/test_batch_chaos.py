@@ -90,7 +90,7 @@ def _upload_inputs(settings: Settings, prefix: str, sizes: list[int], seed: int)
     return bodies
 
 
-def _reference(settings: Settings, job: dict[str, Any], bodies: list[bytes]) -> dict[str, bytes]:
+def _reference(settings: Settings, job: dict[str, Any], bodies: list[bytes]) -> dict[bytes, bytes]:
     """Each input object scored whole, in this process: row id -> output line."""
     import sys
     from pathlib import Path
