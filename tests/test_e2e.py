@@ -37,6 +37,7 @@ def test_mlops_up_accepts_an_aws_cli_upload_and_records_it(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert up.stdout is not None
     output: list[str] = []
     try:
         deadline = time.monotonic() + 180  # hang guards, here and below: each loop ends on output
