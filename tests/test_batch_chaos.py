@@ -37,6 +37,7 @@ from mlops.datasets import breast_cancer_batch
 from tests.conftest import wait_until
 
 SEED = int(os.environ.get("BATCH_CHAOS_SEED", "20261123"))
+HANG_S = 180.0  # only a guard against a hang: every wait here ends on an event, not on a pace
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,9 @@ def champion(local_cloud) -> Settings:
     ContractStore(settings.data_bucket).put(_contract("logistic"))
     publish(settings, "logistic")
     registry = Registry(settings.registry_table, settings.audit_table)
-    assert wait_until(lambda: registry.champion("breast_cancer"), timeout_s=60), "no champion was promoted"
+    assert wait_until(lambda: registry.champion("breast_cancer"), timeout_s=HANG_S), (
+        "no champion was promoted"
+    )
     return settings
 
 
@@ -139,7 +142,7 @@ def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, cham
     assert status == 202, job
     assert job["version"] == Registry(champion.registry_table, champion.audit_table).champion("breast_cancer")
     done = wait_until(
-        lambda: _get(local_cloud, f"/batch-jobs/{job['job_id']}").get("status") in FINAL, timeout_s=60
+        lambda: _get(local_cloud, f"/batch-jobs/{job['job_id']}").get("status") in FINAL, timeout_s=HANG_S
     )
     assert done
     final = _get(local_cloud, f"/batch-jobs/{job['job_id']}")
@@ -203,7 +206,6 @@ class FakeMetadata:
 KILL_STEPS = ("score", "write", "count", "finish")
 KILLS = 6
 NOTICE_AFTER_KILL = 2  # the slot killed second comes back on an instance that gets a spot notice
-HANG_S = 180.0  # only a guard against a hang: every wait below ends on an event, not on a pace
 _EVENT = re.compile(r"\[(\d+)\] (?:shard (\d+)(?::? )(held before (\w+))?|held before (take))")
 
 
