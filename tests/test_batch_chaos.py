@@ -1,38 +1,43 @@
 """Batch inference on the local cloud: a job through the API, and the chaos test.
 
-Chaos: several local workers score a job of many shards while workers are killed with SIGKILL at
-random moments (and restarted, as AWS Batch retries a reclaimed child) and one gets a spot notice
-from a fake instance-metadata endpoint on 127.0.0.1. The output must equal a reference scoring of
-the same input exactly: every row once, none missing, none twice, the manifest complete. Seeded
-(``BATCH_CHAOS_SEED`` replays a run)."""
+Chaos: several local workers score a job of many shards while workers are killed with SIGKILL in
+the middle of a shard (and restarted, as AWS Batch retries a reclaimed child) and one gets a spot
+notice from a fake instance-metadata endpoint on 127.0.0.1. The output must equal a reference
+scoring of the same input exactly: every row once, none missing, none twice, the manifest complete.
+Seeded: the seed picks which worker each kill hits and at which step of its shard
+(``BATCH_CHAOS_SEED`` replays a run); when a kill happens follows the workers' progress, not the
+clock."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from chalicelib import bootstrap
 from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.registry import DynamoRegistry
-from chalicelib.auth import TokenStore
+from chalicelib.adapters.local.batch_launcher import PROJECT_DIR, LocalWorkerLauncher
 from chalicelib.batch import service as batch_service
 from chalicelib.batch.jobs import FINAL
-from chalicelib.batch.launch import launch_local_worker
 from chalicelib.settings import Settings
 from mlops.datasets import breast_cancer_batch
 from tests.conftest import wait_until
 
 SEED = int(os.environ.get("BATCH_CHAOS_SEED", "20261123"))
+HANG_S = 180.0  # only a guard against a hang: every wait here ends on an event, not on a pace
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +49,15 @@ def champion(local_cloud) -> Settings:
     S3ContractStore(settings.data_bucket).put(_contract("logistic"))
     publish(settings, "logistic")
     registry = DynamoRegistry(settings.registry_table, settings.audit_table)
-    assert wait_until(lambda: registry.champion("breast_cancer"), timeout_s=60), "no champion was promoted"
+    assert wait_until(lambda: registry.champion("breast_cancer"), timeout_s=HANG_S), (
+        "no champion was promoted"
+    )
     return settings
 
 
 @pytest.fixture(scope="module")
 def token(champion) -> str:
-    raw, _ = TokenStore.for_settings(champion).create("batch-tests", "approver", created_by="tests")
+    raw, _ = bootstrap.tokens().create("batch-tests", "approver", created_by="tests")
     return raw
 
 
@@ -86,7 +93,7 @@ def _upload_inputs(settings: Settings, prefix: str, sizes: list[int], seed: int)
     return bodies
 
 
-def _reference(settings: Settings, job: dict[str, Any], bodies: list[bytes]) -> dict[str, bytes]:
+def _reference(settings: Settings, job: dict[str, Any], bodies: list[bytes]) -> dict[bytes, bytes]:
     """Each input object scored whole, in this process: row id -> output line."""
     import sys
     from pathlib import Path
@@ -141,7 +148,7 @@ def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, cham
         "breast_cancer"
     )
     done = wait_until(
-        lambda: _get(local_cloud, f"/batch-jobs/{job['job_id']}").get("status") in FINAL, timeout_s=60
+        lambda: _get(local_cloud, f"/batch-jobs/{job['job_id']}").get("status") in FINAL, timeout_s=HANG_S
     )
     assert done
     final = _get(local_cloud, f"/batch-jobs/{job['job_id']}")
@@ -155,10 +162,13 @@ def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, cham
 
 
 class FakeMetadata:
-    """IMDSv2 on 127.0.0.1: a token, then 404 until ``notice()``, then a termination notice."""
+    """IMDSv2 on 127.0.0.1: a token, then 404 until ``notice()``, then a termination notice.
+
+    ``served`` is set once a watcher has read the notice, so the test knows the worker has it."""
 
     def __init__(self) -> None:
         self.notice_at: float | None = None
+        self.served = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -184,6 +194,7 @@ class FakeMetadata:
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(body)
+                outer.served.set()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -196,26 +207,114 @@ class FakeMetadata:
         self.server.shutdown()
 
 
+# Where a kill lands in a shard: before it is scored, before its part is written, before it is
+# counted, before the job is checked for completion (the worker's hold points, see its ``_hold``).
+KILL_STEPS = ("score", "write", "count", "finish")
+KILLS = 6
+NOTICE_AFTER_KILL = 2  # the slot killed second comes back on an instance that gets a spot notice
+_EVENT = re.compile(r"\[(\d+)\] (?:shard (\d+)(?::? )(held before (\w+))?|held before (take))")
+
+
+class Pool:
+    """The job's local workers, one process per array slot, as AWS Batch runs them (a killed child is
+    started again as a new attempt), each stoppable at a named step through its hold file.
+
+    A worker says in its log (``.mlops/batch/<job>-<slot>.log``) when it is held and which shard it
+    holds, so the test acts on what the workers did, never on how long they took."""
+
+    def __init__(self, hold_dir: Path) -> None:
+        self.hold_dir = hold_dir
+        self.job_id = ""
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.attempts: dict[int, int] = {}
+
+    def start(self, job_id: str, count: int) -> dict[str, Any]:
+        """The planner's ``start_workers``: every worker starts held before scoring its first shard."""
+        self.job_id = job_id
+        for slot in range(count):
+            self.launch(slot)
+        return {"backend": "local", "workers": count, "pids": [p.pid for p in self.processes.values()]}
+
+    def launch(self, slot: int, hold: str = "score", **env: str) -> None:
+        """Start the slot's next attempt, held before ``hold`` from its first shard on."""
+        self.hold(slot, hold)
+        self.attempts[slot] = self.attempts.get(slot, 0) + 1
+        self.processes[slot] = LocalWorkerLauncher().launch(
+            self.job_id,
+            slot,
+            self.attempts[slot],
+            extra_env={"MLOPS_BATCH_HOLD_FILE": str(self._hold_file(slot)), **env},
+        )
+
+    def _hold_file(self, slot: int) -> Path:
+        return self.hold_dir / f"hold-{slot}"
+
+    def hold(self, slot: int, step: str) -> None:
+        """Hold the slot's worker before ``step`` ("" lets it run); atomic, as the worker polls it."""
+        path = self._hold_file(slot)
+        path.with_suffix(".tmp").write_text(step)
+        path.with_suffix(".tmp").replace(path)
+
+    def log(self, slot: int) -> str:
+        path = PROJECT_DIR / ".mlops" / "batch" / f"{self.job_id}-{slot}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def held(self, slot: int, step: str) -> tuple[bool, int | None]:
+        """Whether the slot's current worker is held before ``step`` now, and the shard it holds: its
+        latest shard or hold line says so (it logs nothing else about shards while held)."""
+        pid = str(self.processes[slot].pid)
+        last: tuple[bool, int | None] = (False, None)
+        for match in _EVENT.finditer(self.log(slot)):
+            if match.group(1) != pid:
+                continue
+            shard = None if match.group(2) is None else int(match.group(2))
+            held_step = match.group(4) or match.group(5)
+            last = (held_step == step, shard)
+        return last
+
+    def wait_held(self, slot: int, step: str) -> int | None:
+        """Wait until the slot's worker is held before ``step``; the shard it holds (None before "take")."""
+        deadline = time.monotonic() + HANG_S
+        while time.monotonic() < deadline:
+            process = self.processes[slot]
+            assert process.poll() is None, (
+                f"worker {slot} (pid {process.pid}) ended with {process.returncode} before it was held "
+                f"before {step}:\n{self.log(slot)[-3000:]}"
+            )
+            is_held, shard = self.held(slot, step)
+            if is_held:
+                return shard
+            time.sleep(0.05)
+        raise AssertionError(f"hang: worker {slot} was not held before {step}:\n{self.log(slot)[-3000:]}")
+
+    def kill(self, slot: int) -> None:
+        os.kill(self.processes[slot].pid, signal.SIGKILL)
+        self.processes[slot].wait()
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 @pytest.mark.slow
 def test_chaos_killed_and_reclaimed_workers_lose_and_duplicate_nothing(
-    local_cloud, champion, token, monkeypatch
+    local_cloud, champion, token, monkeypatch, tmp_path
 ):
+    """Every worker is held before it scores a shard; each kill picks (seeded) a slot and a step,
+    lets that worker run to the step on a shard no kill has interrupted yet, and kills it there. So
+    the kills always land mid-shard and the job cannot end before the last one (the other workers
+    hold unfinished shards), however fast or slow the machine is."""
     rng = random.Random(SEED)
-    print(f"chaos seed {SEED} (replay with BATCH_CHAOS_SEED={SEED})")
+    plan = [(rng.randrange(3), rng.choice(KILL_STEPS)) for _ in range(KILLS)]
+    print(f"chaos seed {SEED} (replay with BATCH_CHAOS_SEED={SEED}): kills (slot, step) {plan}")
     bodies = _upload_inputs(champion, "batch/input/chaos/", [24000, 16000, 9000], seed=SEED % 1000)
-    monkeypatch.setenv("BATCH_VISIBILITY_S", "3")
-    monkeypatch.setenv("MLOPS_BATCH_STEP_DELAY_S", "0.12")
+    # A held worker keeps extending its shard's visibility; a killed one's shard returns after this.
+    monkeypatch.setenv("BATCH_VISIBILITY_S", "10")
     monkeypatch.setenv("MLOPS_SPOT_POLL_S", "0.3")
-    workers: dict[int, subprocess.Popen[bytes]] = {}
-    attempts: dict[int, int] = {}
-
-    def start(job_id: str, count: int, settings: Any) -> dict[str, Any]:
-        for i in range(count):
-            attempts[i] = 1
-            workers[i] = launch_local_worker(job_id, i)
-        return {"backend": "local", "workers": count, "pids": [w.pid for w in workers.values()]}
-
-    monkeypatch.setattr(batch_service, "start_workers", start)
+    pool = Pool(tmp_path)
+    monkeypatch.setattr(bootstrap, "batch_launcher", lambda: pool)
     status, job = _post(
         local_cloud, "/batch-jobs",
         {"model": "breast_cancer", "input_prefix": "batch/input/chaos/", "shard_bytes": 200_000, "workers": 3},
@@ -223,51 +322,73 @@ def test_chaos_killed_and_reclaimed_workers_lose_and_duplicate_nothing(
     )  # fmt: skip
     assert status == 202, job
     job_id = job["job_id"]
-    assert wait_until(lambda: len(workers) == 3, timeout_s=30)
+    assert wait_until(lambda: len(pool.processes) == 3, timeout_s=HANG_S), "the planner started no workers"
     metadata = FakeMetadata()
-    kills, noticed_slot = 0, None
+    interrupted: set[int] = set()  # shards a kill (or the notice) took from a worker: each at most once
 
-    def restart(slot: int, **env: str) -> None:
-        attempts[slot] += 1
-        workers[slot] = launch_local_worker(job_id, slot, attempts[slot], extra_env=env or None)
+    def held_on_a_fresh_shard(slot: int) -> int:
+        """Wait until the slot's worker holds, before scoring, a shard nothing interrupted yet; a shard
+        interrupted before is let through whole (a second interruption would only add receives)."""
+        while True:
+            shard = pool.wait_held(slot, "score")
+            assert shard is not None
+            if shard not in interrupted:
+                return shard
+            pool.hold(slot, "take")
+            pool.wait_held(slot, "take")
+            pool.hold(slot, "score")
 
     def status_now() -> str:
-        return str((batch_service.store().get(job_id) or {}).get("status"))
+        return str((bootstrap.batch_jobs().get(job_id) or {}).get("status"))
 
+    kills: list[tuple[int, str, int]] = []
     try:
-        deadline = time.monotonic() + 120
+        for number, (slot, step) in enumerate(plan, start=1):
+            shard = held_on_a_fresh_shard(slot)
+            pool.hold(slot, step)
+            assert pool.wait_held(slot, step) == shard
+            pool.kill(slot)
+            interrupted.add(shard)
+            kills.append((slot, step, shard))
+            if number != NOTICE_AFTER_KILL:
+                pool.launch(slot)
+                continue
+            # This slot comes back on an instance that will be reclaimed: the notice arrives while
+            # its worker holds a shard, and the worker must give it back and exit by itself.
+            pool.launch(slot, MLOPS_IMDS_ENDPOINT=metadata.url)
+            interrupted.add(held_on_a_fresh_shard(slot))
+            metadata.notice()
+            assert metadata.served.wait(HANG_S), "the worker's spot watcher never read the notice"
+            pool.hold(slot, "")
+            try:
+                returncode = pool.processes[slot].wait(timeout=HANG_S)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("hang: the worker given a spot notice did not exit") from None
+            assert returncode == 0, (
+                f"a worker given a spot notice must exit cleanly:\n{pool.log(slot)[-3000:]}"
+            )
+            assert "spot notice" in pool.log(slot), pool.log(slot)[-3000:]
+            pool.launch(slot)
+        for slot in pool.processes:  # every restarted worker has started (and counted itself)
+            pool.wait_held(slot, "score")
+        assert status_now() not in FINAL, "the job ended while every worker was held"
+        for slot in pool.processes:
+            pool.hold(slot, "")
+        deadline = time.monotonic() + HANG_S
         while status_now() not in FINAL and time.monotonic() < deadline:
-            time.sleep(rng.uniform(0.4, 1.6))
-            for slot, process in list(workers.items()):  # Batch retries a child that ended early
+            for slot, process in list(pool.processes.items()):  # Batch retries a child that ended early
                 if process.poll() is not None and status_now() not in FINAL:
-                    if slot == noticed_slot:
-                        assert process.returncode == 0, "a worker given a spot notice must exit cleanly"
-                        noticed_slot = -1
-                    restart(slot)
-            if kills < 6:
-                slot = rng.choice(sorted(workers))
-                if workers[slot].poll() is None and slot != noticed_slot:
-                    os.kill(workers[slot].pid, signal.SIGKILL)
-                    workers[slot].wait()
-                    kills += 1
-                    if kills == 2:  # this slot comes back on an instance that will be reclaimed
-                        restart(slot, MLOPS_IMDS_ENDPOINT=metadata.url)
-                        noticed_slot = slot
-                        threading.Timer(2.5, metadata.notice).start()
-                    else:
-                        time.sleep(rng.uniform(0, 0.4))
-                        restart(slot)
-        final = batch_service.get(job_id)
+                    pool.launch(slot, hold="")
+            time.sleep(0.2)
+        final = batch_service.get(bootstrap.batch_jobs(), job_id)
     finally:
-        for process in workers.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        pool.stop_all()
         metadata.close()
-    assert kills >= 5, f"only {kills} kills happened before the job ended: make the job longer"
-    assert noticed_slot == -1, "the worker with the spot notice did not exit by itself"
+    print(f"kills (slot, step, shard): {kills}")
+    assert len(kills) == KILLS
     assert final["status"] == "SUCCEEDED", final
-    assert final["interruptions"] >= 1
+    # Every restart after a kill or the notice counts, and so does the notice itself.
+    assert final["interruptions"] >= KILLS + 2
     manifest, lines = _outputs(champion, final)
     reference = _reference(champion, final, bodies)
     ids = [line.split(b",", 1)[0] for line in lines]

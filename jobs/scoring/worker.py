@@ -223,7 +223,8 @@ class Worker:
         self.visibility_s = int(os.environ.get("BATCH_VISIBILITY_S", DEFAULT_VISIBILITY_S))
         self.max_idle_s = float(os.environ.get("BATCH_MAX_IDLE_S", 600))
         self.chunk_bytes = int(os.environ.get("BATCH_CHUNK_BYTES", CHUNK_BYTES))
-        self.delay_s = float(os.environ.get("MLOPS_BATCH_STEP_DELAY_S", 0))  # tests: widen the steps
+        # Tests stop a worker at a chosen point (see ``_hold``); unset in production.
+        self.hold_file = os.environ.get("MLOPS_BATCH_HOLD_FILE") or None
         self.watcher = watcher or SpotWatcher()
         self.sqs = aws.client("sqs")
         self.url = self.sqs.get_queue_url(QueueName=settings.batch_work_queue)["QueueUrl"]
@@ -274,6 +275,7 @@ class Worker:
                 if self.watcher.noticed.is_set():
                     return self._interrupted(None)
                 self.state = "waiting"
+                self._hold("take")
                 messages = self.sqs.receive_message(
                     QueueUrl=self.url, MaxNumberOfMessages=1, WaitTimeSeconds=1, VisibilityTimeout=self.visibility_s,
                     AttributeNames=["ApproximateReceiveCount"],
@@ -317,9 +319,20 @@ class Worker:
         )
         return 0
 
-    def _step(self) -> None:
-        if self.delay_s:
-            time.sleep(self.delay_s)
+    def _hold(self, step: str, shard: int | None = None) -> None:
+        """Wait here while the file ``MLOPS_BATCH_HOLD_FILE`` names this step, saying so once.
+
+        So a test can interrupt a worker at a known point of a shard (``score``, ``write``, ``count``,
+        ``finish``) or before it takes one (``take``), whatever the machine's speed: the shard in hand
+        stays invisible to others meanwhile, its visibility still extended."""
+        if self.hold_file is None:
+            return
+        said = False
+        while _hold_step(self.hold_file) == step:
+            if not said:
+                _say(f"{'' if shard is None else f'shard {shard}: '}held before {step}")
+                said = True
+            time.sleep(0.05)
 
     def handle(self, message: dict[str, Any]) -> None:
         body = json.loads(message["Body"])
@@ -334,13 +347,13 @@ class Worker:
         started = time.monotonic()
         with VisibilityExtender(self.sqs, self.url, receipt, self.visibility_s):
             try:
-                self._step()
+                self._hold("score", shard.index)
                 output = self._score(job, shard, where, started)
-                self._step()
+                self._hold("write", shard.index)
                 part = write_part(
                     self.settings.data_bucket, part_key(job["output_prefix"], shard.index), output, job_id
                 )
-                self._step()
+                self._hold("count", shard.index)
                 counted = self.jobs.mark_done(
                     job_id, shard.index, {**{k: part[k] for k in ("key", "rows", "bytes", "sha256")},
                                           "input_key": shard.key, "input_range": [shard.start, shard.end], "worker": self.worker_id},
@@ -351,7 +364,7 @@ class Worker:
                     + ("" if counted else " (already counted)")
                 )
                 self.beat()  # this worker's seconds so far count before the job may finish
-                self._step()
+                self._hold("finish", shard.index)
                 finish_if_complete(self.ports, job_id)
             except Released:
                 self.sqs.change_message_visibility(
@@ -414,6 +427,14 @@ class Worker:
         else:
             return False  # nothing to go by: give it back
         return remaining + FINISH_MARGIN_S < self.watcher.seconds_left()
+
+
+def _hold_step(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 _headers: dict[tuple[str, str], dict[str, list[str]]] = {}

@@ -25,8 +25,11 @@ from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, 
 from mlops.localcloud import PROJECT_DIR, LocalCloud, free_port
 
 DATASET = "breast_cancer"
-# The demo's promotion policy: better by 0.002 ROC AUC, log loss no worse than +0.05.
-PROMOTION = {"mode": "auto", "min_delta": 0.002, "guard_metrics": {"log_loss": 0.05}, "max_latency_ms": 50}
+# The demo's promotion policy: better by 0.002 ROC AUC, log loss no worse than +0.05. The latency
+# budget is wide on purpose: the demo's models answer in a fraction of a millisecond, but on a busy
+# machine the p99 of 200 single-row predictions measures the scheduler (60 ms seen with both cores
+# loaded), and a gate verdict must not depend on the machine's load.
+PROMOTION = {"mode": "auto", "min_delta": 0.002, "guard_metrics": {"log_loss": 0.05}, "max_latency_ms": 1000}
 
 
 class Demo:
@@ -43,7 +46,13 @@ class Demo:
         return ok
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: float = 0.2) -> Any:
+# Every wait in the demo ends on a record (a ledger entry, a run's status, an empty queue); the
+# timeouts only stop a demo that hangs, so they are generous for a busy machine.
+HANG_S = 300.0
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = HANG_S, interval_s: float = 0.2) -> Any:
+    """Poll until ``predicate()`` is truthy; its last value (falsy only after ``timeout_s``, a hang)."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
@@ -263,8 +272,7 @@ def run_demo(verbose: bool = False) -> int:
                 QueueUrl=queue_url, MessageBody=json.dumps(_notification(settings.data_bucket, days[0], head))
             )
         demo.check(
-            bool(wait_for(lambda: _queue_empty(sqs, queue_url), timeout_s=20)),
-            "the redelivered events were consumed",
+            bool(wait_for(lambda: _queue_empty(sqs, queue_url))), "the redelivered events were consumed"
         )
         demo.check(
             len(ledger.scan()) == before, f"the ledger still holds {before} entries: duplicates had no effect"
@@ -339,15 +347,12 @@ def run_demo(verbose: bool = False) -> int:
 
         for name, visible, in_flight, dlq in queue_depths(sqs, settings.queues):
             print(f"   {name:<40} visible {visible}  in flight {in_flight}  DLQ {dlq}")
-        demo.check(_queue_empty(sqs, queue_url), "nothing left in the ingest queue, nothing in its DLQ")
+        # A handler deletes its message after it returns: wait for the queues to drain, not for a pace.
         demo.check(
-            _queue_empty(sqs, sqs.get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]),
-            "every retrain trigger was consumed",
+            _drained(sqs, settings.ingest_queue), "nothing left in the ingest queue, nothing in its DLQ"
         )
-        demo.check(
-            _queue_empty(sqs, sqs.get_queue_url(QueueName=settings.promotion_queue)["QueueUrl"]),
-            "every candidate manifest was evaluated",
-        )
+        demo.check(_drained(sqs, settings.retrain_queue), "every retrain trigger was consumed")
+        demo.check(_drained(sqs, settings.promotion_queue), "every candidate manifest was evaluated")
 
         if not verbose:
             lines = [
@@ -385,21 +390,28 @@ def _registry_story(
     registry = DynamoRegistry(settings.registry_table, settings.audit_table)
 
     demo.step("The registry judges each candidate (manifest -> promotion queue -> evaluate_candidate)")
+    # The drift run's candidate may be judged, and promoted, before this step looks: what v1 became
+    # is read from the audit ledger, and /predict is checked against the champion the ledger names.
     v1 = _follow_version(demo, registry, first)
     if v1:
         _print_gates(v1)
+        crowned = _made_champion(registry, v1["version"])
         demo.check(
-            v1["status"] == "champion" and v1["gates"]["first_model"],
-            f"v{v1['version']}, the dataset's first model, is judged on floors and becomes champion",
+            crowned is not None and crowned["from_version"] is None and bool(v1["gates"].get("first_model")),
+            f"v{v1['version']}, the dataset's first model, is judged on floors and becomes champion "
+            f"(audit entry {crowned and crowned['seq']}: {crowned and crowned['who']})",
         )
-        _predict_after(demo, api, v1["version"], "the first champion answers")
+        _predict_champion(
+            demo, api, registry, "the first champion (or the drift run's, if it replaced v1 already) answers"
+        )
     v2 = _follow_version(demo, registry, second)
     if v2:
         _print_gates(v2)
+        verdict = _verdict(registry, v2)
         demo.check(
-            v2["status"] in ("champion", "rejected"),
+            verdict in ("champion", "rejected"),
             f"v{v2['version']} (the drift run's stump) was compared with v{v2['gates'].get('evaluated_against')} "
-            f"on the same holdout rows: {v2['status']}",
+            f"on the same holdout rows: {verdict}",
         )
 
     def retrain(change: str, model: dict[str, Any], reason: str, **promotion: Any) -> dict[str, Any] | None:
@@ -425,12 +437,15 @@ def _registry_story(
         {"family": "random_forest", "params": {"n_estimators": 3, "max_depth": 2}},
         "try a forest instead of the stump",
     )
+    better_entry = _made_champion(registry, better["version"]) if better else None
     demo.check(
-        better is not None and better["status"] == "champion",
-        f"v{better and better['version']} beats the champion by more than min_delta: it is the champion",
+        better_entry is not None,
+        f"v{better and better['version']} beats the champion by more than min_delta: it is the champion "
+        f"(audit entry {better_entry and better_entry['seq']}: v{better_entry and better_entry['from_version']} -> "
+        f"v{better and better['version']})",
     )
     if better:
-        _predict_after(demo, api, better["version"], "the new champion answers")
+        _predict_champion(demo, api, registry, "the new champion answers")
         status, body = http(
             "POST", f"{api}/models/{DATASET}/predict", {"records": [{**PATIENT, "mean_radius": "big"}]}
         )
@@ -447,11 +462,16 @@ def _registry_story(
         {"family": "logistic_regression", "params": {"C": 0.001, "max_iter": 1000}},
         "cheaper model, same quality?",
     )
+    # Only this demo changes the champion now: the ledger must end with the better one's promotion.
+    ledger = registry.audit(DATASET)
     demo.check(
         worse is not None
         and worse["status"] == "rejected"
-        and registry.champion(DATASET) == (better or {}).get("version"),
-        f"v{worse and worse['version']} rejected ({worse and worse['gates']['reason'][:150]}...); the champion stays",
+        and better_entry is not None
+        and bool(ledger)
+        and ledger[-1]["seq"] == better_entry["seq"],
+        f"v{worse and worse['version']} rejected ({worse and worse['gates']['reason'][:150]}...); the champion stays "
+        f"(the audit ledger's last entry is still v{ledger[-1]['to_version'] if ledger else None}'s promotion)",
     )
 
     demo.step("Manual approval: the policy now asks a person (mode manual)")
@@ -472,15 +492,18 @@ def _registry_story(
         status, _ = http("POST", path, why, token["viewer"])
         demo.check(status == 403, f"approve as victor (viewer) -> {status}")
         status, body = http("POST", path, why, token["approver"])
+        approval = _made_champion(registry, pending["version"])
         demo.check(
-            status == 200 and registry.champion(DATASET) == pending["version"],
-            f"approve as alice (approver) -> {status}: v{body.get('champion')} is the champion",
+            status == 200 and approval is not None and approval["who"] == "alice (approver)",
+            f"approve as alice (approver) -> {status}: v{body.get('champion')} is the champion "
+            f"(audit entry {approval and approval['seq']}: {approval and approval['who']})",
         )
-        _predict_after(demo, api, pending["version"], "the approved champion answers")
+        _predict_champion(demo, api, registry, "the approved champion answers")
         status, body = http("POST", path, why, token["approver"])
         demo.check(status == 409, f"approving it again -> {status}: {body.get('Message')}")
 
     demo.step("Rollback: one call brings back the previous champion (from the audit ledger)")
+    undone = (registry.audit(DATASET) or [{}])[-1]  # the promotion a rollback undoes
     status, body = http(
         "POST",
         f"{api}/models/{DATASET}/rollback",
@@ -488,12 +511,15 @@ def _registry_story(
         token["approver"],
     )
     demo.check(
-        status == 200 and body.get("champion") == (better or {}).get("version"),
+        status == 200
+        and undone.get("from_version") is not None
+        and body.get("champion") == undone.get("from_version")
+        and body.get("audit", {}).get("undoes") == undone.get("seq"),
         f"POST /models/{DATASET}/rollback -> {status}: champion v{body.get('audit', {}).get('from_version')} -> "
-        f"v{body.get('champion')}",
+        f"v{body.get('champion')}, undoing audit entry {undone.get('seq')}",
     )
     if status == 200:
-        _predict_after(demo, api, body["champion"], "after the rollback, the previous champion answers again")
+        _predict_champion(demo, api, registry, "after the rollback, the previous champion answers again")
 
     demo.step(f"The model and its audit trail (GET /models/{DATASET}, GET /models/{DATASET}/audit)")
     status, model_doc = http("GET", f"{api}/models/{DATASET}")
@@ -523,27 +549,56 @@ def _patient() -> dict[str, float]:
 PATIENT = _patient()
 
 
-def _predict_after(demo: Demo, api: str | None, version: int, what: str, timeout_s: float = 15) -> None:
-    """POST /predict until the given champion answers (warm containers refresh the pointer within the
-    champion TTL, 10 s by default), then show its answer."""
+def _made_champion(registry: Any, version: int) -> dict[str, Any] | None:
+    """The latest audit entry that made ``version`` champion, or None: a record that stays true when a
+    later promotion replaces it (its status then says ``retired``)."""
+    entries = [e for e in registry.audit(DATASET) if int(e["to_version"]) == int(version)]
+    return entries[-1] if entries else None
+
+
+def _ledger_champion(registry: Any) -> int | None:
+    """The champion the audit ledger names now: the version its latest entry promoted (or rolled back
+    to). The champion pointer is written in the same transaction, so the two always agree."""
+    entries = registry.audit(DATASET)
+    return int(entries[-1]["to_version"]) if entries else None
+
+
+def _verdict(registry: Any, version: dict[str, Any]) -> str:
+    """What the registry decided for a version: ``champion`` if the ledger ever promoted it (it may
+    be retired since), else its status."""
+    return "champion" if _made_champion(registry, version["version"]) else str(version["status"])
+
+
+def _predict_champion(
+    demo: Demo, api: str | None, registry: Any, what: str, timeout_s: float = HANG_S
+) -> None:
+    """POST /predict until it answers with the version the audit ledger names as champion at that
+    moment (warm containers refresh their pointer within the champion TTL, 10 s by default), then
+    show the answer. Which version that is comes from the ledger, never from an assumed order of
+    the pipeline's stages; the timeout only stops a hang."""
     started = time.monotonic()
     body: dict[str, Any] = {}
-    while time.monotonic() - started < timeout_s:
+    champion = _ledger_champion(registry)
+    while True:
         status, body = http("POST", f"{api}/models/{DATASET}/predict", {"records": [PATIENT]})
-        if status == 200 and body.get("version") == version:
+        if status == 200 and champion is not None and body.get("version") == champion:
+            break
+        if time.monotonic() - started > timeout_s:
             break
         time.sleep(0.5)
+        champion = _ledger_champion(registry)
     answer = (body.get("predictions") or [{}])[0]
     probabilities = ", ".join(f"p({k})={v:.3f}" for k, v in (answer.get("probabilities") or {}).items())
     demo.check(
-        body.get("version") == version,
-        f"{what}: POST /models/{DATASET}/predict -> v{body.get('version')} predicts {answer.get('prediction')} "
-        f"({probabilities}), {time.monotonic() - started:.1f}s after the change",
+        champion is not None and body.get("version") == champion,
+        f"{what}: POST /models/{DATASET}/predict -> v{body.get('version')} (the audit ledger's champion: "
+        f"v{champion}) predicts {answer.get('prediction')} ({probabilities}), "
+        f"{time.monotonic() - started:.1f}s after the change",
     )
 
 
 def _follow_version(
-    demo: Demo, registry: Any, run: dict[str, Any] | None, timeout_s: float = 60
+    demo: Demo, registry: Any, run: dict[str, Any] | None, timeout_s: float = HANG_S
 ) -> dict[str, Any] | None:
     """Wait until the run's candidate has been judged; the version record, or None."""
     if not run:
@@ -553,9 +608,9 @@ def _follow_version(
         found = [v for v in registry.versions(DATASET) if v.get("run_id") == run["run_id"]]
         if found and found[0]["status"] not in ("candidate", "approved"):  # approved: promotion under way
             version = found[0]
-            print(
-                f"   v{version['version']} ({version.get('family')}, run {run['run_id']}): {version['status']}"
-            )
+            verdict = _verdict(registry, version)
+            now = "" if verdict == version["status"] else f" (since then {version['status']})"
+            print(f"   v{version['version']} ({version.get('family')}, run {run['run_id']}): {verdict}{now}")
             return dict(version)
         time.sleep(0.3)
     demo.check(False, f"the candidate of run {run['run_id']} was judged within {timeout_s:.0f}s")
@@ -625,9 +680,11 @@ def _finish(demo: Demo) -> int:
 
 
 def _follow_run(
-    demo: Demo, runs: Any, match: Callable[[dict[str, Any]], bool], timeout_s: float = 120
+    demo: Demo, runs: Any, match: Callable[[dict[str, Any]], bool], timeout_s: float = HANG_S
 ) -> dict[str, Any] | None:
-    """Wait for the run that matches, printing its status as it changes; None if it never succeeds."""
+    """Wait for the run that matches to be over, printing its status as it changes; None if it never
+    succeeds. Over means ended and out of the dataset's single-flight lock: the job records its status
+    before it frees the lock, and a retrain asked for in between would be refused (409)."""
     deadline = time.monotonic() + timeout_s
     seen = ""
     run: dict[str, Any] | None = None
@@ -636,7 +693,11 @@ def _follow_run(
         if run and run["status"] != seen:
             seen = run["status"]
             print(f"   run {run['run_id']}: {seen}", flush=True)
-        if run and run["status"] in ("succeeded", "failed"):
+        if (
+            run
+            and run["status"] in ("succeeded", "failed")
+            and runs.state(DATASET).run_in_flight != run["run_id"]
+        ):
             break
         time.sleep(0.3)
     ok = bool(run) and run is not None and run["status"] == "succeeded"
@@ -665,6 +726,11 @@ def _peek(sqs: Any, url: str) -> list[dict[str, Any]]:
         ):
             seen[m["MessageId"]] = json.loads(m["Body"])
     return list(seen.values())
+
+
+def _drained(sqs: Any, queue_name: str) -> bool:
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    return bool(wait_for(lambda: _queue_empty(sqs, url)))
 
 
 def _queue_empty(sqs: Any, url: str) -> bool:

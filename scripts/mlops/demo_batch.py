@@ -49,7 +49,7 @@ def run_batch_demo(demo: Any, api: str, settings: Any, token: dict[str, str]) ->
         f"job {job['job_id']} submitted: {job['model']} v{job['version']} pinned (the champion), engine {job['engine']}",
     )
     last = ""
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600  # only stops a hang: the loop ends when the job's record is final
     while time.monotonic() < deadline:
         job = call("GET", f"/batch-jobs/{job['job_id']}", token=token["approver"], base=api)
         line = progress_line(job)
