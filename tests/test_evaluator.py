@@ -283,16 +283,14 @@ def test_reading_routes_show_models_versions_and_gates(aws, pending, client):
 
 
 def _load_app(monkeypatch: pytest.MonkeyPatch, reads: str) -> Any:
-    """app.py imported afresh (as a deploy imports it) with MLOPS_AUTH_READS set."""
-    import importlib.util
+    """app.py and its blueprints imported afresh (as a deploy imports them) with MLOPS_AUTH_READS set;
+    the modules imported before are put back afterwards."""
+    import importlib
 
     monkeypatch.setenv("MLOPS_AUTH_READS", reads)
-    path = Path(__file__).resolve().parents[1] / "app.py"
-    spec = importlib.util.spec_from_file_location(f"app_reads_{reads}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
+    for name in [m for m in sys.modules if m == "app" or m.startswith("chalicelib.entrypoints")]:
+        monkeypatch.delitem(sys.modules, name)
+    return importlib.import_module("app").app
 
 
 @pytest.mark.parametrize("reads", ["true", "false"])
