@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.adapters import aws
-from chalicelib.training.batch import job_name
+from chalicelib.settings import job_name
 
 
 class ArrayJobLauncher:
@@ -21,7 +21,7 @@ class ArrayJobLauncher:
 
     def start(self, job_id: str, workers: int) -> dict[str, Any]:
         args: dict[str, Any] = {
-            "jobName": job_name("score", job_id).replace("train-", "batch-", 1),
+            "jobName": job_name("batch", "score", job_id),
             "jobQueue": self.job_queue,
             "jobDefinition": self.job_definition,
             "parameters": {"job_id": job_id},

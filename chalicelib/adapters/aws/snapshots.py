@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from chalicelib.adapters import aws
-from chalicelib.validation.store import tags
+from chalicelib.adapters.aws.tagging import tags
 
 
 class S3SnapshotStore:
