@@ -8,109 +8,20 @@ the queue, the tables, the bucket, the topic and the routes are wired to them.""
 from __future__ import annotations
 
 import json
-import sys
-import uuid
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from chalice.test import Client
 
 from app import app
 from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.registry import DynamoRegistry
-from chalicelib.validation import Contract
-from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, to_csv
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
-
-DATASET = "breast_cancer"
-# Holdout AUCs on the same rows (all trained on the same data, so the holdouts coincide):
-# stump 0.865 < tiny forest 0.981 < logistic regression 0.985; C=0.001 regression 0.976.
-MODELS = {
-    "stump": ("random_forest", {"n_estimators": 1, "max_depth": 1}),
-    "forest": ("random_forest", {"n_estimators": 3, "max_depth": 2}),
-    "logistic": ("logistic_regression", {"C": 1.0}),
-    "weak_logistic": ("logistic_regression", {"C": 0.001}),
-}
-POLICY = {"mode": "auto", "min_delta": 0.002, "guard_metrics": {"log_loss": 0.05}}
-
-
-def _contract(model: str = "stump", **promotion: Any) -> Contract:
-    doc = breast_cancer_contract()
-    family, params = MODELS[model]
-    doc["training"]["model"] = {"family": family, "params": params}
-    doc["promotion"] = {**POLICY, **promotion}
-    return Contract.parse(doc)
-
-
-@cache
-def _built(model: str) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """A candidate's artifacts, trained once per test session by the training job's code."""
-    from chalicelib.training.settings import TrainingSettings
-    from training.main import build_candidate
-    from training.table import load_table
-
-    header, rows = breast_cancer_rows()
-    sources = [to_csv(header, rows[:330]), to_csv(header, drifted(header, rows[440:]))]
-    contract = _contract(model)
-    training = TrainingSettings.from_contract(contract)
-    lineage = {
-        "run_id": "template",
-        "dataset": DATASET,
-        "data_hash": "0" * 64,
-        "data_objects": [],
-        "parameters": training.to_dict(),
-    }
-    return build_candidate(load_table(sources, contract), contract, training, lineage)
-
-
-def publish(settings: Any, model: str, run_id: str | None = None, tamper: str | None = None) -> str:
-    """Publish a candidate as the training job does (manifest last); returns its run id."""
-    from training.main import candidate_prefix, publish_candidate
-
-    run_id = run_id or f"{DATASET}-{model}-{uuid.uuid4().hex[:8]}"
-    artifacts, fields = _built(model)
-    artifacts = dict(artifacts)
-    prefix = candidate_prefix(DATASET, run_id)
-    publish_candidate(
-        settings.models_bucket, prefix, artifacts, {**fields, "run_id": run_id}, _contract(model)
-    )
-    if tamper:  # one bit of the object changes after the manifest recorded its checksum (same size)
-        data = artifacts[tamper]
-        boto3.client("s3").put_object(
-            Bucket=settings.models_bucket, Key=prefix + tamper, Body=data[:-1] + bytes([data[-1] ^ 1])
-        )
-    return run_id
-
-
-def _drain(settings: Any, queue: str) -> list[str]:
-    sqs = boto3.client("sqs")
-    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-    bodies = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        bodies += [m["Body"] for m in messages]
-        for m in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return bodies
-
-
-def evaluate(client: Client, settings: Any, bodies: list[str] | None = None) -> dict[str, Any]:
-    """Deliver the promotion queue's messages (or ``bodies``) to evaluate_candidate."""
-    bodies = bodies if bodies is not None else _drain(settings, settings.promotion_queue)
-    bodies = [b for b in bodies if "manifest.json" in b]
-    assert bodies, "no manifest notification reached the promotion queue"
-    event = client.events.generate_sqs_event(queue_name=settings.promotion_queue, message_bodies=bodies)
-    for record in event["Records"]:
-        record["messageId"] = str(uuid.uuid4())
-    return dict(client.lambda_.invoke("evaluate_candidate", event).payload)
+from tests.support import DATASET, contract_for, drain, evaluate, load_app, publish
 
 
 @pytest.fixture
 def registry(aws):
-    S3ContractStore(aws.data_bucket).put(_contract())
+    S3ContractStore(aws.data_bucket).put(contract_for())
     return DynamoRegistry(aws.registry_table, aws.audit_table)
 
 
@@ -159,7 +70,7 @@ def test_an_evaluation_that_crashed_after_approval_is_finished_by_the_redelivery
     aws, registry, client, monkeypatch
 ):
     publish(aws, "stump")
-    bodies = _drain(aws, aws.promotion_queue)
+    bodies = drain(aws, aws.promotion_queue)
     original = DynamoRegistry.promote
 
     def crash(*args: Any, **kwargs: Any) -> Any:
@@ -182,7 +93,7 @@ def pending(aws, registry, client):
     """v1 champion (forest), v2 pending approval (logistic regression, manual policy)."""
     publish(aws, "forest")
     evaluate(client, aws)
-    S3ContractStore(aws.data_bucket).put(_contract(mode="manual"))
+    S3ContractStore(aws.data_bucket).put(contract_for(mode="manual"))
     publish(aws, "logistic")
     evaluate(client, aws)
     assert registry.version(DATASET, 2)["status"] == "pending_approval"
@@ -282,34 +193,7 @@ def test_reading_routes_show_models_versions_and_gates(aws, pending, client):
 # --- authentication of the real app ----------------------------------------------------------------
 
 
-def _load_app(monkeypatch: pytest.MonkeyPatch, reads: str) -> Any:
-    """app.py and its blueprints imported afresh (as a deploy imports them) with MLOPS_AUTH_READS set;
-    the modules imported before are put back afterwards."""
-    import importlib
-
-    monkeypatch.setenv("MLOPS_AUTH_READS", reads)
-    for name in [m for m in sys.modules if m == "app" or m.startswith("chalicelib.entrypoints")]:
-        monkeypatch.delitem(sys.modules, name)
-    return importlib.import_module("app").app
-
-
-@pytest.mark.parametrize("reads", ["true", "false"])
-def test_every_changing_route_needs_a_token_and_reads_as_configured(monkeypatch, reads):
-    from chalicelib.auth import PERMISSIONS
-
-    routes = _load_app(monkeypatch, reads).routes
-    for path, methods in routes.items():
-        for method, entry in methods.items():
-            if path == "/health":
-                assert entry.authorizer is None
-                continue
-            assert (method, path) in PERMISSIONS, f"{method} {path} is missing from auth.PERMISSIONS"
-            reading = method == "GET" or path.endswith("/predict")  # predictions change nothing
-            protected = not reading or reads == "true"
-            assert (entry.authorizer is not None) == protected, f"{method} {path}"
-
-
 def test_reading_routes_need_a_token_in_deployed_stages(aws, pending, tokens, monkeypatch):
-    with Client(_load_app(monkeypatch, "true"), stage_name="local") as deployed:
+    with Client(load_app(monkeypatch, "true"), stage_name="local") as deployed:
         assert deployed.http.get("/models").status_code == 401
         assert deployed.http.get(f"/models/{DATASET}/audit", headers=tokens["viewer"]).status_code == 200
