@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: demo test up status lint format clean venv bench-validation bench-predict bench-batch scan-venv scan package deploy postdeploy
+.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch scan-venv scan package deploy postdeploy
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -32,10 +32,26 @@ scan-venv: $(SCAN_STAMP)
 demo: $(STAMP)
 	$(BIN)/mlops demo
 
-# pytest exits 5 when it collected nothing: that is a failure, not a pass.
+# The suite has one folder per layer (tests/__init__.py). The layers without local clouds run in random
+# order (pytest-randomly prints its seed; `make check PYTEST_ARGS=--randomly-seed=N` repeats an order).
+# The others keep file order: a module's tests share its module-scoped local cloud in turn.
+RANDOM_LAYERS := tests/unit tests/service tests/adapters
+
+# The inner loop, under a minute: lint, then the unit and service layers in random order.
+check: lint
+	$(BIN)/python -m pytest -p randomly tests/unit tests/service $(PYTEST_ARGS)
+
+# Everything, in two runs. pytest exits 5 when it collected nothing: that is a failure, not a pass
+# (when PYTEST_ARGS narrows the selection, one of the two runs may select nothing, but not both).
 test: $(STAMP) $(SCAN_STAMP) lint
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	@$(BIN)/python -m pytest -p randomly $(RANDOM_LAYERS) $(PYTEST_ARGS); first=$$?; \
+	if [ $$first -ne 0 ] && [ $$first -ne 5 ]; then exit $$first; fi; \
+	$(BIN)/python -m pytest -p no:randomly tests $(addprefix --ignore=,$(RANDOM_LAYERS)) $(PYTEST_ARGS); second=$$?; \
+	if [ $$second -ne 0 ] && [ $$second -ne 5 ]; then exit $$second; fi; \
+	narrowed=$(if $(strip $(PYTEST_ARGS)),yes,); \
+	if [ $$first -eq 5 ] && [ $$second -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
+	if [ -z "$$narrowed" ] && [ $$first -eq 5 ]; then echo "pytest collected no tests in $(RANDOM_LAYERS)" >&2; exit 1; fi; \
+	if [ -z "$$narrowed" ] && [ $$second -eq 5 ]; then echo "pytest collected no tests in the other layers" >&2; exit 1; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -79,7 +95,7 @@ package: $(STAMP)
 
 # The security scans alone (they also run inside `make test`): cfn-lint, checkov, parliament.
 scan: $(STAMP) $(SCAN_STAMP)
-	$(BIN)/python -m pytest tests/test_scans.py -q
+	$(BIN)/python -m pytest tests/deploy/test_scans.py -q
 
 # Predict benchmark: route vs minimal handler vs scikit-learn, cold starts. PREDICT_BENCH_ARGS=--quick: < 1 minute.
 bench-predict: $(STAMP)

@@ -1,6 +1,11 @@
 """Shared fixtures. Fake credentials are set before any boto3 client exists; moto stands in for AWS.
 
-* ``aws``: in-process moto (``mock_aws``) with the data-plane stack deployed (unit tests).
+The suite has one folder per layer (see tests/__init__.py); helpers shared by modules are in
+tests/support.py, never imported from another test module.
+
+* ``aws``: in-process moto (``mock_aws``) with the data-plane stack deployed (adapter and flow tests).
+* ``atomic_writes``: the one lock giving in-process moto DynamoDB's atomic writes (concurrency tests).
+* ``batch_stack``: the same stack with AWS Batch, which runs no containers (deploy and adapter tests).
 * ``local_cloud``: a moto *server* on 127.0.0.1 with the stack, the Chalice app and the event
   runtime, as ``mlops up`` runs it (flow tests). One per module; tests use their own keys.
 """
@@ -26,8 +31,7 @@ for _key, _value in {
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
-import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
@@ -35,6 +39,9 @@ from moto import mock_aws  # noqa: E402
 
 from chalicelib.adapters import aws as aws_clients  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
+
+# tests/test_batch_chaos.py, not yet in its layer's folder, imports wait_until from here.
+from tests.support import wait_until  # noqa: E402, F401
 
 
 def _reset_wiring() -> None:
@@ -99,6 +106,22 @@ def atomic_writes(monkeypatch):
         monkeypatch.setattr(DynamoDBBackend, name, locked)
 
 
+@pytest.fixture(scope="module")
+def batch_stack() -> Iterator[tuple[Settings, dict[str, str]]]:
+    """The local stage's stack in in-process moto with Batch configured not to use Docker.
+
+    One deploy per module (about a second): the tests only read, or submit jobs they find by id.
+    """
+    from mlops.cfn import deploy_stage
+
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        aws_clients.reset_clients()
+        settings = Settings.for_stage("local")
+        resources = deploy_stage(settings)
+        yield settings, resources
+        aws_clients.reset_clients()
+
+
 @pytest.fixture
 def tokens(aws: Settings) -> dict[str, dict[str, str]]:
     """One API token per role in the stack's SSM path: role -> headers carrying it (JSON body)."""
@@ -130,13 +153,3 @@ def local_cloud() -> Iterator[Any]:
     os.environ.clear()
     os.environ.update(saved)
     _reset_wiring()
-
-
-def wait_until(predicate: Callable[[], Any], timeout_s: float = 20.0, interval_s: float = 0.1) -> Any:
-    """Poll until predicate() is truthy; return its last value (falsy on timeout)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval_s)

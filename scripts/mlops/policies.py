@@ -320,7 +320,7 @@ def token_authorizer(s: Settings) -> list[Statement]:
 
 
 # Every function of app.py, by its Chalice name. A new function needs an entry here (and its
-# settings in .chalice/config.json); tests/test_deploy.py fails until it has both.
+# settings in .chalice/config.json); tests/deploy/test_deploy.py fails until it has both.
 FUNCTIONS: dict[str, Callable[[Settings], list[Statement]]] = {
     "api_handler": api_handler,
     "ingest_upload": ingest_upload,

@@ -22,7 +22,7 @@ from chalicelib.errors import RegistryError
 from chalicelib.registry.evaluator import evaluate_manifest
 from chalicelib.registry.ports import EvaluatorPorts
 from chalicelib.validation import Contract, NoContract
-from tests.test_evaluator import DATASET, _built, _contract
+from tests.support import DATASET, built, contract_for
 
 BUCKET = "models"
 
@@ -60,13 +60,13 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    return World(MemoryRegistry(), MemoryArtifacts(), Contracts(_contract()), MemoryNotifier())
+    return World(MemoryRegistry(), MemoryArtifacts(), Contracts(contract_for()), MemoryNotifier())
 
 
 def publish(world: World, model: str, run_id: str | None = None, tamper: str | None = None) -> str:
     """Publish a candidate as the training job does (artifacts, then the manifest); its manifest key."""
     run_id = run_id or f"{DATASET}-{model}-{uuid.uuid4().hex[:8]}"
-    artifacts, fields = _built(model)
+    artifacts, fields = built(model)
     prefix = f"models/{DATASET}/candidates/{run_id}/"
     entries = []
     for name, data in artifacts.items():
@@ -161,7 +161,7 @@ def test_worse_candidate_is_rejected_with_every_failed_gate_named(world):
 
 def test_manual_policy_leaves_a_passing_candidate_pending_approval(world):
     evaluate(world, publish(world, "forest"))
-    world.contracts.put(_contract(mode="manual"))
+    world.contracts.put(contract_for(mode="manual"))
     outcome = evaluate(world, publish(world, "logistic"))
     assert outcome["action"] == "pending_approval"
     doc = world.registry.version(DATASET, 2)

@@ -1,36 +1,17 @@
-"""Training on AWS Batch: the template's spot compute, retry strategy and job role, and what
-``BatchTrainingLauncher`` submits, read back from moto (Batch without Docker: jobs run nothing)."""
+"""Training on AWS Batch: the template's spot compute, retry strategy, job role and runs table, read
+back from moto (Batch without Docker: jobs run nothing). What ``BatchTrainingLauncher`` submits:
+tests/adapters/test_batch_submit.py; job names: tests/unit/test_job_names.py."""
 
 from __future__ import annotations
 
 import ast
 import json
-import re
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import pytest
-from moto import mock_aws
 
-from chalicelib.adapters import aws as aws_clients
-from chalicelib.adapters.aws.training_launcher import BatchTrainingLauncher
-from chalicelib.settings import MAX_JOB_NAME, Settings, job_name
-from mlops.cfn import deploy_stage, load_template
-
-
-@pytest.fixture(scope="module")
-def batch_stack() -> Iterator[tuple[Settings, dict[str, str]]]:
-    """The local stage's stack in in-process moto with Batch configured not to use Docker.
-
-    One deploy per module (about a second): the tests only read, or submit jobs they find by id.
-    """
-    with mock_aws(config={"batch": {"use_docker": False}}):
-        aws_clients.reset_clients()
-        settings = Settings.for_stage("local")
-        resources = deploy_stage(settings)
-        yield settings, resources
-        aws_clients.reset_clients()
+from chalicelib.settings import Settings
+from mlops.cfn import load_template
 
 
 def _training_definition(settings: Settings) -> dict[str, Any]:
@@ -194,42 +175,3 @@ def test_runs_table_has_the_run_and_event_keys(batch_stack):
     settings, _ = batch_stack
     table = boto3.client("dynamodb").describe_table(TableName=settings.runs_table)["Table"]
     assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
-
-
-@pytest.mark.parametrize("on_demand", [False, True], ids=["spot", "on-demand"])
-def test_submit_training_submits_the_run_to_the_chosen_queue(batch_stack, on_demand):
-    settings, _ = batch_stack
-    run_id = "20261123T101500Z-4f2a"
-    submitted = BatchTrainingLauncher(settings, on_demand=on_demand).launch(run_id, "breast_cancer")
-
-    queue = settings.ondemand_job_queue if on_demand else settings.spot_job_queue
-    assert submitted == {
-        "backend": "batch",
-        "job_id": submitted["job_id"],
-        "job_queue": queue,
-        "job_name": f"train-breast_cancer-{run_id}",
-    }
-    (job,) = boto3.client("batch").describe_jobs(jobs=[submitted["job_id"]])["jobs"]
-    assert job["jobName"] == f"train-breast_cancer-{run_id}"
-    assert job["jobQueue"].rsplit("/", 1)[-1] == queue
-    assert job["jobDefinition"].rsplit("/", 1)[-1].split(":")[0] == settings.training_job_definition
-    assert job["parameters"] == {"run_id": run_id, "dataset": "breast_cancer"}
-
-
-def test_submit_training_refuses_an_empty_run_or_dataset():
-    settings = Settings.for_stage("local")
-    with pytest.raises(ValueError):
-        BatchTrainingLauncher(settings).launch("", "iris")
-    with pytest.raises(ValueError):
-        BatchTrainingLauncher(settings).launch("run-1", "")
-
-
-def test_job_name_keeps_to_batch_alphabet_and_length():
-    assert job_name("train", "iris", "2026-11-23T10:15:00Z") == "train-iris-2026-11-23T10-15-00Z"
-    assert job_name("train", "my data.v2", "r/1") == "train-my-data-v2-r-1"
-    long = job_name("train", "d" * 300, "run-42")
-    assert len(long) == MAX_JOB_NAME and long.endswith("-run-42") and long.startswith("train-d")
-    assert len(job_name("train", "d", "r" * 300)) == MAX_JOB_NAME
-    assert job_name("batch", "score", "job/7") == "batch-score-job-7"  # a batch scoring array job
-    for name in (long, job_name("train", "x", "é ü/©")):
-        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}", name)

@@ -13,8 +13,7 @@ from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.settings import Settings
 from mlops.cli import main as mlops
-from tests.conftest import wait_until
-from tests.test_evaluator import DATASET, _built, _contract, publish
+from tests.support import DATASET, built, contract_for, publish, wait_until
 
 
 def test_a_published_candidate_becomes_champion_and_mlops_predict_scores_a_file(
@@ -22,12 +21,12 @@ def test_a_published_candidate_becomes_champion_and_mlops_predict_scores_a_file(
 ):
     aws.reset_clients()
     settings = Settings.from_env()
-    S3ContractStore(settings.data_bucket).put(_contract())
+    S3ContractStore(settings.data_bucket).put(contract_for())
     publish(settings, "forest")
     registry = DynamoRegistry(settings.registry_table, settings.audit_table)
     assert wait_until(lambda: registry.champion(DATASET) == 1, timeout_s=60)
 
-    artifacts, _ = _built("forest")
+    artifacts, _ = built("forest")
     holdout = artifacts["holdout.csv"].decode()
     rows = list(csv.DictReader(io.StringIO(holdout)))[:7]
     csv_file = tmp_path / "patients.csv"

@@ -6,10 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
 
 import pytest
 from chalice.test import Client
@@ -21,9 +17,7 @@ from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.serving import predict
 from chalicelib.serving.model import OnnxModel
-from tests.test_evaluator import DATASET, _built, _contract, evaluate, publish
-
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.support import DATASET, built, contract_for, evaluate, holdout_records, post, publish
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +29,7 @@ def _fresh_container():
 
 @pytest.fixture
 def client(aws):
-    S3ContractStore(aws.data_bucket).put(_contract())
+    S3ContractStore(aws.data_bucket).put(contract_for())
     with Client(app, stage_name="local") as c:
         yield c
 
@@ -48,20 +42,6 @@ def champion(aws, client):
     return DynamoRegistry(aws.registry_table, aws.audit_table)
 
 
-def holdout_records(model: str = "forest", n: int = 20) -> list[dict[str, Any]]:
-    """Holdout rows of a candidate as JSON records (the features the model takes)."""
-    artifacts, _ = _built(model)
-    schema = json.loads(artifacts["input_schema.json"])
-    names = [f["name"] for f in schema["features"]]
-    rows = list(csv.DictReader(io.StringIO(artifacts["holdout.csv"].decode())))[:n]
-    return [{k: float(row[k]) for k in names} for row in rows]
-
-
-def post(client: Client, path: str, body: Any, raw: bytes | None = None) -> Any:
-    data = raw if raw is not None else json.dumps(body).encode()
-    return client.http.post(path, body=data, headers={"Content-Type": "application/json"})
-
-
 # --- answers -------------------------------------------------------------------------------------------
 
 
@@ -72,7 +52,7 @@ def test_champion_answers_with_its_version_predictions_and_probabilities(aws, cl
     body = response.json_body
     assert body["model"] == DATASET and body["version"] == 1 and len(body["predictions"]) == len(records)
     # the same rows through the candidate's own session on its holdout file: the same numbers
-    artifacts, _ = _built("forest")
+    artifacts, _ = built("forest")
     model = OnnxModel(artifacts["model.onnx"], json.loads(artifacts["input_schema.json"]))
     header, *rows = list(csv.reader(io.StringIO(artifacts["holdout.csv"].decode())))
     expected = model.run(model.schema.encode_text(header, rows[: len(records)]))
@@ -142,7 +122,7 @@ def test_shadow_challenger_is_logged_never_returned(aws, client, champion):
     evaluate(client, aws)  # v2 rejected: cannot shadow
     publish(aws, "stump")
     evaluate(client, aws)  # v3 rejected too (worse)
-    S3ContractStore(aws.data_bucket).put(_contract(mode="manual"))
+    S3ContractStore(aws.data_bucket).put(contract_for(mode="manual"))
     publish(aws, "logistic")
     evaluate(client, aws)  # v4 pending approval: may shadow
     records = holdout_records(n=5)
@@ -190,20 +170,3 @@ def test_a_model_without_a_champion_is_a_404(aws, client):
     evaluate(client, aws)  # rejected: no champion
     response = post(client, f"/models/{DATASET}/predict", {"records": holdout_records(n=1)})
     assert response.status_code == 404 and "no champion yet" in response.json_body["Message"]
-
-
-# --- the lean predict path ------------------------------------------------------------------------------
-
-
-def test_the_predict_path_imports_no_heavy_library_and_creates_no_tracer():
-    probe = (
-        "import sys, app\n"
-        "from chalicelib.serving import predict, model\n"
-        "import onnxruntime\n"
-        "heavy = [m for m in ('sklearn', 'scipy', 'pandas', 'skl2onnx', 'aws_xray_sdk') if m in sys.modules]\n"
-        "print(heavy)\n"
-    )
-    env = {"MLOPS_TRACING": "false", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, env=env)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -6,9 +6,9 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.support import PROJECT
+
 # Provided by the Lambda Python runtime (boto3 and its dependencies) or vendored by Chalice itself.
 RUNTIME = {
     "boto3",

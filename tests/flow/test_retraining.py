@@ -1,16 +1,14 @@
-"""Retraining: the policy (pure), the data manifest, the kickoff function wired to validated data,
-the training job publishing a candidate, retries, and the API. In-process moto throughout; the
-local subprocess backend is exercised by the demo and the end-to-end test. (The kickoff's logic is
-tested on in-memory adapters in tests/service/test_training_service.py, the runs store's lock in
+"""Retraining: the data manifest, the kickoff function wired to validated data, the training job
+publishing a candidate, retries, and the API. In-process moto throughout; the local subprocess
+backend is exercised by the demo and the end-to-end test. (The policy's rules are unit tests in
+tests/unit/test_retraining_policy.py, the kickoff's logic is tested on in-memory adapters in
+tests/service/test_training_service.py, the runs store's lock in
 tests/adapters/test_runs_store_contract.py.)"""
 
 from __future__ import annotations
 
 import json
-import sys
 import uuid
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import boto3
 import pytest
@@ -20,86 +18,11 @@ from app import app
 from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.runs import DynamoRunsStore
 from chalicelib.adapters.memory.training_launcher import RecordingLauncher
-from chalicelib.training.policy import DatasetState, Trigger, decide
-from chalicelib.training.settings import RetrainSettings
-from chalicelib.training.snapshot import data_hash
 from chalicelib.validation import Contract
 from mlops.datasets import breast_cancer_contract, breast_cancer_rows, to_csv
+from tests.support import PROJECT, deliver_uploads, drain
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
-
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-POLICY = RetrainSettings(min_new_rows=100, max_champion_age_days=30, on_drift=True, cooldown_minutes=30)
 DATASET = "breast_cancer"
-
-
-# --- policy -----------------------------------------------------------------------------------------
-
-
-def data(rows=0, drift=False):
-    return Trigger(kind="data", dataset="d", rows=rows, drift=drift, upload_id="u")
-
-
-@pytest.mark.parametrize(("rows", "action"), [(99, "skip"), (100, "launch"), (250, "launch")])
-def test_new_rows_launch_at_min_new_rows(rows, action):
-    assert decide(data(), DatasetState(rows_since_training=rows), POLICY, NOW).action == action
-
-
-def test_a_run_in_flight_coalesces_every_trigger():
-    state = DatasetState(rows_since_training=500, run_in_flight="run-1")
-    for trigger in (data(), Trigger("request", "d", reason="now"), Trigger("schedule", "d")):
-        decision = decide(trigger, state, POLICY, NOW)
-        assert decision.action == "coalesce" and "run-1" in decision.reasons[0]
-
-
-def test_cooldown_skips_data_triggers_but_not_requests():
-    state = DatasetState(rows_since_training=500, last_run_started_at=NOW - timedelta(minutes=10))
-    assert decide(data(), state, POLICY, NOW).action == "skip"
-    assert "cooldown" in decide(data(), state, POLICY, NOW).reasons[0]
-    assert decide(Trigger("request", "d", reason="new labels"), state, POLICY, NOW).action == "launch"
-    later = DatasetState(rows_since_training=500, last_run_started_at=NOW - timedelta(minutes=31))
-    assert decide(data(), later, POLICY, NOW).action == "launch"
-
-
-def test_drift_launches_with_few_rows_only_when_on_drift():
-    state = DatasetState(rows_since_training=10)
-    assert decide(data(drift=True), state, POLICY, NOW).action == "launch"
-    off = RetrainSettings(min_new_rows=100, on_drift=False)
-    assert decide(data(drift=True), state, off, NOW).action == "skip"
-
-
-def test_old_model_retrains_on_schedule_only_with_new_data():
-    old = NOW - timedelta(days=31)
-    assert (
-        decide(
-            Trigger("schedule", "d"), DatasetState(rows_since_training=5, last_trained_at=old), POLICY, NOW
-        ).action
-        == "launch"
-    )
-    assert (
-        decide(
-            Trigger("schedule", "d"), DatasetState(rows_since_training=0, last_trained_at=old), POLICY, NOW
-        ).action
-        == "skip"
-    )
-    young = NOW - timedelta(days=3)
-    assert (
-        decide(
-            Trigger("schedule", "d"), DatasetState(rows_since_training=5, last_trained_at=young), POLICY, NOW
-        ).action
-        == "skip"
-    )
-
-
-# --- manifest hash ----------------------------------------------------------------------------------
-
-
-def test_data_hash_identifies_the_data_not_the_listing_order():
-    objects = [{"key": f"validated/d/{i}.csv", "sha256": str(i), "size": i} for i in range(5)]
-    assert data_hash("d", objects) == data_hash("d", list(reversed(objects)))
-    changed = [*objects[:-1], {**objects[-1], "sha256": "other"}]
-    assert data_hash("d", objects) != data_hash("d", changed)
-    assert data_hash("d", objects) != data_hash("e", objects)
 
 
 # --- kickoff, job, API -------------------------------------------------------------------------------
@@ -121,21 +44,12 @@ def pipeline(aws, monkeypatch):
 
 
 def _validate(client, settings, key, data):
-    from tests.test_validation_pipeline import _deliver
-
     boto3.client("s3").put_object(Bucket=settings.data_bucket, Key=key, Body=data)
-    _deliver(client, settings)
+    deliver_uploads(client, settings)
 
 
 def _retrain_messages(settings):
-    sqs = boto3.client("sqs")
-    url = sqs.get_queue_url(QueueName=settings.retrain_queue)["QueueUrl"]
-    bodies = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        bodies += [m["Body"] for m in messages]
-        for m in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return bodies
+    return drain(settings, settings.retrain_queue)
 
 
 def _kickoff(client, settings, bodies):
@@ -277,7 +191,7 @@ def test_retrain_request_without_a_reason_is_a_400_naming_it(aws, pipeline, toke
     assert response.status_code == 400 and "reason" in response.json_body["Message"]
 
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "churn"
+EXAMPLE = PROJECT / "examples" / "churn"
 
 
 def test_a_users_own_dataset_with_categorical_columns_trains_end_to_end(aws, monkeypatch):

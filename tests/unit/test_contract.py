@@ -10,7 +10,6 @@ import copy
 import dataclasses
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +17,9 @@ import pytest
 from chalicelib.validation import Column, Contract, ContractError, DriftThresholds, FileFormat, Limits
 from chalicelib.validation.contract import _COLUMN_KEYS, _TOP_KEYS, CLASSIFICATIONS, COLUMN_TYPES
 from chalicelib.validation.issues import CODES, FATAL
+from tests.support import PROJECT
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "contracts.md"
+DOC = PROJECT / "docs" / "contracts.md"
 EXAMPLE_MARKER = "<!-- contract-example:"
 
 

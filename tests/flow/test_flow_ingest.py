@@ -16,7 +16,7 @@ import boto3
 
 from chalicelib.adapters.aws.uploads_ledger import DynamoUploadLedger
 from chalicelib.ingest import upload_id_for
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 
 def _settings():

@@ -1,4 +1,6 @@
-"""The event runtime gives handlers Lambda's SQS semantics. Against a moto server, as locally."""
+"""The event runtime gives handlers Lambda's SQS semantics. Against a moto server, as locally.
+(Which messages a partial batch response deletes: tests/unit/test_batch_item_failures.py; the
+subscriptions and schedules read from the app: tests/service/test_app_wiring.py.)"""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from mlops.runtime import EventRuntime, Subscription, build_sqs_event, subscriptions_from_app, to_delete
-from tests.conftest import wait_until
+from mlops.runtime import EventRuntime, Subscription
+from tests.support import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -232,45 +234,6 @@ def test_duplicate_deliveries_have_one_effect_with_an_idempotent_handler(sqs):
         assert effects == {"upload-1"}
     finally:
         runtime.stop()
-
-
-def test_to_delete_keeps_failed_records_and_rejects_unknown_identifiers():
-    event = build_sqs_event(
-        [{"MessageId": m, "ReceiptHandle": f"rh-{m}", "Body": ""} for m in ("m1", "m2")],
-        "arn:aws:sqs:us-east-1:1:q",
-        "us-east-1",
-    )
-    assert to_delete(event, None) == (["rh-m1", "rh-m2"], [])
-    assert to_delete(event, {"batchItemFailures": []}) == (["rh-m1", "rh-m2"], [])
-    assert to_delete(event, {"batchItemFailures": [{"itemIdentifier": "m2"}]}) == (["rh-m1"], ["m2"])
-    # Lambda fails the whole batch when an identifier is not in it, or empty.
-    assert to_delete(event, {"batchItemFailures": [{"itemIdentifier": "zzz"}]}) == ([], ["m1", "m2"])
-    assert to_delete(event, {"batchItemFailures": [{"itemIdentifier": ""}]}) == ([], ["m1", "m2"])
-
-
-def test_subscriptions_come_from_the_decorators_and_the_stage_config():
-    from app import app
-    from mlops.localcloud import stage_config
-
-    (sub,) = [
-        s
-        for s in subscriptions_from_app(app, "local", stage_config("local"))
-        if s.handler_name == "ingest_upload"
-    ]
-    assert sub.queue_name == "serverless-mlops-local-ingest"
-    assert (sub.batch_size, sub.batching_window_s) == (10, 1.0)
-    assert sub.timeout_s == 900
-    assert sub.function_name == "serverless-mlops-local-ingest_upload"
-
-
-def test_schedules_come_from_the_decorators_with_their_rate():
-    from app import app
-    from mlops.localcloud import stage_config
-    from mlops.runtime import schedules_from_app
-
-    (schedule,) = schedules_from_app(app, "local", stage_config("local"))
-    assert schedule.handler_name == "scheduled_retrain_check" and schedule.interval_s == 3600
-    assert schedule.function_name == "serverless-mlops-local-scheduled_retrain_check"
 
 
 def test_a_schedule_invokes_its_handler_with_a_scheduled_event(sqs):

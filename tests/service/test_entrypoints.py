@@ -1,11 +1,7 @@
-"""The entry points: blueprints per area, errors mapped to HTTP once, event handlers as Lambda runs them."""
+"""The entry points: blueprints per area, errors mapped to HTTP once. (Event handlers as Lambda imports
+them, in a fresh interpreter: tests/deploy/test_cold_start.py.)"""
 
 from __future__ import annotations
-
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from chalice import Chalice
@@ -14,8 +10,6 @@ from chalice.test import Client
 from app import app
 from chalicelib.entrypoints.blueprint import Area
 from chalicelib.errors import Conflict, IntegrityFailure, InvalidInput, MlopsError, NotFound
-
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 def test_app_py_registers_the_areas_and_every_event_handler_keeps_its_function_name():
@@ -29,30 +23,6 @@ def test_app_py_registers_the_areas_and_every_event_handler_keeps_its_function_n
         "batch_shard_failed",
     }
     assert all(source.handler_string.startswith("chalicelib.entrypoints.") for source in app.event_sources)
-
-
-def test_each_event_handler_has_its_middleware_when_lambda_imports_only_its_module():
-    """Lambda imports ``chalicelib.entrypoints.<area>`` directly, never app.py (aws/chalice#1566)."""
-    # Read from the app, not from the handlers: Chalice collects an app's middleware lazily, once.
-    kinds = {"scheduled_retrain_check": "scheduled"}
-    expected = {
-        source.handler_string: len(list(app._get_middleware_handlers(kinds.get(source.name, "sqs"))))
-        for source in app.event_sources
-    }
-    assert all(count >= 3 for count in expected.values()), expected
-    probe = (
-        "import importlib, json, sys\n"
-        "out = {}\n"
-        "for handler in sys.argv[1:]:\n"
-        "    module, name = handler.rsplit('.', 1)\n"
-        "    out[handler] = len(getattr(importlib.import_module(module), name).middleware_handlers)\n"
-        "assert 'app' not in sys.modules, 'app.py was imported'\n"
-        "print(json.dumps(out))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe, *expected], cwd=PROJECT, capture_output=True, text=True, check=True
-    )
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
 
 
 def _app_raising(error: Exception) -> Chalice:

@@ -17,6 +17,7 @@ from chalicelib.adapters.aws.uploads_ledger import DynamoUploadLedger
 from chalicelib.ingest import upload_id_for
 from chalicelib.validation import Contract
 from mlops.datasets import breast_cancer_contract, breast_cancer_rows, to_csv
+from tests.support import deliver_uploads
 
 DATASET = "breast_cancer"
 
@@ -34,25 +35,9 @@ def days():
     return header, rows
 
 
-def _deliver(client, settings) -> None:
-    """Drain the ingest queue into the function, as the event runtime would."""
-    sqs = boto3.client("sqs")
-    url = sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"]
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        event = client.events.generate_sqs_event(
-            queue_name=settings.ingest_queue, message_bodies=[m["Body"] for m in messages]
-        )
-        for record in event["Records"]:
-            record["messageId"] = str(uuid.uuid4())
-        response = client.lambda_.invoke("ingest_upload", event)
-        assert response.payload == {"batchItemFailures": []}
-        for m in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-
-
 def _upload(client, settings, key, data):
     put = boto3.client("s3").put_object(Bucket=settings.data_bucket, Key=key, Body=data)
-    _deliver(client, settings)
+    deliver_uploads(client, settings)
     return DynamoUploadLedger(settings.uploads_table).get(
         upload_id_for(settings.data_bucket, key, put["VersionId"])
     )

@@ -1,37 +1,24 @@
-"""Batch inference units: sharding, pieces, requests, costs, the jobs table, finishing, DLQ -> PARTIAL,
-the worker's create-only write, visibility extension and spot notices (fake IMDSv2 on 127.0.0.1)."""
+"""Batch inference units: sharding, pieces, requests, costs, the worker's decision after a spot notice,
+and scoring. (DLQ -> PARTIAL, the create-only part write, visibility extension and the spot watcher
+on the AWS adapters: tests/adapters/test_batch_aws.py.)"""
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
-import sys
 import time
-from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
+from scoring.engine import Scorer, row_pieces, score_pieces
+from scoring.worker import SpotWatcher, Worker
 
-from chalicelib import bootstrap
 from chalicelib.batch import costs
 from chalicelib.batch.exceptions import BadShard, InvalidRequest
-from chalicelib.batch.jobs import RUNNING
-from chalicelib.batch.ports import BatchPorts
 from chalicelib.batch.requests import BatchRequest, choose_engine, job_id_from_key
-from chalicelib.batch.service import shard_dead_lettered
 from chalicelib.batch.sharding import InputObject, next_row_start_in, plan_shards, row_ranges
-from chalicelib.settings import dlq_name
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
-
-import itertools
-
-from scoring.engine import Scorer, row_pieces, score_pieces
-from scoring.worker import SpotWatcher, VisibilityExtender, Worker, write_part
-
-from tests.support import FakeMetadata
+from tests.support import built
 
 
 def _csv(rows: int, seed: int = 0) -> bytes:
@@ -137,86 +124,7 @@ def test_cost_estimate_prices_worker_seconds_at_spot_and_on_demand():
     assert custom["spot_usd"] == pytest.approx(0.02) and custom["saving_percent"] == 75.0
 
 
-# --- the DLQ on the AWS adapters (the same on memory: tests/service/test_batch_service.py) -------------
-
-
-def _ports() -> BatchPorts:
-    ports = bootstrap.batch_ports()
-    ports.jobs.create({"job_id": "j1", "status": RUNNING, "model": "m", "version": 1, "total_shards": 2,
-                       "output_prefix": "batch/output/j1/", "running_at": "2026-11-23T00:00:00+00:00"})  # fmt: skip
-    return ports
-
-
-def _part(i: int) -> dict[str, Any]:
-    return {"key": f"batch/output/j1/part-{i:05d}.csv", "rows": 10 + i, "bytes": 100, "sha256": "ab" * 32}
-
-
-def test_a_dead_lettered_shard_ends_the_job_partial_with_the_shard_named(aws, atomic_writes):
-    ports = _ports()
-    ports.jobs.mark_done("j1", 0, _part(0))
-    ports.jobs.record_error("j1", 1, "ConnectionError: the bucket went away", "w1")
-    body = json.dumps(
-        {"job_id": "j1", "shard": {"index": 1, "key": "in/a.csv", "version_id": None, "start": 10, "end": 99}}
-    )
-    outcome = shard_dead_lettered(ports, body)
-    assert outcome["counted"] and outcome["finished"] == "PARTIAL"
-    job = ports.jobs.get("j1")
-    assert job["status"] == "PARTIAL" and job["failed_shards"] == [1]
-    manifest = json.loads(
-        boto3.client("s3").get_object(Bucket=aws.data_bucket, Key=job["manifest_key"])["Body"].read()
-    )
-    assert (
-        manifest["failed_shards"][0]["index"] == 1
-        and "bucket went away" in manifest["failed_shards"][0]["reason"]
-    )
-    assert not manifest["complete"]
-
-
-def test_the_work_queue_dead_letters_to_the_queue_batch_shard_failed_reads(aws):
-    from app import app
-
-    handlers = {name for name in app.handler_map}
-    assert {"plan_batch_job", "batch_shard_failed"} <= handlers
-    assert dlq_name(aws.batch_work_queue).endswith("-batch-work-dlq")
-
-
 # --- the worker ---------------------------------------------------------------------------------------
-
-
-def test_part_is_written_create_only_and_a_second_writer_acknowledges_the_first(aws):
-    from scoring.engine import ShardOutput
-
-    first = ShardOutput(b"h\n1\n2\n", 2, "aa" * 32)
-    second = ShardOutput(b"h\n1\n2\n", 2, "aa" * 32)
-    one = write_part(aws.data_bucket, "batch/output/j/part-00000.csv", first, "j")
-    two = write_part(aws.data_bucket, "batch/output/j/part-00000.csv", second, "j")
-    assert one["written"] and not two["written"]
-    assert (two["rows"], two["sha256"], two["bytes"]) == (2, "aa" * 32, 6)
-
-
-def test_visibility_is_extended_while_a_shard_is_worked_on(aws):
-    sqs = boto3.client("sqs")
-    url = sqs.get_queue_url(QueueName=aws.batch_work_queue)["QueueUrl"]
-    sqs.send_message(QueueUrl=url, MessageBody="{}")
-    message = sqs.receive_message(QueueUrl=url, VisibilityTimeout=1)["Messages"][0]
-    with VisibilityExtender(sqs, url, message["ReceiptHandle"], 1) as extender:
-        time.sleep(2.2)  # twice the timeout: without extensions the message would be back
-        assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
-    assert extender.extensions >= 3
-
-
-def test_spot_watcher_reads_the_notice_through_imdsv2():
-    metadata = FakeMetadata()
-    try:
-        watcher = SpotWatcher(metadata.url, interval_s=0.1)
-        assert watcher.check() is None  # 404: no notice
-        metadata.notice()
-        notice = watcher.check()
-        assert notice is not None and notice["action"] == "terminate" and watcher.noticed.is_set()
-        assert 100 < watcher.seconds_left() <= 121
-    finally:
-        metadata.close()
-    assert SpotWatcher("", interval_s=0.1).check() is None  # no endpoint: never a notice
 
 
 def test_after_a_notice_a_worker_finishes_a_shard_only_if_it_has_the_time():
@@ -236,9 +144,8 @@ def test_after_a_notice_a_worker_finishes_a_shard_only_if_it_has_the_time():
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
     from chalicelib.serving.model import OnnxModel
-    from tests.test_evaluator import _built
 
-    artifacts, _ = _built("logistic")
+    artifacts, _ = built("logistic")
     return Scorer(OnnxModel(artifacts["model.onnx"], json.loads(artifacts["input_schema.json"])))
 
 

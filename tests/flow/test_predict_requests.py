@@ -12,13 +12,12 @@ from app import app
 from chalicelib import bootstrap
 from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.serving import predict
-from tests.test_evaluator import DATASET, _contract, evaluate, publish
-from tests.test_predict import holdout_records, post
+from tests.support import DATASET, contract_for, evaluate, holdout_records, post, publish
 
 
 @pytest.fixture(scope="module")
 def client(aws_module):
-    S3ContractStore(aws_module.data_bucket).put(_contract())
+    S3ContractStore(aws_module.data_bucket).put(contract_for())
     with Client(app, stage_name="local") as c:
         publish(aws_module, "forest")
         evaluate(c, aws_module)  # v1 champion

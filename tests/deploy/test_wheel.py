@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.support import PROJECT
+
 # Package roots: where the import name starts, as pyproject.toml's packages.find `where` says.
 ROOTS = {"chalicelib": PROJECT, "mlops": PROJECT / "scripts"}
 # Generated or local state: not part of a build, and can be large.
