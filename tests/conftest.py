@@ -40,9 +40,6 @@ from moto import mock_aws  # noqa: E402
 from chalicelib.adapters import aws as aws_clients  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 
-# tests/test_batch_chaos.py, not yet in its layer's folder, imports wait_until from here.
-from tests.support import wait_until  # noqa: E402, F401
-
 
 def _reset_wiring() -> None:
     from chalicelib import auth, bootstrap

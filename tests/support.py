@@ -183,10 +183,13 @@ def deliver_uploads(client: Client, settings: Any) -> None:
 
 
 class FakeMetadata:
-    """IMDSv2 on 127.0.0.1: a token, then 404 until ``notice()``, then a termination notice."""
+    """IMDSv2 on 127.0.0.1: a token, then 404 until ``notice()``, then a termination notice.
+
+    ``served`` is set once a watcher has read the notice, so a test knows the worker has it."""
 
     def __init__(self) -> None:
         self.notice_at: float | None = None
+        self.served = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -212,6 +215,7 @@ class FakeMetadata:
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(body)
+                outer.served.set()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -16,7 +16,7 @@ import pytest
 from mlops.localcloud import free_port
 
 BIN = Path(sys.executable).parent
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

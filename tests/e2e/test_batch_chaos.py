@@ -16,10 +16,8 @@ import random
 import re
 import signal
 import subprocess
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,7 @@ from chalicelib.batch import service as batch_service
 from chalicelib.batch.jobs import FINAL
 from chalicelib.settings import Settings
 from mlops.datasets import breast_cancer_batch
-from tests.conftest import wait_until
+from tests.support import FakeMetadata, contract_for, publish, wait_until
 
 SEED = int(os.environ.get("BATCH_CHAOS_SEED", "20261123"))
 HANG_S = 180.0  # only a guard against a hang: every wait here ends on an event, not on a pace
@@ -43,10 +41,8 @@ HANG_S = 180.0  # only a guard against a hang: every wait here ends on an event,
 @pytest.fixture(scope="module")
 def champion(local_cloud) -> Settings:
     """A logistic-regression champion for breast_cancer, promoted by the running evaluator."""
-    from tests.test_evaluator import _contract, publish
-
     settings = Settings.from_env()
-    S3ContractStore(settings.data_bucket).put(_contract("logistic"))
+    S3ContractStore(settings.data_bucket).put(contract_for("logistic"))
     publish(settings, "logistic")
     registry = DynamoRegistry(settings.registry_table, settings.audit_table)
     assert wait_until(lambda: registry.champion("breast_cancer"), timeout_s=HANG_S), (
@@ -95,10 +91,6 @@ def _upload_inputs(settings: Settings, prefix: str, sizes: list[int], seed: int)
 
 def _reference(settings: Settings, job: dict[str, Any], bodies: list[bytes]) -> dict[bytes, bytes]:
     """Each input object scored whole, in this process: row id -> output line."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
     from scoring.engine import Scorer, row_pieces, score_pieces
 
     from chalicelib.adapters.aws.artifacts import S3Artifacts
@@ -161,54 +153,6 @@ def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, cham
     assert sorted(lines) == sorted(reference.values())
 
 
-class FakeMetadata:
-    """IMDSv2 on 127.0.0.1: a token, then 404 until ``notice()``, then a termination notice.
-
-    ``served`` is set once a watcher has read the notice, so the test knows the worker has it."""
-
-    def __init__(self) -> None:
-        self.notice_at: float | None = None
-        self.served = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_PUT(self) -> None:
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"fake-token")
-
-            def do_GET(self) -> None:
-                if self.headers.get("X-aws-ec2-metadata-token") != "fake-token":
-                    self.send_response(401)
-                    self.end_headers()
-                    return
-                if outer.notice_at is None or not self.path.endswith("/spot/instance-action"):
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(outer.notice_at + 120))
-                body = json.dumps({"action": "terminate", "time": when}).encode()
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(body)
-                outer.served.set()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def notice(self) -> None:
-        self.notice_at = time.time()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
-# Where a kill lands in a shard: before it is scored, before its part is written, before it is
-# counted, before the job is checked for completion (the worker's hold points, see its ``_hold``).
 KILL_STEPS = ("score", "write", "count", "finish")
 KILLS = 6
 NOTICE_AFTER_KILL = 2  # the slot killed second comes back on an instance that gets a spot notice
