@@ -53,10 +53,13 @@ test: $(STAMP) $(SCAN_STAMP) lint
 	if [ -z "$$narrowed" ] && [ $$first -eq 5 ]; then echo "pytest collected no tests in $(RANDOM_LAYERS)" >&2; exit 1; fi; \
 	if [ -z "$$narrowed" ] && [ $$second -eq 5 ]; then echo "pytest collected no tests in the other layers" >&2; exit 1; fi
 
+# The layers (pyproject.toml's import-linter contracts; docs/ARCHITECTURE.md draws them) and types over
+# all code. lint-imports reads the packages from scripts/ as the CLI is installed.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHONPATH=.:scripts $(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff format .
