@@ -117,7 +117,7 @@ class TokenExists(AuthError, Conflict):
     """The name already has a token (create with ``replace=True`` to replace it)."""
 
 
-class Unauthorized(Exception):
+class Unauthorized(AuthError):
     """Raised by the authorizer: API Gateway answers 401 to an authorizer failing with "Unauthorized"."""
 
     def __init__(self) -> None:

@@ -12,8 +12,10 @@ import json
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from chalicelib.errors import MlopsError
 
-class MalformedNotification(ValueError):
+
+class MalformedNotification(MlopsError, ValueError):
     """The message body is not an S3 event notification."""
 
 
