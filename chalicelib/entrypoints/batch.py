@@ -10,10 +10,10 @@ from chalice.app import SQSEvent
 from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, json_body
-from chalicelib.settings import Settings, dlq_name
+from chalicelib.settings import dlq_name
 
 bp = Area(__name__)
-settings = Settings.from_env()
+settings = bootstrap.settings()
 
 
 @bp.route("/batch-jobs", methods=["POST"], content_types=["application/json"], authorizer=CHANGES)

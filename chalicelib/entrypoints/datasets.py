@@ -10,11 +10,10 @@ from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS
 from chalicelib.entrypoints.blueprint import Area, dataset_name, json_body
 from chalicelib.errors import InvalidInput, NotFound
-from chalicelib.settings import Settings
 
 bp = Area(__name__)
 # Queue names come from the stage's variables at import: `chalice deploy --stage X` wires stage X.
-settings = Settings.from_env()
+settings = bootstrap.settings()
 
 
 @bp.on_sqs_message(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from chalicelib import bootstrap
 from chalicelib.entrypoints.blueprint import Area
-from chalicelib.settings import Settings
 
 bp = Area(__name__)
 
 
 @bp.route("/health", methods=["GET"])
 def health() -> dict[str, str]:
-    return {"status": "ok", "stage": Settings.from_env().stage}
+    return {"status": "ok", "stage": bootstrap.settings().stage}

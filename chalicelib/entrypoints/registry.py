@@ -10,10 +10,9 @@ from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, json_body, model_name, version_number
 from chalicelib.errors import InvalidInput
-from chalicelib.settings import Settings
 
 bp = Area(__name__)
-settings = Settings.from_env()
+settings = bootstrap.settings()
 
 
 @bp.on_sqs_message(queue=settings.promotion_queue, batch_size=1, name="evaluate_candidate")

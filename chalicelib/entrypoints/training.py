@@ -7,19 +7,18 @@ from typing import Any
 from chalice import Rate, Response
 from chalice.app import CloudWatchEvent, SQSEvent
 
+from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, dataset_name, json_body
 from chalicelib.errors import Conflict, InvalidInput, NotFound
-from chalicelib.settings import Settings
 
 bp = Area(__name__)
-settings = Settings.from_env()
+settings = bootstrap.settings()
 
 
 @bp.on_sqs_message(queue=settings.retrain_queue, batch_size=10, name="kickoff_retraining")
 def kickoff_retraining(event: SQSEvent) -> dict[str, Any]:
     """Announcements of validated data (and of runs ending) -> retrain policy -> at most one run."""
-    from chalicelib import bootstrap
     from chalicelib.training.handler import handle_retrain_batch
 
     return handle_retrain_batch(bootstrap.training_ports(), event.to_dict(), event.context)
@@ -28,7 +27,6 @@ def kickoff_retraining(event: SQSEvent) -> dict[str, Any]:
 @bp.schedule(Rate(1, unit=Rate.HOURS), name="scheduled_retrain_check")
 def scheduled_retrain_check(event: CloudWatchEvent) -> dict[str, Any]:
     """Hourly: retrain datasets whose model is past its maximum age (and has new data)."""
-    from chalicelib import bootstrap
     from chalicelib.training.service import check_schedule
 
     return check_schedule(bootstrap.training_ports())
@@ -39,7 +37,6 @@ def scheduled_retrain_check(event: CloudWatchEvent) -> dict[str, Any]:
 )
 def request_retrain(name: str) -> Response:
     """Ask for a training run now. 202 with the run id; 409 if a run is already in flight."""
-    from chalicelib import bootstrap
     from chalicelib.training.policy import Trigger
     from chalicelib.training.service import handle_trigger
 
@@ -61,7 +58,6 @@ def request_retrain(name: str) -> Response:
 
 @bp.route("/runs/{run_id}", methods=["GET"], authorizer=READS)
 def get_run(run_id: str) -> dict[str, Any]:
-    from chalicelib import bootstrap
 
     run = bootstrap.runs_store().get_run(run_id)
     if run is None:
@@ -71,7 +67,6 @@ def get_run(run_id: str) -> dict[str, Any]:
 
 @bp.route("/runs", methods=["GET"], authorizer=READS)
 def list_runs() -> dict[str, Any]:
-    from chalicelib import bootstrap
 
     params = bp.current_request.query_params
     dataset = params.get("dataset") if params else None

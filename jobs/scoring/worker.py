@@ -50,6 +50,7 @@ from chalicelib.batch.sharding import Shard, part_key
 from chalicelib.serving.model import fetch_artifact, load_version
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.settings import Settings
+from chalicelib.timeutil import parse_iso
 
 from .engine import CHUNK_BYTES, Scorer, ShardOutput, gzip_pieces, row_pieces, s3_range_chunks, score_pieces
 
@@ -122,11 +123,10 @@ class SpotWatcher:
         if not when:
             return 120.0
         try:
-            return (
-                datetime.fromisoformat(str(when).replace("Z", "+00:00")) - datetime.now(UTC)
-            ).total_seconds()
+            deadline = parse_iso(str(when))
         except ValueError:
             return 120.0
+        return 120.0 if deadline is None else (deadline - datetime.now(UTC)).total_seconds()
 
     def start(self) -> SpotWatcher:
         if self.endpoint:

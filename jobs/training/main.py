@@ -363,7 +363,7 @@ def _manifest(bucket: str, prefix: str) -> dict[str, Any] | None:
             )
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        if aws.error_code(exc) in aws.MISSING_OBJECT:
             return None
         raise
 
