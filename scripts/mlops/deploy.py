@@ -32,6 +32,7 @@ from typing import Any
 
 from mlops import PROJECT_DIR, TEMPLATE
 from mlops.cfn import stack_name
+from mlops.package import drop_bytecode
 
 BIN = Path(sys.executable).parent
 
@@ -165,6 +166,7 @@ def deploy(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
     _step(f"4. functions and API: chalice deploy --stage {stage}")
+    drop_bytecode()
     _run(_tool("chalice"), "deploy", "--stage", stage)
 
     _step("5. post-deploy: ReportBatchItemFailures on every SQS event source mapping")

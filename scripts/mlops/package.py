@@ -310,6 +310,7 @@ def package(stage: str, out: Path | None = None, force: bool = False) -> Path:
     # ${AWS::Region}).
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     env.pop("AWS_ENDPOINT_URL", None)
+    drop_bytecode()
     subprocess.run(
         [str(chalice), "package", "--stage", stage, "--merge-template", str(merge), str(out / "chalice")],
         cwd=PROJECT_DIR,
@@ -322,6 +323,13 @@ def package(stage: str, out: Path | None = None, force: bool = False) -> Path:
     shutil.rmtree(out / "chalice")
     stamp.write_text(digest)
     return out
+
+
+def drop_bytecode(root: Path = PROJECT_DIR / "chalicelib") -> None:
+    """Remove ``__pycache__`` under chalicelib: Chalice zips the folder as it is, so the package would
+    otherwise hold whatever bytecode earlier runs left (its size and contents depending on them)."""
+    for cache in sorted(root.rglob("__pycache__")):
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def _prefix(stage: str) -> str:

@@ -33,6 +33,8 @@ def test_lambda_package_for_python312_x86_64_stays_within_budget():
     # Built for Lambda (manylinux x86_64 wheels), with what the functions import.
     assert any(n.startswith("onnxruntime/capi/") and n.endswith("x86_64-linux-gnu.so") for n in names)
     assert "app.py" in names and any(n.startswith("chalicelib/") for n in names)
+    stale = [n for n in names if n.startswith("chalicelib/") and "__pycache__" in n]
+    assert not stale, f"the package holds the working tree's bytecode: {stale[:3]}"
     zipped = archive.stat().st_size
     print(f"deployment.zip: {zipped / MIB:.1f} MiB zipped, {unzipped / MIB:.1f} MiB unzipped")
     assert zipped <= ZIPPED_BUDGET, f"{zipped / MIB:.1f} MiB zipped > {ZIPPED_BUDGET / MIB:.0f} MiB"
