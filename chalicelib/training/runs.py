@@ -8,9 +8,7 @@ The state document of a dataset holds ``rows_since_training``, ``drift_pending``
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from chalicelib.timeutil import parse_iso
@@ -82,23 +80,3 @@ def queued_run(
         "created_at": created_at,
         "attempts": 0,
     }
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(repr(value)) if math.isfinite(value) else None
-    if isinstance(value, list | tuple):
-        return [_storable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _storable(v) for k, v in value.items()}
-    return value
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_number(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _number(v) for k, v in value.items()}
-    return value

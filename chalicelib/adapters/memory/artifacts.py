@@ -1,30 +1,21 @@
-"""Stored artifacts in memory: a versioned bucket per name, as the models bucket is."""
+"""Stored artifacts in memory: a versioned bucket per name (``MemoryObjects``), as the models bucket is."""
 
 from __future__ import annotations
 
-import itertools
-import threading
-
+from chalicelib.adapters.memory.objects import MemoryObjects
 from chalicelib.serving.ports import StoredObject
 
 
 class MemoryArtifacts:
-    def __init__(self) -> None:
-        # (bucket, key) -> every version written, oldest first
-        self._objects: dict[tuple[str, str], list[StoredObject]] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+    def __init__(self, objects: MemoryObjects | None = None) -> None:
+        self.objects = objects or MemoryObjects()
 
     def put(self, bucket: str, key: str, data: bytes) -> str:
         """Store a new version of the object; returns its version id (tests and fixtures write here)."""
-        with self._lock:
-            stored = StoredObject(bytes(data), f"v{next(self._ids):06d}")
-            self._objects.setdefault((bucket, key), []).append(stored)
-            return str(stored.version_id)
+        stored = self.objects.put(bucket, key, data)
+        assert stored is not None  # only a create-only put can be refused
+        return stored.version_id
 
     def read(self, bucket: str, key: str, version_id: str | None = None) -> StoredObject | None:
-        with self._lock:
-            versions = self._objects.get((bucket, key), [])
-        if version_id is None:
-            return versions[-1] if versions else None
-        return next((v for v in versions if v.version_id == version_id), None)
+        found = self.objects.get(bucket, key, version_id)
+        return None if found is None else StoredObject(found.body, found.version_id)

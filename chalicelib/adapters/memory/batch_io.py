@@ -7,44 +7,33 @@ uploading inputs or dropping a request).
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 from typing import Any
 
+from chalicelib.adapters.memory.objects import MemoryObjects
 from chalicelib.batch.sharding import InputObject
+
+BUCKET = "data"  # the data bucket, where batch inputs and job files live
 
 
 class _Versions:
-    """Every version of every object, the latest last; one lock."""
+    """The data bucket's objects, versioned (``MemoryObjects``): the latest last."""
 
-    def __init__(self) -> None:
-        self._objects: dict[str, list[tuple[str, bytes]]] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+    def __init__(self, objects: MemoryObjects | None = None) -> None:
+        self.objects = objects or MemoryObjects()
 
     def put(self, key: str, body: bytes, only_if_absent: bool = False) -> str | None:
-        with self._lock:
-            if only_if_absent and key in self._objects:
-                return None
-            version_id = f"v{next(self._ids)}"
-            self._objects.setdefault(key, []).append((version_id, bytes(body)))
-            return version_id
+        stored = self.objects.put(BUCKET, key, body, if_absent=only_if_absent)
+        return None if stored is None else stored.version_id
 
     def get(self, key: str, version_id: str | None = None) -> tuple[str, bytes] | None:
-        with self._lock:
-            versions = self._objects.get(key, [])
-            if version_id is None or version_id == "null":
-                return versions[-1] if versions else None
-            return next((v for v in versions if v[0] == version_id), None)
+        found = self.objects.get(BUCKET, key, None if version_id == "null" else version_id)
+        return None if found is None else (found.version_id, found.body)
 
     def latest(self, prefix: str) -> list[tuple[str, str, bytes]]:
-        with self._lock:
-            return [
-                (key, *versions[-1])
-                for key, versions in sorted(self._objects.items())
-                if key.startswith(prefix)
-            ]
+        found = ((key, self.objects.get(BUCKET, key)) for key in self.objects.keys(BUCKET, prefix))
+        return [(key, obj.version_id, obj.body) for key, obj in found if obj is not None]
 
 
 class MemoryInputs:
