@@ -5,7 +5,6 @@ against a fake IMDSv2 on 127.0.0.1. (The planning and scoring rules: tests/unit/
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import boto3
@@ -16,7 +15,7 @@ from chalicelib.batch.jobs import RUNNING
 from chalicelib.batch.ports import BatchPorts
 from chalicelib.batch.service import shard_dead_lettered
 from chalicelib.settings import dlq_name
-from tests.support import FakeMetadata
+from tests.support import FakeMetadata, wait_until
 
 
 def _ports() -> BatchPorts:
@@ -70,15 +69,30 @@ def test_part_is_written_create_only_and_a_second_writer_acknowledges_the_first(
     assert (two["rows"], two["sha256"], two["bytes"]) == (2, "aa" * 32, 6)
 
 
+class _LookingAfterEachExtension:
+    """The SQS client for the extender, looking at the queue right after each extension it makes:
+    is the message receivable (back on the queue)? What it saw is recorded, in order."""
+
+    def __init__(self, sqs: Any, url: str) -> None:
+        self.sqs, self.url = sqs, url
+        self.seen: list[list[Any]] = []
+
+    def change_message_visibility(self, **kwargs: Any) -> None:
+        self.sqs.change_message_visibility(**kwargs)
+        self.seen.append(self.sqs.receive_message(QueueUrl=self.url, WaitTimeSeconds=0).get("Messages", []))
+
+
 def test_visibility_is_extended_while_a_shard_is_worked_on(aws):
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=aws.batch_work_queue)["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="{}")
-    message = sqs.receive_message(QueueUrl=url, VisibilityTimeout=1)["Messages"][0]
-    with VisibilityExtender(sqs, url, message["ReceiptHandle"], 1) as extender:
-        time.sleep(2.2)  # twice the timeout: without extensions the message would be back
-        assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
-    assert extender.extensions >= 3
+    message = sqs.receive_message(QueueUrl=url, VisibilityTimeout=2)["Messages"][0]
+    looking = _LookingAfterEachExtension(sqs, url)
+    # An extension every third of the timeout: after the fourth, the first 2 s are long past, and the
+    # message was never back. Waits on the extensions made, not on the clock (the timeout only guards).
+    with VisibilityExtender(looking, url, message["ReceiptHandle"], 2) as extender:
+        assert wait_until(lambda: extender.extensions >= 4)
+    assert looking.seen[:4] == [[], [], [], []]
 
 
 def test_spot_watcher_reads_the_notice_through_imdsv2():

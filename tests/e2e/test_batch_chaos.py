@@ -32,10 +32,9 @@ from chalicelib.batch import service as batch_service
 from chalicelib.batch.jobs import FINAL
 from chalicelib.settings import Settings
 from mlops.datasets import breast_cancer_batch
-from tests.support import FakeMetadata, contract_for, publish, wait_until
+from tests.support import HANG_S, FakeMetadata, contract_for, publish, wait_until
 
 SEED = int(os.environ.get("BATCH_CHAOS_SEED", "20261123"))
-HANG_S = 180.0  # only a guard against a hang: every wait here ends on an event, not on a pace
 
 
 @pytest.fixture(scope="module")

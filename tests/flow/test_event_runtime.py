@@ -190,7 +190,7 @@ def test_poison_message_lands_in_the_dlq_after_max_receive_count(sqs):
     _send(sqs, url, ["poison"])
     runtime = _run(sqs, name, handler)
     try:
-        assert wait_until(lambda: _depth(sqs, dlq_url) == 1, timeout_s=30)
+        assert wait_until(lambda: _depth(sqs, dlq_url) == 1)
         assert _depth(sqs, url) == 0
         assert handler.bodies() == ["poison", "poison"]  # tried maxReceiveCount times
         (dead,) = sqs.receive_message(QueueUrl=dlq_url)["Messages"]
@@ -246,7 +246,7 @@ def test_a_schedule_invokes_its_handler_with_a_scheduled_event(sqs):
     runtime = EventRuntime([], sqs, schedules=[schedule])
     runtime.start()
     try:
-        assert wait_until(lambda: len(events) >= 2, timeout_s=5)
+        assert wait_until(lambda: len(events) >= 2)
         event, context = events[0]
         assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
         assert context.function_name == "fn-tick"

@@ -24,7 +24,7 @@ def test_a_published_candidate_becomes_champion_and_mlops_predict_scores_a_file(
     S3ContractStore(settings.data_bucket).put(contract_for())
     publish(settings, "forest")
     registry = DynamoRegistry(settings.registry_table, settings.audit_table)
-    assert wait_until(lambda: registry.champion(DATASET) == 1, timeout_s=60)
+    assert wait_until(lambda: registry.champion(DATASET) == 1)
 
     artifacts, _ = built("forest")
     holdout = artifacts["holdout.csv"].decode()
