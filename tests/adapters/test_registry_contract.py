@@ -327,7 +327,9 @@ def test_concurrent_rollbacks_each_undo_a_different_promotion(registry, atomic_w
     # after a win goes back one more step. Never the same promotion undone twice.
     done = [o for o in outcomes.values() if isinstance(o, dict)]
     assert 1 <= len(done) <= 2
-    assert all(isinstance(o, dict | PromotionConflict | NothingToRollBack) for o in outcomes.values())
+    assert all(isinstance(o, dict | PromotionConflict | NothingToRollBack) for o in outcomes.values()), (
+        outcomes
+    )
     assert registry.champion("m") == 3 - len(done)
     ledger = registry.audit("m")
     assert [e["action"] for e in ledger] == ["promote"] * 3 + ["rollback"] * len(done)
@@ -352,3 +354,29 @@ def test_the_challenger_pointer_names_a_servable_version_or_none(registry):
     cleared = registry.set_challenger("m", None, by="alice", reason="done")
     assert cleared["version"] is None and registry.challenger("m") is None
     assert registry.audit("m") == []  # not a champion change
+
+
+def test_a_rollback_whose_reads_straddle_a_competing_rollback_reports_a_conflict(aws, monkeypatch):
+    """DynamoDB reads are not one snapshot: a rival rollback can commit between this rollback's read of
+    the version and of the pointer. The outcome must then be a conflict to re-read, not a claim that
+    the target "is champion" and cannot be promoted (seen once in twenty racing runs on moto)."""
+    registry = DynamoRegistry(aws.registry_table, aws.audit_table)
+    approved(registry, "m", 3)
+    registry.promote("m", 1, by="e", reason="first", expected_champion=None)
+    registry.promote("m", 2, by="e", reason="better", expected_champion=1)
+    registry.promote("m", 3, by="e", reason="better", expected_champion=2)
+    read_version = registry.version
+    rival: list[dict[str, Any]] = []
+
+    def version_after_a_rival_commits(model: str, version: int) -> dict[str, Any] | None:
+        if not rival:
+            rival.append(
+                DynamoRegistry(aws.registry_table, aws.audit_table).rollback("m", by="rival", reason="r")
+            )
+        return read_version(model, version)
+
+    monkeypatch.setattr(registry, "version", version_after_a_rival_commits)
+    with pytest.raises(PromotionConflict, match="current champion is v2, not v3"):
+        registry.rollback("m", by="oncall", reason="mine")
+    assert rival[0]["to_version"] == 2 and registry.champion("m") == 2
+    assert [e["who"] for e in registry.audit("m")] == ["e", "e", "e", "rival"]

@@ -233,9 +233,12 @@ class DynamoRegistry:
     def _apply(self, promotion: Promotion) -> dict[str, Any]:
         model, version = promotion.model, promotion.version
         for _ in range(_ATTEMPTS):
+            # The version before the pointer: the two reads are not one snapshot, and a rival promotion
+            # committing between them must show as a moved pointer (a conflict to re-read), never as
+            # a target that "is champion" already.
+            found = self.version(model, version)
             pointer = self._pointer(model)
             promotion.check_pointer(pointer)
-            found = self.version(model, version)
             if found is None:
                 raise states.not_registered(model, version)
             states.check_promotable(model, version, found["status"])
