@@ -1,9 +1,12 @@
 """S3 ObjectCreated notifications as they arrive through SQS.
 
 Real S3 and moto both deliver the notification JSON as the SQS message body. The first message
-after a notification is configured is an ``s3:TestEvent`` with no ``Records``; keys are URL-encoded
-with ``quote_plus``. moto's records are thinner than AWS's (no ``sequencer`` for example), so this
-parser relies only on the fields both send.
+after a notification is configured is an ``s3:TestEvent`` with no ``Records``. Keys are URL-encoded
+UTF-8 with '+' for a space (S3 keeps '/', moto's ``quote_plus`` encodes it too): ``unquote_plus``
+gives the exact key back, whatever it holds (any Unicode, NFC or NFD as uploaded, '+', '%'), and a
+key that does not decode as UTF-8 makes the notification malformed rather than naming another
+object. moto's records are thinner than AWS's (no ``sequencer`` for example), so this parser relies
+only on the fields both send.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def object_created_events(body: str) -> list[ObjectCreated]:
             events.append(
                 ObjectCreated(
                     bucket=s3["bucket"]["name"],
-                    key=unquote_plus(obj["key"]),
+                    key=_key(obj["key"], index),
                     size=int(obj.get("size", 0)),
                     etag=str(obj.get("eTag") or obj.get("etag") or "").strip('"'),
                     version_id=obj.get("versionId") or None,
@@ -69,6 +72,15 @@ def object_created_events(body: str) -> list[ObjectCreated]:
                     sequencer=obj.get("sequencer"),
                 )
             )
+        except MalformedNotification:
+            raise
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise MalformedNotification(f"record {index} is missing {exc}") from exc
     return events
+
+
+def _key(encoded: str, index: int) -> str:
+    try:
+        return unquote_plus(encoded, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise MalformedNotification(f"record {index}: the key is not URL-encoded UTF-8 ({exc})") from exc

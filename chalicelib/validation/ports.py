@@ -31,7 +31,12 @@ class ContractStore(Protocol):
 
 
 class ValidationStore(Protocol):
-    """Where a validated upload's outputs go: reports, copies of the upload, reference profiles."""
+    """Where a validated upload's outputs go: reports, copies of the upload, reference profiles.
+
+    Writes keep S3's rules (``chalicelib.validation.layout.s3_write_problem``): a key of more than
+    1,024 bytes, or metadata that is not printable ASCII or is over 2 KB, raises ValueError and
+    nothing is written. Source keys may hold any Unicode.
+    """
 
     def put_json(self, key: str, document: Any, tags: ObjectTags) -> None:
         """Write a JSON document (NaN refused), replacing whatever the key held."""

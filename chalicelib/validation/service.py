@@ -20,8 +20,9 @@ from chalicelib.validation.issues import CODES
 from chalicelib.validation.layout import (
     ObjectTags,
     SourceObject,
-    quarantine_folder,
+    lineage_metadata,
     quarantine_key,
+    quarantine_report_key,
     report_key,
     validated_key,
 )
@@ -128,12 +129,7 @@ def publish(
     """Write the copy and the report, make the reference, announce valid data."""
     classification = outcome.contract.classification if outcome.contract else "confidential"
     report = _report(outcome, upload_id, source, sha256)
-    lineage = {
-        "upload-id": upload_id,
-        "source-key": source.key,
-        "source-version": source.version_id or "",
-        "sha256": sha256 or "",
-    }
+    lineage = lineage_metadata(upload_id, source, sha256)  # ASCII, as S3 metadata must be
     became_reference = False
     if outcome.status == "valid":
         output = validated_key(dataset, upload_id, gzip=outcome.report.get("compression") == "gzip")
@@ -143,7 +139,7 @@ def publish(
     else:
         output = quarantine_key(dataset, upload_id, source.key)
         ports.outputs.copy(source, output, lineage, ObjectTags(dataset, classification, "quarantine"))
-        beside = f"{quarantine_folder(dataset, upload_id)}/report.json"
+        beside = quarantine_report_key(dataset, upload_id)
         ports.outputs.put_json(
             beside, report, ObjectTags(dataset, _report_class(classification), "quarantine")
         )

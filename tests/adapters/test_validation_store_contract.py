@@ -123,3 +123,48 @@ def test_the_first_reference_is_kept_and_a_second_is_refused(
     seen = bucket.peek(f"profiles/{name}/reference.json")
     assert seen.tags == {"dataset": name, "classification": "confidential", "stage": "profile"}
     assert json.loads(seen.body)["rows"] == 150
+
+
+@pytest.mark.parametrize(
+    "metadata, why",
+    [
+        ({"source-key": "incoming/x/é.csv"}, "ASCII"),  # botocore refuses it for S3, and S3 itself
+        ({"source-key": "line\nbreak"}, "ASCII"),  # a header value cannot hold a control character
+        ({"source-key": "x" * 2100}, "2 KB"),  # S3: keys and values together at most 2 KB
+    ],
+)
+def test_metadata_s3_would_refuse_is_refused_before_anything_is_written(
+    backend: tuple[ValidationStore, Any], name: str, metadata: dict[str, str], why: str
+) -> None:
+    store, bucket = backend
+    source_key = f"incoming/{name}/day1.csv"
+    version = bucket.put(source_key, b"a\n1\n")
+    with pytest.raises(ValueError, match=why):
+        store.copy(SourceObject(bucket.name, source_key, version), f"validated/{name}/u1.csv", metadata, TAGS)
+    assert bucket.peek(f"validated/{name}/u1.csv") is None
+
+
+def test_a_key_longer_than_s3_allows_is_refused(backend: tuple[ValidationStore, Any], name: str) -> None:
+    store, bucket = backend
+    source_key = f"incoming/{name}/day1.csv"
+    version = bucket.put(source_key, b"a\n1\n")
+    too_long = f"quarantine/{name}/u1/" + "é" * 512  # 1,024 bytes of name alone
+    with pytest.raises(ValueError, match="1024"):
+        store.copy(SourceObject(bucket.name, source_key, version), too_long, {}, TAGS)
+    with pytest.raises(ValueError, match="1024"):
+        store.put_json(too_long, {"n": 1}, TAGS)
+
+
+@pytest.mark.parametrize(
+    "file_name", ["é.csv", "e\u0301.csv", "day 1 + 2 (50% off).csv", "東京/relevé 🩺.csv", "a?b#c&d=e.csv"]
+)
+def test_an_upload_with_any_unicode_key_is_copied_from_exactly_that_key(
+    backend: tuple[ValidationStore, Any], name: str, file_name: str
+) -> None:
+    store, bucket = backend
+    source_key = f"incoming/{name}/{file_name}"
+    version = bucket.put(source_key, b"a\n1\n")
+    bucket.put(f"incoming/{name}/other.csv", b"other\n")
+    store.copy(SourceObject(bucket.name, source_key, version), f"quarantine/{name}/u1/{file_name}", {}, TAGS)
+    assert bucket.peek(f"quarantine/{name}/u1/{file_name}").body == b"a\n1\n"
+    assert bucket.peek(source_key).body == b"a\n1\n"

@@ -39,6 +39,26 @@ def test_s3_put_flows_through_the_queue_to_the_ledger(local_cloud):
     )
 
 
+def test_a_unicode_key_flows_through_and_is_kept_exactly(local_cloud):
+    """Over HTTP to the moto server, through its notification (quote_plus) and the event runtime."""
+    from chalicelib.validation.layout import source_key_of
+
+    settings = _settings()
+    key = "incoming/iris/relevé de décembre + 50% (e\u0301) 🩺.csv"
+    body = b"sepal_length,species\n5.2,setosa\n"
+    s3 = boto3.client("s3")
+    put = s3.put_object(Bucket=settings.data_bucket, Key=key, Body=body)
+    upload_id = upload_id_for(settings.data_bucket, key, put["VersionId"])
+    entry = wait_until(lambda: DynamoUploadLedger(settings.uploads_table).get(upload_id))
+    assert entry is not None, "the upload never reached the ledger"
+    assert entry.key == key and entry.sha256 == hashlib.sha256(body).hexdigest()
+    assert entry.report_key and entry.output_key
+    report = json.loads(s3.get_object(Bucket=settings.data_bucket, Key=entry.report_key)["Body"].read())
+    assert report["source"]["key"] == key
+    head = s3.head_object(Bucket=settings.data_bucket, Key=entry.output_key)
+    assert source_key_of(head["Metadata"]) == key
+
+
 def test_duplicate_notifications_on_the_queue_have_one_effect(local_cloud):
     settings = _settings()
     s3, sqs = boto3.client("s3"), boto3.client("sqs")

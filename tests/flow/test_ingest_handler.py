@@ -142,3 +142,29 @@ def test_unknown_upload_is_a_404_that_names_it(client):
     response = client.http.get("/uploads/nope")
     assert response.status_code == 404
     assert "nope" in response.json_body["Message"]
+
+
+UNICODE_KEYS = [
+    "incoming/iris/é.csv",  # the reported one (NFC)
+    "incoming/iris/e\u0301.csv",  # the same name in NFD: another key, another upload
+    "incoming/iris/day 1 + 2 = 3 (50% off).csv",  # spaces, '+' and '%' as S3 URL-encodes them
+    "incoming/iris/東京/relevé 🩺 ✓.csv",  # CJK, emoji, a sub-folder
+]
+
+
+@pytest.mark.parametrize("key", UNICODE_KEYS)
+def test_a_key_with_any_unicode_goes_through_and_is_kept_exactly(aws, client, key):
+    """Non-ASCII keys used to crash the copy (botocore refuses non-ASCII metadata)."""
+    from chalicelib.validation.layout import source_key_of
+
+    upload_id = _put(aws, key)
+    event = _sqs_event(client, aws, [b for b in _notifications(aws) if "Records" in b])
+    response = client.lambda_.invoke("ingest_upload", event)
+    assert response.payload == {"batchItemFailures": []}
+    entry = DynamoUploadLedger(aws.uploads_table).get(upload_id)
+    assert entry is not None and entry.key == key and entry.status == "valid"
+    s3 = boto3.client("s3")
+    report = json.loads(s3.get_object(Bucket=aws.data_bucket, Key=entry.report_key)["Body"].read())
+    assert report["source"]["key"] == key
+    head = s3.head_object(Bucket=aws.data_bucket, Key=entry.output_key)
+    assert source_key_of(head["Metadata"]) == key

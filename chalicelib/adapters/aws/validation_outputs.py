@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.aws.tagging import tags as tag_set
-from chalicelib.validation.layout import ObjectTags, SourceObject, reference_key
+from chalicelib.validation.layout import ObjectTags, SourceObject, reference_key, s3_write_problem
 
 
 def _tagging(object_tags: ObjectTags) -> str:
@@ -19,6 +19,7 @@ class S3ValidationStore:
         self.bucket = bucket
 
     def put_json(self, key: str, document: Any, tags: ObjectTags) -> None:
+        _check(key)
         aws.client("s3").put_object(
             Bucket=self.bucket,
             Key=key,
@@ -32,6 +33,7 @@ class S3ValidationStore:
         return None if body is None else json.loads(body)
 
     def copy(self, source: SourceObject, key: str, metadata: dict[str, str], tags: ObjectTags) -> None:
+        _check(key, metadata)
         copy_source: dict[str, str] = {"Bucket": source.bucket, "Key": source.key}
         if source.version_id:
             copy_source["VersionId"] = source.version_id
@@ -67,3 +69,9 @@ class S3ValidationStore:
             if aws.error_code(exc) in aws.MISSING_OBJECT:
                 return None
             raise
+
+
+def _check(key: str, metadata: dict[str, str] | None = None) -> None:
+    """Refuse what S3 would refuse (a key over 1,024 bytes, metadata that is not ASCII or over 2 KB)."""
+    if problem := s3_write_problem(key, metadata):
+        raise ValueError(problem)

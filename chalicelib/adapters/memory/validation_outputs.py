@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from chalicelib.adapters.memory.objects import MemoryObjects
-from chalicelib.validation.layout import ObjectTags, SourceObject, reference_key
+from chalicelib.validation.layout import ObjectTags, SourceObject, reference_key, s3_write_problem
 
 
 class MemoryValidationStore:
@@ -15,6 +15,7 @@ class MemoryValidationStore:
         self.bucket = bucket
 
     def put_json(self, key: str, document: Any, tags: ObjectTags) -> None:
+        _check(key)
         body = json.dumps(document, indent=2, allow_nan=False).encode()
         self.objects.put(self.bucket, key, body, content_type="application/json", tags=tags.as_dict())
 
@@ -23,6 +24,7 @@ class MemoryValidationStore:
         return None if stored is None else json.loads(stored.body)
 
     def copy(self, source: SourceObject, key: str, metadata: dict[str, str], tags: ObjectTags) -> None:
+        _check(key, metadata)
         original = self.objects.get(source.bucket, source.key, source.version_id)
         if original is None:
             raise LookupError(
@@ -51,3 +53,9 @@ class MemoryValidationStore:
             if_absent=True,
         )
         return created is not None
+
+
+def _check(key: str, metadata: dict[str, str] | None = None) -> None:
+    """Refuse what S3 would refuse (a key over 1,024 bytes, metadata that is not ASCII or over 2 KB)."""
+    if problem := s3_write_problem(key, metadata):
+        raise ValueError(problem)
