@@ -7,7 +7,7 @@ AWS implementations live in ``chalicelib.adapters.aws``, in-memory ones in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from chalicelib.ingest.uploads import Upload
 
@@ -39,6 +39,18 @@ class UploadSource(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ContentClaim:
+    """Which upload first brought some bytes to a dataset, and the notification it came with.
+
+    The notification lets a later upload of the same bytes finish the first one if it never
+    completed (``chalicelib.ingest.service``). Claims written before it was kept have none.
+    """
+
+    upload_id: str
+    notification: dict[str, Any] | None
+
+
 class UploadLedger(Protocol):
     """One entry per upload, written create-only; plus which upload first brought which bytes."""
 
@@ -46,12 +58,21 @@ class UploadLedger(Protocol):
         """Write the entry unless one with its id exists. True if this call created it."""
         ...
 
-    def claim_content(self, dataset: str, sha256: str, upload_id: str) -> str:
-        """Record that these bytes arrived for this dataset; the id of the first upload that had them.
+    def claim_content(
+        self, dataset: str, sha256: str, upload_id: str, notification: dict[str, Any]
+    ) -> ContentClaim:
+        """Record that these bytes arrived for this dataset (create-only); the claim as it stands.
 
-        A second upload of identical bytes gets the first one's id back; a retry of the same upload
-        gets its own id back.
+        A second upload of identical bytes gets the first one's claim back; a retry of the same
+        upload gets its own. Of concurrent claims exactly one is created.
         """
+        ...
+
+    def pass_claim(
+        self, dataset: str, sha256: str, holder: str, upload_id: str, notification: dict[str, Any]
+    ) -> bool:
+        """Give the claim on these bytes to ``upload_id``, only if ``holder`` still has it
+        (conditional). True if this call passed it."""
         ...
 
     def get(self, upload_id: str) -> Upload | None:

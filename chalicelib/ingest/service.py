@@ -3,22 +3,33 @@
     notification ──> open the notified version ──(gone)──> ledger: missing
                         │ already in the ledger ──> answered "recorded" (a late duplicate)
                         │ not under incoming/<dataset>/ ──> ledger: unroutable
-                        │ validate while hashing ──> bytes an earlier upload brought? ──> ledger: duplicate
-                        └──> publish (report, copy, reference, announcement) ──> ledger: valid / invalid
+                        │ validate while hashing ──> claim the bytes ──> an earlier upload's? ──> ledger: duplicate
+                        └──> publish (copy, reference, report, announcement) ──> ledger: valid / invalid
 
-The ledger entry is written last and create-only: a crash before it leaves nothing recorded, so the
-retry does the work again (every output key derives from the upload id), and a redelivery after it
-is absorbed. Counts and codes are logged, never values of the data.
+Order of the writes, so that a crash after any of them leaves the upload re-processable:
+
+1. the content claim (create-only, keyed by dataset and sha256; it keeps the upload's notification);
+2. the outputs: copy, reference (create-only), report(s), retrain announcement. Every key derives
+   from the upload id, so a retry rewrites the same objects; the reference names the upload that
+   made it, so a retry after writing it still reads as the reference;
+3. the ledger entry, last and create-only: a crash before it leaves nothing recorded, so the
+   redelivery does the work again; a redelivery after it is absorbed.
+
+A claim can outlive a crash, held by an upload that never completed. Nobody is called the
+duplicate of such an upload: an upload of the same bytes first finishes the holder (from the
+notification kept in the claim, exactly as the holder's own redelivery would), then is recorded
+as its duplicate; if the holder can no longer complete (its object was deleted), the claim passes,
+conditionally, to the upload at hand. Counts and codes are logged, never values of the data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.ingest.exceptions import ObjectGone
+from chalicelib.ingest.exceptions import ContentInProgress, ObjectGone
 from chalicelib.ingest.ports import Body, OpenedUpload, UploadLedger, UploadSource
 from chalicelib.ingest.uploads import Upload, dataset_of, upload_id_for
 from chalicelib.observability import logger, metrics
@@ -35,10 +46,18 @@ class IngestPorts:
     validation: ValidationPorts
 
 
-def ingest(notification: dict[str, Any], ports: IngestPorts) -> dict[str, Any]:
+# Statuses of an upload whose outputs were published: the only ones a duplicate may point to.
+PUBLISHED = frozenset({"valid", "invalid"})
+# Passing a claim can lose a race to another upload of the same bytes; it is re-read this often.
+CLAIM_ATTEMPTS = 3
+
+
+def ingest(notification: dict[str, Any], ports: IngestPorts, *, finish_holder: bool = True) -> dict[str, Any]:
     """Validate one upload and record it in the ledger (create-only, written last).
 
-    Returns the upload id, whether this call created the ledger entry, and the status.
+    Returns the upload id, whether this call created the ledger entry, and the status. With
+    ``finish_holder`` (the default), an unfinished upload that holds the claim on the same bytes is
+    finished first; the nested call that finishes it does not go further.
     """
     event = ObjectCreated(
         **{k: v for k, v in notification.items() if k in ObjectCreated.__dataclass_fields__}
@@ -52,32 +71,69 @@ def ingest(notification: dict[str, Any], ports: IngestPorts) -> dict[str, Any]:
             replace(gone, status="missing", problem=f"object was gone before it could be read: {exc}"),
         )
     entry = _entry(event, opened.version_id, opened.size)
+    # What the content claim keeps: this notification, pinned to the version that was read.
+    pinned = {**asdict(event), "version_id": opened.version_id}
     logger.thread_safe_append_keys(upload_id=entry.upload_id)
     try:
-        return _record(ports.ledger, _process(entry, opened, ports))
+        return _record(ports.ledger, _process(entry, opened, pinned, ports, finish_holder))
     finally:
         logger.thread_safe_remove_keys(["upload_id"])
 
 
-def _process(entry: Upload, opened: OpenedUpload, ports: IngestPorts) -> Upload:
+def _process(
+    entry: Upload, opened: OpenedUpload, pinned: dict[str, Any], ports: IngestPorts, finish_holder: bool
+) -> Upload:
     """The ledger entry this upload gets (the bytes are read here, once)."""
     if ports.ledger.get(entry.upload_id) is not None:  # done before: a late duplicate of a finished upload
         opened.body.close()
         return replace(entry, status="recorded")
-    if entry.dataset is None:
+    dataset = entry.dataset
+    if dataset is None:
         _, problem = dataset_of(entry.key)
         return replace(entry, sha256=_hash_all(opened.body), status="unroutable", problem=problem)
-    outcome, sha256 = _validate(opened, entry.dataset, ports.validation)
-    first = ports.ledger.claim_content(entry.dataset, sha256, entry.upload_id) if sha256 else entry.upload_id
-    if first != entry.upload_id:
-        return replace(
-            entry,
-            sha256=sha256,
-            status="duplicate",
-            duplicate_of=first,
-            problem=f"identical bytes to upload {first}",
-        )
-    return _publish(replace(entry, sha256=sha256), outcome, ports.validation)
+    outcome, sha256 = _validate(opened, dataset, entry.upload_id, ports.validation)
+    entry = replace(entry, sha256=sha256)
+    if sha256 is not None:
+        first = _first_upload_of(dataset, sha256, entry.upload_id, pinned, ports, finish_holder)
+        logger.thread_safe_append_keys(upload_id=entry.upload_id)  # a finished holder logged its own
+        if first is not None:
+            return replace(
+                entry, status="duplicate", duplicate_of=first, problem=f"identical bytes to upload {first}"
+            )
+    return _publish(entry, outcome, ports.validation)
+
+
+def _first_upload_of(
+    dataset: str, sha256: str, upload_id: str, pinned: dict[str, Any], ports: IngestPorts, finish_holder: bool
+) -> str | None:
+    """The completed upload these bytes are a duplicate of, or None once this upload holds their claim.
+
+    Raises ContentInProgress (transient: the message is retried) when the holder is unfinished and
+    this call may not finish it, or when the claim keeps moving under concurrent uploads.
+    """
+    for _ in range(CLAIM_ATTEMPTS):
+        claim = ports.ledger.claim_content(dataset, sha256, upload_id, pinned)
+        if claim.upload_id == upload_id:
+            return None
+        holder = ports.ledger.get(claim.upload_id)
+        if holder is None and claim.notification is not None:
+            if not finish_holder:
+                raise ContentInProgress(
+                    f"identical bytes are being ingested as upload {claim.upload_id}, not finished yet"
+                )
+            # Crashed, or still running: finish it as its own redelivery would (same keys, same
+            # outputs; its ledger entry is create-only, so finishing it twice records it once).
+            ingest(claim.notification, ports, finish_holder=False)
+            holder = ports.ledger.get(claim.upload_id)
+        if holder is not None and holder.status in PUBLISHED:
+            return holder.upload_id
+        if holder is None and claim.notification is not None:
+            raise ContentInProgress(f"upload {claim.upload_id} holds these bytes and is not recorded yet")
+        # The holder never published and never will (its object was gone when it was finished),
+        # or the claim is older than kept notifications: the bytes pass to this upload.
+        if ports.ledger.pass_claim(dataset, sha256, claim.upload_id, upload_id, pinned):
+            return None
+    raise ContentInProgress(f"the claim on these bytes kept moving ({CLAIM_ATTEMPTS} attempts)")
 
 
 def _publish(entry: Upload, outcome: Outcome, ports: ValidationPorts) -> Upload:
@@ -122,12 +178,14 @@ def _entry(event: ObjectCreated, version_id: str | None, size: int) -> Upload:
     )
 
 
-def _validate(opened: OpenedUpload, dataset: str, ports: ValidationPorts) -> tuple[Outcome, str | None]:
+def _validate(
+    opened: OpenedUpload, dataset: str, upload_id: str, ports: ValidationPorts
+) -> tuple[Outcome, str | None]:
     """Validate while hashing. The hash covers every byte, even when validation stopped early; an
     upload refused as too large is not read to its end, so it has no hash."""
     reader = HashingReader(opened.body)
     try:
-        outcome = validate_upload(reader, dataset, opened.size, ports)
+        outcome = validate_upload(reader, dataset, opened.size, ports, upload_id=upload_id)
         if any(i["code"] == "FILE_TOO_LARGE" for i in outcome.issues):
             return outcome, None
         reader.drain()

@@ -31,6 +31,8 @@ from chalicelib.validation.sections import check_sections
 from chalicelib.validation.validator import Readable, ValidationResult, validate_stream
 
 READ = 1024 * 1024
+# The reference profile names the upload it was made from (not a column statistic: drift ignores it).
+REFERENCE_UPLOAD = "upload_id"
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,21 @@ class Published:
     announced: bool = False
 
 
-def validate_upload(reader: Readable, dataset: str, size: int | None, ports: ValidationPorts) -> Outcome:
-    """Validate an upload's bytes against its dataset's contract (or report that it has none)."""
+def validate_upload(
+    reader: Readable, dataset: str, size: int | None, ports: ValidationPorts, upload_id: str | None = None
+) -> Outcome:
+    """Validate an upload's bytes against its dataset's contract (or report that it has none).
+
+    A reference made from this very upload (``upload_id``: an earlier attempt wrote it, then
+    crashed) is not compared with: the upload is still the reference, as it was the first time.
+    """
     try:
         contract = ports.contracts.get(dataset)
     except (NoContract, ContractError) as exc:
         return _no_contract(dataset, exc)
     reference = ports.outputs.reference(dataset)
+    if reference is not None and upload_id is not None and reference.get(REFERENCE_UPLOAD) == upload_id:
+        reference = None
     result = validate_stream(reader, contract, size=size, reference=reference)
     report = dict(result.report)
     if result.status == "valid" and reference is None:
@@ -135,7 +145,7 @@ def publish(
         output = validated_key(dataset, upload_id, gzip=outcome.report.get("compression") == "gzip")
         ports.outputs.copy(source, output, lineage, ObjectTags(dataset, classification, "validated"))
         report["validated_key"] = output
-        became_reference = _make_reference(outcome, dataset, classification, ports.outputs)
+        became_reference = _make_reference(outcome, dataset, upload_id, classification, ports.outputs)
     else:
         output = quarantine_key(dataset, upload_id, source.key)
         ports.outputs.copy(source, output, lineage, ObjectTags(dataset, classification, "quarantine"))
@@ -184,10 +194,13 @@ def _no_contract(dataset: str, exc: Exception) -> Outcome:
     return Outcome("invalid", 0, [issue], report, None, None)
 
 
-def _make_reference(outcome: Outcome, dataset: str, classification: str, outputs: ValidationStore) -> bool:
+def _make_reference(
+    outcome: Outcome, dataset: str, upload_id: str, classification: str, outputs: ValidationStore
+) -> bool:
     """The first valid upload's profile becomes the drift reference; later ones never replace it."""
     assert outcome.result is not None and outcome.result.profile is not None
-    return outputs.create_reference(dataset, outcome.result.profile, classification)
+    profile = {**outcome.result.profile, REFERENCE_UPLOAD: upload_id}
+    return outputs.create_reference(dataset, profile, classification)
 
 
 def _announcement(

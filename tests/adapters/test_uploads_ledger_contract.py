@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.memory.uploads_ledger import MemoryUploadLedger
-from chalicelib.ingest.ports import UploadLedger
+from chalicelib.ingest.ports import ContentClaim, UploadLedger
 from chalicelib.ingest.uploads import Upload
 
 
@@ -72,12 +72,40 @@ def test_an_unknown_upload_is_none(ledger: UploadLedger) -> None:
     assert ledger.get(uuid.uuid4().hex[:24]) is None
 
 
-def test_the_first_upload_of_some_bytes_owns_them(ledger: UploadLedger) -> None:
+def notification(key: str, version_id: str | None = "v1") -> dict[str, Any]:
+    return {
+        "bucket": "data",
+        "key": key,
+        "size": 12,
+        "etag": "e" * 32,
+        "version_id": version_id,
+        "event_name": "ObjectCreated:Put",
+        "event_time": "2026-11-30T11:59:59.000Z",
+        "sequencer": None,
+    }
+
+
+FIRST = notification("incoming/iris/first é 🩺.csv")
+SECOND = notification("incoming/iris/second.csv", version_id=None)
+
+
+def test_the_first_upload_of_some_bytes_holds_them_with_its_notification(ledger: UploadLedger) -> None:
     sha = uuid.uuid4().hex * 2
-    assert ledger.claim_content("iris", sha, "first") == "first"
-    assert ledger.claim_content("iris", sha, "second") == "first"
-    assert ledger.claim_content("iris", sha, "first") == "first"  # a retry of the first gets its own id
-    assert ledger.claim_content("other", sha, "third") == "third"  # per dataset
+    assert ledger.claim_content("iris", sha, "first", FIRST) == ContentClaim("first", FIRST)
+    assert ledger.claim_content("iris", sha, "second", SECOND) == ContentClaim("first", FIRST)
+    # a retry of the first gets its own claim back
+    assert ledger.claim_content("iris", sha, "first", FIRST) == ContentClaim("first", FIRST)
+    assert ledger.claim_content("other", sha, "third", SECOND).upload_id == "third"  # per dataset
+
+
+def test_a_claim_passes_only_from_the_upload_that_holds_it(ledger: UploadLedger) -> None:
+    sha = uuid.uuid4().hex * 2
+    ledger.claim_content("iris", sha, "first", FIRST)
+    assert ledger.pass_claim("iris", sha, "someone-else", "second", SECOND) is False
+    assert ledger.claim_content("iris", sha, "second", SECOND).upload_id == "first"
+    assert ledger.pass_claim("iris", sha, "first", "second", SECOND) is True
+    assert ledger.claim_content("iris", sha, "third", FIRST) == ContentClaim("second", SECOND)
+    assert ledger.pass_claim("iris", sha, "first", "third", FIRST) is False  # it moved on
 
 
 def test_scan_lists_the_entries_oldest_first_then_by_key_without_the_content_claims(
@@ -89,7 +117,7 @@ def test_scan_lists_the_entries_oldest_first_then_by_key_without_the_content_cla
     a_file = upload(recorded_at=at(1), key="incoming/iris/a.csv")
     for entry in (later, b_file, a_file):
         ledger.record(entry)
-    ledger.claim_content("iris", uuid.uuid4().hex * 2, later.upload_id)
+    ledger.claim_content("iris", uuid.uuid4().hex * 2, later.upload_id, FIRST)
     ours = {later.upload_id, b_file.upload_id, a_file.upload_id}
     scanned = ledger.scan()
     assert [u.upload_id for u in scanned if u.upload_id in ours] == [
@@ -120,5 +148,17 @@ def test_racing_records_of_one_upload_create_it_once(ledger: UploadLedger) -> No
 
 def test_racing_claims_of_the_same_bytes_agree_on_one_first_upload(ledger: UploadLedger) -> None:
     sha = uuid.uuid4().hex * 2
-    firsts = race(8, lambda i: ledger.claim_content("iris", sha, f"upload-{i}"))
-    assert len(set(firsts)) == 1 and firsts[0] in {f"upload-{i}" for i in range(8)}
+    firsts = race(8, lambda i: ledger.claim_content("iris", sha, f"upload-{i}", notification(f"k{i}")))
+    assert len({c.upload_id for c in firsts}) == 1 and firsts[0].upload_id in {
+        f"upload-{i}" for i in range(8)
+    }
+    assert all(c == firsts[0] for c in firsts)
+    assert firsts[0].notification == notification(f"k{firsts[0].upload_id.split('-')[1]}")
+
+
+def test_racing_passes_of_a_claim_pass_it_once(ledger: UploadLedger) -> None:
+    sha = uuid.uuid4().hex * 2
+    ledger.claim_content("iris", sha, "gone", FIRST)
+    passed = race(8, lambda i: ledger.pass_claim("iris", sha, "gone", f"upload-{i}", notification(f"k{i}")))
+    assert passed.count(True) == 1
+    assert ledger.claim_content("iris", sha, "late", SECOND).upload_id == f"upload-{passed.index(True)}"

@@ -10,6 +10,7 @@ import copy
 import threading
 from typing import Any
 
+from chalicelib.ingest.ports import ContentClaim
 from chalicelib.ingest.uploads import Upload
 
 
@@ -17,7 +18,7 @@ class MemoryUploadLedger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, dict[str, Any]] = {}
-        self._claims: dict[tuple[str, str], str] = {}
+        self._claims: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
 
     def record(self, upload: Upload) -> bool:
         with self._lock:
@@ -26,9 +27,24 @@ class MemoryUploadLedger:
             self._items[upload.upload_id] = upload.as_item()
             return True
 
-    def claim_content(self, dataset: str, sha256: str, upload_id: str) -> str:
+    def claim_content(
+        self, dataset: str, sha256: str, upload_id: str, notification: dict[str, Any]
+    ) -> ContentClaim:
         with self._lock:
-            return self._claims.setdefault((dataset, sha256), upload_id)
+            holder, kept = self._claims.setdefault(
+                (dataset, sha256), (upload_id, copy.deepcopy(notification))
+            )
+        return ContentClaim(holder, copy.deepcopy(kept))
+
+    def pass_claim(
+        self, dataset: str, sha256: str, holder: str, upload_id: str, notification: dict[str, Any]
+    ) -> bool:
+        with self._lock:
+            current = self._claims.get((dataset, sha256))
+            if current is None or current[0] != holder:
+                return False
+            self._claims[(dataset, sha256)] = (upload_id, copy.deepcopy(notification))
+            return True
 
     def get(self, upload_id: str) -> Upload | None:
         with self._lock:
