@@ -168,3 +168,36 @@ def test_a_key_with_any_unicode_goes_through_and_is_kept_exactly(aws, client, ke
     assert report["source"]["key"] == key
     head = s3.head_object(Bucket=aws.data_bucket, Key=entry.output_key)
     assert source_key_of(head["Metadata"]) == key
+
+
+def test_same_bytes_under_another_key_finish_a_first_upload_that_crashed_after_its_claim(
+    aws, client, monkeypatch
+):
+    """On DynamoDB and S3: the claim keeps the first upload's notification, and the second upload
+    finishes the first before it is recorded as its duplicate (it used to point at nothing)."""
+    from chalicelib.adapters.aws.validation_outputs import S3ValidationStore
+
+    real_copy = S3ValidationStore.copy
+    crashes = []
+
+    def copy_that_fails_once(self, *args, **kwargs):
+        if not crashes:
+            crashes.append(1)
+            raise ConnectionError("the function died while copying")
+        return real_copy(self, *args, **kwargs)
+
+    monkeypatch.setattr(S3ValidationStore, "copy", copy_that_fails_once)
+    first_id = _put(aws, "incoming/iris/first.csv")
+    failed = client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, _notifications(aws)))
+    assert len(failed.payload["batchItemFailures"]) == 1 and crashes  # its message goes back to the queue
+    ledger = DynamoUploadLedger(aws.uploads_table)
+    assert ledger.get(first_id) is None
+
+    second_id = _put(aws, "incoming/iris/first-again.csv")
+    response = client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, _notifications(aws)))
+    assert response.payload == {"batchItemFailures": []}
+    first, second = ledger.get(first_id), ledger.get(second_id)
+    assert first is not None and first.status == "valid" and first.key == "incoming/iris/first.csv"
+    assert second is not None and second.status == "duplicate" and second.duplicate_of == first_id
+    listed = boto3.client("s3").list_objects_v2(Bucket=aws.data_bucket, Prefix="validated/iris/")
+    assert [o["Key"] for o in listed.get("Contents", [])] == [first.output_key]
