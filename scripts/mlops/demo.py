@@ -4,11 +4,11 @@ Each step prints what happened and checks it; the demo exits 0 only if every che
 data is real (scikit-learn's bundled breast-cancer set) cut into daily uploads. So far the
 scenario covers the foundation, validation, retraining and the registry: API tokens and roles,
 contracts, uploads flowing S3 -> notification -> ingest queue -> event runtime -> ``ingest_upload``,
-reports, quarantine, drift, duplicates; retrain triggers, runs trained in a local "spot" job, ONNX
-candidates with parity; candidates judged against the champion by ``evaluate_candidate``, a first
-champion, a better candidate promoted, a worse one rejected, a manual approval, a rollback, the
-audit trail and the notifications; ``/predict`` answering after each change of champion; and a batch
-job scoring a million rows on local spot workers.
+reports, quarantine, drift, duplicates, a file named in any language; retrain triggers, runs trained
+in a local "spot" job, ONNX candidates with parity; candidates judged against the champion by
+``evaluate_candidate``, a first champion, a better candidate promoted, a worse one rejected, a
+manual approval, a rollback, the audit trail and the notifications; ``/predict`` answering after
+each change of champion; and a batch job scoring a million rows on local spot workers.
 """
 
 from __future__ import annotations
@@ -289,6 +289,8 @@ def run_demo(verbose: bool = False) -> int:
             f"{stray}: {stray_entry and stray_entry.problem}",
         )
 
+        _unicode_key_story(demo, s3, settings, ledger, outputs)
+
         demo.step(
             "Retraining: valid data is announced; 300 new rows, or drift, start a run on (local) spot capacity"
         )
@@ -369,6 +371,30 @@ def run_demo(verbose: bool = False) -> int:
                 "functions log JSON with a correlation id",
             )
     return _finish(demo)
+
+
+def _unicode_key_story(demo: Demo, s3: Any, settings: Any, ledger: Any, outputs: Any) -> None:
+    """A file named in any language goes through; checked on the ledger, the report and the copy."""
+    from chalicelib.ingest import upload_id_for
+    from chalicelib.validation.layout import source_key_of
+
+    demo.step("A file named in any language (accents, spaces, '+', '%', emoji) goes through as named")
+    key = f"incoming/{DATASET}/relevé du 6 décembre + 2% (clinique Zoé) 🩺.csv"
+    header, rows = breast_cancer_rows()
+    put = s3.put_object(Bucket=settings.data_bucket, Key=key, Body=to_csv(header, rows[:110][::-1]))
+    entry = wait_for(lambda: ledger.get(upload_id_for(settings.data_bucket, key, put["VersionId"])))
+    if not demo.check(entry is not None, f"{key} reached the ledger"):
+        return
+    metadata = s3.head_object(Bucket=settings.data_bucket, Key=entry.output_key)["Metadata"]
+    print(f"   ledger key {entry.key!r}: {entry.status}, {entry.rows} rows, drift {entry.drift}")
+    print(f"   copy {entry.output_key}, metadata source-key {metadata.get('source-key')}")
+    demo.check(
+        entry.status == "valid"
+        and entry.key == key
+        and outputs.get_json(entry.report_key)["source"]["key"] == key
+        and source_key_of(metadata) == key,
+        "the ledger, the report and the copy's (ASCII, percent-encoded) metadata keep the key exactly",
+    )
 
 
 def _registry_story(
