@@ -22,6 +22,7 @@ import pytest
 from chalicelib.ingest.service import IngestPorts, ingest
 from chalicelib.ingest.uploads import Upload, upload_id_for
 from chalicelib.validation import Contract
+from chalicelib.validation.layout import quarantine_report_key
 from chalicelib.validation.service import ValidationPorts
 from tests.service.world import BUCKET, World
 
@@ -183,15 +184,11 @@ def test_a_crash_after_any_port_call_then_redelivery_ends_as_the_run_without_the
         if entry.status in PUBLISHED:  # one report and one copy, at the keys the entry names
             assert entry.dataset is not None and entry.report_key and entry.output_key
             reports = [k for k in got["objects"] if k.startswith(f"reports/{entry.dataset}/{upload_id}")]
-            copies = [k for k in got["objects"] if k.startswith((f"validated/{entry.dataset}/{upload_id}",))]
-            copies += [
-                k for k in world.keys(f"quarantine/{entry.dataset}/{upload_id}/") if k != _beside(entry)
+            beside = quarantine_report_key(entry.dataset, upload_id)
+            copies = world.keys(f"validated/{entry.dataset}/{upload_id}") + [
+                k for k in world.keys(f"quarantine/{entry.dataset}/{upload_id}/") if k != beside
             ]
             assert reports == [entry.report_key] and copies == [entry.output_key]
-
-
-def _beside(entry: Upload) -> str:
-    return f"quarantine/{entry.dataset}/{entry.upload_id}/report.json"
 
 
 def test_the_crash_points_include_writes_to_every_store_of_the_ingest_path() -> None:
