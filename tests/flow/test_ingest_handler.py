@@ -201,3 +201,21 @@ def test_same_bytes_under_another_key_finish_a_first_upload_that_crashed_after_i
     assert second is not None and second.status == "duplicate" and second.duplicate_of == first_id
     listed = boto3.client("s3").list_objects_v2(Bucket=aws.data_bucket, Prefix="validated/iris/")
     assert [o["Key"] for o in listed.get("Contents", [])] == [first.output_key]
+
+
+def test_a_claim_left_by_an_earlier_version_without_a_ledger_entry_passes_to_the_next_upload(aws, client):
+    """Tables in service hold claims written before claims kept their notification, some of them
+    by uploads that never completed (the non-ASCII key crash): the bytes are not lost to them."""
+    body = b"a,label\n0.5,no\n"
+    sha = hashlib.sha256(body).hexdigest()
+    boto3.client("dynamodb").put_item(
+        TableName=aws.uploads_table,
+        Item={"upload_id": {"S": f"content#iris#{sha}"}, "first_upload_id": {"S": "stranded-by-the-old-bug"}},
+    )
+    upload_id = _put(aws, "incoming/iris/again.csv", body)
+    response = client.lambda_.invoke("ingest_upload", _sqs_event(client, aws, _notifications(aws)))
+    assert response.payload == {"batchItemFailures": []}
+    entry = DynamoUploadLedger(aws.uploads_table).get(upload_id)
+    assert entry is not None and entry.status == "valid" and entry.duplicate_of is None
+    claim = DynamoUploadLedger(aws.uploads_table).claim_content("iris", sha, "later", {})
+    assert claim.upload_id == upload_id
