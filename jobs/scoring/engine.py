@@ -8,8 +8,9 @@ value the model cannot take fails as ``BadShard``, naming the object, row and fi
 never silently dropped or scored wrong.
 
 Output: one CSV per shard with the input's non-feature columns passed through as they were (the
-row id first among them, so outputs join back to inputs), then ``prediction`` and, for a
-classifier, ``probability_<class>`` per class.
+row id first among them, so outputs join back to inputs), except the contract's pii columns, which
+are copied only when the job's request named them (``include_pii``, recorded on the job); then
+``prediction`` and, for a classifier, ``probability_<class>`` per class.
 
 Pipelining: a reader thread streams the byte range in ``chunk_bytes`` pieces cut at row ends, a
 parser thread turns pieces into feature tensors, and the calling thread scores and formats; the
@@ -24,7 +25,7 @@ import hashlib
 import io
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,13 +52,28 @@ class Encoded:
 class Scorer:
     """A pinned version, ready to score CSV pieces with onnxruntime or its scikit-learn pipeline."""
 
-    def __init__(self, model: OnnxModel, engine: str = "onnxruntime", pipeline: Any = None) -> None:
+    def __init__(
+        self,
+        model: OnnxModel,
+        engine: str = "onnxruntime",
+        pipeline: Any = None,
+        drop: Collection[str] = (),
+        include: Collection[str] = (),
+    ) -> None:
+        """``drop``: input columns never copied to the output (pii the request did not name);
+        ``include``: columns copied even though the model takes them (pii features it named)."""
         if engine == "sklearn" and pipeline is None:
             raise ValueError("engine sklearn needs the version's fitted pipeline (model.joblib)")
         self.model = model
         self.schema = model.schema
         self.engine = engine
         self.pipeline = pipeline
+        self.drop = frozenset(drop) - frozenset(include)
+        self.include = frozenset(include)
+
+    def _copied(self, column: str) -> bool:
+        """Whether an input column is copied to the output as it is."""
+        return column not in self.drop and (column not in self.schema.by_name or column in self.include)
 
     # --- parse and encode -------------------------------------------------------------------------
 
@@ -164,13 +180,13 @@ class Scorer:
         return Scores(predictions=np.asarray(self.pipeline.predict(matrix), dtype=np.float64).reshape(-1))
 
     def output_columns(self, header: list[str]) -> list[str]:
-        passthrough = [c for c in header if c not in self.schema.by_name]
+        passthrough = [c for c in header if self._copied(c)]
         if self.schema.classification:
             return [*passthrough, "prediction", *(f"probability_{c}" for c in self.schema.classes)]
         return [*passthrough, "prediction"]
 
     def format(self, table: pa.Table, scores: Scores, include_header: bool) -> bytes:
-        columns: dict[str, Any] = {c: table[c] for c in table.column_names if c not in self.schema.by_name}
+        columns: dict[str, Any] = {c: table[c] for c in table.column_names if self._copied(c)}
         if self.schema.classification:
             assert scores.labels is not None and scores.probabilities is not None
             columns["prediction"] = pa.array(
