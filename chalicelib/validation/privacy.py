@@ -185,3 +185,14 @@ def mask_header_issues(issues: list[dict[str, Any]], contract: Contract) -> list
             }
             out.append(merged[code])
     return out
+
+
+def mask_report(report: dict[str, Any], contract: Contract) -> dict[str, Any]:
+    """A validator's report as it may leave the data zones: no value of a pii or confidential column
+    in the drift section, no data row taken for a header in the issues. (The validator itself masks
+    issue examples and keeps only aggregates of those columns in the statistics.)"""
+    report = dict(report)
+    report["issues"] = mask_header_issues(report.get("issues") or [], contract)
+    if isinstance(report.get("drift"), dict):
+        report["drift"] = mask_drift(report["drift"], contract)
+    return report

@@ -109,7 +109,7 @@ def validate_upload(reader: Readable, dataset: str, size: int | None, ports: Val
     # A reference stored before profiles were masked is masked now: like is compared with like.
     reference = privacy.mask_profile(ports.outputs.reference(dataset), contract)
     result = validate_stream(reader, contract, size=size, reference=reference)
-    report = _masked(dict(result.report), contract)
+    report = privacy.mask_report(result.report, contract)
     if result.status == "valid" and reference is None:
         report["drift"] = {
             "verdict": "reference",
@@ -156,16 +156,6 @@ def publish(
     if announced:
         ports.retrain_queue.send(_announcement(outcome, dataset, upload_id, output, sha256))
     return Published(key, output, became_reference, announced)
-
-
-def _masked(report: dict[str, Any], contract: Contract) -> dict[str, Any]:
-    """The report as it may leave the data zones: no value of a pii or confidential column in the
-    drift section, and no data row taken for a header in the issues (``validation.privacy``). The
-    validator already masks issue examples and keeps only aggregates of those columns."""
-    report["issues"] = privacy.mask_header_issues(report.get("issues") or [], contract)
-    if isinstance(report.get("drift"), dict):
-        report["drift"] = privacy.mask_drift(report["drift"], contract)
-    return report
 
 
 def _report(outcome: Outcome, upload_id: str, source: SourceObject, sha256: str | None) -> dict[str, Any]:
