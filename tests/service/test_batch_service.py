@@ -417,3 +417,11 @@ def test_a_dropped_request_naming_a_non_pii_column_fails_the_job_naming_the_fiel
     )
     outcome = service.plan_request(with_contract, "batch/requests/nightly.json", None)
     assert outcome["status"] == FAILED and "include_pii" in outcome["error"]
+
+
+def test_a_model_whose_contract_cannot_be_read_cannot_score_pii_unknown(ports):
+    from chalicelib.adapters.memory.contracts import MemoryContractStore
+
+    _inputs(ports)
+    with pytest.raises(ModelNotAvailable, match="which columns are pii is unknown"):
+        service.submit(replace(ports, contracts=MemoryContractStore()), _request(), "alice (approver)")
