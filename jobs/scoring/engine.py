@@ -70,6 +70,13 @@ class Scorer:
         self.pipeline = pipeline
         self.drop = frozenset(drop) - frozenset(include)
         self.include = frozenset(include)
+        # A bad value of a pii or confidential feature is not quoted in a shard's failure reason
+        # (it lands in the jobs table, the manifest and the logs): the row and field name it.
+        self.sensitive = frozenset(
+            str(f.get("name"))
+            for f in self.schema.doc.get("features", [])
+            if f.get("classification") in ("confidential", "pii")
+        )
 
     def _copied(self, column: str) -> bool:
         """Whether an input column is copied to the output as it is."""
@@ -112,7 +119,7 @@ class Scorer:
             if feature.type in NUMERIC_TYPES:
                 values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
                 null = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-                bad = self._numeric_problems(feature, values, null)
+                bad = self._numeric_problems(feature, values, null, feature.name in self.sensitive)
                 if bad is not None:
                     row, problem = bad
                     raise BadShard(f"{where}: row {first_row + row + 1}: field {feature.name!r}: {problem}")
@@ -128,8 +135,9 @@ class Scorer:
                     ok = np.isin(texts, np.asarray([*sorted(map(str, feature.allowed)), ""]))
                     if not ok.all():
                         row = int(np.flatnonzero(~ok)[0])
+                        shown = "a value" if feature.name in self.sensitive else repr(texts[row][:40])
                         raise BadShard(
-                            f"{where}: row {first_row + row + 1}: field {feature.name!r}: {texts[row][:40]!r} is not an allowed value"
+                            f"{where}: row {first_row + row + 1}: field {feature.name!r}: {shown} is not an allowed value"
                         )
                 feed[feature.onnx_input] = texts.reshape(-1, 1)
             else:  # booleans and timestamps: the schema's own per-cell rules
@@ -139,14 +147,19 @@ class Scorer:
                     try:
                         out[i] = self.schema._text_value(feature, cell or "")
                     except ValueError as exc:
+                        problem = (
+                            f"not a valid {feature.type}" if feature.name in self.sensitive else str(exc)
+                        )
                         raise BadShard(
-                            f"{where}: row {first_row + i + 1}: field {feature.name!r}: {exc}"
+                            f"{where}: row {first_row + i + 1}: field {feature.name!r}: {problem}"
                         ) from None
                 feed[feature.onnx_input] = out.reshape(-1, 1)
         return feed
 
     @staticmethod
-    def _numeric_problems(feature: Any, values: np.ndarray, null: np.ndarray) -> tuple[int, str] | None:
+    def _numeric_problems(
+        feature: Any, values: np.ndarray, null: np.ndarray, sensitive: bool = False
+    ) -> tuple[int, str] | None:
         if not feature.nullable and null.any():
             return int(np.flatnonzero(null)[0]), "empty, and the contract says never null"
         present = ~null
@@ -161,7 +174,7 @@ class Scorer:
         for mask, problem in checks:
             if mask.any():
                 row = int(np.flatnonzero(mask)[0])
-                return row, f"{values[row]!r}: {problem}"
+                return row, f"{'a value' if sensitive else repr(values[row])}: {problem}"
         return None
 
     # --- score and format -------------------------------------------------------------------------

@@ -202,3 +202,15 @@ def test_pii_columns_reach_the_output_only_when_the_job_names_them(scorer):
         assert ("email" in columns) is has_email and (b"@example.com" in out) is has_email, name
         assert (feature in columns) is has_feature, name
         assert "row_id" in columns and "prediction" in columns, name
+
+
+def test_a_bad_value_of_a_confidential_feature_is_not_quoted_in_the_failure(scorer):
+    header, body = _input(20)
+    assert scorer.sensitive >= {header[3]}  # breast_cancer's measurements are confidential
+    lines = body.splitlines()
+    cells = lines[5].split(b",")
+    cells[3] = b"-1.234567"  # below the contract's minimum 0
+    lines[5] = b",".join(cells)
+    with pytest.raises(BadShard, match=rf"row 6: field '{header[3]}': a value: below the minimum") as raised:
+        score_pieces(row_pieces(iter([b"\n".join(lines) + b"\n"])), header, scorer, overlap=False)
+    assert "1.234567" not in str(raised.value)

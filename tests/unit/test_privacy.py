@@ -232,3 +232,28 @@ def test_means_of_sensitive_columns_need_enough_rows():
         contract,
     )
     assert many.report["column_statistics"]["amount"]["mean"] == 6.0
+
+
+# --- logs and failure reasons -----------------------------------------------------------------------
+
+
+def test_a_challenger_refusing_records_logs_their_fields_not_their_values(caplog):
+    from chalicelib.serving import predict
+    from chalicelib.serving.schema import InvalidInput, Problem
+
+    class Refusing:
+        class schema:  # stands in for the session's attribute
+            @staticmethod
+            def encode_records(records):
+                raise InvalidInput([Problem(0, "account", "'ACCT-SECRET' is not an allowed value")])
+
+        def run(self, feed):
+            raise AssertionError("never reached: the records are refused first")
+
+    predictor = predict.Predictor(registry=None, artifacts=None, ttl_s=1.0)  # type: ignore[arg-type]
+    predictor.challenger = lambda model: 2  # type: ignore[method-assign]
+    predictor.session = lambda model, version: Refusing()  # type: ignore[method-assign,assignment,return-value]
+    caplog.set_level("WARNING")
+    predictor._shadow("m", 1, [{"account": "ACCT-SECRET"}], None, None)  # type: ignore[arg-type]
+    (record,) = [r for r in caplog.records if r.getMessage() == "shadow scoring skipped"]
+    assert record.fields == ["account"] and "SECRET" not in json.dumps(record.__dict__, default=str)
