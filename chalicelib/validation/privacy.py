@@ -14,9 +14,9 @@ column with these, and never with one of its values:
 * **confidential text**: counts per *hash bucket* (``BUCKETS`` buckets of a SHA-256 of
   the value) instead of per value. A bucket label names a sixty-fourth of all possible values, never
   one; the same value lands in the same bucket in every file, so shares can still be compared.
-  Booleans keep their true/false counts, and columns whose contract lists their values
-  (``allowed``: every category column) their counts per value: those labels are the contract's, not
-  the data's.
+* **columns whose contract lists their values** (``allowed``: every category column, some integer
+  and string ones; booleans) keep their profile: a count per listed value, or a sample of listed
+  values, says nothing the contract does not.
 
 A masked column profile says how (``"masked"``), so masking is idempotent and a reference written
 before masking existed is masked when read (``mask_profile``), and compares like with like.
@@ -101,11 +101,11 @@ def mask_column_profile(column: Column, profile: dict[str, Any] | None) -> dict[
     """A column's drift profile as it may be stored: None for pii, aggregates for confidential."""
     if profile is None or column.classification == "pii":
         return None
-    if column.classification not in SENSITIVE or profile.get("masked"):
-        return profile
+    if column.classification not in SENSITIVE or profile.get("masked") or values_listed(column):
+        return profile  # (listed values: a count per value of the contract's own list reveals no row)
     if profile.get("kind") == "numeric":
         return {**profile, "sample": microaggregate(profile.get("sample") or []), "masked": MICROAGGREGATED}
-    if profile.get("kind") == "categorical" and not values_listed(column):
+    if profile.get("kind") == "categorical":
         return {**profile, "counts": bucket_counts(profile.get("counts") or {}), "masked": HASHED}
     return profile
 
