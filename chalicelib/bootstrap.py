@@ -161,6 +161,7 @@ def batch_ports() -> BatchPorts:
         notifier=notifier(),
         bucket=settings().data_bucket,
         max_workers=max_workers(),
+        contracts=contracts(),
     )
 
 

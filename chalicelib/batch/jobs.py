@@ -113,6 +113,8 @@ def build_manifest(job: dict[str, Any], shards: list[dict[str, Any]]) -> dict[st
         "engine": job.get("engine"),
         "input_prefix": job.get("input_prefix"),
         "output_prefix": job.get("output_prefix"),
+        "include_pii": job.get("include_pii", []),  # the pii columns the outputs carry, by request
+        "pii_dropped": job.get("pii_dropped", []),
         "total_shards": job.get("total_shards"),
         "rows": sum(int(str(p["rows"])) for p in parts),
         "parts": parts,

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from chalicelib.batch.sharding import InputObject
 from chalicelib.notify import Notifier
+from chalicelib.validation.ports import ContractStore
 
 
 class JobStore(Protocol):
@@ -140,3 +141,6 @@ class BatchPorts:
     notifier: Notifier
     bucket: str
     max_workers: int
+    # The datasets' contracts: which columns are pii (left out of outputs unless a request names
+    # them). None: no contracts to read, so a request may name none (service tests).
+    contracts: ContractStore | None = None

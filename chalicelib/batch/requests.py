@@ -2,11 +2,14 @@
 dropped under ``batch/requests/`` holds.
 
     {"model": "breast_cancer", "version": 3, "input_prefix": "batch/input/2026-11/",
-     "output_prefix": "batch/output/", "shard_mb": 16, "workers": 4, "engine": "auto"}
+     "output_prefix": "batch/output/", "shard_mb": 16, "workers": 4, "engine": "auto",
+     "include_pii": ["email"]}
 
 ``version`` is optional: the champion when the job is submitted is pinned. Prefixes are keys in the
 stage's data bucket: inputs under ``batch/`` or ``validated/`` (data that passed its contract),
 outputs under ``batch/``; the parts go to ``<output_prefix><job_id>/``, so two jobs never share keys.
+``include_pii`` names the pii columns (of the model's contract) to copy into the outputs; every
+other pii column is left out (``chalicelib.batch.service.pii_choice`` checks the names).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ _FIELDS = {
     "workers",
     "engine",
     "job_id",
+    "include_pii",
 }
 
 
@@ -49,6 +53,7 @@ class BatchRequest:
     shard_bytes: int = DEFAULT_SHARD_BYTES
     workers: int | None = None
     engine: str = "auto"
+    include_pii: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,7 +106,19 @@ class BatchRequest:
         engine = doc.get("engine", "auto")
         if engine not in ENGINES:
             raise InvalidRequest(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
-        return cls(model, input_prefix, output_prefix, version, shard_bytes, workers, engine)
+        return cls(model, input_prefix, output_prefix, version, shard_bytes, workers, engine, _names(doc))
+
+
+def _names(doc: dict[str, Any]) -> tuple[str, ...]:
+    names = doc.get("include_pii", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise InvalidRequest(
+            'include_pii: a list of pii column names to copy into the output, e.g. ["email"] '
+            "(leave it out to copy none)"
+        )
+    if len(set(names)) != len(names):
+        raise InvalidRequest("include_pii: names a column twice")
+    return tuple(names)
 
 
 def _prefix(value: Any, name: str) -> str:

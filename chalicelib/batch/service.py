@@ -17,6 +17,7 @@ from chalicelib.batch.sharding import Shard, plan_shards
 from chalicelib.observability import logger
 from chalicelib.registry.states import REJECTED
 from chalicelib.timeutil import now_iso, parse_iso
+from chalicelib.validation import ContractError, ContractStore, NoContract
 
 PLAN_PREFIX = "batch/jobs/"
 
@@ -49,12 +50,50 @@ def pin_version(registry: RegistryReads, request: BatchRequest) -> tuple[int, di
     return int(version), doc
 
 
+def pii_choice(contracts: ContractStore | None, request: BatchRequest) -> dict[str, list[str]]:
+    """Which pii columns of the model's contract the outputs carry (the ones the request names in
+    ``include_pii``) and which they leave out (all others). ``InvalidRequest`` naming the field when
+    a name is not a column of the contract, or not a pii one."""
+    if contracts is None:
+        if request.include_pii:
+            raise InvalidRequest("include_pii: no contract to check the names against here")
+        return {"include_pii": [], "pii_dropped": []}
+    try:
+        contract = contracts.get(request.model)
+    except (NoContract, ContractError) as exc:
+        raise ModelNotAvailable(
+            f"model {request.model!r}: its dataset's contract cannot be read ({exc}), so which columns "
+            "are pii is unknown: store the contract again"
+        ) from exc
+    classes = {c.name: c.classification for c in contract.columns}
+    for name in request.include_pii:
+        if name not in classes:
+            raise InvalidRequest(f"include_pii: {name!r} is not a column of the {request.model} contract")
+        if classes[name] != "pii":
+            raise InvalidRequest(
+                f"include_pii: {name!r} is {classes[name]}, not pii: name only pii columns "
+                "(the others are in the output as they are, unless the model takes them as features)"
+            )
+    pii = [name for name, kind in classes.items() if kind == "pii"]
+    return {
+        "include_pii": list(request.include_pii),
+        "pii_dropped": [name for name in pii if name not in request.include_pii],
+    }
+
+
 def job_record(
-    job_id: str, request: BatchRequest, version: int, doc: dict[str, Any], by: str, key: str
+    job_id: str,
+    request: BatchRequest,
+    version: int,
+    doc: dict[str, Any],
+    by: str,
+    key: str,
+    pii: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """A new job: the request, the pinned version and the engine chosen for it."""
+    """A new job: the request, the pinned version, the engine chosen for it, and the pii choice."""
     engine, reason = choose_engine(request.engine, doc)
     return {
+        **(pii or {"include_pii": [], "pii_dropped": []}),
         "job_id": job_id,
         "status": SUBMITTED,
         "model": request.model,
@@ -78,13 +117,29 @@ def submit(ports: BatchPorts, body: Any, by: str) -> dict[str, Any]:
     if not ports.inputs.exists(request.input_prefix):
         raise InvalidRequest(f"input_prefix: nothing under s3://{ports.bucket}/{request.input_prefix}")
     version, doc = pin_version(ports.registry, request)
+    pii = pii_choice(ports.contracts, request)
     job_id = new_job_id()
-    job = job_record(job_id, request, version, doc, by, request_key(job_id))
+    job = job_record(job_id, request, version, doc, by, request_key(job_id), pii)
     if not ports.jobs.create(job):  # pragma: no cover - 32 random bits within one second
         raise InvalidRequest("a job with this id exists; submit again")
     pinned = {**request.to_dict(), "version": version, "engine": job["engine"]}
     ports.files.create(job["request_key"], json.dumps(pinned).encode())
+    _log_pii_choice(job)
     return job
+
+
+def _log_pii_choice(job: dict[str, Any]) -> None:
+    """The audit of what a job's outputs carry: pii columns are names here, never values."""
+    logger.info(
+        "batch job submitted",
+        extra={
+            "job_id": job["job_id"],
+            "model": job.get("model"),
+            "submitted_by": job.get("submitted_by"),
+            "include_pii": job.get("include_pii", []),
+            "pii_dropped": job.get("pii_dropped", []),
+        },
+    )
 
 
 def get(jobs: JobStore, job_id: str) -> dict[str, Any]:
@@ -148,7 +203,8 @@ def _record_dropped_request(
     request = BatchRequest.parse(_read_request(ports, key, version_id))
     try:
         version, doc = pin_version(ports.registry, request)
-    except ModelNotAvailable as exc:
+        pii = pii_choice(ports.contracts, request)
+    except (ModelNotAvailable, InvalidRequest) as exc:
         job = {
             "job_id": job_id,
             "status": FAILED,
@@ -157,8 +213,9 @@ def _record_dropped_request(
             "model": request.model,
         }
     else:
-        job = job_record(job_id, request, version, doc, "s3:" + key, key)
-    ports.jobs.create(job)
+        job = job_record(job_id, request, version, doc, "s3:" + key, key, pii)
+    if ports.jobs.create(job) and job["status"] != FAILED:
+        _log_pii_choice(job)
     stored = ports.jobs.get(job_id)
     assert stored is not None
     return stored

@@ -38,7 +38,7 @@ def score_candidate(candidate: Candidate) -> Scored:
     schema = InputSchema(candidate.json("input_schema.json"))
     model = OnnxModel(candidate.files["model.onnx"], schema)
     header, rows, y_raw = _holdout(candidate.files["holdout.csv"], schema.target_name or "")
-    feed = schema.encode_text(header, rows)
+    feed = schema.encode_text(header, rows, withheld_features(schema, header))
     scores = model.run(feed).for_metrics
     y_true = _targets(schema, y_raw)
     return Scored(
@@ -74,7 +74,9 @@ def champion_figures(champion: OnnxModel, version: int, scored: Scored) -> tuple
     cannot score those rows (its schema differs: the gates then judge on the schema alone)."""
     figures: dict[str, Any] = {"schema": champion.schema.doc, "metrics": {}}
     try:
-        feed = champion.schema.encode_text(scored.header, scored.rows)
+        feed = champion.schema.encode_text(
+            scored.header, scored.rows, withheld_features(champion.schema, scored.header)
+        )
     except InvalidInput as exc:
         return figures, f"the champion v{version} cannot score the candidate's holdout: {exc}"
     scores = champion.run(feed).for_metrics
@@ -85,6 +87,16 @@ def champion_figures(champion: OnnxModel, version: int, scored: Scored) -> tuple
         {"metrics": _metrics(scored.schema.task, y_true, scores), "holdout": {"predictions": scores}}
     )
     return figures, None
+
+
+def withheld_features(schema: InputSchema, header: list[str]) -> list[str]:
+    """The pii features a holdout leaves out (the training job never writes them there): both models
+    score them as missing, so the gates compare them on the same rows without pii."""
+    return [
+        str(f.get("name"))
+        for f in schema.doc.get("features", [])
+        if f.get("classification") == "pii" and f.get("name") not in header
+    ]
 
 
 def finite(values: dict[str, float]) -> dict[str, float | None]:

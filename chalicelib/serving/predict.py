@@ -192,7 +192,14 @@ class Predictor:
             other = self.session(model, challenger)
             shadow = other.run(other.schema.encode_records(records))
         except Exception as exc:  # the challenger never fails the champion's answer
-            logger.warning("shadow scoring skipped", extra={"model": model, "error": str(exc)[:300]})
+            # Records the challenger refuses: the fields, not the message (it quotes the values).
+            problems = getattr(exc, "problems", None)
+            detail: dict[str, Any] = (
+                {"error": "records it cannot take", "fields": sorted({str(p.field) for p in problems})}
+                if problems is not None
+                else {"error": str(exc)[:300]}
+            )
+            logger.warning("shadow scoring skipped", extra={"model": model, **detail})
             return
         ours, theirs = _labels(session, scores), _labels(other, shadow)
         logger.info(

@@ -23,7 +23,7 @@ only: this runs in Lambda.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -261,11 +261,14 @@ class InputSchema:
 
     # --- CSV text ---------------------------------------------------------------------------------
 
-    def encode_text(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+    def encode_text(
+        self, header: Sequence[str], rows: Sequence[Sequence[str]], withheld: Collection[str] = ()
+    ) -> dict[str, np.ndarray]:
         """CSV cells (a header and rows of text) -> ONNX feed; columns the model does not take are
-        ignored; a missing column, a bad cell: ``InvalidInput``."""
+        ignored; a missing column, a bad cell: ``InvalidInput``. Features named in ``withheld`` are
+        absent on purpose (pii left out of a holdout) and fed as missing in every row."""
         position = {name: j for j, name in enumerate(header)}
-        missing = [f.name for f in self.features if f.name not in position]
+        missing = [f.name for f in self.features if f.name not in position and f.name not in withheld]
         if missing:
             raise InvalidInput(
                 [Problem(None, name, "missing column: this model needs it") for name in missing]
@@ -275,6 +278,9 @@ class InputSchema:
         problems: list[Problem] = []
         count = 0
         for feature in self.features:
+            if feature.name not in position:  # withheld
+                columns[feature.name] = [math.nan if feature.numeric_input else MISSING_TEXT] * n
+                continue
             j = position[feature.name]
             column = columns[feature.name]
             for i, row in enumerate(rows):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.validation import privacy
 from chalicelib.validation.contract import BOOLEAN_FALSE, BOOLEAN_TRUE, Column, FileFormat
 from chalicelib.validation.dupes import DuplicateFinder, hash_strings
 from chalicelib.validation.issues import IssueLog
@@ -359,7 +360,7 @@ class ColumnChecker:
             "nulls": self.nulls,
             "null_fraction": round(self.nulls / self.count, 6) if self.count else 0.0,
         }
-        if self.numeric and self.n:
+        if self.numeric and self.n and (not column.sensitive or privacy.enough_for_aggregate(self.n)):
             mean = self.total / self.n
             variance = max(0.0, self.total_sq / self.n - mean * mean)
             stats.update(mean=mean, std=math.sqrt(variance))
@@ -388,7 +389,11 @@ class ColumnChecker:
         return stats
 
     def profile(self) -> dict[str, Any] | None:
-        """This column's part of the drift profile (None for pii and free-text columns)."""
+        """This column's part of the drift profile (None for pii and free-text columns; confidential
+        ones as aggregates that cannot reveal a value: ``chalicelib.validation.privacy``)."""
+        return privacy.mask_column_profile(self.column, self._profile())
+
+    def _profile(self) -> dict[str, Any] | None:
         from chalicelib.validation import drift
 
         if self.column.classification == "pii":

@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.validation import privacy
 from chalicelib.validation.contract import SENSITIVE, Contract
 from chalicelib.validation.exceptions import ContractError, NoContract
 from chalicelib.validation.issues import CODES
@@ -117,8 +118,10 @@ def validate_upload(
     reference = ports.outputs.reference(dataset)
     if reference is not None and upload_id is not None and reference.get(REFERENCE_UPLOAD) == upload_id:
         reference = None
+    # A reference stored before profiles were masked is masked now: like is compared with like.
+    reference = privacy.mask_profile(reference, contract)
     result = validate_stream(reader, contract, size=size, reference=reference)
-    report = dict(result.report)
+    report = privacy.mask_report(result.report, contract)
     if result.status == "valid" and reference is None:
         report["drift"] = {
             "verdict": "reference",

@@ -8,8 +8,9 @@ value the model cannot take fails as ``BadShard``, naming the object, row and fi
 never silently dropped or scored wrong.
 
 Output: one CSV per shard with the input's non-feature columns passed through as they were (the
-row id first among them, so outputs join back to inputs), then ``prediction`` and, for a
-classifier, ``probability_<class>`` per class.
+row id first among them, so outputs join back to inputs), except the contract's pii columns, which
+are copied only when the job's request named them (``include_pii``, recorded on the job); then
+``prediction`` and, for a classifier, ``probability_<class>`` per class.
 
 Pipelining: a reader thread streams the byte range in ``chunk_bytes`` pieces cut at row ends, a
 parser thread turns pieces into feature tensors, and the calling thread scores and formats; the
@@ -24,7 +25,7 @@ import hashlib
 import io
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,13 +52,35 @@ class Encoded:
 class Scorer:
     """A pinned version, ready to score CSV pieces with onnxruntime or its scikit-learn pipeline."""
 
-    def __init__(self, model: OnnxModel, engine: str = "onnxruntime", pipeline: Any = None) -> None:
+    def __init__(
+        self,
+        model: OnnxModel,
+        engine: str = "onnxruntime",
+        pipeline: Any = None,
+        drop: Collection[str] = (),
+        include: Collection[str] = (),
+    ) -> None:
+        """``drop``: input columns never copied to the output (pii the request did not name);
+        ``include``: columns copied even though the model takes them (pii features it named)."""
         if engine == "sklearn" and pipeline is None:
             raise ValueError("engine sklearn needs the version's fitted pipeline (model.joblib)")
         self.model = model
         self.schema = model.schema
         self.engine = engine
         self.pipeline = pipeline
+        self.drop = frozenset(drop) - frozenset(include)
+        self.include = frozenset(include)
+        # A bad value of a pii or confidential feature is not quoted in a shard's failure reason
+        # (it lands in the jobs table, the manifest and the logs): the row and field name it.
+        self.sensitive = frozenset(
+            str(f.get("name"))
+            for f in self.schema.doc.get("features", [])
+            if f.get("classification") in ("confidential", "pii")
+        )
+
+    def _copied(self, column: str) -> bool:
+        """Whether an input column is copied to the output as it is."""
+        return column not in self.drop and (column not in self.schema.by_name or column in self.include)
 
     # --- parse and encode -------------------------------------------------------------------------
 
@@ -96,7 +119,7 @@ class Scorer:
             if feature.type in NUMERIC_TYPES:
                 values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
                 null = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-                bad = self._numeric_problems(feature, values, null)
+                bad = self._numeric_problems(feature, values, null, feature.name in self.sensitive)
                 if bad is not None:
                     row, problem = bad
                     raise BadShard(f"{where}: row {first_row + row + 1}: field {feature.name!r}: {problem}")
@@ -112,8 +135,9 @@ class Scorer:
                     ok = np.isin(texts, np.asarray([*sorted(map(str, feature.allowed)), ""]))
                     if not ok.all():
                         row = int(np.flatnonzero(~ok)[0])
+                        shown = "a value" if feature.name in self.sensitive else repr(texts[row][:40])
                         raise BadShard(
-                            f"{where}: row {first_row + row + 1}: field {feature.name!r}: {texts[row][:40]!r} is not an allowed value"
+                            f"{where}: row {first_row + row + 1}: field {feature.name!r}: {shown} is not an allowed value"
                         )
                 feed[feature.onnx_input] = texts.reshape(-1, 1)
             else:  # booleans and timestamps: the schema's own per-cell rules
@@ -123,14 +147,19 @@ class Scorer:
                     try:
                         out[i] = self.schema._text_value(feature, cell or "")
                     except ValueError as exc:
+                        problem = (
+                            f"not a valid {feature.type}" if feature.name in self.sensitive else str(exc)
+                        )
                         raise BadShard(
-                            f"{where}: row {first_row + i + 1}: field {feature.name!r}: {exc}"
+                            f"{where}: row {first_row + i + 1}: field {feature.name!r}: {problem}"
                         ) from None
                 feed[feature.onnx_input] = out.reshape(-1, 1)
         return feed
 
     @staticmethod
-    def _numeric_problems(feature: Any, values: np.ndarray, null: np.ndarray) -> tuple[int, str] | None:
+    def _numeric_problems(
+        feature: Any, values: np.ndarray, null: np.ndarray, sensitive: bool = False
+    ) -> tuple[int, str] | None:
         if not feature.nullable and null.any():
             return int(np.flatnonzero(null)[0]), "empty, and the contract says never null"
         present = ~null
@@ -145,7 +174,7 @@ class Scorer:
         for mask, problem in checks:
             if mask.any():
                 row = int(np.flatnonzero(mask)[0])
-                return row, f"{values[row]!r}: {problem}"
+                return row, f"{'a value' if sensitive else repr(values[row])}: {problem}"
         return None
 
     # --- score and format -------------------------------------------------------------------------
@@ -164,13 +193,13 @@ class Scorer:
         return Scores(predictions=np.asarray(self.pipeline.predict(matrix), dtype=np.float64).reshape(-1))
 
     def output_columns(self, header: list[str]) -> list[str]:
-        passthrough = [c for c in header if c not in self.schema.by_name]
+        passthrough = [c for c in header if self._copied(c)]
         if self.schema.classification:
             return [*passthrough, "prediction", *(f"probability_{c}" for c in self.schema.classes)]
         return [*passthrough, "prediction"]
 
     def format(self, table: pa.Table, scores: Scores, include_header: bool) -> bytes:
-        columns: dict[str, Any] = {c: table[c] for c in table.column_names if c not in self.schema.by_name}
+        columns: dict[str, Any] = {c: table[c] for c in table.column_names if self._copied(c)}
         if self.schema.classification:
             assert scores.labels is not None and scores.probabilities is not None
             columns["prediction"] = pa.array(

@@ -242,7 +242,9 @@ class Worker:
             artifacts = S3Artifacts()
             model = load_version(registry, artifacts, key[0], key[1])
             pipeline = _load_pipeline(registry, artifacts, key[0], key[1]) if key[2] == "sklearn" else None
-            self.scorers[key] = Scorer(model, key[2], pipeline)
+            # The job's pii choice, made and recorded when it was submitted (one job per worker).
+            drop, include = job.get("pii_dropped") or [], job.get("include_pii") or []
+            self.scorers[key] = Scorer(model, key[2], pipeline, drop=drop, include=include)
             _say(f"loaded {key[0]} v{key[1]} ({key[2]})")
         return self.scorers[key]
 

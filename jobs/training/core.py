@@ -33,6 +33,7 @@ from sklearn.pipeline import Pipeline
 
 from chalicelib.training.settings import METRICS, TrainingSettings
 from chalicelib.validation.contract import Contract
+from chalicelib.validation.privacy import MIN_GROUP, values_listed
 
 from .onnx_export import (
     MAIN_OPSET,
@@ -51,6 +52,7 @@ from .pipeline import (
     Feature,
     build_pipeline,
     feature_matrix,
+    learnable_categories,
     model_features,
     onnx_feed,
 )
@@ -74,6 +76,7 @@ class TrainResult:
     holdout_x: np.ndarray  # the holdout rows as the pipeline takes them (parity runs on these)
     holdout_y: np.ndarray
     dropped_rows: int = 0  # rows without a target value
+    categories: dict[str, list[str]] = field(default_factory=dict)  # what each categorical feature learnt
     trained_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -95,12 +98,13 @@ def train(table: Table, contract: Contract, settings: TrainingSettings) -> Train
     train_mask = split == TRAIN
     if rows[TRAIN] < 2:
         raise ValueError(f"only {rows[TRAIN]} training row(s): too few to train on")
-    _check_cardinality(x[train_mask], features)
+    categories = learnable_categories(x[train_mask], features)
+    _check_cardinality(categories)
     classification = contract.task == "classification"
     if classification and len(np.unique(y[train_mask])) < 2:
         raise ValueError("the training rows hold a single class: nothing to learn")
 
-    pipeline = build_pipeline(contract, settings)
+    pipeline = build_pipeline(contract, settings, categories)
     pipeline.fit(x[train_mask], y[train_mask])
     classes = [_plain(c) for c in pipeline.classes_] if classification else None
 
@@ -120,6 +124,7 @@ def train(table: Table, contract: Contract, settings: TrainingSettings) -> Train
         holdout_x=x[holdout],
         holdout_y=y[holdout],
         dropped_rows=int((~keep).sum()),
+        categories=categories,
     )
 
 
@@ -137,14 +142,11 @@ def _target(table: Table, contract: Contract) -> tuple[np.ndarray, np.ndarray]:
     return values[keep].astype(np.float64), keep
 
 
-def _check_cardinality(x: np.ndarray, features: list[Feature]) -> None:
-    for j, feature in enumerate(features):
-        if feature.kind != CATEGORICAL:
-            continue
-        distinct = len(set(x[:, j].tolist()))
-        if distinct > MAX_CATEGORIES:
+def _check_cardinality(categories: dict[str, list[str]]) -> None:
+    for name, learnt in categories.items():
+        if len(learnt) > MAX_CATEGORIES:
             raise ValueError(
-                f"feature {feature.name} has {distinct} distinct values in training (more than {MAX_CATEGORIES}): "
+                f"feature {name} has {len(learnt)} distinct values in training (more than {MAX_CATEGORIES}): "
                 'one-hot encoding it would not generalise; mark it "feature": false in the contract'
             )
 
@@ -295,6 +297,8 @@ def input_schema(contract: Contract, result: TrainResult) -> dict[str, Any]:
             "onnx_type": feature.onnx_type,
             "shape": [None, 1],
             "encoding": _encoding(feature),
+            # The evaluator scores pii features as missing: holdout.csv never holds them.
+            "classification": column.classification,
         }
         for key in ("min", "max"):
             if getattr(column, key) is not None:
@@ -324,7 +328,11 @@ def input_schema(contract: Contract, result: TrainResult) -> dict[str, Any]:
 
 def _encoding(feature: Feature) -> str:
     if feature.kind == CATEGORICAL:
-        return f"the text as is; null as {MISSING_TEXT!r}; a value unseen in training counts for nothing"
+        rare = f" (or, {feature.column.classification}, seen in fewer than {MIN_GROUP} training rows)"
+        return (
+            f"the text as is; null as {MISSING_TEXT!r}; a value unseen in training"
+            f"{rare if feature.column.sensitive and not values_listed(feature.column) else ''} counts for nothing"
+        )
     if feature.kind == BOOLEAN:
         return "1.0 for true, 0.0 for false, NaN for null"
     if feature.column.type == "timestamp":

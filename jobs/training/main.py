@@ -35,7 +35,7 @@ from chalicelib.timeutil import now_iso
 from chalicelib.training.messages import run_finished_message
 from chalicelib.training.ports import Contracts, RunsStore
 from chalicelib.training.settings import TrainingSettings
-from chalicelib.validation import Contract
+from chalicelib.validation import Contract, privacy
 
 from .core import check_parity, export_onnx, input_schema, model_card, train
 from .pipeline import BOOLEAN
@@ -321,20 +321,36 @@ def reference_profile(table: Table, contract: Contract) -> dict[str, Any]:
                     len(values) - len(present),
                     dict(zip(unique.tolist(), counts_.tolist(), strict=True)),
                 )
-    return {"rows": table.n_rows, "columns": columns}
+    masked = privacy.mask_profile({"rows": table.n_rows, "columns": columns}, contract)
+    assert masked is not None
+    return masked
 
 
 def holdout_csv(result: Any, contract: Contract) -> bytes:
-    """The holdout rows (features as the model takes them, and the target) for the promotion stage."""
+    """The holdout rows for the promotion stage: the target and what the models need of the
+    features, no more. pii features are left out (the evaluator scores them as missing); a value of
+    a confidential text feature without listed values that the model did not learn (``learnable_categories``: seen
+    in fewer than ``MIN_GROUP`` training rows) is written as ``privacy.MASK``, which the model also
+    does not know, so the candidate scores the row the same."""
     import csv
 
+    kept = [(j, f) for j, f in enumerate(result.features) if f.column.classification != "pii"]
+    learnt = {name: set(values) for name, values in (result.categories or {}).items()}
+    masked = {
+        f.name
+        for _, f in kept
+        if f.column.sensitive and not privacy.values_listed(f.column) and f.name in learnt
+    }
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([f.name for f in result.features] + [contract.target])
+    writer.writerow([f.name for _, f in kept] + [contract.target])
     for x, y in zip(result.holdout_x, result.holdout_y, strict=True):
         cells = []
-        for feature, value in zip(result.features, x, strict=True):
-            if value is None or (isinstance(value, float) and np.isnan(value)):
+        for j, feature in kept:
+            value = x[j]
+            if feature.name in masked and value != "" and value not in learnt[feature.name]:
+                cells.append(privacy.MASK)
+            elif value is None or (isinstance(value, float) and np.isnan(value)):
                 cells.append("")
             elif feature.kind == BOOLEAN:
                 cells.append("true" if float(value) == 1.0 else "false")

@@ -28,6 +28,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from chalicelib.training.settings import TrainingSettings
 from chalicelib.validation.contract import Column, Contract
+from chalicelib.validation.privacy import MIN_GROUP, values_listed
 
 from .table import Table
 
@@ -94,8 +95,37 @@ def onnx_feed(matrix: np.ndarray, features: list[Feature]) -> dict[str, np.ndarr
     return feed
 
 
-def build_pipeline(contract: Contract, settings: TrainingSettings) -> Pipeline:
-    """An unfitted Pipeline: per-kind preprocessing (ColumnTransformer) then the family's estimator."""
+def learnable_categories(x_train: np.ndarray, features: list[Feature]) -> dict[str, list[str]]:
+    """The categories the one-hot encoder learns, per categorical feature, from the training rows.
+
+    Every value of a public or internal column, or of a column whose contract lists its values
+    (``allowed``). Of another pii or confidential column, only the values
+    seen in at least ``MIN_GROUP`` training rows: a rarer one (an account number, say) says nothing
+    a model can generalise, and would be one person's value stored inside the model. Values left out
+    count for nothing, in training and in serving alike (``handle_unknown="ignore"``). Null's own
+    category is always learnt."""
+    categories: dict[str, list[str]] = {}
+    for j, feature in enumerate(features):
+        if feature.kind != CATEGORICAL:
+            continue
+        values, counts = np.unique(
+            np.asarray([MISSING_CATEGORY if v == MISSING_TEXT else v for v in x_train[:, j]], dtype=str),
+            return_counts=True,
+        )
+        if feature.column.sensitive and not values_listed(feature.column):
+            keep = (counts >= MIN_GROUP) | (values == MISSING_CATEGORY)
+            values = values[keep]
+        categories[feature.name] = sorted({*values.tolist(), MISSING_CATEGORY})
+    return categories
+
+
+def build_pipeline(
+    contract: Contract, settings: TrainingSettings, categories: dict[str, list[str]] | None = None
+) -> Pipeline:
+    """An unfitted Pipeline: per-kind preprocessing (ColumnTransformer) then the family's estimator.
+
+    ``categories`` (``learnable_categories``) fixes what each categorical feature's one-hot encoder
+    learns; without it, every value seen in fitting."""
     features = model_features(contract)
     linear = settings.model.family in LINEAR_FAMILIES
     by_kind: dict[str, list[int]] = {NUMERIC: [], BOOLEAN: [], CATEGORICAL: []}
@@ -127,7 +157,18 @@ def build_pipeline(contract: Contract, settings: TrainingSettings) -> Pipeline:
                         missing_values=MISSING_TEXT, strategy="constant", fill_value=MISSING_CATEGORY
                     ),
                 ),
-                ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                (
+                    "onehot",
+                    OneHotEncoder(
+                        categories=(
+                            "auto"
+                            if categories is None
+                            else [categories[features[j].name] for j in by_kind[CATEGORICAL]]
+                        ),
+                        handle_unknown="ignore",
+                        sparse_output=False,
+                    ),
+                ),
             ]
         ),
     }

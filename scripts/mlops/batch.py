@@ -1,7 +1,7 @@
 """``mlops batch submit|status``: batch inference jobs through the HTTP API (``MLOPS_TOKEN``).
 
     mlops batch submit breast_cancer batch/input/2026-11/ [--version 3] [--output batch/output/]
-                       [--shard-mb 16] [--workers 4] [--engine auto] [--wait]
+                       [--shard-mb 16] [--workers 4] [--engine auto] [--include-pii email] [--wait]
     mlops batch status JOB_ID [--watch]
 
 ``status --watch`` redraws a progress bar (shards and rows done, rate, workers, interruptions,
@@ -34,6 +34,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     submit.add_argument("--shard-mb", type=float, help="shard size in MiB (default 16)")
     submit.add_argument("--workers", type=int, help="workers (default and cap: BATCH_MAX_WORKERS)")
     submit.add_argument("--engine", choices=("auto", "onnxruntime", "sklearn"), default="auto")
+    submit.add_argument(
+        "--include-pii",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="copy this pii column into the outputs (repeat for more; default: none)",
+    )
     submit.add_argument("--wait", action="store_true", help="then follow it like `status --watch`")
     status = sub.add_parser("status", help="a job's progress and, when it ended, its record")
     status.add_argument("job_id")
@@ -57,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
                 body["workers"] = args.workers
             if args.engine != "auto":
                 body["engine"] = args.engine
+            if args.include_pii:
+                body["include_pii"] = args.include_pii
             job = call("POST", "/batch-jobs", body)
             print(
                 f"job {job['job_id']}: {job['model']} v{job['version']} ({job['engine']}) -> {job['output_prefix']}"

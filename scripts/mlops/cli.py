@@ -241,11 +241,16 @@ def cmd_validate(contract_path: str, path: str, reference_path: str | None) -> i
     except json.JSONDecodeError as exc:
         print(f"mlops validate: {reference_path} is not JSON: {exc}", file=sys.stderr)
         return 2
+    from chalicelib.validation import privacy
+
     with stream:
         result = validate_stream(
-            stream, contract, size=os.fstat(stream.fileno()).st_size, reference=reference
+            stream,
+            contract,
+            size=os.fstat(stream.fileno()).st_size,
+            reference=privacy.mask_profile(reference, contract),
         )
-    print(json.dumps(result.report, indent=2))
+    print(json.dumps(privacy.mask_report(result.report, contract), indent=2))
     return 0 if result.status == "valid" else 1
 
 

@@ -283,6 +283,9 @@ def plan_batch_job(s: Settings) -> list[Statement]:
         _allow("WritePlans", ["s3:PutObject"], _objects(s.data_bucket, "batch/jobs/")),
         _batch_jobs("BatchJobs", s),
         _allow("ReadRegistry", ["dynamodb:GetItem"], _table(s.registry_table)),
+        # A dropped request's include_pii is checked against the model's contract (pii columns).
+        _allow("ReadContracts", ["s3:GetObject"], _objects(s.data_bucket, "contracts/")),
+        _list("ListContracts", s.data_bucket, "contracts/"),
         _allow("QueueShards", ["sqs:GetQueueUrl", "sqs:SendMessage"], _queue(s.batch_work_queue)),
         _allow(
             "StartWorkers",

@@ -14,6 +14,7 @@ from chalicelib import bootstrap
 from chalicelib.adapters.memory.batch_launcher import RecordingLauncher
 from chalicelib.batch import service
 from chalicelib.batch.jobs import RUNNING
+from chalicelib.validation import Contract
 
 
 class Champion:
@@ -32,6 +33,20 @@ def test_a_submitted_job_is_planned_queued_and_recorded_on_aws(aws, atomic_write
     s3.put_object(Bucket=aws.data_bucket, Key="batch/input/w/a.csv", Body=body)
     launcher = RecordingLauncher()
     ports = replace(bootstrap.batch_ports(), registry=Champion(), launcher=launcher)
+    # The model's contract says which columns are pii (left out of the outputs): every model has one.
+    ports.contracts.put(  # type: ignore[union-attr]
+        Contract.parse(
+            {
+                "dataset": "m",
+                "columns": [
+                    {"name": "id", "type": "integer", "classification": "public"},
+                    {"name": "a", "type": "integer", "classification": "public"},
+                ],
+                "target": "a",
+                "task": "regression",
+            }
+        )
+    )
 
     job = service.submit(
         ports, {"model": "m", "input_prefix": "batch/input/w/", "shard_bytes": 1024}, "alice"
@@ -40,6 +55,7 @@ def test_a_submitted_job_is_planned_queued_and_recorded_on_aws(aws, atomic_write
     planned = service.plan_request(ports, job["request_key"], request.get("VersionId"))
 
     stored = service.get(bootstrap.batch_jobs(), job["job_id"])
+    assert (stored["include_pii"], stored["pii_dropped"]) == ([], [])
     assert stored["status"] == RUNNING and stored["total_shards"] == planned["shards"] > 2
     plan = json.loads(s3.get_object(Bucket=aws.data_bucket, Key=stored["plan_key"])["Body"].read())
     assert [s["index"] for s in plan["shards"]] == list(range(planned["shards"]))

@@ -343,3 +343,85 @@ def test_partial_is_the_status_when_any_shard_failed(ports):
     _running(ports, total=1)
     ports.jobs.mark_failed("j1", 0, "bad")
     assert finish_if_complete(ports, "j1") == PARTIAL
+
+
+# --- pii in outputs ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def with_contract(ports: BatchPorts) -> BatchPorts:
+    from chalicelib.adapters.memory.contracts import MemoryContractStore
+    from chalicelib.validation import Contract
+
+    contracts = MemoryContractStore()
+    contracts.put(
+        Contract.parse(
+            {
+                "dataset": MODEL,
+                "columns": [
+                    {"name": "id", "type": "string", "classification": "internal"},
+                    {"name": "email", "type": "string", "classification": "pii"},
+                    {"name": "phone", "type": "string", "classification": "pii"},
+                    {"name": "a", "type": "float", "classification": "confidential"},
+                    {"name": "y", "type": "integer", "classification": "public", "allowed": [0, 1]},
+                ],
+                "target": "y",
+                "task": "classification",
+                "row_id": "id",
+            }
+        )
+    )
+    return replace(ports, contracts=contracts)
+
+
+def test_a_job_leaves_out_every_pii_column_unless_the_request_names_it(with_contract):
+    _inputs(with_contract)
+    default = service.submit(with_contract, _request(), "alice (approver)")
+    assert (default["include_pii"], default["pii_dropped"]) == ([], ["email", "phone"])
+    named = service.submit(with_contract, _request(include_pii=["email"]), "alice (approver)")
+    assert (named["include_pii"], named["pii_dropped"]) == (["email"], ["phone"])
+    stored = with_contract.jobs.get(named["job_id"])
+    assert stored is not None and stored["include_pii"] == ["email"]
+    request = json.loads(with_contract.files.read(named["request_key"]) or b"")
+    assert request["include_pii"] == ["email"]
+
+
+def test_the_pii_choice_is_logged_with_the_job(with_contract, caplog):
+    _inputs(with_contract)
+    caplog.set_level("INFO")
+    job = service.submit(with_contract, _request(include_pii=["phone"]), "alice (approver)")
+    logged = [r for r in caplog.records if r.getMessage() == "batch job submitted"]
+    assert [(r.job_id, r.include_pii, r.pii_dropped) for r in logged] == [
+        (job["job_id"], ["phone"], ["email"])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["mail"], "include_pii: 'mail' is not a column of the breast_cancer contract"),
+        (["a"], "include_pii: 'a' is confidential, not pii"),
+        (["id"], "include_pii: 'id' is internal, not pii"),
+    ],
+)
+def test_a_request_naming_an_unknown_or_non_pii_column_is_refused(with_contract, names, message):
+    _inputs(with_contract)
+    with pytest.raises(InvalidRequest, match=message):
+        service.submit(with_contract, _request(include_pii=names), "alice (approver)")
+
+
+def test_a_dropped_request_naming_a_non_pii_column_fails_the_job_naming_the_field(with_contract):
+    _inputs(with_contract)
+    with_contract.files.create(
+        "batch/requests/nightly.json", json.dumps(_request(include_pii=["a"])).encode()
+    )
+    outcome = service.plan_request(with_contract, "batch/requests/nightly.json", None)
+    assert outcome["status"] == FAILED and "include_pii" in outcome["error"]
+
+
+def test_a_model_whose_contract_cannot_be_read_cannot_score_pii_unknown(ports):
+    from chalicelib.adapters.memory.contracts import MemoryContractStore
+
+    _inputs(ports)
+    with pytest.raises(ModelNotAvailable, match="which columns are pii is unknown"):
+        service.submit(replace(ports, contracts=MemoryContractStore()), _request(), "alice (approver)")

@@ -66,3 +66,16 @@ def test_usage_errors_exit_2_with_a_message(files, tmp_path, capsys, problem):
     assert main(["validate", *args]) == 2
     err = capsys.readouterr().err
     assert "mlops validate:" in err and ("nope" in err or "columns: is required" in err)
+
+
+def test_a_headerless_file_s_values_are_not_printed_as_column_names(files, capsys):
+    """breast_cancer's measurements are confidential: a file without its header row gets the
+    pipeline's report, which names no value of its first row."""
+    contract, good, _ = files
+    lines = good.read_bytes().split(b"\n", 1)[1]
+    good.write_bytes(lines)
+    first = lines.split(b"\n", 1)[0].decode().split(",")
+    assert main(["validate", "--contract", str(contract), str(good)]) == 1
+    out = capsys.readouterr().out
+    assert {i["code"] for i in json.loads(out)["issues"]} == {"MISSING_COLUMN", "UNEXPECTED_COLUMN"}
+    assert not any(f'"{value}"' in out or f"'{value}'" in out for value in first)

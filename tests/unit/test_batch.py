@@ -84,6 +84,8 @@ def test_pieces_end_at_row_ends_whatever_the_chunking():
         ({"model": "m", "input_prefix": "batch/in/", "colour": 1}, "colour"),
         ({"model": "m", "input_prefix": "incoming/m/"}, "input_prefix"),  # not yet validated
         ({"model": "m", "input_prefix": "batch/in/", "output_prefix": "reports/"}, "output_prefix"),
+        ({"model": "m", "input_prefix": "batch/in/", "include_pii": "email"}, "include_pii"),
+        ({"model": "m", "input_prefix": "batch/in/", "include_pii": ["email", "email"]}, "include_pii"),
     ],
 )
 def test_bad_requests_name_the_field(doc, field):
@@ -179,3 +181,36 @@ def test_a_bad_value_fails_the_shard_naming_row_and_field(scorer):
         score_pieces(
             row_pieces(iter([b"\n".join(lines) + b"\n"])), header, scorer, where="in/a.csv", overlap=False
         )
+
+
+def test_pii_columns_reach_the_output_only_when_the_job_names_them(scorer):
+    """The job records the contract's pii columns it leaves out (``pii_dropped``) and the ones the
+    request named (``include_pii``); the worker's scorer copies the named ones, features included."""
+    header, body = _input(30)
+    header = [*header, "email"]
+    body = b"\n".join(line + b",a%d@example.com" % i for i, line in enumerate(body.splitlines())) + b"\n"
+    model = scorer.model
+    feature = scorer.schema.names[0]
+    cases = {
+        "default": (Scorer(model, drop=["email"]), False, False),
+        "named": (Scorer(model, drop=[], include=["email"]), True, False),
+        "named feature": (Scorer(model, drop=["email"], include=["email", feature]), True, True),
+    }
+    for name, (case, has_email, has_feature) in cases.items():
+        out = score_pieces(row_pieces(iter([body])), header, case, overlap=False).data
+        columns = out.splitlines()[0].decode().replace('"', "").split(",")
+        assert ("email" in columns) is has_email and (b"@example.com" in out) is has_email, name
+        assert (feature in columns) is has_feature, name
+        assert "row_id" in columns and "prediction" in columns, name
+
+
+def test_a_bad_value_of_a_confidential_feature_is_not_quoted_in_the_failure(scorer):
+    header, body = _input(20)
+    assert scorer.sensitive >= {header[3]}  # breast_cancer's measurements are confidential
+    lines = body.splitlines()
+    cells = lines[5].split(b",")
+    cells[3] = b"-1.234567"  # below the contract's minimum 0
+    lines[5] = b",".join(cells)
+    with pytest.raises(BadShard, match=rf"row 6: field '{header[3]}': a value: below the minimum") as raised:
+        score_pieces(row_pieces(iter([b"\n".join(lines) + b"\n"])), header, scorer, overlap=False)
+    assert "1.234567" not in str(raised.value)

@@ -460,6 +460,7 @@ def test_input_schema_describes_what_predict_accepts() -> None:
         "shape": [None, 1],
         "encoding": by_name["site"]["encoding"],
         "allowed": ["north", "south", "east", "west"],
+        "classification": "public",
     }
     assert by_name["smoker"]["onnx_type"] == "double"
     assert by_name["mean_radius"]["onnx_type"] == "double"
@@ -592,3 +593,92 @@ def test_settings_errors_name_the_field(dataset: str, training: Any, field: str)
     with pytest.raises(ContractError) as error:
         TrainingSettings.from_contract(contract_for(dataset, training))
     assert error.value.field == field
+
+
+# --- pii and confidential values in the candidate's artifacts ----------------------------------------
+
+
+def _sensitive_rows(n: int = 400) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """A pii feature (income), a confidential text feature with one value per row (account) and one
+    shared by many rows (branch), a confidential numeric feature (balance)."""
+    columns = [
+        _col("id", "string"),
+        _col("income", "float", classification="pii", feature=True),
+        _col("account", "string", classification="confidential"),
+        _col("branch", "string", classification="confidential"),
+        _col("balance", "float", classification="confidential"),
+        _col("y", "integer", allowed=[0, 1]),
+    ]
+    rng = np.random.default_rng(17)
+    rows = []
+    for i in range(n):
+        income, balance = rng.normal(40000, 8000), rng.normal(5000, 1500)
+        branch = f"BRANCH{int(rng.integers(0, 3))}"
+        y = int(rng.random() < 1 / (1 + np.exp(-(balance - 5000) / 1500 - (branch == "BRANCH0"))))
+        rows.append([f"r{i}", f"{income:.4f}", f"ACCT{i:06d}Z", branch, f"{balance:.4f}", str(y)])
+    return columns, rows
+
+
+@cache
+def _sensitive_candidate() -> tuple[Contract, TrainResult, bytes, bytes]:
+    from training.main import holdout_csv
+
+    columns, rows = _sensitive_rows()
+    doc = {"model": {"family": "logistic_regression"}}
+    contract = Contract.parse(
+        {"dataset": "sensitive", "columns": columns, "target": "y", "task": "classification", "row_id": "id"}
+        | {"training": doc}
+    )
+    result = train(
+        load_table([_csv(columns, rows)], contract), contract, TrainingSettings.from_contract(contract)
+    )
+    return contract, result, export_onnx(result, contract), holdout_csv(result, contract)
+
+
+def test_a_model_learns_no_confidential_text_value_seen_in_fewer_than_ten_rows() -> None:
+    contract, result, onnx_bytes, _ = _sensitive_candidate()
+    assert result.categories["account"] == ["__missing__"]  # one row each: none learnt
+    assert result.categories["branch"] == ["BRANCH0", "BRANCH1", "BRANCH2", "__missing__"]
+    assert b"ACCT" not in onnx_bytes and b"BRANCH0" in onnx_bytes
+    from training.main import pipeline_bytes
+
+    assert b"ACCT" not in pipeline_bytes(result.pipeline)
+    parity = check_parity(result, onnx_bytes, contract, 1e-5)
+    assert parity["passed"], parity
+
+
+def test_the_holdout_leaves_out_pii_and_unlearnt_confidential_text_and_scores_the_same() -> None:
+    """holdout.csv: no pii column, no account number (the model did not learn them: written as
+    '***', which it does not know either), and the candidate scores every row as it did in memory."""
+    from chalicelib.registry.scoring import withheld_features
+    from chalicelib.serving import InputSchema, OnnxModel
+
+    contract, result, onnx_bytes, holdout = _sensitive_candidate()
+    text = holdout.decode()
+    header = text.splitlines()[0].split(",")
+    assert header == ["account", "branch", "balance", "y"] and "ACCT" not in text
+    assert {row.split(",")[0] for row in text.splitlines()[1:]} == {"***"}
+    schema = InputSchema(input_schema(contract, result))
+    rows = [line.split(",") for line in text.splitlines()[1:]]
+    assert withheld_features(schema, header) == ["income"]
+    model = OnnxModel(onnx_bytes, schema)
+    scored = model.run(schema.encode_text(header, rows, withheld_features(schema, header))).for_metrics
+    # income scored as missing: the pipeline's median; everything else as in memory
+    x = result.holdout_x.copy()
+    x[:, [f.name for f in result.features].index("income")] = np.nan
+    expected = result.pipeline.predict_proba(x)[:, 1]
+    np.testing.assert_allclose(scored[:, 1] if scored.ndim == 2 else scored, expected, atol=1e-6)
+
+
+def test_the_training_reference_profile_keeps_only_aggregates_of_sensitive_columns() -> None:
+    from training.main import reference_profile
+
+    columns, rows = _sensitive_rows()
+    contract = Contract.parse(
+        {"dataset": "sensitive", "columns": columns, "target": "y", "task": "classification", "row_id": "id"}
+    )
+    profile = reference_profile(load_table([_csv(columns, rows)], contract), contract)
+    text = json.dumps(profile)
+    assert "ACCT" not in text and "BRANCH" not in text and "income" not in profile["columns"]
+    balances = {float(r[4]) for r in rows}
+    assert not set(profile["columns"]["balance"]["sample"]) & balances
