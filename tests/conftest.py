@@ -35,10 +35,25 @@ from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from chalicelib.adapters import aws as aws_clients  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
+
+# Property tests: the same examples on every run and machine (derandomized, no example database),
+# few enough to keep the suite fast, and no deadline (a busy 2-core machine is slow, not wrong).
+hypothesis_settings.register_profile(
+    "mlops",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=60,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+hypothesis_settings.load_profile("mlops")
 
 
 def _reset_wiring() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +25,12 @@ SENSITIVE = frozenset({"confidential", "pii"})
 BOOLEAN_TRUE = frozenset({"true", "1", "yes", "t", "y"})
 BOOLEAN_FALSE = frozenset({"false", "0", "no", "f", "n"})
 COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+
+
+def header_names(cells: Sequence[str]) -> list[str]:
+    """A CSV header's cells as column names: whitespace around each trimmed (spaces, tabs, no-break
+    spaces...), case kept. Validation, the training job and serving all match names this way."""
+    return [cell.strip() for cell in cells]
 
 
 @dataclass(frozen=True)

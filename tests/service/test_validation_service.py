@@ -258,3 +258,12 @@ def test_reports_hold_no_value_of_a_confidential_column(world: World, days) -> N
     assert "OUT_OF_RANGE" in codes(outcome)
     assert "123456.789" not in json.dumps(world.json(published.report_key))
     assert world.tags(published.report_key)["classification"] == "confidential"
+
+
+def test_an_upload_with_spaces_around_header_names_is_validated_not_crashed(world: World, days) -> None:
+    """Issue 13: `site ,` in a header was a KeyError in the pipeline, retried for hours, no report."""
+    header, rows = days
+    spaced = [f"{name} " if i % 2 else f" {name}" for i, name in enumerate(header)]
+    entry = world.upload(f"incoming/{DATASET}/spaced.csv", to_csv(spaced, rows[:100]))
+    assert entry is not None and entry.status == "valid" and entry.rows == 100
+    assert world.json(entry.report_key)["issues"] == []
