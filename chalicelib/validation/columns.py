@@ -41,8 +41,8 @@ class ColumnChecker:
         self.count = 0
         self.nulls = 0
         self.n = 0  # numeric values seen (finite)
-        self.total = 0.0
-        self.total_sq = 0.0
+        self.mean = 0.0  # of the n values, and their sum of squared deviations (merged chunk by chunk)
+        self.m2 = 0.0
         self.minimum: float | None = None
         self.maximum: float | None = None
         self.min_length: int | None = None
@@ -94,8 +94,11 @@ class ColumnChecker:
             return
         kind = self.column.type
         if self.numeric:
-            texts = self._numbers(list(texts), values, rows, lines, log)
-        elif kind == "boolean":
+            identities = self._numbers(list(texts), values, rows, lines, log)
+            if self._unique is not None:
+                self._unique.add(identities, rows)
+            return
+        if kind == "boolean":
             self._booleans(values, rows, lines, log)
         elif kind == "timestamp":
             self._timestamps(values, rows, lines, log)
@@ -121,7 +124,7 @@ class ColumnChecker:
             self.count += len(parsed)
             self._accumulate(parsed.astype(np.float64, copy=False))
             if self._unique is not None:
-                self._unique.add(hash_strings(_keys(parsed)), rows)
+                self._unique.add(_identities(parsed), rows)
             return True
         else:
             counts = Counter(raw)
@@ -159,9 +162,17 @@ class ColumnChecker:
             self._unique.add(hash_strings(texts), rows)
 
     def _accumulate(self, parsed: np.ndarray) -> None:
-        self.n += len(parsed)
-        self.total += float(parsed.sum())
-        self.total_sq += float(np.square(parsed).sum())
+        # Chan et al.'s pairwise update: exact for constant values and no cancellation, unlike
+        # sum(x^2)/n - mean^2. Values near the largest double overflow: the statistic becomes null.
+        with np.errstate(over="ignore", invalid="ignore"):
+            n_chunk = len(parsed)
+            mean_chunk = float(parsed.mean())
+            m2_chunk = float(np.square(parsed - mean_chunk).sum())
+            total = self.n + n_chunk
+            delta = mean_chunk - self.mean
+            self.mean += delta * n_chunk / total
+            self.m2 += m2_chunk + delta * delta * self.n * n_chunk / total
+            self.n = total
         chunk_min, chunk_max = float(parsed.min()), float(parsed.max())
         self.minimum = chunk_min if self.minimum is None else min(self.minimum, chunk_min)
         self.maximum = chunk_max if self.maximum is None else max(self.maximum, chunk_max)
@@ -206,14 +217,15 @@ class ColumnChecker:
         rows: np.ndarray,
         lines: np.ndarray,
         log: IssueLog,
-    ) -> list[str]:
-        """Checks the non-null cells of a numeric column; returns what their repeats are found by:
-        the value's canonical text (``03`` and ``3`` are one id), the cell itself when not a number."""
+    ) -> np.ndarray:
+        """Checks the non-null cells of a numeric column; returns what their repeats are found by
+        (``_identities``: by value, so ``03`` and ``3`` are one id; a cell that is not a number by
+        its text's hash)."""
         parsed = self._parse_clean(texts)
         if parsed is not None:
             self._range_issues(self._outside(parsed), self._not_allowed(parsed), rows, lines, log, values)
             self._accumulate(parsed.astype(np.float64, copy=False))
-            return _keys(parsed) if self._unique is not None else texts
+            return _identities(parsed)
         # The exact path: each distinct cell read by the grammar.
         unique, inverse = np.unique(values, return_inverse=True)
         readings = [numbers.read_number(v, self.column.type) for v in unique.tolist()]
@@ -243,11 +255,12 @@ class ColumnChecker:
         if good.any():
             as_float = np.array([float(r.value) if r.value is not None else math.nan for r in readings])
             self._accumulate(as_float[inverse][good])
-        keys = [
-            numbers.key(r.value) if r.value is not None else text
-            for r, text in zip(readings, unique.tolist(), strict=True)
-        ]
-        return [keys[i] for i in inverse.tolist()]
+        identities = np.fromiter(
+            (_identity(r.value, text) for r, text in zip(readings, unique.tolist(), strict=True)),
+            dtype=np.int64,
+            count=len(readings),
+        )
+        return identities[inverse]
 
     def _range_issues(
         self,
@@ -414,12 +427,10 @@ class ColumnChecker:
             "null_fraction": round(self.nulls / self.count, 6) if self.count else 0.0,
         }
         if self.numeric and self.n:
-            mean = self.total / self.n
-            variance = self.total_sq / self.n - mean * mean
-            # Sums of values near the largest double overflow: such a statistic is unknown (null).
+            variance = self.m2 / self.n
             stats.update(
-                mean=mean if math.isfinite(mean) else None,
-                std=math.sqrt(max(0.0, variance)) if math.isfinite(variance) else None,
+                mean=self.mean if math.isfinite(self.mean) else None,
+                std=math.sqrt(variance) if math.isfinite(variance) else None,
             )
             if not column.sensitive:  # an extreme is one row's value: not for confidential or pii data
                 stats.update(min=self.minimum, max=self.maximum)
@@ -429,10 +440,7 @@ class ColumnChecker:
             and self.maximum is not None
             and not column.sensitive
         ):
-            stats.update(
-                min=datetime.fromtimestamp(self.minimum, UTC).isoformat(),
-                max=datetime.fromtimestamp(self.maximum, UTC).isoformat(),
-            )
+            stats.update(min=_iso(self.minimum), max=_iso(self.maximum))
         elif column.type in ("category", "string", "boolean"):
             if self.min_length is not None:
                 stats.update(min_length=self.min_length, max_length=self.max_length)
@@ -464,9 +472,20 @@ class ColumnChecker:
             self._unique.close()
 
 
-def _keys(parsed: np.ndarray) -> list[str]:
-    """Canonical texts of parsed numbers (see ``numbers.key``)."""
-    return [numbers.key(v) for v in parsed.tolist()]
+def _identities(parsed: np.ndarray) -> np.ndarray:
+    """What repeats of numbers are found by: an int64 value itself, a double's bits (with -0 as 0).
+    Equal values give equal identities, in the fast and the exact path alike (``_identity``)."""
+    if parsed.dtype == np.int64:
+        return parsed
+    return (parsed + 0.0).view(np.int64)
+
+
+def _identity(value: int | float | None, text: str) -> int:
+    if isinstance(value, int):
+        return value if _INT64_MIN <= value <= _INT64_MAX else hash(numbers.key(value))
+    if isinstance(value, float):
+        return int(np.array([value + 0.0]).view(np.int64)[0])
+    return hash(text)  # not a number: repeats of the same text, as for text columns
 
 
 def _to_epoch(value: str) -> float:
@@ -477,6 +496,15 @@ def _to_epoch(value: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+def _iso(seconds: float) -> str | None:
+    """Seconds since the epoch as ISO 8601 in UTC; None outside years 1-9999 (a valid
+    ``0001-01-01T00:00:00+01:00`` is in year 0 in UTC)."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _formula_mask(values: np.ndarray) -> np.ndarray:

@@ -135,6 +135,8 @@ class Contract:
             raise
         except (ValueError, TypeError) as exc:
             raise ContractError("contract", f"is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise ContractError("contract", "is nested too deeply to be a contract") from None
         return cls.parse(document)
 
     def to_dict(self) -> dict[str, Any]:
@@ -341,8 +343,8 @@ def _parse_column(doc: Any, where: str) -> Column:
             raise ContractError(f"{where}pattern", f"applies to string and category columns, not {kind}")
         try:
             re.compile(pattern)
-        except re.error as exc:
-            raise ContractError(f"{where}pattern", f"is not a valid regular expression: {exc}") from exc
+        except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}, ((((...))))
+            raise ContractError(f"{where}pattern", f"is not a valid regular expression: {exc}") from None
     max_length = doc.get("max_length")
     if max_length is not None:
         _typed(max_length, int, f"{where}max_length", "an integer")

@@ -236,3 +236,15 @@ def test_a_truncated_character_at_the_end_of_a_gzip_upload_names_its_row():
     data = csv_bytes(row(1), row(2)) + "é".encode()[:1]
     issue = codes(run(gzip.compress(data)))[("INVALID_ENCODING", None)]
     assert issue["row"] == 3
+
+
+def test_a_timestamp_that_is_before_year_1_in_utc_is_valid_not_a_crash():
+    # 0001-01-01T00:00:00+01:00 is 23:00 on 31 December of year 0 in UTC: no datetime can show it.
+    doc = contract().to_dict()
+    doc["columns"].append({"name": "seen_at", "type": "timestamp", "classification": "public"})
+    result = run(
+        csv_bytes(row(1) + ",0001-01-01T00:00:00+01:00", row(2) + ",2026-11-30", header=HEADER + ",seen_at"),
+        Contract.parse(doc),
+    )
+    assert result.status == "valid", result.report["issues"]
+    assert result.report["column_statistics"]["seen_at"]["min"] is None
