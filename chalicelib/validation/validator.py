@@ -387,10 +387,11 @@ def _wide_encoding(sample: bytes) -> str | None:
     for codec, bom, name in WIDE_ENCODINGS:
         if sample.startswith(bom) and _looks_like_text(sample[len(bom) : ENCODING_PROBE_BYTES], codec):
             return f"{name} with a byte-order mark"
-    if b"\x00" not in sample[:ENCODING_PROBE_BYTES]:
-        return None  # ASCII text in UTF-16 or UTF-32 is half or three quarters NUL bytes
+    probe = sample[:ENCODING_PROBE_BYTES]
+    if probe.count(0) < len(probe) // 4:
+        return None  # CSV text in UTF-16 or UTF-32 is mostly ASCII: half or three quarters NUL bytes
     for codec, _, name in WIDE_ENCODINGS:
-        if _looks_like_text(sample[:ENCODING_PROBE_BYTES], codec):
+        if _looks_like_text(probe, codec):
             return f"{name} without a byte-order mark"
     return None
 

@@ -248,3 +248,13 @@ def test_a_timestamp_that_is_before_year_1_in_utc_is_valid_not_a_crash():
     )
     assert result.status == "valid", result.report["issues"]
     assert result.report["column_statistics"]["seen_at"]["min"] is None
+
+
+@pytest.mark.parametrize("script", ["Cyrillic", "accented Latin", "CJK"])
+def test_utf8_text_with_a_stray_nul_byte_is_binary_not_utf16(script):
+    # Two-byte UTF-8 (Cyrillic, Latin-1 letters) read as UTF-16 looks like printable text too.
+    letters = {"Cyrillic": "имягородцена", "accented Latin": "éàüøçñåôîœ", "CJK": "東京大阪名前場所"}[script]
+    text = "".join(letters[(i * 7) % len(letters)] + (",\n"[i % 2] if i % 5 == 0 else "") for i in range(400))
+    data = text.encode()
+    found = codes(run(data[:31] + b"\x00" + data[31:]))
+    assert set(found) == {("BINARY_CONTENT", None)}
