@@ -8,6 +8,9 @@ tests/support.py, never imported from another test module.
 * ``batch_stack``: the same stack with AWS Batch, which runs no containers (deploy and adapter tests).
 * ``local_cloud``: a moto *server* on 127.0.0.1 with the stack, the Chalice app and the event
   runtime, as ``mlops up`` runs it (flow tests). One per module; tests use their own keys.
+
+Property tests (hypothesis) run under the ``mlops`` profile below: derandomized, so every run tries
+the same examples and a failure always reproduces.
 """
 
 from __future__ import annotations
@@ -35,10 +38,40 @@ from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from chalicelib.adapters import aws as aws_clients  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
+
+# Property tests: the same examples on every run and machine (derandomized, no example database),
+# few enough to keep the suite fast, and no deadline (a busy 2-core machine is slow, not wrong).
+hypothesis_settings.register_profile(
+    "mlops",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=60,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+hypothesis_settings.load_profile("mlops")
+
+
+def _pin_hypothesis_constants() -> None:
+    """Hypothesis also draws constants it finds in the project's loaded modules, so what a
+    derandomized test generates would depend on which modules earlier tests happened to import
+    (pytest-randomly shuffles them). Draw from its built-in constants only: the same examples in any
+    order. (Internal API of the pinned version: the assertion fails loudly if it moves.)"""
+    from hypothesis.internal.conjecture import providers
+
+    assert callable(providers._get_local_constants)
+    empty = providers._local_constants
+    providers._get_local_constants = lambda: empty
+
+
+_pin_hypothesis_constants()
 
 
 def _reset_wiring() -> None:

@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
+import math
 import threading
 import time
 import uuid
@@ -231,3 +233,307 @@ class FakeMetadata:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+# --- uploads of any shape (property tests of validation) ----------------------------------------------
+#
+# ``contracts()`` draws contract documents, ``uploads(doc)`` the bytes of a CSV upload for one: header
+# variants, cells valid and not, quoting, delimiters, line endings, BOMs, encodings, gzip, sizes.
+# ``check_report`` says what a well-formed validation report is; every upload must give one.
+
+_COLUMN_NAMES = ["id", "site", "count", "temp_c", "flag", "kind", "note", "seen_at", "email", "Score.v2"]
+_VALUE_CODES = frozenset(
+    {
+        "NULL_NOT_ALLOWED", "INVALID_INTEGER", "INVALID_FLOAT", "INVALID_BOOLEAN", "INVALID_TIMESTAMP",
+        "NON_FINITE_NUMBER", "OUT_OF_RANGE", "UNKNOWN_CATEGORY", "NOT_ALLOWED_VALUE", "PATTERN_MISMATCH",
+        "VALUE_TOO_LONG", "FORMULA_INJECTION", "DUPLICATE_ROW_ID", "DUPLICATE_VALUE",
+    }
+)  # fmt: skip
+_HEADER_CODES = frozenset({"UNEXPECTED_COLUMN", "DUPLICATE_COLUMN"})  # column: a name from the file
+_EDGY_CELLS = [
+    "", " ", "NA", "null", "0", "-0", "007", "1_00", "\u0664\u0662", "\uff13", "1e400", "nan", "-inf", "3.0",
+    "12345678901234567890", "9" * 400, "1,5", "true", "YES", "maybe", "=1+1", "@SUM(A1)", "+44 20",
+    "-3.5", "2026-11-30T10:00:00Z", "2026-02-30", "0001-01-01T00:00:00+01:00", "caf\u00e9", "\u202e",
+    "\ufeff", 'a"b', '"', "a,b", "a;b", "\t", "two\nlines", "\r", "x" * 300, "\U0001f600",
+]  # fmt: skip
+
+
+def _strategies() -> Any:
+    from hypothesis import strategies as st
+
+    return st
+
+
+def contracts() -> Any:
+    """Contract documents: 1-6 columns of any type, classification and constraint, a target, and
+    random format, limits and drift sections. Every one parses (``Contract.parse``)."""
+    st = _strategies()
+
+    @st.composite
+    def column(draw: Any, name: str) -> dict[str, Any]:
+        kind = draw(st.sampled_from(["integer", "float", "boolean", "category", "string", "timestamp"]))
+        doc: dict[str, Any] = {
+            "name": name,
+            "type": kind,
+            "classification": draw(st.sampled_from(["public", "internal", "confidential", "pii"])),
+            "nullable": draw(st.booleans()),
+        }
+        if kind in ("integer", "float") and draw(st.booleans()):
+            low = draw(st.one_of(st.none(), st.integers(-(2**60), 2**60).map(float)))
+            high = draw(st.one_of(st.none(), st.integers(-(2**60), 2**60).map(float)))
+            if low is not None and high is not None and low > high:
+                low, high = high, low
+            doc.update(min=low, max=high)
+        if kind == "category" or (kind in ("string", "integer") and draw(st.integers(0, 3)) == 0):
+            pool = st.integers(-5, 5) if kind == "integer" else st.sampled_from(["a", "b", "North", "", "é"])
+            doc["allowed"] = draw(st.lists(pool, min_size=1, max_size=4, unique=True))
+        if kind in ("string", "category") and draw(st.integers(0, 3)) == 0:
+            doc["pattern"] = draw(st.sampled_from([r"[a-z]+", r"\d{3}", r".*", r"[^@ ]+@[^@ ]+"]))
+        if kind in ("string", "category") and draw(st.integers(0, 3)) == 0:
+            doc["max_length"] = draw(st.integers(1, 20))
+        doc["unique"] = draw(st.integers(0, 4)) == 0
+        return doc
+
+    @st.composite
+    def contract(draw: Any) -> dict[str, Any]:
+        names = draw(st.lists(st.sampled_from(_COLUMN_NAMES), min_size=1, max_size=6, unique=True))
+        columns = [draw(column(name)) for name in names]
+        task = draw(st.sampled_from(["classification", "regression"]))
+        target = (
+            {"name": "y", "type": "integer", "classification": "public", "allowed": [0, 1]}
+            if task == "classification"
+            else {"name": "y", "type": "float", "classification": "public"}
+        )
+        doc: dict[str, Any] = {
+            "dataset": "things",
+            "task": task,
+            "target": "y",
+            "columns": [*columns, target],
+        }
+        ids = [c["name"] for c in columns if not c["nullable"]]
+        if ids and draw(st.booleans()):
+            doc["row_id"] = draw(st.sampled_from(ids))
+        delimiter = draw(st.sampled_from([",", ",", ",", ";", "\t", "|", ",", ",", " ", "x"]))
+        quote = draw(st.sampled_from(['"', '"', "'", "|"]).filter(lambda q: q != delimiter))
+        doc["format"] = {
+            "delimiter": delimiter,
+            "quotechar": quote,
+            "allow_bom": draw(st.booleans()),
+            "allow_multiline_fields": draw(st.booleans()),
+            "null_values": draw(st.lists(st.sampled_from(["", "NA", "null", " "]), max_size=3, unique=True)),
+            "max_field_bytes": draw(st.sampled_from([1024 * 1024] * 6 + [64, 2**70])),
+            "max_bytes": draw(st.sampled_from([5 * 1024**3] * 7 + [600])),
+        }
+        min_rows = draw(st.integers(1, 4))
+        doc["limits"] = {
+            "min_rows": min_rows,
+            "max_rows": draw(st.one_of(st.none(), st.integers(min_rows, 30))),
+            "max_null_fraction": draw(st.sampled_from([1.0, 0.5, 0.0])),
+            "max_duplicate_row_fraction": draw(st.sampled_from([1.0, 0.1, 0.0])),
+        }
+        return doc
+
+    return contract()
+
+
+def _valid_cell(st: Any, column: dict[str, Any], nulls: list[str]) -> Any:
+    """Cells the contract accepts in ``column`` (a null only where it is nullable)."""
+    kind = column["type"]
+    if column.get("allowed"):
+        values = [str(v) for v in column["allowed"] if str(v) not in nulls or column.get("nullable", False)]
+        if values:
+            return st.sampled_from(values)
+    if column.get("nullable", False) and nulls:
+        return st.one_of(st.sampled_from(nulls), _valid_cell(st, {**column, "nullable": False}, nulls))
+    if kind == "integer":
+        low = math.ceil(column["min"]) if column.get("min") is not None else -(10**20)
+        high = math.floor(column["max"]) if column.get("max") is not None else 10**20
+        return st.integers(low, high).map(str)
+    if kind == "float":
+        return st.floats(column.get("min"), column.get("max"), allow_nan=False, allow_infinity=False).map(
+            repr
+        )
+    if kind == "boolean":
+        return st.sampled_from(["true", "false", "1", "0", " Yes", "n"])
+    if kind == "timestamp":
+        return st.datetimes().map(lambda d: d.isoformat())
+    text = (
+        st.from_regex(column["pattern"], fullmatch=True)
+        if column.get("pattern")
+        else st.text(st.characters(codec="utf-8", exclude_characters="\x00\r\n=@+-\t"), min_size=1)
+    )
+    return text.filter(lambda v: v not in nulls and len(v) <= column.get("max_length", 12))
+
+
+def uploads(doc: dict[str, Any]) -> Any:
+    """Bytes of an upload for contract ``doc``: a clean one about a quarter of the time, otherwise
+    with a few kinds of damage each (any of them may also be drawn alone)."""
+    st = _strategies()
+    fmt = doc["format"]
+    nulls = list(fmt["null_values"])
+    names = [c["name"] for c in doc["columns"]]
+    by_name = {c["name"]: c for c in doc["columns"]}
+
+    @st.composite
+    def upload(draw: Any) -> bytes:
+        clean = draw(st.integers(0, 3)) == 0
+
+        def damaged(one_in: int) -> bool:
+            # The largest value: hypothesis draws small ones (its simplest) more often than 1 in n.
+            return not clean and draw(st.integers(1, one_in)) == one_in
+
+        header = draw(st.permutations(names))
+        if damaged(12) and len(header) > 1:
+            header = header[:-1]  # a missing column
+        if damaged(12):
+            header = [*header, draw(st.sampled_from(["extra", header[0], ""]))]  # unexpected or repeated
+        if damaged(12):
+            header = [h.upper() for h in header]
+        pads = [pad for pad in ("", "", " ", "\t", "\u00a0") if pad != fmt["delimiter"]]
+        header_cells = [draw(st.sampled_from(pads)) + h + draw(st.sampled_from(pads)) for h in header]
+        n_rows = draw(st.sampled_from([5, 1, 2, 3, 8, 13, 40, 120, 0]))
+        edgy = 0 if clean else draw(st.sampled_from([0, 2, 10, 40]))  # percent of edgy cells
+        rows = []
+        for _ in range(n_rows):
+            row = []
+            for name in header:
+                column = by_name.get(name.strip())
+                if column is not None and draw(st.integers(1, 100)) > edgy:
+                    row.append(draw(_valid_cell(st, column, nulls)))
+                else:
+                    row.append(draw(st.sampled_from(_EDGY_CELLS)))
+            if damaged(20):
+                row = row[:-1] if row and draw(st.booleans()) else [*row, "surplus"]
+            rows.append(row)
+        if rows and damaged(6):
+            rows.extend(draw(st.lists(st.sampled_from(rows), max_size=5)))  # repeated rows
+        quoting = draw(
+            st.sampled_from(
+                [csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONE]
+                if not clean
+                else [csv.QUOTE_MINIMAL, csv.QUOTE_ALL]
+            )
+        )
+        out = io.StringIO()
+        writer = csv.writer(
+            out,
+            delimiter=draw(st.sampled_from([",", ";"])) if damaged(10) else fmt["delimiter"],
+            quotechar=fmt["quotechar"] if quoting != csv.QUOTE_NONE else '"',
+            quoting=quoting,
+            escapechar="\\" if quoting == csv.QUOTE_NONE else None,
+            lineterminator=draw(st.sampled_from(["\n", "\r\n", "\r"])),
+        )
+        for row in [header_cells, *rows]:
+            try:
+                writer.writerow(row)
+            except csv.Error:  # what QUOTE_NONE cannot write: written raw, as a careless exporter would
+                out.write(writer.dialect.delimiter.join(row) + writer.dialect.lineterminator)
+            if damaged(30):
+                out.write("\n")  # a blank line
+        text = out.getvalue()
+        if text and damaged(10):  # a stray quote somewhere
+            at = draw(st.integers(0, len(text) - 1))
+            text = text[:at] + fmt["quotechar"] + text[at:]
+        if damaged(10) or (fmt["allow_bom"] and draw(st.booleans())):
+            text = "\ufeff" + text
+        encoding = (
+            draw(st.sampled_from(["utf-16", "utf-16-le", "utf-32-be", "latin-1", "cp1252"]))
+            if damaged(8)
+            else "utf-8"
+        )
+        data = text.encode(encoding, errors="replace")
+        if data and damaged(20):  # a bad byte somewhere
+            at = draw(st.integers(0, len(data) - 1))
+            data = data[:at] + b"\xff" + data[at:]
+        if draw(st.integers(0, 5)) == 5:
+            data = gzip.compress(data)
+            if damaged(4):
+                data = data[: draw(st.integers(0, len(data)))]  # truncated
+        return data
+
+    return upload()
+
+
+def any_bytes() -> Any:
+    """Arbitrary bytes, some starting like gzip, zip or a byte-order mark."""
+    st = _strategies()
+    prefixes = st.sampled_from(
+        [b"", b"", b"\x1f\x8b", b"\x1f\x8b\x08\x00", b"PK\x03\x04", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff",
+         b"\x00\x00\xfe\xff", b"BZh", b"id,y\n"]
+    )  # fmt: skip
+    return st.tuples(prefixes, st.binary(max_size=600)).map(lambda parts: parts[0] + parts[1])
+
+
+def check_report(report: dict[str, Any], contract: Contract, profile: Any = "unknown") -> None:
+    """Assert that ``report`` is a well-formed validation report for ``contract``:
+
+    * plain JSON (no NaN or infinity), with exactly the documented top-level fields (and ``drift``
+      only when statistics were kept);
+    * ``status`` is ``valid`` exactly when there are no issues; ``rows``, ``columns`` and
+      ``duplicate_rows`` are counts (``duplicate_rows`` <= ``rows``), ``compression`` null or gzip;
+    * every issue has a documented code with its documented fix, a message, a count >= 1, a column
+      that is a contract column (value and missing-column codes), a header name (unexpected or
+      repeated column) or null (file-level codes), and a row within the rows read (the header is
+      row 0; a fatal issue may name the row it stopped at, one past them) with its line at or after it;
+    * issues are sorted by count and unique per (code, column); values of confidential and pii
+      columns never appear as examples;
+    * a fatal issue leaves no statistics and no profile; otherwise every contract column has its
+      statistics (count <= rows, no min, max or top values for sensitive columns), and a valid
+      report comes with a profile of as many rows.
+    """
+    from chalicelib.validation.issues import CODES, FATAL
+
+    assert json.loads(json.dumps(report, allow_nan=False)) == report
+    fields = {"status", "dataset", "contract_version", "rows", "columns", "compression", "duplicate_rows",
+              "issues", "column_statistics", "seconds"}  # fmt: skip
+    assert fields <= set(report) <= fields | {"drift"}, sorted(report)
+    assert report["status"] in ("valid", "invalid")
+    assert (report["status"] == "valid") == (report["issues"] == [])
+    assert (report["dataset"], report["contract_version"]) == (contract.dataset, contract.version)
+    rows = report["rows"]
+    for name in ("rows", "columns", "duplicate_rows"):
+        assert isinstance(report[name], int) and report[name] >= 0, (name, report[name])
+    assert report["duplicate_rows"] <= rows and report["compression"] in (None, "gzip")
+    columns = {c.name: c for c in contract.columns}
+    fatal = any(issue["code"] in FATAL for issue in report["issues"])
+    seen = set()
+    for issue in report["issues"]:
+        code = issue["code"]
+        assert set(issue) - {"example"} == {"code", "column", "count", "row", "line", "message", "fix"}
+        assert code in CODES and issue["fix"] == CODES[code][1] and issue["message"], issue
+        assert (code, issue["column"]) not in seen
+        seen.add((code, issue["column"]))
+        assert isinstance(issue["count"], int) and issue["count"] >= 1, issue
+        if code in _VALUE_CODES or code == "MISSING_COLUMN":
+            assert issue["column"] in columns, issue
+        elif code in _HEADER_CODES:
+            assert isinstance(issue["column"], str), issue
+        else:
+            assert issue["column"] is None, issue
+        if code in _VALUE_CODES or code in ("RAGGED_ROW", "DUPLICATE_ROWS_EXCEEDED"):
+            assert issue["count"] <= rows, issue
+        row, line = issue["row"], issue["line"]
+        if row is not None:
+            assert isinstance(row, int) and 0 <= row <= rows + (1 if code in FATAL else 0), (issue, rows)
+            if code in _VALUE_CODES or code in ("RAGGED_ROW", "EMBEDDED_NEWLINE"):
+                assert row >= 1, issue
+        if line is not None:
+            assert isinstance(line, int) and line >= 1 and (row is None or line >= row + 1), issue
+        if "example" in issue:
+            assert isinstance(issue["example"], str)
+            column = columns.get(issue["column"] or "")
+            if column is not None and column.sensitive:
+                assert issue["example"] == "***", issue
+    counts = [issue["count"] for issue in report["issues"]]
+    assert counts == sorted(counts, reverse=True)
+    if fatal:
+        assert report["column_statistics"] == {} and "drift" not in report
+        assert profile in (None, "unknown")
+    else:
+        assert set(report["column_statistics"]) == set(columns)
+        for name, stats in report["column_statistics"].items():
+            assert stats["type"] == columns[name].type and 0 <= stats["nulls"] <= stats["count"] <= rows
+            if columns[name].sensitive:
+                assert not {"min", "max", "top"} & set(stats), (name, stats)
+    if report["status"] == "valid" and profile != "unknown":
+        assert profile is not None and profile["rows"] == rows

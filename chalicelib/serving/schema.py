@@ -11,9 +11,10 @@ Two entry points, one set of rules:
 * ``encode_records``: JSON records (``/predict``): numbers as JSON numbers, booleans as JSON
   ``true``/``false``, timestamps as ISO 8601 text (without a zone: UTC), categories and strings as text,
   null where the feature is nullable.
-* ``encode_text``: CSV text (``holdout.csv``, batch input): empty cell = null, booleans as
-  ``true``/``false`` (also ``1``/``0``, ``yes``/``no``...: the contract's spellings), timestamps as ISO
-  8601 or seconds since the epoch.
+* ``encode_text``: CSV text (``holdout.csv``, batch input): empty cell = null, numbers by the one
+  number grammar (``chalicelib.validation.numbers``, as validation and training read them), booleans
+  as ``true``/``false`` (also ``1``/``0``, ``yes``/``no``...: the contract's spellings), timestamps as
+  ISO 8601 or seconds since the epoch; header names trimmed as validation trims them.
 
 Encodings (the training job's, ``jobs/training/pipeline.py``): null number -> NaN (the pipeline imputes
 the training median), boolean -> 1.0 / 0.0 / NaN, null text -> ``""``. Numpy and the standard library
@@ -31,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from chalicelib import errors
-from chalicelib.validation.contract import BOOLEAN_FALSE, BOOLEAN_TRUE
+from chalicelib.validation import numbers
+from chalicelib.validation.contract import BOOLEAN_FALSE, BOOLEAN_TRUE, header_names
 
 NUMERIC_TYPES = ("integer", "float")
 TEXT_TYPES = ("category", "string")
@@ -40,6 +42,7 @@ MISSING_TEXT = ""
 MAX_PROBLEMS = 20  # a request with thousands of bad rows gets the first 20 named, and the count
 _INF = (math.inf, -math.inf)
 _NUMBER = (float, int)  # exact types: bool (a subclass of int) is not a number here
+_EXACT_DOUBLE = 2.0**53  # beyond this a double cannot hold every integer: check such values exactly
 
 
 @dataclass(frozen=True)
@@ -185,9 +188,13 @@ class InputSchema:
             return None
         if len(rows) != len(records) or not all(type(v) in _NUMBER for row in rows for v in row):
             return None  # a missing or unknown feature, a null, a string, a boolean...
-        values = np.array(rows, dtype=np.float64)
+        try:
+            values = np.array(rows, dtype=np.float64)
+        except OverflowError:  # an integer beyond any double: the exact path names it
+            return None
         if not (
             np.isfinite(values).all()
+            and (np.abs(values) < _EXACT_DOUBLE).all()
             and (values >= self._lows).all()
             and (values <= self._highs).all()
             and (values[:, self._integers] == np.floor(values[:, self._integers])).all()
@@ -238,12 +245,15 @@ class InputSchema:
         if kind in NUMERIC_TYPES:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"expected a number ({kind}), got {_kind(value)}")
-            number = float(value)
-            if not math.isfinite(number):
+            if isinstance(value, int):  # exact: JSON integers can have any number of digits
+                if abs(value) > numbers.LARGEST:
+                    raise ValueError(f"too large for a number (beyond ±{numbers.LARGEST:.3g})")
+                return self._bounded(feature, value)
+            if not math.isfinite(value):
                 raise ValueError("expected a finite number")
-            if kind == "integer" and not number.is_integer():
+            if kind == "integer" and not value.is_integer():
                 raise ValueError(f"expected an integer, got {value!r}")
-            return self._bounded(feature, number)
+            return self._bounded(feature, value)
         if kind == "boolean":
             if not isinstance(value, bool):
                 raise ValueError(f"expected true or false, got {_kind(value)}")
@@ -267,7 +277,7 @@ class InputSchema:
         """CSV cells (a header and rows of text) -> ONNX feed; columns the model does not take are
         ignored; a missing column, a bad cell: ``InvalidInput``. Features named in ``withheld`` are
         absent on purpose (pii left out of a holdout) and fed as missing in every row."""
-        position = {name: j for j, name in enumerate(header)}
+        position = {name: j for j, name in enumerate(header_names(header))}
         missing = [f.name for f in self.features if f.name not in position and f.name not in withheld]
         if missing:
             raise InvalidInput(
@@ -301,15 +311,10 @@ class InputSchema:
             return MISSING_TEXT if not feature.numeric_input else math.nan
         kind = feature.type
         if kind in NUMERIC_TYPES:
-            try:
-                number = float(cell)
-            except ValueError:
-                raise ValueError(f"{_clip(cell)!r} is not a number") from None
-            if not math.isfinite(number):
-                raise ValueError(f"{_clip(cell)!r} is not a finite number")
-            if kind == "integer" and not number.is_integer():
-                raise ValueError(f"{_clip(cell)!r} is not an integer")
-            return self._bounded(feature, number)
+            value, problem = numbers.read_number(cell, kind)
+            if value is None:
+                raise ValueError(numbers.describe(cell, kind, problem or numbers.NOT_A_NUMBER))
+            return self._bounded(feature, value)
         if kind == "boolean":
             lowered = cell.strip().lower()
             if lowered in BOOLEAN_TRUE:
@@ -318,10 +323,9 @@ class InputSchema:
                 return 0.0
             raise ValueError(f"{_clip(cell)!r} is not a boolean")
         if kind == "timestamp":
-            try:
-                return float(cell)  # the holdout file carries seconds since the epoch
-            except ValueError:
-                pass
+            seconds = numbers.read_float(cell).value  # the holdout file carries seconds since the epoch
+            if seconds is not None:
+                return float(seconds)
             try:
                 return _epoch(cell)
             except ValueError:
@@ -331,12 +335,13 @@ class InputSchema:
     # --- shared -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _bounded(feature: FeatureSpec, number: float) -> float:
+    def _bounded(feature: FeatureSpec, number: int | float) -> float:
+        """The number as a double, once within bounds (an int is compared exactly, not rounded)."""
         if feature.min is not None and number < feature.min:
             raise ValueError(f"{number:g} is below the minimum {feature.min:g}")
         if feature.max is not None and number > feature.max:
             raise ValueError(f"{number:g} is above the maximum {feature.max:g}")
-        return number
+        return float(number)
 
     @staticmethod
     def _member(feature: FeatureSpec, text: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.validation import privacy
+from chalicelib.validation import numbers, privacy
 from chalicelib.validation.contract import BOOLEAN_FALSE, BOOLEAN_TRUE, Column, FileFormat
 from chalicelib.validation.dupes import DuplicateFinder, hash_strings
 from chalicelib.validation.issues import IssueLog
@@ -25,9 +25,9 @@ MASK = "***"
 EXAMPLE_CHARS = 40
 MAX_TRACKED_CATEGORIES = 1000  # distinct values counted per text column before it counts as free text
 RESERVOIR_SIZE = 5000
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 # OWASP CSV injection: a cell a spreadsheet would run as a formula.
 FORMULA_START = ("=", "@", "\t", "\r")
-NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _BOOLEANS = np.array(sorted(BOOLEAN_TRUE | BOOLEAN_FALSE))
 _TRUE = np.array(sorted(BOOLEAN_TRUE))
 
@@ -41,8 +41,8 @@ class ColumnChecker:
         self.count = 0
         self.nulls = 0
         self.n = 0  # numeric values seen (finite)
-        self.total = 0.0
-        self.total_sq = 0.0
+        self.mean = 0.0  # of the n values, and their sum of squared deviations (merged chunk by chunk)
+        self.m2 = 0.0
         self.minimum: float | None = None
         self.maximum: float | None = None
         self.min_length: int | None = None
@@ -52,6 +52,16 @@ class ColumnChecker:
         self.numeric = column.type in ("integer", "float")
         self._allowed = np.array([str(v) for v in column.allowed]) if column.allowed else None
         self._allowed_set = {str(v) for v in column.allowed} if column.allowed else set()
+        # Numbers are compared exactly: integers as integers (allowed values and bounds too).
+        self._allowed_numbers = frozenset(column.allowed) if column.allowed and self.numeric else None
+        self._allowed_int64 = np.array(
+            [v for v in self._allowed_numbers or () if _INT64_MIN <= v <= _INT64_MAX], dtype=np.int64
+        )
+        if column.type == "integer":
+            self._low: int | float | None = None if column.min is None else math.ceil(column.min)
+            self._high: int | float | None = None if column.max is None else math.floor(column.max)
+        else:
+            self._low, self._high = column.min, column.max
         self._pattern = re.compile(column.pattern) if column.pattern else None
         self._nulls = np.array(fmt.null_values)
         self._unique = DuplicateFinder(partitions) if track_unique else None
@@ -83,11 +93,12 @@ class ColumnChecker:
         if not len(values):
             return
         kind = self.column.type
-        if kind == "float":
-            self._numbers(_floats_or_none(values), values, rows, lines, log)
-        elif kind == "integer":
-            self._integers(values, rows, lines, log)
-        elif kind == "boolean":
+        if self.numeric:
+            identities = self._numbers(list(texts), values, rows, lines, log)
+            if self._unique is not None:
+                self._unique.add(identities, rows)
+            return
+        if kind == "boolean":
             self._booleans(values, rows, lines, log)
         elif kind == "timestamp":
             self._timestamps(values, rows, lines, log)
@@ -107,20 +118,14 @@ class ColumnChecker:
         if self.free_text or kind == "timestamp" or any(null in raw for null in self.format.null_values):
             return False
         if self.numeric:
-            try:
-                # Integers parse as int64, with int()'s rules ("3.0" and "1e3" are not integers).
-                parsed = np.array(raw, dtype=np.int64 if kind == "integer" else np.float64).astype(np.float64)
-            except (ValueError, OverflowError):
-                return False
-            if not np.isfinite(parsed).all():
-                return False
-            lo, hi = self.column.min, self.column.max
-            if (lo is not None and parsed.min() < lo) or (hi is not None and parsed.max() > hi):
-                return False
-            if self._allowed is not None and not np.isin(parsed, self._allowed.astype(np.float64)).all():
+            parsed = self._parse_clean(raw)
+            if parsed is None or self._outside(parsed).any() or self._not_allowed(parsed).any():
                 return False
             self.count += len(parsed)
-            self._accumulate(parsed)
+            self._accumulate(parsed.astype(np.float64, copy=False))
+            if self._unique is not None:
+                self._unique.add(_identities(parsed), rows)
+            return True
         else:
             counts = Counter(raw)
             if len(raw) > 64 and len(counts) > len(raw) // 4:
@@ -157,65 +162,126 @@ class ColumnChecker:
             self._unique.add(hash_strings(texts), rows)
 
     def _accumulate(self, parsed: np.ndarray) -> None:
-        self.n += len(parsed)
-        self.total += float(parsed.sum())
-        self.total_sq += float(np.square(parsed).sum())
+        # Chan et al.'s pairwise update: exact for constant values and no cancellation, unlike
+        # sum(x^2)/n - mean^2. Values near the largest double overflow: the statistic becomes null.
+        with np.errstate(over="ignore", invalid="ignore"):
+            n_chunk = len(parsed)
+            mean_chunk = float(parsed.mean())
+            m2_chunk = float(np.square(parsed - mean_chunk).sum())
+            total = self.n + n_chunk
+            delta = mean_chunk - self.mean
+            self.mean += delta * n_chunk / total
+            self.m2 += m2_chunk + delta * delta * self.n * n_chunk / total
+            self.n = total
         chunk_min, chunk_max = float(parsed.min()), float(parsed.max())
         self.minimum = chunk_min if self.minimum is None else min(self.minimum, chunk_min)
         self.maximum = chunk_max if self.maximum is None else max(self.maximum, chunk_max)
         if self._reservoir is not None:
             self._reservoir.add(parsed)
 
+    def _parse_clean(self, texts: Sequence[str]) -> np.ndarray | None:
+        """All values parsed in C (int64 or float64), or None when one needs the grammar's exact
+        reading: a character no grammatical number has (numpy reads numbers as Python does, which
+        takes '1_00' and non-ASCII digits), a value beyond int64, a non-finite one, or not a number."""
+        joined = "".join(texts)
+        try:
+            if self.column.type == "integer":
+                if numbers.INTEGER_CHARS.search(joined):
+                    return None
+                return np.array(texts, dtype=np.int64)
+            if numbers.FLOAT_CHARS.search(joined):
+                return None
+            parsed = np.array(texts, dtype=np.float64)
+        except (ValueError, OverflowError):
+            return None
+        return parsed if np.isfinite(parsed).all() else None
+
+    def _outside(self, parsed: np.ndarray) -> np.ndarray:
+        """Values outside [min, max]; exact for int64 (the bounds are whole numbers for integers)."""
+        out = np.zeros(len(parsed), dtype=bool)
+        if self._low is not None:
+            out |= parsed < self._low
+        if self._high is not None:
+            out |= parsed > self._high
+        return out
+
+    def _not_allowed(self, parsed: np.ndarray) -> np.ndarray:
+        if self._allowed_numbers is None:
+            return np.zeros(len(parsed), dtype=bool)
+        return ~np.isin(parsed, self._allowed_int64)
+
     def _numbers(
         self,
-        parsed: np.ndarray | None,
+        texts: list[str],
         values: np.ndarray,
         rows: np.ndarray,
         lines: np.ndarray,
         log: IssueLog,
-    ) -> None:
-        if parsed is None:  # slow path: find the values that are not numbers
-            parsed = np.array([_to_float(v) for v in values.tolist()])
-            bad = np.isnan(parsed) & ~np.char.lower(np.char.strip(values)).__eq__("nan")
-            if bad.any():
-                code = "INVALID_INTEGER" if self.column.type == "integer" else "INVALID_FLOAT"
-                self._issue(log, code, bad, rows, lines, "a value that is not a number", values)
-                parsed, values, rows, lines = parsed[~bad], values[~bad], rows[~bad], lines[~bad]
-        finite = np.isfinite(parsed)
-        if not finite.all():
-            self._issue(log, "NON_FINITE_NUMBER", ~finite, rows, lines, "NaN or infinity", values)
-            parsed, values, rows, lines = parsed[finite], values[finite], rows[finite], lines[finite]
-        if not len(parsed):
-            return
-        lo, hi = self.column.min, self.column.max
-        if lo is not None or hi is not None:
-            out = np.zeros(len(parsed), dtype=bool)
-            if lo is not None:
-                out |= parsed < lo
-            if hi is not None:
-                out |= parsed > hi
-            if out.any():
-                bounds = f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
-                self._issue(log, "OUT_OF_RANGE", out, rows, lines, f"a value outside {bounds}", values)
-        if self._allowed is not None:
-            not_allowed = ~np.isin(parsed, self._allowed.astype(np.float64))
-            if not_allowed.any():
-                self._issue(
-                    log, "NOT_ALLOWED_VALUE", not_allowed, rows, lines, "a value not in 'allowed'", values
-                )
-        self._accumulate(parsed)
+    ) -> np.ndarray:
+        """Checks the non-null cells of a numeric column; returns what their repeats are found by
+        (``_identities``: by value, so ``03`` and ``3`` are one id; a cell that is not a number by
+        its text's hash)."""
+        parsed = self._parse_clean(texts)
+        if parsed is not None:
+            self._range_issues(self._outside(parsed), self._not_allowed(parsed), rows, lines, log, values)
+            self._accumulate(parsed.astype(np.float64, copy=False))
+            return _identities(parsed)
+        # The exact path: each distinct cell read by the grammar.
+        unique, inverse = np.unique(values, return_inverse=True)
+        readings = [numbers.read_number(v, self.column.type) for v in unique.tolist()]
+        problem = np.array([r.problem or "" for r in readings])[inverse]
+        invalid = problem == numbers.NOT_A_NUMBER
+        if invalid.any():
+            code, what = (
+                ("INVALID_INTEGER", "a value that is not an integer")
+                if self.column.type == "integer"
+                else ("INVALID_FLOAT", "a value that is not a number")
+            )
+            self._issue(log, code, invalid, rows, lines, what, values)
+        non_finite = problem == numbers.NOT_FINITE
+        if non_finite.any():
+            self._issue(log, "NON_FINITE_NUMBER", non_finite, rows, lines, "NaN or infinity", values)
+        good_unique = np.array([r.value is not None for r in readings])
+        outside = np.array(
+            [r.value is not None and numbers.exceeds(r.value, self._low, self._high) for r in readings]
+        )
+        allowed = self._allowed_numbers
+        not_allowed = np.array(
+            [r.value is not None and allowed is not None and r.value not in allowed for r in readings]
+        )
+        too_large = problem == numbers.TOO_LARGE
+        self._range_issues(outside[inverse] | too_large, not_allowed[inverse], rows, lines, log, values)
+        good = good_unique[inverse]
+        if good.any():
+            as_float = np.array([float(r.value) if r.value is not None else math.nan for r in readings])
+            self._accumulate(as_float[inverse][good])
+        identities = np.fromiter(
+            (_identity(r.value, text) for r, text in zip(readings, unique.tolist(), strict=True)),
+            dtype=np.int64,
+            count=len(readings),
+        )
+        return identities[inverse]
 
-    def _integers(self, values: np.ndarray, rows: np.ndarray, lines: np.ndarray, log: IssueLog) -> None:
-        try:
-            parsed = values.astype(np.int64).astype(np.float64)
-        except (ValueError, OverflowError):
-            ints = [_to_int(v) for v in values.tolist()]
-            bad = np.array([v is None for v in ints])
-            self._issue(log, "INVALID_INTEGER", bad, rows, lines, "a value that is not an integer", values)
-            keep = ~bad
-            parsed = np.array([v for v in ints if v is not None], dtype=np.float64)
-            values, rows, lines = values[keep], rows[keep], lines[keep]
-        self._numbers(parsed, values, rows, lines, log)
+    def _range_issues(
+        self,
+        outside: np.ndarray,
+        not_allowed: np.ndarray,
+        rows: np.ndarray,
+        lines: np.ndarray,
+        log: IssueLog,
+        values: np.ndarray,
+    ) -> None:
+        if outside.any():
+            lo, hi = self.column.min, self.column.max
+            if lo is None and hi is None:
+                what = f"a value too large for a number (beyond ±{numbers.LARGEST:.3g})"
+            else:
+                what = f"a value outside [{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+            self._issue(log, "OUT_OF_RANGE", outside, rows, lines, what, values)
+        if not_allowed.any():
+            self._issue(
+                log, "NOT_ALLOWED_VALUE", not_allowed, rows, lines, "a value not in 'allowed'", values
+            )
 
     def _booleans(self, values: np.ndarray, rows: np.ndarray, lines: np.ndarray, log: IssueLog) -> None:
         lowered = np.char.lower(np.char.strip(values))
@@ -361,9 +427,11 @@ class ColumnChecker:
             "null_fraction": round(self.nulls / self.count, 6) if self.count else 0.0,
         }
         if self.numeric and self.n and (not column.sensitive or privacy.enough_for_aggregate(self.n)):
-            mean = self.total / self.n
-            variance = max(0.0, self.total_sq / self.n - mean * mean)
-            stats.update(mean=mean, std=math.sqrt(variance))
+            variance = self.m2 / self.n
+            stats.update(
+                mean=self.mean if math.isfinite(self.mean) else None,
+                std=math.sqrt(variance) if math.isfinite(variance) else None,
+            )
             if not column.sensitive:  # an extreme is one row's value: not for confidential or pii data
                 stats.update(min=self.minimum, max=self.maximum)
         elif (
@@ -372,10 +440,7 @@ class ColumnChecker:
             and self.maximum is not None
             and not column.sensitive
         ):
-            stats.update(
-                min=datetime.fromtimestamp(self.minimum, UTC).isoformat(),
-                max=datetime.fromtimestamp(self.maximum, UTC).isoformat(),
-            )
+            stats.update(min=_iso(self.minimum), max=_iso(self.maximum))
         elif column.type in ("category", "string", "boolean"):
             if self.min_length is not None:
                 stats.update(min_length=self.min_length, max_length=self.max_length)
@@ -411,26 +476,20 @@ class ColumnChecker:
             self._unique.close()
 
 
-def _floats_or_none(values: np.ndarray) -> np.ndarray | None:
-    """All values parsed in C, or None when one is not a number (the slow path finds which)."""
-    try:
-        return values.astype(np.float64)
-    except ValueError:
-        return None
+def _identities(parsed: np.ndarray) -> np.ndarray:
+    """What repeats of numbers are found by: an int64 value itself, a double's bits (with -0 as 0).
+    Equal values give equal identities, in the fast and the exact path alike (``_identity``)."""
+    if parsed.dtype == np.int64:
+        return parsed
+    return (parsed + 0.0).view(np.int64)
 
 
-def _to_float(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        return math.nan
-
-
-def _to_int(value: str) -> int | None:
-    try:
-        return int(value)
-    except ValueError:
-        return None
+def _identity(value: int | float | None, text: str) -> int:
+    if isinstance(value, int):
+        return value if _INT64_MIN <= value <= _INT64_MAX else hash(numbers.key(value))
+    if isinstance(value, float):
+        return int(np.array([value + 0.0]).view(np.int64)[0])
+    return hash(text)  # not a number: repeats of the same text, as for text columns
 
 
 def _to_epoch(value: str) -> float:
@@ -443,6 +502,15 @@ def _to_epoch(value: str) -> float:
     return parsed.timestamp()
 
 
+def _iso(seconds: float) -> str | None:
+    """Seconds since the epoch as ISO 8601 in UTC; None outside years 1-9999 (a valid
+    ``0001-01-01T00:00:00+01:00`` is in year 0 in UTC)."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def _formula_mask(values: np.ndarray) -> np.ndarray:
     """Cells a spreadsheet would run as a formula (OWASP CSV injection)."""
     first = values.astype("<U1")
@@ -451,5 +519,5 @@ def _formula_mask(values: np.ndarray) -> np.ndarray:
     signed = np.flatnonzero(np.isin(first, ("+", "-")))
     for i in signed.tolist():
         value = str(values[i])
-        mask[i] = len(value) > 1 and not NUMBER.match(value)
+        mask[i] = len(value) > 1 and not numbers.PLAIN_NUMBER.fullmatch(value)
     return mask

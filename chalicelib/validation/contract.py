@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +25,12 @@ SENSITIVE = frozenset({"confidential", "pii"})
 BOOLEAN_TRUE = frozenset({"true", "1", "yes", "t", "y"})
 BOOLEAN_FALSE = frozenset({"false", "0", "no", "f", "n"})
 COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+
+
+def header_names(cells: Sequence[str]) -> list[str]:
+    """A CSV header's cells as column names: whitespace around each trimmed (spaces, tabs, no-break
+    spaces...), case kept. Validation, the training job and serving all match names this way."""
+    return [cell.strip() for cell in cells]
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,8 @@ class Contract:
             raise
         except (ValueError, TypeError) as exc:
             raise ContractError("contract", f"is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise ContractError("contract", "is nested too deeply to be a contract") from None
         return cls.parse(document)
 
     def to_dict(self) -> dict[str, Any]:
@@ -334,8 +343,8 @@ def _parse_column(doc: Any, where: str) -> Column:
             raise ContractError(f"{where}pattern", f"applies to string and category columns, not {kind}")
         try:
             re.compile(pattern)
-        except re.error as exc:
-            raise ContractError(f"{where}pattern", f"is not a valid regular expression: {exc}") from exc
+        except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}, ((((...))))
+            raise ContractError(f"{where}pattern", f"is not a valid regular expression: {exc}") from None
     max_length = doc.get("max_length")
     if max_length is not None:
         _typed(max_length, int, f"{where}max_length", "an integer")

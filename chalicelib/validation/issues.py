@@ -24,6 +24,10 @@ CODES: dict[str, tuple[str, str]] = {
         "save as UTF-8 without BOM, or set format.allow_bom",
     ),
     "INVALID_ENCODING": ("the bytes are not valid UTF-8", "re-export the file as UTF-8"),
+    "UNSUPPORTED_ENCODING": (
+        "the file is UTF-16 or UTF-32 text, not UTF-8",
+        "re-export the file as UTF-8 (in a spreadsheet: CSV UTF-8)",
+    ),
     "UNSUPPORTED_COMPRESSION": (
         "the file is compressed in a format other than gzip",
         "upload plain CSV or gzip",
@@ -99,9 +103,9 @@ CODES: dict[str, tuple[str, str]] = {
 FATAL = frozenset(
     {
         "NO_CONTRACT", "EMPTY_FILE", "FILE_TOO_LARGE", "BINARY_CONTENT", "UTF8_BOM", "INVALID_ENCODING",
-        "UNSUPPORTED_COMPRESSION", "CORRUPT_COMPRESSION", "DECOMPRESSED_TOO_LARGE", "FIELD_TOO_LARGE",
-        "WRONG_DELIMITER", "MISSING_COLUMN", "UNEXPECTED_COLUMN", "DUPLICATE_COLUMN", "UNTERMINATED_QUOTE",
-        "MALFORMED_QUOTING",
+        "UNSUPPORTED_ENCODING", "UNSUPPORTED_COMPRESSION", "CORRUPT_COMPRESSION", "DECOMPRESSED_TOO_LARGE",
+        "FIELD_TOO_LARGE", "WRONG_DELIMITER", "MISSING_COLUMN", "UNEXPECTED_COLUMN", "DUPLICATE_COLUMN",
+        "UNTERMINATED_QUOTE", "MALFORMED_QUOTING",
     }
 )  # fmt: skip
 

@@ -12,19 +12,23 @@ all counted.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import itertools
+import re
+import sys
 import time
 import zlib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from chalicelib.validation.columns import ColumnChecker
-from chalicelib.validation.contract import Contract
+from chalicelib.validation.contract import Contract, header_names
 from chalicelib.validation.issues import IssueLog
 
 CHUNK_ROWS = 8192
@@ -38,6 +42,43 @@ OTHER_COMPRESSION = {
 }
 UTF8_BOM = b"\xef\xbb\xbf"
 OTHER_DELIMITERS = (";", "\t", "|", ",")
+# Encodings a spreadsheet may save a CSV in; their text is full of NUL bytes. UTF-32 first: its
+# little-endian byte-order mark starts with UTF-16's.
+WIDE_ENCODINGS = (
+    ("utf-32-le", codecs.BOM_UTF32_LE, "UTF-32 (little-endian)"),
+    ("utf-32-be", codecs.BOM_UTF32_BE, "UTF-32 (big-endian)"),
+    ("utf-16-le", codecs.BOM_UTF16_LE, "UTF-16 (little-endian)"),
+    ("utf-16-be", codecs.BOM_UTF16_BE, "UTF-16 (big-endian)"),
+)
+ENCODING_PROBE_BYTES = 4096
+
+
+class _Undecodable:
+    """Set when the UTF-8 decoder met a byte it could not decode (see ``_escape_undecodable``)."""
+
+    seen = False
+
+
+# The decoder reads ahead of the csv reader (1 MiB at a time), so an exception from it cannot say
+# which row the bad byte is in. Instead, bytes that are not UTF-8 become lone surrogates
+# (U+DC80-U+DCFF, as Python's "surrogateescape" makes them; valid UTF-8 never decodes to one) and
+# the validation in progress is flagged; the reader then finds the first such character in the rows
+# it reads and names that row and line.
+_UNDECODABLE_CHAR = re.compile("[\udc80-\udcff]")
+_CURRENT_UNDECODABLE: ContextVar[_Undecodable | None] = ContextVar("undecodable", default=None)
+_ESCAPE_ERRORS = "mlops-validation-escape"
+
+
+def _escape_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    flag = _CURRENT_UNDECODABLE.get()
+    if flag is not None:
+        flag.seen = True
+    return "".join(chr(0xDC00 + byte) for byte in exc.object[exc.start : exc.end]), exc.end
+
+
+codecs.register_error(_ESCAPE_ERRORS, _escape_undecodable)
 
 
 class Readable(Protocol):
@@ -122,8 +163,17 @@ def validate_stream(
         )
         for c in contract.columns
     }
-    state: dict[str, Any] = {"rows": 0, "header": None, "compression": None, "bytes": 0, "duplicate_rows": 0}
+    undecodable = _Undecodable()
+    state: dict[str, Any] = {
+        "rows": 0,
+        "header": None,
+        "compression": None,
+        "bytes": 0,
+        "duplicate_rows": 0,
+        "undecodable": undecodable,
+    }
     row_hashes: Any = None
+    flag_token = _CURRENT_UNDECODABLE.set(undecodable)
     try:
         if size is not None and size > fmt.max_bytes:
             log.add(
@@ -138,18 +188,19 @@ def validate_stream(
             log.add("EMPTY_FILE", None, "the file is empty (0 bytes)")
             raise _Stop
         source: Any = buffered
+        text_guard = raw  # the guard that sees the text's bytes
         if head.startswith(GZIP_MAGIC):
             state["compression"] = "gzip"
             raw.max_line = 1 << 62  # compressed bytes have no lines; the decompressed ones are checked
-            decompressed = _GuardedStream(
+            text_guard = _GuardedStream(
                 gzip.GzipFile(fileobj=buffered),
                 log,
                 fmt.max_decompressed_bytes,
                 max_line,
                 "DECOMPRESSED_TOO_LARGE",
             )
-            source = io.BufferedReader(decompressed, READ_BYTES)
-            head = source.peek(8)[:8]
+            text_guard.check_binary = False  # decided below, as for plain text
+            source = io.BufferedReader(text_guard, READ_BYTES)
         else:
             for magic, name in OTHER_COMPRESSION.items():
                 if head.startswith(magic):
@@ -159,30 +210,33 @@ def validate_stream(
                         f"the file is {name}-compressed; only gzip is supported",
                     )
                     raise _Stop
-            if b"\x00" in buffered.peek(READ_BYTES):  # what is buffered already; the guard checks the rest
-                log.add("BINARY_CONTENT", None, "the file contains NUL bytes: it is binary, not a CSV")
-                raise _Stop
-            raw.check_binary = True
-        if head.startswith(UTF8_BOM):
+        sample = source.peek(READ_BYTES)  # what is buffered already; the guard checks the rest
+        encoding = _wide_encoding(sample)
+        if encoding is not None:
+            log.add(
+                "UNSUPPORTED_ENCODING",
+                None,
+                f"the file is encoded as {encoding}, not UTF-8: re-save it as UTF-8",
+            )
+            raise _Stop
+        if b"\x00" in sample:
+            log.add("BINARY_CONTENT", None, "the file contains NUL bytes: it is binary, not a CSV")
+            raise _Stop
+        text_guard.check_binary = True
+        if sample.startswith(UTF8_BOM):
             if not fmt.allow_bom:
                 log.add("UTF8_BOM", None, "the file starts with a UTF-8 byte-order mark (EF BB BF)")
                 raise _Stop
             source.read(len(UTF8_BOM))
-        text = io.TextIOWrapper(source, encoding="utf-8", errors="strict", newline="")
+        text = io.TextIOWrapper(source, encoding="utf-8", errors=_ESCAPE_ERRORS, newline="")
         text._CHUNK_SIZE = READ_BYTES  # type: ignore[attr-defined]  # default 8 KiB reads cost a call each
         row_hashes = _read_rows(text, contract, checkers, log, state, partitions)
     except _Stop:
         pass
-    except UnicodeDecodeError as exc:
-        log.add(
-            "INVALID_ENCODING",
-            None,
-            f"the bytes are not valid UTF-8 after row {state['rows']} (byte {exc.object[exc.start : exc.start + 1]!r})",
-            row=state["rows"] + 1,
-        )
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         log.add("CORRUPT_COMPRESSION", None, f"the gzip stream is corrupt or truncated: {exc}")
     finally:
+        _CURRENT_UNDECODABLE.reset(flag_token)
         if log.fatal:
             for checker in checkers.values():
                 checker.close()
@@ -210,7 +264,8 @@ def _read_rows(
     partitions: int,
 ) -> Any:
     fmt = contract.format
-    csv.field_size_limit(fmt.max_field_bytes)
+    undecodable: _Undecodable = state["undecodable"]
+    csv.field_size_limit(min(fmt.max_field_bytes, sys.maxsize))
     reader = csv.reader(text, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
     try:
         header = next(reader, None)
@@ -218,12 +273,18 @@ def _read_rows(
         _csv_error(exc, 0, 1, log)
         raise _Stop from exc
     if header is None or header == []:
+        if undecodable.seen:  # e.g. a truncated character and nothing else
+            _undecodable_issue(log, None, None, None)
+            raise _Stop
         log.add("EMPTY_FILE", None, "the file has no header row (it is empty or blank)")
+        raise _Stop
+    if undecodable.seen and (found := _first_undecodable([header])) is not None:
+        _undecodable_issue(log, 0, 1, found[1])
         raise _Stop
     state["header"] = header
     order = _check_header(header, contract, log)
     n_columns = len(header)
-    names = [header[i] for i in order]
+    names = contract.column_names  # order[i] is the position of names[i] in the header
     dup_rows = _RowHashes(partitions)
     ragged = 0
     first_ragged: tuple[int, int, int] | None = None
@@ -231,6 +292,11 @@ def _read_rows(
     line = reader.line_num  # file lines consumed so far
     try:
         while chunk := list(itertools.islice(reader, CHUNK_ROWS)):
+            if undecodable.seen and (found := _first_undecodable(chunk)) is not None:
+                bad_row, bad_line = _locate(chunk, found[0], row, line)
+                state["rows"] = bad_row - 1
+                _undecodable_issue(log, bad_row, bad_line, found[1])
+                raise _Stop
             lines_used = reader.line_num - line
             if lines_used == len(chunk) and set(map(len, chunk)) == {n_columns}:
                 # The common case: one line per row, every row complete.
@@ -266,12 +332,16 @@ def _read_rows(
                 numbers = np.asarray(kept_rows, dtype=np.int64)
                 starts = np.asarray(kept_lines, dtype=np.int64)
             line = reader.line_num
+            state["rows"] = row
             if good:
                 _flush(good, numbers, starts, order, names, checkers, log, dup_rows)
     except csv.Error as exc:
         # The failing chunk's rows are unknown here; the line is exact, the row is not.
         _csv_error(exc, None, reader.line_num, log)
         raise _Stop from exc
+    if undecodable.seen:  # not in any row read: should not happen, but never pass the file as UTF-8
+        _undecodable_issue(log, None, None, None)
+        raise _Stop
     if ragged and first_ragged:
         r, ln, n = first_ragged
         log.add(
@@ -284,6 +354,57 @@ def _read_rows(
         )
     state["rows"] = row
     return dup_rows
+
+
+def _first_undecodable(records: list[list[str]]) -> tuple[int, str] | None:
+    """The index of the first record holding an undecodable byte (as a lone surrogate), and it."""
+    for index, record in enumerate(records):
+        for cell in record:
+            if (match := _UNDECODABLE_CHAR.search(cell)) is not None:
+                return index, match.group()
+    return None
+
+
+def _locate(chunk: list[list[str]], index: int, row: int, line: int) -> tuple[int, int]:
+    """Row and start line of ``chunk[index]``, given the rows and lines read before the chunk."""
+    start = line + 1
+    for record in chunk[: index + 1]:
+        start = line + 1
+        line += 1 + sum(cell.count("\n") for cell in record)
+        row += record != []
+    return row, start
+
+
+def _undecodable_issue(log: IssueLog, row: int | None, line: int | None, char: str | None) -> None:
+    where = "the file" if row is None else ("the header" if row == 0 else f"row {row} (line {line})")
+    byte = "" if char is None else f" (the first is {bytes([ord(char) - 0xDC00])!r})"
+    log.add("INVALID_ENCODING", None, f"{where} has bytes that are not valid UTF-8{byte}", row=row, line=line)
+
+
+def _wide_encoding(sample: bytes) -> str | None:
+    """'UTF-16 (little-endian) with a byte-order mark' and the like, when the first bytes are such
+    text; None otherwise (UTF-8, other text, or binary)."""
+    for codec, bom, name in WIDE_ENCODINGS:
+        if sample.startswith(bom) and _looks_like_text(sample[len(bom) : ENCODING_PROBE_BYTES], codec):
+            return f"{name} with a byte-order mark"
+    probe = sample[:ENCODING_PROBE_BYTES]
+    if probe.count(0) < len(probe) // 4:
+        return None  # CSV text in UTF-16 or UTF-32 is mostly ASCII: half or three quarters NUL bytes
+    for codec, _, name in WIDE_ENCODINGS:
+        if _looks_like_text(probe, codec):
+            return f"{name} without a byte-order mark"
+    return None
+
+
+def _looks_like_text(probe: bytes, codec: str) -> bool:
+    try:
+        decoded = codecs.getincrementaldecoder(codec)("strict").decode(probe, final=False)
+    except UnicodeDecodeError:
+        return False
+    if not decoded or "\x00" in decoded:
+        return False
+    odd = sum(1 for ch in decoded if not (ch.isprintable() or ch in "\t\r\n"))
+    return odd <= len(decoded) // 100
 
 
 class _RowHashes:
@@ -330,7 +451,7 @@ def _check_header(header: list[str], contract: Contract, log: IssueLog) -> list[
                 line=1,
             )
             raise _Stop
-    stripped = [h.strip() for h in header]
+    stripped = header_names(header)
     seen: set[str] = set()
     for name in stripped:
         if name in seen:

@@ -35,7 +35,7 @@ from chalicelib.timeutil import now_iso
 from chalicelib.training.messages import run_finished_message
 from chalicelib.training.ports import Contracts, RunsStore
 from chalicelib.training.settings import TrainingSettings
-from chalicelib.validation import Contract, privacy
+from chalicelib.validation import Contract, numbers, privacy
 
 from .core import check_parity, export_onnx, input_schema, model_card, train
 from .pipeline import BOOLEAN
@@ -354,8 +354,10 @@ def holdout_csv(result: Any, contract: Contract) -> bytes:
                 cells.append("")
             elif feature.kind == BOOLEAN:
                 cells.append("true" if float(value) == 1.0 else "false")
+            elif isinstance(value, float | np.floating):  # read back by the one number grammar
+                cells.append(numbers.write_number(float(value), feature.column.type))
             else:
-                cells.append(repr(float(value)) if isinstance(value, float | np.floating) else str(value))
+                cells.append(str(value))
         writer.writerow([*cells, y.item() if hasattr(y, "item") else y])
     return buf.getvalue().encode()
 

@@ -1,8 +1,9 @@
 """CSV files -> typed columns, as the contract declares them.
 
 The files were validated upstream (issue 3), so this reader is simple: the csv module, the
-contract's delimiter, quote character and null values, and a clear error if a value still does not
-parse. Types:
+contract's delimiter, quote character and null values, header names matched as validation matches
+them (``contract.header_names``: trimmed), numbers read by the one grammar
+(``chalicelib.validation.numbers``), and a clear error if a value still does not parse. Types:
 
 * integer, float -> float64, NaN for null
 * boolean        -> float64 0/1, NaN for null (the model sees it as a number; so does ONNX)
@@ -33,7 +34,8 @@ from typing import IO, cast
 
 import numpy as np
 
-from chalicelib.validation.contract import BOOLEAN_FALSE, BOOLEAN_TRUE, Column, Contract
+from chalicelib.validation import numbers
+from chalicelib.validation.contract import BOOLEAN_FALSE, BOOLEAN_TRUE, Column, Contract, header_names
 
 Source = str | os.PathLike[str] | bytes | IO[str] | IO[bytes]
 NUMERIC_TYPES = ("integer", "float", "boolean", "timestamp")
@@ -105,7 +107,7 @@ def _read_rows(
     header = next(reader, None)
     if header is None:
         return  # an empty file has no rows
-    position = {column: i for i, column in enumerate(header)}
+    position = {column: i for i, column in enumerate(header_names(header))}
     missing = [c for c in contract.column_names if c not in position]
     if missing:
         raise ValueError(f"{name}: the header lacks column(s) {', '.join(missing)}")
@@ -142,9 +144,9 @@ def _typed(column: Column, values: list[str | None]) -> np.ndarray:
 
 def _number(column: Column, value: str) -> float:
     try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"column {column.name}: {value!r} is not a number") from None
+        return numbers.to_float(value, column.type)
+    except ValueError as exc:
+        raise ValueError(f"column {column.name}: {exc}") from None
 
 
 def _boolean(column: Column, value: str) -> float:

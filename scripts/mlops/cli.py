@@ -223,7 +223,10 @@ def cmd_runs(run_id: str | None, dataset: str | None) -> int:
 
 
 def cmd_validate(contract_path: str, path: str, reference_path: str | None) -> int:
-    """The same validation the pipeline runs, on a local file. Exit 0 valid, 1 invalid, 2 usage."""
+    """The same validation the pipeline runs, on a local file. Exit 0 valid, 1 invalid, 2 usage.
+
+    Whatever the file holds, the answer is a report (exit 0 or 1); a contract or reference that
+    cannot be used is a usage error naming the file (exit 2)."""
     import json
 
     from chalicelib.validation import Contract, ContractError, validate_stream
@@ -236,10 +239,14 @@ def cmd_validate(contract_path: str, path: str, reference_path: str | None) -> i
         print(f"mlops validate: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     except ContractError as exc:
-        print(f"mlops validate: {contract_path} is not a valid contract: {exc}", file=sys.stderr)
+        print(f"mlops validate: {contract_path} is not a valid contract: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except json.JSONDecodeError as exc:
-        print(f"mlops validate: {reference_path} is not JSON: {exc}", file=sys.stderr)
+    except (ValueError, RecursionError) as exc:  # JSON, UTF-8 or nesting
+        print(f"mlops validate: {reference_path} is not JSON: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    if reference is not None and (problem := _reference_problem(reference, contract)) is not None:
+        stream.close()
+        print(f"mlops validate: {reference_path} is not a drift profile: {problem}", file=sys.stderr)
         return 2
     from chalicelib.validation import privacy
 
@@ -252,6 +259,27 @@ def cmd_validate(contract_path: str, path: str, reference_path: str | None) -> i
         )
     print(json.dumps(privacy.mask_report(result.report, contract), indent=2))
     return 0 if result.status == "valid" else 1
+
+
+def _reference_problem(reference: Any, contract: Any) -> str | None:
+    """Why a reference file cannot be compared with (None when it can): it must be a profile as
+    validation writes it, which the drift statistics can read (tried on the profile itself)."""
+    from chalicelib.validation import drift
+
+    if not isinstance(reference, dict) or not isinstance(reference.get("columns"), dict):
+        return 'expected a JSON object with a "columns" object, as profiles/<dataset>/reference.json'
+    bad = [name for name, column in reference["columns"].items() if not isinstance(column, dict)]
+    if bad:
+        return f"column {bad[0]!r} is not an object"
+    try:
+        drift.compare(reference, reference, contract.drift)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+        return _one_line(exc)
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def cmd_status() -> int:

@@ -310,3 +310,12 @@ def test_a_reference_stored_with_raw_values_is_masked_before_drift_and_the_repor
     feature = report["drift"]["features"]["account"]
     assert all(c.startswith("bucket-") for c in feature["new_categories"] + feature["missing_categories"])
     assert "ACCT-" not in json.dumps(report) and "@example.com" not in json.dumps(report)
+
+
+def test_an_upload_with_spaces_around_header_names_is_validated_not_crashed(world: World, days) -> None:
+    """Issue 13: `site ,` in a header was a KeyError in the pipeline, retried for hours, no report."""
+    header, rows = days
+    spaced = [f"{name} " if i % 2 else f" {name}" for i, name in enumerate(header)]
+    entry = world.upload(f"incoming/{DATASET}/spaced.csv", to_csv(spaced, rows[:100]))
+    assert entry is not None and entry.status == "valid" and entry.rows == 100
+    assert world.json(entry.report_key)["issues"] == []
