@@ -135,8 +135,8 @@ def validate_stream(
     """
     started = time.monotonic()
     capacity = capacity or Capacity()
-    checks = 1 + sum(c.unique or c.name == contract.row_id for c in contract.columns)
-    store = SpillStore(capacity.spill_bytes, directory=spill_dir, partitions=_partitions(size, checks))
+    partitions = _partitions(size, _duplicate_checks(contract))
+    store = SpillStore(capacity.spill_bytes, directory=spill_dir, partitions=partitions)
     try:
         return _validate(stream, contract, size, reference, seed, capacity, store, started)
     finally:
@@ -164,7 +164,7 @@ def _validate(
         "bytes": 0,
         "duplicate_rows": 0,
         "started": started,
-        "checks": 1 + sum(c.unique or c.name == contract.row_id for c in contract.columns),
+        "checks": _duplicate_checks(contract),
     }
     row_hashes: Any = None
     try:
@@ -245,6 +245,11 @@ def _validate(
     return _result(contract, checkers, log, state, time.monotonic() - started, reference)
 
 
+def _duplicate_checks(contract: Contract) -> int:
+    """Whole rows, the row id and each unique column are checked for repeats."""
+    return 1 + sum(c.unique or c.name == contract.row_id for c in contract.columns)
+
+
 def _partitions(size: int | None, checks: int) -> int:
     """Spill files for an upload of ``size`` bytes: enough that each holds about what is sorted at
     once, were every row as short as a spilled value (14 bytes) and a gzip upload four times its
@@ -283,8 +288,8 @@ class _LineMeter:
     """The csv reader's lines, read a batch at a time and measured on the way.
 
     ``chars`` counts the characters read so far; ``longest`` is the longest line since the current
-    chunk began, the batch it began in included: when every record is one line, no field of the
-    chunk is longer. With ``limit`` set, reading past that many characters raises _RecordTooLong.
+    chunk began, the batch it began in included: when every record of the chunk is one line, none
+    of its fields is longer. Reading past ``limit`` characters raises _RecordTooLong.
     """
 
     def __init__(self, text: io.TextIOWrapper) -> None:
@@ -309,19 +314,20 @@ class _LineMeter:
 
 
 def _next_chunk(
-    reader: Any, meter: _LineMeter, rows: int, step: int, chunk_bytes: int, record_limit: int | None
+    reader: Any, meter: _LineMeter, rows: int, chunk_bytes: int, max_line: int
 ) -> list[list[str]]:
     """Up to ``rows`` records, stopping once about ``chunk_bytes`` characters were read.
 
-    Records are taken ``step`` at a time, so a chunk overshoots by at most ``step`` records; with
-    ``record_limit`` (multi-line records) each step may read only that many characters.
+    Records are taken a few at a time, as many as fit in ``chunk_bytes`` at the line limit, so a
+    chunk overshoots by at most that much. A record may span lines (quoted line breaks): one that
+    runs over twice the line limit stops the reading (_RecordTooLong).
     """
+    step = max(1, chunk_bytes // max_line)
     start = meter.begin_chunk()
     chunk: list[list[str]] = []
     while len(chunk) < rows and meter.chars - start < chunk_bytes:
         want = min(step, rows - len(chunk))
-        if record_limit is not None:
-            meter.limit = meter.chars + record_limit
+        meter.limit = meter.chars + want * 2 * max_line + LINES_HINT
         got = len(chunk)
         chunk.extend(itertools.islice(reader, want))
         if len(chunk) - got < want:
@@ -371,13 +377,8 @@ def _read_rows(
     row = 0  # data rows so far
     line = reader.line_num  # file lines consumed so far
     rows_per_chunk = max(1, min(CHUNK_ROWS, capacity.chunk_cells // n_columns))
-    multiline = fmt.allow_multiline_fields
-    # A record is one line (the guard bounds lines) unless records may span lines: then they are
-    # taken one at a time, each within twice the line limit.
-    step = 1 if multiline else max(1, capacity.chunk_bytes // max_line)
-    record_limit = 2 * max_line + LINES_HINT if multiline else None
     try:
-        while chunk := _next_chunk(reader, meter, rows_per_chunk, step, capacity.chunk_bytes, record_limit):
+        while chunk := _next_chunk(reader, meter, rows_per_chunk, capacity.chunk_bytes, max_line):
             lines_used = reader.line_num - line
             if lines_used == len(chunk) and set(map(len, chunk)) == {n_columns}:
                 # The common case: one line per row, every row complete.
@@ -385,6 +386,7 @@ def _read_rows(
                 starts = np.arange(line + 1, line + 1 + len(chunk), dtype=np.int64)
                 good = chunk
                 row += len(chunk)
+                width = meter.longest  # no field is longer than its line
             else:
                 good, kept_rows, kept_lines = [], [], []
                 # Where each record starts is lost in this chunk; recount from the records themselves.
@@ -412,6 +414,7 @@ def _read_rows(
                     kept_lines.append(start)
                 numbers = np.asarray(kept_rows, dtype=np.int64)
                 starts = np.asarray(kept_lines, dtype=np.int64)
+                width = max(map(len, itertools.chain.from_iterable(good)), default=0)
             line = reader.line_num
             if row > capacity.max_rows:
                 log.add(
@@ -424,7 +427,6 @@ def _read_rows(
             if good:
                 # Columns become numpy text arrays as wide as their longest value: a chunk with long
                 # values is checked a slice at a time.
-                width = max(map(len, itertools.chain.from_iterable(good))) if multiline else meter.longest
                 rows_per_array = max(1, capacity.array_bytes // (4 * max(1, width)))
                 for lo in range(0, len(good), rows_per_array):
                     hi = lo + rows_per_array
@@ -448,8 +450,9 @@ def _read_rows(
         log.add(
             "FIELD_TOO_LARGE",
             None,
-            f"a record starting after line {line} runs over {max_line:,} characters across its line breaks",
-            line=line + 1,
+            f"a record with quoted line breaks, at line {reader.line_num:,}, is longer than "
+            f"{2 * max_line:,} characters (a missing closing quote?)",
+            line=reader.line_num,
         )
         raise _Stop from exc
     if ragged and first_ragged:

@@ -284,6 +284,19 @@ def test_memory_stays_flat_for_lines_at_the_length_limit() -> None:
     assert large < small * 1.2, (small, large)
 
 
+def test_a_field_spanning_many_short_lines_does_not_widen_the_whole_chunk() -> None:
+    # Line breaks inside quotes (reported, not fatal): the longest line says nothing of the field.
+    field = "\n".join(["y" * 499] * 100)  # 50,000 characters on short lines
+    rows = [f"r{i},{i}.5,short,true" for i in range(2000)]
+    rows.insert(1000, f'"{field}",1.5,short,true')  # in the id column, whose values are all distinct
+    data = ("id,x,note,y\n" + "\n".join(rows) + "\n").encode()
+    results = []
+    peak = tracemalloc_peak(lambda: results.append(validate_stream(io.BytesIO(data), contract())))
+    assert "EMBEDDED_NEWLINE" in codes(results[0]) and results[0].report["rows"] == 2001
+    # 2,001 values as wide as the long one would take 400 MB as one numpy array.
+    assert peak < 150 * 1024 * 1024, peak
+
+
 def test_memory_stays_flat_with_thousands_of_columns_and_the_profile_is_bounded() -> None:
     from chalicelib.validation.capacity import Capacity
 
