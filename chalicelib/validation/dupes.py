@@ -59,9 +59,8 @@ class SpillStore:
         self.peak = 0  # the most bytes on disk at once
         self._parent = directory
         self._partitions = partitions
-        self._shift = 64 - (
-            partitions.bit_length() - 1
-        )  # a partition holds keys [p << shift, (p+1) << shift)
+        # Partition p holds the keys [p << shift, (p + 1) << shift).
+        self._shift = 64 - (partitions.bit_length() - 1)
         self._sort_bytes = SORT_BYTES if sort_bytes is None else sort_bytes
         self._flush_entries = FLUSH_ENTRIES if flush_entries is None else flush_entries
         self._dir: str | None = None  # made at the first write: small uploads never touch disk

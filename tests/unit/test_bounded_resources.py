@@ -126,7 +126,7 @@ def test_spill_per_row_stays_under_the_documented_bytes(spill_sizes: list[int]) 
     result = validate_stream(io.BytesIO(distinct_rows(rows)), contract())
     assert result.status == "valid", result.report["issues"]
     checks = 2  # the row id and whole rows
-    assert sum(spill_sizes) <= rows * checks * DOCUMENTED_SPILL_BYTES_PER_VALUE, spill_sizes
+    assert 0 < sum(spill_sizes) <= rows * checks * DOCUMENTED_SPILL_BYTES_PER_VALUE, spill_sizes
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip bomb"])
@@ -300,7 +300,7 @@ def test_a_field_spanning_many_short_lines_does_not_widen_the_whole_chunk() -> N
 def test_memory_stays_flat_with_thousands_of_columns_and_the_profile_is_bounded() -> None:
     from chalicelib.validation.capacity import Capacity
 
-    width = 2000
+    width = 1000
     columns = [{"name": f"f{i}", "type": "float", "classification": "internal"} for i in range(width)]
     c = contract([*columns, {"name": "y", "type": "boolean", "classification": "internal"}], row_id=None)
     # A lowered capacity: 100 sampled values a column, chunks of 50 rows.
