@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch scan-venv scan package deploy postdeploy
+.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial scan-venv scan package deploy postdeploy
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -82,6 +82,12 @@ bench-validation: $(STAMP)
 BATCH_BENCH_ARGS ?=
 bench-batch: $(STAMP)
 	$(BIN)/python benchmarks/batch_bench.py $(BATCH_BENCH_ARGS)
+
+# Adversarial uploads (issue 13): the validator's peak RSS and /tmp for each kind of hostile content
+# at 1x and 4x size, each case in its own process. ADVERSARIAL_BENCH_ARGS=--quick: under a minute.
+ADVERSARIAL_BENCH_ARGS ?=
+bench-adversarial: $(STAMP)
+	$(BIN)/python benchmarks/adversarial_bench.py $(ADVERSARIAL_BENCH_ARGS)
 
 # Deploy into your AWS account (README, "Deploy"): data plane, chalice deploy, post-deploy step,
 # monitoring, smoke check. DEPLOY_ARGS="--build-image" also builds and pushes the job image.

@@ -16,9 +16,9 @@ bp = Area(__name__)
 settings = bootstrap.settings()
 
 
-@bp.on_sqs_message(
-    queue=settings.ingest_queue, batch_size=10, maximum_batching_window_in_seconds=1, name="ingest_upload"
-)
+# One upload an invocation: each gets the function's whole timeout, within which the validator's
+# time budget (validation.capacity.Capacity.seconds) leaves room to hash, copy and report.
+@bp.on_sqs_message(queue=settings.ingest_queue, batch_size=1, name="ingest_upload")
 def ingest_upload(event: SQSEvent) -> dict[str, Any]:
     """S3 notifications of uploads under incoming/ -> validation -> uploads ledger."""
     from chalicelib.ingest.handler import handle_ingest_batch

@@ -26,6 +26,7 @@ EXAMPLE_CHARS = 40
 MAX_TRACKED_CATEGORIES = 1000  # distinct values counted per text column before it counts as free text
 RESERVOIR_SIZE = 5000
 _INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+MAX_CATEGORY_CHARS = 1 << 20  # characters of the counted values of one text column
 # OWASP CSV injection: a cell a spreadsheet would run as a formula.
 FORMULA_START = ("=", "@", "\t", "\r")
 _BOOLEANS = np.array(sorted(BOOLEAN_TRUE | BOOLEAN_FALSE))
@@ -34,7 +35,14 @@ _TRUE = np.array(sorted(BOOLEAN_TRUE))
 
 class ColumnChecker:
     def __init__(
-        self, column: Column, fmt: FileFormat, track_unique: bool, seed: int = 0, partitions: int = 16
+        self,
+        column: Column,
+        fmt: FileFormat,
+        unique: DuplicateFinder | None = None,
+        seed: int = 0,
+        sample_size: int = RESERVOIR_SIZE,
+        max_categories: int = MAX_TRACKED_CATEGORIES,
+        max_category_chars: int = MAX_CATEGORY_CHARS,
     ) -> None:
         self.column = column
         self.format = fmt
@@ -49,6 +57,11 @@ class ColumnChecker:
         self.max_length: int | None = None
         self.categories: dict[str, int] = {}
         self.free_text = False
+        # Counting stops (the column is free text) past either figure: memory stays bounded.
+        self._max_categories = max_categories
+        self._max_category_chars = max_category_chars
+        self._category_chars = 0
+        self._distinct_floor = 0  # distinct values known when counting stopped
         self.numeric = column.type in ("integer", "float")
         self._allowed = np.array([str(v) for v in column.allowed]) if column.allowed else None
         self._allowed_set = {str(v) for v in column.allowed} if column.allowed else set()
@@ -64,12 +77,12 @@ class ColumnChecker:
             self._low, self._high = column.min, column.max
         self._pattern = re.compile(column.pattern) if column.pattern else None
         self._nulls = np.array(fmt.null_values)
-        self._unique = DuplicateFinder(partitions) if track_unique else None
+        self._unique = unique  # the row id's or a unique column's duplicate check
         self._reservoir: Any = None
         if self.numeric and column.classification != "pii":
             from chalicelib.validation.drift import Reservoir
 
-            self._reservoir = Reservoir(capacity=RESERVOIR_SIZE, seed=seed)
+            self._reservoir = Reservoir(capacity=max(1, sample_size), seed=seed)
 
     # --- feeding -----------------------------------------------------------------------------------
 
@@ -366,10 +379,17 @@ class ColumnChecker:
             self._count(dict(zip(unique.tolist(), counts.tolist(), strict=True)))
 
     def _count(self, counts: dict[str, int]) -> None:
+        categories = self.categories
         for value, n in counts.items():
-            self.categories[value] = self.categories.get(value, 0) + n
-        if len(self.categories) > MAX_TRACKED_CATEGORIES:
-            self.free_text = True  # an id or free text: counting it would grow without bound
+            if value in categories:
+                categories[value] += n
+            else:
+                categories[value] = n
+                self._category_chars += len(value)
+        if len(categories) > self._max_categories or self._category_chars > self._max_category_chars:
+            # An id, free text or long values: counting them would grow without bound.
+            self.free_text = True
+            self._distinct_floor = len(categories)
             self.categories = {}
 
     def _issue(
@@ -445,7 +465,7 @@ class ColumnChecker:
             if self.min_length is not None:
                 stats.update(min_length=self.min_length, max_length=self.max_length)
             if self.free_text:
-                stats["distinct"] = f">{MAX_TRACKED_CATEGORIES}"
+                stats["distinct"] = f">{self._distinct_floor - 1}"
             else:
                 stats["distinct"] = len(self.categories)
                 if not column.sensitive:  # values of confidential and pii columns never leave the data

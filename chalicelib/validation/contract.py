@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chalicelib.settings import DATASET_NAME
+from chalicelib.validation.capacity import MAX_COLUMNS
 from chalicelib.validation.exceptions import ContractError
 
 COLUMN_TYPES = ("integer", "float", "boolean", "category", "string", "timestamp")
@@ -241,6 +242,10 @@ def _parse_contract(doc: Any) -> Contract:
     raw_columns = _typed(_require(doc, "columns", ""), list, "columns", "a list")
     if not raw_columns:
         raise ContractError("columns", "must list at least one column")
+    if len(raw_columns) > MAX_COLUMNS:
+        raise ContractError(
+            "columns", f"lists {len(raw_columns):,} columns; at most {MAX_COLUMNS:,} are allowed"
+        )
     columns = tuple(_parse_column(c, f"columns[{i}].") for i, c in enumerate(raw_columns))
     seen: set[str] = set()
     for i, column in enumerate(columns):

@@ -14,3 +14,13 @@ class ContractError(ValidationError, InvalidInput):
 
 class NoContract(ValidationError, NotFound):
     """No contract is stored for the dataset."""
+
+
+class SpillLimitExceeded(ValidationError):
+    """The duplicate checks would write more than their limit to local disk (not the caller's
+    mistake as such: the validator reports it as ``CAPACITY_EXCEEDED``)."""
+
+    def __init__(self, limit: int, needed: int) -> None:
+        super().__init__(f"the duplicate checks need more than {limit:,} bytes of local disk")
+        self.limit = limit
+        self.needed = needed

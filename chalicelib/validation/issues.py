@@ -97,6 +97,10 @@ CODES: dict[str, tuple[str, str]] = {
         "more identical rows than limits.max_duplicate_row_fraction",
         "remove the duplicates",
     ),
+    "CAPACITY_EXCEEDED": (
+        "checking the upload needs more local disk, time, rows or columns than the validator has",
+        "split the upload into smaller files (the message names the limit; docs/contracts.md, Capacity)",
+    ),
 }
 
 # Structural problems: after one of these the rest of the file cannot be trusted, so reading stops.
@@ -105,7 +109,7 @@ FATAL = frozenset(
         "NO_CONTRACT", "EMPTY_FILE", "FILE_TOO_LARGE", "BINARY_CONTENT", "UTF8_BOM", "INVALID_ENCODING",
         "UNSUPPORTED_ENCODING", "UNSUPPORTED_COMPRESSION", "CORRUPT_COMPRESSION", "DECOMPRESSED_TOO_LARGE",
         "FIELD_TOO_LARGE", "WRONG_DELIMITER", "MISSING_COLUMN", "UNEXPECTED_COLUMN", "DUPLICATE_COLUMN",
-        "UNTERMINATED_QUOTE", "MALFORMED_QUOTING",
+        "UNTERMINATED_QUOTE", "MALFORMED_QUOTING", "CAPACITY_EXCEEDED",
     }
 )  # fmt: skip
 

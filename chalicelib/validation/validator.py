@@ -2,8 +2,10 @@
 
 The bytes flow through a guard (size limits, NUL bytes, line length), optional gzip decompression
 (with its own limit), strict UTF-8 decoding and the csv module; rows are checked a chunk at a time
-with numpy by one ``ColumnChecker`` per column. Memory is a chunk of rows, the per-column
-statistics and reservoir samples, and a partition of the duplicate finder: not the file.
+with numpy by one ``ColumnChecker`` per column. Memory is a chunk of rows (bounded in rows, cells
+and characters), the per-column statistics and samples (bounded over all columns), and what the
+duplicate checks sort at once; their spill to local disk has a limit too. Each figure is a field
+of ``Capacity``; an upload that would pass one is quarantined with ``CAPACITY_EXCEEDED``.
 
 Bad input is data: every problem becomes an issue with a stable code in the report, never an
 exception. Structural problems (encoding, quoting, header) stop the reading; value problems are
@@ -18,21 +20,30 @@ import gzip
 import io
 import itertools
 import re
-import sys
 import time
 import zlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from chalicelib.validation.columns import ColumnChecker
+from chalicelib.validation.capacity import Capacity
+from chalicelib.validation.columns import (
+    MAX_CATEGORY_CHARS,
+    MAX_TRACKED_CATEGORIES,
+    RESERVOIR_SIZE,
+    ColumnChecker,
+)
 from chalicelib.validation.contract import Contract, header_names
+from chalicelib.validation.dupes import ENTRY_BYTES, PARTITIONS, SORT_BYTES, SpillStore
+from chalicelib.validation.exceptions import SpillLimitExceeded
 from chalicelib.validation.issues import IssueLog
 
 CHUNK_ROWS = 8192
 READ_BYTES = 1024 * 1024
+LINES_HINT = 1024 * 1024  # characters of lines read at a time for the csv reader
 GZIP_MAGIC = b"\x1f\x8b"
 OTHER_COMPRESSION = {
     b"PK\x03\x04": "zip",
@@ -89,6 +100,10 @@ class Readable(Protocol):
 
 class _Stop(Exception):
     """Reading must stop: the issue has been logged."""
+
+
+class _RecordTooLong(Exception):
+    """A record with embedded line breaks runs past the line limit."""
 
 
 @dataclass
@@ -150,28 +165,49 @@ def validate_stream(
     size: int | None = None,
     reference: dict[str, Any] | None = None,
     seed: int = 0,
+    capacity: Capacity | None = None,
+    spill_dir: str | None = None,
 ) -> ValidationResult:
-    """Validate a CSV (plain or gzip) read from a binary stream. Never raises on bad data."""
+    """Validate a CSV (plain or gzip) read from a binary stream. Never raises on bad data.
+
+    ``capacity`` bounds what the validation may use (memory, local disk, time); ``spill_dir`` is
+    where the duplicate checks spill (default: the temporary directory, /tmp on Lambda).
+    """
     started = time.monotonic()
+    capacity = capacity or Capacity()
+    partitions = _partitions(size, _duplicate_checks(contract))
+    store = SpillStore(capacity.spill_bytes, directory=spill_dir, partitions=partitions)
+    try:
+        return _validate(stream, contract, size, reference, seed, capacity, store, started)
+    finally:
+        store.close()
+
+
+def _validate(
+    stream: Readable,
+    contract: Contract,
+    size: int | None,
+    reference: dict[str, Any] | None,
+    seed: int,
+    capacity: Capacity,
+    store: SpillStore,
+    started: float,
+) -> ValidationResult:
     log = IssueLog()
     fmt = contract.format
-    max_line = fmt.max_field_bytes * 2 + 65536
-    partitions = _partitions(size, 1 + sum(c.unique or c.name == contract.row_id for c in contract.columns))
-    checkers = {
-        c.name: ColumnChecker(
-            c, fmt, track_unique=c.unique or c.name == contract.row_id, seed=seed, partitions=partitions
-        )
-        for c in contract.columns
-    }
-    undecodable = _Undecodable()
+    max_line = _max_field(contract, capacity) * 2 + 65536
+    checkers = _checkers(contract, capacity, store, seed)
     state: dict[str, Any] = {
         "rows": 0,
         "header": None,
         "compression": None,
         "bytes": 0,
         "duplicate_rows": 0,
-        "undecodable": undecodable,
+        "started": started,
+        "checks": _duplicate_checks(contract),
     }
+    undecodable = _Undecodable()
+    state["undecodable"] = undecodable
     row_hashes: Any = None
     flag_token = _CURRENT_UNDECODABLE.set(undecodable)
     try:
@@ -230,9 +266,18 @@ def validate_stream(
             source.read(len(UTF8_BOM))
         text = io.TextIOWrapper(source, encoding="utf-8", errors=_ESCAPE_ERRORS, newline="")
         text._CHUNK_SIZE = READ_BYTES  # type: ignore[attr-defined]  # default 8 KiB reads cost a call each
-        row_hashes = _read_rows(text, contract, checkers, log, state, partitions)
+        row_hashes = _read_rows(text, contract, checkers, log, state, store, capacity, max_line)
     except _Stop:
         pass
+    except SpillLimitExceeded as exc:
+        log.add(
+            "CAPACITY_EXCEEDED",
+            None,
+            f"the duplicate checks ({state['checks']} a row: the row id, unique columns and whole rows, "
+            f"{ENTRY_BYTES} bytes each) need more than the {exc.limit:,} bytes of local disk the validator "
+            f"has; the limit was reached after row {state['rows']:,}: split the upload into smaller files",
+            row=state["rows"] + 1,
+        )
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         log.add("CORRUPT_COMPRESSION", None, f"the gzip stream is corrupt or truncated: {exc}")
     finally:
@@ -247,12 +292,95 @@ def validate_stream(
     return _result(contract, checkers, log, state, time.monotonic() - started, reference)
 
 
-def _partitions(size: int | None, finders: int) -> int:
-    """Spill partitions per duplicate finder: about one per 8 MiB of upload, so the partition
-    sorted at the end stays small however large the file; all finders together keep well under
-    Lambda's 1,024 open files."""
-    wanted = 64 if size is None else size // (8 * 1024 * 1024)
-    return int(max(8, min(wanted, 512 // max(1, finders))))
+def _duplicate_checks(contract: Contract) -> int:
+    """Whole rows, the row id and each unique column are checked for repeats."""
+    return 1 + sum(c.unique or c.name == contract.row_id for c in contract.columns)
+
+
+def _partitions(size: int | None, checks: int) -> int:
+    """Spill files for an upload of ``size`` bytes: enough that each holds about what is sorted at
+    once, were every row as short as a spilled value (14 bytes) and a gzip upload four times its
+    size; fewer only cost reading a larger file twice or more, never memory."""
+    expected = (size if size is not None else 256 * 1024 * 1024) * 4 * checks
+    wanted = max(1, -(-expected // SORT_BYTES))
+    return int(min(PARTITIONS, 1 << (wanted - 1).bit_length()))
+
+
+def _max_field(contract: Contract, capacity: Capacity) -> int:
+    """The longest field read: the contract's limit, within the capacity."""
+    return min(contract.format.max_field_bytes, capacity.max_field_bytes)
+
+
+def _checkers(
+    contract: Contract, capacity: Capacity, store: SpillStore, seed: int
+) -> dict[str, ColumnChecker]:
+    """One checker per column; the sample and category budgets are shared out among the columns."""
+    numeric = sum(c.type in ("integer", "float") for c in contract.columns) or 1
+    text = sum(c.type in ("category", "string", "boolean") for c in contract.columns) or 1
+    return {
+        c.name: ColumnChecker(
+            c,
+            contract.format,
+            unique=store.finder() if c.unique or c.name == contract.row_id else None,
+            seed=seed,
+            sample_size=min(RESERVOIR_SIZE, capacity.sample_values // numeric),
+            max_categories=min(MAX_TRACKED_CATEGORIES, capacity.category_values // text),
+            max_category_chars=min(MAX_CATEGORY_CHARS, capacity.category_chars // text),
+        )
+        for c in contract.columns
+    }
+
+
+class _LineMeter:
+    """The csv reader's lines, read a batch at a time and measured on the way.
+
+    ``chars`` counts the characters read so far; ``longest`` is the longest line since the current
+    chunk began, the batch it began in included: when every record of the chunk is one line, none
+    of its fields is longer. Reading past ``limit`` characters raises _RecordTooLong.
+    """
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self._text = text
+        self.chars = 0
+        self.longest = 0
+        self._batch_longest = 0
+        self.limit: int | None = None
+
+    def lines(self) -> Iterator[str]:
+        while batch := self._text.readlines(LINES_HINT):
+            self._batch_longest = max(map(len, batch))
+            self.longest = max(self.longest, self._batch_longest)
+            self.chars += sum(map(len, batch))
+            if self.limit is not None and self.chars > self.limit:
+                raise _RecordTooLong
+            yield from batch
+
+    def begin_chunk(self) -> int:
+        self.longest = self._batch_longest
+        return self.chars
+
+
+def _next_chunk(
+    reader: Any, meter: _LineMeter, rows: int, chunk_bytes: int, max_line: int
+) -> list[list[str]]:
+    """Up to ``rows`` records, stopping once about ``chunk_bytes`` characters were read.
+
+    Records are taken a few at a time, as many as fit in ``chunk_bytes`` at the line limit, so a
+    chunk overshoots by at most that much. A record may span lines (quoted line breaks): one that
+    runs over twice the line limit stops the reading (_RecordTooLong).
+    """
+    step = max(1, chunk_bytes // max_line)
+    start = meter.begin_chunk()
+    chunk: list[list[str]] = []
+    while len(chunk) < rows and meter.chars - start < chunk_bytes:
+        want = min(step, rows - len(chunk))
+        meter.limit = meter.chars + want * 2 * max_line + LINES_HINT
+        got = len(chunk)
+        chunk.extend(itertools.islice(reader, want))
+        if len(chunk) - got < want:
+            break  # the end of the file
+    meter.limit = None
+    return chunk
 
 
 def _read_rows(
@@ -261,12 +389,15 @@ def _read_rows(
     checkers: dict[str, ColumnChecker],
     log: IssueLog,
     state: dict[str, Any],
-    partitions: int,
+    store: SpillStore,
+    capacity: Capacity,
+    max_line: int,
 ) -> Any:
     fmt = contract.format
     undecodable: _Undecodable = state["undecodable"]
-    csv.field_size_limit(min(fmt.max_field_bytes, sys.maxsize))
-    reader = csv.reader(text, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
+    csv.field_size_limit(_max_field(contract, capacity))
+    meter = _LineMeter(text)
+    reader = csv.reader(meter.lines(), delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -282,16 +413,26 @@ def _read_rows(
         _undecodable_issue(log, 0, 1, found[1])
         raise _Stop
     state["header"] = header
+    if len(header) > capacity.max_columns:
+        log.add(
+            "CAPACITY_EXCEEDED",
+            None,
+            f"the header has {len(header):,} fields; the validator reads at most {capacity.max_columns:,} columns",
+            row=0,
+            line=1,
+        )
+        raise _Stop
     order = _check_header(header, contract, log)
     n_columns = len(header)
     names = contract.column_names  # order[i] is the position of names[i] in the header
-    dup_rows = _RowHashes(partitions)
+    dup_rows = _RowHashes(store)
     ragged = 0
     first_ragged: tuple[int, int, int] | None = None
     row = 0  # data rows so far
     line = reader.line_num  # file lines consumed so far
+    rows_per_chunk = max(1, min(CHUNK_ROWS, capacity.chunk_cells // n_columns))
     try:
-        while chunk := list(itertools.islice(reader, CHUNK_ROWS)):
+        while chunk := _next_chunk(reader, meter, rows_per_chunk, capacity.chunk_bytes, max_line):
             if undecodable.seen and (found := _first_undecodable(chunk)) is not None:
                 bad_row, bad_line = _locate(chunk, found[0], row, line)
                 state["rows"] = bad_row - 1
@@ -304,6 +445,7 @@ def _read_rows(
                 starts = np.arange(line + 1, line + 1 + len(chunk), dtype=np.int64)
                 good = chunk
                 row += len(chunk)
+                width = meter.longest  # no field is longer than its line
             else:
                 good, kept_rows, kept_lines = [], [], []
                 # Where each record starts is lost in this chunk; recount from the records themselves.
@@ -331,13 +473,47 @@ def _read_rows(
                     kept_lines.append(start)
                 numbers = np.asarray(kept_rows, dtype=np.int64)
                 starts = np.asarray(kept_lines, dtype=np.int64)
+                width = max(map(len, itertools.chain.from_iterable(good)), default=0)
             line = reader.line_num
             state["rows"] = row
+            if row > capacity.max_rows:
+                log.add(
+                    "CAPACITY_EXCEEDED",
+                    None,
+                    f"the upload has more than {capacity.max_rows:,} rows, the most the validator numbers",
+                    row=capacity.max_rows + 1,
+                )
+                raise _Stop
             if good:
-                _flush(good, numbers, starts, order, names, checkers, log, dup_rows)
+                # Columns become numpy text arrays as wide as their longest value: a chunk with long
+                # values is checked a slice at a time.
+                rows_per_array = max(1, capacity.array_bytes // (4 * max(1, width)))
+                for lo in range(0, len(good), rows_per_array):
+                    hi = lo + rows_per_array
+                    _flush(good[lo:hi], numbers[lo:hi], starts[lo:hi], order, names, checkers, log, dup_rows)
+            del chunk, good  # before the next chunk is read: one chunk in memory at a time
+            state["rows"] = row
+            if capacity.seconds is not None and time.monotonic() - state["started"] >= capacity.seconds:
+                log.add(
+                    "CAPACITY_EXCEEDED",
+                    None,
+                    f"validation stopped after {capacity.seconds:g} seconds, at row {row:,}: the upload "
+                    "takes longer to check than the validator may spend",
+                    row=row + 1,
+                )
+                raise _Stop
     except csv.Error as exc:
         # The failing chunk's rows are unknown here; the line is exact, the row is not.
         _csv_error(exc, None, reader.line_num, log)
+        raise _Stop from exc
+    except _RecordTooLong as exc:
+        log.add(
+            "FIELD_TOO_LARGE",
+            None,
+            f"a record with quoted line breaks, at line {reader.line_num:,}, is longer than "
+            f"{2 * max_line:,} characters (a missing closing quote?)",
+            line=reader.line_num,
+        )
         raise _Stop from exc
     if undecodable.seen:  # not in any row read: should not happen, but never pass the file as UTF-8
         _undecodable_issue(log, None, None, None)
@@ -408,12 +584,10 @@ def _looks_like_text(probe: bytes, codec: str) -> bool:
 
 
 class _RowHashes:
-    """Whole-row duplicates, via the same bounded-memory finder."""
+    """Whole-row duplicates: one more check on the shared spill store."""
 
-    def __init__(self, partitions: int) -> None:
-        from chalicelib.validation.dupes import DuplicateFinder
-
-        self.finder = DuplicateFinder(partitions=partitions)
+    def __init__(self, store: SpillStore) -> None:
+        self.finder = store.finder()
 
     def add(self, rows: list[list[str]], numbers: np.ndarray) -> None:
         hashes = np.fromiter(map(hash, map(tuple, rows)), dtype=np.int64, count=len(rows))

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from mlops import PROJECT_DIR
+from mlops import CHALICE_CONFIG, PROJECT_DIR
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,26 @@ class Function:
     policy_file: str | None
     queue: str | None = None  # the SQS queue name of an `sqs` function
     batch_size: int | None = None
+    ephemeral_storage: int | None = None  # /tmp in MB (lambda_ephemeral_storage); None: Lambda's 512
 
     @property
     def log_group(self) -> str:
         return f"/aws/lambda/{self.function_name}"
+
+
+def ephemeral_storage(config: dict[str, Any], stage: str, name: str) -> int | None:
+    """A function's ``lambda_ephemeral_storage`` (MB of /tmp) in ``.chalice/config.json``.
+
+    Looked up as Chalice looks up its own settings: the function's, else the stage's, else the top
+    level's. Chalice 1.34 has no such setting (aws/chalice#1962) and ignores the key, so
+    ``mlops package`` puts it into the template (``EphemeralStorage``) and ``mlops postdeploy`` sets
+    it after ``chalice deploy``.
+    """
+    stage_config = config.get("stages", {}).get(stage, {})
+    for scope in (stage_config.get("lambda_functions", {}).get(name, {}), stage_config, config):
+        if "lambda_ephemeral_storage" in scope:
+            return int(scope["lambda_ephemeral_storage"])
+    return None
 
 
 def functions(stage: str) -> list[Function]:
@@ -66,6 +82,7 @@ def _describe(stage: str) -> list[dict[str, Any]]:
     application = ApplicationGraphBuilder().build(config, stage)
     resources = DependencyBuilder().build_dependencies(application)
     described: dict[str, dict[str, Any]] = {}
+    raw_config = json.loads(CHALICE_CONFIG.read_text())
 
     def add(fn: models.LambdaFunction, kind: str, **extra: Any) -> None:
         name = fn.resource_name
@@ -85,6 +102,7 @@ def _describe(stage: str) -> list[dict[str, Any]]:
             "reserved_concurrency": fn.reserved_concurrency,
             "log_retention_days": settings.log_retention_in_days,
             "policy_file": os.path.basename(policy.filename) if policy is not None else None,
+            "ephemeral_storage": ephemeral_storage(raw_config, stage, name),
             **extra,
         }
 

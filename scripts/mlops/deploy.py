@@ -10,7 +10,7 @@ Steps, each printed before it runs (README, "Deploy"):
    ``<prefix>-<stage>-data-plane``;
 4. the functions and the API: ``chalice deploy --stage <stage>``;
 5. the post-deploy step Chalice lacks (``mlops.postdeploy``: ReportBatchItemFailures on every SQS
-   event source mapping);
+   event source mapping, each function's ephemeral storage);
 6. monitoring: alarms on each function's errors and throttles and the pipeline dashboard,
    generated from app.py, as the ``<prefix>-<stage>-monitoring`` stack;
 7. a smoke check: ``GET /health`` answers 200 for the stage, every SQS mapping reports batch
@@ -169,9 +169,9 @@ def deploy(args: argparse.Namespace) -> int:
     drop_bytecode()
     _run(_tool("chalice"), "deploy", "--stage", stage)
 
-    _step("5. post-deploy: ReportBatchItemFailures on every SQS event source mapping")
+    _step("5. post-deploy: ReportBatchItemFailures on every SQS event source mapping, ephemeral storage")
     for item in postdeploy.run(stage, session):
-        print(f"    {item['name']} ({item['queue']}): {item['change']}")
+        print(f"    {item['name']}: {item['setting']} {item['change']}")
 
     _step(f"6. monitoring: {prefix}-{stage}-monitoring (function alarms, dashboard)")
     out = PROJECT_DIR / "build" / "deploy" / stage

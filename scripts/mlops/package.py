@@ -7,6 +7,8 @@ functions (``mlops.appinfo``), so a new function gets it all without anyone edit
 
 * ``FunctionResponseTypes: [ReportBatchItemFailures]`` on every SQS event source (without it Lambda
   ignores ``batchItemFailures`` and deletes or retries the whole batch);
+* ``EphemeralStorage`` of each function that sets ``lambda_ephemeral_storage`` in
+  ``.chalice/config.json`` (a key Chalice 1.34 ignores);
 * every function's log group encrypted with the stage key (retention comes from
   ``log_retention_in_days`` in ``.chalice/config.json``); the API handler's log group name fixed
   (Chalice writes ``${ApiHandler}`` where the resource is ``APIHandler``);
@@ -209,6 +211,8 @@ def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, An
             function["Properties"] = {
                 "Events": {source: {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
             }
+        if fn.ephemeral_storage is not None:  # Chalice has no setting for it (mlops.appinfo)
+            function.setdefault("Properties", {})["EphemeralStorage"] = {"Size": fn.ephemeral_storage}
         resources[fn.logical_id] = function
         # Chalice names the log group <resource name in CamelCase>LogGroup.
         log_group = f"{fn.logical_id if fn.name != 'api_handler' else 'ApiHandler'}LogGroup"

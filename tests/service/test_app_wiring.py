@@ -35,7 +35,7 @@ def test_subscriptions_come_from_the_decorators_and_the_stage_config():
         if s.handler_name == "ingest_upload"
     ]
     assert sub.queue_name == "serverless-mlops-local-ingest"
-    assert (sub.batch_size, sub.batching_window_s) == (10, 1.0)
+    assert (sub.batch_size, sub.batching_window_s) == (1, 0.0)  # one upload an invocation
     assert sub.timeout_s == 900
     assert sub.function_name == "serverless-mlops-local-ingest_upload"
 
