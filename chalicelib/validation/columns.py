@@ -388,17 +388,25 @@ class ColumnChecker:
         return stats
 
     def profile(self) -> dict[str, Any] | None:
-        """This column's part of the drift profile (None for pii and free-text columns)."""
+        """This column's part of the drift profile (None for pii and free-text columns).
+
+        ``invalid`` counts the values that were neither empty nor readable as the column's type (not
+        a number, NaN or infinity, not a boolean): they are in no sample and no count, and drift
+        treats them as missing.
+        """
         from chalicelib.validation import drift
 
         if self.column.classification == "pii":
             return None
         if self._reservoir is not None:
-            return drift.numeric_column_profile(self.count, self.nulls, self._reservoir)
+            unreadable = self.count - self.nulls - self.n  # self.n: the finite numbers read
+            return drift.numeric_column_profile(self.count, self.nulls, self._reservoir, unreadable)
         if self.column.type in ("category", "boolean") or (
             self.column.type == "string" and not self.free_text
         ):
-            return drift.categorical_column_profile(self.count, self.nulls, dict(self.categories))
+            # Every readable value is counted; a free-text column's counts were dropped, not its values.
+            unreadable = 0 if self.free_text else self.count - self.nulls - sum(self.categories.values())
+            return drift.categorical_column_profile(self.count, self.nulls, dict(self.categories), unreadable)
         return None
 
     def close(self) -> None:

@@ -217,7 +217,8 @@ def run_demo(verbose: bool = False) -> int:
         demo.step("The drift report of the drifted day")
         drift_report = outputs.get_json(by_key[days[4]].report_key)["drift"]
         print(
-            f"   verdict {drift_report['verdict']}: {len(drift_report['drifted_features'])} of {len(drift_report['features'])} features drifted (threshold {drift_report['threshold']:.0%})"
+            f"   verdict {drift_report['verdict']}: {len(drift_report['drifted_features'])} of {len(drift_report['features'])} features drifted "
+            f"(one is enough; each of {drift_report['tests']} tests at p < {drift_report['test_level']:.1e})"
         )
         for name in drift_report["drifted_features"][:4]:
             f = drift_report["features"][name]
