@@ -561,6 +561,21 @@ def test_ks_statistic_and_pvalue_match_scipy_on_generated_samples(
     assert_ks_matches_scipy(a, b)
 
 
+@PROPERTY
+@given(m=st.integers(2, 600), n=st.integers(1, 120), d=st.floats(0.005, 1.0))
+def test_the_column_and_anti_diagonal_lattice_walks_agree(m: int, n: int, d: float) -> None:
+    m, n = max(m, n), min(m, n)
+    if m == n:
+        return
+    g = math.gcd(m, n)
+    h = max(1, round(d * (m // g) * n))
+    by_columns, by_diagonals = (
+        drift._ks_outer_prob_columns(m, n, g, h),
+        drift._ks_outer_prob_diagonals(m, n, g, h),
+    )
+    assert close(by_columns, by_diagonals, 1e-11), (m, n, h, by_columns, by_diagonals)
+
+
 @settings(max_examples=15, deadline=None)
 @given(n1=st.integers(2000, 5000), n2=st.integers(100, 5000), shift=st.floats(0.0, 0.3))
 def test_ks_matches_scipy_at_the_sizes_drift_compares(n1: int, n2: int, shift: float) -> None:
