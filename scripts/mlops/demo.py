@@ -336,6 +336,17 @@ def run_demo(verbose: bool = False) -> int:
 
         run_batch_demo(demo, str(api), settings, token)
 
+        demo.step("An upload too small to judge drift (60 rows): valid, and its drift verdict says so")
+        header, rows = breast_cancer_rows()
+        small_key = f"incoming/{DATASET}/2026-11-06-small.csv"
+        put = s3.put_object(Bucket=settings.data_bucket, Key=small_key, Body=to_csv(header, rows[330:390]))
+        small = wait_for(lambda: ledger.get(upload_id_for(settings.data_bucket, small_key, put["VersionId"])))
+        why = outputs.get_json(small.report_key)["drift"]["reasons"] if small and small.report_key else []
+        demo.check(
+            small is not None and small.status == "valid" and small.drift == "insufficient_data",
+            f"{small_key}: {small and small.status}, drift {small and small.drift}: {'; '.join(why)}",
+        )
+
         demo.step("The ledger over the HTTP API (GET /uploads/{id})")
         status, body = http("GET", f"{api}/uploads/{ids[days[3]]}")
         demo.check(

@@ -137,3 +137,31 @@ def test_stable_splits_of_the_table_are_stable() -> None:
         reference_csv, x, y = split(seed, 221)
         verdicts.append(drift_of(reference_csv, to_csv(x, y))["verdict"])
     assert verdicts == ["stable"] * 5
+
+
+def test_unreadable_booleans_and_numbers_are_counted_apart_from_the_values_profiled() -> None:
+    terms = Contract.parse(
+        {
+            "dataset": "flags",
+            "target": "y",
+            "task": "classification",
+            "columns": [
+                {"name": "flag", "type": "boolean", "classification": "public", "nullable": True},
+                {"name": "n", "type": "integer", "classification": "public"},
+                {"name": "y", "type": "integer", "classification": "public"},
+            ],
+        }
+    )
+    rows = ["flag,n,y"] + [
+        f"{f},{n},0" for f, n in [("true", "1"), ("maybe", "x"), ("", "2"), ("false", "1.5")]
+    ]
+    result = validate_stream(io.BytesIO(("\n".join(rows) + "\n").encode()), terms)
+    assert result.profile is not None
+    flag, n = result.profile["columns"]["flag"], result.profile["columns"]["n"]
+    assert (flag["count"], flag["nulls"], flag["invalid"], flag["counts"]) == (
+        4,
+        1,
+        1,
+        {"false": 1, "true": 1},
+    )
+    assert (n["count"], n["nulls"], n["invalid"], sorted(n["sample"])) == (4, 0, 2, [1.0, 2.0])
