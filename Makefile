@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial scan-venv scan package deploy postdeploy
+.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial bench-drift scan-venv scan package deploy postdeploy
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -88,6 +88,12 @@ bench-batch: $(STAMP)
 ADVERSARIAL_BENCH_ARGS ?=
 bench-adversarial: $(STAMP)
 	$(BIN)/python benchmarks/adversarial_bench.py $(ADVERSARIAL_BENCH_ARGS)
+
+# Drift verdicts: false alarms and detection by scenario and upload size, on bundled and generated
+# tables. DRIFT_BENCH_ARGS=--quick: about a minute. Figures in docs/BENCHMARKS.md.
+DRIFT_BENCH_ARGS ?=
+bench-drift: $(STAMP)
+	$(BIN)/python benchmarks/drift_bench.py $(DRIFT_BENCH_ARGS)
 
 # Deploy into your AWS account (README, "Deploy"): data plane, chalice deploy, post-deploy step,
 # monitoring, smoke check. DEPLOY_ARGS="--build-image" also builds and pushes the job image.

@@ -58,7 +58,7 @@ class Upload:
     report_key: str | None = None
     output_key: str | None = None  # validated/... or quarantine/...
     issue_codes: list[str] | None = None
-    drift: str | None = None  # "stable", "drifted" or "reference"
+    drift: str | None = None  # "reference", "stable", "drifted" or "insufficient_data"
     duplicate_of: str | None = None
 
     def as_item(self) -> dict[str, Any]:

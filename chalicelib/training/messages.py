@@ -19,6 +19,8 @@ def trigger_from_message(body: dict[str, Any]) -> Trigger:
             dataset=dataset,
             upload_id=str(body.get("upload_id")),
             rows=int(body.get("rows", 0)),
+            # Only a drifted upload is drift: "stable", "insufficient_data" (too few rows to judge)
+            # and "reference" are not.
             drift=body.get("drift") == "drifted",
             reason=f"upload {body.get('upload_id')} validated",
         )

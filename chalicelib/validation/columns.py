@@ -475,7 +475,12 @@ class ColumnChecker:
 
     def profile(self) -> dict[str, Any] | None:
         """This column's part of the drift profile (None for pii and free-text columns; confidential
-        ones as aggregates that cannot reveal a value: ``chalicelib.validation.privacy``)."""
+        ones as aggregates that cannot reveal a value: ``chalicelib.validation.privacy``).
+
+        ``invalid`` counts the values that were neither empty nor readable as the column's type (not
+        a number, NaN or infinity, not a boolean): they are in no sample and no count, and drift
+        treats them as missing.
+        """
         return privacy.mask_column_profile(self.column, self._profile())
 
     def _profile(self) -> dict[str, Any] | None:
@@ -484,11 +489,14 @@ class ColumnChecker:
         if self.column.classification == "pii":
             return None
         if self._reservoir is not None:
-            return drift.numeric_column_profile(self.count, self.nulls, self._reservoir)
+            unreadable = self.count - self.nulls - self.n  # self.n: the finite numbers read
+            return drift.numeric_column_profile(self.count, self.nulls, self._reservoir, unreadable)
         if self.column.type in ("category", "boolean") or (
             self.column.type == "string" and not self.free_text
         ):
-            return drift.categorical_column_profile(self.count, self.nulls, dict(self.categories))
+            # Every readable value is counted; a free-text column's counts were dropped, not its values.
+            unreadable = 0 if self.free_text else self.count - self.nulls - sum(self.categories.values())
+            return drift.categorical_column_profile(self.count, self.nulls, dict(self.categories), unreadable)
         return None
 
     def close(self) -> None:

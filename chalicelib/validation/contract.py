@@ -74,14 +74,25 @@ class Limits:
     max_duplicate_row_fraction: float = 1.0
 
 
+# drift.min_values: below 10 values a verdict is a guess; above 5,000 (the numeric reservoir's size)
+# a numeric feature could never be judged.
+MIN_DRIFT_VALUES = 10
+MAX_DRIFT_VALUES = 5000
+# Before issue 13 the dataset drifted when more than this share of features drifted, so one badly
+# shifted feature could hide behind stable ones. Stored contracts may still hold it: it is accepted
+# (and checked) but no longer used or written.
+LEGACY_DRIFT_KEY = "max_drifted_fraction"
+
+
 @dataclass(frozen=True)
 class DriftThresholds:
-    psi: float = 0.2  # population stability index above which a feature has drifted
-    ks_pvalue: float = 0.01  # Kolmogorov-Smirnov p-value below which a numeric feature has drifted
-    js_distance: float = 0.1  # Jensen-Shannon distance above which a categorical feature has drifted
-    missing_rate_delta: float = 0.1  # absolute change in the share of nulls
-    max_drifted_fraction: float = 0.3  # the dataset drifted when more features than this drifted
+    psi: float = 0.2  # population stability index above which a shift is large enough to count
+    # The upload's false-alarm budget: each of its m tests is run at ks_pvalue / m (docs/contracts.md).
+    ks_pvalue: float = 0.01
+    js_distance: float = 0.1  # Jensen-Shannon distance above which a category mix change counts
+    missing_rate_delta: float = 0.1  # absolute change in the share of missing or unreadable values
     bins: int = 10
+    min_values: int = 100  # fewer values (a feature) or rows (the upload) than this: insufficient_data
 
 
 @dataclass(frozen=True)
@@ -437,18 +448,24 @@ def _parse_limits(doc: Any) -> Limits:
 
 def _parse_drift(doc: Any) -> DriftThresholds:
     defaults = DriftThresholds()
-    _check_keys(doc, set(defaults.__dataclass_fields__), "drift.")
+    _check_keys(doc, set(defaults.__dataclass_fields__) | {LEGACY_DRIFT_KEY}, "drift.")
+    _fraction(doc, LEGACY_DRIFT_KEY, 0.0, "drift.")  # checked as before, then dropped
     psi = _number(doc.get("psi", defaults.psi), "drift.psi")
     if psi <= 0:
         raise ContractError("drift.psi", "must be positive")
     bins = _typed(doc.get("bins", defaults.bins), int, "drift.bins", "an integer")
     if not 2 <= bins <= 100:
         raise ContractError("drift.bins", f"{bins} must be between 2 and 100")
+    min_values = _typed(doc.get("min_values", defaults.min_values), int, "drift.min_values", "an integer")
+    if not MIN_DRIFT_VALUES <= min_values <= MAX_DRIFT_VALUES:
+        raise ContractError(
+            "drift.min_values", f"{min_values} must be between {MIN_DRIFT_VALUES} and {MAX_DRIFT_VALUES:,}"
+        )
     return DriftThresholds(
         psi=psi,
         ks_pvalue=_fraction(doc, "ks_pvalue", defaults.ks_pvalue, "drift."),
         js_distance=_fraction(doc, "js_distance", defaults.js_distance, "drift."),
         missing_rate_delta=_fraction(doc, "missing_rate_delta", defaults.missing_rate_delta, "drift."),
-        max_drifted_fraction=_fraction(doc, "max_drifted_fraction", defaults.max_drifted_fraction, "drift."),
         bins=bins,
+        min_values=min_values,
     )

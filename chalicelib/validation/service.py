@@ -88,7 +88,8 @@ class Outcome:
 
     @property
     def drift(self) -> str | None:
-        """The drift verdict: "reference", "stable" or "drifted" (None when not compared)."""
+        """The drift verdict: "reference", "stable", "drifted" or "insufficient_data" (None when not
+        compared)."""
         verdict = self.report.get("drift", {}).get("verdict")
         return str(verdict) if verdict is not None else None
 

@@ -48,7 +48,7 @@ def breast_cancer_contract() -> dict[str, Any]:
         "task": "classification",
         "row_id": "row_id",
         "limits": {"min_rows": 50, "max_null_fraction": 0.05, "max_duplicate_row_fraction": 0.0},
-        "drift": {"psi": 0.25, "ks_pvalue": 0.001, "max_drifted_fraction": 0.3},
+        "drift": {"psi": 0.25, "ks_pvalue": 0.001},
         "training": {
             "model": {"family": "logistic_regression", "params": {"C": 1.0, "max_iter": 1000}},
             "primary_metric": "roc_auc",

@@ -217,7 +217,8 @@ def run_demo(verbose: bool = False) -> int:
         demo.step("The drift report of the drifted day")
         drift_report = outputs.get_json(by_key[days[4]].report_key)["drift"]
         print(
-            f"   verdict {drift_report['verdict']}: {len(drift_report['drifted_features'])} of {len(drift_report['features'])} features drifted (threshold {drift_report['threshold']:.0%})"
+            f"   verdict {drift_report['verdict']}: {len(drift_report['drifted_features'])} of {len(drift_report['features'])} features drifted "
+            f"(one is enough; each of {drift_report['tests']} tests at p < {drift_report['test_level']:.1e})"
         )
         for name in drift_report["drifted_features"][:4]:
             f = drift_report["features"][name]
@@ -336,6 +337,17 @@ def run_demo(verbose: bool = False) -> int:
         from mlops.demo_batch import run_batch_demo
 
         run_batch_demo(demo, str(api), settings, token)
+
+        demo.step("An upload too small to judge drift (60 rows): valid, and its drift verdict says so")
+        header, rows = breast_cancer_rows()
+        small_key = f"incoming/{DATASET}/2026-11-06-small.csv"
+        put = s3.put_object(Bucket=settings.data_bucket, Key=small_key, Body=to_csv(header, rows[330:390]))
+        small = wait_for(lambda: ledger.get(upload_id_for(settings.data_bucket, small_key, put["VersionId"])))
+        why = outputs.get_json(small.report_key)["drift"]["reasons"] if small and small.report_key else []
+        demo.check(
+            small is not None and small.status == "valid" and small.drift == "insufficient_data",
+            f"{small_key}: {small and small.status}, drift {small and small.drift}: {'; '.join(why)}",
+        )
 
         demo.step("The ledger over the HTTP API (GET /uploads/{id})")
         status, body = http("GET", f"{api}/uploads/{ids[days[3]]}")

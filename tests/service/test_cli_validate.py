@@ -57,6 +57,24 @@ def test_drift_against_a_reference_profile(files, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["drift"]["verdict"] == "stable"
 
 
+def test_a_file_too_small_to_judge_drift_is_valid_and_says_insufficient_data(files, tmp_path, capsys):
+    from chalicelib.validation import Contract, validate_stream
+
+    contract, good, _ = files
+    reference = tmp_path / "reference.json"
+    with good.open("rb") as stream:
+        reference.write_text(
+            json.dumps(validate_stream(stream, Contract.from_json(contract.read_bytes())).profile)
+        )
+    header, rows = breast_cancer_rows()
+    small = tmp_path / "small.csv"
+    small.write_bytes(to_csv(header, rows[200:260]))  # 60 rows: enough for the contract, not for drift
+    assert main(["validate", "--contract", str(contract), "--reference", str(reference), str(small)]) == 0
+    drift = json.loads(capsys.readouterr().out)["drift"]
+    assert drift["verdict"] == "insufficient_data" and drift["drifted_features"] == []
+    assert drift["reasons"] == ["60 rows, fewer than drift.min_values 100: too few to judge drift"]
+
+
 @pytest.mark.parametrize("problem", ["missing file", "missing contract", "broken contract"])
 def test_usage_errors_exit_2_with_a_message(files, tmp_path, capsys, problem):
     contract, good, _ = files

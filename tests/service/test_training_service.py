@@ -238,3 +238,13 @@ def test_a_queue_batch_fails_only_the_message_that_cannot_be_read(world):
 def test_a_retrain_message_that_is_not_understood_is_refused_saying_why(body, problem):
     with pytest.raises(ValueError, match=problem):
         trigger_from_message(body)
+
+
+@pytest.mark.parametrize("verdict", ["insufficient_data", "stable", "reference"])
+def test_an_upload_whose_drift_is_not_drifted_counts_its_rows_but_is_no_drift_trigger(world, verdict):
+    message = {**world.validated("small", 60), "drift": verdict}
+    outcome = world.kickoff(message)
+    assert outcome["action"] == "skip" and "no drift" in outcome["reasons"][0]
+    state = world.runs.state(DATASET, NOW)
+    assert state.rows_since_training == 60 and not state.drift_pending
+    assert world.kickoff({**world.validated("drifted", 10), "drift": "drifted"})["action"] == "launch"

@@ -241,6 +241,19 @@ def test_first_valid_upload_becomes_the_reference_and_later_ones_are_compared(wo
     assert messages["u3"]["drift"] == "drifted" and messages["u3"]["drifted_features"]
 
 
+def test_an_upload_too_small_to_judge_drift_is_valid_and_announced_as_insufficient_data(
+    world: World, days
+) -> None:
+    header, rows = days
+    validate(world, f"incoming/{DATASET}/d1.csv", to_csv(header, rows[:150]), "u1")
+    small, published = validate(world, f"incoming/{DATASET}/d2.csv", to_csv(header, rows[150:210]), "u2")
+    assert small.status == "valid" and small.drift == "insufficient_data"
+    report = world.json(published.report_key)["drift"]
+    assert report["verdict"] == "insufficient_data" and report["drifted_features"] == []
+    messages = {m["upload_id"]: m for m in world.queue.receive()}
+    assert messages["u2"]["drift"] == "insufficient_data" and messages["u2"]["rows"] == 60
+
+
 def test_publishing_the_same_upload_again_rewrites_the_same_objects(world: World, days) -> None:
     """A retried invocation adds nothing: every key derives from the upload id."""
     header, rows = days

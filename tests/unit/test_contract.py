@@ -105,7 +105,7 @@ def test_the_full_example_in_the_docs_parses() -> None:
     assert contract.row_id == "record_id"
     assert contract.format.null_values == ("", "NA")
     assert contract.limits.max_rows == 5_000_000
-    assert contract.drift.max_drifted_fraction == 0.25
+    assert contract.drift.min_values == 200
 
 
 def test_the_full_example_text_passes_the_strict_json_checks_too() -> None:
@@ -558,6 +558,22 @@ def test_a_drift_psi_that_is_not_positive_is_refused(psi: float) -> None:
 @pytest.mark.parametrize("key", ["ks_pvalue", "js_distance", "missing_rate_delta", "max_drifted_fraction"])
 def test_a_drift_fraction_above_one_is_refused(key: str) -> None:
     assert refused(minimal(drift={key: 1.01})).field == f"drift.{key}"
+
+
+def test_a_stored_contract_with_the_old_max_drifted_fraction_still_parses_and_drops_it() -> None:
+    contract = Contract.parse(minimal(drift={"max_drifted_fraction": 0.3}))
+    assert contract.drift == DriftThresholds()
+    assert "max_drifted_fraction" not in contract.to_dict()["drift"]
+
+
+@pytest.mark.parametrize("min_values", [9, 5001, 0])
+def test_drift_min_values_out_of_range_are_refused(min_values: int) -> None:
+    assert refused(minimal(drift={"min_values": min_values})).field == "drift.min_values"
+
+
+@pytest.mark.parametrize("min_values", [10, 100, 5000])
+def test_drift_min_values_at_the_bounds_are_accepted(min_values: int) -> None:
+    assert Contract.parse(minimal(drift={"min_values": min_values})).drift.min_values == min_values
 
 
 # --- features and classification -------------------------------------------------------------------

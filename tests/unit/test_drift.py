@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
@@ -28,6 +30,8 @@ from chalicelib.validation.drift import (
     js_distance,
     ks_2samp,
     numeric_column_profile,
+    pool_sparse_cells,
+    pooled_chi_square,
     psi,
     quantile_edges,
 )
@@ -334,11 +338,13 @@ def test_profile_helpers_build_json_serialisable_dicts() -> None:
         "kind": "numeric",
         "count": 3,
         "nulls": 1,
+        "invalid": 0,
         "sample": reservoir.values().tolist(),
     }
     assert sorted(numeric_column_profile(3, 1, reservoir)["sample"]) == [1.5, 2.5]
+    assert numeric_column_profile(4, 1, reservoir, invalid=1)["invalid"] == 1
     cat = categorical_column_profile(5, 1, {"b": 1, "a": np.int64(3)})
-    assert cat == {"kind": "categorical", "count": 5, "nulls": 1, "counts": {"a": 3, "b": 1}}
+    assert cat == {"kind": "categorical", "count": 5, "nulls": 1, "invalid": 0, "counts": {"a": 3, "b": 1}}
     json.dumps(cat, allow_nan=False)
 
 
@@ -380,23 +386,35 @@ def test_compare_psi_uses_quantile_bins_of_the_reference_sample() -> None:
     assert report["features"]["x"]["psi"] == pytest.approx(reference_psi(list(e), list(a)), rel=1e-12)
 
 
-def verdict_for(drifted: int, total: int, max_fraction: float) -> dict[str, Any]:
+def verdict_for(drifted: int, total: int) -> dict[str, Any]:
     r = rng(22)
     ref_cols, cur_cols = {}, {}
     for i in range(total):
         ref_cols[f"f{i}"] = numeric(r.normal(size=1000))
         cur_cols[f"f{i}"] = numeric(r.normal(3.0 if i < drifted else 0.0, size=1000))
-    return compare(profile(ref_cols), profile(cur_cols), DriftThresholds(max_drifted_fraction=max_fraction))
+    return compare(profile(ref_cols), profile(cur_cols), DriftThresholds())
 
 
-def test_dataset_verdict_is_stable_at_exactly_max_drifted_fraction_and_drifted_above() -> None:
-    at_boundary = verdict_for(drifted=3, total=10, max_fraction=0.3)
-    assert at_boundary["drifted_fraction"] == 0.3 and at_boundary["threshold"] == 0.3
-    assert at_boundary["verdict"] == "stable"
-    above = verdict_for(drifted=4, total=10, max_fraction=0.3)
-    assert above["drifted_fraction"] == 0.4 and above["verdict"] == "drifted"
-    none = verdict_for(drifted=0, total=4, max_fraction=0.0)
-    assert none["verdict"] == "stable" and none["drifted_features"] == []
+def test_one_drifted_feature_among_stable_ones_makes_the_dataset_drifted() -> None:
+    one = verdict_for(drifted=1, total=10)
+    assert one["drifted_features"] == ["f0"] and one["drifted_fraction"] == 0.1
+    assert one["verdict"] == "drifted"
+    assert one["reasons"] == ["1 of 10 features drifted: one is enough"]
+    none = verdict_for(drifted=0, total=4)
+    assert none["verdict"] == "stable" and none["drifted_features"] == [] and none["reasons"] == []
+
+
+def test_every_test_runs_at_the_budget_divided_by_the_number_of_tests() -> None:
+    report = verdict_for(drifted=0, total=3)
+    assert report["tests"] == 3 * drift.NUMERIC_TESTS
+    assert report["test_level"] == pytest.approx(0.01 / (3 * drift.NUMERIC_TESTS))
+    mixed = compare(
+        profile({"x": numeric(rng(1).normal(size=500)), "c": categorical_column_profile(500, 0, {"a": 500})}),
+        profile({"x": numeric(rng(2).normal(size=500)), "c": categorical_column_profile(500, 0, {"a": 500})}),
+        DriftThresholds(ks_pvalue=0.05),
+    )
+    assert mixed["tests"] == drift.NUMERIC_TESTS + drift.CATEGORICAL_TESTS
+    assert mixed["test_level"] == pytest.approx(0.05 / mixed["tests"])
 
 
 def test_compare_lists_new_categories_and_flags_a_changed_category_mix() -> None:
@@ -461,9 +479,10 @@ def test_compare_survives_all_null_constant_and_one_sided_columns() -> None:
             "empty": numeric([]),
         }
     )
-    report = compare(reference, current, DriftThresholds())
+    report = compare(reference, current, DriftThresholds(min_values=10))
     assert_json(report)
     features = report["features"]
+    assert features["all_null"]["verdict"] == "insufficient_data"
     assert features["all_null"]["psi"] is None and features["all_null"]["ks_pvalue"] is None
     assert not features["all_null"]["drifted"]
     assert features["becomes_null"]["drifted"] and features["becomes_null"]["missing_rate_current"] == 1.0
@@ -486,10 +505,14 @@ def test_compare_restricts_to_requested_columns_and_reports_a_kind_change() -> N
     assert report["drifted_fraction"] == 1.0
 
 
-def test_compare_of_empty_profiles_is_stable() -> None:
+def test_compare_of_empty_profiles_is_insufficient_data_and_of_featureless_ones_stable() -> None:
     report = compare({"rows": 0, "columns": {}}, {"rows": 0, "columns": {}}, DriftThresholds())
-    assert report["features"] == {} and report["drifted_fraction"] == 0.0 and report["verdict"] == "stable"
+    assert report["features"] == {} and report["drifted_fraction"] == 0.0
+    assert report["verdict"] == "insufficient_data"
+    assert report["reasons"] == ["0 rows, fewer than drift.min_values 100: too few to judge drift"]
     assert_json(report)
+    featureless = compare({"rows": 500, "columns": {}}, {"rows": 500, "columns": {}}, DriftThresholds())
+    assert featureless["verdict"] == "stable"
 
 
 def test_compare_report_survives_a_json_round_trip_of_the_profiles() -> None:
@@ -512,3 +535,219 @@ def test_drift_module_imports_only_numpy_and_the_standard_library() -> None:
         imported - {"__future__", "math", "collections", "fractions", "typing", "numpy", "chalicelib"}
         == set()
     )
+
+
+# --- properties against scipy (hypothesis) ---------------------------------------------------------
+
+PROPERTY = settings(max_examples=60, deadline=None)
+counts_vector = st.lists(st.integers(0, 2000), min_size=2, max_size=25)
+
+
+@PROPERTY
+@given(
+    n1=st.integers(1, 120),
+    n2=st.integers(1, 120),
+    shift=st.floats(0.0, 2.0),
+    decimals=st.sampled_from([None, 0, 1]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_ks_statistic_and_pvalue_match_scipy_on_generated_samples(
+    n1: int, n2: int, shift: float, decimals: int | None, seed: int
+) -> None:
+    r = rng(seed)
+    a, b = r.normal(size=n1), r.normal(shift, 1.0, size=n2)
+    if decimals is not None:  # ties, as rounded measurements have them
+        a, b = np.round(a, decimals), np.round(b, decimals)
+    assert_ks_matches_scipy(a, b)
+
+
+@PROPERTY
+@given(m=st.integers(2, 600), n=st.integers(1, 120), d=st.floats(0.005, 1.0))
+def test_the_column_and_anti_diagonal_lattice_walks_agree(m: int, n: int, d: float) -> None:
+    m, n = max(m, n), min(m, n)
+    if m == n:
+        return
+    g = math.gcd(m, n)
+    h = max(1, round(d * (m // g) * n))
+    by_columns, by_diagonals = (
+        drift._ks_outer_prob_columns(m, n, g, h),
+        drift._ks_outer_prob_diagonals(m, n, g, h),
+    )
+    assert close(by_columns, by_diagonals, 1e-11), (m, n, h, by_columns, by_diagonals)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n1=st.integers(2000, 5000), n2=st.integers(100, 5000), shift=st.floats(0.0, 0.3))
+def test_ks_matches_scipy_at_the_sizes_drift_compares(n1: int, n2: int, shift: float) -> None:
+    r = rng(n1 * 7919 + n2)
+    assert_ks_matches_scipy(r.normal(size=n1), r.normal(shift, 1.0, size=n2))
+
+
+@PROPERTY
+@given(
+    pair=st.integers(2, 25).flatmap(
+        lambda k: st.tuples(*[st.lists(st.integers(0, 2000), min_size=k, max_size=k)] * 2)
+    )
+)
+def test_chi_square_matches_scipy_on_generated_tables(pair: tuple[list[int], list[int]]) -> None:
+    ref, cur = np.array(pair[0]), np.array(pair[1])
+    keep = (ref + cur) > 0
+    if ref.sum() == 0 or cur.sum() == 0:
+        with pytest.raises(ValueError):
+            chi_square(ref, cur)
+        return
+    statistic, pvalue = chi_square(ref, cur)
+    if keep.sum() < 2:
+        assert (statistic, pvalue) == (0.0, 1.0)
+        return
+    expected = stats.chi2_contingency(np.vstack((ref[keep], cur[keep])), correction=False)
+    assert close(statistic, float(expected.statistic), 1e-9)
+    assert close(pvalue, float(expected.pvalue), 1e-8)
+
+
+@PROPERTY
+@given(statistic=st.floats(0.0, 5000.0), dof=st.integers(1, 1000))
+def test_chi_square_survival_matches_scipy(statistic: float, dof: int) -> None:
+    expected = float(stats.chi2.sf(statistic, dof))
+    assert close(drift.chi_square_sf(statistic, dof), expected, 1e-9), (statistic, dof)
+
+
+@PROPERTY
+@given(ref=counts_vector, data=st.data())
+def test_pooling_keeps_totals_and_leaves_no_sparse_cell(ref: list[int], data: st.DataObject) -> None:
+    cur = data.draw(st.lists(st.integers(0, 300), min_size=len(ref), max_size=len(ref)))
+    if sum(ref) == 0 or sum(cur) == 0:
+        return
+    pooled_ref, pooled_cur = pool_sparse_cells(ref, cur)
+    assert pooled_ref.sum() == sum(ref) and pooled_cur.sum() == sum(cur)
+    assert 1 <= pooled_ref.size <= len(ref)
+    if pooled_ref.size > 1:
+        table = np.vstack((pooled_ref, pooled_cur))
+        expected = np.multiply.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+        assert expected.min() >= drift.MIN_EXPECTED
+        statistic, pvalue = pooled_chi_square(ref, cur)
+        reference = stats.chi2_contingency(table, correction=False)
+        assert close(statistic, float(reference.statistic)) and close(pvalue, float(reference.pvalue), 1e-8)
+    else:
+        assert pooled_chi_square(ref, cur) == (0.0, 1.0)
+
+
+def test_pooling_leaves_well_filled_tables_alone() -> None:
+    ref, cur = pool_sparse_cells([500, 300, 200], [60, 30, 10])
+    assert ref.tolist() == [500, 300, 200] and cur.tolist() == [60, 30, 10]
+
+
+@PROPERTY
+@given(
+    ref_missing=st.integers(0, 5000),
+    ref_rows=st.integers(1, 5000),
+    cur_missing=st.integers(0, 10000),
+    cur_rows=st.integers(1, 10000),
+)
+def test_the_missing_rate_test_is_scipys_2x2_chi_square(
+    ref_missing: int, ref_rows: int, cur_missing: int, cur_rows: int
+) -> None:
+    ref_missing, cur_missing = min(ref_missing, ref_rows), min(cur_missing, cur_rows)
+    reference = {
+        "kind": "categorical",
+        "count": ref_rows,
+        "nulls": ref_missing,
+        "counts": {"a": ref_rows - ref_missing},
+    }
+    current = {
+        "kind": "categorical",
+        "count": cur_rows,
+        "nulls": cur_missing,
+        "counts": {"a": cur_rows - cur_missing},
+    }
+    feature = compare(
+        {"rows": ref_rows, "columns": {"c": reference}},
+        {"rows": cur_rows, "columns": {"c": current}},
+        DriftThresholds(min_values=10),
+    )["features"]["c"]
+    if min(ref_rows, cur_rows) < 10:
+        assert feature["missing_pvalue"] is None
+        return
+    table = np.array([[ref_missing, ref_rows - ref_missing], [cur_missing, cur_rows - cur_missing]])
+    table = table[:, table.sum(axis=0) > 0]
+    expected = 1.0 if table.shape[1] < 2 else float(stats.chi2_contingency(table, correction=False).pvalue)
+    assert close(feature["missing_pvalue"], expected, 1e-8)
+
+
+# --- the verdict rules --------------------------------------------------------------------------------
+
+
+def test_a_sparse_column_is_insufficient_data_while_the_upload_is_judged() -> None:
+    r = rng(30)
+    reference = profile({"x": numeric(r.normal(size=2000)), "sparse": numeric(r.normal(size=60), nulls=1940)})
+    current = profile({"x": numeric(r.normal(size=1000)), "sparse": numeric(r.normal(size=30), nulls=970)})
+    report = compare(reference, current, DriftThresholds())
+    sparse = report["features"]["sparse"]
+    assert sparse["verdict"] == "insufficient_data" and not sparse["drifted"] and sparse["ks_pvalue"] is None
+    assert sparse["reasons"][0].startswith("30 usable values, fewer than drift.min_values 100")
+    assert any(reason.startswith("the reference has 60 usable values") for reason in sparse["reasons"])
+    assert report["insufficient_features"] == ["sparse"] and report["verdict"] == "stable"
+
+
+def test_a_small_reference_makes_every_feature_insufficient_data() -> None:
+    r = rng(31)
+    reference = profile({"x": numeric(r.normal(size=50)), "y": numeric(r.normal(size=50))})
+    current = profile({"x": numeric(r.normal(size=1000)), "y": numeric(r.normal(size=1000))})
+    report = compare(reference, current, DriftThresholds())
+    assert report["verdict"] == "insufficient_data"
+    assert report["reasons"] == ["no feature has drift.min_values 100 usable values on both sides"]
+
+
+def test_all_missing_is_not_drift_when_the_reference_makes_it_likely() -> None:
+    r = rng(32)
+    reference = profile({"x": numeric(r.normal(size=500), nulls=500)})  # half of the values missing
+    three = profile({"x": numeric([], nulls=3)})
+    feature = compare(reference, three, DriftThresholds())["features"]["x"]
+    assert feature["verdict"] == "insufficient_data"  # 0.5 ** 3 = 0.125: no evidence of a change
+    many = profile({"x": numeric([], nulls=40)})
+    feature = compare(reference, many, DriftThresholds())["features"]["x"]
+    assert feature["verdict"] == "drifted"  # 0.5 ** 40 ~ 1e-12
+    assert feature["reasons"][0].startswith("no usable value left: all 40 values are empty")
+
+
+def test_a_small_category_change_in_a_large_upload_is_significant_but_too_small_to_count() -> None:
+    reference = profile({"c": categorical_column_profile(100_000, 0, {"a": 50_000, "b": 50_000})})
+    current = profile({"c": categorical_column_profile(100_000, 0, {"a": 51_000, "b": 49_000})})
+    feature = compare(reference, current, DriftThresholds())["features"]["c"]
+    assert feature["chi2_pvalue"] < 1e-5 and feature["js_distance"] < 0.1 and feature["psi"] < 0.2
+    assert feature["verdict"] == "stable"
+
+
+def test_unreadable_values_count_as_missing() -> None:
+    r = rng(33)
+    reference = profile({"x": numeric(r.normal(size=1000))})
+    values = r.normal(size=700)
+    current = {"rows": 1000, "columns": {"x": {**numeric(values), "count": 1000, "invalid": 300}}}
+    feature = compare(reference, current, DriftThresholds())["features"]["x"]
+    assert feature["missing_rate_current"] == 0.3 and feature["unreadable_rate_current"] == 0.3
+    assert feature["drifted"] and "300 of 1000 values unreadable" in feature["reasons"][0]
+
+
+def stable_upload(r: np.random.Generator, n: int) -> dict[str, Any]:
+    """Two numeric features and a categorical one, always drawn from the same distribution."""
+    cats = r.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
+    values, counts = np.unique(cats, return_counts=True)
+    return profile(
+        {
+            "x": numeric(r.normal(size=n)),
+            "y": numeric(r.exponential(size=n)),
+            "c": categorical_column_profile(n, 0, dict(zip(values.tolist(), counts.tolist(), strict=True))),
+        }
+    )
+
+
+def test_stable_uploads_are_called_drifted_at_most_at_the_budget() -> None:
+    # 300 uploads from the reference's distribution: the budget is 1%; more than 5% would take a
+    # binomial tail of about 1e-9.
+    alarms = 0
+    for seed in range(300):
+        r = rng(1000 + seed)
+        alarms += (
+            compare(stable_upload(r, 500), stable_upload(r, 500), DriftThresholds())["verdict"] == "drifted"
+        )
+    assert alarms <= 15, alarms
