@@ -514,10 +514,12 @@ def _registry_story(
 
     demo.step("Manual approval: the policy now asks a person (mode manual)")
     pending = retrain(
-        "logistic regression (C=1), promotion.mode manual",
+        "logistic regression (C=1), promotion.mode manual, min_delta 0",
         {"family": "logistic_regression", "params": {"C": 1.0, "max_iter": 1000}},
         "the usual model, reviewed by a person",
         mode="manual",
+        # A person decides here: any gain is enough to ask (the margin depends on the demo's uploads).
+        min_delta=0.0,
     )
     if pending and demo.check(
         pending["status"] == "pending_approval",
