@@ -84,7 +84,7 @@ bench-batch: $(STAMP)
 	$(BIN)/python benchmarks/batch_bench.py $(BATCH_BENCH_ARGS)
 
 # Drift verdicts: false alarms and detection by scenario and upload size, on bundled and generated
-# tables. DRIFT_BENCH_ARGS=--quick: about a minute. Figures in docs/BENCHMARKS.md.
+# tables. DRIFT_BENCH_ARGS=--quick: under a minute. Figures in docs/BENCHMARKS.md.
 DRIFT_BENCH_ARGS ?=
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift_bench.py $(DRIFT_BENCH_ARGS)
