@@ -90,7 +90,7 @@ bench-adversarial: $(STAMP)
 	$(BIN)/python benchmarks/adversarial_bench.py $(ADVERSARIAL_BENCH_ARGS)
 
 # Drift verdicts: false alarms and detection by scenario and upload size, on bundled and generated
-# tables. DRIFT_BENCH_ARGS=--quick: about a minute. Figures in docs/BENCHMARKS.md.
+# tables. DRIFT_BENCH_ARGS=--quick: under a minute. Figures in docs/BENCHMARKS.md.
 DRIFT_BENCH_ARGS ?=
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift_bench.py $(DRIFT_BENCH_ARGS)
