@@ -52,8 +52,6 @@ import argparse
 import io
 import json
 import math
-import os
-import platform
 import re
 import statistics
 import sys
@@ -65,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -450,25 +449,6 @@ def goals(cells: list[Cell], min_values: int = 100) -> dict[str, Any]:
     }
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    from importlib.metadata import version
-
-    return {
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "system": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "numpy": version("numpy"),
-        "scikit-learn": version("scikit-learn"),
-    }
-
-
 def print_table(cells: list[Cell]) -> None:
     sizes = sorted({c.rows for c in cells})
     print(f"\n{'table':<14}{'scenario':<18}" + "".join(f"{n:>19,}" for n in sizes))
@@ -530,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "drift",
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "benchmarks/drift_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine(),
+        "machine": machine("numpy", "scikit-learn"),
         "reference_rows": REFERENCE_ROWS,
         "drift_settings": asdict(settings) if settings else None,
         "seconds": round(time.perf_counter() - started, 1),

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make chalicelib importable without installing it
@@ -389,23 +390,6 @@ def best_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
         statuses = sorted({r.get("status", "error") for r in runs})
         best["status"] = "/".join(statuses)  # "valid" only when every run said so
     return best
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "processor": platform.processor(),
-        "cores": os.cpu_count(),
-        "machine": platform.machine(),
-        "system": f"{platform.system()} {platform.release()}",
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1),
-    }
 
 
 def _versions() -> dict[str, str]:
