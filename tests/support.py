@@ -537,3 +537,17 @@ def check_report(report: dict[str, Any], contract: Contract, profile: Any = "unk
                 assert not {"min", "max", "top"} & set(stats), (name, stats)
     if report["status"] == "valid" and profile != "unknown":
         assert profile is not None and profile["rows"] == rows
+
+
+# --- a tiny dataset for ingest tests ---------------------------------------------------------------------
+
+IRIS: dict[str, Any] = {  # a two-column contract and a valid upload of it
+    "dataset": "iris",
+    "columns": [
+        {"name": "a", "type": "float", "classification": "public", "min": 0},
+        {"name": "label", "type": "category", "classification": "internal", "allowed": ["yes", "no"]},
+    ],
+    "target": "label",
+    "task": "classification",
+}
+GOOD = b"a,label\n1.5,yes\n2.5,no\n"

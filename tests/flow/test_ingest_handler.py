@@ -15,17 +15,7 @@ from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.uploads_ledger import DynamoUploadLedger
 from chalicelib.ingest import upload_id_for
 from chalicelib.validation import Contract
-
-IRIS = {
-    "dataset": "iris",
-    "columns": [
-        {"name": "a", "type": "float", "classification": "public", "min": 0},
-        {"name": "label", "type": "category", "classification": "internal", "allowed": ["yes", "no"]},
-    ],
-    "target": "label",
-    "task": "classification",
-}
-GOOD = b"a,label\n1.5,yes\n2.5,no\n"
+from tests.support import GOOD, IRIS
 
 
 @pytest.fixture

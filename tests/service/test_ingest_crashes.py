@@ -25,17 +25,8 @@ from chalicelib.validation import Contract
 from chalicelib.validation.layout import quarantine_report_key
 from chalicelib.validation.service import ValidationPorts
 from tests.service.world import BUCKET, World
+from tests.support import GOOD, IRIS
 
-IRIS = {
-    "dataset": "iris",
-    "columns": [
-        {"name": "a", "type": "float", "classification": "public", "min": 0},
-        {"name": "label", "type": "category", "classification": "internal", "allowed": ["yes", "no"]},
-    ],
-    "target": "label",
-    "task": "classification",
-}
-GOOD = b"a,label\n1.5,yes\n2.5,no\n"
 LATER = b"a,label\n1.25,no\n2.75,yes\n3.5,no\n"
 BAD = b"a,label\n-1,maybe\n2.5,no\n"
 PUBLISHED = ("valid", "invalid")

@@ -14,18 +14,9 @@ from chalicelib.ingest.uploads import upload_id_for
 from chalicelib.validation import Contract
 from mlops.datasets import breast_cancer_contract, breast_cancer_rows, to_csv
 from tests.service.world import BUCKET, World
+from tests.support import GOOD, IRIS
 
 DATASET = "breast_cancer"
-IRIS = {
-    "dataset": "iris",
-    "columns": [
-        {"name": "a", "type": "float", "classification": "public", "min": 0},
-        {"name": "label", "type": "category", "classification": "internal", "allowed": ["yes", "no"]},
-    ],
-    "target": "label",
-    "task": "classification",
-}
-GOOD = b"a,label\n1.5,yes\n2.5,no\n"
 
 
 @pytest.fixture(scope="module")
