@@ -22,17 +22,9 @@ from chalicelib.s3events import object_created_events
 from chalicelib.validation import Contract
 from chalicelib.validation.layout import MAX_KEY_BYTES, s3_write_problem, source_key_of
 from tests.service.world import BUCKET, World
+from tests.support import GOOD, IRIS
 
-IRIS = {
-    "dataset": "iris",
-    "columns": [
-        {"name": "a", "type": "float", "classification": "public", "min": 0},
-        {"name": "label", "type": "category", "classification": "internal", "allowed": ["yes", "no"]},
-    ],
-    "target": "label",
-    "task": "classification",
-}
-BODIES = {"valid": b"a,label\n1.5,yes\n2.5,no\n", "invalid": b"a,label\n-1,maybe\n2.5,no\n"}
+BODIES = {"valid": GOOD, "invalid": b"a,label\n-1,maybe\n2.5,no\n"}
 CHARACTERS = st.one_of(
     st.characters(exclude_categories=("Cs",)),
     st.sampled_from(
