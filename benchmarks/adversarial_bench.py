@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine import machine
+from machine import machine, vm
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make chalicelib importable without installing it
@@ -231,15 +231,6 @@ def csv_bytes(path: Path) -> int:
 # --- the child -----------------------------------------------------------------------------------
 
 
-def _vm(field: str) -> float:
-    """A /proc/self/status figure (VmRSS, VmHWM) in MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _tree_bytes(path: str) -> int:
     total = 0
     for root, _, files in os.walk(path):
@@ -287,7 +278,7 @@ def child(kind: str, path: Path, core: int, max_memory_mb: int) -> None:
     tmp = tempfile.gettempdir()  # TMPDIR, set by the parent to a fresh directory
     spill: dict[str, int] = {}
     _instrument_spill(spill)
-    rss_before = _vm("VmRSS")
+    rss_before = vm("VmRSS")
     started = time.perf_counter()
     error = None
     with TmpSampler(tmp) as sampler, open(path, "rb") as stream:
@@ -296,7 +287,7 @@ def child(kind: str, path: Path, core: int, max_memory_mb: int) -> None:
         except MemoryError:
             result, error = None, "MemoryError"
     wall = time.perf_counter() - started
-    peak_rss = _vm("VmHWM")  # before the report and profile are measured below
+    peak_rss = vm("VmHWM")  # before the report and profile are measured below
     figures: dict[str, Any] = {
         "kind": kind,
         "file_mb": round(path.stat().st_size / MIB, 2),

@@ -31,3 +31,12 @@ def machine(*packages: str) -> dict[str, Any]:
         except PackageNotFoundError:
             described[package] = None
     return described
+
+
+def vm(field: str) -> float:
+    """A /proc/self/status figure of this process (VmRSS, VmHWM) in MiB; NaN where there is none."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")

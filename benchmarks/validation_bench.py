@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine import machine
+from machine import machine, vm
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make chalicelib importable without installing it
@@ -310,15 +310,6 @@ def run_ours(path: Path, contract: Contract) -> dict[str, Any]:
 # --- measurement ---------------------------------------------------------------------------------
 
 
-def _vm(field: str) -> float:
-    """A /proc/self/status figure (VmRSS, VmHWM) in MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def child(which: str, path: Path, core: int) -> None:
     """Runs in a fresh process: one validator, one file, one core; prints one JSON line."""
     os.sched_setaffinity(0, {core})
@@ -330,7 +321,7 @@ def child(which: str, path: Path, core: int) -> None:
     else:
         import pandas  # noqa: F401
         import pandera.pandas  # noqa: F401
-    rss_before = _vm("VmRSS")
+    rss_before = vm("VmRSS")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     outcome = runner(path, contract)
@@ -346,7 +337,7 @@ def child(which: str, path: Path, core: int) -> None:
         "mb_per_s": round(size / MIB / wall, 2),
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child started with vfork
         # (as subprocess does) reports at least the parent's RSS, here the data generator's.
-        "peak_rss_mb": round(_vm("VmHWM"), 1),
+        "peak_rss_mb": round(vm("VmHWM"), 1),
         "ru_maxrss_mb": round(after.ru_maxrss / 1024, 1),  # KiB on Linux
         "rss_after_imports_mb": round(rss_before, 1),
         "core": core,
