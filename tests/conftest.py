@@ -4,7 +4,8 @@ The suite has one folder per layer (see tests/__init__.py); helpers shared by mo
 tests/support.py, never imported from another test module.
 
 * ``aws``: in-process moto (``mock_aws``) with the data-plane stack deployed (adapter and flow tests).
-* ``atomic_writes``: the one lock giving in-process moto DynamoDB's atomic writes (concurrency tests).
+* ``atomic_writes``: the one lock giving in-process moto DynamoDB's atomic writes and isolated reads
+  (concurrency tests).
 * ``batch_stack``: the same stack with AWS Batch, which runs no containers (deploy and adapter tests).
 * ``local_cloud``: a moto *server* on 127.0.0.1 with the stack, the Chalice app and the event
   runtime, as ``mlops up`` runs it (flow tests). One per module; tests use their own keys.
@@ -117,23 +118,12 @@ def aws_module() -> Iterator[Settings]:
 
 @pytest.fixture
 def atomic_writes(monkeypatch):
-    """DynamoDB applies each conditional write and each transaction atomically; in-process moto does
-    not serialise concurrent requests (and a cancelled transaction restores whole tables from a copy),
-    so give its writes the atomicity the real service guarantees. Re-entrant: a transaction calls
-    put_item and update_item itself."""
-    import threading
+    """DynamoDB applies each conditional write and each transaction atomically, and no read sees one
+    half done; in-process moto does not serialise concurrent requests, so give it the isolation the
+    real service guarantees: the local cloud's lock, undone after the test."""
+    from mlops.localcloud import serialise_dynamodb
 
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("update_item", "put_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
+    serialise_dynamodb(monkeypatch.setattr)
 
 
 @pytest.fixture(scope="module")

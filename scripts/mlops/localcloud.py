@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,7 @@ class LocalCloud:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         logging.getLogger("moto").setLevel(logging.ERROR)
 
-        serialise_dynamodb_writes()
+        serialise_dynamodb()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._moto.start()
 
@@ -217,32 +218,36 @@ class LocalCloud:
         self.stop()
 
 
-_SERIALISED = False
+_WRITES = ("update_item", "put_item", "delete_item", "transact_write_items", "batch_write_item")
+_READS = ("get_item", "query", "scan", "batch_get_item", "transact_get_items")
 
 
-def serialise_dynamodb_writes() -> None:
+def serialise_dynamodb(setattr: Callable[[Any, str, Any], None] = setattr) -> None:
     """Give moto's DynamoDB the atomicity of the real service.
 
     DynamoDB applies each write (an ``ADD`` counter, a conditional put, a transaction) atomically.
     moto's threaded server runs concurrent requests at once, and its read-modify-write of an item
     can lose an update: two workers adding 1 to a counter at the same moment may add 1 in all
     (batch jobs count their shards this way). One re-entrant lock around moto's write operations
-    restores what the service guarantees. Idempotent; this process's moto only."""
-    global _SERIALISED
-    if _SERIALISED:
-        return
+    restores what the service guarantees. Reads take the lock too: moto writes an item in place in
+    steps (an update of a new item stores the bare key first) and a transaction item by item, where
+    DynamoDB never shows a reader a half-written item or a half-applied transaction (a reader once
+    found a champion pointer without its version). Idempotent; this process's moto only. ``setattr`` lets a
+    test install it undoably (pytest's ``monkeypatch.setattr``)."""
     from moto.dynamodb.models import DynamoDBBackend
 
+    if getattr(DynamoDBBackend.update_item, "_mlops_serialised", False):
+        return
     lock = threading.RLock()
-    for name in ("update_item", "put_item", "delete_item", "transact_write_items"):
+    for name in _WRITES + _READS:
         original = getattr(DynamoDBBackend, name)
 
         def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
             with lock:
                 return _original(self, *args, **kwargs)
 
+        locked._mlops_serialised = True  # type: ignore[attr-defined]
         setattr(DynamoDBBackend, name, locked)
-    _SERIALISED = True
 
 
 class _ThreadRoutedStream(io.TextIOBase):
