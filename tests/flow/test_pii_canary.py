@@ -88,6 +88,7 @@ class Canary:
 
     def __init__(self) -> None:
         self.rng = np.random.default_rng(20261130)
+        self.markers_rng = np.random.default_rng(20261201)
         self.texts: dict[str, set[str]] = {c: set() for c in TEXT_COLUMNS}  # and any column given one
         self.numbers: dict[str, set[str]] = {c: set() for c in NUMBER_COLUMNS}
         self.serial = 0
@@ -100,7 +101,7 @@ class Canary:
         return text
 
     def text(self, column: str, kind: str) -> str:
-        marker = f"CANARY-{uuid.uuid4().hex[:12]}"
+        marker = f"CANARY-{self.markers_rng.bytes(6).hex()}"  # seeded: a failure reproduces
         value = f"{marker}@example.com" if kind == "email" else f"{marker}-ACCT"
         self.texts.setdefault(column, set()).add(marker)
         return value
