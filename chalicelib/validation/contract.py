@@ -204,6 +204,7 @@ _TOP_KEYS = {
     "dataset", "version", "description", "columns", "target", "task", "row_id", "format", "limits", "drift",
 }  # fmt: skip
 EXTENSION_KEYS = {"training", "promotion", "serving"}
+FIELDS = tuple(sorted(_TOP_KEYS | EXTENSION_KEYS))  # a contract document's top-level fields
 _COLUMN_KEYS = {
     "name", "type", "classification", "nullable", "min", "max", "allowed", "pattern", "unique",
     "max_length", "feature", "description",
