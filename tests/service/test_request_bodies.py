@@ -5,6 +5,7 @@ tests/flow/test_strict_requests.py."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -122,3 +123,46 @@ def test_a_version_in_the_path_that_is_not_a_sane_number_is_a_400(text):
 
 def test_a_version_in_the_path_reads_as_its_number():
     assert [version_number(t) for t in ("1", "02", "99999999")] == [1, 2, 99_999_999]
+
+
+# --- the contract (PUT /datasets/{name}/contract): checked by Contract.parse and the stages' sections ------
+
+
+def _number_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [path]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return [p for key, inner in items for p in _number_paths(inner, (*path, key))]
+
+
+@given(data=st.data())
+def test_a_number_no_contract_field_holds_is_refused_naming_it(data):
+    """A promotion.min_delta of 10**400 raised OverflowError (a 500) inside the section's check."""
+    from chalicelib import bootstrap
+    from chalicelib.validation import Contract, ContractError
+    from chalicelib.validation.sections import check_sections
+    from tests.support import contract_for
+
+    bootstrap.contract_sections()
+    doc = copy.deepcopy(contract_for().to_dict())  # its sections share dicts with tests.support.POLICY
+    path = data.draw(st.sampled_from(_number_paths(doc)))
+    literal = data.draw(st.sampled_from(["1" + "0" * 400, "9" * 40, "1e400", "-1e400", "-" + "9" * 39]))
+    inner = doc
+    for key in path[:-1]:
+        inner = inner[key]
+    inner[path[-1]] = raw_number(literal)
+    with pytest.raises(ContractError) as refused:
+        check_sections(Contract.parse(parse_json_body(json_text(doc))))
+    where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).lstrip(".")
+    assert refused.value.field == where, str(refused.value)
+
+
+@pytest.mark.parametrize("version", [0, 100_000_000, 10**30])
+def test_a_contract_version_that_is_not_a_sane_positive_integer_is_refused(version):
+    from chalicelib.validation import Contract, ContractError
+    from tests.support import contract_for
+
+    with pytest.raises(ContractError, match="version"):
+        Contract.parse({**contract_for().to_dict(), "version": version})
