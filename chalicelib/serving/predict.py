@@ -148,7 +148,7 @@ class Predictor:
         """Score the records; raises ``InvalidInput`` (400), ``ModelNotFound`` (404), ``NotServable``."""
         served = version if version is not None else self.champion(model)
         session = self.session(model, served)
-        scores = session.run(session.schema.encode_records(records))
+        scores = session.run_finite(session.schema.encode_records(records))
         response = {"model": model, "version": served, "predictions": format_scores(session, scores)}
         if version is None:
             self._shadow(model, served, records, session, scores)
