@@ -17,7 +17,7 @@ A body declares itself once (see ``chalicelib.registry.requests`` for examples):
         expected_champion: Annotated[int, Meta(ge=1, le=MAX_VERSION)] | None = None
 
 msgspec (strict structs, ~0.7 MB, no dependencies) checks it; this module turns its findings into
-messages a person can act on. Decision: docs/decisions/010-declared-request-bodies.md.
+messages a person can act on. Decision: docs/decisions/008-declared-request-bodies.md.
 """
 
 from __future__ import annotations
