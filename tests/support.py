@@ -551,3 +551,125 @@ IRIS: dict[str, Any] = {  # a two-column contract and a valid upload of it
     "task": "classification",
 }
 GOOD = b"a,label\n1.5,yes\n2.5,no\n"
+
+
+# --- request bodies --------------------------------------------------------------------------------------
+
+# Number literals no field holds: beyond Python's int() (4,300 digits), beyond a double, and tiny.
+HUGE_NUMBERS = ["1" + "0" * 5000, "-" + "9" * 4400, "1" + "0" * 400, "1e400", "-1e400", "1e-400", "9" * 40]
+_RAW = "\u0000raw:"
+
+
+def raw_number(literal: str) -> str:
+    """A placeholder for a JSON number literal that ``json_text`` writes as it is (json.dumps cannot
+    write an integer of more than 4,300 digits, nor 1e400)."""
+    return _RAW + literal
+
+
+def json_text(doc: Any) -> bytes:
+    """``doc`` as JSON, with the ``raw_number`` placeholders written as their literals."""
+    import re
+
+    text = json.dumps(doc)
+    return re.sub(r'"\\u0000raw:([-+.eE0-9]+)"', r"\1", text).encode()
+
+
+def json_routes(app: Any) -> list[tuple[str, str, Any]]:
+    """(method, path, declared body) of every route of ``app`` that takes a JSON body."""
+    return sorted(
+        (
+            (method, path, getattr(entry.view_function, "request_body", None))
+            for path, methods in app.routes.items()
+            for method, entry in methods.items()
+            if method in ("POST", "PUT", "PATCH") and "application/json" in entry.content_types
+        ),
+        key=lambda route: (route[1], route[0]),
+    )
+
+
+def json_values(huge: bool = True) -> Any:
+    """Any JSON document; with ``huge``, numbers beyond every range too (``raw_number`` placeholders)."""
+    st = _strategies()
+    leaves = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=20),
+        *([st.sampled_from(HUGE_NUMBERS).map(raw_number)] if huge else []),
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+
+
+def body_documents(body: Any) -> Any:
+    """Documents a declared ``chalicelib.http.Body`` accepts: every required field, some optional
+    ones, each value within its declared type and range (read from msgspec's type information)."""
+    from msgspec import inspect
+
+    st = _strategies()
+    info = inspect.type_info(body)
+    assert isinstance(info, inspect.StructType), body
+    required = {f.name: _values_of(f.type) for f in info.fields if f.required}
+    optional = {f.name: _values_of(f.type) for f in info.fields if not f.required}
+    return st.fixed_dictionaries(required, optional=optional)
+
+
+def _values_of(kind: Any) -> Any:
+    from msgspec import inspect
+
+    st = _strategies()
+    if isinstance(kind, inspect.Metadata):
+        return _values_of(kind.type)
+    if isinstance(kind, inspect.UnionType):
+        return st.one_of([_values_of(t) for t in kind.types])
+    if isinstance(kind, inspect.NoneType):
+        return st.none()
+    if isinstance(kind, inspect.BoolType):
+        return st.booleans()
+    if isinstance(kind, inspect.IntType):
+        low = kind.ge if kind.ge is not None else None if kind.gt is None else kind.gt + 1
+        high = kind.le if kind.le is not None else None if kind.lt is None else kind.lt - 1
+        return st.integers(low, high)
+    if isinstance(kind, inspect.FloatType):
+        return st.floats(
+            kind.ge if kind.ge is not None else kind.gt,
+            kind.le if kind.le is not None else kind.lt,
+            exclude_min=kind.gt is not None,
+            exclude_max=kind.lt is not None,
+            allow_nan=False,
+            allow_infinity=False,
+        )
+    if isinstance(kind, inspect.StrType):
+        text = st.from_regex(kind.pattern) if kind.pattern else st.text()
+        low, high = kind.min_length or 0, kind.max_length
+        return text.filter(lambda s: low <= len(s) and (high is None or len(s) <= high))
+    if isinstance(kind, inspect.LiteralType):
+        return st.sampled_from(kind.values)
+    if isinstance(kind, inspect.ListType):
+        high = min(kind.max_length if kind.max_length is not None else 4, 4)
+        return st.lists(_values_of(kind.item_type), min_size=kind.min_length or 0, max_size=high)
+    if isinstance(kind, inspect.AnyType):
+        return json_values(huge=False)
+    raise AssertionError(f"no strategy for {kind!r}: teach tests/support.py::_values_of")
+
+
+def number_fields(body: Any) -> list[str]:
+    """The fields of a declared body that take a number (alone or in a union)."""
+    from msgspec import inspect
+
+    def numeric(kind: Any) -> bool:
+        if isinstance(kind, inspect.Metadata):
+            return numeric(kind.type)
+        if isinstance(kind, inspect.UnionType):
+            return any(numeric(t) for t in kind.types)
+        return isinstance(kind, inspect.IntType | inspect.FloatType)
+
+    info = inspect.type_info(body)
+    assert isinstance(info, inspect.StructType)
+    return [f.name for f in info.fields if numeric(f.type)]

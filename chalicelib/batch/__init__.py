@@ -5,7 +5,14 @@ in-memory adapters are in ``chalicelib/adapters``); the workers that score shard
 (``jobs/scoring/``).
 """
 
-from chalicelib.batch.exceptions import BadShard, BatchError, InvalidRequest, JobNotFound, ModelNotAvailable
+from chalicelib.batch.exceptions import (
+    BadShard,
+    BatchError,
+    InvalidRequest,
+    JobNotFound,
+    ModelNotAvailable,
+    ModelNotFound,
+)
 from chalicelib.batch.jobs import FAILED, PARTIAL, PLANNING, RUNNING, SUBMITTED, SUCCEEDED
 from chalicelib.batch.requests import BatchRequest
 from chalicelib.batch.sharding import Shard
@@ -23,5 +30,6 @@ __all__ = [
     "InvalidRequest",
     "JobNotFound",
     "ModelNotAvailable",
+    "ModelNotFound",
     "Shard",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalicelib.errors import BatchError, Conflict, InvalidInput, NotFound
 
-__all__ = ["BadShard", "BatchError", "InvalidRequest", "JobNotFound", "ModelNotAvailable"]
+__all__ = ["BadShard", "BatchError", "InvalidRequest", "JobNotFound", "ModelNotAvailable", "ModelNotFound"]
 
 
 class InvalidRequest(BatchError, InvalidInput):
@@ -15,8 +15,13 @@ class JobNotFound(BatchError, NotFound):
     """No batch job with that id."""
 
 
+class ModelNotFound(BatchError, NotFound):
+    """No model of that name is registered, or it has no version of that number: a 404."""
+
+
 class ModelNotAvailable(BatchError, Conflict):
-    """The model (or the version asked for) cannot score: not registered, rejected, or no champion."""
+    """The model is registered but cannot score now: it has no champion, or the version asked for
+    was rejected (or its contract cannot be read): a 409."""
 
 
 class BadShard(BatchError):

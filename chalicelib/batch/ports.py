@@ -117,11 +117,13 @@ class WorkerLauncher(Protocol):
 
 
 class RegistryReads(Protocol):
-    """The two questions batch asks the model registry (the registry adapters answer them)."""
+    """The questions batch asks the model registry (the registry adapters answer them)."""
 
     def champion(self, model: str, /) -> int | None: ...
 
     def version(self, model: str, v: int, /) -> dict[str, Any] | None: ...
+
+    def versions(self, model: str, /) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)

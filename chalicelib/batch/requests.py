@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
 
 from chalicelib.batch.exceptions import InvalidRequest
 from chalicelib.batch.sharding import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES
+from chalicelib.http import MAX_VERSION, BadRequest, Body
 from chalicelib.ingest.uploads import DATASET_NAME
 
 REQUESTS_PREFIX = "batch/requests/"
@@ -27,21 +31,88 @@ REQUESTS_PREFIX = "batch/requests/"
 INPUT_AREAS = ("batch/", "validated/")
 DEFAULT_OUTPUT_PREFIX = "batch/output/"
 ENGINES = ("auto", "onnxruntime", "sklearn")
-MAX_SHARD_BYTES = 1024 * 1024 * 1024
+MIB = 1024 * 1024
+MAX_SHARD_BYTES = 1024 * MIB
+MAX_WORKERS = 1000
+MAX_PII_COLUMNS = 1000
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_PREFIX = re.compile(r"[A-Za-z0-9!_.*'()/=-]{1,512}")
-_FIELDS = {
-    "model",
-    "version",
-    "input_prefix",
-    "output_prefix",
-    "shard_mb",
-    "shard_bytes",
-    "workers",
-    "engine",
-    "job_id",
-    "include_pii",
-}
+_PREFIX = r"^[A-Za-z0-9!_.*'()/=-]{1,512}\Z"
+_PREFIX_HELP = "a key prefix in the data bucket, like 'batch/input/2026-11/'"
+
+
+class BatchRequestBody(Body):
+    """What ``POST /batch-jobs`` and a dropped request file hold: each field's type and range.
+    How fields relate (areas, overlap, one shard size) is checked by ``BatchRequest.parse``."""
+
+    model: Annotated[
+        str,
+        Meta(
+            pattern=rf"^(?:{DATASET_NAME.pattern.strip('^$')})\Z",
+            description="the model's name (1-63 lowercase letters, digits, '-' or '_')",
+        ),
+    ]
+    input_prefix: Annotated[
+        str, Meta(pattern=_PREFIX, description=_PREFIX_HELP + ", under batch/ or validated/")
+    ]
+    output_prefix: Annotated[
+        str, Meta(pattern=_PREFIX, description=_PREFIX_HELP + ", under batch/ (default batch/output/)")
+    ] = DEFAULT_OUTPUT_PREFIX
+    version: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=MAX_VERSION,
+                description="a version number (1, 2, 3...), or leave it out for the champion",
+            ),
+        ]
+        | None
+    ) = None
+    shard_mb: (
+        Annotated[
+            float,
+            Meta(
+                ge=MIN_SHARD_BYTES / MIB,
+                le=1024,
+                description="a shard size in MiB, at most 1024 (default 16; at least 1 KiB)",
+            ),
+        ]
+        | None
+    ) = None
+    shard_bytes: (
+        Annotated[
+            int,
+            Meta(
+                ge=MIN_SHARD_BYTES,
+                le=MAX_SHARD_BYTES,
+                description=f"a shard size in bytes from {MIN_SHARD_BYTES} to {MAX_SHARD_BYTES}",
+            ),
+        ]
+        | None
+    ) = None
+    workers: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=MAX_WORKERS,
+                description=f"a number of workers from 1 to {MAX_WORKERS} (capped by BATCH_MAX_WORKERS)",
+            ),
+        ]
+        | None
+    ) = None
+    engine: Annotated[
+        Literal["auto", "onnxruntime", "sklearn"],
+        Meta(description=f"one of {', '.join(ENGINES)}"),
+    ] = "auto"
+    include_pii: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=128)]],
+        Meta(
+            max_length=MAX_PII_COLUMNS,
+            description='a list of pii column names to copy into the output, e.g. ["email"] '
+            "(leave it out to copy none)",
+        ),
+    ] = msgspec.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -63,20 +134,14 @@ class BatchRequest:
 
     @classmethod
     def parse(cls, doc: Any) -> BatchRequest:
-        if not isinstance(doc, dict):
-            raise InvalidRequest(
-                "the request must be a JSON object with model, input_prefix and output_prefix"
-            )
-        unknown = sorted(set(doc) - _FIELDS)
-        if unknown:
-            raise InvalidRequest(f"{unknown[0]}: unknown field (expected some of {sorted(_FIELDS)})")
-        model = doc.get("model")
-        if not isinstance(model, str) or not DATASET_NAME.fullmatch(model):
-            raise InvalidRequest("model: give the model's name (1-63 lowercase letters, digits, '-' or '_')")
-        version = doc.get("version")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-            raise InvalidRequest("version: a version number (1, 2, 3...), or leave it out for the champion")
-        input_prefix = _prefix(doc.get("input_prefix"), "input_prefix")
+        """A request document (or its declared body, already checked) -> the request, or
+        ``InvalidRequest`` naming the field."""
+        if not isinstance(doc, BatchRequestBody):
+            try:
+                doc = BatchRequestBody.parse(doc)
+            except BadRequest as exc:
+                raise InvalidRequest(str(exc)) from None
+        input_prefix = _prefix(doc.input_prefix, "input_prefix")
         if not input_prefix.startswith(INPUT_AREAS):
             raise InvalidRequest(
                 f"input_prefix: {input_prefix!r} is outside the areas batch jobs read: files you put under "
@@ -86,7 +151,7 @@ class BatchRequest:
             raise InvalidRequest(
                 f"input_prefix: {input_prefix!r} is where requests and plans live; use another"
             )
-        output_prefix = _prefix(doc.get("output_prefix", DEFAULT_OUTPUT_PREFIX), "output_prefix")
+        output_prefix = _prefix(doc.output_prefix, "output_prefix")
         if not output_prefix.endswith("/"):
             output_prefix += "/"
         if not output_prefix.startswith("batch/"):
@@ -97,51 +162,32 @@ class BatchRequest:
             raise InvalidRequest(
                 "output_prefix: must not overlap input_prefix (the parts would become inputs)"
             )
-        shard_bytes = _shard_bytes(doc)
-        workers = doc.get("workers")
-        if workers is not None and (
-            isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 1000
-        ):
-            raise InvalidRequest("workers: a number of workers from 1 to 1000 (capped by BATCH_MAX_WORKERS)")
-        engine = doc.get("engine", "auto")
-        if engine not in ENGINES:
-            raise InvalidRequest(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
-        return cls(model, input_prefix, output_prefix, version, shard_bytes, workers, engine, _names(doc))
-
-
-def _names(doc: dict[str, Any]) -> tuple[str, ...]:
-    names = doc.get("include_pii", [])
-    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise InvalidRequest(
-            'include_pii: a list of pii column names to copy into the output, e.g. ["email"] '
-            "(leave it out to copy none)"
+        if doc.shard_bytes is not None and doc.shard_mb is not None:
+            raise InvalidRequest("shard_bytes: give shard_bytes or shard_mb, not both")
+        shard_bytes = (
+            int(doc.shard_mb * MIB)
+            if doc.shard_mb is not None
+            else doc.shard_bytes
+            if doc.shard_bytes is not None
+            else DEFAULT_SHARD_BYTES
         )
-    if len(set(names)) != len(names):
-        raise InvalidRequest("include_pii: names a column twice")
-    return tuple(names)
+        if len(set(doc.include_pii)) != len(doc.include_pii):
+            raise InvalidRequest("include_pii: names a column twice")
+        return cls(
+            doc.model,
+            input_prefix,
+            output_prefix,
+            doc.version,
+            shard_bytes,
+            doc.workers,
+            doc.engine,
+            tuple(doc.include_pii),
+        )
 
 
-def _prefix(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not _PREFIX.fullmatch(value) or value.startswith("/") or ".." in value:
-        raise InvalidRequest(f"{name}: a key prefix in the data bucket, like 'batch/input/2026-11/'")
-    return value
-
-
-def _shard_bytes(doc: dict[str, Any]) -> int:
-    if "shard_bytes" in doc and "shard_mb" in doc:
-        raise InvalidRequest("shard_bytes: give shard_bytes or shard_mb, not both")
-    if "shard_mb" in doc:
-        value = doc["shard_mb"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1024:
-            raise InvalidRequest("shard_mb: a size in MiB from 1 to 1024 (default 16)")
-        return int(value * 1024 * 1024)
-    value = doc.get("shard_bytes", DEFAULT_SHARD_BYTES)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not MIN_SHARD_BYTES <= value <= MAX_SHARD_BYTES
-    ):
-        raise InvalidRequest(f"shard_bytes: a size in bytes from {MIN_SHARD_BYTES} to {MAX_SHARD_BYTES}")
+def _prefix(value: str, name: str) -> str:
+    if value.startswith("/") or ".." in value:
+        raise InvalidRequest(f"{name}: {_PREFIX_HELP}, without a leading '/' or '..'")
     return value
 
 

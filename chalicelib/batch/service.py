@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.batch.exceptions import InvalidRequest, JobNotFound, ModelNotAvailable
+from chalicelib.batch.exceptions import InvalidRequest, JobNotFound, ModelNotAvailable, ModelNotFound
 from chalicelib.batch.finishing import finish_if_complete
 from chalicelib.batch.jobs import FAILED, FINAL, PLANNING, RUNNING, SUBMITTED, failed_shards, is_running
 from chalicelib.batch.launch import worker_count
@@ -38,13 +38,19 @@ def request_key(job_id: str) -> str:
 
 
 def pin_version(registry: RegistryReads, request: BatchRequest) -> tuple[int, dict[str, Any]]:
-    """The version the job will use: the one asked for, else the champion now."""
+    """The version the job will use: the one asked for, else the champion now. An unknown model or
+    version is ``ModelNotFound`` (404); a model without a champion, a rejected version
+    ``ModelNotAvailable`` (409)."""
     version = request.version if request.version is not None else registry.champion(request.model)
+    doc = None if version is None else registry.version(request.model, version)
+    if doc is None and not registry.versions(request.model):
+        raise ModelNotFound(
+            f"no model named {request.model!r}: `mlops models list` shows the registered ones"
+        )
     if version is None:
         raise ModelNotAvailable(f"model {request.model!r} has no champion: give a version")
-    doc = registry.version(request.model, version)
     if doc is None:
-        raise ModelNotAvailable(f"model {request.model!r} has no version {version}")
+        raise ModelNotFound(f"model {request.model!r} has no version {version}")
     if doc.get("status") == REJECTED:
         raise ModelNotAvailable(f"{request.model} v{version} was rejected: it cannot score")
     return int(version), doc
@@ -112,11 +118,13 @@ def job_record(
 
 
 def submit(ports: BatchPorts, body: Any, by: str) -> dict[str, Any]:
-    """``POST /batch-jobs``: check, pin the version, record the job, drop the request for the planner."""
+    """``POST /batch-jobs``: check, pin the version, record the job, drop the request for the planner.
+
+    ``body``: the request document, or its declared body (``BatchRequestBody``) already checked."""
     request = BatchRequest.parse(body)
+    version, doc = pin_version(ports.registry, request)
     if not ports.inputs.exists(request.input_prefix):
         raise InvalidRequest(f"input_prefix: nothing under s3://{ports.bucket}/{request.input_prefix}")
-    version, doc = pin_version(ports.registry, request)
     pii = pii_choice(ports.contracts, request)
     job_id = new_job_id()
     job = job_record(job_id, request, version, doc, by, request_key(job_id), pii)
@@ -204,7 +212,7 @@ def _record_dropped_request(
     try:
         version, doc = pin_version(ports.registry, request)
         pii = pii_choice(ports.contracts, request)
-    except (ModelNotAvailable, InvalidRequest) as exc:
+    except (ModelNotFound, ModelNotAvailable, InvalidRequest) as exc:
         job = {
             "job_id": job_id,
             "status": FAILED,

@@ -8,6 +8,7 @@ from chalice import Response
 from chalice.app import SQSEvent
 
 from chalicelib import bootstrap
+from chalicelib.batch.requests import BatchRequestBody
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, json_body
 from chalicelib.settings import dlq_name
@@ -16,12 +17,19 @@ bp = Area(__name__)
 settings = bootstrap.settings()
 
 
-@bp.route("/batch-jobs", methods=["POST"], content_types=["application/json"], authorizer=CHANGES)
+@bp.route(
+    "/batch-jobs",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+    body=BatchRequestBody,
+)
 def submit_batch_job() -> Response:
     """Score every row under an input prefix with a pinned version (default: the champion now). 202."""
     from chalicelib.batch import service
 
-    return Response(body=service.submit(bootstrap.batch_ports(), json_body(bp), caller(bp)), status_code=202)
+    body = json_body(bp, BatchRequestBody)
+    return Response(body=service.submit(bootstrap.batch_ports(), body, caller(bp)), status_code=202)
 
 
 @bp.route("/batch-jobs/{job_id}", methods=["GET"], authorizer=READS)

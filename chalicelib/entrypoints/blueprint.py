@@ -1,10 +1,15 @@
-"""The blueprint every area uses: errors mapped to HTTP once, observability on event handlers.
+"""The blueprint every area uses: errors mapped to HTTP once, declared bodies, observability on event handlers.
 
-Two things Chalice's ``Blueprint`` does not do on its own:
+Three things Chalice's ``Blueprint`` does not do on its own:
 
 * Routes: an error of the project's hierarchy becomes its HTTP answer here (``InvalidInput`` 400,
   ``NotFound`` 404, ``Conflict`` 409, ``IntegrityFailure`` 500 naming the artifact), so no view
   repeats the mapping. Anything else is a bug: Chalice answers 500 without details.
+* Bodies: a route that takes JSON declares its body (``body=``, a ``chalicelib.http.Body`` or
+  anything with the same ``parse``/``field_names`` classmethods, such as ``Contract``), and its view
+  reads it with ``json_body(bp, TheBody)``: the document checked against the declaration, unknown
+  fields and numbers out of range refused with a 400 naming the field. The declaration stays on the
+  view (``request_body``), so tests enumerate every JSON route's body from the app.
 * Event handlers: Lambda imports a blueprint's event handler by its module path
   (``chalicelib.entrypoints.<area>.<function>``), never ``app.py`` (aws/chalice#1566), so middleware
   registered on the app would be missing there. ``Area`` attaches the observability middleware when
@@ -14,14 +19,15 @@ Two things Chalice's ``Blueprint`` does not do on its own:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from chalice import BadRequestError, Blueprint, ChaliceViewError, ConflictError, NotFoundError, Response
 
 from chalicelib import observability
 from chalicelib.errors import Conflict, IntegrityFailure, InvalidInput, MlopsError, NotFound
-from chalicelib.http import MAX_BODY_BYTES, parse_json_body
+from chalicelib.http import MAX_BODY_BYTES, MAX_VERSION, parse_json_body
 from chalicelib.settings import DATASET_NAME
 
 
@@ -55,14 +61,29 @@ def _mapped(view: Callable[..., Any]) -> Callable[..., Any]:
     return answer
 
 
+class RequestBody[T](Protocol):
+    """What a route declares as its JSON body: a type whose ``parse`` checks a document (a
+    ``chalicelib.http.Body`` parses into itself) and names the fields it takes."""
+
+    @classmethod
+    def parse(cls, doc: Any) -> T: ...
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]: ...
+
+
 class Area(Blueprint):
     """A Chalice blueprint for one area of the app (see the module docstring)."""
 
-    def route(self, path: str, **kwargs: Any) -> Callable[..., Any]:
+    def route(
+        self, path: str, body: type[RequestBody[Any]] | None = None, **kwargs: Any
+    ) -> Callable[..., Any]:
         register = super().route(path, **kwargs)
 
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-            register(_mapped(view))
+            mapped = _mapped(view)
+            mapped.request_body = body  # type: ignore[attr-defined]
+            register(mapped)
             return view
 
         return decorator
@@ -79,7 +100,7 @@ NAME_RULE = "1-63 lowercase letters, digits, '-' or '_'"
 def dataset_name(name: str, kind: str = "dataset") -> str:
     """A dataset's (or its model's) name from the path; 400 naming the rule otherwise."""
     if not DATASET_NAME.fullmatch(name):
-        raise InvalidInput(f"{kind} name {name!r} must be {NAME_RULE}")
+        raise InvalidInput(f"{kind} name {_clip(name)!r} must be {NAME_RULE}")
     return name
 
 
@@ -87,13 +108,22 @@ def model_name(name: str) -> str:
     return dataset_name(name, "model")
 
 
+_VERSION = re.compile(r"[0-9]{1,8}")  # ASCII digits only: str.isdigit() takes '²', which int() refuses
+
+
 def version_number(version: str) -> int:
-    if not version.isdigit() or not 1 <= int(version) <= 99_999_999:
-        raise InvalidInput(f"version: {version!r} is not a version number (1, 2, 3...)")
+    if not _VERSION.fullmatch(version) or not 1 <= int(version) <= MAX_VERSION:
+        raise InvalidInput(f"version: {_clip(version)!r} is not a version number (1, 2, 3...)")
     return int(version)
 
 
-def json_body(area: Blueprint, max_bytes: int = MAX_BODY_BYTES) -> Any:
-    """The request's JSON body, parsed strictly (``chalicelib.http``)."""
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def json_body[T](area: Blueprint, body: type[RequestBody[T]], max_bytes: int = MAX_BODY_BYTES) -> T:
+    """The request's JSON body, parsed strictly and checked against its declaration
+    (``chalicelib.http``): unknown fields and numbers out of range are a 400 naming the field."""
     raw = area.current_request.raw_body
-    return parse_json_body(raw.encode() if isinstance(raw, str) else raw, max_bytes=max_bytes)
+    doc = parse_json_body(raw.encode() if isinstance(raw, str) else raw, max_bytes=max_bytes)
+    return body.parse(doc)

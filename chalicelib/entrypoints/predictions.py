@@ -7,7 +7,8 @@ from typing import Any
 from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import READS
 from chalicelib.entrypoints.blueprint import Area, json_body, model_name, version_number
-from chalicelib.errors import InvalidInput
+from chalicelib.http import BadRequest
+from chalicelib.serving.requests import PredictRequest
 
 bp = Area(__name__)
 
@@ -19,13 +20,19 @@ def _predict(name: str, version: int | None) -> Any:
 
     model = model_name(name)
     try:
-        body = json_body(bp, max_bytes=predict.MAX_BODY_BYTES)
-    except InvalidInput as exc:  # a body that is not JSON: one problem for the whole request
-        raise InvalidRecords([Problem(None, None, str(exc))]) from exc
-    return bootstrap.predictor().predict(model, predict.parse_records(body), version)
+        request = json_body(bp, PredictRequest, max_bytes=predict.MAX_BODY_BYTES)
+    except BadRequest as exc:  # the body, not a record: one problem for the whole request
+        raise InvalidRecords([Problem(None, exc.field, exc.problem)]) from exc
+    return bootstrap.predictor().predict(model, request.records, version)
 
 
-@bp.route("/models/{name}/predict", methods=["POST"], content_types=["application/json"], authorizer=READS)
+@bp.route(
+    "/models/{name}/predict",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=READS,
+    body=PredictRequest,
+)
 def predict_champion(name: str) -> Any:
     """The champion scores ``{"records": [...]}``: per record the prediction (and class probabilities)."""
     return _predict(name, None)
@@ -36,6 +43,7 @@ def predict_champion(name: str) -> Any:
     methods=["POST"],
     content_types=["application/json"],
     authorizer=READS,
+    body=PredictRequest,
 )
 def predict_version(name: str, version: str) -> Any:
     """A pinned version scores the records (any registered version that was not rejected)."""

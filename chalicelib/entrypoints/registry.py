@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from chalice.app import SQSEvent
 
@@ -10,6 +10,8 @@ from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, json_body, model_name, version_number
 from chalicelib.errors import InvalidInput
+from chalicelib.http import Body
+from chalicelib.registry.requests import Approval, Challenger, Change
 
 bp = Area(__name__)
 settings = bootstrap.settings()
@@ -23,13 +25,13 @@ def evaluate_candidate(event: SQSEvent) -> dict[str, Any]:
     return handle_promotion_batch(event.to_dict(), event.context, bootstrap.evaluator_ports())
 
 
-def _change_body() -> tuple[dict[str, Any], str]:
-    """A change's body and its required ``reason``."""
+def _change_body[B: Body](declared: type[B]) -> tuple[B, str]:
+    """A change's body, as declared (``chalicelib.registry.requests``), and its ``reason``."""
     from chalicelib.registry.service import reason_from
 
-    body = json_body(bp)
+    body = cast(B, json_body(bp, declared))
     try:
-        return body, reason_from(body)
+        return body, reason_from(body.to_dict())
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
 
@@ -67,16 +69,15 @@ def model_audit(name: str) -> dict[str, Any]:
     methods=["POST"],
     content_types=["application/json"],
     authorizer=CHANGES,
+    body=Approval,
 )
 def approve_version(name: str, version: str) -> dict[str, Any]:
     """Approve a version pending approval and make it the champion (stale or repeated: 409)."""
     from chalicelib.registry import service
 
     model, v = model_name(name), version_number(version)
-    body, reason = _change_body()
-    expected = body.get("expected_champion")
-    if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
-        raise InvalidInput("expected_champion: a version number, or null for none")
+    body, reason = _change_body(Approval)
+    expected = body.expected_champion
     entry = service.approve(
         bootstrap.registry(), bootstrap.notifier(), model, v, caller(bp), reason, expected_champion=expected
     )
@@ -88,37 +89,45 @@ def approve_version(name: str, version: str) -> dict[str, Any]:
     methods=["POST"],
     content_types=["application/json"],
     authorizer=CHANGES,
+    body=Change,
 )
 def reject_version(name: str, version: str) -> dict[str, Any]:
     from chalicelib.registry import service
 
     model, v = model_name(name), version_number(version)
-    _, reason = _change_body()
+    _, reason = _change_body(Change)
     doc = service.reject(bootstrap.registry(), bootstrap.notifier(), model, v, caller(bp), reason)
     return {"model": model, "version": v, "status": doc["status"]}
 
 
-@bp.route("/models/{name}/rollback", methods=["POST"], content_types=["application/json"], authorizer=CHANGES)
+@bp.route(
+    "/models/{name}/rollback",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+    body=Change,
+)
 def rollback_model(name: str) -> dict[str, Any]:
     """Bring back the champion before the current one, from the audit ledger."""
     from chalicelib.registry import service
 
     model = model_name(name)
-    _, reason = _change_body()
+    _, reason = _change_body(Change)
     entry = service.rollback(bootstrap.registry(), bootstrap.notifier(), model, caller(bp), reason)
     return {"model": model, "champion": entry["to_version"], "audit": entry}
 
 
 @bp.route(
-    "/models/{name}/challenger", methods=["PUT"], content_types=["application/json"], authorizer=CHANGES
+    "/models/{name}/challenger",
+    methods=["PUT"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+    body=Challenger,
 )
 def set_challenger(name: str) -> dict[str, Any]:
     """Name a version to shadow the champion on /predict (``{"version": null}`` clears it)."""
     from chalicelib.registry import service
 
     model = model_name(name)
-    body, reason = _change_body()
-    version = body.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-        raise InvalidInput("version: a version number, or null for no challenger")
-    return dict(service.set_challenger(bootstrap.registry(), model, version, caller(bp), reason))
+    body, reason = _change_body(Challenger)
+    return dict(service.set_challenger(bootstrap.registry(), model, body.version, caller(bp), reason))

@@ -10,7 +10,8 @@ from chalice.app import CloudWatchEvent, SQSEvent
 from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, dataset_name, json_body
-from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.http import Change
 
 bp = Area(__name__)
 settings = bootstrap.settings()
@@ -33,18 +34,20 @@ def scheduled_retrain_check(event: CloudWatchEvent) -> dict[str, Any]:
 
 
 @bp.route(
-    "/datasets/{name}/retrain", methods=["POST"], content_types=["application/json"], authorizer=CHANGES
+    "/datasets/{name}/retrain",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+    body=Change,
 )
 def request_retrain(name: str) -> Response:
-    """Ask for a training run now. 202 with the run id; 409 if a run is already in flight."""
+    """Ask for a training run now. 202 with the run id; 409 if a run is already in flight, or if none
+    can start now (no contract or no validated data yet: the reasons say which)."""
     from chalicelib.training.policy import Trigger
     from chalicelib.training.service import handle_trigger
 
     dataset_name(name)
-    body = json_body(bp)
-    reason = body.get("reason") if isinstance(body, dict) else None
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput("reason: give a non-empty string saying why this retrain is needed")
+    reason = json_body(bp, Change).reason
     outcome = handle_trigger(
         bootstrap.training_ports(),
         Trigger(kind="request", dataset=name, reason=f"{reason.strip()[:500]} (asked by {caller(bp)})"),
@@ -53,7 +56,7 @@ def request_retrain(name: str) -> Response:
         return Response(body=outcome, status_code=202)
     if outcome["action"] == "coalesce":
         raise Conflict(f"run {outcome.get('run_id')} is in flight for {name!r}; your request was recorded")
-    raise InvalidInput("; ".join(outcome["reasons"]))
+    raise Conflict("; ".join(outcome["reasons"]))  # a valid request the dataset's state cannot serve yet
 
 
 @bp.route("/runs/{run_id}", methods=["GET"], authorizer=READS)

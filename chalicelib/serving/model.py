@@ -17,7 +17,7 @@ import numpy as np
 
 from chalicelib.errors import IntegrityFailure, NotFound, ServingError
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
-from chalicelib.serving.schema import InputSchema
+from chalicelib.serving.schema import InputSchema, InvalidInput
 
 
 class IntegrityError(ServingError, IntegrityFailure, ValueError):
@@ -135,6 +135,18 @@ class OnnxModel:
             return Scores(labels=labels, probabilities=probabilities)
         predictions = np.asarray(outputs[out.get("prediction", "prediction")], dtype=np.float64).reshape(-1)
         return Scores(predictions=predictions)
+
+    def run_finite(self, feed: Mapping[str, np.ndarray]) -> Scores:
+        """``run``, refusing rows whose scores are not finite numbers: a value far outside what the
+        model was trained on (1e308) can overflow its arithmetic (a linear model scales and sums),
+        and NaN is no answer (nor valid JSON). ``InvalidInput`` names each such record and its
+        largest number."""
+        scores = self.run(feed)
+        values = scores.for_metrics
+        finite = np.isfinite(values) if values.ndim == 1 else np.isfinite(values).all(axis=1)
+        if finite.all():
+            return scores
+        raise InvalidInput(self.schema.overflow_problems(feed, [int(i) for i in np.flatnonzero(~finite)]))
 
     def score_records(self, records: Sequence[Any]) -> Scores:
         return self.run(self.schema.encode_records(records))

@@ -14,7 +14,7 @@ Warm and cold paths (one API Lambda container serves many requests):
   inputs), never returned, and a challenger failure never fails the request.
 
 The request: ``{"records": [{feature: value, ...}, ...]}``, at most ``MAX_RECORDS`` records and
-``MAX_BODY_BYTES`` bytes. Each record is checked against the version's input schema; every problem
+``MAX_BODY_BYTES`` bytes (declared in ``chalicelib.serving.requests``). Each record is checked against the version's input schema; every problem
 is reported with the record's index and the field (``chalicelib.serving.schema``).
 
 The predictor reads through two ports (``chalicelib.serving.ports``): the registry's pointers and
@@ -37,9 +37,8 @@ import numpy as np
 from chalicelib.errors import Conflict, NotFound, ServingError
 from chalicelib.serving.model import OnnxModel, Scores, load_registered
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
-from chalicelib.serving.schema import InvalidInput, Problem
+from chalicelib.serving.requests import MAX_RECORDS
 
-MAX_RECORDS = 1000
 MAX_BODY_BYTES = 1024 * 1024
 MAX_SESSIONS = 8
 CHAMPION_TTL_S = 10.0
@@ -60,31 +59,6 @@ def champion_ttl() -> float:
         return max(0.0, float(os.environ.get("MLOPS_CHAMPION_TTL_SECONDS", CHAMPION_TTL_S)))
     except ValueError:
         return CHAMPION_TTL_S
-
-
-def parse_records(body: Any) -> list[Any]:
-    """The request's records, or ``InvalidInput`` naming what is wrong with the envelope."""
-    if not isinstance(body, dict):
-        raise InvalidInput([Problem(None, None, 'the body must be a JSON object {"records": [...]}')])
-    unknown = sorted(set(body) - {"records"})
-    if unknown:
-        raise InvalidInput([Problem(None, unknown[0], 'unknown key: the body takes only "records"')])
-    records = body.get("records")
-    if not isinstance(records, list):
-        raise InvalidInput([Problem(None, "records", "missing or not a list: send a list of records")])
-    if not records:
-        raise InvalidInput([Problem(None, "records", "the list is empty: send at least one record")])
-    if len(records) > MAX_RECORDS:
-        raise InvalidInput(
-            [
-                Problem(
-                    None,
-                    "records",
-                    f"{len(records):,} records, over the limit of {MAX_RECORDS:,} per request",
-                )
-            ]
-        )
-    return records
 
 
 class Predictor:
@@ -174,7 +148,7 @@ class Predictor:
         """Score the records; raises ``InvalidInput`` (400), ``ModelNotFound`` (404), ``NotServable``."""
         served = version if version is not None else self.champion(model)
         session = self.session(model, served)
-        scores = session.run(session.schema.encode_records(records))
+        scores = session.run_finite(session.schema.encode_records(records))
         response = {"model": model, "version": served, "predictions": format_scores(session, scores)}
         if version is None:
             self._shadow(model, served, records, session, scores)

@@ -332,6 +332,24 @@ class InputSchema:
                 raise ValueError(f"{_clip(cell)!r} is not an ISO 8601 timestamp") from None
         return self._member(feature, cell)
 
+    def overflow_problems(self, feed: Mapping[str, np.ndarray], rows: Sequence[int]) -> list[Problem]:
+        """The records whose scores overflowed, each named with its largest number (the likely cause)."""
+        problems = []
+        for i in rows:
+            values = [(abs(float(feed[f.onnx_input][i, 0])), f.name) for f in self._numeric]
+            values = [(size, name) for size, name in values if math.isfinite(size)]
+            size, name = max(values, default=(math.nan, None))
+            problems.append(
+                Problem(
+                    i,
+                    name,
+                    (f"{size:g} in absolute value " if name else "")
+                    + "overflows this model's arithmetic (its score is not a finite number): "
+                    "send values in the range it was trained on",
+                )
+            )
+        return problems
+
     # --- shared -----------------------------------------------------------------------------------
 
     @staticmethod

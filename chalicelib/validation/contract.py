@@ -204,6 +204,7 @@ _TOP_KEYS = {
     "dataset", "version", "description", "columns", "target", "task", "row_id", "format", "limits", "drift",
 }  # fmt: skip
 EXTENSION_KEYS = {"training", "promotion", "serving"}
+FIELDS = tuple(sorted(_TOP_KEYS | EXTENSION_KEYS))  # a contract document's top-level fields
 _COLUMN_KEYS = {
     "name", "type", "classification", "nullable", "min", "max", "allowed", "pattern", "unique",
     "max_length", "feature", "description",
@@ -245,8 +246,33 @@ def _number(value: Any, where: str) -> float:
     return number
 
 
+# A contract's numbers end up in DynamoDB (runs, lineage), whose numbers hold 38 digits, and in
+# float() calls of the sections' checks: anything larger is refused before any of them reads it.
+MAX_MAGNITUDE = 10**38
+MAX_VERSION = 99_999_999
+
+
+def _check_numbers(value: Any, where: str) -> None:
+    """Every number in the document is finite and below ``MAX_MAGNITUDE``; ContractError naming it."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not -MAX_MAGNITUDE < value < MAX_MAGNITUDE:
+            raise ContractError(where or "contract", "is beyond any number a contract holds (±1e38)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ContractError(where or "contract", "must be a finite number (beyond ±1.8e308 is not)")
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _check_numbers(inner, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            _check_numbers(inner, f"{where}[{i}]")
+
+
 def _parse_contract(doc: Any) -> Contract:
     _check_keys(doc, _TOP_KEYS | EXTENSION_KEYS, "")
+    _check_numbers(doc, "")
     dataset = _typed(_require(doc, "dataset", ""), str, "dataset", "a string")
     if not DATASET_NAME.fullmatch(dataset):
         raise ContractError("dataset", f"{dataset!r} must be 1-63 lowercase letters, digits, '-' or '_'")
@@ -294,8 +320,8 @@ def _parse_contract(doc: Any) -> Contract:
             raise ContractError("row_id", f"the row id column {row_id!r} cannot be nullable")
 
     version = _typed(doc.get("version", 1), int, "version", "an integer")
-    if version < 1:
-        raise ContractError("version", "must be 1 or more")
+    if not 1 <= version <= MAX_VERSION:
+        raise ContractError("version", f"must be from 1 to {MAX_VERSION:,}")
     return Contract(
         dataset=dataset,
         columns=columns,

@@ -531,6 +531,12 @@ def _registry_story(
         demo.check(status == 401, f"approve without a token -> {status}")
         status, _ = http("POST", path, why, token["viewer"])
         demo.check(status == 403, f"approve as victor (viewer) -> {status}")
+        # Every body is declared: a misspelt field is refused, never ignored (it once skipped the check).
+        status, body = http("POST", path, {**why, "expected_champoin": 1}, token["approver"])
+        demo.check(
+            status == 400 and "expected_champoin" in str(body.get("Message")),
+            f"approve with a typo, 'expected_champoin' -> {status}: {body.get('Message')}",
+        )
         status, body = http("POST", path, why, token["approver"])
         approval = _made_champion(registry, pending["version"])
         demo.check(

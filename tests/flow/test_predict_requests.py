@@ -94,9 +94,9 @@ def test_a_bad_record_is_a_400_naming_record_field_and_problem(client, records, 
 @pytest.mark.parametrize(
     "raw, fragment",
     [
-        (b'{"records": []}', "the list is empty"),
-        (b'{"rows": []}', "unknown key"),
-        (b'{"records": {"a": 1}}', "not a list"),
+        (b'{"records": []}', "records': empty"),
+        (b'{"rows": []}', "rows': unknown field; this body takes: records"),
+        (b'{"records": {"a": 1}}', "expected a list, got an object"),
         (b"[1, 2]", "must be a JSON object"),
         (b'{"records": [', "not valid JSON"),
         (b'{"records": [{"mean_radius": NaN}]}', "NaN"),
@@ -126,7 +126,7 @@ def test_a_malformed_body_is_a_400_that_names_the_problem(client, raw, fragment)
 def test_too_many_records_or_bytes_are_refused_with_the_limit(client):
     record = holdout_records(n=1)[0]
     many = post(client, f"/models/{DATASET}/predict", {"records": [record] * (predict.MAX_RECORDS + 1)})
-    assert many.status_code == 400 and "over the limit of 1,000" in many.json_body["Message"]
+    assert many.status_code == 400 and "more than the limit of 1,000 items" in many.json_body["Message"]
     padding = {"records": [record], "pad": "x" * predict.MAX_BODY_BYTES}
     big = post(client, f"/models/{DATASET}/predict", padding)
     assert big.status_code == 400 and "over the limit of 1,048,576" in big.json_body["Message"]

@@ -14,7 +14,7 @@ from chalicelib.adapters.memory.batch_io import MemoryInputs, MemoryJobFiles, Me
 from chalicelib.adapters.memory.batch_jobs import MemoryJobStore
 from chalicelib.adapters.memory.batch_launcher import RecordingLauncher
 from chalicelib.batch import service
-from chalicelib.batch.exceptions import InvalidRequest, JobNotFound, ModelNotAvailable
+from chalicelib.batch.exceptions import InvalidRequest, JobNotFound, ModelNotAvailable, ModelNotFound
 from chalicelib.batch.finishing import finish_if_complete
 from chalicelib.batch.jobs import FAILED, PARTIAL, RUNNING, SUBMITTED, SUCCEEDED
 from chalicelib.batch.ports import BatchPorts
@@ -37,6 +37,9 @@ class Registry:
 
     def version(self, model: str, v: int) -> dict[str, Any] | None:
         return self._versions.get(v) if model == MODEL else None
+
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        return list(self._versions.values()) if model == MODEL else []
 
 
 class Notices:
@@ -111,14 +114,28 @@ def test_submit_refuses_an_input_prefix_with_nothing_under_it(ports):
 @pytest.mark.parametrize(
     ("registry", "fields", "message"),
     [
-        (Registry(), {}, "has no champion: give a version"),
-        (Registry(champion=2, versions={2: _version()}), {"version": 5}, "has no version 5"),
+        (Registry(versions={1: _version("pending_approval")}), {}, "has no champion: give a version"),
         (Registry(versions={3: _version("rejected")}), {"version": 3}, "v3 was rejected"),
     ],
 )
-def test_submit_refuses_a_version_that_cannot_score(ports, registry, fields, message):
+def test_submit_refuses_a_version_that_cannot_score_now_as_a_conflict(ports, registry, fields, message):
     _inputs(ports)
     with pytest.raises(ModelNotAvailable, match=message):
+        service.submit(replace(ports, registry=registry), _request(**fields), "alice")
+
+
+@pytest.mark.parametrize(
+    ("registry", "fields", "message"),
+    [
+        (Registry(), {}, "no model named 'breast_cancer'"),
+        (Registry(), {"version": 2}, "no model named 'breast_cancer'"),
+        (Registry(champion=2, versions={2: _version()}), {"version": 5}, "has no version 5"),
+    ],
+)
+def test_submit_for_an_unknown_model_or_version_is_not_found(ports, registry, fields, message):
+    """What failed 6 (issue 14): an unknown model answered 409, as if it existed and could not score."""
+    _inputs(ports)
+    with pytest.raises(ModelNotFound, match=message):
         service.submit(replace(ports, registry=registry), _request(**fields), "alice")
 
 
@@ -194,7 +211,7 @@ def test_a_dropped_request_pins_the_champion_then_plans(ports):
 def test_a_dropped_request_without_a_version_to_score_fails_the_job_once(ports):
     files: MemoryJobFiles = ports.files  # type: ignore[assignment]
     files.put("batch/requests/nightly-43.json", json.dumps(_request()).encode())
-    ports = replace(ports, registry=Registry())
+    ports = replace(ports, registry=Registry(versions={1: _version("pending_approval")}))
     planned = service.plan_request(ports, "batch/requests/nightly-43.json", None)
     assert planned["status"] == FAILED and "has no champion" in planned["error"]
     assert ports.jobs.get("nightly-43")["status"] == FAILED
