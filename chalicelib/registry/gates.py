@@ -26,6 +26,11 @@ under ``models/<dataset>/candidates/<run-id>/`` and the champion's registry reco
         "metrics": {...},                       # the champion scored ON THE SAME ROWS as the candidate
         "schema": {...},
         "holdout": {"predictions": [...]},      # the champion's predictions on those rows, same order
+        "comparison": {"rows": 180, "problem": None, ...},  # optional: rows compared (0: none could
+                                                # be: the comparison gate), why some could not
+        "slices": {"earlier": {...}, "new": {...}},  # optional: rows, uploads and both models'
+                                                # metrics per slice (chalicelib.registry.scoring)
+        "earlier_positions": [...],             # optional: which compared rows are earlier (bootstrap)
     }
 
 The champion's metrics must come from the candidate's holdout rows (the evaluator runs the
@@ -35,11 +40,14 @@ was trained on (the split is a stable hash of the row id: while the contract's s
 the same, a candidate's holdout row was never among the champion's training rows either).
 
 With a champion: parity, schema, primary metric, significance (if the policy asks), guard metrics
-(if any), latency, size. Without one: parity, floors, latency, size. The decision:
+(if any), the earlier slice (``slices.combine`` "guard", when slices are given), latency, size; a
+champion that could score no row gives the comparison gate instead of the metric gates. Without
+one: parity, floors, latency, size. The decision:
 
-* ``reject`` when any gate failed, except for the schema gate's ``needs_approval``;
-* ``pending_approval`` when the only failure is a breaking schema needing approval, or when every
-  gate passed and the policy's mode is ``manual``;
+* ``reject`` when any gate failed, except for failures marked ``needs_approval`` (a breaking schema,
+  the earlier slice under ``on_earlier_worse`` "approval", the comparison);
+* ``pending_approval`` when the only failures need approval, or when every gate passed and the
+  policy's mode is ``manual``;
 * ``promote`` otherwise.
 
 ``Verdict.passed`` is strict, every gate passed; act on ``decision``. A breaking schema that needs
