@@ -169,7 +169,11 @@ def compare(
     y_true = scored.y_true[rows]
     champion_y = y_true
     if scored.schema.classification and champion.classes != scored.schema.classes:
-        champion_y = _targets(champion.schema, [scored.y_raw[i] for i in rows])
+        try:
+            champion_y = _targets(champion.schema, [scored.y_raw[i] for i in rows])
+        except ValueError as exc:  # a class the champion never knew: its probabilities cannot be scored
+            problem = f"the champion v{version} cannot score the {n} holdout rows: {exc}"
+            rows, y_true, champion_y, feed = np.arange(0), y_true[:0], y_true[:0], {}
     champion_scores = champion.run(feed).for_metrics if len(rows) else np.empty((0,))
     candidate_scores = scored.scores[rows]
     earlier = set(earlier_uploads)

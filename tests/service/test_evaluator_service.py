@@ -506,3 +506,33 @@ def test_the_gates_own_rejection_is_not_sticky(world):
     assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "rejected"
     gates = _gates(world.registry.version(SALES, 3))
     assert "earlier_decision" not in gates and not gates["primary_metric"]["passed"]
+
+
+def test_rows_the_champion_cannot_read_are_left_out_for_both_models_and_counted(world):
+    """footfall retyped to float, and the new data holds fractions: the champion (integers) cannot
+    read those rows; both models are compared on the others, the count and the reason on record."""
+    uploads = _sales_uploads(2)
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
+    header, rows = sales_rows(240, start=480, seed=9)
+    halves = [[*r[:3], f"{r[3]}.5" if i % 4 == 0 else r[3], *r[4:]] for i, r in enumerate(rows)]
+    retyped = _without(sales_contract(require_approval_on_breaking_schema=False), "footfall", type="float")
+    outcome = _candidate(world, retyped, {**uploads, "u2": to_csv(header, halves)})
+    gates = world.registry.version(SALES, 2)["gates"]
+    comparison = gates["comparison"]
+    assert 0 < comparison["champion_cannot_score"] < comparison["holdout_rows"]
+    assert comparison["rows"] + comparison["champion_cannot_score"] == gates["holdout_rows"]
+    assert "footfall" in comparison["problem"] and "not an integer" in comparison["problem"]
+    assert any("cannot score" in note for note in gates["notes"])
+    assert outcome["action"] == "promoted" and "feature footfall changed type" in gates["reason"]
+
+
+def test_a_champion_that_can_score_no_row_waits_for_a_person_with_the_reason(world):
+    """ads is pii in the new contract: the holdout cannot carry it, the champion needs it."""
+    uploads = _sales_uploads(2)
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
+    outcome = _candidate(world, _without(sales_contract(), "ads", classification="pii"), uploads)
+    doc = world.registry.version(SALES, 2)
+    assert outcome["action"] == "pending_approval" and doc["gates"]["comparison"]["rows"] == 0
+    reason = doc["gates"]["reason"]
+    assert "comparison:" in reason and "needs column(s) ads" in reason and "undefined" not in reason
+    assert "primary_metric" not in _gates(doc)
