@@ -108,6 +108,40 @@ def built(model: str) -> tuple[dict[str, bytes], dict[str, Any]]:
     return build_candidate(load_table(sources, contract), contract, training, lineage)
 
 
+def build_from_uploads(
+    doc: dict[str, Any], uploads: dict[str, bytes], contract: Contract | None = None
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """A candidate of contract ``doc`` trained by the training job's code on ``uploads`` (upload id ->
+    CSV), with the lineage a run on a snapshot of those uploads records (objects, data hash)."""
+    import hashlib
+
+    from chalicelib.training.settings import TrainingSettings
+    from chalicelib.training.snapshot import data_hash
+    from training.main import build_candidate
+    from training.table import load_table
+
+    contract = contract or Contract.parse(doc)
+    objects = [
+        {
+            "key": f"validated/{contract.dataset}/{upload}.csv",
+            "version_id": "1",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "upload_id": upload,
+            "size": len(data),
+        }
+        for upload, data in uploads.items()
+    ]
+    training = TrainingSettings.from_contract(contract)
+    lineage = {
+        "run_id": "template",
+        "dataset": contract.dataset,
+        "data_hash": data_hash(contract.dataset, objects),
+        "data_objects": objects,
+        "parameters": training.to_dict(),
+    }
+    return build_candidate(load_table(list(uploads.values()), contract), contract, training, lineage)
+
+
 def publish(settings: Any, model: str, run_id: str | None = None, tamper: str | None = None) -> str:
     """Publish a candidate as the training job does (manifest last); returns its run id."""
     from training.main import candidate_prefix, publish_candidate

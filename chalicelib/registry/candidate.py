@@ -17,6 +17,7 @@ from typing import Any
 from chalicelib.errors import RegistryError
 from chalicelib.serving import IntegrityError, verify
 from chalicelib.serving.ports import ArtifactReader
+from chalicelib.training.lineage import uploads_of
 
 MANIFEST_KEY = re.compile(
     r"^models/(?P<dataset>[a-z0-9][a-z0-9_-]{0,62})/candidates/(?P<run>[^/]+)/manifest\.json$"
@@ -24,7 +25,9 @@ MANIFEST_KEY = re.compile(
 # What the evaluation reads; a manifest without one of these is incomplete.
 REQUIRED = ("model.onnx", "input_schema.json", "metrics.json", "parity.json", "holdout.csv", "lineage.json")
 # What a version record keeps of the manifest, the input schema and the lineage.
-_MANIFEST_FIELDS = ("task", "family", "primary_metric", "primary_value", "data_hash", "created_at")
+_MANIFEST_FIELDS = (
+    "task", "family", "primary_metric", "primary_value", "data_hash", "fingerprint", "created_at",
+)  # fmt: skip
 _SCHEMA_FIELDS = ("task", "target", "classes", "features")
 _LINEAGE_FIELDS = (
     "run_id", "data_manifest_key", "data_hash", "data_objects", "contract_version", "code_version",
@@ -161,4 +164,14 @@ def registration(candidate: Candidate, bucket: str) -> dict[str, Any]:
     if "lineage.json" in candidate.files:
         lineage = candidate.json("lineage.json")
         doc["lineage"] = {k: lineage.get(k) for k in _LINEAGE_FIELDS}
+        # Which uploads the version was trained on, at the top of the record for lineage queries
+        # (its holdout's uploads, what it was evaluated on, are in gates.evaluated_on).
+        doc["trained_on"] = uploads_of(lineage.get("data_objects"))
     return doc
+
+
+def trained_on(doc: dict[str, Any]) -> list[str]:
+    """The uploads a registered version was trained on (from its lineage for older records)."""
+    if isinstance(doc.get("trained_on"), list):
+        return [str(u) for u in doc["trained_on"]]
+    return uploads_of((doc.get("lineage") or {}).get("data_objects"))

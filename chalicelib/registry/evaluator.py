@@ -33,11 +33,12 @@ from chalicelib import notify
 from chalicelib.errors import RegistryError
 from chalicelib.observability import logger, metrics
 from chalicelib.registry import candidate as candidates
-from chalicelib.registry.candidate import Candidate
+from chalicelib.registry.candidate import Candidate, trained_on
+from chalicelib.registry.decisions import earlier_decision, sentence
 from chalicelib.registry.gates import PENDING_APPROVAL, PROMOTE, REJECT, GateResult, Verdict, evaluate
 from chalicelib.registry.policy import PromotionPolicy
 from chalicelib.registry.ports import EvaluatorPorts
-from chalicelib.registry.scoring import Scored, candidate_figures, champion_figures, finite, score_candidate
+from chalicelib.registry.scoring import Scored, candidate_figures, compare, finite, score_candidate
 from chalicelib.registry.states import APPROVED, CANDIDATE, REJECTED, PromotionConflict, StatusConflict
 from chalicelib.registry.states import PENDING_APPROVAL as AWAITING_APPROVAL
 from chalicelib.serving.model import load_version
@@ -106,6 +107,15 @@ def _decide(
     ports: EvaluatorPorts, candidate: Candidate, ids: dict[str, Any], policy: PromotionPolicy, status: str
 ) -> dict[str, Any]:
     """Judge against the champion of the moment and act; again if the champion changed meanwhile."""
+    earlier = earlier_decision(
+        ports.registry.versions(candidate.dataset),
+        ports.registry.audit(candidate.dataset),
+        candidate.manifest.get("fingerprint"),
+        ids["version"],
+        EVALUATOR,
+    )
+    if earlier is not None:
+        return _reject_as_decided(ports, candidate, ids, policy, status, earlier)
     scored = score_candidate(candidate)
     for _ in range(ATTEMPTS):
         champion = ports.registry.champion(candidate.dataset)
@@ -129,6 +139,28 @@ def _decide(
     raise RegistryError(
         f"{candidate.dataset} v{ids['version']}: the champion kept changing during evaluation; retrying later"
     )
+
+
+def _reject_as_decided(
+    ports: EvaluatorPorts,
+    candidate: Candidate,
+    ids: dict[str, Any],
+    policy: PromotionPolicy,
+    status: str,
+    earlier: dict[str, Any],
+) -> dict[str, Any]:
+    """A rebuild of a model a person rolled back or rejected: rejected, naming that decision
+    (``chalicelib.registry.decisions``); not scored (the figures would be the rejected model's)."""
+    gate = GateResult("earlier_decision", False, earlier, sentence(earlier))
+    verdict = Verdict(passed=False, gates=[gate], decision=REJECT)
+    record = {
+        **verdict.to_dict(),
+        "evaluated_at": ports.clock().isoformat(timespec="seconds"),
+        "evaluated_against": ports.registry.champion(candidate.dataset),
+        "policy": policy.to_dict(),
+    }
+    _set(ports, ids, REJECTED, status, verdict.reason, record)
+    return {**ids, "action": "rejected", "reason": verdict.reason, "gates": record}
 
 
 def _approve(
@@ -165,28 +197,34 @@ def _judge(
     policy: PromotionPolicy,
     champion: int | None,
 ) -> tuple[dict[str, Any], Verdict]:
-    """The gates' verdict on the candidate against ``champion``, and the record the version keeps."""
-    champion_doc: dict[str, Any] | None = None
-    note = None
-    if champion is not None:
+    """The gates' verdict on the candidate against ``champion``, and the record the version keeps:
+    both models' figures on the same rows, in slices, and the uploads those rows came from."""
+    mine = candidate_figures(candidate, scored)
+    record: dict[str, Any] = {"holdout_rows": len(scored.rows), "evaluated_on": scored.uploads()}
+    if champion is None:
+        verdict = evaluate(policy, mine)
+        record["metrics"] = {"candidate": finite(scored.metrics), "champion": None}
+    else:
         model = load_version(ports.registry, ports.artifacts, candidate.dataset, champion)
-        champion_doc, note = champion_figures(model, champion, scored)
-    verdict = evaluate(policy, candidate_figures(candidate, scored), champion_doc)
+        champion_doc = ports.registry.version(candidate.dataset, champion) or {}
+        comparison = compare(model, champion, scored, trained_on(champion_doc))
+        mine, theirs = comparison.figures(mine, scored)
+        verdict = evaluate(policy, mine, theirs)
+        record["metrics"] = {
+            "candidate": finite(comparison.candidate_metrics),
+            "champion": finite(comparison.champion_metrics),
+        }
+        record["comparison"] = comparison.summary()
+        record["slices"] = comparison.slices
     record = {
         **verdict.to_dict(),
         "evaluated_at": ports.clock().isoformat(timespec="seconds"),
         "evaluated_against": champion,
-        "holdout_rows": len(scored.rows),
-        "metrics": {
-            "candidate": finite(scored.metrics),
-            "champion": finite(champion_doc["metrics"]) if champion_doc else None,
-        },
+        **record,
         "latency_ms": scored.latency,
         "model_bytes": scored.model_bytes,
         "policy": policy.to_dict(),
     }
-    if note:
-        record["notes"] = [*record["notes"], note]
     return record, verdict
 
 

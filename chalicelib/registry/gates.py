@@ -26,6 +26,11 @@ under ``models/<dataset>/candidates/<run-id>/`` and the champion's registry reco
         "metrics": {...},                       # the champion scored ON THE SAME ROWS as the candidate
         "schema": {...},
         "holdout": {"predictions": [...]},      # the champion's predictions on those rows, same order
+        "comparison": {"rows": 180, "problem": None, ...},  # optional: rows compared (0: none could
+                                                # be: the comparison gate), why some could not
+        "slices": {"earlier": {...}, "new": {...}},  # optional: rows, uploads and both models'
+                                                # metrics per slice (chalicelib.registry.scoring)
+        "earlier_positions": [...],             # optional: which compared rows are earlier (bootstrap)
     }
 
 The champion's metrics must come from the candidate's holdout rows (the evaluator runs the
@@ -35,11 +40,14 @@ was trained on (the split is a stable hash of the row id: while the contract's s
 the same, a candidate's holdout row was never among the champion's training rows either).
 
 With a champion: parity, schema, primary metric, significance (if the policy asks), guard metrics
-(if any), latency, size. Without one: parity, floors, latency, size. The decision:
+(if any), the earlier slice (``slices.combine`` "guard", when slices are given), latency, size; a
+champion that could score no row gives the comparison gate instead of the metric gates. Without
+one: parity, floors, latency, size. The decision:
 
-* ``reject`` when any gate failed, except for the schema gate's ``needs_approval``;
-* ``pending_approval`` when the only failure is a breaking schema needing approval, or when every
-  gate passed and the policy's mode is ``manual``;
+* ``reject`` when any gate failed, except for failures marked ``needs_approval`` (a breaking schema,
+  the earlier slice under ``on_earlier_worse`` "approval", the comparison);
+* ``pending_approval`` when the only failures need approval, or when every gate passed and the
+  policy's mode is ``manual``;
 * ``promote`` otherwise.
 
 ``Verdict.passed`` is strict, every gate passed; act on ``decision``. A breaking schema that needs
@@ -77,6 +85,7 @@ _SLACK = 1e-12
 # Largest resample-weight block held at once (cells of float64): 2,000,000 cells = 16 MB, whatever
 # the holdout size, so 100,000 resamples of a large holdout fit a small Lambda.
 _BLOCK_CELLS = 2_000_000
+_SHOWN_UPLOADS = 5  # uploads a reason names
 
 
 @dataclass(frozen=True)
@@ -105,10 +114,14 @@ class Verdict:
     @property
     def reason(self) -> str:
         """One paragraph for a person: why this decision."""
+        # A change the policy accepted is still named (a breaking schema change, say).
+        accepted = "".join(
+            f" ({g.name}: {g.reason})" for g in self.gates if g.passed and g.figure.get("breaking")
+        )
         if self.decision == PROMOTE:
-            return "every gate passed: promote"
+            return f"every gate passed: promote{accepted}"
         if self.decision == PENDING_APPROVAL and not self.failed:
-            return "every gate passed; the policy's mode is manual: a person must approve the promotion"
+            return f"every gate passed; the policy's mode is manual: a person must approve the promotion{accepted}"
         return " ".join(f"{g.name}: {g.reason}" for g in self.failed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +155,13 @@ def _slack(*values: float) -> float:
 
 def _fmt(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.6g}"
+
+
+def shown_uploads(uploads: Sequence[Mapping[str, Any]]) -> str:
+    """Uploads for a sentence: the first few by name, then how many more (the record lists them all)."""
+    names = [str(u.get("upload")) for u in uploads]
+    more = len(names) - _SHOWN_UPLOADS
+    return ", ".join(names[:_SHOWN_UPLOADS]) + (f" and {more} more" if more > 0 else "")
 
 
 def _direction(metric: str, directions: Mapping[str, bool]) -> bool:
@@ -636,47 +656,169 @@ def floors_gate(
     return GateResult("floors", True, figure, f"{', '.join(floors)} reach their floors")
 
 
+def comparison_gate(comparison: Mapping[str, Any]) -> GateResult:
+    """The champion could score none of the holdout rows: the models cannot be compared on the same
+    rows. Not a metric failure (nothing was measured): a person decides, with the schema gate naming
+    what changed."""
+    figure = {**comparison, "needs_approval": True}
+    return GateResult(
+        "comparison",
+        False,
+        figure,
+        f"{comparison.get('problem') or 'the champion cannot score the holdout'}; so the two models "
+        "cannot be compared on the same rows: a person must approve the promotion (the schema gate "
+        "says what changed)",
+    )
+
+
+def earlier_slice_gate(
+    metric: str,
+    earlier: Mapping[str, Any],
+    new: Mapping[str, Any],
+    greater_is_better: bool,
+    tolerance: float,
+    min_rows: int,
+    on_worse: str,
+    interval: tuple[float | None, float | None] | None = None,
+    confidence: float | None = None,
+) -> GateResult:
+    """On the holdout rows of uploads the champion was trained on, the candidate's primary metric is
+    no worse than the champion's beyond ``tolerance``: a candidate may not win on new uploads alone.
+
+    ``interval``: the paired bootstrap interval of the worsening (champion's metric minus the
+    candidate's, in the better direction) at ``confidence``; the candidate is then worse only when
+    the whole interval lies beyond the tolerance (chance cannot explain it), and an undefined
+    interval judges nothing. Without one, the point figures decide. Fewer than ``min_rows`` such
+    rows, or a metric undefined on them: not judged (passes, saying so). A failure needs a person's
+    approval (``on_worse`` "approval") or rejects ("reject")."""
+    rows = int(earlier.get("rows") or 0)
+    figures = earlier.get("metrics") or {}
+    candidate = _num((figures.get("candidate") or {}).get(metric))
+    champion = _num((figures.get("champion") or {}).get(metric))
+    new_figures = new.get("metrics") or {}
+    figure: dict[str, Any] = {
+        "metric": metric,
+        "rows": rows,
+        "candidate": candidate,
+        "champion": champion,
+        "worsening": None,
+        "tolerance": float(tolerance),
+        "min_rows": int(min_rows),
+        "greater_is_better": greater_is_better,
+        "new_rows": int(new.get("rows") or 0),
+        "new_candidate": _num((new_figures.get("candidate") or {}).get(metric)),
+        "new_champion": _num((new_figures.get("champion") or {}).get(metric)),
+        "needs_approval": False,
+    }
+    where = f"on the {rows} holdout rows of uploads the champion was trained on"
+    if rows < min_rows:
+        return GateResult(
+            "earlier_slice",
+            True,
+            figure,
+            f"only {rows} holdout rows come from uploads the champion was trained on (fewer than "
+            f"promotion.slices.min_rows {min_rows}): not judged; the verdict rests on every row",
+        )
+    if candidate is None or champion is None:
+        return GateResult(
+            "earlier_slice",
+            True,
+            figure,
+            f"{metric} is undefined {where}: not judged; the verdict rests on every row",
+        )
+    worsening = champion - candidate if greater_is_better else candidate - champion
+    figure["worsening"] = worsening
+    values = f"{_fmt(candidate)} vs {_fmt(champion)} for the champion, {_better(greater_is_better)} is better"
+    if interval is not None:
+        low, high = interval
+        figure.update({"worsening_low": low, "worsening_high": high, "confidence": confidence})
+        level = f"{confidence:.0%} " if confidence is not None else ""
+        if low is None or high is None:
+            return GateResult(
+                "earlier_slice",
+                True,
+                figure,
+                f"{where}, {metric} is {values}; the {level}interval of the difference is undefined "
+                "(a metric undefined on most resamples): not judged; the verdict rests on every row",
+            )
+        if low <= tolerance + _slack(low, tolerance):
+            return GateResult(
+                "earlier_slice",
+                True,
+                figure,
+                f"{where}, {metric} is {values}: not worse beyond promotion.slices.earlier_tolerance "
+                f"{_fmt(tolerance)} (the {level}interval of the worsening is [{_fmt(low)}, {_fmt(high)}])",
+            )
+        values += f"; the {level}interval of the worsening is [{_fmt(low)}, {_fmt(high)}]"
+    elif worsening <= tolerance + _slack(candidate, champion, tolerance):
+        return GateResult(
+            "earlier_slice",
+            True,
+            figure,
+            f"{where}, {metric} is {values}: within promotion.slices.earlier_tolerance {_fmt(tolerance)}",
+        )
+    approval = on_worse == "approval"
+    figure["needs_approval"] = approval
+    since = (
+        f"; on the {figure['new_rows']} rows of uploads since ({shown_uploads(new.get('uploads') or [])}) "
+        f"it is {_fmt(figure['new_candidate'])} vs {_fmt(figure['new_champion'])}"
+        if figure["new_rows"]
+        else ""
+    )
+    reason = (
+        f"{where}, {metric} is worse than the champion's by {_fmt(worsening)} ({values}), more than "
+        f"promotion.slices.earlier_tolerance {_fmt(tolerance)}{since}: any gain comes from the new uploads "
+        "alone, which may be wrong (an export error the contract cannot see) or a real change; "
+    )
+    reason += (
+        "a person must approve the promotion after checking those uploads"
+        if approval
+        else "rejected, as promotion.slices.on_earlier_worse says"
+    )
+    return GateResult("earlier_slice", False, figure, reason)
+
+
 # --- the verdict -----------------------------------------------------------------------------------
 
 
-def _significance(
+def _paired_interval(
     policy: PromotionPolicy,
     metric: str,
-    greater: bool,
     candidate: Mapping[str, Any],
     champion: Mapping[str, Any],
-) -> GateResult:
+    positions: Any = None,
+) -> BootstrapInterval | str:
+    """The paired bootstrap of metric(candidate) - metric(champion) on the holdout predictions (only
+    the rows at ``positions``, when given), or why it cannot be had."""
     holdout = candidate.get("holdout") or {}
     champion_holdout = champion.get("holdout") or {}
     y_true = holdout.get("y_true")
     candidate_scores = holdout.get("predictions")
     champion_scores = champion_holdout.get("predictions")
-    figure_base = {"metric": metric, "confidence": policy.confidence, "greater_is_better": greater}
     if y_true is None or candidate_scores is None or champion_scores is None:
-        return GateResult(
-            "significance",
-            False,
-            {**figure_base, "low": None, "high": None, "point": None},
-            "the policy asks for significance but the holdout target or a model's predictions on it "
-            "are missing; the evaluator must score both models on holdout.csv",
+        return (
+            "the holdout target or a model's predictions on it are missing; the evaluator must score "
+            "both models on holdout.csv"
         )
     classes = holdout.get("classes") or (candidate.get("schema") or {}).get("classes")
+    candidate_scores = np.asarray(candidate_scores, dtype=np.float64)
     champion_scores = np.asarray(champion_scores, dtype=np.float64)
     champion_classes = (champion.get("schema") or {}).get("classes")
     if metric in CLASSIFICATION_METRICS and classes and champion_classes and champion_classes != classes:
         # Same classes in another order: reorder the champion's columns; other classes: incomparable.
         if sorted(map(str, champion_classes)) != sorted(map(str, classes)):
-            return GateResult(
-                "significance",
-                False,
-                {**figure_base, "low": None, "high": None, "point": None},
+            return (
                 f"the models predict different classes ({classes} vs {champion_classes}): their "
-                "probabilities cannot be compared row by row",
+                "probabilities cannot be compared row by row"
             )
         column = {str(c): i for i, c in enumerate(champion_classes)}
         champion_scores = champion_scores[:, [column[str(c)] for c in classes]]
+    if positions is not None:
+        positions = np.asarray(positions, dtype=np.int64)
+        y_true = [y_true[i] for i in positions]
+        candidate_scores, champion_scores = candidate_scores[positions], champion_scores[positions]
     try:
-        interval = paired_bootstrap(
+        return paired_bootstrap(
             candidate_scores,
             champion_scores,
             metric,
@@ -687,11 +829,25 @@ def _significance(
             classes if metric in CLASSIFICATION_METRICS else None,
         )
     except ValueError as exc:
+        return f"the holdout predictions cannot be compared: {exc}"
+
+
+def _significance(
+    policy: PromotionPolicy,
+    metric: str,
+    greater: bool,
+    candidate: Mapping[str, Any],
+    champion: Mapping[str, Any],
+) -> GateResult:
+    figure_base = {"metric": metric, "confidence": policy.confidence, "greater_is_better": greater}
+    interval = _paired_interval(policy, metric, candidate, champion)
+    if isinstance(interval, str):
+        missing = interval.startswith("the holdout target")
         return GateResult(
             "significance",
             False,
             {**figure_base, "low": None, "high": None, "point": None},
-            f"the holdout predictions cannot be compared: {exc}",
+            f"the policy asks for significance but {interval}" if missing else interval,
         )
     result = significance_gate(
         interval.low,
@@ -703,6 +859,86 @@ def _significance(
     )
     result.figure.update({"resamples": interval.resamples, "defined": interval.defined, "seed": policy.seed})
     return result
+
+
+def _worsening_interval(
+    policy: PromotionPolicy,
+    metric: str,
+    greater: bool,
+    candidate: Mapping[str, Any],
+    champion: Mapping[str, Any],
+    positions: Any,
+) -> tuple[float | None, float | None]:
+    """The interval of how much worse the candidate is on the rows at ``positions`` (None, None when
+    it cannot be had: too few rows, a metric undefined on most resamples)."""
+    interval = _paired_interval(policy, metric, candidate, champion, positions)
+    if isinstance(interval, str):
+        return None, None
+    low, high = _num(interval.low), _num(interval.high)
+    if low is None or high is None:
+        return None, None
+    return (-high, -low) if greater else (low, high)
+
+
+def _metric_gates(
+    policy: PromotionPolicy,
+    metric: str,
+    greater: bool,
+    candidate: Mapping[str, Any],
+    champion: Mapping[str, Any],
+) -> list[GateResult]:
+    """The gates comparing the two models' figures on the same rows, slices as the policy combines them."""
+    directions = METRICS[policy.task]
+    metrics = candidate.get("metrics") or {}
+    champion_metrics = champion.get("metrics") or {}
+    slices = champion.get("slices")
+    earlier = (slices or {}).get("earlier") or {}
+    mode = policy.slices.combine
+    if mode == "earlier" and slices is not None and int(earlier.get("rows") or 0) >= policy.slices.min_rows:
+        on = earlier.get("metrics") or {}
+        primary = primary_metric_gate(
+            metric,
+            (on.get("candidate") or {}).get(metric),
+            (on.get("champion") or {}).get(metric),
+            policy.min_delta,
+            greater,
+        )
+        primary = GateResult(
+            primary.name,
+            primary.passed,
+            {**primary.figure, "slice": "earlier", "rows": int(earlier["rows"])},
+            f"on the {earlier['rows']} holdout rows of uploads the champion was trained on "
+            f"(promotion.slices.combine earlier), {primary.reason}",
+        )
+    else:
+        primary = primary_metric_gate(
+            metric, metrics.get(metric), champion_metrics.get(metric), policy.min_delta, greater
+        )
+    gates = [primary]
+    if policy.significance:
+        gates.append(_significance(policy, metric, greater, candidate, champion))
+    if policy.guard_metrics:
+        gates.append(guard_metrics_gate(metrics, champion_metrics, policy.guard_metrics, directions))
+    if mode == "guard" and slices is not None:
+        interval = None
+        positions = champion.get("earlier_positions")
+        judged = int(earlier.get("rows") or 0) >= policy.slices.min_rows
+        if policy.slices.significance and judged and positions is not None:
+            interval = _worsening_interval(policy, metric, greater, candidate, champion, positions)
+        gates.append(
+            earlier_slice_gate(
+                metric,
+                earlier,
+                slices.get("new") or {},
+                greater,
+                policy.slices.earlier_tolerance,
+                policy.slices.min_rows,
+                policy.slices.on_earlier_worse,
+                interval=interval,
+                confidence=policy.confidence,
+            )
+        )
+    return gates
 
 
 def evaluate(
@@ -721,24 +957,25 @@ def evaluate(
     latency = candidate.get("latency_ms") or {}
 
     gates = [parity_gate(candidate.get("parity"))]
+    notes = []
     if champion is None:
         gates.append(floors_gate(metrics, policy.floors or {}, directions))
+        notes.append("first model of the dataset: judged against the floors, no champion to beat")
     else:
-        champion_metrics = champion.get("metrics") or {}
         gates.append(
             schema_gate(
                 candidate.get("schema"), champion.get("schema"), policy.require_approval_on_breaking_schema
             )
         )
-        gates.append(
-            primary_metric_gate(
-                metric, metrics.get(metric), champion_metrics.get(metric), policy.min_delta, greater
-            )
-        )
-        if policy.significance:
-            gates.append(_significance(policy, metric, greater, candidate, champion))
-        if policy.guard_metrics:
-            gates.append(guard_metrics_gate(metrics, champion_metrics, policy.guard_metrics, directions))
+        comparison = champion.get("comparison") or {}
+        if comparison.get("rows") == 0:
+            gates.append(comparison_gate(comparison))
+        else:
+            if comparison.get("problem"):
+                notes.append(
+                    f"{comparison['problem']}; both models are compared on the other {comparison['rows']}"
+                )
+            gates += _metric_gates(policy, metric, greater, candidate, champion)
     gates.append(latency_gate(latency.get("p50"), latency.get("p99"), policy.max_latency_ms))
     gates.append(size_gate(candidate.get("model_bytes"), policy.max_model_bytes))
 
@@ -751,9 +988,6 @@ def evaluate(
         decision = PENDING_APPROVAL
     else:
         decision = PROMOTE
-    notes = []
-    if champion is None:
-        notes.append("first model of the dataset: judged against the floors, no champion to beat")
     return Verdict(
         passed=not failed, gates=gates, decision=decision, first_model=champion is None, notes=notes
     )
@@ -767,6 +1001,8 @@ __all__ = [
     "Decision",
     "GateResult",
     "Verdict",
+    "comparison_gate",
+    "earlier_slice_gate",
     "evaluate",
     "floors_gate",
     "guard_metrics_gate",

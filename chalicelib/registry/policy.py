@@ -15,8 +15,22 @@ every mistake (unknown keys included) raises ContractError naming the field, e.g
       "floors": {"roc_auc": 0.7, "log_loss": 0.5},       # the first model's minimum (or maximum) values
       "max_latency_ms": 50,              # p99 of a single-row prediction
       "max_model_bytes": 52428800,
-      "require_approval_on_breaking_schema": true
+      "require_approval_on_breaking_schema": true,
+      "slices": {                        # the holdout in two slices: rows of uploads the champion was
+        "combine": "guard",              #   trained on ("earlier") and rows of uploads since ("new")
+        "earlier_tolerance": 0.0,        # the candidate's primary metric there may be worse by at most this
+        "on_earlier_worse": "approval",  # "approval": a person decides; "reject"
+        "min_rows": 20,                  # a smaller earlier slice is reported, not judged
+        "significance": true             # "worse" only when the paired bootstrap interval (at
+      }                                  #   confidence) lies wholly beyond the tolerance
     }
+
+``slices.combine`` says how the slices make the verdict (``SLICE_MODES``): ``"guard"`` judges the
+primary metric on every holdout row and, besides, on the earlier slice against the tolerance, so a
+candidate that wins only on new uploads (a corrupted export, a changed world: the gates cannot tell)
+is never promoted on its own; ``"earlier"`` judges the primary metric on the earlier slice alone
+(new uploads cannot sway a promotion); ``"pooled"`` judges every row as one (the slices are only
+reported).
 
 ``floors`` left out means the task's default (``DEFAULT_FLOORS``: ROC AUC >= 0.6 for classification,
 better than the mean, r2 >= 0, for regression); ``"floors": {}`` means no floor at all. A floor on a
@@ -36,6 +50,8 @@ from chalicelib.validation.contract import Contract
 from chalicelib.validation.exceptions import ContractError
 
 MODES = ("auto", "manual")
+SLICE_MODES = ("guard", "earlier", "pooled")
+ON_EARLIER_WORSE = ("approval", "reject")
 # Without floors, a first model better than chance (AUC 0.5) or than predicting the mean (r2 0) by a
 # margin: anything less is a broken pipeline rather than a weak model.
 DEFAULT_FLOORS: dict[str, dict[str, float]] = {
@@ -46,8 +62,31 @@ MIN_BOOTSTRAP_SAMPLES = 100
 MAX_BOOTSTRAP_SAMPLES = 100_000
 _KEYS = {
     "mode", "min_delta", "significance", "confidence", "bootstrap_samples", "seed", "guard_metrics",
-    "floors", "max_latency_ms", "max_model_bytes", "require_approval_on_breaking_schema",
+    "floors", "max_latency_ms", "max_model_bytes", "require_approval_on_breaking_schema", "slices",
 }  # fmt: skip
+_SLICE_KEYS = {"combine", "earlier_tolerance", "on_earlier_worse", "min_rows", "significance"}
+
+
+@dataclass(frozen=True)
+class SlicePolicy:
+    """How the holdout's slices (rows of uploads the champion was trained on, and of uploads since)
+    make the verdict: see the module docstring."""
+
+    combine: str = "guard"
+    earlier_tolerance: float = 0.0
+    on_earlier_worse: str = "approval"
+    min_rows: int = 20
+    # Worse only beyond chance: the paired bootstrap (the policy's confidence, samples and seed).
+    significance: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "combine": self.combine,
+            "earlier_tolerance": self.earlier_tolerance,
+            "on_earlier_worse": self.on_earlier_worse,
+            "min_rows": self.min_rows,
+            "significance": self.significance,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,6 +104,7 @@ class PromotionPolicy:
     max_latency_ms: float = 50.0
     max_model_bytes: int = 50 * 1024 * 1024
     require_approval_on_breaking_schema: bool = True
+    slices: SlicePolicy = field(default_factory=SlicePolicy)
 
     def __post_init__(self) -> None:
         if self.task not in METRICS:
@@ -97,6 +137,7 @@ class PromotionPolicy:
             "max_latency_ms": self.max_latency_ms,
             "max_model_bytes": self.max_model_bytes,
             "require_approval_on_breaking_schema": self.require_approval_on_breaking_schema,
+            "slices": self.slices.to_dict(),
         }
 
 
@@ -204,5 +245,43 @@ def parse_promotion(doc: Any, task: str) -> PromotionPolicy:
         require_approval_on_breaking_schema=_boolean(
             doc.get("require_approval_on_breaking_schema", defaults.require_approval_on_breaking_schema),
             "promotion.require_approval_on_breaking_schema",
+        ),
+        slices=_parse_slices(doc.get("slices", {})),
+    )
+
+
+def _parse_slices(doc: Any) -> SlicePolicy:
+    if not isinstance(doc, dict):
+        raise ContractError("promotion.slices", "must be a JSON object")
+    unknown = sorted(set(doc) - _SLICE_KEYS)
+    if unknown:
+        raise ContractError(
+            f"promotion.slices.{unknown[0]}",
+            f"is not a known field (known: {', '.join(sorted(_SLICE_KEYS))})",
+        )
+    defaults = SlicePolicy()
+    combine = doc.get("combine", defaults.combine)
+    if combine not in SLICE_MODES:
+        raise ContractError("promotion.slices.combine", f"{combine!r} is not one of {', '.join(SLICE_MODES)}")
+    on_worse = doc.get("on_earlier_worse", defaults.on_earlier_worse)
+    if on_worse not in ON_EARLIER_WORSE:
+        raise ContractError(
+            "promotion.slices.on_earlier_worse", f"{on_worse!r} is not one of {', '.join(ON_EARLIER_WORSE)}"
+        )
+    tolerance = _number(
+        doc.get("earlier_tolerance", defaults.earlier_tolerance), "promotion.slices.earlier_tolerance"
+    )
+    if tolerance < 0:
+        raise ContractError(
+            "promotion.slices.earlier_tolerance",
+            f"{tolerance!r} must be >= 0 (how much worse, in the primary metric, the earlier slice may get)",
+        )
+    return SlicePolicy(
+        combine=combine,
+        earlier_tolerance=tolerance,
+        on_earlier_worse=on_worse,
+        min_rows=_integer(doc.get("min_rows", defaults.min_rows), "promotion.slices.min_rows", 1, 10**9),
+        significance=_boolean(
+            doc.get("significance", defaults.significance), "promotion.slices.significance"
         ),
     )

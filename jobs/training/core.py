@@ -77,6 +77,12 @@ class TrainResult:
     holdout_y: np.ndarray
     dropped_rows: int = 0  # rows without a target value
     categories: dict[str, list[str]] = field(default_factory=dict)  # what each categorical feature learnt
+    # The holdout rows with every column of the contract (features or not) and their sources: what
+    # holdout.csv carries, so that a champion reading other columns scores the same rows.
+    holdout_table: Table | None = None
+    # Per sensitive text column without listed values, the values seen in at least MIN_GROUP training
+    # rows: the only ones holdout.csv may show (``shareable_values``).
+    shareable: dict[str, set[str]] = field(default_factory=dict)
     trained_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -125,7 +131,23 @@ def train(table: Table, contract: Contract, settings: TrainingSettings) -> Train
         holdout_y=y[holdout],
         dropped_rows=int((~keep).sum()),
         categories=categories,
+        holdout_table=table.take(holdout),
+        shareable=shareable_values(table.take(train_mask), contract),
     )
+
+
+def shareable_values(train: Table, contract: Contract) -> dict[str, set[str]]:
+    """For each confidential text column whose values the contract does not list, the values seen
+    in at least ``MIN_GROUP`` training rows (as ``learnable_categories`` keeps for a feature): a rarer
+    one may identify a person, and leaves the data zones only masked. pii columns never leave."""
+    shareable: dict[str, set[str]] = {}
+    for column in contract.columns:
+        if column.type not in ("category", "string") or not column.sensitive or values_listed(column):
+            continue
+        present = [v for v in train[column.name].tolist() if v is not None]
+        values, counts = np.unique(np.asarray(present, dtype=str), return_counts=True)
+        shareable[column.name] = set(values[counts >= MIN_GROUP].tolist())
+    return shareable
 
 
 def _target(table: Table, contract: Contract) -> tuple[np.ndarray, np.ndarray]:

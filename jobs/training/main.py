@@ -15,11 +15,13 @@ import argparse
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,13 +34,13 @@ from chalicelib.adapters import aws
 from chalicelib.adapters.aws.tagging import tags
 from chalicelib.settings import Settings
 from chalicelib.timeutil import now_iso
+from chalicelib.training.lineage import UPLOAD_COLUMN, build_fingerprint, upload_of
 from chalicelib.training.messages import run_finished_message
 from chalicelib.training.ports import Contracts, RunsStore
 from chalicelib.training.settings import TrainingSettings
 from chalicelib.validation import Contract, numbers, privacy
 
 from .core import check_parity, export_onnx, input_schema, model_card, train
-from .pipeline import BOOLEAN
 from .table import Table, load_table
 
 ARTIFACTS = (
@@ -204,6 +206,10 @@ def build_candidate(
 
     When parity fails only ``parity.json`` is returned (nothing else may be published)."""
     result = train(table, contract, training)
+    if lineage.get(
+        "data_hash"
+    ):  # what decides the model (a person's decision about one holds for its rebuilds)
+        lineage = {**lineage, "fingerprint": build_fingerprint(lineage["data_hash"], contract, training)}
     onnx_bytes = export_onnx(result, contract)
     parity = check_parity(result, onnx_bytes, contract, training.parity_tolerance)
     name, value = result.primary_metric
@@ -220,6 +226,7 @@ def build_candidate(
         "primary_value": value,
         "parity_max_abs_diff": parity.get("max_abs_diff"),
         "data_hash": lineage.get("data_hash"),
+        "fingerprint": lineage.get("fingerprint"),
     }
     if not parity.get("passed"):
         return artifacts, fields
@@ -236,7 +243,9 @@ def build_candidate(
             "input_schema.json": _json(input_schema(contract, result)),
             "metrics.json": _json(metrics),
             "reference_profile.json": _json(reference_profile(table, contract)),
-            "holdout.csv": holdout_csv(result, contract),
+            "holdout.csv": holdout_csv(
+                result, contract, [upload_of(o) for o in lineage.get("data_objects") or []]
+            ),
             "model_card.md": model_card(result, contract, parity).encode(),
             # The fitted pipeline, for batch scoring where scikit-learn beats onnxruntime (deep
             # forests). Its sha256 is in the manifest and the registry; load it only after checking.
@@ -326,40 +335,51 @@ def reference_profile(table: Table, contract: Contract) -> dict[str, Any]:
     return masked
 
 
-def holdout_csv(result: Any, contract: Contract) -> bytes:
-    """The holdout rows for the promotion stage: the target and what the models need of the
-    features, no more. pii features are left out (the evaluator scores them as missing); a value of
-    a confidential text feature without listed values that the model did not learn (``learnable_categories``: seen
-    in fewer than ``MIN_GROUP`` training rows) is written as ``privacy.MASK``, which the model also
-    does not know, so the candidate scores the row the same."""
+def holdout_csv(result: Any, contract: Contract, uploads: Sequence[str] = ()) -> bytes:
+    """The holdout rows for the promotion stage: every column of the contract that may leave the data
+    zones, whether this model uses it or not, and the upload each row came from.
+
+    * Every column but pii ones (the evaluator scores a pii feature as missing, for both models):
+      a champion that reads a column this candidate dropped, or reads one with another type, scores
+      the very same rows (``chalicelib.registry.scoring``).
+    * A value of a confidential text column without listed values that fewer than ``MIN_GROUP``
+      training rows hold (``core.shareable_values``; for a feature, one the model did not learn) is
+      written as ``privacy.MASK``, which no model knows either, so the candidate scores the row the same.
+    * Numbers by the one grammar, an integral value without a decimal point (``3``, not ``3.0``)
+      whatever the column's type: a champion that read the column as integers reads it still.
+    * ``UPLOAD_COLUMN`` last: ``uploads[i]`` for a row read from the run's i-th data object (its
+      upload id), empty when unknown; the evaluator reports the holdout in slices by it."""
     import csv
 
-    kept = [(j, f) for j, f in enumerate(result.features) if f.column.classification != "pii"]
-    learnt = {name: set(values) for name, values in (result.categories or {}).items()}
-    masked = {
-        f.name
-        for _, f in kept
-        if f.column.sensitive and not privacy.values_listed(f.column) and f.name in learnt
-    }
+    table = result.holdout_table
+    assert table is not None and table.n_rows == len(result.holdout_y)
+    columns = [c for c in contract.columns if c.classification != "pii" or c.name == contract.target]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([f.name for _, f in kept] + [contract.target])
-    for x, y in zip(result.holdout_x, result.holdout_y, strict=True):
-        cells = []
-        for j, feature in kept:
-            value = x[j]
-            if feature.name in masked and value != "" and value not in learnt[feature.name]:
-                cells.append(privacy.MASK)
-            elif value is None or (isinstance(value, float) and np.isnan(value)):
-                cells.append("")
-            elif feature.kind == BOOLEAN:
-                cells.append("true" if float(value) == 1.0 else "false")
-            elif isinstance(value, float | np.floating):  # read back by the one number grammar
-                cells.append(numbers.write_number(float(value), feature.column.type))
-            else:
-                cells.append(str(value))
-        writer.writerow([*cells, y.item() if hasattr(y, "item") else y])
+    writer.writerow([c.name for c in columns] + [UPLOAD_COLUMN])
+    origins = table.origins or [-1] * table.n_rows
+    for i, y in enumerate(result.holdout_y):
+        cells = [
+            str(y.item() if hasattr(y, "item") else y)
+            if column.name == contract.target
+            else _holdout_cell(column.type, table[column.name][i], result.shareable.get(column.name))
+            for column in columns
+        ]
+        origin = origins[i]
+        writer.writerow([*cells, uploads[origin] if 0 <= origin < len(uploads) else ""])
     return buf.getvalue().encode()
+
+
+def _holdout_cell(kind: str, value: Any, shareable: set[str] | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if kind == "boolean":
+        return "true" if float(value) == 1.0 else "false"
+    if kind in ("integer", "float", "timestamp"):  # timestamps as seconds since the epoch
+        number = float(value)
+        return numbers.write_number(number, numbers.INTEGER if number.is_integer() else numbers.FLOAT)
+    text = str(value)
+    return privacy.MASK if shareable is not None and text not in shareable else text
 
 
 def _finish(runs: RunsStore, settings: Settings, dataset: str, run_id: str, succeeded: bool) -> None:

@@ -48,6 +48,8 @@ class Table:
     columns: dict[str, np.ndarray]
     keys: list[str]  # split key per row (row id or row content)
     sources: list[str] = field(default_factory=list)  # where the rows came from, for the model card
+    # Per row, the index of its source in ``sources`` (the promotion stage reports the holdout by upload).
+    origins: list[int] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -59,7 +61,8 @@ class Table:
     def take(self, index: np.ndarray) -> Table:
         """The rows selected by a boolean mask or integer index."""
         keys = np.asarray(self.keys, dtype=object)[index].tolist()
-        return Table({k: v[index] for k, v in self.columns.items()}, keys, list(self.sources))
+        origins = np.asarray(self.origins, dtype=np.int64)[index].tolist() if self.origins else []
+        return Table({k: v[index] for k, v in self.columns.items()}, keys, list(self.sources), origins)
 
 
 def load_table(sources: Source | Iterable[Source], contract: Contract) -> Table:
@@ -72,13 +75,15 @@ def load_table(sources: Source | Iterable[Source], contract: Contract) -> Table:
     raw: dict[str, list[str | None]] = {c.name: [] for c in contract.columns}
     keys: list[str] = []
     names: list[str] = []
+    origins: list[int] = []
     for number, source in enumerate(listed):
         name = os.fspath(source) if isinstance(source, str | os.PathLike) else f"stream {number}"
         names.append(str(name))
         with _open_text(source, contract) as text:
             _read_rows(text, str(name), contract, raw, keys)
+        origins.extend([number] * (len(keys) - len(origins)))
     columns = {c.name: _typed(c, raw[c.name]) for c in contract.columns}
-    return Table(columns, keys, names)
+    return Table(columns, keys, names, origins)
 
 
 @contextmanager

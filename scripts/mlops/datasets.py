@@ -125,3 +125,67 @@ def breast_cancer_batch(rows: int, seed: int = 11, block_rows: int = 100_000) ->
     for i in range(rows):
         out.append(b"patient-%07d,%s\n" % (i, lines[i % n]))
     return b"".join(out)
+
+
+# --- generated store sales (promotion stories: slices, feature changes, sticky decisions) -----------
+
+SALES_REGIONS = ("north", "south", "east", "west")
+_REGION_EFFECT = {"north": 40.0, "south": -25.0, "east": 10.0, "west": 0.0}
+
+
+def sales_contract(model: dict[str, Any] | None = None, **promotion: Any) -> dict[str, Any]:
+    """A regression contract for ``sales_rows``: daily units sold from price, ads, footfall, region.
+
+    ``ads`` is bounded at 1,000 while real values stay below 100, so an upload whose ads are
+    scaled by three (a unit mix-up) is still within the contract: validation cannot catch it."""
+    return {
+        "dataset": "store_sales",
+        "version": 1,
+        "description": "Generated daily sales per store: units from price, ads, footfall and region.",
+        "columns": [
+            {"name": "row_id", "type": "string", "classification": "internal", "pattern": r"^sale-\d{6}$"},
+            {"name": "price", "type": "float", "classification": "public", "min": 0, "max": 1000},
+            {"name": "ads", "type": "float", "classification": "public", "min": 0, "max": 1000},
+            {"name": "footfall", "type": "integer", "classification": "public", "min": 0, "max": 100000},
+            {
+                "name": "region",
+                "type": "category",
+                "classification": "internal",
+                "allowed": list(SALES_REGIONS),
+            },
+            {"name": "units", "type": "float", "classification": "internal"},
+        ],
+        "target": "units",
+        "task": "regression",
+        "row_id": "row_id",
+        "training": {
+            "model": model or {"family": "linear_regression"},
+            "primary_metric": "rmse",
+            "split": {"validation": 0.15, "holdout": 0.25},
+            "retrain": {"min_new_rows": 100, "cooldown_minutes": 0},
+        },
+        "promotion": {"mode": "auto", **promotion},
+    }
+
+
+def sales_rows(
+    n: int, start: int = 0, seed: int = 0, ads_factor: float = 1.0
+) -> tuple[list[str], list[list[str]]]:
+    """Header and ``n`` rows with ids ``sale-<start>``...: units = 0.2 footfall + 1.5 ads - 0.8 price
+    + a region effect + noise (sd 8). ``ads_factor`` scales the ads column as written, not the
+    units it explains: 3.0 is a corrupted export that still satisfies the contract."""
+    rng = np.random.default_rng(seed)
+    price = rng.uniform(5, 100, n)
+    ads = rng.uniform(0, 100, n)
+    footfall = rng.integers(100, 1000, n)
+    regions = rng.choice(SALES_REGIONS, n)
+    units = (
+        0.2 * footfall + 1.5 * ads - 0.8 * price
+        + np.array([_REGION_EFFECT[r] for r in regions]) + rng.normal(0, 8, n)
+    )  # fmt: skip
+    header = ["row_id", "price", "ads", "footfall", "region", "units"]
+    rows = [
+        [f"sale-{start + i:06d}", f"{price[i]:.2f}", f"{ads[i] * ads_factor:.2f}", str(int(footfall[i])), str(regions[i]), f"{units[i]:.2f}"]
+        for i in range(n)
+    ]  # fmt: skip
+    return header, rows

@@ -7,7 +7,8 @@ contracts, uploads flowing S3 -> notification -> ingest queue -> event runtime -
 reports, quarantine, drift, duplicates, a file named in any language; retrain triggers, runs trained
 in a local "spot" job, ONNX candidates with parity; candidates judged against the champion by
 ``evaluate_candidate``, a first champion, a better candidate promoted, a worse one rejected, a
-manual approval, a rollback, the audit trail and the notifications; ``/predict`` answering after
+manual approval, a rollback that sticks (the rebuild is rejected), the audit trail and the
+notifications; ``/predict`` answering after
 each change of champion; and a batch job scoring a million rows on local spot workers.
 """
 
@@ -566,6 +567,22 @@ def _registry_story(
     )
     if status == 200:
         _predict_champion(demo, api, registry, "after the rollback, the previous champion answers again")
+
+    demo.step("The rollback sticks: a retrain on the same data with the same settings is rejected")
+    rebuilt = retrain(
+        "the same logistic regression again, promotion.mode auto",
+        {"family": "logistic_regression", "params": {"C": 1.0, "max_iter": 1000}},
+        "retrain after the rollback",
+        min_delta=0.0,
+    )
+    demo.check(
+        rebuilt is not None
+        and rebuilt["status"] == "rejected"
+        and "rolled back" in rebuilt["gates"]["reason"]
+        and registry.champion(DATASET) == undone.get("from_version"),
+        f"v{rebuilt and rebuilt['version']} rebuilds the rolled-back model (same fingerprint): "
+        f"{rebuilt and rebuilt['gates']['reason'][:160]}...",
+    )
 
     demo.step(f"The model and its audit trail (GET /models/{DATASET}, GET /models/{DATASET}/audit)")
     status, model_doc = http("GET", f"{api}/models/{DATASET}")

@@ -22,7 +22,8 @@ from chalicelib.errors import RegistryError
 from chalicelib.registry.evaluator import evaluate_manifest
 from chalicelib.registry.ports import EvaluatorPorts
 from chalicelib.validation import Contract, NoContract
-from tests.support import DATASET, built, contract_for
+from mlops.datasets import sales_contract, sales_rows, to_csv
+from tests.support import DATASET, build_from_uploads, built, contract_for
 
 BUCKET = "models"
 
@@ -66,8 +67,20 @@ def world() -> World:
 def publish(world: World, model: str, run_id: str | None = None, tamper: str | None = None) -> str:
     """Publish a candidate as the training job does (artifacts, then the manifest); its manifest key."""
     run_id = run_id or f"{DATASET}-{model}-{uuid.uuid4().hex[:8]}"
-    artifacts, fields = built(model)
-    prefix = f"models/{DATASET}/candidates/{run_id}/"
+    return publish_built(world, *built(model), run_id=run_id, tamper=tamper)
+
+
+def publish_built(
+    world: World,
+    artifacts: dict[str, bytes],
+    fields: dict[str, Any],
+    run_id: str | None = None,
+    tamper: str | None = None,
+) -> str:
+    """Publish built artifacts as the job publishes them (manifest last); the manifest key."""
+    dataset = fields["dataset"]
+    run_id = run_id or f"{dataset}-{uuid.uuid4().hex[:8]}"
+    prefix = f"models/{dataset}/candidates/{run_id}/"
     entries = []
     for name, data in artifacts.items():
         world.artifacts.put(BUCKET, prefix + name, data)
@@ -348,3 +361,178 @@ def test_a_key_that_is_not_a_manifest_or_a_missing_manifest_raises(world):
     with pytest.raises(RegistryError, match="missing"):
         evaluate_manifest(world.ports, BUCKET, f"models/{DATASET}/candidates/r1/manifest.json")
     assert world.registry.versions(DATASET) == []
+
+
+# --- fair comparisons and sticky decisions (issue 14) ---------------------------------------------------
+#
+# Generated store sales (mlops.datasets.sales_rows): a linear regression of units on price, ads, footfall
+# and region. Uploads are named u0, u1...; each candidate is trained by the job's own code on a snapshot
+# of some of them, with the lineage a run records.
+
+SALES = "store_sales"
+STUMP = {"family": "random_forest", "params": {"n_estimators": 1, "max_depth": 1}}
+
+
+def _sales_uploads(n: int, corrupt: int | None = None, rows: int = 240) -> dict[str, bytes]:
+    """Uploads u0..u(n-1) of ``rows`` rows each; ``corrupt``: that one's ads scaled by three (in contract)."""
+    return {
+        f"u{i}": to_csv(*sales_rows(rows, start=rows * i, seed=i, ads_factor=3.0 if i == corrupt else 1.0))
+        for i in range(n)
+    }
+
+
+def _candidate(world: World, doc: dict[str, Any], uploads: dict[str, bytes]) -> dict[str, Any]:
+    """Store ``doc`` as the dataset's contract, train on ``uploads``, publish, evaluate: the outcome."""
+    contract = Contract.parse(doc)
+    world.contracts.put(contract)
+    return evaluate(world, publish_built(world, *build_from_uploads(doc, uploads, contract)))
+
+
+def _without(doc: dict[str, Any], column: str, **changes: Any) -> dict[str, Any]:
+    """``doc`` with one column changed (``"feature": False`` removes it from the model)."""
+    columns = [{**c, **changes} if c["name"] == column else c for c in doc["columns"]]
+    return {**doc, "columns": columns, "version": doc["version"] + 1}
+
+
+@pytest.mark.parametrize("approval", [True, False])
+def test_a_better_model_without_one_feature_is_compared_on_the_same_rows_and_never_undefined(world, approval):
+    """Issue 14, failure 1: with ``"feature": false`` on one column, the better retrain used to be
+    rejected for good as "roc_auc is undefined" because the champion could not score a holdout
+    without that column. The holdout carries every column now: the champion scores the same rows,
+    and the schema change is the stated reason (approval, or promotion when the policy allows it)."""
+    uploads = _sales_uploads(2)
+    policy = {"require_approval_on_breaking_schema": approval}
+    assert _candidate(world, sales_contract(STUMP, **policy), uploads)["action"] == "promoted"
+    outcome = _candidate(world, _without(sales_contract(**policy), "region", feature=False), uploads)
+    doc = world.registry.version(SALES, 2)
+    gates, reason = _gates(doc), doc["gates"]["reason"]
+    assert "undefined" not in reason and "feature region removed" in reason
+    primary = gates["primary_metric"]
+    assert primary["passed"] and primary["figure"]["champion"] > primary["figure"]["candidate"]  # rmse
+    assert doc["gates"]["comparison"]["rows"] == doc["gates"]["holdout_rows"]  # the champion scored all
+    if approval:
+        assert outcome["action"] == "pending_approval" and doc["status"] == "pending_approval"
+    else:
+        assert outcome["action"] == "promoted" and world.registry.champion(SALES) == 2
+
+
+def test_a_retyped_feature_is_compared_on_the_same_rows_and_named(world):
+    """footfall integer -> float: the holdout writes integral numbers as the integer grammar reads
+    them, so the champion still scores every row, and the type change is the reason to wait."""
+    uploads = _sales_uploads(2)
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
+    outcome = _candidate(world, _without(sales_contract(), "footfall", type="float"), uploads)
+    doc = world.registry.version(SALES, 2)
+    assert outcome["action"] == "pending_approval"
+    assert "feature footfall changed type from integer to float" in doc["gates"]["reason"]
+    assert "undefined" not in doc["gates"]["reason"] and _gates(doc)["primary_metric"]["passed"]
+
+
+def test_an_in_contract_corrupted_upload_does_not_get_a_model_worse_on_earlier_rows_promoted(world):
+    """Issue 14, failure 2: a clean champion; then an upload with ads scaled by three (within the
+    contract). The champion scores its rows badly, so on the whole holdout the candidate trained
+    on it looks better, and used to be promoted, though it is worse on the rows of the uploads the
+    champion was judged on. The holdout is reported in slices, and that is not auto-promoted; a
+    person may still approve it, and a rollback of it sticks: the rebuild is rejected, naming it."""
+    from chalicelib.registry.service import approve, rollback
+
+    doc = sales_contract()
+    assert _candidate(world, doc, _sales_uploads(2))["action"] == "promoted"
+    corrupted = _sales_uploads(3, corrupt=2)
+    outcome = _candidate(world, doc, corrupted)
+    assert outcome["action"] == "pending_approval" and world.registry.champion(SALES) == 1
+    gates = world.registry.version(SALES, 2)["gates"]
+    metrics, slices = gates["metrics"], gates["slices"]
+    assert metrics["candidate"]["rmse"] < metrics["champion"]["rmse"]  # better on all rows...
+    earlier, new = slices["earlier"], slices["new"]
+    assert {u["upload"] for u in earlier["uploads"]} == {"u0", "u1"}
+    assert {u["upload"] for u in new["uploads"]} == {"u2"}
+    assert earlier["rows"] + new["rows"] == gates["holdout_rows"] and earlier["rows"] > 50
+    # ...because of the new slice alone: worse on the rows the champion was judged on
+    assert earlier["metrics"]["candidate"]["rmse"] > earlier["metrics"]["champion"]["rmse"]
+    assert new["metrics"]["candidate"]["rmse"] < new["metrics"]["champion"]["rmse"]
+    assert "earlier_slice" in gates["reason"] and "u2" in gates["reason"]
+    assert {u["upload"] for u in gates["evaluated_on"]} == {"u0", "u1", "u2"}
+
+    # A person approves it all the same, another rolls it back; the next retrain rebuilds it.
+    approve(world.registry, world.notifier, SALES, 2, "alice (approver)", "the ads team says it is fine")
+    rollback(world.registry, world.notifier, SALES, "ops (admin)", "units forecasts went wrong")
+    assert world.registry.champion(SALES) == 1
+    again = _candidate(world, doc, corrupted)
+    assert again["action"] == "rejected" and world.registry.champion(SALES) == 1
+    rolled_back_at = world.registry.audit(SALES)[-1]["at"]
+    reason = world.registry.version(SALES, 3)["gates"]["reason"]
+    assert "v2" in reason and "rolled back" in reason and "ops (admin)" in reason and rolled_back_at in reason
+
+
+def test_a_rolled_back_model_rebuilt_from_the_same_data_and_settings_is_not_promoted_again(world):
+    """Issue 14, failure 2's second half: after a rollback, the next retrain on the same snapshot
+    with the same settings rebuilt the same model, and it was promoted again."""
+    from chalicelib.registry.service import rollback
+
+    uploads = _sales_uploads(2)
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
+    assert _candidate(world, sales_contract(), uploads)["action"] == "promoted"  # clearly better
+    rollback(world.registry, world.notifier, SALES, "ops (admin)", "distrusted by the sales team")
+    outcome = _candidate(world, sales_contract(), uploads)
+    assert outcome["action"] == "rejected" and world.registry.champion(SALES) == 1
+    doc = world.registry.version(SALES, 3)
+    (gate,) = [g for g in doc["gates"]["gates"] if not g["passed"]]
+    assert gate["name"] == "earlier_decision" and gate["figure"]["version"] == 2
+    assert gate["figure"]["decision"] == "rolled back" and gate["figure"]["by"] == "ops (admin)"
+    assert "distrusted by the sales team" in doc["gates"]["reason"]
+    # New data is a new snapshot: judged on its merits again.
+    assert _candidate(world, sales_contract(), _sales_uploads(3))["action"] == "promoted"
+
+
+def test_a_version_a_person_rejected_is_not_rebuilt_into_a_promotion(world):
+    from chalicelib.registry.service import reject
+
+    uploads = _sales_uploads(2)
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
+    assert _candidate(world, sales_contract(mode="manual"), uploads)["action"] == "pending_approval"
+    reject(world.registry, world.notifier, SALES, 2, "alice (approver)", "region codes were wrong")
+    outcome = _candidate(world, sales_contract(), uploads)  # auto mode, same data and settings
+    assert outcome["action"] == "rejected"
+    reason = world.registry.version(SALES, 3)["gates"]["reason"]
+    assert "v2" in reason and "rejected" in reason and "alice (approver)" in reason
+
+
+def test_the_gates_own_rejection_is_not_sticky(world):
+    """A rebuild of a candidate the gates rejected is judged afresh (the champion may have changed)."""
+    uploads = _sales_uploads(2)
+    assert _candidate(world, sales_contract(), uploads)["action"] == "promoted"
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "rejected"
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "rejected"
+    gates = _gates(world.registry.version(SALES, 3))
+    assert "earlier_decision" not in gates and not gates["primary_metric"]["passed"]
+
+
+def test_rows_the_champion_cannot_read_are_left_out_for_both_models_and_counted(world):
+    """footfall retyped to float, and the new data holds fractions: the champion (integers) cannot
+    read those rows; both models are compared on the others, the count and the reason on record."""
+    uploads = _sales_uploads(2)
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
+    header, rows = sales_rows(240, start=480, seed=9)
+    halves = [[*r[:3], f"{r[3]}.5" if i % 4 == 0 else r[3], *r[4:]] for i, r in enumerate(rows)]
+    retyped = _without(sales_contract(require_approval_on_breaking_schema=False), "footfall", type="float")
+    outcome = _candidate(world, retyped, {**uploads, "u2": to_csv(header, halves)})
+    gates = world.registry.version(SALES, 2)["gates"]
+    comparison = gates["comparison"]
+    assert 0 < comparison["champion_cannot_score"] < comparison["holdout_rows"]
+    assert comparison["rows"] + comparison["champion_cannot_score"] == gates["holdout_rows"]
+    assert "footfall" in comparison["problem"] and "not an integer" in comparison["problem"]
+    assert any("cannot score" in note for note in gates["notes"])
+    assert outcome["action"] == "promoted" and "feature footfall changed type" in gates["reason"]
+
+
+def test_a_champion_that_can_score_no_row_waits_for_a_person_with_the_reason(world):
+    """ads is pii in the new contract: the holdout cannot carry it, the champion needs it."""
+    uploads = _sales_uploads(2)
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
+    outcome = _candidate(world, _without(sales_contract(), "ads", classification="pii"), uploads)
+    doc = world.registry.version(SALES, 2)
+    assert outcome["action"] == "pending_approval" and doc["gates"]["comparison"]["rows"] == 0
+    reason = doc["gates"]["reason"]
+    assert "comparison:" in reason and "needs column(s) ads" in reason and "undefined" not in reason
+    assert "primary_metric" not in _gates(doc)

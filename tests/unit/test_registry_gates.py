@@ -28,6 +28,8 @@ from chalicelib.registry.gates import (
     PROMOTE,
     REJECT,
     GateResult,
+    comparison_gate,
+    earlier_slice_gate,
     evaluate,
     floors_gate,
     guard_metrics_gate,
@@ -352,6 +354,13 @@ def test_policy_full_section_and_round_trip() -> None:
         "max_latency_ms": 20,
         "max_model_bytes": 1_000_000,
         "require_approval_on_breaking_schema": False,
+        "slices": {
+            "combine": "earlier",
+            "earlier_tolerance": 0.01,
+            "on_earlier_worse": "reject",
+            "min_rows": 50,
+            "significance": False,
+        },
     }
     policy = parse_promotion(doc, "classification")
     assert policy.floors == {} and dict(policy.guard_metrics) == {"log_loss": 0.01, "f1": 0.0}
@@ -416,6 +425,13 @@ def test_policy_from_contract() -> None:
             "regression",
             "promotion.require_approval_on_breaking_schema",
         ),
+        ({"slices": []}, "regression", "promotion.slices"),
+        ({"slices": {"combin": "guard"}}, "regression", "promotion.slices.combin"),
+        ({"slices": {"combine": "best"}}, "regression", "promotion.slices.combine"),
+        ({"slices": {"earlier_tolerance": -1}}, "regression", "promotion.slices.earlier_tolerance"),
+        ({"slices": {"on_earlier_worse": "ignore"}}, "regression", "promotion.slices.on_earlier_worse"),
+        ({"slices": {"min_rows": 0}}, "regression", "promotion.slices.min_rows"),
+        ({"slices": {"significance": "no"}}, "regression", "promotion.slices.significance"),
     ],
 )
 def test_policy_errors_name_the_field(doc: Any, task: str, field: str) -> None:
@@ -749,3 +765,132 @@ def test_regression_evaluate_uses_directions() -> None:
     assert first.decision == REJECT and "r2" in first.reason
     with pytest.raises(ValueError, match="policy"):
         evaluate(parse_promotion({}, "classification"), base, champion)
+
+
+# --- slices and comparisons (issue 14) ---------------------------------------------------------------
+
+
+def slice_doc(
+    rows: int, candidate: float | None, champion: float | None, metric: str = "rmse"
+) -> dict[str, Any]:
+    return {
+        "rows": rows,
+        "uploads": [{"upload": "u2", "rows": rows}],
+        "metrics": {"candidate": {metric: candidate}, "champion": {metric: champion}},
+    }
+
+
+def test_earlier_slice_gate_boundaries_both_directions() -> None:
+    new = slice_doc(40, 10.0, 90.0)
+    at = earlier_slice_gate("rmse", slice_doc(100, 10.5, 10.0), new, False, 0.5, 20, "approval")
+    assert at.passed and at.figure["worsening"] == 0.5
+    beyond = earlier_slice_gate("rmse", slice_doc(100, 10.6, 10.0), new, False, 0.5, 20, "approval")
+    assert not beyond.passed and beyond.figure["needs_approval"] is True
+    assert "u2" in beyond.reason and "approve" in beyond.reason
+    auc = earlier_slice_gate(
+        "roc_auc",
+        slice_doc(100, 0.93, 0.95, "roc_auc"),
+        slice_doc(9, 0.9, 0.5, "roc_auc"),
+        True,
+        0.0,
+        20,
+        "reject",
+    )
+    assert not auc.passed and auc.figure["needs_approval"] is False and "rejected" in auc.reason
+    better = earlier_slice_gate(
+        "roc_auc", slice_doc(100, 0.96, 0.95, "roc_auc"), {}, True, 0.0, 20, "approval"
+    )
+    assert better.passed
+    for result in (at, beyond, auc, better):
+        assert_json(result)
+
+
+def test_earlier_slice_gate_does_not_judge_small_or_undefined_slices() -> None:
+    small = earlier_slice_gate("rmse", slice_doc(19, 50.0, 10.0), {}, False, 0.0, 20, "approval")
+    assert small.passed and "not judged" in small.reason and "min_rows 20" in small.reason
+    undefined = earlier_slice_gate(
+        "roc_auc", slice_doc(50, None, 0.9, "roc_auc"), {}, True, 0.0, 20, "approval"
+    )
+    assert undefined.passed and "not judged" in undefined.reason
+
+
+def test_earlier_slice_gate_with_an_interval_needs_the_whole_of_it_beyond_the_tolerance() -> None:
+    earlier, new = slice_doc(100, 11.0, 10.0), slice_doc(40, 10.0, 90.0)
+    chance = earlier_slice_gate(
+        "rmse", earlier, new, False, 0.0, 20, "approval", interval=(-0.2, 2.1), confidence=0.95
+    )
+    assert chance.passed and chance.figure["worsening_low"] == -0.2 and "95% interval" in chance.reason
+    real = earlier_slice_gate(
+        "rmse", earlier, new, False, 0.0, 20, "approval", interval=(0.4, 1.6), confidence=0.95
+    )
+    assert not real.passed and "[0.4, 1.6]" in real.reason
+    within = earlier_slice_gate(
+        "rmse", earlier, new, False, 0.5, 20, "approval", interval=(0.4, 1.6), confidence=0.95
+    )
+    assert within.passed
+    unknown = earlier_slice_gate("rmse", earlier, new, False, 0.0, 20, "approval", interval=(None, None))
+    assert unknown.passed and "undefined" in unknown.reason
+
+
+def _sliced(
+    earlier: tuple[float, float], new: tuple[float, float], overall: tuple[float, float]
+) -> tuple[Any, Any]:
+    base = {
+        "task": "regression",
+        "primary_metric": "rmse",
+        "parity": PARITY,
+        "schema": schema(AMOUNT),
+        "latency_ms": {"p50": 0.1, "p99": 0.2},
+        "model_bytes": 1000,
+        "metrics": {"rmse": overall[0]},
+    }
+    champion = {
+        "metrics": {"rmse": overall[1]},
+        "schema": schema(AMOUNT),
+        "comparison": {"rows": 160, "holdout_rows": 160, "problem": None},
+        "slices": {"earlier": slice_doc(120, *earlier), "new": slice_doc(40, *new)},
+    }
+    return base, champion
+
+
+@pytest.mark.parametrize(
+    ("combine", "decision", "failed"),
+    [
+        ("guard", PENDING_APPROVAL, ["earlier_slice"]),
+        ("earlier", REJECT, ["primary_metric"]),
+        ("pooled", PROMOTE, []),
+    ],
+)
+def test_the_policy_says_how_slices_combine(combine: str, decision: str, failed: list[str]) -> None:
+    """Worse on the rows of the champion's uploads, much better on new ones: better on all rows."""
+    candidate, champion = _sliced(earlier=(12.0, 10.0), new=(11.0, 60.0), overall=(11.8, 32.0))
+    policy = parse_promotion({"slices": {"combine": combine, "significance": False}}, "regression")
+    verdict = evaluate(policy, candidate, champion)
+    assert verdict.decision == decision and [g.name for g in verdict.failed] == failed
+    json.dumps(verdict.to_dict(), allow_nan=False)
+    if combine == "earlier":
+        primary = next(g for g in verdict.gates if g.name == "primary_metric")
+        assert primary.figure["slice"] == "earlier" and primary.figure["candidate"] == 12.0
+    strict = parse_promotion({"slices": {"on_earlier_worse": "reject", "significance": False}}, "regression")
+    assert evaluate(strict, candidate, champion).decision == REJECT
+
+
+def test_a_champion_that_scores_no_row_is_a_stated_reason_for_approval() -> None:
+    candidate = candidate_doc({"roc_auc": 0.95}, schema=schema(AMOUNT, {**CHANNEL, "type": "integer"}))
+    problem = "the champion v1 cannot score 80 of the 80 holdout rows: its input schema refuses them"
+    champion = champion_doc({}, comparison={"rows": 0, "holdout_rows": 80, "problem": problem})
+    verdict = evaluate(parse_promotion({}, "classification"), candidate, champion)
+    assert verdict.decision == PENDING_APPROVAL and [g.name for g in verdict.failed] == [
+        "schema",
+        "comparison",
+    ]
+    assert problem in verdict.reason and "undefined" not in verdict.reason
+    assert "primary_metric" not in names(verdict)
+    assert_json(comparison_gate({"rows": 0, "problem": problem}))
+
+
+def test_an_accepted_breaking_change_is_named_in_the_reason_of_a_promotion() -> None:
+    candidate = candidate_doc({"roc_auc": 0.95}, schema=schema(AMOUNT))  # channel removed
+    policy = parse_promotion({"require_approval_on_breaking_schema": False}, "classification")
+    verdict = evaluate(policy, candidate, champion_doc({"roc_auc": 0.91}))
+    assert verdict.decision == PROMOTE and "feature channel removed" in verdict.reason

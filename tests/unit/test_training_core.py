@@ -656,8 +656,8 @@ def test_the_holdout_leaves_out_pii_and_unlearnt_confidential_text_and_scores_th
     contract, result, onnx_bytes, holdout = _sensitive_candidate()
     text = holdout.decode()
     header = text.splitlines()[0].split(",")
-    assert header == ["account", "branch", "balance", "y"] and "ACCT" not in text
-    assert {row.split(",")[0] for row in text.splitlines()[1:]} == {"***"}
+    assert header == ["id", "account", "branch", "balance", "y", "#upload"] and "ACCT" not in text
+    assert {row.split(",")[1] for row in text.splitlines()[1:]} == {"***"}
     schema = InputSchema(input_schema(contract, result))
     rows = [line.split(",") for line in text.splitlines()[1:]]
     assert withheld_features(schema, header) == ["income"]
@@ -668,6 +668,44 @@ def test_the_holdout_leaves_out_pii_and_unlearnt_confidential_text_and_scores_th
     x[:, [f.name for f in result.features].index("income")] = np.nan
     expected = result.pipeline.predict_proba(x)[:, 1]
     np.testing.assert_allclose(scored[:, 1] if scored.ndim == 2 else scored, expected, atol=1e-6)
+
+
+def test_the_holdout_carries_every_column_but_pii_and_the_upload_of_each_row() -> None:
+    """Columns the model does not use (``"feature": false``, a timestamp, the row id) are in the
+    holdout too, so a champion that used them scores the same rows; integral numbers are written
+    without a decimal point whatever the column's type; each row names its upload."""
+    from training.main import holdout_csv
+
+    columns = [
+        _col("id", "string"),
+        _col("amount", "float"),
+        _col("dropped", "float", feature=False),
+        _col("seen_at", "timestamp"),
+        _col("note", "string", classification="confidential", feature=False),
+        _col("email", "string", classification="pii"),
+        _col("y", "integer", allowed=[0, 1]),
+    ]
+    rng = np.random.default_rng(3)
+    files = []
+    for day in range(2):
+        rows = []
+        for i in range(200):
+            amount = float(rng.integers(0, 50))
+            note = "common" if i % 2 else f"rare-{day}-{i}"
+            rows.append([f"r{day}-{i}", f"{amount}", f"{amount / 3:.3f}", f"2026-11-2{day}T10:00:00Z", note,
+                         f"p{i}@example.org", str(int(amount > 25))])  # fmt: skip
+        files.append(_csv(columns, rows))
+    doc = {"dataset": "wide", "columns": columns, "target": "y", "task": "classification", "row_id": "id"}
+    contract = Contract.parse({**doc, "training": {"model": {"family": "logistic_regression"}}})
+    result = train(load_table(files, contract), contract, TrainingSettings.from_contract(contract))
+    assert [f.name for f in result.features] == ["amount"]
+    header, *rows = list(csv.reader(io.StringIO(holdout_csv(result, contract, ["day-0", "day-1"]).decode())))
+    assert header == ["id", "amount", "dropped", "seen_at", "note", "y", "#upload"]
+    assert len(rows) == result.rows["holdout"] and "@" not in "".join(",".join(r) for r in rows)
+    assert {r[6] for r in rows} == {"day-0", "day-1"}
+    assert all(r[6] == f"day-{r[0][1]}" for r in rows)  # the upload each row was read from
+    assert all("." not in r[1] and r[3].isdigit() for r in rows)  # 7, not 7.0; epoch seconds
+    assert {r[4] for r in rows} == {"common", "***"}  # confidential text seen in < 10 rows: masked
 
 
 def test_the_training_reference_profile_keeps_only_aggregates_of_sensitive_columns() -> None:
