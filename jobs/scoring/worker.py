@@ -248,6 +248,8 @@ class Worker:
         self.state = "starting"
         self.started = process_started_at()  # this attempt's worker-seconds count from here
         self._beats = threading.Event()
+        self._beat_lock = threading.Lock()
+        self._closed = False
 
     # model loading: once per (model, version, engine)
     def scorer(self, job: dict[str, Any]) -> Scorer:
@@ -271,13 +273,19 @@ class Worker:
             self.beat()
             due = max(due + HEARTBEAT_S, time.monotonic())
 
-    def beat(self) -> None:
+    def beat(self, last: bool = False) -> None:
         """Rewrite this attempt's record (state, start, now): what its cost is computed from. A
-        failed write loses nothing: the next record carries the attempt's whole span again."""
-        try:
-            self.jobs.heartbeat(self.job_id, self.worker_id, self.state, self.started)
-        except (ClientError, BotoCoreError) as exc:
-            _say(f"heartbeat failed: {exc}")
+        failed write loses nothing: the next record carries the attempt's whole span again. Writes
+        are one at a time, and none follows the ``last`` one (a heartbeat in flight cannot overwrite
+        the record that closes the attempt)."""
+        with self._beat_lock:
+            if self._closed:
+                return
+            self._closed = last
+            try:
+                self.jobs.heartbeat(self.job_id, self.worker_id, self.state, self.started)
+            except (ClientError, BotoCoreError) as exc:
+                _say(f"heartbeat failed: {exc}")
 
     def run(self) -> int:
         """The attempt, from its first record to its last: every path out of it (nothing to do, a
@@ -289,7 +297,7 @@ class Worker:
         finally:
             self.state = "exited"
             self._beats.set()
-            self.beat()
+            self.beat(last=True)
             self.watcher.stop()
 
     def _run(self) -> int:

@@ -477,3 +477,46 @@ def test_a_model_whose_contract_cannot_be_read_cannot_score_pii_unknown(ports):
     _inputs(ports)
     with pytest.raises(ModelNotAvailable, match="which columns are pii is unknown"):
         service.submit(replace(ports, contracts=MemoryContractStore()), _request(), "alice (approver)")
+
+
+def _attempt(jobs: MemoryJobStore, run: Any) -> Any:
+    """A worker attempt (``scoring.worker.Worker``) on the in-memory jobs store, its loop replaced
+    by ``run``; started 12.5 s before its first record."""
+    import threading
+
+    from scoring.worker import SpotWatcher, Worker
+
+    worker = Worker.__new__(Worker)
+    worker.job_id, worker.worker_id, worker.state = "j1", "0-a2-77", "starting"
+    worker.started, worker.jobs, worker.watcher = time.time() - 12.5, jobs, SpotWatcher("", interval_s=1)
+    worker._beats, worker._beat_lock, worker._closed = threading.Event(), threading.Lock(), False
+    worker._run = run
+    return worker
+
+
+@pytest.mark.parametrize("ending", ["nothing to do", "spot notice", "error"])
+def test_every_way_out_of_a_worker_attempt_ends_with_the_record_that_closes_its_seconds(ports, ending):
+    """A retry that finds the job over, a spot notice, a crash: the attempt's seconds, from its
+    process's start, are on its last record, and a heartbeat in flight cannot reopen it."""
+    jobs: MemoryJobStore = ports.jobs  # type: ignore[assignment]
+    ports.jobs.create({"job_id": "j1", "status": SUCCEEDED, "model": "m", "version": 1})
+
+    def run() -> int:
+        assert jobs.workers("j1")[0]["state"] == "starting"  # recorded before anything else
+        if ending == "error":
+            raise RuntimeError("the model could not be loaded")
+        worker.state = "released" if ending == "spot notice" else worker.state
+        return 0
+
+    worker = _attempt(jobs, run)
+    if ending == "error":
+        with pytest.raises(RuntimeError):
+            worker.run()
+    else:
+        assert worker.run() == 0
+    worker.state = "scoring"
+    worker.beat()  # a heartbeat after the last record: ignored
+    [record] = jobs.workers("j1")
+    assert record["state"] == "exited" and record["started"] == pytest.approx(worker.started)
+    job = service.get(ports.jobs, "j1")
+    assert job["worker_seconds"] >= 12.5 and job["cost"]["complete"] is True
