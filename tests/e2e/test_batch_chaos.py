@@ -127,6 +127,15 @@ def _outputs(settings: Settings, job: dict[str, Any]) -> tuple[dict[str, Any], l
     return manifest, lines
 
 
+def _alive(pid: int) -> bool:
+    """The process runs (a zombie, ended but not reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, champion, token):
     bodies = _upload_inputs(champion, "batch/input/api/", [3000, 1200], seed=1)
     status, job = _post(
@@ -143,6 +152,10 @@ def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, cham
     )
     assert done
     final = _get(local_cloud, f"/batch-jobs/{job['job_id']}")
+    # Its workers take any shard of the work queue until they see their job over: let them go, so
+    # the next test's shards are scored by that test's workers only.
+    pids = bootstrap.batch_jobs().get(job["job_id"])["launch"]["pids"]
+    assert wait_until(lambda: not any(_alive(pid) for pid in pids)), "hang: a worker did not exit"
     assert final["status"] == "SUCCEEDED", final
     assert final["rows"] == 4200 and final["shards_done"] == final["total_shards"] > 2
     assert final["cost"]["spot_usd"] < final["cost"]["on_demand_usd"]
