@@ -81,6 +81,7 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/models/{name}"): "viewer",
     ("GET", "/models/{name}/versions/{version}"): "viewer",
     ("GET", "/models/{name}/audit"): "viewer",
+    ("GET", "/models/{name}/champion"): "viewer",
     ("GET", "/uploads/{upload_id}"): "viewer",
     ("GET", "/datasets/{name}/contract"): "viewer",
     ("GET", "/runs/{run_id}"): "viewer",

@@ -4,11 +4,16 @@ Any party that settles a shard (a worker, the DLQ handler) calls ``finish_if_com
 idle worker. It is idempotent and safe to race: the manifest is written create-only (the loser reads
 the winner's), and the status moves from ``RUNNING`` conditionally, so exactly one caller publishes
 the notification.
+
+The job's cost is not recorded here: workers still run when it finishes (the finisher itself, idle
+ones on their way out), so its worker-seconds are computed from the attempts whenever the job is
+read (``costs.job_cost``); the notification carries the cost so far and says it is not complete.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,9 +36,10 @@ def finish_if_complete(ports: BatchPorts, job_id: str) -> str | None:
     figures = job_figures(job, manifest, key)
     if not ports.jobs.update(job_id, expected=(RUNNING,), status=status, finished_at=now_iso(), **figures):
         return None
+    so_far = costs.job_cost({**job, "status": status}, ports.jobs.workers(job_id), time.time())
     ports.notifier.publish(
         notify.BATCH_JOB_SUCCEEDED if status == SUCCEEDED else notify.BATCH_JOB_PARTIAL,
-        finished_detail(job, status, figures, ports.bucket),
+        finished_detail(job, status, figures, so_far["cost"], ports.bucket),
     )
     return status
 
@@ -49,29 +55,29 @@ def _write_manifest(ports: BatchPorts, key: str, manifest: dict[str, Any]) -> di
 
 
 def job_figures(job: dict[str, Any], manifest: dict[str, Any], key: str) -> dict[str, Any]:
-    """What the finished job records: rows, duration and rate, worker-seconds, cost, its manifest."""
-    worker_seconds = float(job.get("worker_seconds", 0))
+    """What the finished job records: rows, duration and rate, its manifest (its cost: ``costs``)."""
     duration = seconds_between(job.get("running_at") or job.get("created_at"), datetime.now(UTC))
     return {
         "rows": manifest["rows"],
         "duration_s": None if duration is None else round(duration, 3),
         "rows_per_s": round(manifest["rows"] / duration, 1) if duration else None,
-        "worker_seconds": round(worker_seconds, 3),
-        "interruptions": int(job.get("interruptions", 0)),
-        "cost": costs.estimate(worker_seconds),
         "manifest_key": key,
         "failed_shards": [f["index"] for f in manifest["failed_shards"]],
     }
 
 
-def finished_detail(job: dict[str, Any], status: str, figures: dict[str, Any], bucket: str) -> dict[str, Any]:
-    """The notification of a finished job."""
+def finished_detail(
+    job: dict[str, Any], status: str, figures: dict[str, Any], cost: dict[str, Any], bucket: str
+) -> dict[str, Any]:
+    """The notification of a finished job, with its cost so far (``cost_complete``: final or not)."""
     return {
         "model": job.get("model"),
         "version": job.get("version"),
         "job_id": job["job_id"],
         "status": status,
         **{k: figures[k] for k in ("rows", "duration_s", "failed_shards", "manifest_key")},
-        "cost_spot_usd": figures["cost"]["spot_usd"],
+        "cost_spot_usd": cost["spot_usd"],
+        "cost_spot": cost["spot"],
+        "cost_complete": cost["complete"],
         "output": f"s3://{bucket}/{job['output_prefix']}",
     }

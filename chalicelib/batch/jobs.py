@@ -9,11 +9,14 @@ A job's store (``ports.JobStore``) holds, per job id:
   not being settled yet. So a shard is counted once however many workers finish it, and the counters
   reach ``total_shards`` exactly once, when the last shard is settled;
 * the last error of a shard's failed attempt (``error_sk``: the DLQ handler names it);
-* workers' heartbeats (``worker_sk``: state, last seen) for ``mlops batch status``.
+* one record per worker attempt (``worker_sk``: state, ``started``, ``seen``), rewritten at its
+  start, every ``HEARTBEAT_S`` and at its end: live progress for ``mlops batch status``, and what
+  the job's worker-seconds and cost are computed from (``costs.job_cost``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.timeutil import now_iso
@@ -29,11 +32,11 @@ COUNTERS = (
     "shards_done",
     "shards_failed",
     "rows",
-    "worker_seconds",
     "interruptions",
     "failures",
     "worker_starts",
 )
+HEARTBEAT_S = 5.0  # a running worker rewrites its record this often
 WORKER_ALIVE_S = 30.0  # a worker not heard from for this long is not counted as running
 GONE = ("exited", "released")  # worker states that mean it takes no more shards
 REASON_CHARS = 2000  # a failure's reason is cut to this (a stack of errors can be long)
@@ -81,7 +84,7 @@ def attempt_error(error: str, worker: str) -> dict[str, Any]:
     return {"error": error[:REASON_CHARS], "worker": worker, "at": now_iso()}
 
 
-def is_running(worker: dict[str, Any], now: float) -> bool:
+def is_running(worker: Mapping[str, Any], now: float) -> bool:
     """A worker counts as running if it is not gone and was heard from within ``WORKER_ALIVE_S``."""
     return worker.get("state") not in GONE and now - float(worker.get("seen", 0)) < WORKER_ALIVE_S
 

@@ -15,7 +15,7 @@ from chalicelib.validation.ports import ContractStore
 
 
 class JobStore(Protocol):
-    """The jobs table: job records, settled shards, errors of attempts, workers' heartbeats.
+    """The jobs table: job records, settled shards, errors of attempts, workers' attempts.
 
     Every write the services rely on to stay correct under concurrent deliveries is conditional:
     ``create`` only if the id is free, ``update`` only if the job exists (and is in one of the
@@ -63,12 +63,14 @@ class JobStore(Protocol):
         """The settled shards (done or failed), in index order."""
         ...
 
-    def heartbeat(self, job_id: str, worker: str, state: str, seconds: float = 0.0) -> None:
-        """A worker's sign of life (``seen``: now); ``seconds`` of its time go to the job's total."""
+    def heartbeat(self, job_id: str, worker: str, state: str, started: float) -> None:
+        """Rewrite a worker attempt's record: its ``state``, when it ``started`` and ``seen`` (now),
+        in epoch seconds. Each record carries the attempt's whole span, so a lost write loses nothing
+        the next one does not carry (the job's cost is computed from these: ``costs.job_cost``)."""
         ...
 
     def workers(self, job_id: str) -> list[dict[str, Any]]:
-        """Every worker heard from: ``worker``, ``state``, ``seen`` (epoch seconds)."""
+        """Every worker attempt heard from: ``worker``, ``state``, ``started``, ``seen`` (epoch seconds)."""
         ...
 
 

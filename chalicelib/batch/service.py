@@ -7,6 +7,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.batch import costs
 from chalicelib.batch.exceptions import InvalidRequest, JobNotFound, ModelNotAvailable, ModelNotFound
 from chalicelib.batch.finishing import finish_if_complete
 from chalicelib.batch.jobs import FAILED, FINAL, PLANNING, RUNNING, SUBMITTED, failed_shards, is_running
@@ -151,12 +152,16 @@ def _log_pii_choice(job: dict[str, Any]) -> None:
 
 
 def get(jobs: JobStore, job_id: str) -> dict[str, Any]:
-    """The job record with live progress (workers heard from lately, failed shards)."""
+    """The job record with live progress (workers heard from lately, failed shards) and its cost:
+    every worker-second of every attempt so far, whatever the job's state (``costs.job_cost``)."""
     job = jobs.get(job_id)
     if job is None:
         raise JobNotFound(f"no batch job {job_id!r}")
+    now = datetime.now(UTC)
+    workers = jobs.workers(job_id)
     if job.get("status") not in FINAL:
-        job.update(_progress(job, jobs.workers(job_id), datetime.now(UTC)))
+        job.update(_progress(job, workers, now))
+    job.update(costs.job_cost(job, workers, now.timestamp()))
     if int(job.get("shards_failed", 0)):
         job["failed"] = failed_shards(jobs.shards(job_id))
     return job

@@ -64,6 +64,25 @@ def model_audit(name: str) -> dict[str, Any]:
     return {"model": name, "entries": service.audit(bootstrap.registry(), model_name(name))}
 
 
+@bp.route("/models/{name}/champion", methods=["GET"], authorizer=READS)
+def champion_at(name: str) -> dict[str, Any]:
+    """Which version was the champion at ``?at=<ISO 8601>`` (default now; no offset: UTC), and the
+    audit entry that made it so (who, action, reason), from the audit ledger."""
+    from datetime import UTC, datetime
+
+    from chalicelib.registry import history
+
+    params = bp.current_request.query_params
+    unknown = sorted(set(params or ()) - {"at"})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: unknown query parameter; allowed: at")
+    given = params.getlist("at") if params and "at" in params else []
+    if len(given) > 1:
+        raise InvalidInput("at: give one instant, not several")
+    at = given[0] if given else None
+    return history.champion_at_instant(bootstrap.registry(), model_name(name), at, datetime.now(UTC))
+
+
 @bp.route(
     "/models/{name}/versions/{version}/approve",
     methods=["POST"],

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -36,7 +37,7 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import bootstrap
 from chalicelib.adapters import aws
@@ -44,7 +45,7 @@ from chalicelib.adapters.aws.artifacts import S3Artifacts
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.batch.exceptions import BadShard
 from chalicelib.batch.finishing import finish_if_complete
-from chalicelib.batch.jobs import FINAL
+from chalicelib.batch.jobs import FINAL, HEARTBEAT_S
 from chalicelib.batch.ports import BatchPorts
 from chalicelib.batch.sharding import Shard, part_key
 from chalicelib.serving.model import fetch_artifact, load_version
@@ -57,6 +58,20 @@ from .engine import CHUNK_BYTES, Scorer, ShardOutput, gzip_pieces, row_pieces, s
 DEFAULT_VISIBILITY_S = 60
 DEFAULT_IMDS = "http://169.254.169.254"
 FINISH_MARGIN_S = 10.0  # finish the shard in hand after a notice only with this much time to spare
+
+
+def process_started_at() -> float:
+    """When this process started (epoch seconds), so an attempt's interpreter start and imports
+    count as its worker-seconds: from ``/proc`` on Linux (10 ms ticks), else now."""
+    try:
+        with open("/proc/self/stat") as f:
+            # Field 22, counted after the command name (which may hold spaces, inside parentheses).
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.time()
 
 
 def _say(message: str) -> None:
@@ -231,8 +246,10 @@ class Worker:
         self.scorers: dict[tuple[str, int, str], Scorer] = {}
         self.shard_seconds: list[float] = []
         self.state = "starting"
-        self._beat_at = time.monotonic()
+        self.started = process_started_at()  # this attempt's worker-seconds count from here
         self._beats = threading.Event()
+        self._beat_lock = threading.Lock()
+        self._closed = False
 
     # model loading: once per (model, version, engine)
     def scorer(self, job: dict[str, Any]) -> Scorer:
@@ -249,18 +266,41 @@ class Worker:
         return self.scorers[key]
 
     def _heartbeat_loop(self) -> None:
-        while not self._beats.wait(5.0):
+        # At a fixed rate (not a fixed pause after each write), so no two records are more than
+        # HEARTBEAT_S apart and a silent attempt's charge (costs.SILENCE_S) covers its last seconds.
+        due = time.monotonic() + HEARTBEAT_S
+        while not self._beats.wait(max(0.0, due - time.monotonic())):
             self.beat()
+            due = max(due + HEARTBEAT_S, time.monotonic())
 
-    def beat(self) -> None:
-        now = time.monotonic()
-        seconds, self._beat_at = now - self._beat_at, now
-        try:
-            self.jobs.heartbeat(self.job_id, self.worker_id, self.state, seconds)
-        except ClientError as exc:  # a missed beat costs a few worker-seconds of accounting, no more
-            _say(f"heartbeat failed: {exc}")
+    def beat(self, last: bool = False) -> None:
+        """Rewrite this attempt's record (state, start, now): what its cost is computed from. A
+        failed write loses nothing: the next record carries the attempt's whole span again. Writes
+        are one at a time, and none follows the ``last`` one (a heartbeat in flight cannot overwrite
+        the record that closes the attempt)."""
+        with self._beat_lock:
+            if self._closed:
+                return
+            self._closed = last
+            try:
+                self.jobs.heartbeat(self.job_id, self.worker_id, self.state, self.started)
+            except (ClientError, BotoCoreError) as exc:
+                _say(f"heartbeat failed: {exc}")
 
     def run(self) -> int:
+        """The attempt, from its first record to its last: every path out of it (nothing to do, a
+        notice, idle, an error) ends with the record that closes its worker-seconds."""
+        self.beat()
+        threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
+        try:
+            return self._run()
+        finally:
+            self.state = "exited"
+            self._beats.set()
+            self.beat(last=True)
+            self.watcher.stop()
+
+    def _run(self) -> int:
         job = self._wait_for_job()
         if job is None:
             return 1
@@ -270,39 +310,32 @@ class Worker:
         self.jobs.add(self.job_id, worker_starts=1, interruptions=1 if self.attempt > 1 else 0)
         self.scorer(job)
         self.watcher.start()
-        threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
         idle_since = time.monotonic()
-        try:
-            while True:
-                if self.watcher.noticed.is_set():
-                    return self._interrupted(None)
-                self.state = "waiting"
-                self._hold("take")
-                messages = self.sqs.receive_message(
-                    QueueUrl=self.url, MaxNumberOfMessages=1, WaitTimeSeconds=1, VisibilityTimeout=self.visibility_s,
-                    AttributeNames=["ApproximateReceiveCount"],
-                ).get("Messages", [])  # fmt: skip
-                if not messages:
-                    job = self.jobs.get(self.job_id) or {}
-                    if job.get("status") in FINAL:
-                        _say(f"job {self.job_id} is {job['status']}: exiting")
-                        return 0
-                    finish_if_complete(self.ports, self.job_id)
-                    if time.monotonic() - idle_since > self.max_idle_s:
-                        _say("idle for too long: exiting")
-                        return 0
-                    continue
-                self.state = "scoring"
-                try:
-                    self.handle(messages[0])
-                except Released:
-                    return self._interrupted(messages[0])
-                idle_since = time.monotonic()
-        finally:
-            self.state = "exited"
-            self._beats.set()
-            self.beat()
-            self.watcher.stop()
+        while True:
+            if self.watcher.noticed.is_set():
+                return self._interrupted(None)
+            self.state = "waiting"
+            self._hold("take")
+            messages = self.sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=1, WaitTimeSeconds=1, VisibilityTimeout=self.visibility_s,
+                AttributeNames=["ApproximateReceiveCount"],
+            ).get("Messages", [])  # fmt: skip
+            if not messages:
+                job = self.jobs.get(self.job_id) or {}
+                if job.get("status") in FINAL:
+                    _say(f"job {self.job_id} is {job['status']}: exiting")
+                    return 0
+                finish_if_complete(self.ports, self.job_id)
+                if time.monotonic() - idle_since > self.max_idle_s:
+                    _say("idle for too long: exiting")
+                    return 0
+                continue
+            self.state = "scoring"
+            try:
+                self.handle(messages[0])
+            except Released:
+                return self._interrupted(messages[0])
+            idle_since = time.monotonic()
 
     def _wait_for_job(self) -> dict[str, Any] | None:
         for _ in range(60):
@@ -365,7 +398,7 @@ class Worker:
                     + ("" if part["written"] else " (written by another worker: acknowledged)")
                     + ("" if counted else " (already counted)")
                 )
-                self.beat()  # this worker's seconds so far count before the job may finish
+                self.beat()  # a fresh record before the job may finish (its notice gives the cost so far)
                 self._hold("finish", shard.index)
                 finish_if_complete(self.ports, job_id)
             except Released:
@@ -475,5 +508,15 @@ def main(argv: list[str] | None = None) -> int:
     return worker.run()
 
 
+def leave(code: int) -> None:
+    """End the process right after its last record: output flushed, then ``os._exit``. The
+    interpreter's teardown (0.3-1 s with a model and clients loaded) would be worker time after
+    the record that closes the attempt's worker-seconds: spent, and not counted."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from chalicelib.batch.costs import usd
 from mlops.models import ApiError, call
 
 FINAL = ("SUCCEEDED", "PARTIAL", "FAILED")  # the job states that end it
@@ -128,12 +129,15 @@ def final_record(job: dict[str, Any]) -> str:
     lines = [
         f"job {job.get('job_id')}: {job.get('status')}  {job.get('model')} v{job.get('version')} ({job.get('engine')})",
         f"  rows {int(job.get('rows', 0)):,} in {job.get('duration_s')} s ({job.get('rows_per_s')} rows/s), "
-        f"{job.get('total_shards')} shards, worker-seconds {job.get('worker_seconds')}, interruptions {job.get('interruptions', 0)}",
+        f"{job.get('total_shards')} shards, worker-seconds {job.get('worker_seconds')} over "
+        f"{job.get('attempts', '?')} attempts, interruptions {job.get('interruptions', 0)}",
     ]
     if cost:
         lines.append(
-            f"  estimated cost: spot ${cost.get('spot_usd', 0):.6f}, on-demand ${cost.get('on_demand_usd', 0):.6f}, "
+            f"  estimated cost: spot {usd(float(cost.get('spot_usd', 0)))}, "
+            f"on-demand {usd(float(cost.get('on_demand_usd', 0)))}, "
             f"saving {cost.get('saving_percent')}% ({cost.get('basis')})"
+            + ("" if cost.get("complete", True) else ", so far: workers are still running")
         )
     if job.get("manifest_key"):
         lines.append(f"  manifest: {job['manifest_key']}")

@@ -116,6 +116,7 @@ or `eval "$(.venv/bin/mlops env)"` first, then use aws/boto3 as usual. `mlops st
 Changing API routes need a token:
   export MLOPS_TOKEN=$(.venv/bin/mlops tokens create me --role admin)
   .venv/bin/mlops models list        (or curl -H "Authorization: Bearer $MLOPS_TOKEN" ...)
+  .venv/bin/mlops models history MODEL [--at 2026-11-30T12:00:00Z]    (what served when, and why)
 Ctrl-C stops.
 """,
         flush=True,

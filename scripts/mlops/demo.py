@@ -7,9 +7,9 @@ contracts, uploads flowing S3 -> notification -> ingest queue -> event runtime -
 reports, quarantine, drift, duplicates, a file named in any language; retrain triggers, runs trained
 in a local "spot" job, ONNX candidates with parity; candidates judged against the champion by
 ``evaluate_candidate``, a first champion, a better candidate promoted, a worse one rejected, a
-manual approval, a rollback that sticks (the rebuild is rejected), the audit trail and the
-notifications; ``/predict`` answering after
-each change of champion; and a batch job scoring a million rows on local spot workers.
+manual approval, a rollback that sticks (the rebuild is rejected), the audit trail, what served when
+(at three of its instants) and the notifications; ``/predict`` answering after each change of
+champion; and a batch job scoring a million rows on local spot workers.
 """
 
 from __future__ import annotations
@@ -596,11 +596,45 @@ def _registry_story(
             entries[-1]["action"] == "rollback" and entries[-1]["who"] == "alice (approver)",
             "every change names who made it and why",
         )
+        _history_story(demo, api, entries)
     notes = inbox()
     print("   notifications received by the team inbox:")
     for note in notes:
         print(f"     {note['type']}: {note.get('model')} {_note_detail(note)}")
     demo.check(bool(notes), f"{len(notes)} notifications published to the topic")
+
+
+def _history_story(demo: Demo, api: str | None, entries: list[dict[str, Any]]) -> None:
+    """What served when: the champion at three instants chosen from the recorded ledger (never from
+    the demo's own timing): before the first champion, between the last two changes, and at the
+    rollback itself."""
+    import urllib.parse
+    from datetime import datetime
+
+    from chalicelib.registry.history import timeline
+    from mlops.models import print_champion_at, print_history
+
+    demo.step(f"What served when (GET /models/{DATASET}/champion?at=..., mlops models history)")
+    print_history(DATASET, timeline(DATASET, entries), out=_Indented())
+    first, before_last, last = (
+        datetime.fromisoformat(e["at"]) for e in (entries[0], entries[-2], entries[-1])
+    )
+    asked = [
+        (first - (last - first) / 1000, None, "before the first champion"),
+        (before_last + (last - before_last) / 2, entries[-2]["to_version"], "between the last two changes"),
+        (last, entries[-1]["to_version"], "at the rollback's own instant"),
+    ]
+    for instant, expected, what in asked:
+        query = urllib.parse.quote(instant.isoformat(), safe="")
+        status, body = http("GET", f"{api}/models/{DATASET}/champion?at={query}")
+        if status == 200:
+            print_champion_at(body, out=_Indented())
+        demo.check(
+            status == 200 and body.get("champion") == expected,
+            f"{what}: v{body.get('champion')}"
+            if body.get("champion")
+            else f"{what}: none ({body.get('note')})",
+        )
 
 
 def _patient() -> dict[str, float]:

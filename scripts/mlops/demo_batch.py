@@ -77,7 +77,9 @@ def run_batch_demo(demo: Any, api: str, settings: Any, token: dict[str, str]) ->
     )
     cost = job["cost"]
     demo.check(
-        cost["spot_usd"] < cost["on_demand_usd"],
-        f"estimated cost ${cost['spot_usd']:.6f} on spot vs ${cost['on_demand_usd']:.6f} on demand ({cost['saving_percent']}% saved)",
+        0 < cost["spot_usd"] < cost["on_demand_usd"],
+        f"estimated cost {cost['spot']} on spot vs {cost['on_demand']} on demand ({cost['saving_percent']}% saved) "
+        f"for {job['worker_seconds']} worker-seconds over {job['attempts']} attempts"
+        + ("" if cost["complete"] else " so far (workers are still exiting)"),
     )
     print(f"   batch demo took {time.monotonic() - started:.1f} s", file=sys.stdout, flush=True)

@@ -61,7 +61,7 @@ def call(method: str, path: str, body: Any = None, token: str | None = None, bas
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     models = subparsers.add_parser(
-        "models", help="the model registry: list, show, approve, reject, rollback, audit"
+        "models", help="the model registry: list, show, approve, reject, rollback, audit, history"
     )
     sub = models.add_subparsers(dest="models_action", required=True)
     sub.add_parser("list", help="every model with its champion")
@@ -81,6 +81,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True)
     audit = sub.add_parser("audit", help="the model's audit trail: every champion change, who and why")
     audit.add_argument("model")
+    history = sub.add_parser(
+        "history", help="what served when: every champion's period and why it changed, or the one at --at"
+    )
+    history.add_argument("model")
+    history.add_argument(
+        "--at", help="an ISO 8601 instant (2026-11-30T12:00:00Z; without an offset: UTC): the champion then"
+    )
     models.add_argument("--json", action="store_true", help="print the API's JSON")
     return models
 
@@ -135,6 +142,8 @@ def _run(args: argparse.Namespace) -> int:
             return _dump(doc)
         print_audit(doc["entries"])
         return 0
+    if action == "history":
+        return run_history(args)
     raise SystemExit(f"unknown models action {action}")
 
 
@@ -163,6 +172,65 @@ def print_audit(entries: list[dict[str, Any]], out: Any = None) -> None:
             f"by {e['who']:<20} {e['reason'][:70]}",
             file=out,
         )
+
+
+# --- mlops models history --------------------------------------------------------------------------
+
+
+def run_history(args: argparse.Namespace) -> int:
+    """``--at T``: the champion at T (``GET /models/M/champion?at=T``); else every period, from the
+    audit trail (``GET /models/M/audit``) read by the same rules (``chalicelib.registry.history``)."""
+    from urllib.parse import quote
+
+    from chalicelib.registry.history import timeline
+
+    if args.at is not None:
+        doc = call("GET", f"/models/{quote(args.model, safe='')}/champion?at={quote(args.at, safe='')}")
+        if args.json:
+            return _dump(doc)
+        print_champion_at(doc)
+        return 0
+    entries = call("GET", f"/models/{quote(args.model, safe='')}/audit")["entries"]
+    periods = timeline(args.model, entries)
+    if args.json:
+        return _dump({"model": args.model, "periods": periods})
+    print_history(args.model, periods)
+    return 0
+
+
+def _when(instant: str | None) -> str:
+    return "now" if instant is None else instant.replace("T", " ").replace("+00:00", " UTC")
+
+
+def _why(change: dict[str, Any]) -> str:
+    frm = "none" if change.get("from_version") is None else f"v{change['from_version']}"
+    return (
+        f"#{change.get('seq')} {change.get('action')} {frm} -> v{change.get('to_version')} "
+        f"by {change.get('who')}: {change.get('reason')}"
+    )
+
+
+def print_history(model: str, periods: list[dict[str, Any]], out: Any = None) -> None:
+    out = out or sys.stdout
+    if not periods:
+        print(f"{model} has never had a champion", file=out)
+        return
+    print(f"{model}: {len(periods)} champion change(s), oldest first", file=out)
+    for p in periods:
+        champion = "none" if p["champion"] is None else f"v{p['champion']}"
+        print(f"  {champion:<5} from {_when(p['since'])} until {_when(p['until'])}", file=out)
+        print(f"        {_why(p['change'])}", file=out)
+
+
+def print_champion_at(doc: dict[str, Any], out: Any = None) -> None:
+    out = out or sys.stdout
+    champion = "none" if doc.get("champion") is None else f"v{doc['champion']}"
+    print(f"{doc['model']} at {_when(doc['at'])}: champion {champion}", file=out)
+    if doc.get("change"):
+        print(f"  since {_when(doc['since'])} until {_when(doc['until'])}", file=out)
+        print(f"  {_why(doc['change'])}", file=out)
+    elif doc.get("note"):
+        print(f"  {doc['note']}", file=out)
 
 
 # --- mlops predict ----------------------------------------------------------------------------------

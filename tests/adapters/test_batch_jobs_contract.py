@@ -173,15 +173,18 @@ def test_concurrent_claims_have_one_winner(store, job_id):
 # --- workers --------------------------------------------------------------------------------------
 
 
-def test_heartbeats_keep_each_workers_last_state_and_add_its_seconds(store, job_id):
+def test_each_worker_attempt_keeps_its_last_state_its_start_and_when_it_was_seen(store, job_id):
     store.create(_job(job_id))
     before = time.time()
-    store.heartbeat(job_id, "0-a1-11", "scoring", 2.5)
-    store.heartbeat(job_id, "1-a1-12", "waiting")
-    store.heartbeat(job_id, "0-a1-11", "exited", 0.5)
+    store.heartbeat(job_id, "0-a1-11", "scoring", started=before - 2.5)
+    store.heartbeat(job_id, "1-a1-12", "waiting", started=before - 1.25)
+    store.heartbeat(job_id, "0-a1-11", "exited", started=before - 2.5)
     workers = {w["worker"]: w for w in store.workers(job_id)}
     assert set(workers) == {"0-a1-11", "1-a1-12"}
     assert workers["0-a1-11"]["state"] == "exited" and workers["1-a1-12"]["state"] == "waiting"
+    assert workers["0-a1-11"]["started"] == pytest.approx(before - 2.5) and workers["1-a1-12"]["started"] == (
+        pytest.approx(before - 1.25)
+    )
     assert all(before - 1 <= w["seen"] <= time.time() + 1 for w in workers.values())
-    assert store.get(job_id)["worker_seconds"] == 3
+    assert "worker_seconds" not in store.get(job_id)  # computed from the attempts (costs.job_cost)
     assert store.shards(job_id) == []  # heartbeats are not shards

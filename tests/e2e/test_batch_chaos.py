@@ -1,4 +1,4 @@
-"""Batch inference on the local cloud: a job through the API, and the chaos test.
+"""Batch inference on the local cloud: a job through the API, what jobs cost, and the chaos test.
 
 Chaos: several local workers score a job of many shards while workers are killed with SIGKILL in
 the middle of a shard (and restarted, as AWS Batch retries a reclaimed child) and one gets a spot
@@ -127,6 +127,15 @@ def _outputs(settings: Settings, job: dict[str, Any]) -> tuple[dict[str, Any], l
     return manifest, lines
 
 
+def _alive(pid: int) -> bool:
+    """The process runs (a zombie, ended but not reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, champion, token):
     bodies = _upload_inputs(champion, "batch/input/api/", [3000, 1200], seed=1)
     status, job = _post(
@@ -143,6 +152,10 @@ def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, cham
     )
     assert done
     final = _get(local_cloud, f"/batch-jobs/{job['job_id']}")
+    # Its workers take any shard of the work queue until they see their job over: let them go, so
+    # the next test's shards are scored by that test's workers only.
+    pids = bootstrap.batch_jobs().get(job["job_id"])["launch"]["pids"]
+    assert wait_until(lambda: not any(_alive(pid) for pid in pids)), "hang: a worker did not exit"
     assert final["status"] == "SUCCEEDED", final
     assert final["rows"] == 4200 and final["shards_done"] == final["total_shards"] > 2
     assert final["cost"]["spot_usd"] < final["cost"]["on_demand_usd"]
@@ -170,6 +183,9 @@ class Pool:
         self.job_id = ""
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.attempts: dict[int, int] = {}
+        # Every attempt's pid -> [a time it was running by, a time it was still running at]: the
+        # seconds between are a lower bound of what it ran (what its cost must cover).
+        self.lives: dict[int, list[float]] = {}
 
     def start(self, job_id: str, count: int) -> dict[str, Any]:
         """The planner's ``start_workers``: every worker starts held before scoring its first shard."""
@@ -182,12 +198,33 @@ class Pool:
         """Start the slot's next attempt, held before ``hold`` from its first shard on."""
         self.hold(slot, hold)
         self.attempts[slot] = self.attempts.get(slot, 0) + 1
-        self.processes[slot] = LocalWorkerLauncher().launch(
+        process = LocalWorkerLauncher().launch(
             self.job_id,
             slot,
             self.attempts[slot],
             extra_env={"MLOPS_BATCH_HOLD_FILE": str(self._hold_file(slot)), **env},
         )
+        running_by = time.time()  # Popen returns once the child has started
+        self.lives[process.pid] = [running_by, running_by]
+        self.processes[slot] = process
+
+    def _seen_alive(self, process: subprocess.Popen[bytes]) -> bool:
+        at = time.time()
+        if process.poll() is not None:
+            return False
+        self.lives[process.pid][1] = at
+        return True
+
+    def wait_exited(self) -> None:
+        """Wait until every worker has ended by itself, noting how long each was seen running."""
+        deadline = time.monotonic() + HANG_S
+        while any([self._seen_alive(p) for p in self.processes.values()]):
+            assert time.monotonic() < deadline, "hang: a worker did not exit after its job ended"
+            time.sleep(0.02)
+
+    def seconds_ran(self) -> float:
+        """At least this many seconds of worker time were used, over every attempt so far."""
+        return sum(until - since for since, until in self.lives.values())
 
     def _hold_file(self, slot: int) -> Path:
         return self.hold_dir / f"hold-{slot}"
@@ -231,6 +268,7 @@ class Pool:
         raise AssertionError(f"hang: worker {slot} was not held before {step}:\n{self.log(slot)[-3000:]}")
 
     def kill(self, slot: int) -> None:
+        assert self._seen_alive(self.processes[slot])
         os.kill(self.processes[slot].pid, signal.SIGKILL)
         self.processes[slot].wait()
 
@@ -239,6 +277,95 @@ class Pool:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+# What a worker's last record cannot cover: the process's exit after it (the worker leaves with
+# os._exit right after its last record: milliseconds, on a busy machine more).
+EXIT_S = 0.5
+
+
+def _costed_seconds(job: dict[str, Any]) -> float:
+    """The worker-seconds a job's cost prices (one vCPU per worker)."""
+    return float(job["cost"]["vcpu_hours"]) * 3600.0
+
+
+def test_a_job_s_cost_covers_every_worker_second_killed_retried_and_late_attempts_included(
+    local_cloud, champion, token, monkeypatch, tmp_path
+):
+    """Failure 7 of issue 14: a killed attempt (its shard retried by another), the restarted child,
+    and a child Batch retries after the job ended (it finds nothing to do) all ran, so all cost."""
+    _upload_inputs(champion, "batch/input/costs/", [2400], seed=7)
+    monkeypatch.setenv("BATCH_VISIBILITY_S", "3")  # the killed worker's shard comes back after this
+    pool = Pool(tmp_path)
+    monkeypatch.setattr(bootstrap, "batch_launcher", lambda: pool)
+    status, job = _post(
+        local_cloud, "/batch-jobs",
+        {"model": "breast_cancer", "input_prefix": "batch/input/costs/", "shard_bytes": 100_000, "workers": 2},
+        token,
+    )  # fmt: skip
+    assert status == 202, job
+    try:
+        assert wait_until(lambda: len(pool.processes) == 2, timeout_s=HANG_S), (
+            "the planner started no workers"
+        )
+        pool.wait_held(0, "score")
+        pool.hold(0, "write")
+        pool.wait_held(0, "write")
+        pool.kill(0)  # mid-shard: that shard is scored again by another attempt
+        pool.launch(0, hold="")  # AWS Batch retries the child
+        pool.hold(1, "")
+        assert wait_until(lambda: _get(local_cloud, f"/batch-jobs/{job['job_id']}")["status"] in FINAL)
+        pool.wait_exited()
+        pool.launch(1, hold="")  # a retry that starts after the job ended: it only looks, then exits
+        pool.wait_exited()
+    finally:
+        pool.stop_all()
+    final = _get(local_cloud, f"/batch-jobs/{job['job_id']}")
+    assert final["status"] == "SUCCEEDED", final
+    ran, attempts = pool.seconds_ran(), len(pool.lives)
+    print(
+        f"{attempts} attempts ran at least {ran:.2f} s; the job's cost prices {_costed_seconds(final):.2f} s"
+    )
+    assert attempts == 4
+    assert _costed_seconds(final) >= ran - EXIT_S * attempts, (final, ran)
+    assert final["worker_seconds"] == pytest.approx(_costed_seconds(final), abs=0.01), final
+
+
+def test_a_partial_job_s_cost_covers_the_seconds_its_workers_ran(
+    local_cloud, champion, token, monkeypatch, tmp_path
+):
+    """Failure 7 of issue 14 ("26.3 vs 0"): a job whose shard fails at once was priced at $0."""
+    data = breast_cancer_batch(400, seed=5)
+    header, first, rest = data.split(b"\n", 2)
+    fields = first.split(b",")
+    fields[1] = b"not-a-number"  # the first feature of the first row: the shard cannot be scored
+    boto3.client("s3").put_object(
+        Bucket=champion.data_bucket, Key="batch/input/costs-bad/part-0.csv",
+        Body=header + b"\n" + b",".join(fields) + b"\n" + rest,
+    )  # fmt: skip
+    pool = Pool(tmp_path)
+    monkeypatch.setattr(bootstrap, "batch_launcher", lambda: pool)
+    status, job = _post(
+        local_cloud, "/batch-jobs",
+        {"model": "breast_cancer", "input_prefix": "batch/input/costs-bad/", "workers": 1},
+        token,
+    )  # fmt: skip
+    assert status == 202, job
+    try:
+        assert wait_until(lambda: len(pool.processes) == 1, timeout_s=HANG_S), (
+            "the planner started no workers"
+        )
+        pool.hold(0, "")
+        assert wait_until(lambda: _get(local_cloud, f"/batch-jobs/{job['job_id']}")["status"] in FINAL)
+        pool.wait_exited()
+    finally:
+        pool.stop_all()
+    final = _get(local_cloud, f"/batch-jobs/{job['job_id']}")
+    assert final["status"] == "PARTIAL", final
+    ran = pool.seconds_ran()
+    print(f"the worker ran at least {ran:.2f} s; the job's cost prices {_costed_seconds(final):.2f} s")
+    assert ran > 0 and _costed_seconds(final) >= ran - EXIT_S, (final, ran)
+    assert final["worker_seconds"] == pytest.approx(_costed_seconds(final), abs=0.01), final
 
 
 @pytest.mark.slow

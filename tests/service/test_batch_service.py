@@ -4,12 +4,15 @@ request is delivered), the worker count, finishing with the manifest, the DLQ ->
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from chalicelib import notify
+from chalicelib.adapters.memory import batch_jobs as memory_batch_jobs
 from chalicelib.adapters.memory.batch_io import MemoryInputs, MemoryJobFiles, MemoryShardQueue
 from chalicelib.adapters.memory.batch_jobs import MemoryJobStore
 from chalicelib.adapters.memory.batch_launcher import RecordingLauncher
@@ -267,7 +270,7 @@ def test_a_job_with_shards_left_does_not_finish(ports):
 
 def test_the_last_shard_writes_the_manifest_once_and_the_job_succeeds(ports):
     _running(ports)
-    ports.jobs.add("j1", worker_seconds=7200)
+    ports.jobs.heartbeat("j1", "0-a1-7", "exited", started=time.time() - 7200)
     ports.jobs.mark_done("j1", 0, _part(0))
     ports.jobs.mark_done("j1", 1, _part(1))
     assert finish_if_complete(ports, "j1") == SUCCEEDED
@@ -278,14 +281,16 @@ def test_the_last_shard_writes_the_manifest_once_and_the_job_succeeds(ports):
         manifest["complete"] and manifest["rows"] == 21 and [p["index"] for p in manifest["parts"]] == [0, 1]
     )
     assert job["status"] == "SUCCEEDED" and job["rows"] == 21
-    assert job["cost"]["spot_usd"] == pytest.approx(0.035) and job["cost"]["on_demand_usd"] == pytest.approx(
-        0.096
+    cost = service.get(ports.jobs, "j1")["cost"]
+    assert cost["spot_usd"] == pytest.approx(0.035, rel=1e-3) and cost["on_demand_usd"] == pytest.approx(
+        0.096, rel=1e-3
     )
     [(detail_type, detail)] = ports.notifier.published  # type: ignore[attr-defined]
     assert detail_type == notify.BATCH_JOB_SUCCEEDED
     assert (
         detail["output"] == "s3://data/batch/output/j1/" and detail["rows"] == 21 and detail["job_id"] == "j1"
     )
+    assert detail["cost_spot_usd"] == pytest.approx(0.035, rel=1e-3) and detail["cost_complete"] is True
 
 
 def test_a_finisher_that_loses_the_manifest_race_uses_the_winner_s(ports):
@@ -335,8 +340,8 @@ def test_a_running_job_shows_live_workers_rate_and_failed_shards(ports):
     _running(ports, total=3)
     ports.jobs.mark_done("j1", 0, _part(0))
     ports.jobs.mark_failed("j1", 1, "bad value", input_key="in/a.csv")
-    ports.jobs.heartbeat("j1", "0-a1", "scoring")
-    ports.jobs.heartbeat("j1", "1-a1", "exited")
+    ports.jobs.heartbeat("j1", "0-a1", "scoring", started=time.time())
+    ports.jobs.heartbeat("j1", "1-a1", "exited", started=time.time())
     job = service.get(ports.jobs, "j1")
     assert job["workers_running"] == 1
     assert job["elapsed_s"] > 0 and job["rows_per_s"] is not None
@@ -349,6 +354,53 @@ def test_a_finished_job_shows_no_live_figures(ports):
     finish_if_complete(ports, "j1")
     job = service.get(ports.jobs, "j1")
     assert job["status"] == SUCCEEDED and "workers_running" not in job and "failed" not in job
+
+
+# --- costs: every attempt's worker-seconds, whatever the job's state ------------------------------------
+
+
+def _costed(job: dict[str, Any]) -> float:
+    """The worker-seconds the job's cost prices (one vCPU per worker)."""
+    return float(job["cost"]["vcpu_hours"]) * 3600.0
+
+
+def test_a_job_s_cost_covers_the_seconds_its_workers_used_after_it_finished(ports, monkeypatch):
+    """Failure 7 of issue 14 ("9.2 vs 4.6"): the cost was fixed when the last shard was counted,
+    while the finishing worker, and a retry that came later, were still using seconds."""
+    base = time.time() - 20.0
+    clock = {"now": base}
+    monkeypatch.setattr(memory_batch_jobs, "time", SimpleNamespace(time=lambda: clock["now"]))
+
+    def record(at: float, worker: str, state: str, started: float) -> None:
+        clock["now"] = base + at
+        ports.jobs.heartbeat("j1", worker, state, started=base + started)
+
+    _running(ports, total=1)
+    record(4.6, "0-a1-7", "scoring", started=0.0)
+    ports.jobs.mark_done("j1", 0, _part(0))
+    assert finish_if_complete(ports, "j1") == SUCCEEDED
+    assert service.get(ports.jobs, "j1")["cost"]["complete"] is False  # its finisher still runs
+    record(9.2, "0-a1-7", "exited", started=0.0)
+    record(12.3, "0-a2-8", "exited", started=10.0)  # a retry after the job ended: nothing to do
+    job = service.get(ports.jobs, "j1")
+    assert job["worker_seconds"] == pytest.approx(9.2 + 2.3) and job["attempts"] == 2
+    assert _costed(job) == pytest.approx(job["worker_seconds"], abs=0.001) and job["cost"]["complete"]
+
+
+@pytest.mark.parametrize("status", [SUBMITTED, RUNNING, SUCCEEDED, PARTIAL, FAILED])
+def test_a_job_in_any_state_is_priced_from_its_attempts(ports, status):
+    ports.jobs.create({"job_id": "j1", "status": status, "model": "m", "version": 1})
+    ports.jobs.heartbeat("j1", "0-a1-7", "exited", started=time.time() - 26.3)
+    job = service.get(ports.jobs, "j1")
+    assert job["worker_seconds"] >= 26.3 and _costed(job) == pytest.approx(job["worker_seconds"], abs=0.001)
+    assert job["cost"]["spot_usd"] > 0 and job["cost"]["spot"] != "$0.000000"
+    assert job["cost"]["complete"] is (status in (SUCCEEDED, PARTIAL, FAILED))
+
+
+def test_a_job_that_failed_before_any_worker_started_costs_nothing(ports):
+    ports.jobs.create({"job_id": "j1", "status": FAILED, "error": "no rows", "model": "m"})
+    job = service.get(ports.jobs, "j1")
+    assert job["worker_seconds"] == 0 and job["cost"]["spot"] == "$0" and job["cost"]["complete"] is True
 
 
 def test_an_unknown_job_is_not_found(ports):
@@ -442,3 +494,46 @@ def test_a_model_whose_contract_cannot_be_read_cannot_score_pii_unknown(ports):
     _inputs(ports)
     with pytest.raises(ModelNotAvailable, match="which columns are pii is unknown"):
         service.submit(replace(ports, contracts=MemoryContractStore()), _request(), "alice (approver)")
+
+
+def _attempt(jobs: MemoryJobStore, run: Any) -> Any:
+    """A worker attempt (``scoring.worker.Worker``) on the in-memory jobs store, its loop replaced
+    by ``run``; started 12.5 s before its first record."""
+    import threading
+
+    from scoring.worker import SpotWatcher, Worker
+
+    worker = Worker.__new__(Worker)
+    worker.job_id, worker.worker_id, worker.state = "j1", "0-a2-77", "starting"
+    worker.started, worker.jobs, worker.watcher = time.time() - 12.5, jobs, SpotWatcher("", interval_s=1)
+    worker._beats, worker._beat_lock, worker._closed = threading.Event(), threading.Lock(), False
+    worker._run = run
+    return worker
+
+
+@pytest.mark.parametrize("ending", ["nothing to do", "spot notice", "error"])
+def test_every_way_out_of_a_worker_attempt_ends_with_the_record_that_closes_its_seconds(ports, ending):
+    """A retry that finds the job over, a spot notice, a crash: the attempt's seconds, from its
+    process's start, are on its last record, and a heartbeat in flight cannot reopen it."""
+    jobs: MemoryJobStore = ports.jobs  # type: ignore[assignment]
+    ports.jobs.create({"job_id": "j1", "status": SUCCEEDED, "model": "m", "version": 1})
+
+    def run() -> int:
+        assert jobs.workers("j1")[0]["state"] == "starting"  # recorded before anything else
+        if ending == "error":
+            raise RuntimeError("the model could not be loaded")
+        worker.state = "released" if ending == "spot notice" else worker.state
+        return 0
+
+    worker = _attempt(jobs, run)
+    if ending == "error":
+        with pytest.raises(RuntimeError):
+            worker.run()
+    else:
+        assert worker.run() == 0
+    worker.state = "scoring"
+    worker.beat()  # a heartbeat after the last record: ignored
+    [record] = jobs.workers("j1")
+    assert record["state"] == "exited" and record["started"] == pytest.approx(worker.started)
+    job = service.get(ports.jobs, "j1")
+    assert job["worker_seconds"] >= 12.5 and job["cost"]["complete"] is True

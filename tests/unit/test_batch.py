@@ -1,6 +1,6 @@
-"""Batch inference units: sharding, pieces, requests, costs, the worker's decision after a spot notice,
-and scoring. (DLQ -> PARTIAL, the create-only part write, visibility extension and the spot watcher
-on the AWS adapters: tests/adapters/test_batch_aws.py.)"""
+"""Batch inference units: sharding, pieces, requests, the worker's decision after a spot notice,
+and scoring. (Costs: tests/unit/test_batch_costs.py. DLQ -> PARTIAL, the create-only part write,
+visibility extension and the spot watcher on the AWS adapters: tests/adapters/test_batch_aws.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 from scoring.engine import Scorer, row_pieces, score_pieces
 from scoring.worker import SpotWatcher, Worker
 
-from chalicelib.batch import costs
 from chalicelib.batch.exceptions import BadShard, InvalidRequest
 from chalicelib.batch.requests import BatchRequest, choose_engine, job_id_from_key
 from chalicelib.batch.sharding import InputObject, next_row_start_in, plan_shards, row_ranges
@@ -113,17 +112,6 @@ def test_engine_is_sklearn_only_for_deep_forests_with_a_pipeline():
     assert choose_engine("auto", {"family": "logistic_regression", "artifacts": {}})[0] == "onnxruntime"
     with pytest.raises(InvalidRequest):
         choose_engine("sklearn", {"artifacts": {}})
-
-
-def test_cost_estimate_prices_worker_seconds_at_spot_and_on_demand():
-    cost = costs.estimate(3600)
-    assert cost["vcpu_hours"] == 1.0
-    assert cost["on_demand_usd"] == pytest.approx(0.048) and cost["spot_usd"] == pytest.approx(0.0175)
-    assert cost["saving_percent"] == pytest.approx(63.5, abs=0.1)
-    custom = costs.estimate(
-        7200, environ={"BATCH_PRICE_SPOT_VCPU_HOUR": "0.01", "BATCH_PRICE_ON_DEMAND_VCPU_HOUR": "0.04"}
-    )
-    assert custom["spot_usd"] == pytest.approx(0.02) and custom["saving_percent"] == 75.0
 
 
 # --- the worker ---------------------------------------------------------------------------------------

@@ -143,12 +143,10 @@ class DynamoJobStore:
 
     # --- workers ----------------------------------------------------------------------------------
 
-    def heartbeat(self, job_id: str, worker: str, state: str, seconds: float = 0.0) -> None:
-        record = {"worker": worker, "state": state, "seen": time.time()}
+    def heartbeat(self, job_id: str, worker: str, state: str, started: float) -> None:
+        record = {"worker": worker, "state": state, "started": started, "seen": time.time()}
         item = to_item({**record, "pk": job_id, "sk": jobs.worker_sk(worker)})
         self._db.put_item(TableName=self.table, Item=item)
-        if seconds > 0:
-            self.add(job_id, worker_seconds=round(seconds, 3))
 
     def workers(self, job_id: str) -> list[dict[str, Any]]:
         return self._query(job_id, jobs.WORKER)

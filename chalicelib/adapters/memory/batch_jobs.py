@@ -109,13 +109,10 @@ class MemoryJobStore:
 
     # --- workers ----------------------------------------------------------------------------------
 
-    def heartbeat(self, job_id: str, worker: str, state: str, seconds: float = 0.0) -> None:
+    def heartbeat(self, job_id: str, worker: str, state: str, started: float) -> None:
+        record = {"worker": worker, "state": state, "started": started, "seen": time.time()}
         with self._lock:
-            self._items[job_id, jobs.worker_sk(worker)] = stored(
-                {"worker": worker, "state": state, "seen": time.time()}
-            )
-            if seconds > 0:
-                self._add(job_id, {"worker_seconds": round(seconds, 3)})
+            self._items[job_id, jobs.worker_sk(worker)] = stored(record)
 
     def workers(self, job_id: str) -> list[dict[str, Any]]:
         return self._query(job_id, jobs.WORKER)
