@@ -147,6 +147,7 @@ def _publish(entry: Upload, outcome: Outcome, ports: ValidationPorts) -> Upload:
         source=source,
         sha256=entry.sha256,
         ports=ports,
+        uploaded_at=entry.event_time,
     )
     _count(outcome)
     return replace(
@@ -157,6 +158,8 @@ def _publish(entry: Upload, outcome: Outcome, ports: ValidationPorts) -> Upload:
         output_key=published.output_key,
         issue_codes=sorted({i["code"] for i in outcome.issues}),
         drift=outcome.drift,
+        new_rows=published.new_rows,
+        repeated_rows=published.repeated_rows,
     )
 
 
@@ -228,6 +231,8 @@ def _record(ledger: UploadLedger, upload: Upload) -> dict[str, Any]:
                 "rows": upload.rows,
                 "issue_codes": upload.issue_codes,
                 "drift": upload.drift,
+                "new_rows": upload.new_rows,
+                "repeated_rows": upload.repeated_rows,
                 "problem": upload.problem,
             },
         )

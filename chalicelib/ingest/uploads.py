@@ -60,6 +60,9 @@ class Upload:
     issue_codes: list[str] | None = None
     drift: str | None = None  # "reference", "stable", "drifted" or "insufficient_data"
     duplicate_of: str | None = None
+    # A valid upload's rows that no earlier upload holds (or that changed), and those that one does
+    new_rows: int | None = None
+    repeated_rows: int | None = None
 
     def as_item(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -68,6 +71,7 @@ class Upload:
     def from_item(cls, item: dict[str, Any]) -> Upload:
         fields: dict[str, Any] = {k: item.get(k) for k in cls.__dataclass_fields__}
         fields["size"] = int(fields["size"] or 0)
-        if fields.get("rows") is not None:
-            fields["rows"] = int(fields["rows"])
+        for name in ("rows", "new_rows", "repeated_rows"):
+            if fields.get(name) is not None:
+                fields[name] = int(fields[name])
         return cls(**fields)

@@ -18,7 +18,10 @@ def trigger_from_message(body: dict[str, Any]) -> Trigger:
             kind="data",
             dataset=dataset,
             upload_id=str(body.get("upload_id")),
-            rows=int(body.get("rows", 0)),
+            # What counts is the rows no earlier upload holds, and changed ones; a message from
+            # before rows were compared across uploads has only "rows".
+            rows=int(body.get("new_rows", body.get("rows", 0))),
+            repeated_rows=int(body.get("repeated_rows", 0)),
             # Only a drifted upload is drift: "stable", "insufficient_data" (too few rows to judge)
             # and "reference" are not.
             drift=body.get("drift") == "drifted",

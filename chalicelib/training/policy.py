@@ -3,7 +3,7 @@
 request                      -> launch (a person asked; the cooldown does not apply)
 a run is in flight           -> coalesce (recorded on the dataset, re-evaluated when it ends)
 within the cooldown          -> skip
-new valid rows >= min        -> launch
+new valid rows >= min        -> launch (rows an earlier upload holds unchanged are not new)
 drift (and on_drift)         -> launch
 model older than max age     -> launch, if any new row arrived (same data, same model)
 otherwise                    -> skip, saying what is missing
@@ -25,8 +25,9 @@ class Trigger:
     dataset: str
     reason: str = ""
     upload_id: str | None = None
-    rows: int = 0
+    rows: int = 0  # a data trigger's new rows: not in an earlier upload, or changed
     drift: bool = False
+    repeated_rows: int = 0  # a data trigger's rows that an earlier upload holds (not counted)
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,12 @@ def decide(trigger: Trigger, state: DatasetState, settings: RetrainSettings, now
         reasons.append(f"the model is older than max_champion_age_days {settings.max_champion_age_days:g}")
     if reasons:
         return Decision("launch", reasons)
-    return Decision(
-        "skip",
-        [
-            f"{state.rows_since_training} new valid rows < min_new_rows {settings.min_new_rows}, no drift, model not too old"
-        ],
-    )
+    skipped = [
+        f"{state.rows_since_training} new valid rows < min_new_rows {settings.min_new_rows}, no drift, model not too old"
+    ]
+    if trigger.kind == "data" and trigger.repeated_rows:
+        skipped.append(
+            f"upload {trigger.upload_id}: {trigger.rows} new row(s); {trigger.repeated_rows} repeat earlier uploads "
+            "(not counted)"
+        )
+    return Decision("skip", skipped)

@@ -84,7 +84,9 @@ class SnapshotStore(Protocol):
 
     def validated_objects(self, dataset: str) -> list[dict[str, Any]]:
         """Every validated object of the dataset, by key: ``key``, ``version_id``, ``etag``, ``size``,
-        ``sha256`` and ``upload_id`` (the last two "" when unknown)."""
+        ``sha256``, ``upload_id`` (these two "" when unknown) and ``uploaded_at``: when its upload
+        arrived, as ``chalicelib.validation.layout.upload_order`` writes it (the copy's own time
+        when the upload's is not recorded)."""
         ...
 
     def put_manifest(self, key: str, manifest: dict[str, Any], dataset: str, classification: str) -> bool:

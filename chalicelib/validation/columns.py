@@ -78,6 +78,10 @@ class ColumnChecker:
         self._pattern = re.compile(column.pattern) if column.pattern else None
         self._nulls = np.array(fmt.null_values)
         self._unique = unique  # the row id's or a unique column's duplicate check
+        # The last chunk's numbers, when its non-null cells were all clean numbers (else None), and
+        # which cells they are (None: every cell): the row keys (``rowkeys``) reuse them.
+        self.parsed: np.ndarray | None = None
+        self.present: np.ndarray | None = None
         self._reservoir: Any = None
         if self.numeric and column.classification != "pii":
             from chalicelib.validation.drift import Reservoir
@@ -89,6 +93,7 @@ class ColumnChecker:
     def feed(
         self, raw: tuple[str, ...] | list[str], rows: np.ndarray, lines: np.ndarray, log: IssueLog
     ) -> None:
+        self.parsed = self.present = None
         if self._fast_feed(raw, rows):
             return
         values = np.asarray(raw, dtype=str)
@@ -103,6 +108,7 @@ class ColumnChecker:
             keep = ~null
             values, rows, lines = values[keep], rows[keep], lines[keep]
             texts = values.tolist()
+            self.present = keep
         if not len(values):
             return
         kind = self.column.type
@@ -138,6 +144,7 @@ class ColumnChecker:
             self._accumulate(parsed.astype(np.float64, copy=False))
             if self._unique is not None:
                 self._unique.add(_identities(parsed), rows)
+            self.parsed = parsed
             return True
         else:
             counts = Counter(raw)
@@ -236,6 +243,7 @@ class ColumnChecker:
         its text's hash)."""
         parsed = self._parse_clean(texts)
         if parsed is not None:
+            self.parsed = parsed
             self._range_issues(self._outside(parsed), self._not_allowed(parsed), rows, lines, log, values)
             self._accumulate(parsed.astype(np.float64, copy=False))
             return _identities(parsed)

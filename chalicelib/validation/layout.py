@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 CONTRACTS_PREFIX = "contracts/"
@@ -38,6 +39,42 @@ def reference_key(dataset: str) -> str:
 
 def validated_key(dataset: str, upload_id: str, gzip: bool) -> str:
     return f"validated/{dataset}/{upload_id}{'.csv.gz' if gzip else '.csv'}"
+
+
+# --- row digests: what each valid upload leaves for later ones to compare with (``rowkeys``) ---------
+
+ORDER_WIDTH = len("20261130T120000.000000Z")
+_NO_ORDER = "00000000T000000.000000Z"
+
+
+def upload_order(uploaded_at: str) -> str:
+    """When an upload arrived (its S3 event time), as fixed-width UTC text that sorts
+    chronologically: ``20261130T120000.000000Z``. A time that is not ISO 8601 sorts first."""
+    try:
+        moment = datetime.fromisoformat(uploaded_at)
+    except ValueError:
+        return _NO_ORDER
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def row_digests_prefix(dataset: str) -> str:
+    return f"profiles/{dataset}/rows/"
+
+
+def row_digest_key(dataset: str, uploaded_at: str, upload_id: str) -> str:
+    """``profiles/<dataset>/rows/<upload order>-<upload-id>.rows``: listing the prefix lists the
+    uploads oldest first (ties by upload id), without reading them."""
+    return f"{row_digests_prefix(dataset)}{upload_order(uploaded_at)}-{upload_id}.rows"
+
+
+def row_digest_upload(key: str) -> tuple[str, str] | None:
+    """``(upload order, upload id)`` of a row digest's key (None for any other key)."""
+    name = posixpath.basename(key)
+    if not name.endswith(".rows") or len(name) <= ORDER_WIDTH + 6 or name[ORDER_WIDTH] != "-":
+        return None
+    return name[:ORDER_WIDTH], name[ORDER_WIDTH + 1 : -len(".rows")]
 
 
 def quarantine_folder(dataset: str, upload_id: str) -> str:
@@ -103,8 +140,11 @@ def _printable_ascii(text: str) -> bool:
 # --- the lineage metadata of validated and quarantined copies --------------------------------------
 
 
-def lineage_metadata(upload_id: str, source: SourceObject, sha256: str | None) -> dict[str, str]:
-    """The copy's metadata: which upload, which object version and which bytes it was made from.
+def lineage_metadata(
+    upload_id: str, source: SourceObject, sha256: str | None, uploaded_at: str = ""
+) -> dict[str, str]:
+    """The copy's metadata: which upload, which object version and which bytes it was made from,
+    and when it arrived (``uploaded-at``, as ``upload_order`` writes it: the snapshot's order).
 
     S3 metadata must be ASCII, keys need not be: ``source-key`` is the key percent-encoded (RFC 3986,
     UTF-8; letters, digits, ``-._~`` and ``/`` as they are), so ``urllib.parse.unquote`` gives back the
@@ -117,6 +157,8 @@ def lineage_metadata(upload_id: str, source: SourceObject, sha256: str | None) -
         "source-version": source.version_id or "",
         "sha256": sha256 or "",
     }
+    if uploaded_at:
+        metadata["uploaded-at"] = upload_order(uploaded_at)
     with_key = {**metadata, "source-key": quote(source.key, safe="/")}
     return with_key if s3_write_problem("", with_key) is None else metadata
 

@@ -46,6 +46,18 @@ class ValidationStore(Protocol):
         """A JSON document written here (None if the key holds nothing)."""
         ...
 
+    def put_bytes(self, key: str, body: bytes, tags: ObjectTags) -> None:
+        """Write bytes (a row digest), replacing whatever the key held."""
+        ...
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """Bytes written here (None if the key holds nothing)."""
+        ...
+
+    def keys(self, prefix: str) -> list[str]:
+        """The keys under ``prefix``, sorted (as S3 lists them: by UTF-8 bytes)."""
+        ...
+
     def copy(self, source: SourceObject, key: str, metadata: dict[str, str], tags: ObjectTags) -> None:
         """Copy an upload's bytes to ``key`` with this metadata and these tags (replacing the
         source's own). The source is only read: never modified or deleted."""

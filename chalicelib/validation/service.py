@@ -11,10 +11,12 @@ invocation rewrites the same objects with the same bytes instead of adding new o
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from chalicelib.validation import privacy
+from chalicelib.validation import privacy, rowkeys
+from chalicelib.validation.capacity import Capacity
 from chalicelib.validation.contract import SENSITIVE, Contract
 from chalicelib.validation.exceptions import ContractError, NoContract
 from chalicelib.validation.issues import CODES
@@ -25,6 +27,9 @@ from chalicelib.validation.layout import (
     quarantine_key,
     quarantine_report_key,
     report_key,
+    row_digest_key,
+    row_digest_upload,
+    row_digests_prefix,
     validated_key,
 )
 from chalicelib.validation.ports import ContractStore, Queue, ValidationStore
@@ -102,6 +107,8 @@ class Published:
     output_key: str  # the validated or the quarantined copy
     became_reference: bool = False
     announced: bool = False
+    new_rows: int | None = None  # a valid upload's rows not in earlier uploads, or changed
+    repeated_rows: int | None = None  # a valid upload's rows that earlier uploads hold
 
 
 def validate_upload(
@@ -139,16 +146,25 @@ def publish(
     source: SourceObject,
     sha256: str | None,
     ports: ValidationPorts,
+    uploaded_at: str = "",
 ) -> Published:
-    """Write the copy and the report, make the reference, announce valid data."""
+    """Write the copy and the report, make the reference, announce valid data.
+
+    A valid upload's rows are compared with earlier uploads' (``row_identity`` in the report), and
+    its own row digest is written for later ones. ``uploaded_at`` (the upload's S3 event time)
+    orders the uploads: it says which are earlier, and which copy of a row a snapshot keeps."""
     classification = outcome.contract.classification if outcome.contract else "confidential"
     report = _report(outcome, upload_id, source, sha256)
-    lineage = lineage_metadata(upload_id, source, sha256)  # ASCII, as S3 metadata must be
+    lineage = lineage_metadata(upload_id, source, sha256, uploaded_at)  # ASCII, as S3 metadata must be
     became_reference = False
+    repeats = None
     if outcome.status == "valid":
         output = validated_key(dataset, upload_id, gzip=outcome.report.get("compression") == "gzip")
         ports.outputs.copy(source, output, lineage, ObjectTags(dataset, classification, "validated"))
         report["validated_key"] = output
+        report["row_identity"] = repeats = row_identity(
+            outcome, dataset, upload_id, uploaded_at, classification, ports.outputs
+        )
         became_reference = _make_reference(outcome, dataset, upload_id, classification, ports.outputs)
     else:
         output = quarantine_key(dataset, upload_id, source.key)
@@ -160,10 +176,67 @@ def publish(
         report["quarantine_key"] = output
     key = report_key(dataset, upload_id)
     ports.outputs.put_json(key, report, ObjectTags(dataset, _report_class(classification), "report"))
-    announced = outcome.status == "valid"
-    if announced:
-        ports.retrain_queue.send(_announcement(outcome, dataset, upload_id, output, sha256))
-    return Published(key, output, became_reference, announced)
+    if repeats is None:  # invalid: quarantined, not announced
+        return Published(key, output)
+    ports.retrain_queue.send(_announcement(outcome, dataset, upload_id, output, sha256, repeats))
+    return Published(key, output, became_reference, True, repeats["new_rows"], repeats["repeated_rows"])
+
+
+def row_identity(
+    outcome: Outcome,
+    dataset: str,
+    upload_id: str,
+    uploaded_at: str,
+    classification: str,
+    outputs: ValidationStore,
+) -> dict[str, Any]:
+    """Compare the upload's rows with those of earlier uploads (by their row digests, oldest first;
+    never their rows), then leave this upload's digest for later ones. The report's section."""
+    assert outcome.contract is not None and outcome.result is not None
+    contract = outcome.contract
+    section: dict[str, Any] = {
+        "by": rowkeys.BY_ROW_ID if contract.row_id else rowkeys.BY_CONTENT,
+        "column": contract.row_id,
+    }
+    digest = outcome.result.row_digest
+    if digest is None:
+        limit = Capacity().identity_rows
+        return {
+            **section,
+            "earlier_uploads": 0,
+            "repeated_rows": 0,
+            "changed_rows": 0,
+            "new_rows": outcome.rows,
+            "note": f"more than {limit:,} rows: not compared with earlier uploads, every row counts as new",
+        }
+    own = row_digest_key(dataset, uploaded_at, upload_id)
+    mine = row_digest_upload(own)
+    assert mine is not None
+    # Earlier in upload order only: a retry never compares with its own digest, and of two uploads
+    # validated at once, at most the later counts the other's rows as repeats.
+    earlier = [
+        key
+        for key in outputs.keys(row_digests_prefix(dataset))
+        if (theirs := row_digest_upload(key)) is not None and theirs < mine
+    ]
+    repeats = rowkeys.compare(digest, _digests(outputs, earlier))
+    header = {"dataset": dataset, "upload_id": upload_id, "uploaded_at": uploaded_at}
+    outputs.put_bytes(own, digest.to_bytes(header), ObjectTags(dataset, classification, "profile"))
+    return {**section, **asdict(repeats)}
+
+
+def _digests(outputs: ValidationStore, keys: list[str]) -> Iterator[tuple[Any, Any]]:
+    """The (ids, contents) of each digest, read one at a time (memory holds one). One that is gone
+    or unreadable is not compared with (and not counted in ``earlier_uploads``): its rows count as new."""
+    for key in keys:
+        body = outputs.get_bytes(key)
+        if body is None:
+            continue
+        try:
+            _, ids, contents = rowkeys.read_digest(body)
+        except (ValueError, KeyError, TypeError):
+            continue
+        yield ids, contents
 
 
 def _report(outcome: Outcome, upload_id: str, source: SourceObject, sha256: str | None) -> dict[str, Any]:
@@ -208,7 +281,12 @@ def _make_reference(
 
 
 def _announcement(
-    outcome: Outcome, dataset: str, upload_id: str, validated: str, sha256: str | None
+    outcome: Outcome,
+    dataset: str,
+    upload_id: str,
+    validated: str,
+    sha256: str | None,
+    repeats: dict[str, Any],
 ) -> dict[str, Any]:
     """The retrain queue's ``data.validated`` message (counts and verdicts, never data values)."""
     drift = outcome.report.get("drift", {})
@@ -218,6 +296,9 @@ def _announcement(
         "upload_id": upload_id,
         "validated_key": validated,
         "rows": outcome.rows,
+        # What the retrain policy counts: rows no earlier upload holds, and changed ones.
+        "new_rows": repeats["new_rows"],
+        "repeated_rows": repeats["repeated_rows"],
         "sha256": sha256,
         "drift": drift.get("verdict"),
         "drifted_features": drift.get("drifted_features", []),

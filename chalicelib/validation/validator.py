@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from chalicelib.validation import rowkeys
 from chalicelib.validation.capacity import Capacity
 from chalicelib.validation.columns import (
     MAX_CATEGORY_CHARS,
@@ -40,6 +41,7 @@ from chalicelib.validation.contract import Contract, header_names
 from chalicelib.validation.dupes import ENTRY_BYTES, PARTITIONS, SORT_BYTES, SpillStore
 from chalicelib.validation.exceptions import SpillLimitExceeded
 from chalicelib.validation.issues import IssueLog
+from chalicelib.validation.rowkeys import RowDigest
 
 CHUNK_ROWS = 8192
 READ_BYTES = 1024 * 1024
@@ -111,6 +113,8 @@ class ValidationResult:
     status: str  # "valid" or "invalid"
     report: dict[str, Any]
     profile: dict[str, Any] | None = field(default=None, repr=False)  # drift profile of a valid file
+    # A valid file's row identities (None when invalid, or past ``Capacity.identity_rows``)
+    row_digest: RowDigest | None = field(default=None, repr=False)
 
 
 class _GuardedStream(io.RawIOBase):
@@ -197,6 +201,7 @@ def _validate(
     fmt = contract.format
     max_line = _max_field(contract, capacity) * 2 + 65536
     checkers = _checkers(contract, capacity, store, seed)
+    identity = _RowIdentity(contract, capacity.identity_rows)
     state: dict[str, Any] = {
         "rows": 0,
         "header": None,
@@ -205,6 +210,7 @@ def _validate(
         "duplicate_rows": 0,
         "started": started,
         "checks": _duplicate_checks(contract),
+        "identity": identity,
     }
     undecodable = _Undecodable()
     state["undecodable"] = undecodable
@@ -289,7 +295,10 @@ def _validate(
         for checker in checkers.values():
             checker.finish(log)
         _dataset_checks(contract, checkers, log, state, row_hashes)
-    return _result(contract, checkers, log, state, time.monotonic() - started, reference)
+    result = _result(contract, checkers, log, state, time.monotonic() - started, reference)
+    if result.status == "valid":
+        result.row_digest = identity.digest()
+    return result
 
 
 def _duplicate_checks(contract: Contract) -> int:
@@ -490,7 +499,17 @@ def _read_rows(
                 rows_per_array = max(1, capacity.array_bytes // (4 * max(1, width)))
                 for lo in range(0, len(good), rows_per_array):
                     hi = lo + rows_per_array
-                    _flush(good[lo:hi], numbers[lo:hi], starts[lo:hi], order, names, checkers, log, dup_rows)
+                    _flush(
+                        good[lo:hi],
+                        numbers[lo:hi],
+                        starts[lo:hi],
+                        order,
+                        names,
+                        checkers,
+                        log,
+                        dup_rows,
+                        state["identity"],
+                    )
             del chunk, good  # before the next chunk is read: one chunk in memory at a time
             state["rows"] = row
             if capacity.seconds is not None and time.monotonic() - state["started"] >= capacity.seconds:
@@ -594,6 +613,51 @@ class _RowHashes:
         self.finder.add(hashes, numbers)
 
 
+class _RowIdentity:
+    """Each row's identity and content keys (``rowkeys``), kept for the upload's digest up to a
+    number of rows; past it, none are kept."""
+
+    def __init__(self, contract: Contract, limit: int) -> None:
+        self.contract = contract
+        self.limit = limit
+        self.rows = 0
+        self.over = False
+        self._ids: list[np.ndarray] = []
+        self._contents: list[np.ndarray] = []
+        self._nulls = frozenset(contract.format.null_values)
+
+    def add(
+        self, columns: list[tuple[str, ...]], order: list[int], checkers: dict[str, ColumnChecker]
+    ) -> None:
+        """The rows the checkers were just fed, as columns in file order (their parsed numbers are
+        reused)."""
+        if self.over or not columns or not columns[0]:
+            return
+        self.rows += len(columns[0])
+        if self.rows > self.limit:
+            self.over, self._ids, self._contents = True, [], []
+            return
+        cells = {name: columns[index] for index, name in zip(order, self.contract.column_names, strict=True)}
+        known = {
+            name: rowkeys.number_keys(checker.parsed, checker.present)
+            for name, checker in checkers.items()
+            if checker.parsed is not None
+        }
+        ids, contents = rowkeys.row_keys(self.contract, cells, self._nulls, known)
+        self._ids.append(ids)
+        self._contents.append(contents)
+
+    def digest(self) -> RowDigest | None:
+        if self.over:
+            return None
+        by = rowkeys.BY_ROW_ID if self.contract.row_id else rowkeys.BY_CONTENT
+        empty = np.empty(0, dtype=np.uint64)
+        ids = np.concatenate(self._ids) if self._ids else empty
+        contents = np.concatenate(self._contents) if self._contents else empty
+        self._ids, self._contents = [], []
+        return RowDigest.of(by, ids, contents)
+
+
 def _flush(
     rows: list[list[str]],
     row_numbers: np.ndarray,
@@ -603,11 +667,13 @@ def _flush(
     checkers: dict[str, ColumnChecker],
     log: IssueLog,
     dup_rows: _RowHashes,
+    identity: _RowIdentity,
 ) -> None:
     columns = list(zip(*rows, strict=True))
     for index, name in zip(order, names, strict=True):
         checkers[name].feed(columns[index], row_numbers, line_numbers, log)
     dup_rows.add(rows, row_numbers)
+    identity.add(columns, order, checkers)
 
 
 def _check_header(header: list[str], contract: Contract, log: IssueLog) -> list[int]:

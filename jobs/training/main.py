@@ -120,8 +120,12 @@ def run_training(
     training = TrainingSettings.from_contract(contract)
     data_manifest, sources = load_sources(settings.data_bucket, run["data_manifest_key"])
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    table = load_table(sources, contract)
+    table = load_table(sources, contract)  # in the manifest's order: the newest upload's copy of a row wins
+    _say(
+        f"{table.read:,} rows read, {table.n_rows:,} kept: {table.replaced:,} replaced by a newer upload's copy"
+    )
     lineage = _lineage(run, data_manifest, contract, training, started_at, attempt, capacity)
+    lineage["rows"] = {"read": table.read, "kept": table.n_rows, "replaced": table.replaced}
     artifacts, fields = build_candidate(table, contract, training, lineage)
     _require_parity(settings.models_bucket, prefix, artifacts, contract, training)
     manifest = publish_candidate(settings.models_bucket, prefix, artifacts, fields, contract)
@@ -161,7 +165,7 @@ def _lineage(
         "data_manifest_key": run["data_manifest_key"],
         "data_hash": run["data_hash"],
         "data_objects": [
-            {k: o.get(k) for k in ("key", "version_id", "sha256", "upload_id")}
+            {k: o.get(k) for k in ("key", "version_id", "sha256", "upload_id", "uploaded_at")}
             for o in data_manifest["objects"]
         ],
         "contract_version": contract.version,

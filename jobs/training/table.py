@@ -13,9 +13,16 @@ them (``contract.header_names``: trimmed), numbers read by the one grammar
   ``"feature": true`` (see ``pipeline.model_columns``): a date is usually when a row was recorded,
   and a model trained on it extrapolates badly to the future it serves.
 
-Each row also gets its split key: the row id when the contract has one, else the row's content
-(its fields in contract column order, JSON-encoded), so quoting, line endings or column order in a
-file do not move a row to another split.
+Each row also gets its split key: the row id when the contract has one (a number by its value, as
+validation compares ids: ``03`` is ``3``), else the row's content (its fields in contract column
+order, JSON-encoded), so quoting, line endings or column order in a file do not move a row to
+another split.
+
+Several files are one snapshot, read oldest upload first (the data manifest's order): a row that a
+later file holds again (the same row id, or the same values without one:
+``chalicelib.validation.rowkeys``) replaces its earlier copy, so the newest upload wins and each row
+is trained on once and lands in one split. Repeats within one file are left alone (validation
+refuses repeated row ids; without a row id the contract's duplicate-row limit governs them).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from typing import IO, cast
 
 import numpy as np
 
-from chalicelib.validation import numbers
+from chalicelib.validation import numbers, rowkeys
 from chalicelib.validation.contract import BOOLEAN_FALSE, BOOLEAN_TRUE, Column, Contract, header_names
 
 Source = str | os.PathLike[str] | bytes | IO[str] | IO[bytes]
@@ -50,6 +57,7 @@ class Table:
     sources: list[str] = field(default_factory=list)  # where the rows came from, for the model card
     # Per row, the index of its source in ``sources`` (the promotion stage reports the holdout by upload).
     origins: list[int] = field(default_factory=list)
+    read: int = 0  # rows in the files, before later copies replaced earlier ones
 
     @property
     def n_rows(self) -> int:
@@ -62,11 +70,19 @@ class Table:
         """The rows selected by a boolean mask or integer index."""
         keys = np.asarray(self.keys, dtype=object)[index].tolist()
         origins = np.asarray(self.origins, dtype=np.int64)[index].tolist() if self.origins else []
-        return Table({k: v[index] for k, v in self.columns.items()}, keys, list(self.sources), origins)
+        return Table(
+            {k: v[index] for k, v in self.columns.items()}, keys, list(self.sources), origins, self.read
+        )
+
+    @property
+    def replaced(self) -> int:
+        """Rows of earlier files that a later file's copy replaced."""
+        return self.read - self.n_rows
 
 
 def load_table(sources: Source | Iterable[Source], contract: Contract) -> Table:
-    """Read CSV files (paths, bytes or open streams, text or binary) into one typed Table."""
+    """Read CSV files (paths, bytes or open streams, text or binary), oldest upload first, into one
+    typed Table holding each row once: a later file's copy of a row replaces an earlier one's."""
     listed: list[Source] = (
         [sources]  # type: ignore[list-item]
         if isinstance(sources, str | bytes | os.PathLike) or hasattr(sources, "read")
@@ -75,15 +91,42 @@ def load_table(sources: Source | Iterable[Source], contract: Contract) -> Table:
     raw: dict[str, list[str | None]] = {c.name: [] for c in contract.columns}
     keys: list[str] = []
     names: list[str] = []
-    origins: list[int] = []
+    origins: list[int] = []  # which file each row came from
     for number, source in enumerate(listed):
         name = os.fspath(source) if isinstance(source, str | os.PathLike) else f"stream {number}"
         names.append(str(name))
+        before = len(keys)
         with _open_text(source, contract) as text:
             _read_rows(text, str(name), contract, raw, keys)
-        origins.extend([number] * (len(keys) - len(origins)))
+        origins += [number] * (len(keys) - before)
+    read = len(keys)
+    keep = _newest_copies(contract, raw, np.asarray(origins, dtype=np.int64))
+    if keep is not None:
+        raw = {name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in raw.items()}
+        keys = [key for key, k in zip(keys, keep, strict=True) if k]
+        # The surviving copy's upload is the row's origin (the holdout's slices read it).
+        origins = [o for o, k in zip(origins, keep, strict=True) if k]
     columns = {c.name: _typed(c, raw[c.name]) for c in contract.columns}
-    return Table(columns, keys, names, origins)
+    return Table(columns, keys, names, origins, read)
+
+
+def _newest_copies(
+    contract: Contract, raw: dict[str, list[str | None]], origins: np.ndarray
+) -> np.ndarray | None:
+    """Which rows to keep: those of the last file holding their identity (None: all of them)."""
+    if len(origins) == 0 or origins[-1] == origins[0]:
+        return None  # one file: nothing to replace
+    identities, _ = rowkeys.row_keys(contract, raw, frozenset())  # nulls are None already
+    # Sorted by identity, then file: each identity's group ends with its newest file.
+    order = np.lexsort((origins, identities))
+    sorted_ids = identities[order]
+    starts = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]
+    ends = np.r_[starts[1:], True]
+    group = np.cumsum(starts) - 1
+    newest = np.empty_like(origins)
+    newest[order] = origins[order][ends][group]
+    keep = origins == newest
+    return None if keep.all() else keep
 
 
 @contextmanager
@@ -119,6 +162,7 @@ def _read_rows(
     order = [position[c] for c in contract.column_names]
     nulls = set(contract.format.null_values)
     width = len(header)
+    row_id = next((c for c in contract.columns if c.name == contract.row_id), None)
     for row in reader:
         if not row:
             continue  # a blank line
@@ -127,8 +171,8 @@ def _read_rows(
         values = [row[i] for i in order]
         for column, value in zip(contract.column_names, values, strict=True):
             raw[column].append(None if value in nulls else value)
-        if contract.row_id is not None:
-            keys.append(row[position[contract.row_id]])
+        if row_id is not None:
+            keys.append(rowkeys.id_text(row_id, row[position[row_id.name]]))
         else:
             keys.append(json.dumps(values, ensure_ascii=False, separators=(",", ":")))
 

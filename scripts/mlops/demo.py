@@ -280,6 +280,8 @@ def run_demo(verbose: bool = False) -> int:
             len(ledger.scan()) == before, f"the ledger still holds {before} entries: duplicates had no effect"
         )
 
+        _reexport_story(demo, s3, settings, ledger)
+
         demo.step("A file outside incoming/<dataset>/ is recorded with the reason, not lost")
         stray = "incoming/forgot-the-dataset.csv"
         put = s3.put_object(Bucket=settings.data_bucket, Key=stray, Body=plan[days[0]][0])
@@ -384,6 +386,26 @@ def run_demo(verbose: bool = False) -> int:
                 "functions log JSON with a correlation id",
             )
     return _finish(demo)
+
+
+def _reexport_story(demo: Demo, s3: Any, settings: Any, ledger: Any) -> None:
+    """Day 2's rows exported again (another order, gzip, another name): other bytes, same rows."""
+    import gzip
+
+    from chalicelib.ingest import upload_id_for
+
+    demo.step("Day 2's rows re-exported as .csv.gz under another name: validated, but not new data")
+    header, rows = breast_cancer_rows()
+    key = f"incoming/{DATASET}/export-2026-11-02.csv.gz"
+    put = s3.put_object(
+        Bucket=settings.data_bucket, Key=key, Body=gzip.compress(to_csv(header, rows[110:220][::-1]))
+    )
+    entry = wait_for(lambda: ledger.get(upload_id_for(settings.data_bucket, key, put["VersionId"])))
+    demo.check(
+        entry is not None and entry.status == "valid" and entry.repeated_rows == 110 and entry.new_rows == 0,
+        f"{key}: {entry and entry.status}, {entry and entry.rows} rows, {entry and entry.repeated_rows} "
+        f"repeat earlier uploads: {entry and entry.new_rows} new rows count towards a retrain",
+    )
 
 
 def _unicode_key_story(demo: Demo, s3: Any, settings: Any, ledger: Any, outputs: Any) -> None:

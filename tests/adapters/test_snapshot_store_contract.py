@@ -16,12 +16,14 @@ import pytest
 from chalicelib.adapters.aws.snapshots import S3SnapshotStore
 from chalicelib.adapters.memory.snapshots import MemorySnapshotStore
 from chalicelib.training.ports import SnapshotStore
+from chalicelib.validation.layout import upload_order
 
 
 @dataclass
 class Backend:
     store: SnapshotStore
-    put_validated: Callable[[str, bytes, str], None]  # key, body, upload id: as validation writes it
+    # key, body, upload id, upload time (ISO 8601, "" for none): as validation writes it
+    put_validated: Callable[..., None]
 
 
 @pytest.fixture(params=["memory", "moto"])
@@ -34,8 +36,10 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
     bucket = request.getfixturevalue("aws_module").data_bucket
 
-    def put(key: str, body: bytes, upload_id: str) -> None:
+    def put(key: str, body: bytes, upload_id: str, uploaded_at: str = "") -> None:
         metadata = {"sha256": hashlib.sha256(body).hexdigest(), "upload-id": upload_id}
+        if uploaded_at:
+            metadata["uploaded-at"] = upload_order(uploaded_at)
         boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata)
 
     yield Backend(S3SnapshotStore(bucket), put)
@@ -55,7 +59,18 @@ def test_validated_objects_are_listed_by_key_with_version_size_and_hashes(backen
     assert first["size"] == 4 and first["upload_id"] == "u-a"
     assert first["sha256"] == hashlib.sha256(b"x,y\n").hexdigest()
     assert first["etag"] == hashlib.md5(b"x,y\n", usedforsecurity=False).hexdigest()
-    assert first["version_id"] and set(first) == {"key", "version_id", "etag", "size", "sha256", "upload_id"}
+    assert first["version_id"] and set(first) == {
+        "key", "version_id", "etag", "size", "sha256", "upload_id", "uploaded_at",
+    }  # fmt: skip
+
+
+def test_each_object_says_when_its_upload_arrived_in_a_text_that_sorts_by_time(backend, dataset):
+    backend.put_validated(f"validated/{dataset}/a.csv", b"1", "u-a", "2026-11-30T12:00:01.250Z")
+    backend.put_validated(f"validated/{dataset}/b.csv", b"2", "u-b", "2026-11-30T13:00:00+01:00")
+    backend.put_validated(f"validated/{dataset}/c.csv", b"3", "u-c")  # not recorded: the copy's own time
+    times = {o["upload_id"]: o["uploaded_at"] for o in backend.store.validated_objects(dataset)}
+    assert times["u-a"] == "20261130T120001.250000Z" and times["u-b"] == "20261130T120000.000000Z"
+    assert upload_order(times["u-c"]) == times["u-c"]  # a time, in the same form
 
 
 def test_only_the_datasets_own_validated_objects_are_listed(backend, dataset):

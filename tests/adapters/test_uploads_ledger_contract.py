@@ -50,7 +50,14 @@ def upload(
 
 
 def test_the_first_record_creates_the_entry_and_it_reads_back_equal(ledger: UploadLedger) -> None:
-    entry = upload(rows=150, report_key="reports/iris/x.json", issue_codes=["A", "B"], drift="reference")
+    entry = upload(
+        rows=150,
+        report_key="reports/iris/x.json",
+        issue_codes=["A", "B"],
+        drift="reference",
+        new_rows=40,
+        repeated_rows=110,
+    )
     assert ledger.record(entry) is True
     assert ledger.get(entry.upload_id) == entry
 

@@ -72,6 +72,26 @@ def test_a_key_that_holds_nothing_reads_as_none(backend: tuple[ValidationStore, 
     assert store.get_json(f"reports/{name}/nothing.json") is None
 
 
+def test_bytes_read_back_with_their_tags_and_keys_are_listed_by_prefix_in_order(
+    backend: tuple[ValidationStore, Any], name: str
+) -> None:
+    store, bucket = backend
+    prefix = f"profiles/{name}/rows/"
+    body = bytes(range(256)) * 3
+    store.put_bytes(prefix + "2.rows", body, ObjectTags(name, "pii", "profile"))
+    store.put_bytes(prefix + "1.rows", b"one", ObjectTags(name, "pii", "profile"))
+    store.put_bytes(f"profiles/{name}/reference.json", b"{}", ObjectTags(name, "pii", "profile"))
+    assert store.get_bytes(prefix + "2.rows") == body
+    assert store.get_bytes(prefix + "3.rows") is None
+    assert store.keys(prefix) == [prefix + "1.rows", prefix + "2.rows"]
+    assert store.keys(f"profiles/{name}-other/") == []
+    assert bucket.peek(prefix + "2.rows").tags == {
+        "dataset": name,
+        "classification": "pii",
+        "stage": "profile",
+    }
+
+
 def test_a_copy_has_the_source_versions_bytes_the_given_metadata_and_tags_and_leaves_the_source_alone(
     backend: tuple[ValidationStore, Any], name: str
 ) -> None:

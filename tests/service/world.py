@@ -26,6 +26,7 @@ class World:
     ledger: MemoryUploadLedger = field(default_factory=MemoryUploadLedger)
 
     def __post_init__(self) -> None:
+        self._uploads = 0
         self.contracts = MemoryContractStore(self.objects, BUCKET)
         self.outputs = MemoryValidationStore(self.objects, BUCKET)
         self.source = MemoryUploadSource(self.objects)
@@ -38,6 +39,7 @@ class World:
         """Upload an object; the notification S3 sends for it (as the batch handler passes it on)."""
         stored = self.objects.put(BUCKET, key, data)
         assert stored is not None
+        self._uploads += 1
         return {
             "bucket": BUCKET,
             "key": key,
@@ -45,7 +47,8 @@ class World:
             "etag": stored.etag,
             "version_id": stored.version_id,
             "event_name": "ObjectCreated:Put",
-            "event_time": "2026-11-30T12:00:00.000Z",
+            # One second after the previous upload: S3 event times order the uploads.
+            "event_time": f"2026-11-30T12:{self._uploads // 60 % 60:02d}:{self._uploads % 60:02d}.000Z",
             "sequencer": None,
             "version": stored.version_id,
         }

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.training.messages import trigger_from_message
 from chalicelib.training.policy import DatasetState, Trigger, decide
 from chalicelib.training.settings import RetrainSettings
-from chalicelib.training.snapshot import data_hash
+from chalicelib.training.snapshot import build_manifest, contributing_uploads, data_hash
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -78,3 +79,36 @@ def test_data_hash_identifies_the_data_not_the_listing_order():
     changed = [*objects[:-1], {**objects[-1], "sha256": "other"}]
     assert data_hash("d", objects) != data_hash("d", changed)
     assert data_hash("d", objects) != data_hash("e", objects)
+
+
+def test_a_data_trigger_counts_new_rows_and_says_how_many_repeat_earlier_uploads():
+    message = {"event": "data.validated", "dataset": "d", "upload_id": "u2", "rows": 400, "new_rows": 0,
+               "repeated_rows": 400, "drift": "stable"}  # fmt: skip
+    trigger = trigger_from_message(message)
+    assert (trigger.rows, trigger.repeated_rows) == (0, 400)
+    decision = decide(trigger, DatasetState(rows_since_training=0), POLICY, NOW)
+    assert decision.action == "skip"
+    assert decision.reasons[1] == "upload u2: 0 new row(s); 400 repeat earlier uploads (not counted)"
+    # An announcement from before rows were compared across uploads counts all its rows.
+    older = trigger_from_message({k: v for k, v in message.items() if k not in ("new_rows", "repeated_rows")})
+    assert (older.rows, older.repeated_rows) == (400, 0)
+
+
+def test_the_manifest_lists_uploads_oldest_first_and_can_leave_some_out():
+    objects = [
+        {"key": "validated/d/b.csv", "upload_id": "b", "uploaded_at": "20261130T120000.000000Z", "size": 2},
+        {"key": "validated/d/a.csv", "upload_id": "a", "uploaded_at": "20261130T130000.000000Z", "size": 1},
+        {"key": "validated/d/c.csv", "upload_id": "c", "uploaded_at": "20261130T120000.000000Z", "size": 3},
+    ]
+    manifest = build_manifest("d", objects)
+    assert manifest is not None and contributing_uploads(manifest) == ["b", "c", "a"]  # time, then upload id
+    assert manifest["bytes"] == 6 and "later object" in manifest["order"]
+    without = build_manifest("d", objects, exclude_uploads={"c"})
+    assert without is not None and contributing_uploads(without) == ["b", "a"] and without["bytes"] == 3
+    assert without["data_hash"] != manifest["data_hash"]
+    assert build_manifest("d", objects, exclude_uploads={"a", "b", "c"}) is None
+    # Which upload is newer decides which copy of a row wins: the order is part of the data's identity.
+    swapped = [
+        {**o, "uploaded_at": "20261130T110000.000000Z"} if o["upload_id"] == "a" else o for o in objects
+    ]
+    assert data_hash("d", swapped) != data_hash("d", objects)

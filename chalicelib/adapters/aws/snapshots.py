@@ -8,6 +8,7 @@ from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.aws.tagging import tags
+from chalicelib.validation.layout import upload_order
 
 
 class S3SnapshotStore:
@@ -32,6 +33,9 @@ class S3SnapshotStore:
                         "size": int(head["ContentLength"]),
                         "sha256": metadata.get("sha256", ""),
                         "upload_id": metadata.get("upload-id", ""),
+                        # Copies made before uploads were ordered: the copy's own time.
+                        "uploaded_at": metadata.get("uploaded-at")
+                        or upload_order(head["LastModified"].isoformat()),
                     }
                 )
         return sorted(objects, key=lambda o: o["key"])

@@ -32,6 +32,23 @@ class S3ValidationStore:
         body = self._read(key)
         return None if body is None else json.loads(body)
 
+    def put_bytes(self, key: str, body: bytes, tags: ObjectTags) -> None:
+        _check(key)
+        aws.client("s3").put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/octet-stream",
+            Tagging=_tagging(tags),
+        )
+
+    def get_bytes(self, key: str) -> bytes | None:
+        return self._read(key)
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(entry["Key"] for page in pages for entry in page.get("Contents", []))
+
     def copy(self, source: SourceObject, key: str, metadata: dict[str, str], tags: ObjectTags) -> None:
         _check(key, metadata)
         copy_source: dict[str, str] = {"Bucket": source.bucket, "Key": source.key}

@@ -8,15 +8,23 @@ import threading
 import uuid
 from typing import Any
 
+from chalicelib.validation.layout import upload_order
+
 
 class MemorySnapshotStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objects: dict[str, dict[str, Any]] = {}
         self._manifests: dict[str, dict[str, Any]] = {}
+        self._puts = 0
 
-    def put_validated(self, key: str, body: bytes, upload_id: str = "", sha256: str | None = None) -> None:
-        """Store a validated object (a new version), as the validation stage does (tests seed data here)."""
+    def put_validated(
+        self, key: str, body: bytes, upload_id: str = "", uploaded_at: str = "", *, sha256: str | None = None
+    ) -> None:
+        """Store a validated object (a new version), as the validation stage does (tests seed data
+        here). ``uploaded_at``: the upload's time, ISO 8601 (default: one second after the last)."""
+        self._puts += 1
+        moment = uploaded_at or f"2026-11-30T00:{self._puts // 60 % 60:02d}:{self._puts % 60:02d}Z"
         entry = {
             "key": key,
             "version_id": uuid.uuid4().hex,
@@ -24,6 +32,7 @@ class MemorySnapshotStore:
             "size": len(body),
             "sha256": hashlib.sha256(body).hexdigest() if sha256 is None else sha256,
             "upload_id": upload_id,
+            "uploaded_at": upload_order(moment),
         }
         with self._lock:
             self._objects[key] = entry

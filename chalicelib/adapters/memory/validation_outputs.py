@@ -23,6 +23,17 @@ class MemoryValidationStore:
         stored = self.objects.get(self.bucket, key)
         return None if stored is None else json.loads(stored.body)
 
+    def put_bytes(self, key: str, body: bytes, tags: ObjectTags) -> None:
+        _check(key)
+        self.objects.put(self.bucket, key, body, content_type="application/octet-stream", tags=tags.as_dict())
+
+    def get_bytes(self, key: str) -> bytes | None:
+        stored = self.objects.get(self.bucket, key)
+        return None if stored is None else stored.body
+
+    def keys(self, prefix: str) -> list[str]:
+        return self.objects.keys(self.bucket, prefix)
+
     def copy(self, source: SourceObject, key: str, metadata: dict[str, str], tags: ObjectTags) -> None:
         _check(key, metadata)
         original = self.objects.get(source.bucket, source.key, source.version_id)
