@@ -117,23 +117,14 @@ def aws_module() -> Iterator[Settings]:
 
 @pytest.fixture
 def atomic_writes(monkeypatch):
-    """DynamoDB applies each conditional write and each transaction atomically; in-process moto does
-    not serialise concurrent requests (and a cancelled transaction restores whole tables from a copy),
-    so give its writes the atomicity the real service guarantees. Re-entrant: a transaction calls
-    put_item and update_item itself."""
-    import threading
+    """DynamoDB applies each conditional write and each transaction atomically, and never shows a read
+    what a transaction has not committed; in-process moto does neither under concurrent requests (a
+    cancelled transaction restores whole tables from a copy), so serialise its requests and writes as
+    the local cloud does (``mlops.localcloud.serialised_dynamodb``)."""
+    from mlops.localcloud import serialised_dynamodb
 
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("update_item", "put_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
+    for owner, name, locked in serialised_dynamodb():
+        monkeypatch.setattr(owner, name, locked)
 
 
 @pytest.fixture(scope="module")

@@ -176,11 +176,16 @@ class LocalCloud:
         sys.stdout = _ThreadRoutedStream(sys.stdout, self._log_stream)
 
     def _start_api(self) -> None:
-        from chalice.local import ChaliceRequestHandler, LocalDevServer
+        from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer
 
         from mlops.localapi import install_gateway_auth_semantics
 
         install_gateway_auth_semantics()  # an authorizer's "Unauthorized" is a 401, as in API Gateway
+        if not isinstance(self.app, LocalChalice):
+            # The server runs requests on threads, and Chalice keeps the request on the app object: one
+            # request's body and caller would be read by another (an approval recorded under someone
+            # else's name). `chalice local` swaps in LocalChalice, whose request is per thread; so here.
+            self.app.__class__ = type("ThreadLocalChalice", (LocalChalice, self.app.__class__), {})
         assert self.api_port is not None
         quiet = self.function_log is not None
 
@@ -218,30 +223,45 @@ class LocalCloud:
 
 
 _SERIALISED = False
+_WRITES = ("update_item", "put_item", "delete_item", "transact_write_items")
 
 
-def serialise_dynamodb_writes() -> None:
-    """Give moto's DynamoDB the atomicity of the real service.
+def serialised_dynamodb() -> list[tuple[Any, str, Any]]:
+    """``(owner, name, replacement)``: moto's DynamoDB requests and writes behind one re-entrant lock.
 
-    DynamoDB applies each write (an ``ADD`` counter, a conditional put, a transaction) atomically.
-    moto's threaded server runs concurrent requests at once, and its read-modify-write of an item
-    can lose an update: two workers adding 1 to a counter at the same moment may add 1 in all
-    (batch jobs count their shards this way). One re-entrant lock around moto's write operations
-    restores what the service guarantees. Idempotent; this process's moto only."""
-    global _SERIALISED
-    if _SERIALISED:
-        return
+    DynamoDB applies each write (an ``ADD`` counter, a conditional put, a transaction) atomically and
+    never shows a read what a transaction has not committed. moto's threaded server runs concurrent
+    requests at once: its read-modify-write of an item can lose an update (two workers adding 1 to a
+    counter at the same moment may add 1 in all; batch jobs count their shards this way), and a
+    transaction that fails is applied item by item, then undone from a copy of the tables, so a read
+    running meanwhile would see writes that never committed. Serialising every DynamoDB request
+    (``DynamoHandler.call_action``, answer included) and every backend write restores what the
+    service guarantees."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
-    for name in ("update_item", "put_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
+    targets = [(DynamoHandler, "call_action"), *((DynamoDBBackend, name) for name in _WRITES)]
+    out = []
+    for owner, name in targets:
+        original = getattr(owner, name)
 
         def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
             with lock:
                 return _original(self, *args, **kwargs)
 
-        setattr(DynamoDBBackend, name, locked)
+        out.append((owner, name, locked))
+    return out
+
+
+def serialise_dynamodb_writes() -> None:
+    """Give this process's moto DynamoDB the atomicity of the real service (``serialised_dynamodb``).
+    Idempotent."""
+    global _SERIALISED
+    if _SERIALISED:
+        return
+    for owner, name, locked in serialised_dynamodb():
+        setattr(owner, name, locked)
     _SERIALISED = True
 
 

@@ -34,6 +34,13 @@ class MemoryRegistry:
         self._models: dict[str, _Model] = {}
         self._lock = threading.RLock()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> MemoryRegistry:
+        """An independent copy of everything stored (a model checker replays changes on copies)."""
+        clone = MemoryRegistry(self._clock)
+        with self._lock:
+            clone._models = copy.deepcopy(self._models, memo)
+        return clone
+
     def _now(self) -> str:
         return self._clock().astimezone(UTC).isoformat(timespec="microseconds")
 
