@@ -489,3 +489,30 @@ def test_a_rollback_whose_reads_straddle_a_competing_rollback_reports_a_conflict
         registry.rollback("m", by="oncall", reason="mine")
     assert rival[0]["to_version"] == 2 and registry.champion("m") == 2
     assert [e["who"] for e in registry.audit("m")] == ["e", "e", "e", "rival"]
+
+
+def test_a_version_sent_to_wait_while_a_promotion_commits_is_superseded_by_it(aws):
+    """The evaluator's await_approval (conditional on the champion) can commit between a promotion's
+    reads and its transaction. The promotion must not leave that version waiting for an approval
+    that its own commit makes stale: it notices and supersedes it too."""
+    registry = DynamoRegistry(aws.registry_table, aws.audit_table)
+    registered(registry, "m", 3)
+    promoted(registry, "m", 1, "e", "first", None)
+    registry.set_status("m", 2, "pending_approval", by="evaluator", reason="manual mode")
+    read_versions = registry.versions
+    rival: list[dict[str, Any]] = []
+
+    def versions_then_a_rival_judges(model: str) -> list[dict[str, Any]]:
+        found = read_versions(model)
+        if not rival:
+            other = DynamoRegistry(aws.registry_table, aws.audit_table)
+            gates = {"decision": "pending_approval", "evaluated_against": 1}
+            rival.append(other.await_approval("m", 3, "evaluator", "manual mode", gates, "candidate", 1))
+        return found
+
+    registry.versions = versions_then_a_rival_judges  # type: ignore[method-assign]
+    entry = registry.approve(
+        "m", 2, "alice (approver)", "ok", expected_champion=1, expected_status="pending_approval"
+    )
+    assert rival[0]["status"] == "pending_approval" and registry.champion("m") == 2
+    assert read_versions("m")[2]["status"] == "superseded" and entry["superseded"] == [3]

@@ -133,7 +133,15 @@ def _state(reg: Registry) -> Any:
         for d in reg.versions(MODEL)
     ]
     ledger = [
-        (e["seq"], e["action"], e["from_version"], e["to_version"], e["who"], e["undoes"], e.get("superseded", []))
+        (
+            e["seq"],
+            e["action"],
+            e["from_version"],
+            e["to_version"],
+            e["who"],
+            e["undoes"],
+            e.get("superseded", []),
+        )
         for e in reg.audit(MODEL)
     ]
     return versions, reg.champion(MODEL), ledger

@@ -10,8 +10,9 @@ Registry table (``pk``/``sk``), per model ``<name>``:
 * ``model#<name>`` / ``candidate#<id>``: ``version``: the candidate index, written create-only in the
   same transaction as the version item, so a candidate registered twice, even concurrently, has
   exactly one version;
-* ``model#<name>`` / ``champion``: the champion pointer: ``version``, ``seq`` (promotions so far),
-  ``at``, ``by``;
+* ``model#<name>`` / ``champion``: the champion pointer: ``version`` (absent: no champion yet),
+  ``seq`` (promotions so far), ``at``, ``by``, and ``awaiting_seq``: versions sent to wait for
+  approval so far (see below);
 * ``model#<name>`` / ``challenger``: the version shadowing the champion on /predict (``version``,
   None for none), ``at``, ``by``, ``reason``.
 
@@ -30,6 +31,13 @@ after, each conditional on the pointer still naming the new champion) and the au
 status the change cannot start from raises ``StatusConflict``, a moved seq or a moved status of a
 version to supersede alone is retried. So concurrent conflicting changes are linearizable: one wins,
 the others change nothing.
+
+The versions a champion change supersedes are the ones its reads found waiting. A version sent to
+wait (``await_approval``: conditional on the champion the gates compared with) could commit between
+those reads and the transaction, and would then wait for an approval the change makes stale. So
+``await_approval`` raises the pointer's ``awaiting_seq`` in its own transaction, a champion change
+reads the pointer before and after the versions (a difference: read again) and requires the same
+``awaiting_seq`` when it commits: the two cannot pass each other.
 """
 
 from __future__ import annotations
@@ -111,8 +119,13 @@ class DynamoRegistry:
         return items
 
     def _pointer(self, model: str) -> Champion | None:
-        pointer = self._get(model, CHAMPION)
-        return Champion(int(pointer["version"]), int(pointer.get("seq", 0))) if pointer else None
+        return self._pointer_item(model)[0]
+
+    def _pointer_item(self, model: str) -> tuple[Champion | None, int]:
+        """The champion (None: none yet) and the pointer's ``awaiting_seq``."""
+        item = self._get(model, CHAMPION) or {}
+        champion = Champion(int(item["version"]), int(item.get("seq", 0))) if "version" in item else None
+        return champion, int(item.get("awaiting_seq", 0))
 
     # --- registration ---------------------------------------------------------------------------
 
@@ -218,9 +231,9 @@ class DynamoRegistry:
                 "ExpressionAttributeNames": {"#s": "status"},
                 "ExpressionAttributeValues": values,
             }
-            check = self._pointer_condition(model, expected_champion)
+            awaiting = self._count_awaiting(model, expected_champion)
             try:
-                self._db.transact_write_items(TransactItems=[{"ConditionCheck": check}, {"Update": move}])
+                self._db.transact_write_items(TransactItems=[{"Update": awaiting}, {"Update": move}])
             except ClientError as exc:
                 codes = dynamo.cancellation_codes(exc)
                 if codes is None:
@@ -240,15 +253,20 @@ class DynamoRegistry:
             f"cannot set {model} v{version} to {PENDING_APPROVAL}: it kept changing; try again"
         )
 
-    def _pointer_condition(self, model: str, champion: int | None) -> dict[str, Any]:
-        """A condition on the champion pointer: it names ``champion`` (None: there is none)."""
-        check: dict[str, Any] = {"TableName": self.registry_table, "Key": self._key(model, CHAMPION)}
+    def _count_awaiting(self, model: str, champion: int | None) -> dict[str, Any]:
+        """The pointer's ``awaiting_seq`` raised, if the pointer names ``champion`` (None: none yet)."""
+        update: dict[str, Any] = {
+            "TableName": self.registry_table,
+            "Key": self._key(model, CHAMPION),
+            "UpdateExpression": "ADD awaiting_seq :one SET model = :model",
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":model": {"S": model}},
+        }
         if champion is None:
-            check["ConditionExpression"] = "attribute_not_exists(pk)"
+            update["ConditionExpression"] = "attribute_not_exists(version)"
         else:
-            check["ConditionExpression"] = "version = :champion"
-            check["ExpressionAttributeValues"] = {":champion": {"N": str(champion)}}
-        return check
+            update["ConditionExpression"] = "version = :champion"
+            update["ExpressionAttributeValues"][":champion"] = {"N": str(champion)}
+        return update
 
     def _status_update(
         self, old: str, new: str, by: str, reason: str, gates: dict[str, Any] | None
@@ -320,11 +338,15 @@ class DynamoRegistry:
     def _apply(self, promotion: Promotion) -> dict[str, Any]:
         model, version = promotion.model, promotion.version
         for _ in range(_ATTEMPTS):
-            # The versions before the pointer: the two reads are not one snapshot, and a rival promotion
-            # committing between them must show as a moved pointer (a conflict to re-read), never as
-            # a target that "is champion" already.
+            # The pointer before and after the versions: the reads are not one snapshot, and a change
+            # committing between them (a rival promotion, a version sent to wait) must show as a moved
+            # pointer (read again), never as a target that "is champion" already or as a waiting
+            # version this change would leave stale.
+            before = self._pointer_item(model)
             versions = self.versions(model)
-            pointer = self._pointer(model)
+            pointer, awaiting = self._pointer_item(model)
+            if (pointer, awaiting) != before:
+                continue
             promotion.check_pointer(pointer)
             found = next((doc for doc in versions if doc["version"] == version), None)
             if found is None:
@@ -338,7 +360,7 @@ class DynamoRegistry:
             audit_sk = states.audit_id(at, seq)
             why = states.superseded_reason(promotion)
             items = [
-                self._move_pointer(promotion, seq, at),
+                self._move_pointer(promotion, seq, at, awaiting),
                 self._champion_move(promotion, found["status"], moves, at),
             ]
             if promotion.expected is not None:
@@ -406,7 +428,7 @@ class DynamoRegistry:
             if dynamo.cancellation_codes(exc) is None:
                 raise
 
-    def _move_pointer(self, promotion: Promotion, seq: int, at: str) -> dict[str, Any]:
+    def _move_pointer(self, promotion: Promotion, seq: int, at: str, awaiting: int) -> dict[str, Any]:
         values: dict[str, Any] = {
             ":v": {"N": str(promotion.version)},
             ":seq": {"N": str(seq)},
@@ -415,11 +437,17 @@ class DynamoRegistry:
             ":model": {"S": promotion.model},
         }
         if promotion.expected is None:
-            condition = "attribute_not_exists(pk)"
+            condition = "attribute_not_exists(version)"
         else:
             # The seq too: an A -> B -> A sequence in between is a change the caller did not see.
             condition = "version = :expected AND seq = :prev"
             values.update({":expected": {"N": str(promotion.expected)}, ":prev": {"N": str(seq - 1)}})
+        # No version sent to wait since the reads (their supersession was computed from them).
+        if awaiting:
+            condition += " AND awaiting_seq = :awaiting"
+            values[":awaiting"] = {"N": str(awaiting)}
+        else:
+            condition += " AND attribute_not_exists(awaiting_seq)"
         return {
             "Update": {
                 "TableName": self.registry_table,
