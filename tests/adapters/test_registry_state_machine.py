@@ -21,7 +21,6 @@ every step the invariants hold:
 from __future__ import annotations
 
 import itertools
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,11 +37,10 @@ from chalicelib.adapters.memory.notifier import MemoryNotifier
 from chalicelib.adapters.memory.registry import MemoryRegistry
 from chalicelib.registry import service
 from chalicelib.registry.ports import Registry
+from tests.support import PYTHON_REPR
 
 EVALUATOR = "evaluator"
 PEOPLE = ("alice (approver)", "bob (approver)", "ops (admin)")
-# What a message must never show: a Python repr of nothing (issue 14: "compared v1 with vNone").
-PYTHON_REPR = re.compile(r"\bNone\b|\{\}|\[\]|\(\)|''|\"\"|<[\w.]+ object at")
 
 
 class RegistryMachine(RuleBasedStateMachine):

@@ -14,7 +14,7 @@ recorded outcomes only, never on timing:
   succeeds call by call and ends in the same state as the real one: every version's status and
   transitions (who moved it, and why), the champion pointer and the audit ledger. So every 409
   changed nothing;
-* every 409 is explained: the call conflicted with a winner (a winner changed what the call is
+* every 409 names its reason without a Python repr, and is explained: the call conflicted with a winner (a winner changed what the call is
   conditional on: the champion pointer for an approval or a rollback, the version's status for an
   approval or a rejection), or the call fails anyway wherever it is placed among the winners.
 """
@@ -39,6 +39,7 @@ from chalicelib.adapters.memory.notifier import MemoryNotifier
 from chalicelib.adapters.memory.registry import MemoryRegistry
 from chalicelib.registry import service
 from chalicelib.registry.ports import Registry
+from tests.support import PYTHON_REPR
 
 MODEL = "races"
 ROUNDS = 24
@@ -232,6 +233,8 @@ def test_concurrent_approve_reject_and_rollback_rounds_are_linearizable(cloud):
         answers = _at_once(cloud, ops)
         codes = [answers[i][0] for i in range(len(ops))]
         assert set(codes) <= {200, 409}, [answers[i] for i in range(len(ops))]
+        refusals = [json.loads(answers[i][1])["Message"] for i in range(len(ops)) if codes[i] == 409]
+        assert not [m for m in refusals if PYTHON_REPR.search(m)], refusals
         observed = _state(real)
         won = [i for i in range(len(ops)) if codes[i] == 200]
         lost = [i for i in range(len(ops)) if codes[i] == 409]
