@@ -118,14 +118,15 @@ def check_model(model: str) -> str:
 
 def check_version(version: int) -> int:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"version: a positive integer is required, got {version!r}")
+        got = "nothing" if version is None else repr(version)
+        raise ValueError(f"version: a positive integer is required, got {got}")
     return version
 
 
 def check_finite(value: Any, path: str) -> None:
     """NaN or infinity cannot be stored (DynamoDB has no NaN): refuse them instead of losing them."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path}: {value!r} cannot be stored; use None for an undefined number")
+        raise ValueError(f"{path}: {value!r} cannot be stored; record an undefined number as null")
     if isinstance(value, dict):
         for k, v in value.items():
             check_finite(v, f"{path}.{k}")

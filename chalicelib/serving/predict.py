@@ -211,8 +211,8 @@ class Predictor:
             challenger = self.challenger(model)
             if challenger is None or challenger == champion:
                 return
+            self.check_servable(model, challenger)  # a rejected challenger is not scored (nor loaded)
             other = self.session(model, challenger)
-            self.check_servable(model, challenger)
             shadow = other.run(other.schema.encode_records(records))
         except Exception as exc:  # the challenger never fails the champion's answer
             # Records the challenger refuses: the fields, not the message (it quotes the values).
