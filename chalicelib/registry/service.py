@@ -39,8 +39,6 @@ from chalicelib.registry.states import (
     label,
 )
 
-__all__ = ["Conflict", "NotFound", "approve", "audit", "list_models", "reject", "rollback", "show_model"]
-
 SUMMARY_KEYS = ("version", "status", "family", "primary_metric", "primary_value", "run_id", "created_at")
 MAX_REASON = 2000
 

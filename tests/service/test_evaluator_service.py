@@ -277,6 +277,28 @@ def test_a_champion_change_during_evaluation_is_judged_again(world, monkeypatch)
     assert [e["to_version"] for e in world.registry.audit(DATASET)] == [1, 2, 3]
 
 
+def test_a_version_waits_for_approval_only_against_the_current_champion(world, monkeypatch):
+    """Manual mode: the champion changes between the evaluator's read and its decision; the version is
+    judged again, and waits for an approval against the champion of now (never a stale one)."""
+    evaluate(world, publish(world, "stump"))
+    forest, logistic = publish(world, "forest"), publish(world, "logistic")
+    evaluate(world, forest)  # v2 (forest) champion
+    world.contracts.put(contract_for(mode="manual"))
+    original = world.registry.champion
+    calls = {"n": 0}
+
+    def stale(model: str) -> int | None:
+        calls["n"] += 1
+        return 1 if calls["n"] == 1 else original(model)
+
+    monkeypatch.setattr(world.registry, "champion", stale)
+    outcome = evaluate(world, logistic)
+    assert outcome["action"] == "pending_approval" and calls["n"] >= 2
+    doc = world.registry.version(DATASET, 3)
+    assert doc["status"] == "pending_approval" and doc["gates"]["evaluated_against"] == 2
+    assert [t["to"] for t in doc["transitions"]] == ["candidate", "pending_approval"]
+
+
 def test_a_champion_that_keeps_changing_fails_the_delivery_for_a_retry(world, monkeypatch):
     evaluate(world, publish(world, "stump"))
     key = publish(world, "forest")
