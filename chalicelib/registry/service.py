@@ -101,6 +101,8 @@ def show_model(reg: Registry, model: str) -> dict[str, Any]:
 def show_version(reg: Registry, model: str, version: int) -> dict[str, Any]:
     doc = reg.version(model, version)
     if doc is None:
+        if not reg.versions(model):
+            raise NotFound(f"no model named {model!r}")
         raise NotFound(f"{model} has no version {version}")
     return doc
 

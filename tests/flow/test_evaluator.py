@@ -169,6 +169,8 @@ def test_changes_without_a_token_are_401_and_with_a_viewer_token_403(aws, pendin
         (f"/models/{DATASET}/versions/zero/approve", {"reason": "x"}, 400, "version"),
         (f"/models/{DATASET}/versions/9/approve", {"reason": "x"}, 404, "no version 9"),
         ("/models/nothing/rollback", {"reason": "x"}, 404, "no model"),
+        ("/models/nothing/versions/1/approve", {"reason": "x"}, 404, "no model named 'nothing'"),
+        (f"/models/{DATASET}/rollback", {"reason": "x"}, 409, "first champion"),
         (f"/models/{DATASET}/versions/1/reject", {"reason": "x"}, 409, "roll back first"),
     ],
 )

@@ -83,6 +83,8 @@ def test_unknown_models_and_versions_are_not_found(pending, notifier):
         lambda: service.audit(pending, "unknown"),
         lambda: service.show_version(pending, MODEL, 9),
         lambda: service.approve(pending, notifier, MODEL, 9, APPROVER, "x"),
+        lambda: service.approve(pending, notifier, "unknown", 1, APPROVER, "x"),
+        lambda: service.reject(pending, notifier, "unknown", 1, APPROVER, "x"),
         lambda: service.reject(pending, notifier, MODEL, 9, APPROVER, "x"),
         lambda: service.rollback(pending, notifier, "unknown", APPROVER, "x"),
         lambda: service.set_challenger(pending, "unknown", 1, APPROVER, "x"),
@@ -91,6 +93,8 @@ def test_unknown_models_and_versions_are_not_found(pending, notifier):
         with pytest.raises(errors.NotFound):
             read()
     assert service.list_models(MemoryRegistry()) == [] and notifier.messages == []
+    with pytest.raises(errors.NotFound, match="no model named 'unknown'"):
+        service.show_version(pending, "unknown", 1)
 
 
 def test_a_change_needs_a_reason():
