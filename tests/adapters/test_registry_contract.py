@@ -516,3 +516,24 @@ def test_a_version_sent_to_wait_while_a_promotion_commits_is_superseded_by_it(aw
     )
     assert rival[0]["status"] == "pending_approval" and registry.champion("m") == 2
     assert read_versions("m")[2]["status"] == "superseded" and entry["superseded"] == [3]
+
+
+def test_versions_beyond_one_transaction_are_superseded_right_after_it(aws, monkeypatch):
+    """A transaction holds at most 100 items: the versions waiting beyond SUPERSEDE_IN_TRANSACTION are
+    superseded by follow-up writes, each conditional on the pointer still naming the new champion."""
+    from chalicelib.adapters.aws import registry as module
+
+    monkeypatch.setattr(module, "SUPERSEDE_IN_TRANSACTION", 1)
+    registry = DynamoRegistry(aws.registry_table, aws.audit_table)
+    registered(registry, "m", 5)
+    promoted(registry, "m", 1, "e", "first", None)
+    for version in (2, 3, 4):
+        registry.set_status("m", version, "pending_approval", by="evaluator", reason="manual mode")
+    entry = registry.approve("m", 5, "alice", "ok", expected_champion=1, expected_status="candidate")
+    assert entry["superseded"] == [2]  # the one in the transaction
+    statuses = {v["version"]: v["status"] for v in registry.versions("m")}
+    assert statuses == {1: "retired", 2: "superseded", 3: "superseded", 4: "superseded", 5: "champion"}
+    for version in (3, 4):
+        assert registry.version("m", version)["transitions"][-1]["reason"].startswith(
+            "v5 became the champion"
+        )
