@@ -1,6 +1,7 @@
 """Helpers shared by test modules of several layers (fixtures live in the conftest.py files).
 
 * ``wait_until``: poll an asynchronous outcome (flow tests) instead of sleeping for it.
+* ``PYTHON_REPR``: what no error message may show (``None``, ``{}``, ``[]``...).
 * ``load_app``: app.py imported afresh with MLOPS_AUTH_READS set, as a deploy of that stage imports it.
 * Candidates: ``contract_for``, ``built``, ``publish``, ``drain``, ``evaluate``: real models trained by
   the training job's own code, published as the job publishes them and delivered to evaluate_candidate.
@@ -16,6 +17,7 @@ import gzip
 import io
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 
 PROJECT = Path(__file__).resolve().parents[1]
 
+
+# What an error message must never show: a Python repr of nothing (issue 14: "compared v1 with vNone").
+PYTHON_REPR = re.compile(r"None(?![a-z])|\{\}|\[\]|\(\)|''|\"\"|<[\w.]+ object at")
 
 # Only a guard against a hang: no assertion may depend on how fast the machine is, so the wait ends
 # when the outcome is recorded, and the limit is far beyond what a busy two-core machine needs.

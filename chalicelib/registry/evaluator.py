@@ -14,9 +14,11 @@ Triggered by the models bucket's notification of ``models/<dataset>/candidates/<
 4. **Gate** with the dataset's promotion policy (``chalicelib.registry.gates.evaluate``) and store every
    gate's figure on the version, with the policy and the champion it was compared with.
 5. **Decide**: ``reject`` -> ``rejected``; ``pending_approval`` -> ``pending_approval`` (a person
-   approves through the API); ``promote`` -> ``approved`` then the champion change (one transaction,
-   conditional on the champion scored in step 3, with its audit entry). If another promotion won
-   meanwhile, the candidate is judged again against the new champion (up to ``ATTEMPTS`` times).
+   approves through the API), conditional on the champion scored in step 3, so that no version waits
+   for an approval that is stale from the start; ``promote`` -> the approval and the champion change
+   at once (one transaction, conditional on the champion scored in step 3, with its audit entry). If
+   another promotion won meanwhile, the candidate is still a ``candidate`` and is judged again
+   against the new champion (up to ``ATTEMPTS`` times).
 6. **Notify** after the change committed.
 
 A tampered or incomplete candidate (checksum mismatch, missing artifact, unreadable manifest) is
@@ -40,7 +42,6 @@ from chalicelib.registry.policy import PromotionPolicy
 from chalicelib.registry.ports import EvaluatorPorts
 from chalicelib.registry.scoring import Scored, candidate_figures, compare, finite, score_candidate
 from chalicelib.registry.states import APPROVED, CANDIDATE, REJECTED, PromotionConflict, StatusConflict
-from chalicelib.registry.states import PENDING_APPROVAL as AWAITING_APPROVAL
 from chalicelib.serving.model import load_version
 
 EVALUATOR = "evaluator"
@@ -86,7 +87,8 @@ def _judge_version(
 
 
 def _awaits_judgement(doc: dict[str, Any]) -> bool:
-    """A new candidate, or one the evaluator approved but did not promote (it crashed in between)."""
+    """A new candidate, or one the evaluator approved but did not promote (a record from before
+    approvals were promotions, when it could crash in between)."""
     transitions = doc.get("transitions") or []
     resumable = bool(transitions) and transitions[-1].get("by") == EVALUATOR
     return doc.get("status") == CANDIDATE or (doc.get("status") == APPROVED and resumable)
@@ -117,25 +119,36 @@ def _decide(
     if earlier is not None:
         return _reject_as_decided(ports, candidate, ids, policy, status, earlier)
     scored = score_candidate(candidate)
+    model, version = ids["model"], ids["version"]
     for _ in range(ATTEMPTS):
         champion = ports.registry.champion(candidate.dataset)
         record, verdict = _judge(ports, candidate, scored, policy, champion)
-        if verdict.decision == REJECT:
-            _set(ports, ids, REJECTED, status, verdict.reason, record)
-            return {**ids, "action": "rejected", "reason": verdict.reason, "gates": record}
-        if verdict.decision == PENDING_APPROVAL:
-            _set(ports, ids, AWAITING_APPROVAL, status, verdict.reason, record)
-            return {**ids, "action": "pending_approval", "reason": verdict.reason, "gates": record}
-        assert verdict.decision == PROMOTE
-        status = _approve(ports, ids, status, verdict.reason, record)
         try:
-            entry = ports.registry.promote(
-                candidate.dataset, ids["version"], EVALUATOR, verdict.reason, expected_champion=champion
+            if verdict.decision == REJECT:
+                _set(ports, ids, REJECTED, status, verdict.reason, record)
+                return {**ids, "action": "rejected", "reason": verdict.reason, "gates": record}
+            if verdict.decision == PENDING_APPROVAL:
+                ports.registry.await_approval(
+                    model, version, EVALUATOR, verdict.reason, record, status, expected_champion=champion
+                )
+                return {**ids, "action": "pending_approval", "reason": verdict.reason, "gates": record}
+            assert verdict.decision == PROMOTE
+            entry = ports.registry.approve(
+                model, version, EVALUATOR, verdict.reason, champion, expected_status=status, gates=record
             )
         except PromotionConflict as exc:
             logger.info("champion changed during evaluation; judging again", extra={**ids, "error": str(exc)})
             continue
-        return {**ids, "action": "promoted", "from_version": champion, "audit": entry["id"], "gates": record}
+        except StatusConflict:
+            raise _AlreadyJudged() from None
+        return {
+            **ids,
+            "action": "promoted",
+            "from_version": champion,
+            "audit": entry["id"],
+            "superseded": entry.get("superseded", []),
+            "gates": record,
+        }
     raise RegistryError(
         f"{candidate.dataset} v{ids['version']}: the champion kept changing during evaluation; retrying later"
     )
@@ -161,17 +174,6 @@ def _reject_as_decided(
     }
     _set(ports, ids, REJECTED, status, verdict.reason, record)
     return {**ids, "action": "rejected", "reason": verdict.reason, "gates": record}
-
-
-def _approve(
-    ports: EvaluatorPorts, ids: dict[str, Any], status: str, reason: str, record: dict[str, Any]
-) -> str:
-    """Record the gates' approval (a version approved before keeps its status, with the new figures)."""
-    if status == CANDIDATE:
-        _set(ports, ids, APPROVED, CANDIDATE, reason, record)
-    else:
-        ports.registry.update_gates(ids["model"], ids["version"], record, expected=APPROVED)
-    return APPROVED
 
 
 def _set(

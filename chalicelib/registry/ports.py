@@ -31,11 +31,15 @@ class Registry(Protocol):
     * ``register_version``: one version per candidate (keyed by ``states.candidate_id``), even when
       the same candidate is registered concurrently; numbers rise by one per model and are never
       reused (a lost race may skip one).
-    * ``set_status`` and ``update_gates``: conditional on the status read; a concurrent change makes
-      them raise ``StatusConflict``, never stack.
-    * ``promote`` and ``rollback``: all or nothing (pointer, both versions' statuses, audit entry),
-      conditional on the champion the caller expected: of concurrent promotions exactly one wins, the
-      others raise ``PromotionConflict`` naming the champion they found.
+    * ``set_status``, ``await_approval`` and ``update_gates``: conditional on the status read (and
+      ``await_approval`` on the champion); a concurrent change makes them raise ``StatusConflict``
+      (``PromotionConflict`` when the champion moved), never stack.
+    * ``approve``, ``promote`` and ``rollback``: all or nothing (pointer, the new champion's status
+      with its approval, the old champion retired, the versions waiting for approval superseded, the
+      audit entry), conditional on the champion the caller expected and on every status read: of
+      concurrent conflicting changes exactly one wins, the others raise a ``states.Conflict``
+      (``PromotionConflict`` naming the champion they found, ``StatusConflict``) and change nothing.
+    * an unknown version raises ``states.NotFound`` (``not_registered``) where a change needs one.
     * reads are consistent (what a call wrote, the next read returns); ``versions`` oldest first,
       ``models`` by name, ``audit`` by ``seq``; an unknown version is None.
     """
@@ -57,14 +61,44 @@ class Registry(Protocol):
         """Move a version to ``status`` (recording the transition and ``gates``); the new record."""
         ...
 
+    def await_approval(
+        self,
+        model: str,
+        version: int,
+        by: str,
+        reason: str,
+        gates: dict[str, Any],
+        expected: str,
+        expected_champion: int | None,
+    ) -> dict[str, Any]:
+        """Move a version from ``expected`` to ``pending_approval`` with ``gates``, if the champion is
+        still ``expected_champion`` (the one the gates compared with): a version never waits for an
+        approval that is stale from the start. The new record."""
+        ...
+
     def update_gates(self, model: str, version: int, gates: dict[str, Any], expected: str) -> None:
         """Replace a version's gate figures if it is still ``expected``."""
+        ...
+
+    def approve(
+        self,
+        model: str,
+        version: int,
+        by: str,
+        reason: str,
+        expected_champion: int | None,
+        expected_status: str,
+        gates: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Approve ``version`` (now ``expected_status``, one of ``states.APPROVABLE``) and make it the
+        champion in place of ``expected_champion``, in one change; the audit entry."""
         ...
 
     def promote(
         self, model: str, version: int, by: str, reason: str, expected_champion: int | None
     ) -> dict[str, Any]:
-        """Make ``version`` the champion in place of ``expected_champion``; the audit entry."""
+        """Make ``version`` (approved or retired) the champion in place of ``expected_champion``; the
+        audit entry."""
         ...
 
     def rollback(self, model: str, by: str, reason: str) -> dict[str, Any]:

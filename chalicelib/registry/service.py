@@ -2,64 +2,69 @@
 
 Every change names its caller (from the authorizer: ``"alice (approver)"``), which the registry
 writes into the version's transitions and the audit ledger. Errors are typed so the API can answer
-404 (``NotFound``), 409 (``Conflict``: stale or repeated approvals, nothing to roll back, a
-concurrent change) or 400 (``ValueError``).
+404 (``NotFound``: no such model or version), 409 (``Conflict``: a state the change cannot start
+from: stale, repeated or superseded approvals, nothing to roll back, a concurrent change that won) or
+400 (``ValueError``: the request itself). A 409 changed nothing.
 
 Approval rules:
 
-* only a version ``pending_approval`` (or ``approved`` but not yet promoted, after a race) can be
-  approved; approving a champion, a rejected or a retired version is refused as a repeat;
+* only a version ``pending_approval`` (or ``approved`` but never promoted, a record from before
+  approvals were promotions) can be approved; approving a champion, a rejected, a retired or a
+  superseded version is refused;
 * the approval stands on the gates' comparison with the champion of that time
-  (``gates.evaluated_against``): if the champion changed since, the approval is **stale** and refused;
-  the caller may also state the champion they saw (``expected_champion``), which must still hold;
-* the promotion is conditional on that champion (one transaction with the audit entry), so two
-  people approving different versions at once cannot both win.
+  (``gates.evaluated_against``): if the champion changed since, the approval is **stale** and refused
+  (every champion change supersedes the versions waiting, so this is a race the caller lost); the
+  caller may also state the champion they saw (``expected_champion``), which must still hold;
+* the approval and the promotion are one change (``Registry.approve``), conditional on that champion
+  and on the version's status: of concurrent approvals, rejections and rollbacks exactly one wins,
+  and a losing approval leaves no trace.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import errors, notify
-from chalicelib.errors import RegistryError
+from chalicelib import notify
 from chalicelib.notify import Notifier
 from chalicelib.registry.ports import Registry
 from chalicelib.registry.states import (
+    ALLOWED,
     APPROVED,
     CHAMPION,
     PENDING_APPROVAL,
     REJECTED,
-    NothingToRollBack,
-    PromotionConflict,
-    StatusConflict,
+    SUPERSEDED,
+    Conflict,
+    NotFound,
     label,
 )
 
 SUMMARY_KEYS = ("version", "status", "family", "primary_metric", "primary_value", "run_id", "created_at")
-MAX_REASON = 500
-
-
-class NotFound(RegistryError, errors.NotFound):
-    """No such model, or no such version of it."""
-
-
-class Conflict(RegistryError, errors.Conflict):
-    """A change that the registry's current state does not allow (stale approval, wrong status...)."""
+MAX_REASON = 2000
 
 
 def reason_from(body: Any) -> str:
-    """The required ``reason`` of a change, trimmed; ValueError naming the field otherwise."""
+    """The required ``reason`` of a change, trimmed; ValueError naming the field otherwise (a reason
+    is never cut: one too long is refused)."""
     reason = body.get("reason") if isinstance(body, dict) else None
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError("reason: give a non-empty string saying why (it goes into the audit trail)")
-    return reason.strip()[:MAX_REASON]
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise ValueError(f"reason: at most {MAX_REASON:,} characters, got {len(reason):,}; say it shorter")
+    return reason
 
 
 def _summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """A version's line: its figures, the gates' decision and reason, and the last status change
+    (who moved it to its status and why: a person's rejection, a supersession)."""
     out = {k: doc.get(k) for k in SUMMARY_KEYS}
     gates = doc.get("gates") or {}
     out["decision"] = gates.get("decision")
     out["reason"] = gates.get("reason")
+    last = (doc.get("transitions") or [{}])[-1]
+    out["status_by"] = last.get("by")
+    out["status_reason"] = last.get("reason")
     return out
 
 
@@ -96,6 +101,8 @@ def show_model(reg: Registry, model: str) -> dict[str, Any]:
 def show_version(reg: Registry, model: str, version: int) -> dict[str, Any]:
     doc = reg.version(model, version)
     if doc is None:
+        if not reg.versions(model):
+            raise NotFound(f"no model named {model!r}")
         raise NotFound(f"{model} has no version {version}")
     return doc
 
@@ -117,6 +124,9 @@ def approve(
 ) -> dict[str, Any]:
     doc = show_version(reg, model, version)
     status = doc["status"]
+    if status == SUPERSEDED:
+        why = (doc.get("transitions") or [{}])[-1].get("reason") or "a newer champion was chosen"
+        raise Conflict(f"{model} v{version} cannot be approved: it was superseded: {why}")
     if status not in (PENDING_APPROVAL, APPROVED):
         raise Conflict(
             f"{model} v{version} is {status}: only a version pending approval can be approved"
@@ -126,20 +136,16 @@ def approve(
     gates = doc.get("gates") or {}
     if "evaluated_against" in gates and gates["evaluated_against"] != champion:
         raise Conflict(
-            f"stale approval: the gates compared v{version} with v{gates['evaluated_against']}, but the "
-            f"champion is now {label(champion)}; reject it or train a new candidate to compare afresh"
+            f"stale approval: the gates compared v{version} with the champion of that time, "
+            f"{label(gates['evaluated_against'])}, but the champion is now {label(champion)}; "
+            "reject it or train a new candidate to compare afresh"
         )
     if expected_champion is not None and expected_champion != champion:
         raise Conflict(
             f"stale approval: you expected the champion to be {label(expected_champion)}, "
             f"it is {label(champion)}"
         )
-    try:
-        if status == PENDING_APPROVAL:
-            reg.set_status(model, version, APPROVED, caller, reason, expected=PENDING_APPROVAL)
-        entry = reg.promote(model, version, caller, reason, expected_champion=champion)
-    except (StatusConflict, PromotionConflict) as exc:
-        raise Conflict(str(exc)) from None
+    entry = reg.approve(model, version, caller, reason, expected_champion=champion, expected_status=status)
     notifier.publish(
         notify.MODEL_PROMOTED,
         {"model": model, "from_version": champion, "to_version": version, "by": caller, "reason": reason},
@@ -155,10 +161,10 @@ def reject(
         raise Conflict(f"{model} v{version} is the champion: roll back first, then reject it")
     if doc["status"] == REJECTED:
         raise Conflict(f"{model} v{version} is rejected already")
-    try:
-        updated = reg.set_status(model, version, REJECTED, caller, reason)
-    except StatusConflict as exc:
-        raise Conflict(str(exc)) from None
+    if doc["status"] not in ALLOWED[REJECTED]:
+        raise Conflict(f"{model} v{version} is {doc['status']}: it cannot be rejected")
+    # Conditional on the status just read: a concurrent change that wins makes this a StatusConflict.
+    updated = reg.set_status(model, version, REJECTED, caller, reason, expected=doc["status"])
     notifier.publish(
         notify.VERSION_REJECTED, {"model": model, "version": version, "by": caller, "reason": reason}
     )
@@ -170,21 +176,13 @@ def set_challenger(
 ) -> dict[str, Any]:
     if not reg.versions(model):
         raise NotFound(f"no model named {model!r}")
-    try:
-        return reg.set_challenger(model, version, caller, reason)
-    except StatusConflict as exc:
-        raise Conflict(str(exc)) from None
-    except RegistryError as exc:
-        raise NotFound(str(exc)) from None
+    return reg.set_challenger(model, version, caller, reason)
 
 
 def rollback(reg: Registry, notifier: Notifier, model: str, caller: str, reason: str) -> dict[str, Any]:
     if not reg.versions(model):
         raise NotFound(f"no model named {model!r}")
-    try:
-        entry = reg.rollback(model, caller, reason)
-    except (NothingToRollBack, PromotionConflict, RegistryError) as exc:
-        raise Conflict(str(exc)) from None
+    entry = reg.rollback(model, caller, reason)
     notifier.publish(
         notify.MODEL_ROLLED_BACK,
         {

@@ -1,15 +1,22 @@
 """The registry's rules, apart from any store: statuses and their moves, what a new version record
 holds, what may be promoted, and which champion a rollback goes back to.
 
-Statuses: ``candidate`` (registered) -> ``pending_approval`` / ``approved`` / ``rejected`` (by a status
-change: the gates' verdict or a person) -> ``champion`` -> ``retired`` (only by a promotion). A status
-change allows exactly the moves in ``ALLOWED``; it never makes or unmakes a champion.
+Statuses: ``candidate`` (registered) -> ``pending_approval`` / ``rejected`` (by a status change: the
+gates' verdict or a person) -> ``champion`` -> ``retired``, and ``superseded`` (only by a champion
+change). A status change allows exactly the moves in ``ALLOWED``; it never makes or unmakes a champion.
 
-Promotable statuses (``PROMOTABLE``): ``approved`` and ``retired``. A ``candidate`` or
-``pending_approval`` version must be approved first (by the evaluator when the gates say
-``promote``, by a person otherwise), so every champion has an approval in its transitions; a
-``retired`` version is a former champion (only a promotion retires), which is what a rollback brings
-back. ``rejected`` is final.
+An **approval** is a promotion: the version moves from ``candidate`` (the evaluator, when the gates
+say ``promote``) or ``pending_approval`` (a person) through ``approved`` to ``champion`` in one
+all-or-nothing change (``Promotion.approving``), so every champion has an approval in its
+transitions, and an approval that loses a race leaves nothing behind. ``approved`` remains a status
+of records written before that (an approval, then a separate promotion); such a version is still
+approvable and promotable. Promotable without an approval (``PROMOTABLE``): ``approved`` and
+``retired`` (a former champion, which is what a rollback brings back).
+
+Every champion change (a promotion, an approval, a rollback) **supersedes** the versions waiting for
+approval (``pending_approval``, or ``approved`` and never promoted): they were judged against a
+champion that is no longer the champion, so their approval would be stale. ``superseded`` can only
+be rejected; ``rejected`` is final.
 
 Rollback: the audit ledger is an undo stack. Reading it oldest first, a ``promote`` entry is pushed
 and a ``rollback`` entry pops the promotion it undid; the top of the stack is the promotion that made
@@ -29,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib import errors
 from chalicelib.errors import RegistryError
 
 CANDIDATE = "candidate"
@@ -37,16 +45,22 @@ APPROVED = "approved"
 CHAMPION = "champion"
 RETIRED = "retired"
 REJECTED = "rejected"
-STATUSES = (CANDIDATE, PENDING_APPROVAL, APPROVED, CHAMPION, RETIRED, REJECTED)
-# Status changes: target -> the statuses it may come from. champion and retired only by a promotion.
+SUPERSEDED = "superseded"
+STATUSES = (CANDIDATE, PENDING_APPROVAL, APPROVED, CHAMPION, RETIRED, REJECTED, SUPERSEDED)
+# Status changes: target -> the statuses it may come from. champion, retired and superseded only by a
+# champion change.
 ALLOWED: dict[str, tuple[str, ...]] = {
-    # approved -> pending_approval: the evaluator re-judged an approved version against a champion
-    # that changed before the promotion committed, and now a person must decide.
+    # approved -> pending_approval: the evaluator re-judged an approved version (a record from before
+    # approvals were promotions) against a champion that had changed, and now a person must decide.
     PENDING_APPROVAL: (CANDIDATE, APPROVED),
     APPROVED: (CANDIDATE, PENDING_APPROVAL),
-    REJECTED: (CANDIDATE, PENDING_APPROVAL, APPROVED, RETIRED),
+    REJECTED: (CANDIDATE, PENDING_APPROVAL, APPROVED, RETIRED, SUPERSEDED),
 }
 PROMOTABLE = (APPROVED, RETIRED)
+# What an approval (approve and promote at once) may start from.
+APPROVABLE = (CANDIDATE, PENDING_APPROVAL, APPROVED)
+# What a champion change supersedes: versions judged against the champion it replaces.
+SUPERSEDABLE = (PENDING_APPROVAL, APPROVED)
 PROMOTE = "promote"
 ROLLBACK = "rollback"
 REGISTERED_BY = "registry"
@@ -57,7 +71,15 @@ RESERVED = frozenset(
 )
 
 
-class PromotionConflict(RegistryError):
+class Conflict(RegistryError, errors.Conflict):
+    """A change the registry's current state does not allow (a 409): nothing was changed."""
+
+
+class NotFound(RegistryError, errors.NotFound):
+    """No such model, or no such version of it (a 404)."""
+
+
+class PromotionConflict(Conflict):
     """The champion is not the one the caller expected: someone else promoted first."""
 
     def __init__(self, model: str, expected: int | None, current: int | None, version: int) -> None:
@@ -68,20 +90,21 @@ class PromotionConflict(RegistryError):
         )
 
 
-class StatusConflict(RegistryError):
+class StatusConflict(Conflict):
     """A conditional status change found another status than the one it required."""
 
 
-class NothingToRollBack(RegistryError):
+class NothingToRollBack(Conflict):
     """The current champion was the model's first: there is no earlier champion to go back to."""
 
 
 def label(version: int | None) -> str:
+    """A champion for a message: ``v3``, or ``none`` (never a Python ``None``)."""
     return "none" if version is None else f"v{version}"
 
 
-def not_registered(model: str, version: int) -> RegistryError:
-    return RegistryError(f"{model} v{version} is not registered")
+def not_registered(model: str, version: int) -> NotFound:
+    return NotFound(f"{model} v{version} is not registered")
 
 
 # --- names and values --------------------------------------------------------------------------------
@@ -95,14 +118,15 @@ def check_model(model: str) -> str:
 
 def check_version(version: int) -> int:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"version: a positive integer is required, got {version!r}")
+        got = "nothing" if version is None else repr(version)
+        raise ValueError(f"version: a positive integer is required, got {got}")
     return version
 
 
 def check_finite(value: Any, path: str) -> None:
     """NaN or infinity cannot be stored (DynamoDB has no NaN): refuse them instead of losing them."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path}: {value!r} cannot be stored; use None for an undefined number")
+        raise ValueError(f"{path}: {value!r} cannot be stored; record an undefined number as null")
     if isinstance(value, dict):
         for k, v in value.items():
             check_finite(v, f"{path}.{k}")
@@ -167,10 +191,28 @@ def check_source(model: str, version: int, status: str, found: str, allowed: tup
 
 def check_promotable(model: str, version: int, status: str) -> None:
     if status not in PROMOTABLE:
-        raise RegistryError(
+        raise StatusConflict(
             f"cannot promote {model} v{version}: it is {status}; "
             f"only {' or '.join(PROMOTABLE)} versions can be promoted"
         )
+
+
+def superseded_reason(promotion: Promotion) -> str:
+    """Why a champion change supersedes the versions waiting for approval (names the new champion)."""
+    how = "approved" if promotion.approving else {PROMOTE: "promoted"}.get(promotion.action, promotion.action)
+    return (
+        f"v{promotion.version} became the champion ({how} by {promotion.by}) after this "
+        f"version was judged; a new candidate is judged against v{promotion.version}"
+    )
+
+
+def to_supersede(versions: Iterable[Mapping[str, Any]], promotion: Promotion) -> list[tuple[int, str]]:
+    """The versions (and their statuses) that ``promotion`` supersedes, oldest first."""
+    return sorted(
+        (int(doc["version"]), str(doc["status"]))
+        for doc in versions
+        if doc["status"] in SUPERSEDABLE and int(doc["version"]) != promotion.version
+    )
 
 
 # --- promotion and rollback ------------------------------------------------------------------------
@@ -189,7 +231,11 @@ class Promotion:
     """One champion change to make: ``version`` replaces ``expected`` (None: the first champion).
 
     ``expected_seq`` (a rollback) also requires the pointer's count, so that a promotion and its
-    undo in between (A -> B -> A) is a change the rollback notices."""
+    undo in between (A -> B -> A) is a change the rollback notices.
+
+    ``approving`` (an approval) is the status the version must be in (one of ``APPROVABLE``): the
+    approval is recorded with the promotion, all or nothing, and ``gates`` (when given) replace the
+    version's gate record in the same change."""
 
     model: str
     version: int
@@ -199,6 +245,8 @@ class Promotion:
     action: str = PROMOTE
     undoes: int | None = None
     expected_seq: int | None = None
+    approving: str | None = None
+    gates: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_model(self.model)
@@ -206,7 +254,24 @@ class Promotion:
         if self.expected is not None:
             check_version(self.expected)
         if self.version == self.expected:
-            raise RegistryError(f"{self.model} v{self.version} is already the expected champion")
+            raise StatusConflict(f"{self.model} v{self.version} is already the champion")
+        if self.approving is not None and self.approving not in APPROVABLE:
+            raise ValueError(f"an approval starts from {' or '.join(APPROVABLE)}, not from {self.approving}")
+        if self.gates is not None:
+            check_finite(dict(self.gates), "gates")
+
+    def moves(self, status: str, at: str) -> list[dict[str, Any]]:
+        """The transitions this promotion appends to the version, now ``status``; ``StatusConflict``
+        if it cannot start from there (an approval: only from the status it expects)."""
+        if self.approving is None:
+            check_promotable(self.model, self.version, status)
+            return [transition(status, CHAMPION, at, self.by, self.reason)]
+        if status != self.approving:
+            raise StatusConflict(
+                f"cannot approve {self.model} v{self.version}: it is {status}, expected {self.approving}"
+            )
+        approval = [] if status == APPROVED else [transition(status, APPROVED, at, self.by, self.reason)]
+        return [*approval, transition(APPROVED, CHAMPION, at, self.by, self.reason)]
 
     def check_pointer(self, pointer: Champion | None) -> None:
         """PromotionConflict unless the champion is still the one this promotion replaces."""
@@ -215,7 +280,7 @@ class Promotion:
         if current != self.expected or (self.expected_seq is not None and seq != self.expected_seq):
             raise PromotionConflict(self.model, self.expected, current, self.version)
 
-    def entry(self, seq: int, at: str) -> dict[str, Any]:
+    def entry(self, seq: int, at: str, superseded: Iterable[int] = ()) -> dict[str, Any]:
         """The audit entry this promotion writes as the pointer's ``seq``-th change."""
         return {
             "who": self.by,
@@ -226,6 +291,8 @@ class Promotion:
             "at": at,
             "seq": seq,
             "undoes": self.undoes,
+            "approved": self.approving is not None,
+            "superseded": list(superseded),
         }
 
 
@@ -240,13 +307,13 @@ def rollback_of(
     """The promotion that undoes the one that made the current champion (see the module docstring).
 
     ``ledger`` is the model's audit entries, oldest first. Raises ``NothingToRollBack`` when there is
-    no champion or it was the first, ``RegistryError`` when the ledger does not lead to the pointer
-    (a promotion committing while it was read: the caller may try again)."""
+    no champion or it was the first, ``Conflict`` when the ledger does not lead to the pointer (a
+    promotion committing while it was read: the caller may try again)."""
     if pointer is None:
         raise NothingToRollBack(f"{model} has no champion to roll back")
     entries = [e for e in ledger if int(e["seq"]) <= pointer.seq]
     if [int(e["seq"]) for e in entries] != list(range(1, pointer.seq + 1)):
-        raise RegistryError(f"{model}'s audit ledger is behind its champion pointer; try again")
+        raise Conflict(f"{model}'s audit ledger is behind its champion pointer; try again")
     stack: list[Mapping[str, Any]] = []
     for entry in entries:
         if entry["action"] != ROLLBACK:
@@ -256,7 +323,7 @@ def rollback_of(
         else:
             raise RegistryError(f"{model}'s audit ledger is inconsistent at seq {entry['seq']}")
     if not stack or int(stack[-1]["to_version"]) != pointer.version:
-        raise RegistryError(f"{model}'s audit ledger does not end with its champion v{pointer.version}")
+        raise Conflict(f"{model}'s audit ledger does not end with its champion v{pointer.version}; try again")
     top = stack[-1]
     if top.get("from_version") is None:
         raise NothingToRollBack(f"{model} v{pointer.version} was the first champion: nothing to roll back to")

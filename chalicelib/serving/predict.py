@@ -9,6 +9,9 @@ Warm and cold paths (one API Lambda container serves many requests):
 * **Champion pointer**: read from the registry and cached for ``CHAMPION_TTL_S`` seconds (default 10,
   ``MLOPS_CHAMPION_TTL_SECONDS`` overrides). A promotion or a rollback is therefore served by every
   warm container within that TTL; a pinned version (``/versions/{v}/predict``) never moves.
+* **Servable statuses**: each served version's status is cached for the same TTL, on every route, so
+  a version rejected (or in any other status of ``model.NOT_SERVABLE``) while its session is warm
+  stops answering (409) within that TTL too.
 * **Shadow scoring**: when a model has a challenger (``PUT /models/{name}/challenger``), it scores
   the same records after the champion; its predictions are logged beside the champion's (never the
   inputs), never returned, and a challenger failure never fails the request.
@@ -35,15 +38,13 @@ from typing import Any
 import numpy as np
 
 from chalicelib.errors import Conflict, NotFound, ServingError
-from chalicelib.serving.model import OnnxModel, Scores, load_registered
+from chalicelib.serving.model import OnnxModel, Scores, load_registered, not_servable
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.serving.requests import MAX_RECORDS
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_SESSIONS = 8
 CHAMPION_TTL_S = 10.0
-# Statuses whose versions are served when pinned: everything registered and verified, except rejected.
-NOT_SERVED = ("rejected",)
 
 
 class ModelNotFound(ServingError, NotFound):
@@ -51,7 +52,11 @@ class ModelNotFound(ServingError, NotFound):
 
 
 class NotServable(ServingError, Conflict):
-    """The version exists but is not served (rejected): a 409."""
+    """The version exists but is not served (rejected, or another status of ``NOT_SERVABLE``): a 409."""
+
+
+def refusal(model: str, version: int, status: str) -> NotServable:
+    return NotServable(f"{model} v{version} is {status}: a {status} version does not answer predictions")
 
 
 def champion_ttl() -> float:
@@ -81,6 +86,7 @@ class Predictor:
         # serves more than the champion, a pinned version or two and a challenger).
         self._sessions: OrderedDict[tuple[str, int], OnnxModel] = OrderedDict()
         self._pointers: dict[tuple[str, str], tuple[int | None, float]] = {}
+        self._statuses: dict[tuple[str, int], tuple[str | None, float]] = {}
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
         self.loads = 0  # sessions created in this container (tests and the cold-start benchmark read it)
@@ -108,6 +114,18 @@ class Predictor:
 
     def challenger(self, model: str) -> int | None:
         return self._pointer(model, "challenger", lambda: self.registry.challenger(model))
+
+    def check_servable(self, model: str, version: int) -> None:
+        """``NotServable`` if the version's status (read at most once per TTL) is not servable."""
+        now = self.clock()
+        cached = self._statuses.get((model, version))
+        if cached is None or now - cached[1] >= self.ttl_s:
+            doc = self.registry.version(model, version)
+            cached = (doc.get("status") if doc else None, now)
+            with self._lock:
+                self._statuses[(model, version)] = cached
+        if not_servable(cached[0]):
+            raise refusal(model, version, str(cached[0]))
 
     # --- sessions ---------------------------------------------------------------------------------
 
@@ -138,8 +156,11 @@ class Predictor:
             if not self.registry.versions(model):
                 raise ModelNotFound(f"no model named {model!r}")
             raise ModelNotFound(f"{model} has no version {version}")
-        if doc.get("status") in NOT_SERVED:
-            raise NotServable(f"{model} v{version} was rejected; it is not served")
+        status = doc.get("status")
+        with self._lock:
+            self._statuses[(model, version)] = (status, self.clock())
+        if not_servable(status):
+            raise refusal(model, version, str(status))
         return load_registered(self.artifacts, doc, f"{model} v{version}")
 
     # --- predictions ------------------------------------------------------------------------------
@@ -148,6 +169,7 @@ class Predictor:
         """Score the records; raises ``InvalidInput`` (400), ``ModelNotFound`` (404), ``NotServable``."""
         served = version if version is not None else self.champion(model)
         session = self.session(model, served)
+        self.check_servable(model, served)  # a warm session of a version rejected since: refused
         scores = session.run_finite(session.schema.encode_records(records))
         response = {"model": model, "version": served, "predictions": format_scores(session, scores)}
         if version is None:
@@ -163,6 +185,7 @@ class Predictor:
             challenger = self.challenger(model)
             if challenger is None or challenger == champion:
                 return
+            self.check_servable(model, challenger)  # a rejected challenger is not scored (nor loaded)
             other = self.session(model, challenger)
             shadow = other.run(other.schema.encode_records(records))
         except Exception as exc:  # the challenger never fails the champion's answer

@@ -536,6 +536,13 @@ def _registry_story(
     )
 
     demo.step("Manual approval: the policy now asks a person (mode manual)")
+    earlier = retrain(
+        "logistic regression (C=0.5), promotion.mode manual, min_delta 0",
+        {"family": "logistic_regression", "params": {"C": 0.5, "max_iter": 1000}},
+        "a first try, reviewed by a person",
+        mode="manual",
+        min_delta=0.0,
+    )
     pending = retrain(
         "logistic regression (C=1), promotion.mode manual, min_delta 0",
         {"family": "logistic_regression", "params": {"C": 1.0, "max_iter": 1000}},
@@ -570,6 +577,21 @@ def _registry_story(
         _predict_champion(demo, api, registry, "the approved champion answers")
         status, body = http("POST", path, why, token["approver"])
         demo.check(status == 409, f"approving it again -> {status}: {body.get('Message')}")
+        if earlier and earlier["status"] == "pending_approval":
+            # The champion changed after the earlier candidate was judged: it was superseded, with the
+            # reason, instead of waiting for ever for an approval that would be stale.
+            now = registry.version(DATASET, earlier["version"]) or {}
+            status, body = http(
+                "POST",
+                f"{api}/models/{DATASET}/versions/{earlier['version']}/approve",
+                why,
+                token["approver"],
+            )
+            demo.check(
+                now.get("status") == "superseded" and status == 409,
+                f"v{earlier['version']}, which also waited, is {now.get('status')}; approving it -> {status}: "
+                f"{body.get('Message')}",
+            )
 
     demo.step("Rollback: one call brings back the previous champion (from the audit ledger)")
     undone = (registry.audit(DATASET) or [{}])[-1]  # the promotion a rollback undoes

@@ -177,11 +177,16 @@ class LocalCloud:
         sys.stdout = _ThreadRoutedStream(sys.stdout, self._log_stream)
 
     def _start_api(self) -> None:
-        from chalice.local import ChaliceRequestHandler, LocalDevServer
+        from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer
 
         from mlops.localapi import install_gateway_auth_semantics
 
         install_gateway_auth_semantics()  # an authorizer's "Unauthorized" is a 401, as in API Gateway
+        if not isinstance(self.app, LocalChalice):
+            # The server runs requests on threads, and Chalice keeps the request on the app object: one
+            # request's body and caller would be read by another (an approval recorded under someone
+            # else's name). `chalice local` swaps in LocalChalice, whose request is per thread; so here.
+            self.app.__class__ = type("ThreadLocalChalice", (LocalChalice, self.app.__class__), {})
         assert self.api_port is not None
         quiet = self.function_log is not None
 
@@ -219,35 +224,37 @@ class LocalCloud:
 
 
 _WRITES = ("update_item", "put_item", "delete_item", "transact_write_items", "batch_write_item")
-_READS = ("get_item", "query", "scan", "batch_get_item", "transact_get_items")
 
 
 def serialise_dynamodb(setattr: Callable[[Any, str, Any], None] = setattr) -> None:
-    """Give moto's DynamoDB the atomicity of the real service.
+    """Give moto's DynamoDB the atomicity and isolation of the real service.
 
-    DynamoDB applies each write (an ``ADD`` counter, a conditional put, a transaction) atomically.
-    moto's threaded server runs concurrent requests at once, and its read-modify-write of an item
-    can lose an update: two workers adding 1 to a counter at the same moment may add 1 in all
-    (batch jobs count their shards this way). One re-entrant lock around moto's write operations
-    restores what the service guarantees. Reads take the lock too: moto writes an item in place in
-    steps (an update of a new item stores the bare key first) and a transaction item by item, where
-    DynamoDB never shows a reader a half-written item or a half-applied transaction (a reader once
-    found a champion pointer without its version). Idempotent; this process's moto only. ``setattr`` lets a
+    DynamoDB applies each write (an ``ADD`` counter, a conditional put, a transaction) atomically and
+    never shows a read a half-written item or what a transaction has not committed. moto's threaded
+    server runs concurrent requests at once: its read-modify-write of an item can lose an update (two
+    workers adding 1 to a counter at the same moment may add 1 in all; batch jobs count their shards
+    this way); it writes an item in place in steps (an update of a new item stores the bare key
+    first: a reader once found a champion pointer without its version); and a transaction that fails
+    is applied item by item, then undone from a copy of the tables. Serialising every DynamoDB request
+    (``DynamoHandler.call_action``, the answer's serialisation included) and every backend write
+    restores what the service guarantees. Idempotent; this process's moto only. ``setattr`` lets a
     test install it undoably (pytest's ``monkeypatch.setattr``)."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     if getattr(DynamoDBBackend.update_item, "_mlops_serialised", False):
         return
     lock = threading.RLock()
-    for name in _WRITES + _READS:
-        original = getattr(DynamoDBBackend, name)
+    targets = [(DynamoHandler, "call_action"), *((DynamoDBBackend, name) for name in _WRITES)]
+    for owner, name in targets:
+        original = getattr(owner, name)
 
         def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
             with lock:
                 return _original(self, *args, **kwargs)
 
         locked._mlops_serialised = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, locked)
+        setattr(owner, name, locked)
 
 
 class _ThreadRoutedStream(io.TextIOBase):

@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
             return _dump(doc)
         print(f"{'model':<24} {'champion':>8} {'versions':>8}  pending approval")
         for m in doc["models"]:
-            champion = f"v{m['champion']}" if m["champion"] else "-"
+            champion = _label(m["champion"]) if m["champion"] else "-"
             pending = ", ".join(f"v{v}" for v in m["pending_approval"]) or "-"
             print(f"{m['model']:<24} {champion:>8} {m['versions']:>8}  {pending}")
         return 0
@@ -147,31 +147,55 @@ def _run(args: argparse.Namespace) -> int:
     raise SystemExit(f"unknown models action {action}")
 
 
+WIDTH = 100  # a terminal line; reasons wrap at word boundaries under their version, never cut
+
+
+def _wrapped(text: str, indent: int, out: Any) -> None:
+    """``text`` in full, wrapped at word boundaries, each line indented (a longer word stays whole)."""
+    import textwrap
+
+    lines = textwrap.wrap(text, width=WIDTH - indent, break_long_words=False, break_on_hyphens=False)
+    for line in lines:
+        print(" " * indent + line, file=out)
+
+
+def _label(version: Any) -> str:
+    return "none" if version is None else f"v{version}"
+
+
 def print_versions(doc: dict[str, Any], out: Any = None) -> None:
+    """The champion, then per version its line and, below it, the gates' reason and (when a person or
+    a champion change moved it since) who moved it to its status and why: every reason in full."""
     out = out or sys.stdout
-    champion = doc.get("champion")
-    print(f"{doc['model']}: champion {'v' + str(champion) if champion else 'none'}", file=out)
-    print(f"  {'ver':>4}  {'status':<17} {'family':<24} {'metric':<9} {'value':>7}  reason", file=out)
+    print(f"{doc['model']}: champion {_label(doc.get('champion'))}", file=out)
+    print(f"  {'ver':>4}  {'status':<17} {'family':<24} {'metric':<9} {'value':>7}  decision", file=out)
     for v in doc["versions"]:
         value = v.get("primary_value")
         shown = f"{value:.4f}" if isinstance(value, int | float) else "-"
-        reason = (v.get("reason") or "")[:90]
         print(
             f"  {'v' + str(v['version']):>4}  {v['status']:<17} {v.get('family') or '-'!s:<24} "
-            f"{v.get('primary_metric') or '-'!s:<9} {shown:>7}  {reason}",
+            f"{v.get('primary_metric') or '-'!s:<9} {shown:>7}  {v.get('decision') or '-'}",
             file=out,
         )
+        if v.get("reason"):
+            _wrapped(f"gates: {v['reason']}", 8, out)
+        moved, by = v.get("status_reason"), v.get("status_by")
+        if moved and moved != v.get("reason") and by not in (None, "registry"):
+            _wrapped(f"{v['status']}, by {by}: {moved}", 8, out)
 
 
 def print_audit(entries: list[dict[str, Any]], out: Any = None) -> None:
+    """Every champion change: its line, then its reason in full (and what it superseded)."""
     out = out or sys.stdout
     for e in entries:
-        frm = "none" if e.get("from_version") is None else f"v{e['from_version']}"
         print(
-            f"  #{e['seq']:<3} {e['at'][:19]}  {e['action']:<8} {frm:>4} -> v{e['to_version']:<3} "
-            f"by {e['who']:<20} {e['reason'][:70]}",
+            f"  #{e['seq']:<3} {e['at'][:19]}  {e['action']:<8} {_label(e.get('from_version')):>4} -> "
+            f"v{e['to_version']:<3} by {e['who']}",
             file=out,
         )
+        _wrapped(e["reason"], 8, out)
+        if e.get("superseded"):
+            _wrapped("superseded: " + ", ".join(f"v{v}" for v in e["superseded"]), 8, out)
 
 
 # --- mlops models history --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib import errors
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.adapters.memory.registry import MemoryRegistry
 from chalicelib.errors import RegistryError
@@ -43,6 +44,19 @@ def approved(registry: Registry, model: str, n: int) -> None:
     for i in range(1, n + 1):
         version, _ = registry.register_version(model, candidate(f"run-{i}"))
         registry.set_status(model, version, "approved", by="gates", reason="every gate passed")
+
+
+def registered(registry: Registry, model: str, n: int) -> None:
+    """Register n candidates: versions 1..n, status candidate."""
+    for i in range(1, n + 1):
+        registry.register_version(model, candidate(f"run-{i}"))
+
+
+def promoted(registry: Registry, model: str, version: int, by: str, reason: str, expected: int | None) -> Any:
+    """A registered candidate approved by the gates and promoted (one change, as the evaluator does)."""
+    return registry.approve(
+        model, version, by, reason, expected_champion=expected, expected_status="candidate"
+    )
 
 
 def race(n: int, work: Callable[[int], Any]) -> dict[int, Any]:
@@ -181,7 +195,7 @@ def test_update_gates_replaces_the_figures_only_in_the_expected_status(registry)
     assert len(doc["transitions"]) == 2  # not a move
     with pytest.raises(StatusConflict, match="is approved, not candidate"):
         registry.update_gates("m", 1, {"decision": "x"}, expected="candidate")
-    with pytest.raises(StatusConflict, match="is None, not approved"):
+    with pytest.raises(errors.NotFound, match="m v5 is not registered"):
         registry.update_gates("m", 5, {"decision": "x"}, expected="approved")
     assert registry.version("m", 1)["gates"]["decision"] == "promote"
 
@@ -190,10 +204,13 @@ def test_update_gates_replaces_the_figures_only_in_the_expected_status(registry)
 
 
 def test_promotion_moves_the_pointer_retires_the_champion_and_audits(registry):
-    approved(registry, "m", 2)
+    approved(registry, "m", 1)
     first = registry.promote("m", 1, by="evaluator", reason="first model", expected_champion=None)
     assert first["from_version"] is None and first["to_version"] == 1 and first["seq"] == 1
     assert first["model"] == "m" and first["action"] == "promote" and first["undoes"] is None
+    assert first["approved"] is False and first["superseded"] == []
+    registry.register_version("m", candidate("run-2"))
+    registry.set_status("m", 2, "approved", by="gates", reason="every gate passed")
     second = registry.promote("m", 2, by="evaluator", reason="better auc", expected_champion=1)
     assert registry.champion("m") == 2
     assert registry.version("m", 2)["status"] == "champion"
@@ -216,10 +233,11 @@ def test_promotion_moves_the_pointer_retires_the_champion_and_audits(registry):
 
 
 def test_stale_or_unpromotable_promotions_are_refused_and_change_nothing(registry):
-    approved(registry, "m", 3)
+    registered(registry, "m", 3)
     registry.register_version("m", candidate("unapproved"))
-    registry.promote("m", 1, by="e", reason="first", expected_champion=None)
-    registry.promote("m", 2, by="e", reason="second", expected_champion=1)
+    promoted(registry, "m", 1, "e", "first", None)
+    promoted(registry, "m", 2, "e", "second", 1)
+    registry.set_status("m", 3, "approved", by="gates", reason="every gate passed")
     with pytest.raises(PromotionConflict, match="current champion is v2, not v1"):
         registry.promote("m", 3, by="e", reason="stale", expected_champion=1)
     with pytest.raises(PromotionConflict, match="current champion is v2, not none"):
@@ -228,16 +246,105 @@ def test_stale_or_unpromotable_promotions_are_refused_and_change_nothing(registr
         registry.promote("m", 4, by="e", reason="not approved", expected_champion=2)
     with pytest.raises(RegistryError, match="not registered"):
         registry.promote("m", 9, by="e", reason="unknown", expected_champion=2)
-    with pytest.raises(RegistryError, match="already the expected champion"):
+    with pytest.raises(RegistryError, match="already the champion"):
         registry.promote("m", 2, by="e", reason="again", expected_champion=2)
+    with pytest.raises(StatusConflict, match="cannot approve m v3: it is approved, expected candidate"):
+        registry.approve("m", 3, "e", "wrong status", expected_champion=2, expected_status="candidate")
+    with pytest.raises(errors.NotFound, match="m v9 is not registered"):
+        registry.approve("m", 9, "e", "unknown", expected_champion=2, expected_status="candidate")
     assert registry.champion("m") == 2 and registry.version("m", 3)["status"] == "approved"
     assert registry.version("m", 4)["status"] == "candidate"
     assert len(registry.audit("m")) == 2
+    assert [len(v["transitions"]) for v in registry.versions("m")] == [4, 3, 2, 1]
+
+
+def test_an_approval_promotes_records_both_moves_and_supersedes_the_versions_waiting(registry):
+    registered(registry, "m", 5)
+    promoted(registry, "m", 1, "evaluator", "first model", None)
+    registry.set_status("m", 2, "pending_approval", by="evaluator", reason="manual mode")
+    registry.set_status("m", 3, "approved", by="evaluator", reason="every gate passed")
+    registry.set_status("m", 4, "pending_approval", by="evaluator", reason="manual mode")
+    gates = {"decision": "promote", "evaluated_against": 1}
+    entry = registry.approve(
+        "m",
+        4,
+        "alice (approver)",
+        "looked",
+        expected_champion=1,
+        expected_status="pending_approval",
+        gates=gates,
+    )
+    assert (entry["action"], entry["approved"], entry["superseded"]) == ("promote", True, [2, 3])
+    assert registry.audit("m")[-1] == entry
+    doc = registry.version("m", 4)
+    assert doc["status"] == "champion" and doc["gates"] == gates
+    assert [(t["from"], t["to"], t["by"]) for t in doc["transitions"][-2:]] == [
+        ("pending_approval", "approved", "alice (approver)"),
+        ("approved", "champion", "alice (approver)"),
+    ]
+    statuses = {v["version"]: v["status"] for v in registry.versions("m")}
+    assert statuses == {1: "retired", 2: "superseded", 3: "superseded", 4: "champion", 5: "candidate"}
+    for version in (2, 3):
+        last = registry.version("m", version)["transitions"][-1]
+        assert last["by"] == "alice (approver)" and last["at"] == entry["at"]
+        assert last["reason"].startswith("v4 became the champion (approved by alice (approver))")
+    with pytest.raises(StatusConflict, match="it is superseded, expected pending_approval"):
+        registry.approve("m", 2, "bob", "too late", expected_champion=4, expected_status="pending_approval")
+    registry.set_status("m", 2, "rejected", by="bob", reason="tidy up")  # superseded can be rejected
+    back = registry.rollback("m", by="oncall", reason="v4 misbehaves")
+    assert back["superseded"] == [] and registry.champion("m") == 1
+
+
+def test_a_version_waits_for_approval_only_while_its_champion_holds(registry):
+    registered(registry, "m", 3)
+    doc = registry.await_approval(
+        "m", 1, "evaluator", "manual mode", {"evaluated_against": None}, "candidate", expected_champion=None
+    )
+    assert doc["status"] == "pending_approval" and doc["gates"] == {"evaluated_against": None}
+    promoted(registry, "m", 2, "evaluator", "first model", None)  # supersedes v1
+    with pytest.raises(PromotionConflict, match="current champion is v2, not none"):
+        registry.await_approval("m", 3, "evaluator", "x", {"evaluated_against": None}, "candidate", None)
+    assert registry.version("m", 3)["status"] == "candidate"
+    with pytest.raises(StatusConflict, match="it is superseded"):
+        registry.await_approval("m", 1, "evaluator", "x", {}, "candidate", expected_champion=2)
+    registry.await_approval("m", 3, "evaluator", "manual", {"evaluated_against": 2}, "candidate", 2)
+    assert registry.version("m", 3)["status"] == "pending_approval"
+
+
+def test_an_approval_racing_rejections_of_the_same_version_has_one_winner(registry, atomic_writes):
+    registered(registry, "m", 2)
+    promoted(registry, "m", 1, "evaluator", "first model", None)
+    registry.set_status("m", 2, "pending_approval", by="evaluator", reason="manual mode")
+
+    def work(i: int) -> Any:
+        if i % 2:
+            return registry.set_status("m", 2, "rejected", f"rejecter-{i}", "no", expected="pending_approval")
+        return registry.approve(
+            "m", 2, f"approver-{i}", "yes", expected_champion=1, expected_status="pending_approval"
+        )
+
+    outcomes = race(6, work)
+    winners = [i for i, o in outcomes.items() if isinstance(o, dict)]
+    assert len(winners) == 1, outcomes
+    assert all(
+        isinstance(o, StatusConflict | PromotionConflict) for i, o in outcomes.items() if i not in winners
+    )
+    (winner,) = winners
+    doc = registry.version("m", 2)
+    assert doc["status"] == ("rejected" if winner % 2 else "champion")
+    assert {t["by"] for t in doc["transitions"][2:]} == {
+        f"{'rejecter' if winner % 2 else 'approver'}-{winner}"
+    }
+    assert registry.champion("m") == (1 if winner % 2 else 2)
+    assert len(registry.audit("m")) == (1 if winner % 2 else 2)
 
 
 def test_concurrent_promotions_leave_one_champion_and_one_audit_entry(registry, atomic_writes):
-    approved(registry, "m", 7)
+    approved(registry, "m", 1)
     registry.promote("m", 1, by="e", reason="first", expected_champion=None)
+    for i in range(2, 8):
+        registry.register_version("m", candidate(f"run-{i}"))
+        registry.set_status("m", i, "approved", by="gates", reason="every gate passed")
     outcomes = race(
         6, lambda i: registry.promote("m", i + 2, by=f"worker-{i + 2}", reason="race", expected_champion=1)
     )
@@ -252,19 +359,21 @@ def test_concurrent_promotions_leave_one_champion_and_one_audit_entry(registry, 
     assert registry.champion("m") == winner
     assert [v for v, s in statuses.items() if s == "champion"] == [winner]
     assert statuses[1] == "retired"
-    assert all(statuses[v] == "approved" for v in range(2, 8) if v != winner)
+    others = [v for v in range(2, 8) if v != winner]
+    assert all(statuses[v] == "superseded" for v in others)  # the champion changed after they were judged
     ledger = registry.audit("m")
     assert [(e["seq"], e["from_version"], e["to_version"]) for e in ledger] == [(1, None, 1), (2, 1, winner)]
+    assert ledger[1]["superseded"] == others
 
 
 # --- rollback ------------------------------------------------------------------------------------------
 
 
 def test_rollback_twice_goes_back_two_steps(registry):
-    approved(registry, "m", 3)
-    registry.promote("m", 1, by="e", reason="first", expected_champion=None)
-    registry.promote("m", 2, by="e", reason="better", expected_champion=1)
-    registry.promote("m", 3, by="e", reason="better still", expected_champion=2)
+    registered(registry, "m", 3)
+    promoted(registry, "m", 1, "e", "first", None)
+    promoted(registry, "m", 2, "e", "better", 1)
+    promoted(registry, "m", 3, "e", "better still", 2)
     back = registry.rollback("m", by="oncall", reason="v3 misbehaves")
     assert (back["action"], back["from_version"], back["to_version"], back["undoes"]) == ("rollback", 3, 2, 3)
     assert registry.champion("m") == 2
@@ -294,21 +403,21 @@ def test_rollback_twice_goes_back_two_steps(registry):
 
 
 def test_rollback_after_a_new_promotion_undoes_that_promotion(registry):
-    approved(registry, "m", 4)
-    registry.promote("m", 1, by="e", reason="first", expected_champion=None)
-    registry.promote("m", 2, by="e", reason="better", expected_champion=1)
-    registry.promote("m", 3, by="e", reason="better", expected_champion=2)
+    registered(registry, "m", 4)
+    promoted(registry, "m", 1, "e", "first", None)
+    promoted(registry, "m", 2, "e", "better", 1)
+    promoted(registry, "m", 3, "e", "better", 2)
     registry.rollback("m", by="oncall", reason="v3 bad")  # 3 -> 2
-    registry.promote("m", 4, by="e", reason="new candidate", expected_champion=2)
+    promoted(registry, "m", 4, "e", "new candidate", 2)
     assert registry.rollback("m", by="oncall", reason="v4 bad")["to_version"] == 2
     assert registry.rollback("m", by="oncall", reason="v2 bad")["to_version"] == 1
     assert registry.champion("m") == 1
 
 
 def test_a_retired_version_can_be_promoted_again_and_is_then_rolled_back_like_any(registry):
-    approved(registry, "m", 2)
-    registry.promote("m", 1, by="e", reason="first", expected_champion=None)
-    registry.promote("m", 2, by="e", reason="better", expected_champion=1)
+    registered(registry, "m", 2)
+    promoted(registry, "m", 1, "e", "first", None)
+    promoted(registry, "m", 2, "e", "better", 1)
     registry.promote("m", 1, by="alice", reason="v1 after all", expected_champion=2)
     assert registry.champion("m") == 1 and registry.version("m", 2)["status"] == "retired"
     assert registry.rollback("m", by="oncall", reason="undo")["to_version"] == 2
@@ -318,10 +427,10 @@ def test_a_retired_version_can_be_promoted_again_and_is_then_rolled_back_like_an
 
 
 def test_concurrent_rollbacks_each_undo_a_different_promotion(registry, atomic_writes):
-    approved(registry, "m", 3)
-    registry.promote("m", 1, by="e", reason="first", expected_champion=None)
-    registry.promote("m", 2, by="e", reason="better", expected_champion=1)
-    registry.promote("m", 3, by="e", reason="better", expected_champion=2)
+    registered(registry, "m", 3)
+    promoted(registry, "m", 1, "e", "first", None)
+    promoted(registry, "m", 2, "e", "better", 1)
+    promoted(registry, "m", 3, "e", "better", 2)
     outcomes = race(4, lambda i: registry.rollback("m", by=f"oncall-{i}", reason="race"))
     # Racing rollbacks that read the same champion: one wins, the others conflict; one that reads
     # after a win goes back one more step. Never the same promotion undone twice.
@@ -358,25 +467,73 @@ def test_the_challenger_pointer_names_a_servable_version_or_none(registry):
 
 def test_a_rollback_whose_reads_straddle_a_competing_rollback_reports_a_conflict(aws, monkeypatch):
     """DynamoDB reads are not one snapshot: a rival rollback can commit between this rollback's read of
-    the version and of the pointer. The outcome must then be a conflict to re-read, not a claim that
+    the versions and of the pointer. The outcome must then be a conflict to re-read, not a claim that
     the target "is champion" and cannot be promoted (seen once in twenty racing runs on moto)."""
     registry = DynamoRegistry(aws.registry_table, aws.audit_table)
-    approved(registry, "m", 3)
-    registry.promote("m", 1, by="e", reason="first", expected_champion=None)
-    registry.promote("m", 2, by="e", reason="better", expected_champion=1)
-    registry.promote("m", 3, by="e", reason="better", expected_champion=2)
-    read_version = registry.version
+    registered(registry, "m", 3)
+    promoted(registry, "m", 1, "e", "first", None)
+    promoted(registry, "m", 2, "e", "better", 1)
+    promoted(registry, "m", 3, "e", "better", 2)
+    read_versions = registry.versions
     rival: list[dict[str, Any]] = []
 
-    def version_after_a_rival_commits(model: str, version: int) -> dict[str, Any] | None:
+    def versions_after_a_rival_commits(model: str) -> list[dict[str, Any]]:
         if not rival:
             rival.append(
                 DynamoRegistry(aws.registry_table, aws.audit_table).rollback("m", by="rival", reason="r")
             )
-        return read_version(model, version)
+        return read_versions(model)
 
-    monkeypatch.setattr(registry, "version", version_after_a_rival_commits)
+    monkeypatch.setattr(registry, "versions", versions_after_a_rival_commits)
     with pytest.raises(PromotionConflict, match="current champion is v2, not v3"):
         registry.rollback("m", by="oncall", reason="mine")
     assert rival[0]["to_version"] == 2 and registry.champion("m") == 2
     assert [e["who"] for e in registry.audit("m")] == ["e", "e", "e", "rival"]
+
+
+def test_a_version_sent_to_wait_while_a_promotion_commits_is_superseded_by_it(aws):
+    """The evaluator's await_approval (conditional on the champion) can commit between a promotion's
+    reads and its transaction. The promotion must not leave that version waiting for an approval
+    that its own commit makes stale: it notices and supersedes it too."""
+    registry = DynamoRegistry(aws.registry_table, aws.audit_table)
+    registered(registry, "m", 3)
+    promoted(registry, "m", 1, "e", "first", None)
+    registry.set_status("m", 2, "pending_approval", by="evaluator", reason="manual mode")
+    read_versions = registry.versions
+    rival: list[dict[str, Any]] = []
+
+    def versions_then_a_rival_judges(model: str) -> list[dict[str, Any]]:
+        found = read_versions(model)
+        if not rival:
+            other = DynamoRegistry(aws.registry_table, aws.audit_table)
+            gates = {"decision": "pending_approval", "evaluated_against": 1}
+            rival.append(other.await_approval("m", 3, "evaluator", "manual mode", gates, "candidate", 1))
+        return found
+
+    registry.versions = versions_then_a_rival_judges  # type: ignore[method-assign]
+    entry = registry.approve(
+        "m", 2, "alice (approver)", "ok", expected_champion=1, expected_status="pending_approval"
+    )
+    assert rival[0]["status"] == "pending_approval" and registry.champion("m") == 2
+    assert read_versions("m")[2]["status"] == "superseded" and entry["superseded"] == [3]
+
+
+def test_versions_beyond_one_transaction_are_superseded_right_after_it(aws, monkeypatch):
+    """A transaction holds at most 100 items: the versions waiting beyond SUPERSEDE_IN_TRANSACTION are
+    superseded by follow-up writes, each conditional on the pointer still naming the new champion."""
+    from chalicelib.adapters.aws import registry as module
+
+    monkeypatch.setattr(module, "SUPERSEDE_IN_TRANSACTION", 1)
+    registry = DynamoRegistry(aws.registry_table, aws.audit_table)
+    registered(registry, "m", 5)
+    promoted(registry, "m", 1, "e", "first", None)
+    for version in (2, 3, 4):
+        registry.set_status("m", version, "pending_approval", by="evaluator", reason="manual mode")
+    entry = registry.approve("m", 5, "alice", "ok", expected_champion=1, expected_status="candidate")
+    assert entry["superseded"] == [2]  # the one in the transaction
+    statuses = {v["version"]: v["status"] for v in registry.versions("m")}
+    assert statuses == {1: "retired", 2: "superseded", 3: "superseded", 4: "superseded", 5: "champion"}
+    for version in (3, 4):
+        assert registry.version("m", version)["transitions"][-1]["reason"].startswith(
+            "v5 became the champion"
+        )

@@ -66,21 +66,22 @@ def test_first_candidate_is_judged_on_floors_and_becomes_champion(aws, registry,
     assert note["type"] == "Model promoted" and note["to_version"] == 1
 
 
-def test_an_evaluation_that_crashed_after_approval_is_finished_by_the_redelivery(
+def test_an_evaluation_that_crashed_before_its_promotion_is_finished_by_the_redelivery(
     aws, registry, client, monkeypatch
 ):
     publish(aws, "stump")
     bodies = drain(aws, aws.promotion_queue)
-    original = DynamoRegistry.promote
+    original = DynamoRegistry.approve
 
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the function timed out")
 
-    monkeypatch.setattr(DynamoRegistry, "promote", crash)
+    monkeypatch.setattr(DynamoRegistry, "approve", crash)
     with pytest.raises(Exception, match="All records failed"):  # the invocation fails: the message returns
         evaluate(client, aws, bodies)
-    assert registry.version(DATASET, 1)["status"] == "approved" and registry.champion(DATASET) is None
-    monkeypatch.setattr(DynamoRegistry, "promote", original)
+    # the approval and the promotion are one transaction: nothing of it was written
+    assert registry.version(DATASET, 1)["status"] == "candidate" and registry.champion(DATASET) is None
+    monkeypatch.setattr(DynamoRegistry, "approve", original)
     assert evaluate(client, aws, bodies) == {"batchItemFailures": []}
     assert registry.champion(DATASET) == 1
 
@@ -168,6 +169,8 @@ def test_changes_without_a_token_are_401_and_with_a_viewer_token_403(aws, pendin
         (f"/models/{DATASET}/versions/zero/approve", {"reason": "x"}, 400, "version"),
         (f"/models/{DATASET}/versions/9/approve", {"reason": "x"}, 404, "no version 9"),
         ("/models/nothing/rollback", {"reason": "x"}, 404, "no model"),
+        ("/models/nothing/versions/1/approve", {"reason": "x"}, 404, "no model named 'nothing'"),
+        (f"/models/{DATASET}/rollback", {"reason": "x"}, 409, "first champion"),
         (f"/models/{DATASET}/versions/1/reject", {"reason": "x"}, 409, "roll back first"),
     ],
 )

@@ -170,3 +170,59 @@ def test_a_model_without_a_champion_is_a_404(aws, client):
     evaluate(client, aws)  # rejected: no champion
     response = post(client, f"/models/{DATASET}/predict", {"records": holdout_records(n=1)})
     assert response.status_code == 404 and "no champion yet" in response.json_body["Message"]
+
+
+# --- serving follows the registry (issue 14) -----------------------------------------------------------
+
+
+def _warm(champion: DynamoRegistry, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """A warm container whose clock the test moves (no sleeps); the champion pointer's TTL is 10 s."""
+    now = [0.0]
+    warm = predict.Predictor(champion, S3Artifacts(), clock=lambda: now[0], ttl_s=10.0)
+    monkeypatch.setattr(bootstrap, "predictor", lambda: warm)
+    return now
+
+
+def test_a_rejected_version_stops_answering_the_pinned_route_within_the_ttl(
+    aws, client, champion, monkeypatch
+):
+    S3ContractStore(aws.data_bucket).put(contract_for(mode="manual"))
+    publish(aws, "logistic")
+    evaluate(client, aws)  # v2 pending approval: a pinned route serves it
+    now = _warm(champion, monkeypatch)
+    records = holdout_records(n=2)
+    pinned = f"/models/{DATASET}/versions/2/predict"
+    assert post(client, pinned, {"records": records}).status_code == 200  # its session is now warm
+    champion.set_status(DATASET, 2, "rejected", "alice (approver)", "bias review")
+    now[0] = 9.9  # within the TTL the warm container may still answer
+    assert post(client, pinned, {"records": records}).status_code == 200
+    now[0] = 10.0
+    refused = post(client, pinned, {"records": records})
+    assert refused.status_code == 409 and "rejected" in refused.json_body["Message"]
+    assert "None" not in refused.json_body["Message"]
+    # the champion keeps answering
+    assert post(client, f"/models/{DATASET}/predict", {"records": records}).json_body["version"] == 1
+
+
+def test_a_champion_in_a_status_that_is_not_servable_stops_answering_within_the_ttl(
+    aws, client, champion, monkeypatch
+):
+    """The hook for revoked or tainted versions: any status in NOT_SERVABLE stops every route."""
+    from chalicelib.serving import model
+
+    monkeypatch.setattr(model, "NOT_SERVABLE", model.NOT_SERVABLE | {"tainted"})
+    now = _warm(champion, monkeypatch)
+    records = holdout_records(n=2)
+    for path in (f"/models/{DATASET}/predict", f"/models/{DATASET}/versions/1/predict"):
+        assert post(client, path, {"records": records}).status_code == 200
+    champion._db.update_item(
+        TableName=aws.registry_table,
+        Key={"pk": {"S": f"model#{DATASET}"}, "sk": {"S": "version#00000001"}},
+        UpdateExpression="SET #s = :t",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":t": {"S": "tainted"}},
+    )
+    now[0] = 10.0
+    for path in (f"/models/{DATASET}/predict", f"/models/{DATASET}/versions/1/predict"):
+        refused = post(client, path, {"records": records})
+        assert refused.status_code == 409 and "tainted" in refused.json_body["Message"], path

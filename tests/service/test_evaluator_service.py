@@ -226,20 +226,34 @@ def test_concurrent_deliveries_of_one_manifest_make_one_decision(world):
     assert world.notifier.types() == [notify.MODEL_PROMOTED]
 
 
-def test_an_evaluation_that_crashed_after_approval_is_finished_by_the_redelivery(world, monkeypatch):
+def test_an_evaluation_that_crashed_before_its_promotion_is_finished_by_the_redelivery(world, monkeypatch):
     key = publish(world, "stump")
 
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the function timed out")
 
-    monkeypatch.setattr(world.registry, "promote", crash)
+    monkeypatch.setattr(world.registry, "approve", crash)
     with pytest.raises(RuntimeError, match="timed out"):  # the invocation fails: the message returns
         evaluate(world, key)
-    assert world.registry.version(DATASET, 1)["status"] == "approved"
+    # The approval and the promotion are one change: nothing of it was recorded.
+    assert world.registry.version(DATASET, 1)["status"] == "candidate"
     assert world.registry.champion(DATASET) is None and world.inbox() == []
     monkeypatch.undo()
     assert evaluate(world, key)["action"] == "promoted"
     assert world.registry.champion(DATASET) == 1
+    transitions = world.registry.version(DATASET, 1)["transitions"]
+    assert [t["to"] for t in transitions] == ["candidate", "approved", "champion"]
+
+
+def test_a_version_the_evaluator_approved_but_never_promoted_is_finished_by_the_redelivery(world):
+    """A record from before approvals were promotions: approved by the evaluator, not promoted."""
+    key = publish(world, "stump")
+    world.registry.register_version(DATASET, {"run_id": key.split("/")[-2]})
+    world.registry.set_status(DATASET, 1, "approved", by="evaluator", reason="every gate passed")
+    assert evaluate(world, key)["action"] == "promoted"
+    assert world.registry.champion(DATASET) == 1
+    transitions = world.registry.version(DATASET, 1)["transitions"]
+    assert [t["to"] for t in transitions] == ["candidate", "approved", "champion"]
 
 
 def test_a_version_approved_by_a_person_is_not_judged_again(world):
@@ -276,13 +290,35 @@ def test_a_champion_change_during_evaluation_is_judged_again(world, monkeypatch)
     assert [e["to_version"] for e in world.registry.audit(DATASET)] == [1, 2, 3]
 
 
+def test_a_version_waits_for_approval_only_against_the_current_champion(world, monkeypatch):
+    """Manual mode: the champion changes between the evaluator's read and its decision; the version is
+    judged again, and waits for an approval against the champion of now (never a stale one)."""
+    evaluate(world, publish(world, "stump"))
+    forest, logistic = publish(world, "forest"), publish(world, "logistic")
+    evaluate(world, forest)  # v2 (forest) champion
+    world.contracts.put(contract_for(mode="manual"))
+    original = world.registry.champion
+    calls = {"n": 0}
+
+    def stale(model: str) -> int | None:
+        calls["n"] += 1
+        return 1 if calls["n"] == 1 else original(model)
+
+    monkeypatch.setattr(world.registry, "champion", stale)
+    outcome = evaluate(world, logistic)
+    assert outcome["action"] == "pending_approval" and calls["n"] >= 2
+    doc = world.registry.version(DATASET, 3)
+    assert doc["status"] == "pending_approval" and doc["gates"]["evaluated_against"] == 2
+    assert [t["to"] for t in doc["transitions"]] == ["candidate", "pending_approval"]
+
+
 def test_a_champion_that_keeps_changing_fails_the_delivery_for_a_retry(world, monkeypatch):
     evaluate(world, publish(world, "stump"))
     key = publish(world, "forest")
     monkeypatch.setattr(world.registry, "champion", lambda model: None)  # always a stale "none"
     with pytest.raises(RegistryError, match="kept changing"):
         evaluate(world, key)
-    assert world.registry.version(DATASET, 2)["status"] == "approved"  # the retry resumes from here
+    assert world.registry.version(DATASET, 2)["status"] == "candidate"  # the retry judges it afresh
 
 
 # --- integrity -----------------------------------------------------------------------------------------

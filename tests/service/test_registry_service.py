@@ -64,7 +64,14 @@ def test_reading_shows_models_versions_and_gates(pending):
     assert shown["champion"] == 1 and shown["challenger"] is None
     assert [v["status"] for v in shown["versions"]] == ["champion", "pending_approval"]
     assert shown["champion_version"]["version"] == 1 and shown["champion_version"]["decision"] == "promote"
-    assert set(shown["versions"][1]) == {*service.SUMMARY_KEYS, "decision", "reason"}
+    assert set(shown["versions"][1]) == {
+        *service.SUMMARY_KEYS,
+        "decision",
+        "reason",
+        "status_by",
+        "status_reason",
+    }
+    assert shown["versions"][1]["status_by"] == "evaluator"
     assert shown["versions"][1]["reason"] == "judged pending_approval"
     assert service.show_version(pending, MODEL, 2)["gates"]["evaluated_against"] == 1
     assert [e["to_version"] for e in service.audit(pending, MODEL)] == [1]
@@ -76,6 +83,8 @@ def test_unknown_models_and_versions_are_not_found(pending, notifier):
         lambda: service.audit(pending, "unknown"),
         lambda: service.show_version(pending, MODEL, 9),
         lambda: service.approve(pending, notifier, MODEL, 9, APPROVER, "x"),
+        lambda: service.approve(pending, notifier, "unknown", 1, APPROVER, "x"),
+        lambda: service.reject(pending, notifier, "unknown", 1, APPROVER, "x"),
         lambda: service.reject(pending, notifier, MODEL, 9, APPROVER, "x"),
         lambda: service.rollback(pending, notifier, "unknown", APPROVER, "x"),
         lambda: service.set_challenger(pending, "unknown", 1, APPROVER, "x"),
@@ -84,11 +93,12 @@ def test_unknown_models_and_versions_are_not_found(pending, notifier):
         with pytest.raises(errors.NotFound):
             read()
     assert service.list_models(MemoryRegistry()) == [] and notifier.messages == []
+    with pytest.raises(errors.NotFound, match="no model named 'unknown'"):
+        service.show_version(pending, "unknown", 1)
 
 
 def test_a_change_needs_a_reason():
     assert service.reason_from({"reason": "  looked at the gates  "}) == "looked at the gates"
-    assert len(service.reason_from({"reason": "x" * 900})) == service.MAX_REASON
     for body in ({}, {"reason": " "}, {"reason": 3}, ["reason"]):
         with pytest.raises(ValueError, match="reason"):
             service.reason_from(body)
@@ -125,14 +135,18 @@ def test_repeated_approval_is_refused(pending, notifier):
 
 
 def test_stale_approval_is_refused(pending, notifier):
-    # The champion changes after v2 was judged (another candidate is approved first).
-    judged(pending, 3, "pending_approval", 1)
-    service.approve(pending, notifier, MODEL, 3, APPROVER, "ok")
-    with pytest.raises(service.Conflict, match="stale approval: the gates compared v2 with v1"):
-        service.approve(pending, notifier, MODEL, 2, APPROVER, "ok")
-    with pytest.raises(service.Conflict, match="roll back first"):  # v3 is the champion
-        service.reject(pending, notifier, MODEL, 3, APPROVER, "x")
-    assert pending.champion(MODEL) == 3 and pending.version(MODEL, 2)["status"] == "pending_approval"
+    # A version whose gates compared it with another champion than the current one (a record from
+    # before champion changes superseded the versions waiting): its approval is stale.
+    judged(pending, 3, "pending_approval", None)
+    with pytest.raises(
+        service.Conflict,
+        match="stale approval: the gates compared v3 with the champion of that time, none, but the champion is now v1",
+    ):
+        service.approve(pending, notifier, MODEL, 3, APPROVER, "ok")
+    service.approve(pending, notifier, MODEL, 2, APPROVER, "ok")
+    with pytest.raises(service.Conflict, match="roll back first"):  # v2 is the champion
+        service.reject(pending, notifier, MODEL, 2, APPROVER, "x")
+    assert pending.champion(MODEL) == 2 and pending.version(MODEL, 3)["status"] == "superseded"
 
 
 def test_approval_with_a_wrong_expected_champion_is_refused(pending, notifier):
@@ -217,3 +231,81 @@ def test_a_challenger_must_be_servable(pending):
         service.set_challenger(pending, MODEL, rejected, APPROVER, "x")
     assert service.set_challenger(pending, MODEL, None, APPROVER, "done")["version"] is None
     assert pending.challenger(MODEL) is None
+
+
+# --- issue 14: debris, races, messages ---------------------------------------------------------------
+
+
+def test_a_champion_change_supersedes_the_versions_waiting_for_approval(pending, notifier):
+    # v1 champion; v2 pending (judged against v1); v3 pending too; v4 approved but never promoted.
+    judged(pending, 3, "pending_approval", 1)
+    v4 = register(pending, 4)
+    pending.set_status(MODEL, v4, "approved", "evaluator", "every gate passed")
+    entry = service.approve(pending, notifier, MODEL, 3, APPROVER, "v3 it is")
+    statuses = {v["version"]: v["status"] for v in pending.versions(MODEL)}
+    assert statuses == {1: "retired", 2: "superseded", 3: "champion", 4: "superseded"}
+    for version in (2, 4):
+        last = pending.version(MODEL, version)["transitions"][-1]
+        assert last["to"] == "superseded" and last["by"] == APPROVER
+        assert "v3 became the champion" in last["reason"]
+    assert entry["superseded"] == [2, 4] and pending.audit(MODEL)[-1]["superseded"] == [2, 4]
+    assert service.list_models(pending)[0]["pending_approval"] == []
+
+
+def test_approving_a_superseded_version_is_a_409_that_names_the_champion(pending, notifier):
+    judged(pending, 3, "pending_approval", 1)
+    service.approve(pending, notifier, MODEL, 3, APPROVER, "v3 it is")
+    with pytest.raises(service.Conflict) as refused:
+        service.approve(pending, notifier, MODEL, 2, APPROVER, "v2 after all")
+    assert "superseded" in str(refused.value) and "v3" in str(refused.value)
+    assert "None" not in str(refused.value)
+    assert pending.champion(MODEL) == 3 and len(notifier.messages) == 1
+
+
+def test_a_first_model_waiting_for_approval_is_superseded_by_another_first_model(reg, notifier):
+    """The issue's "compared v1 with vNone": two first models wait (no champion to compare with);
+    approving one supersedes the other, whose approval is then a 409 without a Python repr."""
+    judged(reg, 1, "pending_approval", None)
+    judged(reg, 2, "pending_approval", None)
+    service.approve(reg, notifier, MODEL, 2, APPROVER, "the better one")
+    with pytest.raises(service.Conflict) as refused:
+        service.approve(reg, notifier, MODEL, 1, APPROVER, "this one too")
+    assert "None" not in str(refused.value) and "superseded" in str(refused.value)
+    assert reg.version(MODEL, 1)["status"] == "superseded"
+
+
+class _RejectsDuringApproval:
+    """A registry on which a rival's reject commits just before the approval's promotion is written:
+    the interleaving that gave 500 and left the version approved with the caller recorded."""
+
+    def __init__(self, reg: MemoryRegistry, version: int) -> None:
+        self._reg, self._version = reg, version
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._reg, name)
+        if name not in ("promote", "approve"):
+            return found
+
+        def after_a_rival_reject(model: str, *args: Any, **kwargs: Any) -> Any:
+            service.reject(self._reg, MemoryNotifier(), model, self._version, "bob (approver)", "no")
+            return found(model, *args, **kwargs)
+
+        return after_a_rival_reject
+
+
+def test_an_approval_that_loses_to_a_reject_is_a_409_and_changes_nothing(pending, notifier):
+    racing = _RejectsDuringApproval(pending, 2)
+    with pytest.raises(service.Conflict, match="rejected"):
+        service.approve(racing, notifier, MODEL, 2, APPROVER, "ship it")  # type: ignore[arg-type]
+    doc = pending.version(MODEL, 2)
+    assert doc["status"] == "rejected"
+    assert [t["by"] for t in doc["transitions"] if t["by"] == APPROVER] == []
+    assert pending.champion(MODEL) == 1 and len(pending.audit(MODEL)) == 1 and notifier.messages == []
+
+
+def test_a_long_reason_is_refused_not_cut():
+    long = "word " * 1000
+    with pytest.raises(ValueError, match="reason: at most"):
+        service.reason_from({"reason": long})
+    fits = "w" * service.MAX_REASON
+    assert service.reason_from({"reason": fits}) == fits

@@ -253,6 +253,7 @@ def test_a_challenger_refusing_records_logs_their_fields_not_their_values(caplog
     predictor = predict.Predictor(registry=None, artifacts=None, ttl_s=1.0)  # type: ignore[arg-type]
     predictor.challenger = lambda model: 2  # type: ignore[method-assign]
     predictor.session = lambda model, version: Refusing()  # type: ignore[method-assign,assignment,return-value]
+    predictor.check_servable = lambda model, version: None  # type: ignore[method-assign]  # servable
     caplog.set_level("WARNING")
     predictor._shadow("m", 1, [{"account": "ACCT-SECRET"}], None, None)  # type: ignore[arg-type]
     (record,) = [r for r in caplog.records if r.getMessage() == "shadow scoring skipped"]

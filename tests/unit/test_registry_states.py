@@ -83,7 +83,7 @@ def test_a_promotion_checks_the_pointer_it_replaces():
     undo.check_pointer(Champion(2, 2))
     with pytest.raises(PromotionConflict):  # 2 -> 1 -> 2 in between: the same champion, a later seq
         undo.check_pointer(Champion(2, 4))
-    with pytest.raises(RegistryError, match="already the expected champion"):
+    with pytest.raises(RegistryError, match="already the champion"):
         Promotion("m", 2, "e", "again", expected=2)
     with pytest.raises(ValueError, match="positive integer"):
         Promotion("m", 0, "e", "x", expected=None)
@@ -96,6 +96,8 @@ def test_a_promotion_checks_the_pointer_it_replaces():
         "at": "t",
         "seq": 3,
         "undoes": 2,
+        "approved": False,
+        "superseded": [],
     }
     assert states.audit_id("2026-01-01T00:00:00", 12) == "2026-01-01T00:00:00#00000012"
 
@@ -149,3 +151,50 @@ def test_a_rejected_or_unknown_version_cannot_be_the_challenger():
         states.check_challenger("m", 2, {"status": "rejected"})
     with pytest.raises(RegistryError, match="not registered"):
         states.check_challenger("m", 2, None)
+
+
+def test_an_approval_records_the_approval_and_the_promotion_together():
+    approval = Promotion("m", 3, "alice (approver)", "looked", expected=2, approving="pending_approval")
+    assert [(t["from"], t["to"], t["by"]) for t in approval.moves("pending_approval", "t")] == [
+        ("pending_approval", "approved", "alice (approver)"),
+        ("approved", "champion", "alice (approver)"),
+    ]
+    legacy = Promotion("m", 3, "evaluator", "gates", expected=2, approving="approved")
+    assert [(t["from"], t["to"]) for t in legacy.moves("approved", "t")] == [("approved", "champion")]
+    for status in ("rejected", "champion", "superseded", "candidate"):
+        with pytest.raises(StatusConflict, match=f"it is {status}, expected pending_approval"):
+            approval.moves(status, "t")
+    with pytest.raises(ValueError, match="an approval starts from"):
+        Promotion("m", 3, "x", "y", expected=2, approving="retired")
+    plain = Promotion("m", 3, "e", "r", expected=2)
+    assert [(t["from"], t["to"]) for t in plain.moves("retired", "t")] == [("retired", "champion")]
+    with pytest.raises(StatusConflict, match="it is pending_approval"):
+        plain.moves("pending_approval", "t")
+    assert approval.entry(4, "t", [1])["approved"] is True and approval.entry(4, "t", [1])["superseded"] == [
+        1
+    ]
+
+
+def test_a_champion_change_supersedes_exactly_the_versions_waiting_for_approval():
+    versions = [
+        {"version": v, "status": s}
+        for v, s in enumerate(
+            [
+                "retired",
+                "champion",
+                "pending_approval",
+                "approved",
+                "rejected",
+                "candidate",
+                "pending_approval",
+            ],
+            start=1,
+        )
+    ]
+    promotion = Promotion("m", 7, "alice (approver)", "ok", expected=2, approving="pending_approval")
+    assert states.to_supersede(versions, promotion) == [(3, "pending_approval"), (4, "approved")]
+    why = states.superseded_reason(promotion)
+    assert why.startswith("v7 became the champion (approved by alice (approver))")
+    rollback = Promotion("m", 1, "ops (admin)", "bad", expected=2, action="rollback", undoes=2)
+    assert "v1 became the champion (rollback by ops (admin))" in states.superseded_reason(rollback)
+    assert "superseded" in ALLOWED["rejected"] and "superseded" not in ALLOWED

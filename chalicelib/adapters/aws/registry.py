@@ -10,8 +10,9 @@ Registry table (``pk``/``sk``), per model ``<name>``:
 * ``model#<name>`` / ``candidate#<id>``: ``version``: the candidate index, written create-only in the
   same transaction as the version item, so a candidate registered twice, even concurrently, has
   exactly one version;
-* ``model#<name>`` / ``champion``: the champion pointer: ``version``, ``seq`` (promotions so far),
-  ``at``, ``by``;
+* ``model#<name>`` / ``champion``: the champion pointer: ``version`` (absent: no champion yet),
+  ``seq`` (promotions so far), ``at``, ``by``, and ``awaiting_seq``: versions sent to wait for
+  approval so far (see below);
 * ``model#<name>`` / ``challenger``: the version shadowing the champion on /predict (``version``,
   None for none), ``at``, ``by``, ``reason``.
 
@@ -19,11 +20,24 @@ Audit table: ``model#<name>`` / ``<iso time>#<seq, 8 digits>``, one item per pro
 (``Promotion.entry``). Every audit item is written create-only and nothing here updates or deletes
 one: the ledger is append-only.
 
-A promotion is one ``TransactWriteItems``: the champion pointer (conditional on the champion being
-the caller's expected one and its ``seq`` unchanged, or there being none), the new version to
-``champion`` (conditional on the status read), the previous champion to ``retired`` (conditional on
-it being champion) and the audit entry (create-only). A cancelled transaction is read again: a new
-champion raises ``PromotionConflict``, a moved status or seq alone is retried.
+A champion change (a promotion, an approval, a rollback) is one ``TransactWriteItems``: the champion
+pointer (conditional on the champion being the caller's expected one and its ``seq`` unchanged, or
+there being none), the new version to ``champion`` with its transitions (an approval records
+``approved`` too, and its gates) conditional on the status read, the previous champion to ``retired``
+(conditional on it being champion), every version waiting for approval to ``superseded``
+(conditional on its status read; up to ``SUPERSEDE_IN_TRANSACTION`` of them, any further ones right
+after, each conditional on the pointer still naming the new champion) and the audit entry
+(create-only). A cancelled transaction is read again: a new champion raises ``PromotionConflict``, a
+status the change cannot start from raises ``StatusConflict``, a moved seq or a moved status of a
+version to supersede alone is retried. So concurrent conflicting changes are linearizable: one wins,
+the others change nothing.
+
+The versions a champion change supersedes are the ones its reads found waiting. A version sent to
+wait (``await_approval``: conditional on the champion the gates compared with) could commit between
+those reads and the transaction, and would then wait for an approval the change makes stale. So
+``await_approval`` raises the pointer's ``awaiting_seq`` in its own transaction, a champion change
+reads the pointer before and after the versions (a difference: read again) and requires the same
+``awaiting_seq`` when it commits: the two cannot pass each other.
 """
 
 from __future__ import annotations
@@ -36,11 +50,20 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.aws import dynamo
-from chalicelib.errors import RegistryError
 from chalicelib.registry import states
-from chalicelib.registry.states import CHAMPION, RETIRED, Champion, Promotion, StatusConflict
+from chalicelib.registry.states import (
+    CHAMPION,
+    PENDING_APPROVAL,
+    RETIRED,
+    SUPERSEDED,
+    Champion,
+    Promotion,
+    StatusConflict,
+)
 
 _ATTEMPTS = 5  # promotion retries when only the pointer's seq or a status moved
+# A transaction holds at most 100 items; a champion change writes 4 besides the versions it supersedes.
+SUPERSEDE_IN_TRANSACTION = 90
 
 
 def _pk(model: str) -> str:
@@ -96,8 +119,13 @@ class DynamoRegistry:
         return items
 
     def _pointer(self, model: str) -> Champion | None:
-        pointer = self._get(model, CHAMPION)
-        return Champion(int(pointer["version"]), int(pointer.get("seq", 0))) if pointer else None
+        return self._pointer_item(model)[0]
+
+    def _pointer_item(self, model: str) -> tuple[Champion | None, int]:
+        """The champion (None: none yet) and the pointer's ``awaiting_seq``."""
+        item = self._get(model, CHAMPION) or {}
+        champion = Champion(int(item["version"]), int(item.get("seq", 0))) if "version" in item else None
+        return champion, int(item.get("awaiting_seq", 0))
 
     # --- registration ---------------------------------------------------------------------------
 
@@ -173,11 +201,72 @@ class DynamoRegistry:
         except ClientError as exc:
             if not dynamo.condition_failed(exc):
                 raise
-            now = self.version(model, version) or {}
+            now = self.version(model, version)
+            if now is None:
+                raise states.not_registered(model, version) from None
             raise StatusConflict(
-                f"cannot set {model} v{version} to {status}: it changed to {now.get('status')} meanwhile"
+                f"cannot set {model} v{version} to {status}: it changed to {now['status']} meanwhile"
             ) from None
         return _without_keys(dynamo.from_item(response["Attributes"]))
+
+    def await_approval(
+        self,
+        model: str,
+        version: int,
+        by: str,
+        reason: str,
+        gates: dict[str, Any],
+        expected: str,
+        expected_champion: int | None,
+    ) -> dict[str, Any]:
+        """One transaction: the pointer checked (still ``expected_champion``), the version moved."""
+        states.sources(PENDING_APPROVAL, expected)
+        for _ in range(_ATTEMPTS):
+            update, values = self._status_update(expected, PENDING_APPROVAL, by, reason, gates)
+            move = {
+                "TableName": self.registry_table,
+                "Key": self._key(model, _version_sk(version)),
+                "UpdateExpression": update,
+                "ConditionExpression": "#s = :from",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": values,
+            }
+            awaiting = self._count_awaiting(model, expected_champion)
+            try:
+                self._db.transact_write_items(TransactItems=[{"Update": awaiting}, {"Update": move}])
+            except ClientError as exc:
+                codes = dynamo.cancellation_codes(exc)
+                if codes is None:
+                    raise
+                current = self.champion(model)
+                if current != expected_champion:
+                    raise states.PromotionConflict(model, expected_champion, current, version) from None
+                now = self.version(model, version)
+                if now is None:
+                    raise states.not_registered(model, version) from None
+                states.check_source(model, version, PENDING_APPROVAL, now["status"], (expected,))
+                continue  # cancelled by a concurrent transaction on these items: try again
+            found = self.version(model, version)
+            assert found is not None
+            return found
+        raise states.Conflict(
+            f"cannot set {model} v{version} to {PENDING_APPROVAL}: it kept changing; try again"
+        )
+
+    def _count_awaiting(self, model: str, champion: int | None) -> dict[str, Any]:
+        """The pointer's ``awaiting_seq`` raised, if the pointer names ``champion`` (None: none yet)."""
+        update: dict[str, Any] = {
+            "TableName": self.registry_table,
+            "Key": self._key(model, CHAMPION),
+            "UpdateExpression": "ADD awaiting_seq :one SET model = :model",
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":model": {"S": model}},
+        }
+        if champion is None:
+            update["ConditionExpression"] = "attribute_not_exists(version)"
+        else:
+            update["ConditionExpression"] = "version = :champion"
+            update["ExpressionAttributeValues"][":champion"] = {"N": str(champion)}
+        return update
 
     def _status_update(
         self, old: str, new: str, by: str, reason: str, gates: dict[str, Any] | None
@@ -215,10 +304,26 @@ class DynamoRegistry:
         except ClientError as exc:
             if not dynamo.condition_failed(exc):
                 raise
-            now = self.version(model, version) or {}
-            raise StatusConflict(f"{model} v{version} is {now.get('status')}, not {expected}") from None
+            now = self.version(model, version)
+            if now is None:
+                raise states.not_registered(model, version) from None
+            raise StatusConflict(f"{model} v{version} is {now['status']}, not {expected}") from None
 
     # --- promotion ------------------------------------------------------------------------------
+
+    def approve(
+        self,
+        model: str,
+        version: int,
+        by: str,
+        reason: str,
+        expected_champion: int | None,
+        expected_status: str,
+        gates: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return self._apply(
+            Promotion(model, version, by, reason, expected_champion, approving=expected_status, gates=gates)
+        )
 
     def promote(
         self, model: str, version: int, by: str, reason: str, expected_champion: int | None
@@ -233,39 +338,97 @@ class DynamoRegistry:
     def _apply(self, promotion: Promotion) -> dict[str, Any]:
         model, version = promotion.model, promotion.version
         for _ in range(_ATTEMPTS):
-            # The version before the pointer: the two reads are not one snapshot, and a rival promotion
-            # committing between them must show as a moved pointer (a conflict to re-read), never as
-            # a target that "is champion" already.
-            found = self.version(model, version)
-            pointer = self._pointer(model)
+            # The pointer before and after the versions: the reads are not one snapshot, and a change
+            # committing between them (a rival promotion, a version sent to wait) must show as a moved
+            # pointer (read again), never as a target that "is champion" already or as a waiting
+            # version this change would leave stale.
+            before = self._pointer_item(model)
+            versions = self.versions(model)
+            pointer, awaiting = self._pointer_item(model)
+            if (pointer, awaiting) != before:
+                continue
             promotion.check_pointer(pointer)
+            found = next((doc for doc in versions if doc["version"] == version), None)
             if found is None:
                 raise states.not_registered(model, version)
-            states.check_promotable(model, version, found["status"])
-            seq = (pointer.seq if pointer else 0) + 1
             at = self._now()
-            entry = promotion.entry(seq, at)
+            moves = promotion.moves(found["status"], at)
+            superseded = states.to_supersede(versions, promotion)
+            now, later = superseded[:SUPERSEDE_IN_TRANSACTION], superseded[SUPERSEDE_IN_TRANSACTION:]
+            seq = (pointer.seq if pointer else 0) + 1
+            entry = promotion.entry(seq, at, [v for v, _ in now])
             audit_sk = states.audit_id(at, seq)
+            why = states.superseded_reason(promotion)
             items = [
-                self._move_pointer(promotion, seq, at),
-                self._move(model, version, found["status"], CHAMPION, at, promotion),
+                self._move_pointer(promotion, seq, at, awaiting),
+                self._champion_move(promotion, found["status"], moves, at),
             ]
             if promotion.expected is not None:
                 items.append(self._move(model, promotion.expected, CHAMPION, RETIRED, at, promotion))
+            items += [self._move(model, v, old, SUPERSEDED, at, promotion, why) for v, old in now]
             items.append(self._create(self.audit_table, model, audit_sk, entry))
             try:
                 self._db.transact_write_items(TransactItems=items)
             except ClientError as exc:
                 if dynamo.cancellation_codes(exc) is None:
                     raise
-                continue  # read again: a new champion raises above; a moved seq or status is retried
+                continue  # read again: a new champion or a moved status raises above; a moved seq is retried
+            for v, old in later:
+                self._supersede_after(promotion, seq, v, old, at, why)
             return {**entry, "id": audit_sk, "model": model}
         current = self.champion(model)
         if current != promotion.expected:
             raise states.PromotionConflict(model, promotion.expected, current, version)
-        raise RegistryError(f"cannot promote {model} v{version}: the registry kept changing; try again")
+        raise states.Conflict(f"cannot promote {model} v{version}: the registry kept changing; try again")
 
-    def _move_pointer(self, promotion: Promotion, seq: int, at: str) -> dict[str, Any]:
+    def _champion_move(
+        self, promotion: Promotion, old: str, moves: list[dict[str, Any]], at: str
+    ) -> dict[str, Any]:
+        """The transaction item making the version champion (from ``old``), with its transitions."""
+        values: dict[str, Any] = {
+            ":new": {"S": CHAMPION},
+            ":old": {"S": old},
+            ":t": dynamo.to_value(moves),
+            ":at": {"S": at},
+        }
+        update = "SET #s = :new, transitions = list_append(transitions, :t), updated_at = :at"
+        if promotion.gates is not None:
+            update += ", gates = :gates"
+            values[":gates"] = dynamo.to_value(dict(promotion.gates))
+        return {
+            "Update": {
+                "TableName": self.registry_table,
+                "Key": self._key(promotion.model, _version_sk(promotion.version)),
+                "UpdateExpression": update,
+                "ConditionExpression": "#s = :old",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _supersede_after(
+        self, promotion: Promotion, seq: int, version: int, old: str, at: str, why: str
+    ) -> None:
+        """A version beyond what one transaction holds, superseded right after the champion change,
+        only while the pointer is still that change's (else the next champion change supersedes it)."""
+        check = {
+            "TableName": self.registry_table,
+            "Key": self._key(promotion.model, CHAMPION),
+            "ConditionExpression": "version = :v AND seq = :seq",
+            "ExpressionAttributeValues": {":v": {"N": str(promotion.version)}, ":seq": {"N": str(seq)}},
+        }
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {"ConditionCheck": check},
+                    self._move(promotion.model, version, old, SUPERSEDED, at, promotion, why),
+                ]
+            )
+        except ClientError as exc:
+            if dynamo.cancellation_codes(exc) is None:
+                raise
+
+    def _move_pointer(self, promotion: Promotion, seq: int, at: str, awaiting: int) -> dict[str, Any]:
         values: dict[str, Any] = {
             ":v": {"N": str(promotion.version)},
             ":seq": {"N": str(seq)},
@@ -274,11 +437,17 @@ class DynamoRegistry:
             ":model": {"S": promotion.model},
         }
         if promotion.expected is None:
-            condition = "attribute_not_exists(pk)"
+            condition = "attribute_not_exists(version)"
         else:
             # The seq too: an A -> B -> A sequence in between is a change the caller did not see.
             condition = "version = :expected AND seq = :prev"
             values.update({":expected": {"N": str(promotion.expected)}, ":prev": {"N": str(seq - 1)}})
+        # No version sent to wait since the reads (their supersession was computed from them).
+        if awaiting:
+            condition += " AND awaiting_seq = :awaiting"
+            values[":awaiting"] = {"N": str(awaiting)}
+        else:
+            condition += " AND attribute_not_exists(awaiting_seq)"
         return {
             "Update": {
                 "TableName": self.registry_table,
@@ -291,10 +460,17 @@ class DynamoRegistry:
         }
 
     def _move(
-        self, model: str, version: int, old: str, new: str, at: str, promotion: Promotion
+        self,
+        model: str,
+        version: int,
+        old: str,
+        new: str,
+        at: str,
+        promotion: Promotion,
+        reason: str | None = None,
     ) -> dict[str, Any]:
         """A transaction item moving a version from status ``old`` (required) to ``new``."""
-        transition = states.transition(old, new, at, promotion.by, promotion.reason)
+        transition = states.transition(old, new, at, promotion.by, reason or promotion.reason)
         return {
             "Update": {
                 "TableName": self.registry_table,

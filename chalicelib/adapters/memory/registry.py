@@ -1,7 +1,8 @@
 """The model registry in memory, with the DynamoDB adapter's semantics (``tests/adapters`` holds both
-to them): one version per candidate, conditional status changes, all-or-nothing promotions
-conditional on the champion, an append-only ledger ordered by ``seq``. One lock makes every write
-atomic, as DynamoDB's conditional writes and transactions are."""
+to them): one version per candidate, conditional status changes, all-or-nothing promotions and
+approvals conditional on the champion (superseding the versions waiting for approval), an
+append-only ledger ordered by ``seq``. One lock makes every write atomic, as DynamoDB's conditional
+writes and transactions are, so every change is linearizable."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from chalicelib.adapters.memory.documents import stored, value
 from chalicelib.registry import states
-from chalicelib.registry.states import CHAMPION, RETIRED, Champion, Promotion
+from chalicelib.registry.states import CHAMPION, PENDING_APPROVAL, RETIRED, SUPERSEDED, Champion, Promotion
 
 
 @dataclass
@@ -32,6 +33,13 @@ class MemoryRegistry:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._models: dict[str, _Model] = {}
         self._lock = threading.RLock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MemoryRegistry:
+        """An independent copy of everything stored (a model checker replays changes on copies)."""
+        clone = MemoryRegistry(self._clock)
+        with self._lock:
+            clone._models = copy.deepcopy(self._models, memo)
+        return clone
 
     def _now(self) -> str:
         return self._clock().astimezone(UTC).isoformat(timespec="microseconds")
@@ -84,13 +92,34 @@ class MemoryRegistry:
             self._move(doc, status, at, by, reason)
             return copy.deepcopy(doc)
 
+    def await_approval(
+        self,
+        model: str,
+        version: int,
+        by: str,
+        reason: str,
+        gates: dict[str, Any],
+        expected: str,
+        expected_champion: int | None,
+    ) -> dict[str, Any]:
+        allowed = states.sources(PENDING_APPROVAL, expected)
+        states.check_version(version)
+        with self._lock:
+            pointer = self._peek(model).champion
+            current = pointer.version if pointer else None
+            if current != expected_champion:
+                raise states.PromotionConflict(model, expected_champion, current, version)
+            return self.set_status(model, version, PENDING_APPROVAL, by, reason, allowed[0], gates)
+
     def update_gates(self, model: str, version: int, gates: dict[str, Any], expected: str) -> None:
         states.check_finite(gates, "gates")
         states.check_version(version)
         with self._lock:
-            doc = self._peek(model).versions.get(version) or {}
-            if doc.get("status") != expected:
-                raise states.StatusConflict(f"{model} v{version} is {doc.get('status')}, not {expected}")
+            doc = self._peek(model).versions.get(version)
+            if doc is None:
+                raise states.not_registered(model, version)
+            if doc["status"] != expected:
+                raise states.StatusConflict(f"{model} v{version} is {doc['status']}, not {expected}")
             doc["gates"] = value(gates)
             doc["updated_at"] = self._now()
 
@@ -101,6 +130,20 @@ class MemoryRegistry:
         doc["updated_at"] = at
 
     # --- promotion ------------------------------------------------------------------------------
+
+    def approve(
+        self,
+        model: str,
+        version: int,
+        by: str,
+        reason: str,
+        expected_champion: int | None,
+        expected_status: str,
+        gates: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return self._apply(
+            Promotion(model, version, by, reason, expected_champion, approving=expected_status, gates=gates)
+        )
 
     def promote(
         self, model: str, version: int, by: str, reason: str, expected_champion: int | None
@@ -120,14 +163,21 @@ class MemoryRegistry:
             doc = state.versions.get(version)
             if doc is None:
                 raise states.not_registered(model, version)
-            states.check_promotable(model, version, doc["status"])
-            seq = (state.champion.seq if state.champion else 0) + 1
             at = self._now()
-            entry = promotion.entry(seq, at)
+            moves = promotion.moves(doc["status"], at)
+            superseded = states.to_supersede(state.versions.values(), promotion)
+            seq = (state.champion.seq if state.champion else 0) + 1
+            entry = promotion.entry(seq, at, [v for v, _ in superseded])
             # Every check passed: from here on nothing fails, so the change is all or nothing.
-            self._move(doc, CHAMPION, at, promotion.by, promotion.reason)
+            doc["transitions"].extend(value(moves))
+            doc["status"], doc["updated_at"] = CHAMPION, at
+            if promotion.gates is not None:
+                doc["gates"] = value(dict(promotion.gates))
             if promotion.expected is not None:
                 self._move(state.versions[promotion.expected], RETIRED, at, promotion.by, promotion.reason)
+            why = states.superseded_reason(promotion)
+            for other, _ in superseded:
+                self._move(state.versions[other], SUPERSEDED, at, promotion.by, why)
             state.champion = Champion(version, seq)
             audit_id = states.audit_id(at, seq)
             state.ledger.append(stored({**entry, "id": audit_id, "model": model}))
