@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from chalicelib.batch.costs import usd
-from mlops.models import ApiError, call
+from mlops import models  # models.call at call time: one place to stand in for the HTTP API
 
 FINAL = ("SUCCEEDED", "PARTIAL", "FAILED")  # the job states that end it
 
@@ -67,26 +67,26 @@ def run(args: argparse.Namespace) -> int:
                 body["engine"] = args.engine
             if args.include_pii:
                 body["include_pii"] = args.include_pii
-            job = call("POST", "/batch-jobs", body)
+            job = models.call("POST", "/batch-jobs", body)
             print(
                 f"job {job['job_id']}: {job['model']} v{job['version']} ({job['engine']}) -> {job['output_prefix']}"
             )
             return watch(job["job_id"]) if args.wait else 0
         if args.watch:
             return watch(args.job_id)
-        job = call("GET", f"/batch-jobs/{args.job_id}")
+        job = models.call("GET", f"/batch-jobs/{args.job_id}")
         print(progress_line(job))
         if job.get("status") in FINAL:
             print(json.dumps(job, indent=2, default=str))
         return exit_code(job)
-    except ApiError as exc:
+    except models.ApiError as exc:
         print(f"mlops batch: {exc}", file=sys.stderr)
         return 1
 
 
 def watch(job_id: str, interval_s: float = 0.5, out: Any = None, get: Any = None) -> int:
     out = out or sys.stdout
-    get = get or (lambda: call("GET", f"/batch-jobs/{job_id}"))
+    get = get or (lambda: models.call("GET", f"/batch-jobs/{job_id}"))
     tty = getattr(out, "isatty", lambda: False)()
     last = ""
     while True:

@@ -24,11 +24,11 @@ def ledger(aws_module) -> list[dict[str, Any]]:
     clock = {"now": datetime(2026, 11, 1, 9, 30, tzinfo=UTC)}
     registry = DynamoRegistry(aws_module.registry_table, aws_module.audit_table, clock=lambda: clock["now"])
     for day, n in ((1, 1), (2, 2), (4, 3)):
-        version, _ = registry.register_version(MODEL, {"run_id": f"run-{n}", "family": "logistic_regression"})
-        registry.set_status(MODEL, version, "approved", "evaluator", "every gate passed")
-        if n == 3:
+        if n == 3:  # before v3 is approved: a champion change supersedes the versions approved but waiting
             clock["now"] = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
             registry.rollback(MODEL, "ops (admin)", "v2 mislabels new customers")
+        version, _ = registry.register_version(MODEL, {"run_id": f"run-{n}", "family": "logistic_regression"})
+        registry.set_status(MODEL, version, "approved", "evaluator", "every gate passed")
         clock["now"] = datetime(2026, 11, day, 9, 30, tzinfo=UTC)
         registry.promote(
             MODEL, version, "evaluator", "every gate passed", expected_champion=registry.champion(MODEL)
