@@ -122,7 +122,8 @@ class Verdict:
             return f"every gate passed: promote{accepted}"
         if self.decision == PENDING_APPROVAL and not self.failed:
             return f"every gate passed; the policy's mode is manual: a person must approve the promotion{accepted}"
-        return " ".join(f"{g.name}: {g.reason}" for g in self.failed)
+        # Each gate's reason its own clause (a reason may end in its own separator or full stop).
+        return "; ".join(f"{g.name}: {g.reason.strip().rstrip(';.').rstrip()}" for g in self.failed)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -894,3 +894,19 @@ def test_an_accepted_breaking_change_is_named_in_the_reason_of_a_promotion() -> 
     policy = parse_promotion({"require_approval_on_breaking_schema": False}, "classification")
     verdict = evaluate(policy, candidate, champion_doc({"roc_auc": 0.91}))
     assert verdict.decision == PROMOTE and "feature channel removed" in verdict.reason
+
+
+def test_a_reason_of_several_failed_gates_keeps_each_one_apart():
+    """Each failed gate's reason reads as its own clause: 'gate: reason; gate: reason', never one
+    gate's last word run into the next gate's name."""
+    failed = [
+        GateResult("primary_metric", False, {}, "roc_auc is worse than the champion's; "),
+        GateResult("guard_metrics", False, {}, "log_loss is worse by 0.17"),
+        GateResult("latency", False, {}, "p95 is 12 ms over the 10 ms budget."),
+    ]
+    verdict = gates_module.Verdict(passed=False, gates=failed, decision=REJECT)
+    assert verdict.reason == (
+        "primary_metric: roc_auc is worse than the champion's; "
+        "guard_metrics: log_loss is worse by 0.17; "
+        "latency: p95 is 12 ms over the 10 ms budget"
+    )
