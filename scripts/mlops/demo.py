@@ -24,6 +24,7 @@ from typing import Any
 
 from mlops.datasets import breast_cancer_contract, breast_cancer_rows, drifted, to_csv
 from mlops.localcloud import PROJECT_DIR, LocalCloud, free_port
+from mlops.models import print_wrapped
 
 DATASET = "breast_cancer"
 # The demo's promotion policy: better by 0.002 ROC AUC, log loss no worse than +0.05. The latency
@@ -531,9 +532,11 @@ def _registry_story(
         and better_entry is not None
         and bool(ledger)
         and ledger[-1]["seq"] == better_entry["seq"],
-        f"v{worse and worse['version']} rejected ({worse and worse['gates']['reason'][:150]}...); the champion stays "
+        f"v{worse and worse['version']} rejected (the reasons below); the champion stays "
         f"(the audit ledger's last entry is still v{ledger[-1]['to_version'] if ledger else None}'s promotion)",
     )
+    if worse is not None:
+        print_wrapped(worse["gates"]["reason"], 7)
 
     demo.step("Manual approval: the policy now asks a person (mode manual)")
     earlier = retrain(
@@ -624,9 +627,10 @@ def _registry_story(
         and rebuilt["status"] == "rejected"
         and "rolled back" in rebuilt["gates"]["reason"]
         and registry.champion(DATASET) == undone.get("from_version"),
-        f"v{rebuilt and rebuilt['version']} rebuilds the rolled-back model (same fingerprint): "
-        f"{rebuilt and rebuilt['gates']['reason'][:160]}...",
+        f"v{rebuilt and rebuilt['version']} rebuilds the rolled-back model (same fingerprint): rejected, because",
     )
+    if rebuilt is not None:
+        print_wrapped(rebuilt["gates"]["reason"], 7)
 
     demo.step(f"The model and its audit trail (GET /models/{DATASET}, GET /models/{DATASET}/audit)")
     status, model_doc = http("GET", f"{api}/models/{DATASET}")
@@ -761,7 +765,8 @@ def _follow_version(
 def _print_gates(version: dict[str, Any]) -> None:
     gates = version.get("gates") or {}
     for gate in gates.get("gates", []):
-        print(f"      {'pass' if gate['passed'] else 'FAIL'} {gate['name']:<15} {gate['reason'][:110]}")
+        print(f"      {'pass' if gate['passed'] else 'FAIL'} {gate['name']}")
+        print_wrapped(gate["reason"], 11)
 
 
 def _note_detail(note: dict[str, Any]) -> str:

@@ -150,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
 WIDTH = 100  # a terminal line; reasons wrap at word boundaries under their version, never cut
 
 
-def _wrapped(text: str, indent: int, out: Any) -> None:
+def print_wrapped(text: str, indent: int, out: Any = None) -> None:
     """``text`` in full, wrapped at word boundaries, each line indented (a longer word stays whole)."""
     import textwrap
 
@@ -178,10 +178,10 @@ def print_versions(doc: dict[str, Any], out: Any = None) -> None:
             file=out,
         )
         if v.get("reason"):
-            _wrapped(f"gates: {v['reason']}", 8, out)
+            print_wrapped(f"gates: {v['reason']}", 8, out)
         moved, by = v.get("status_reason"), v.get("status_by")
         if moved and moved != v.get("reason") and by not in (None, "registry"):
-            _wrapped(f"{v['status']}, by {by}: {moved}", 8, out)
+            print_wrapped(f"{v['status']}, by {by}: {moved}", 8, out)
 
 
 def print_audit(entries: list[dict[str, Any]], out: Any = None) -> None:
@@ -193,9 +193,9 @@ def print_audit(entries: list[dict[str, Any]], out: Any = None) -> None:
             f"v{e['to_version']:<3} by {e['who']}",
             file=out,
         )
-        _wrapped(e["reason"], 8, out)
+        print_wrapped(e["reason"], 8, out)
         if e.get("superseded"):
-            _wrapped("superseded: " + ", ".join(f"v{v}" for v in e["superseded"]), 8, out)
+            print_wrapped("superseded: " + ", ".join(f"v{v}" for v in e["superseded"]), 8, out)
 
 
 # --- mlops models history --------------------------------------------------------------------------
