@@ -16,7 +16,7 @@ from chalicelib.batch.ports import BatchPorts, JobStore, RegistryReads
 from chalicelib.batch.requests import REQUESTS_PREFIX, BatchRequest, choose_engine, job_id_from_key
 from chalicelib.batch.sharding import Shard, plan_shards
 from chalicelib.observability import logger
-from chalicelib.registry.states import REJECTED
+from chalicelib.serving.servable import refusal_reason
 from chalicelib.timeutil import now_iso, parse_iso
 from chalicelib.validation import ContractError, ContractStore, NoContract
 
@@ -40,7 +40,8 @@ def request_key(job_id: str) -> str:
 
 def pin_version(registry: RegistryReads, request: BatchRequest) -> tuple[int, dict[str, Any]]:
     """The version the job will use: the one asked for, else the champion now. An unknown model or
-    version is ``ModelNotFound`` (404); a model without a champion, a rejected version
+    version is ``ModelNotFound`` (404); a model without a champion, a version that may not answer
+    predictions (rejected, tainted by a revoked upload: ``servable.refusal_reason``)
     ``ModelNotAvailable`` (409)."""
     version = request.version if request.version is not None else registry.champion(request.model)
     doc = None if version is None else registry.version(request.model, version)
@@ -52,8 +53,9 @@ def pin_version(registry: RegistryReads, request: BatchRequest) -> tuple[int, di
         raise ModelNotAvailable(f"model {request.model!r} has no champion: give a version")
     if doc is None:
         raise ModelNotFound(f"model {request.model!r} has no version {version}")
-    if doc.get("status") == REJECTED:
-        raise ModelNotAvailable(f"{request.model} v{version} was rejected: it cannot score")
+    refused = refusal_reason(doc)
+    if refused:
+        raise ModelNotAvailable(f"{request.model} v{version} {refused}: it cannot score")
     return int(version), doc
 
 

@@ -12,3 +12,12 @@ class ContentInProgress(ValidationError, Conflict):
 
     Transient: the message fails and is delivered again later, when the other upload is recorded.
     """
+
+
+class UploadNotFound(ValidationError, NotFound):
+    """No upload with that id in the ledger (a 404)."""
+
+
+class NotRevocable(ValidationError, Conflict):
+    """The upload is not valid (quarantined, a duplicate, missing, unroutable): it never reached
+    training data, so there is nothing to revoke (a 409)."""

@@ -82,3 +82,17 @@ class UploadLedger(Protocol):
     def scan(self) -> list[Upload]:
         """Every entry, oldest recorded first (for the CLI and the demo; the ledger is small)."""
         ...
+
+    def revoke(self, upload_id: str, by: str, reason: str, at: str) -> tuple[Upload, bool]:
+        """Record that a valid upload is revoked (who, why, when), once: conditional on the entry
+        being valid and not revoked yet, then the upload joins its dataset's revoked set. The entry
+        and whether this call revoked it (False: it was revoked before; the set is made to hold it
+        all the same, so a repeat finishes an interrupted revocation).
+
+        Raises ``UploadNotFound`` for an unknown id and ``NotRevocable`` for an upload that is not
+        valid (it never reached training data)."""
+        ...
+
+    def revoked(self, dataset: str) -> frozenset[str]:
+        """The ids of the dataset's revoked uploads (one read)."""
+        ...

@@ -63,6 +63,15 @@ class Upload:
     # A valid upload's rows that no earlier upload holds (or that changed), and those that one does
     new_rows: int | None = None
     repeated_rows: int | None = None
+    # A revocation (``chalicelib.revocation``): who took the upload out of training, when and why.
+    # Recorded on a valid upload once; nothing is deleted.
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+    revoked_reason: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
 
     def as_item(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -105,6 +105,14 @@ class Registry(Protocol):
         """Bring back the champion before the current one (``states.rollback_of``); the audit entry."""
         ...
 
+    def taint(self, model: str, version: int, upload_id: str, detail: dict[str, Any]) -> bool:
+        """Mark the version tainted by a revoked upload (``tainted[upload_id] = detail``,
+        ``states.taint_detail``), once per upload: True if this call marked it. Its status does not
+        change; a tainted version can no longer become the champion (approve, promote and rollback
+        raise ``StatusConflict``, atomically with the marking: of a promotion and a taint of the same
+        version, whichever commits second sees the first)."""
+        ...
+
     def set_challenger(self, model: str, version: int | None, by: str, reason: str) -> dict[str, Any]:
         """Name the version that shadows the champion (None: none); the pointer."""
         ...

@@ -38,6 +38,7 @@ from typing import Any
 
 from chalicelib import errors
 from chalicelib.errors import RegistryError
+from chalicelib.serving.servable import tainted_reason
 
 CANDIDATE = "candidate"
 PENDING_APPROVAL = "pending_approval"
@@ -339,9 +340,28 @@ def rollback_of(
     )
 
 
+# --- taint: versions trained or evaluated on a revoked upload -------------------------------------------
+
+
+def taint_detail(trained: bool, evaluated: bool, by: str, reason: str, at: str) -> dict[str, Any]:
+    """What a version's record keeps under ``tainted[<upload id>]``: how the upload reached it, and
+    the revocation (who, why, when)."""
+    return {"trained": trained, "evaluated": evaluated, "by": by, "reason": reason, "at": at}
+
+
+def check_untainted(model: str, version: int, doc: Mapping[str, Any]) -> None:
+    """StatusConflict if the version is tainted: it cannot become the champion."""
+    why = tainted_reason(doc)
+    if why:
+        raise StatusConflict(f"cannot make {model} v{version} the champion: it is {why}")
+
+
 def check_challenger(model: str, version: int, doc: Mapping[str, Any] | None) -> None:
     """A challenger must be registered and not rejected."""
     if doc is None:
         raise not_registered(model, version)
     if doc["status"] == REJECTED:
         raise StatusConflict(f"{model} v{version} was rejected; it cannot shadow the champion")
+    why = tainted_reason(doc)
+    if why:
+        raise StatusConflict(f"{model} v{version} is {why}; it cannot shadow the champion")

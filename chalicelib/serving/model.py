@@ -19,16 +19,6 @@ from chalicelib.errors import IntegrityFailure, NotFound, ServingError
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.serving.schema import InputSchema, InvalidInput
 
-# Statuses whose versions never answer a prediction, on any route (a pinned version, the champion, the
-# shadow challenger): read at call time, so a status added here (the revocation work's ``revoked`` or
-# ``tainted``) stops serving within the champion pointer's TTL without any other change.
-NOT_SERVABLE: frozenset[str] = frozenset({"rejected"})
-
-
-def not_servable(status: str | None) -> bool:
-    """Whether a version in ``status`` must not answer predictions (``NOT_SERVABLE``)."""
-    return status in NOT_SERVABLE
-
 
 class IntegrityError(ServingError, IntegrityFailure, ValueError):
     """An artifact's bytes do not match the checksum the registry (or manifest) holds for it."""

@@ -9,9 +9,9 @@ Warm and cold paths (one API Lambda container serves many requests):
 * **Champion pointer**: read from the registry and cached for ``CHAMPION_TTL_S`` seconds (default 10,
   ``MLOPS_CHAMPION_TTL_SECONDS`` overrides). A promotion or a rollback is therefore served by every
   warm container within that TTL; a pinned version (``/versions/{v}/predict``) never moves.
-* **Servable statuses**: each served version's status is cached for the same TTL, on every route, so
-  a version rejected (or in any other status of ``model.NOT_SERVABLE``) while its session is warm
-  stops answering (409) within that TTL too.
+* **Servable versions**: whether each served version may answer (``servable.refusal_reason``: not
+  rejected, not tainted by a revoked upload) is cached for the same TTL, on every route, so a version
+  rejected or tainted while its session is warm stops answering (409) within that TTL too.
 * **Shadow scoring**: when a model has a challenger (``PUT /models/{name}/challenger``), it scores
   the same records after the champion; its predictions are logged beside the champion's (never the
   inputs), never returned, and a challenger failure never fails the request.
@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from chalicelib.errors import Conflict, NotFound, ServingError
-from chalicelib.serving.model import OnnxModel, Scores, load_registered, not_servable
+from chalicelib.serving import servable
+from chalicelib.serving.model import OnnxModel, Scores, load_registered
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.serving.requests import MAX_RECORDS
 
@@ -52,11 +53,7 @@ class ModelNotFound(ServingError, NotFound):
 
 
 class NotServable(ServingError, Conflict):
-    """The version exists but is not served (rejected, or another status of ``NOT_SERVABLE``): a 409."""
-
-
-def refusal(model: str, version: int, status: str) -> NotServable:
-    return NotServable(f"{model} v{version} is {status}: a {status} version does not answer predictions")
+    """The version exists but is not served (rejected, tainted: ``servable.refusal_reason``): a 409."""
 
 
 def champion_ttl() -> float:
@@ -116,16 +113,15 @@ class Predictor:
         return self._pointer(model, "challenger", lambda: self.registry.challenger(model))
 
     def check_servable(self, model: str, version: int) -> None:
-        """``NotServable`` if the version's status (read at most once per TTL) is not servable."""
+        """``NotServable`` if the version (its record read at most once per TTL) may not answer."""
         now = self.clock()
         cached = self._statuses.get((model, version))
         if cached is None or now - cached[1] >= self.ttl_s:
-            doc = self.registry.version(model, version)
-            cached = (doc.get("status") if doc else None, now)
+            cached = (servable.refusal_reason(self.registry.version(model, version)), now)
             with self._lock:
                 self._statuses[(model, version)] = cached
-        if not_servable(cached[0]):
-            raise refusal(model, version, str(cached[0]))
+        if cached[0]:
+            raise NotServable(f"{model} v{version} {cached[0]}")
 
     # --- sessions ---------------------------------------------------------------------------------
 
@@ -156,11 +152,11 @@ class Predictor:
             if not self.registry.versions(model):
                 raise ModelNotFound(f"no model named {model!r}")
             raise ModelNotFound(f"{model} has no version {version}")
-        status = doc.get("status")
+        refused = servable.refusal_reason(doc)
         with self._lock:
-            self._statuses[(model, version)] = (status, self.clock())
-        if not_servable(status):
-            raise refusal(model, version, str(status))
+            self._statuses[(model, version)] = (refused, self.clock())
+        if refused:
+            raise NotServable(f"{model} v{version} {refused}")
         return load_registered(self.artifacts, doc, f"{model} v{version}")
 
     # --- predictions ------------------------------------------------------------------------------

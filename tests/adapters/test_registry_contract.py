@@ -16,6 +16,7 @@ from chalicelib import errors
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.adapters.memory.registry import MemoryRegistry
 from chalicelib.errors import RegistryError
+from chalicelib.registry import states
 from chalicelib.registry.ports import Registry
 from chalicelib.registry.states import NothingToRollBack, PromotionConflict, StatusConflict
 
@@ -537,3 +538,72 @@ def test_versions_beyond_one_transaction_are_superseded_right_after_it(aws, monk
         assert registry.version("m", version)["transitions"][-1]["reason"].startswith(
             "v5 became the champion"
         )
+
+
+# --- taint ------------------------------------------------------------------------------------------------
+
+
+def test_a_taint_is_recorded_once_per_upload_and_changes_no_status(registry):
+    registered(registry, "m", 2)
+    promoted(registry, "m", 1, "evaluator", "first model", None)
+    detail = states.taint_detail(True, False, "ops (admin)", "scaled by three", "2026-11-30T13:00:00+00:00")
+    assert registry.taint("m", 1, "u1", detail) is True
+    assert registry.taint("m", 1, "u1", {**detail, "by": "someone else"}) is False  # once per upload
+    assert registry.taint("m", 1, "u2", {**detail, "trained": False, "evaluated": True}) is True
+    doc = registry.version("m", 1)
+    assert doc["status"] == "champion" and registry.champion("m") == 1
+    assert doc["tainted"] == {"u1": detail, "u2": {**detail, "trained": False, "evaluated": True}}
+    assert states.tainted_reason(doc) == (
+        "tainted: trained on upload u1, revoked by ops (admin): scaled by three; "
+        "evaluated on upload u2, revoked by ops (admin): scaled by three"
+    )
+    assert registry.version("m", 2).get("tainted") is None
+    with pytest.raises(errors.NotFound, match="m v7 is not registered"):
+        registry.taint("m", 7, "u1", detail)
+
+
+def test_a_tainted_version_cannot_become_champion_by_any_change(registry):
+    registered(registry, "m", 3)
+    promoted(registry, "m", 1, "evaluator", "first model", None)
+    promoted(registry, "m", 2, "evaluator", "second model", 1)
+    registry.set_status("m", 3, "pending_approval", by="evaluator", reason="manual mode")
+    detail = states.taint_detail(True, True, "ops (admin)", "bad export", "2026-11-30T13:00:00+00:00")
+    registry.taint("m", 1, "u1", detail)
+    registry.taint("m", 3, "u1", detail)
+    with pytest.raises(StatusConflict, match="cannot make m v1 the champion: it is tainted: trained and evaluated on upload u1"):
+        registry.rollback("m", "alice", "back to v1")
+    with pytest.raises(StatusConflict, match="m v3 the champion: it is tainted"):
+        registry.approve("m", 3, "alice", "ok", expected_champion=2, expected_status="pending_approval")
+    with pytest.raises(StatusConflict, match="m v3 is tainted: .*; it cannot shadow the champion"):
+        registry.set_challenger("m", 3, "alice", "shadow it")
+    assert registry.champion("m") == 2 and len(registry.audit("m")) == 2
+    assert registry.version("m", 3)["status"] == "pending_approval"
+
+
+def test_a_promotion_racing_a_taint_of_its_version_never_leaves_a_tainted_version_made_champion_unseen(
+    registry, atomic_writes
+):
+    """Of an approval and a taint of the same version, whichever commits second sees the first: the
+    approval is refused, or the version is champion and its record says tainted (the revocation then
+    sees a tainted champion). Never a champion promoted after the taint."""
+    registered(registry, "m", 2)
+    promoted(registry, "m", 1, "evaluator", "first model", None)
+    registry.set_status("m", 2, "pending_approval", by="evaluator", reason="manual mode")
+    detail = states.taint_detail(True, False, "ops (admin)", "bad", "2026-11-30T13:00:00+00:00")
+
+    def work(i: int) -> Any:
+        if i == 0:
+            return registry.taint("m", 2, "u1", detail)
+        return registry.approve("m", 2, "alice", "ok", expected_champion=1, expected_status="pending_approval")
+
+    outcomes = race(2, work)
+    assert outcomes[0] is True
+    doc = registry.version("m", 2)
+    assert doc["tainted"] == {"u1": detail}
+    if isinstance(outcomes[1], dict):  # the approval committed first
+        assert doc["status"] == "champion"
+        entry = registry.audit("m")[-1]
+        assert entry["to_version"] == 2 and entry["at"] <= doc["updated_at"]
+    else:
+        assert isinstance(outcomes[1], StatusConflict) and "tainted" in str(outcomes[1])
+        assert doc["status"] == "pending_approval" and registry.champion("m") == 1

@@ -169,3 +169,53 @@ def test_racing_passes_of_a_claim_pass_it_once(ledger: UploadLedger) -> None:
     passed = race(8, lambda i: ledger.pass_claim("iris", sha, "gone", f"upload-{i}", notification(f"k{i}")))
     assert passed.count(True) == 1
     assert ledger.claim_content("iris", sha, "late", SECOND).upload_id == f"upload-{passed.index(True)}"
+
+
+# --- revocation ---------------------------------------------------------------------------------------
+
+
+def test_revoking_a_valid_upload_records_who_when_and_why_once(ledger: UploadLedger) -> None:
+    dataset = f"ds_{uuid.uuid4().hex[:8]}"
+    entry = upload(dataset=dataset)
+    ledger.record(entry)
+    assert ledger.revoked(dataset) == frozenset()
+    revoked, created = ledger.revoke(entry.upload_id, "ops (admin)", "scaled by three", "2026-11-30T13:00:00+00:00")
+    assert created and revoked.revoked
+    assert (revoked.revoked_by, revoked.revoked_reason) == ("ops (admin)", "scaled by three")
+    assert ledger.get(entry.upload_id) == revoked
+    assert replace(revoked, revoked_at=None, revoked_by=None, revoked_reason=None) == entry  # nothing else moved
+    again, created = ledger.revoke(entry.upload_id, "bob (admin)", "again", "2026-11-30T14:00:00+00:00")
+    assert not created and again == revoked  # the first decision stands
+    assert ledger.revoked(dataset) == frozenset({entry.upload_id})
+    assert entry.upload_id in {u.upload_id for u in ledger.scan()}  # the set is no entry of the scan
+    assert all(u.upload_id.startswith(("content#", "revoked#")) is False for u in ledger.scan())
+
+
+@pytest.mark.parametrize("status", ["invalid", "duplicate", "missing", "unroutable"])
+def test_only_a_valid_upload_can_be_revoked(ledger: UploadLedger, status: str) -> None:
+    from chalicelib.ingest.exceptions import NotRevocable
+
+    entry = upload(status=status, dataset=f"ds_{uuid.uuid4().hex[:8]}")
+    ledger.record(entry)
+    with pytest.raises(NotRevocable, match=f"is {status}: only a valid upload"):
+        ledger.revoke(entry.upload_id, "ops (admin)", "why", "2026-11-30T13:00:00+00:00")
+    assert ledger.get(entry.upload_id) == entry and ledger.revoked(str(entry.dataset)) == frozenset()
+
+
+def test_revoking_an_unknown_upload_is_not_found(ledger: UploadLedger) -> None:
+    from chalicelib.ingest.exceptions import UploadNotFound
+
+    with pytest.raises(UploadNotFound, match="no upload with id"):
+        ledger.revoke("f" * 24, "ops (admin)", "why", "2026-11-30T13:00:00+00:00")
+
+
+def test_racing_revocations_of_one_upload_revoke_it_once(ledger: UploadLedger) -> None:
+    entry = upload(dataset=f"ds_{uuid.uuid4().hex[:8]}")
+    ledger.record(entry)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(lambda i: ledger.revoke(entry.upload_id, f"p{i}", f"r{i}", f"2026-11-30T13:00:0{i}+00:00"), range(8))
+        )
+    assert sum(created for _, created in results) == 1
+    winner = next(u for u, created in results if created)
+    assert {u for u, _ in results} == {winner} and ledger.get(entry.upload_id) == winner

@@ -204,25 +204,19 @@ def test_a_rejected_version_stops_answering_the_pinned_route_within_the_ttl(
     assert post(client, f"/models/{DATASET}/predict", {"records": records}).json_body["version"] == 1
 
 
-def test_a_champion_in_a_status_that_is_not_servable_stops_answering_within_the_ttl(
-    aws, client, champion, monkeypatch
-):
-    """The hook for revoked or tainted versions: any status in NOT_SERVABLE stops every route."""
-    from chalicelib.serving import model
+def test_a_champion_tainted_by_a_revoked_upload_stops_answering_within_the_ttl(aws, client, champion, monkeypatch):
+    """Its status stays champion; the taint on its record stops every route (pinned and champion)."""
+    from chalicelib.registry import states
 
-    monkeypatch.setattr(model, "NOT_SERVABLE", model.NOT_SERVABLE | {"tainted"})
     now = _warm(champion, monkeypatch)
     records = holdout_records(n=2)
     for path in (f"/models/{DATASET}/predict", f"/models/{DATASET}/versions/1/predict"):
         assert post(client, path, {"records": records}).status_code == 200
-    champion._db.update_item(
-        TableName=aws.registry_table,
-        Key={"pk": {"S": f"model#{DATASET}"}, "sk": {"S": "version#00000001"}},
-        UpdateExpression="SET #s = :t",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":t": {"S": "tainted"}},
-    )
+    detail = states.taint_detail(True, False, "ops (admin)", "bad export", "2026-11-30T13:00:00+00:00")
+    assert champion.taint(DATASET, 1, "u9", detail)
     now[0] = 10.0
     for path in (f"/models/{DATASET}/predict", f"/models/{DATASET}/versions/1/predict"):
         refused = post(client, path, {"records": records})
-        assert refused.status_code == 409 and "tainted" in refused.json_body["Message"], path
+        message = refused.json_body["Message"]
+        assert refused.status_code == 409 and "is tainted: trained on upload u9" in message, path
+        assert "revoked by ops (admin): bad export" in message

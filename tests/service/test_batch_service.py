@@ -118,7 +118,12 @@ def test_submit_refuses_an_input_prefix_with_nothing_under_it(ports):
     ("registry", "fields", "message"),
     [
         (Registry(versions={1: _version("pending_approval")}), {}, "has no champion: give a version"),
-        (Registry(versions={3: _version("rejected")}), {"version": 3}, "v3 was rejected"),
+        (Registry(versions={3: _version("rejected")}), {"version": 3}, "v3 is rejected: .* it cannot score"),
+        (
+            Registry(champion=2, versions={2: {**_version(), "tainted": {"u9": {"trained": True, "by": "ops", "reason": "bad"}}}}),
+            {},
+            r"v2 is tainted: trained on upload u9, revoked by ops: bad; .* it cannot score",
+        ),
     ],
 )
 def test_submit_refuses_a_version_that_cannot_score_now_as_a_conflict(ports, registry, fields, message):

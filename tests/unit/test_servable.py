@@ -1,5 +1,6 @@
-"""Which versions answer predictions: the NOT_SERVABLE hook, read once per TTL per version, on every
-route, the shadow challenger included (a fake registry and clock; no sessions are made)."""
+"""Which versions answer predictions (rejected and tainted ones do not), read once per TTL per
+version, on every route, the shadow challenger included (a fake registry and clock; no sessions are
+made)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.serving import model, predict
+from chalicelib.serving import predict, servable
 
 
 class Statuses:
@@ -15,11 +16,14 @@ class Statuses:
 
     def __init__(self, **statuses: str) -> None:
         self.statuses = {int(k[1:]): v for k, v in statuses.items()}
+        self.tainted: dict[int, dict[str, Any]] = {}
         self.reads = 0
 
     def version(self, name: str, v: int) -> dict[str, Any] | None:
         self.reads += 1
-        return {"version": v, "status": self.statuses[v]} if v in self.statuses else None
+        if v not in self.statuses:
+            return None
+        return {"version": v, "status": self.statuses[v], **({"tainted": self.tainted[v]} if v in self.tainted else {})}
 
 
 def test_a_status_turning_unservable_is_refused_after_the_ttl_and_read_once_per_ttl():
@@ -38,17 +42,37 @@ def test_a_status_turning_unservable_is_refused_after_the_ttl_and_read_once_per_
     assert registry.reads == 2
 
 
-def test_the_hook_takes_any_status_added_to_not_servable(monkeypatch):
-    monkeypatch.setattr(model, "NOT_SERVABLE", model.NOT_SERVABLE | {"tainted"})
-    predictor = predict.Predictor(Statuses(v1="tainted"), artifacts=None, ttl_s=10.0)  # type: ignore[arg-type]
-    with pytest.raises(predict.NotServable, match="tainted"):
+def test_a_version_tainted_by_a_revoked_upload_stops_answering_after_the_ttl_whatever_its_status():
+    now = [0.0]
+    registry = Statuses(v1="champion")
+    predictor = predict.Predictor(registry, artifacts=None, clock=lambda: now[0], ttl_s=10.0)  # type: ignore[arg-type]
+    predictor.check_servable("m", 1)
+    registry.tainted[1] = {"u9": {"trained": True, "evaluated": False, "by": "ops (admin)", "reason": "bad export"}}
+    now[0] = 9.9
+    predictor.check_servable("m", 1)  # within the TTL
+    now[0] = 10.0
+    with pytest.raises(
+        predict.NotServable,
+        match=r"^m v1 is tainted: trained on upload u9, revoked by ops \(admin\): bad export; "
+        "a tainted version does not answer predictions$",
+    ):
         predictor.check_servable("m", 1)
-    assert model.not_servable("rejected") and not model.not_servable("superseded")
-    assert not model.not_servable(None)
 
 
-def test_a_challenger_that_is_not_servable_is_neither_loaded_nor_scored():
-    predictor = predict.Predictor(Statuses(v2="rejected"), artifacts=None, ttl_s=10.0)  # type: ignore[arg-type]
+def test_only_rejected_and_tainted_versions_are_refused():
+    assert servable.refusal_reason({"status": "rejected"}) == "is rejected: a rejected version does not answer predictions"
+    for status in ("candidate", "pending_approval", "approved", "champion", "retired", "superseded", None):
+        assert servable.refusal_reason({"status": status}) is None
+        assert servable.refusal_reason({"status": status, "tainted": {}}) is None
+    assert servable.refusal_reason(None) is None
+
+
+@pytest.mark.parametrize("tainted", [False, True])
+def test_a_challenger_that_is_not_servable_is_neither_loaded_nor_scored(tainted):
+    registry = Statuses(v2="pending_approval" if tainted else "rejected")
+    if tainted:
+        registry.tainted[2] = {"u9": {"trained": True, "evaluated": True, "by": "ops", "reason": "r"}}
+    predictor = predict.Predictor(registry, artifacts=None, ttl_s=10.0)  # type: ignore[arg-type]
     predictor.challenger = lambda name: 2  # type: ignore[method-assign]
     loaded: list[int] = []
     predictor.session = lambda name, version: loaded.append(version)  # type: ignore[method-assign,assignment,return-value,func-returns-value]

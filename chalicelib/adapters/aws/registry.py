@@ -351,6 +351,7 @@ class DynamoRegistry:
             found = next((doc for doc in versions if doc["version"] == version), None)
             if found is None:
                 raise states.not_registered(model, version)
+            states.check_untainted(model, version, found)
             at = self._now()
             moves = promotion.moves(found["status"], at)
             superseded = states.to_supersede(versions, promotion)
@@ -400,7 +401,8 @@ class DynamoRegistry:
                 "TableName": self.registry_table,
                 "Key": self._key(promotion.model, _version_sk(promotion.version)),
                 "UpdateExpression": update,
-                "ConditionExpression": "#s = :old",
+                # Untainted: a revocation marking it meanwhile cancels the change (read again, refused).
+                "ConditionExpression": "#s = :old AND attribute_not_exists(tainted)",
                 "ExpressionAttributeNames": {"#s": "status"},
                 "ExpressionAttributeValues": values,
             }
@@ -486,6 +488,42 @@ class DynamoRegistry:
                 },
             }
         }
+
+    # --- taint ----------------------------------------------------------------------------------
+
+    def taint(self, model: str, version: int, upload_id: str, detail: dict[str, Any]) -> bool:
+        """``tainted`` is a map by upload id: created whole by the first taint, then one key per
+        upload, each write conditional so that a repeat (or a race) marks once."""
+        key = self._key(model, _version_sk(version))
+        at = {":at": {"S": self._now()}}
+        attempts = [
+            ("SET tainted = :map, updated_at = :at", "attribute_exists(pk) AND attribute_not_exists(tainted)",
+             {":map": dynamo.to_value({upload_id: detail})}),
+            ("SET tainted.#u = :d, updated_at = :at", "attribute_exists(pk) AND attribute_not_exists(tainted.#u)",
+             {":d": dynamo.to_value(detail)}),
+        ]  # fmt: skip
+        for update, condition, values in attempts:
+            args: dict[str, Any] = {
+                "TableName": self.registry_table,
+                "Key": key,
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": {**values, **at},
+            }
+            if "#u" in update:
+                args["ExpressionAttributeNames"] = {"#u": upload_id}
+            try:
+                self._db.update_item(**args)
+                return True
+            except ClientError as exc:
+                if not dynamo.condition_failed(exc):
+                    raise
+            found = self.version(model, version)
+            if found is None:
+                raise states.not_registered(model, version)
+            if upload_id in (found.get("tainted") or {}):
+                return False
+        raise states.Conflict(f"could not mark {model} v{version} tainted: it kept changing; try again")
 
     # --- shadow challenger ------------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""The uploads ledger in DynamoDB: one item per upload, plus ``content#<dataset>#<sha256>`` claims."""
+"""The uploads ledger in DynamoDB: one item per upload, plus ``content#<dataset>#<sha256>`` claims
+and ``revoked#<dataset>`` items (``uploads``: a string set of the dataset's revoked upload ids, so
+that a snapshot, a holdout or a row comparison learns them with one read)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ from typing import Any
 from chalicelib.adapters import aws
 from chalicelib.adapters.aws import dynamo
 from chalicelib.ingest.ports import ContentClaim
+from chalicelib.ingest.revocation import check_revocable
 from chalicelib.ingest.uploads import Upload
 
 CONTENT_PREFIX = "content#"
+REVOKED_PREFIX = "revoked#"
 _ABSENT = "attribute_not_exists(upload_id)"
 
 
@@ -52,9 +56,57 @@ class DynamoUploadLedger:
             Upload.from_item(dynamo.from_item(item))
             for page in paginator.paginate(TableName=self.table_name, ConsistentRead=True)
             for item in page.get("Items", [])
-            if not item["upload_id"]["S"].startswith(CONTENT_PREFIX)
+            if not item["upload_id"]["S"].startswith((CONTENT_PREFIX, REVOKED_PREFIX))
         ]
         return sorted(uploads, key=lambda u: (u.recorded_at, u.key))
+
+    def revoke(self, upload_id: str, by: str, reason: str, at: str) -> tuple[Upload, bool]:
+        """The entry first (conditional: valid and not revoked yet), then the dataset's set (``ADD``:
+        idempotent), so a crash between the two is finished by the repeat."""
+        from botocore.exceptions import ClientError
+
+        db = aws.client("dynamodb")
+        created = True
+        try:
+            item = db.update_item(
+                TableName=self.table_name,
+                Key={"upload_id": {"S": upload_id}},
+                UpdateExpression="SET revoked_at = :at, revoked_by = :by, revoked_reason = :why",
+                ConditionExpression="attribute_exists(upload_id) AND #s = :valid AND attribute_not_exists(revoked_at)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":at": {"S": at},
+                    ":by": {"S": by},
+                    ":why": {"S": reason},
+                    ":valid": {"S": "valid"},
+                },
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+            upload = Upload.from_item(dynamo.from_item(item))
+        except ClientError as exc:
+            if not dynamo.condition_failed(exc):
+                raise
+            upload = check_revocable(upload_id, self.get(upload_id))  # raises unless revoked before
+            created = False
+        db.update_item(
+            TableName=self.table_name,
+            Key={"upload_id": {"S": f"{REVOKED_PREFIX}{upload.dataset}"}},
+            UpdateExpression="ADD uploads :id",
+            ExpressionAttributeValues={":id": {"SS": [upload_id]}},
+        )
+        return upload, created
+
+    def revoked(self, dataset: str) -> frozenset[str]:
+        item = (
+            aws.client("dynamodb")
+            .get_item(
+                TableName=self.table_name,
+                Key={"upload_id": {"S": f"{REVOKED_PREFIX}{dataset}"}},
+                ConsistentRead=True,
+            )
+            .get("Item")
+        )
+        return frozenset(item["uploads"]["SS"]) if item and "uploads" in item else frozenset()
 
     def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> bool:
         """A conditional put; False if the condition did not hold."""

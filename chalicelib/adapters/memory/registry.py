@@ -163,6 +163,7 @@ class MemoryRegistry:
             doc = state.versions.get(version)
             if doc is None:
                 raise states.not_registered(model, version)
+            states.check_untainted(model, version, doc)
             at = self._now()
             moves = promotion.moves(doc["status"], at)
             superseded = states.to_supersede(state.versions.values(), promotion)
@@ -182,6 +183,19 @@ class MemoryRegistry:
             audit_id = states.audit_id(at, seq)
             state.ledger.append(stored({**entry, "id": audit_id, "model": model}))
             return {**entry, "id": audit_id, "model": model}
+
+    def taint(self, model: str, version: int, upload_id: str, detail: dict[str, Any]) -> bool:
+        states.check_version(version)
+        with self._lock:
+            doc = self._peek(model).versions.get(version)
+            if doc is None:
+                raise states.not_registered(model, version)
+            tainted = doc.setdefault("tainted", {})
+            if upload_id in tainted:
+                return False
+            tainted[upload_id] = value(dict(detail))
+            doc["updated_at"] = self._now()
+            return True
 
     # --- shadow challenger ------------------------------------------------------------------------
 

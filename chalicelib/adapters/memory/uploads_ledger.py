@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from chalicelib.ingest.ports import ContentClaim
+from chalicelib.ingest.revocation import check_revocable
 from chalicelib.ingest.uploads import Upload
 
 
@@ -19,6 +20,7 @@ class MemoryUploadLedger:
         self._lock = threading.Lock()
         self._items: dict[str, dict[str, Any]] = {}
         self._claims: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self._revoked: dict[str, set[str]] = {}
 
     def record(self, upload: Upload) -> bool:
         with self._lock:
@@ -56,6 +58,20 @@ class MemoryUploadLedger:
             items = list(self._items.values())
         uploads = [_upload(item) for item in items]
         return sorted(uploads, key=lambda u: (u.recorded_at, u.key))
+
+    def revoke(self, upload_id: str, by: str, reason: str, at: str) -> tuple[Upload, bool]:
+        with self._lock:
+            item = self._items.get(upload_id)
+            upload = check_revocable(upload_id, _upload(item) if item is not None else None)
+            created = not upload.revoked
+            if created:
+                item.update({"revoked_at": at, "revoked_by": by, "revoked_reason": reason})  # type: ignore[union-attr]
+            self._revoked.setdefault(str(upload.dataset), set()).add(upload_id)
+            return _upload(item), created
+
+    def revoked(self, dataset: str) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._revoked.get(dataset, ()))
 
 
 def _upload(item: dict[str, Any]) -> Upload:
