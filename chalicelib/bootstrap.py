@@ -78,7 +78,11 @@ def evaluator_ports() -> EvaluatorPorts:
     from chalicelib.registry.ports import EvaluatorPorts
 
     return EvaluatorPorts(
-        registry=registry(), artifacts=artifacts(), contracts=contracts(), notifier=notifier()
+        registry=registry(),
+        artifacts=artifacts(),
+        contracts=contracts(),
+        notifier=notifier(),
+        revocations=uploads(),
     )
 
 
@@ -228,6 +232,7 @@ def training_ports() -> TrainingPorts:
         contracts=contracts(),
         snapshots=snapshot_store(),
         launcher=training_launcher(),
+        revocations=uploads(),
     )
 
 

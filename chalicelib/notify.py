@@ -19,6 +19,8 @@ MODEL_PROMOTED = "Model promoted"
 MODEL_ROLLED_BACK = "Model rolled back"
 APPROVAL_NEEDED = "Model version awaiting approval"
 VERSION_REJECTED = "Model version rejected"
+UPLOAD_REVOKED = "Upload revoked"
+CHAMPION_TAINTED = "Champion tainted"
 BATCH_JOB_SUCCEEDED = "Batch job succeeded"
 BATCH_JOB_PARTIAL = "Batch job partial"
 DETAIL_TYPES = (
@@ -26,6 +28,8 @@ DETAIL_TYPES = (
     MODEL_ROLLED_BACK,
     APPROVAL_NEEDED,
     VERSION_REJECTED,
+    UPLOAD_REVOKED,
+    CHAMPION_TAINTED,
     BATCH_JOB_SUCCEEDED,
     BATCH_JOB_PARTIAL,
 )

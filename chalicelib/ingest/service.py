@@ -97,10 +97,12 @@ def _process(
         first = _first_upload_of(dataset, sha256, entry.upload_id, pinned, ports, finish_holder)
         logger.thread_safe_append_keys(upload_id=entry.upload_id)  # a finished holder logged its own
         if first is not None:
-            return replace(
-                entry, status="duplicate", duplicate_of=first, problem=f"identical bytes to upload {first}"
-            )
-    return _publish(entry, outcome, ports.validation)
+            problem = f"identical bytes to upload {first}"
+            if first in ports.ledger.revoked(dataset):
+                problem += ", which was revoked: these rows stay out of training"
+            return replace(entry, status="duplicate", duplicate_of=first, problem=problem)
+    # Rows of revoked uploads are not "seen before": a corrected re-upload of them is new data.
+    return _publish(entry, outcome, ports.validation, ports.ledger.revoked(dataset))
 
 
 def _first_upload_of(
@@ -136,7 +138,7 @@ def _first_upload_of(
     raise ContentInProgress(f"the claim on these bytes kept moving ({CLAIM_ATTEMPTS} attempts)")
 
 
-def _publish(entry: Upload, outcome: Outcome, ports: ValidationPorts) -> Upload:
+def _publish(entry: Upload, outcome: Outcome, ports: ValidationPorts, revoked: frozenset[str]) -> Upload:
     """Write the outputs of a first upload of these bytes; its entry says where they went."""
     assert entry.dataset is not None
     source = SourceObject(entry.bucket, entry.key, entry.version_id)
@@ -148,6 +150,7 @@ def _publish(entry: Upload, outcome: Outcome, ports: ValidationPorts) -> Upload:
         sha256=entry.sha256,
         ports=ports,
         uploaded_at=entry.event_time,
+        revoked=revoked,
     )
     _count(outcome)
     return replace(

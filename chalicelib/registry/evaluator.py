@@ -41,7 +41,15 @@ from chalicelib.registry.gates import PENDING_APPROVAL, PROMOTE, REJECT, GateRes
 from chalicelib.registry.policy import PromotionPolicy
 from chalicelib.registry.ports import EvaluatorPorts
 from chalicelib.registry.scoring import Scored, candidate_figures, compare, finite, score_candidate
-from chalicelib.registry.states import APPROVED, CANDIDATE, REJECTED, PromotionConflict, StatusConflict
+from chalicelib.registry.states import (
+    APPROVED,
+    CANDIDATE,
+    REJECTED,
+    PromotionConflict,
+    StatusConflict,
+    taint_detail,
+    tainted_reason,
+)
 from chalicelib.serving.model import load_version
 
 EVALUATOR = "evaluator"
@@ -82,8 +90,41 @@ def _judge_version(
         return _reject_as_corrupt(ports, ids, problem)
     if not _awaits_judgement(doc):
         return {**ids, "action": "duplicate", "status": status}
+    if _taint_if_revoked(ports, candidate.dataset, ids["version"], doc):
+        return _reject_as_tainted(ports, ids, status or CANDIDATE)
     policy = PromotionPolicy.from_contract(ports.contracts.get(candidate.dataset))
     return _decide(ports, candidate, ids, policy, status or CANDIDATE)
+
+
+def _taint_if_revoked(ports: EvaluatorPorts, model: str, version: int, doc: dict[str, Any]) -> bool:
+    """Mark the version tainted by every revoked upload it was trained on (a run that started before
+    the revocation, or a revocation that raced this registration); True if it is tainted."""
+    revoked = ports.revocations.revoked(model)
+    for upload in sorted(set(trained_on(doc)) & revoked):
+        entry = ports.revocations.get(upload)
+        detail = taint_detail(
+            True,
+            False,
+            str(entry.revoked_by if entry else "unknown"),
+            str(entry.revoked_reason if entry else "revoked"),
+            str(entry.revoked_at if entry else ports.clock().isoformat()),
+        )
+        ports.registry.taint(model, version, upload, detail)
+    return tainted_reason(ports.registry.version(model, version)) is not None
+
+
+def _reject_as_tainted(ports: EvaluatorPorts, ids: dict[str, Any], status: str) -> dict[str, Any]:
+    """A candidate built on a revoked upload: rejected, the reason naming the revocation."""
+    doc = ports.registry.version(ids["model"], ids["version"]) or {}
+    why = str(tainted_reason(doc))
+    gate = GateResult("revoked_uploads", False, {"tainted": doc.get("tainted")}, why)
+    verdict = Verdict(passed=False, gates=[gate], decision=REJECT)
+    record = {**verdict.to_dict(), "evaluated_at": ports.clock().isoformat(timespec="seconds")}
+    try:
+        _set(ports, ids, REJECTED, status, verdict.reason, record)
+    except _AlreadyJudged:
+        return {**ids, "action": "duplicate", "status": (ports.registry.version(ids["model"], ids["version"]) or {}).get("status")}
+    return {**ids, "action": "rejected", "reason": verdict.reason, "gates": record}
 
 
 def _awaits_judgement(doc: dict[str, Any]) -> bool:
@@ -140,6 +181,8 @@ def _decide(
             logger.info("champion changed during evaluation; judging again", extra={**ids, "error": str(exc)})
             continue
         except StatusConflict:
+            if tainted_reason(ports.registry.version(model, version)):  # revoked during the evaluation
+                return _reject_as_tainted(ports, ids, status)
             raise _AlreadyJudged() from None
         return {
             **ids,
@@ -203,12 +246,17 @@ def _judge(
     both models' figures on the same rows, in slices, and the uploads those rows came from."""
     mine = candidate_figures(candidate, scored)
     record: dict[str, Any] = {"holdout_rows": len(scored.rows), "evaluated_on": scored.uploads()}
-    if champion is None:
+    champion_doc = (ports.registry.version(candidate.dataset, champion) or {}) if champion is not None else {}
+    tainted = tainted_reason(champion_doc)
+    if champion is None or tainted:
+        # A champion built on a revoked upload is no baseline: the candidate meets the floors alone
+        # (and, promoted, replaces it).
         verdict = evaluate(policy, mine)
         record["metrics"] = {"candidate": finite(scored.metrics), "champion": None}
+        if tainted:
+            record["tainted_champion"] = f"the champion v{champion} is {tainted}: not compared with, floors only"
     else:
         model = load_version(ports.registry, ports.artifacts, candidate.dataset, champion)
-        champion_doc = ports.registry.version(candidate.dataset, champion) or {}
         comparison = compare(model, champion, scored, trained_on(champion_doc))
         mine, theirs = comparison.figures(mine, scored)
         verdict = evaluate(policy, mine, theirs)

@@ -22,7 +22,11 @@ every mistake (unknown keys included) raises ContractError naming the field, e.g
         "on_earlier_worse": "approval",  # "approval": a person decides; "reject"
         "min_rows": 20,                  # a smaller earlier slice is reported, not judged
         "significance": true             # "worse" only when the paired bootstrap interval (at
-      }                                  #   confidence) lies wholly beyond the tolerance
+      },                                 #   confidence) lies wholly beyond the tolerance
+      "revocation": {                    # when a revoked upload taints the champion:
+        "fallback": true,                #   the newest former champion not tainted (nor rejected)
+        "retrain": true                  #   serves again at once; and a retrain without the upload
+      }
     }
 
 ``slices.combine`` says how the slices make the verdict (``SLICE_MODES``): ``"guard"`` judges the
@@ -63,8 +67,24 @@ MAX_BOOTSTRAP_SAMPLES = 100_000
 _KEYS = {
     "mode", "min_delta", "significance", "confidence", "bootstrap_samples", "seed", "guard_metrics",
     "floors", "max_latency_ms", "max_model_bytes", "require_approval_on_breaking_schema", "slices",
+    "revocation",
 }  # fmt: skip
 _SLICE_KEYS = {"combine", "earlier_tolerance", "on_earlier_worse", "min_rows", "significance"}
+_REVOCATION_KEYS = {"fallback", "retrain"}
+
+
+@dataclass(frozen=True)
+class RevocationPolicy:
+    """What a revocation that taints the champion does (``chalicelib.revocation``): ``fallback``
+    promotes the newest former champion that is neither tainted nor rejected (an audited change by
+    the revoker; without one, or with ``false``, the model answers 409 until a new champion);
+    ``retrain`` asks for a retrain of the dataset, whose snapshot leaves the revoked uploads out."""
+
+    fallback: bool = True
+    retrain: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fallback": self.fallback, "retrain": self.retrain}
 
 
 @dataclass(frozen=True)
@@ -105,6 +125,7 @@ class PromotionPolicy:
     max_model_bytes: int = 50 * 1024 * 1024
     require_approval_on_breaking_schema: bool = True
     slices: SlicePolicy = field(default_factory=SlicePolicy)
+    revocation: RevocationPolicy = field(default_factory=RevocationPolicy)
 
     def __post_init__(self) -> None:
         if self.task not in METRICS:
@@ -138,6 +159,7 @@ class PromotionPolicy:
             "max_model_bytes": self.max_model_bytes,
             "require_approval_on_breaking_schema": self.require_approval_on_breaking_schema,
             "slices": self.slices.to_dict(),
+            "revocation": self.revocation.to_dict(),
         }
 
 
@@ -247,6 +269,23 @@ def parse_promotion(doc: Any, task: str) -> PromotionPolicy:
             "promotion.require_approval_on_breaking_schema",
         ),
         slices=_parse_slices(doc.get("slices", {})),
+        revocation=_parse_revocation(doc.get("revocation", {})),
+    )
+
+
+def _parse_revocation(doc: Any) -> RevocationPolicy:
+    if not isinstance(doc, dict):
+        raise ContractError("promotion.revocation", "must be a JSON object")
+    unknown = sorted(set(doc) - _REVOCATION_KEYS)
+    if unknown:
+        raise ContractError(
+            f"promotion.revocation.{unknown[0]}",
+            f"is not a known field (known: {', '.join(sorted(_REVOCATION_KEYS))})",
+        )
+    defaults = RevocationPolicy()
+    return RevocationPolicy(
+        fallback=_boolean(doc.get("fallback", defaults.fallback), "promotion.revocation.fallback"),
+        retrain=_boolean(doc.get("retrain", defaults.retrain), "promotion.revocation.retrain"),
     )
 
 

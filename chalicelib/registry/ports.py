@@ -138,6 +138,36 @@ class ContractReader(Protocol):
         ...
 
 
+class RevokedUpload(Protocol):
+    """What the registry reads of a revoked upload's ledger entry (``chalicelib.ingest.Upload``)."""
+
+    revoked_at: str | None
+    revoked_by: str | None
+    revoked_reason: str | None
+
+
+class Revocations(Protocol):
+    """The uploads ledger, as far as revocations go."""
+
+    def revoked(self, dataset: str) -> frozenset[str]:
+        """The ids of the dataset's revoked uploads."""
+        ...
+
+    def get(self, upload_id: str) -> RevokedUpload | None:
+        """An upload's entry (None: unknown)."""
+        ...
+
+
+class NoRevocations:
+    """Nothing revoked (service tests of other concerns)."""
+
+    def revoked(self, dataset: str) -> frozenset[str]:
+        return frozenset()
+
+    def get(self, upload_id: str) -> RevokedUpload | None:
+        return None
+
+
 @dataclass(frozen=True)
 class EvaluatorPorts:
     """Everything the promotion evaluator touches outside its process."""
@@ -147,3 +177,4 @@ class EvaluatorPorts:
     contracts: ContractReader
     notifier: Notifier
     clock: Clock = field(default=utc_now)
+    revocations: Revocations = field(default_factory=NoRevocations)

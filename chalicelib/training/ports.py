@@ -98,6 +98,22 @@ class SnapshotStore(Protocol):
         ...
 
 
+class Revocations(Protocol):
+    """Which uploads were revoked (the uploads ledger keeps them; ``chalicelib.revocation``)."""
+
+    def revoked(self, dataset: str) -> frozenset[str]:
+        """The ids of the dataset's revoked uploads: no snapshot, hence no training set or holdout,
+        holds their rows."""
+        ...
+
+
+class NoRevocations:
+    """Nothing revoked (a store without a ledger: service tests of other concerns)."""
+
+    def revoked(self, dataset: str) -> frozenset[str]:
+        return frozenset()
+
+
 class Contracts(Protocol):
     """The datasets' contracts (the validation stage owns them; training reads them)."""
 

@@ -2,7 +2,7 @@
 and a decision to launch into exactly one run per dataset at a time.
 
 Ports come in (``TrainingPorts``): the runs store with its single-flight lock, the contracts, the
-data snapshots and the job launcher. The decision itself is ``policy.decide``, pure.
+data snapshots, the job launcher and the revoked uploads (left out of every snapshot). The decision itself is ``policy.decide``, pure.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.observability import logger, metrics
 from chalicelib.training.policy import Decision, Trigger, decide
-from chalicelib.training.ports import Clock, Contracts, Launcher, RunsStore, SnapshotStore
+from chalicelib.training.ports import (
+    Clock,
+    Contracts,
+    Launcher,
+    NoRevocations,
+    Revocations,
+    RunsStore,
+    SnapshotStore,
+)
 from chalicelib.training.runs import queued_run, run_id_for
 from chalicelib.training.settings import TrainingSettings
 from chalicelib.training.snapshot import snapshot
@@ -30,6 +38,7 @@ class TrainingPorts:
     snapshots: SnapshotStore
     launcher: Launcher
     clock: Clock = field(default=partial(datetime.now, UTC))
+    revocations: Revocations = field(default_factory=NoRevocations)
 
 
 def handle_trigger(ports: TrainingPorts, trigger: Trigger) -> dict[str, Any]:
@@ -63,9 +72,12 @@ def _evaluate(ports: TrainingPorts, trigger: Trigger) -> tuple[Decision, str | N
         return decision, state.run_in_flight
     if decision.action == "skip":
         return decision, None
-    manifest = snapshot(ports.snapshots, trigger.dataset, contract.classification)
+    # Revoked uploads leave every snapshot from now on (and so the training set and the holdout).
+    revoked = ports.revocations.revoked(trigger.dataset)
+    manifest = snapshot(ports.snapshots, trigger.dataset, contract.classification, exclude_uploads=revoked)
     if manifest is None:
-        return Decision("skip", [f"no validated data for {trigger.dataset!r} yet"]), None
+        left = f" ({len(revoked)} revoked upload(s) left out)" if revoked else ""
+        return Decision("skip", [f"no validated data for {trigger.dataset!r} yet{left}"]), None
     return _start_run(ports, trigger, decision, manifest, contract.version, now)
 
 

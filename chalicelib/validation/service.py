@@ -11,7 +11,7 @@ invocation rewrites the same objects with the same bytes instead of adding new o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -147,12 +147,14 @@ def publish(
     sha256: str | None,
     ports: ValidationPorts,
     uploaded_at: str = "",
+    revoked: Collection[str] = (),
 ) -> Published:
     """Write the copy and the report, make the reference, announce valid data.
 
     A valid upload's rows are compared with earlier uploads' (``row_identity`` in the report), and
     its own row digest is written for later ones. ``uploaded_at`` (the upload's S3 event time)
-    orders the uploads: it says which are earlier, and which copy of a row a snapshot keeps."""
+    orders the uploads: it says which are earlier, and which copy of a row a snapshot keeps. The rows
+    of ``revoked`` uploads are not compared with: they left the data, so a row they held is new."""
     classification = outcome.contract.classification if outcome.contract else "confidential"
     report = _report(outcome, upload_id, source, sha256)
     lineage = lineage_metadata(upload_id, source, sha256, uploaded_at)  # ASCII, as S3 metadata must be
@@ -163,7 +165,7 @@ def publish(
         ports.outputs.copy(source, output, lineage, ObjectTags(dataset, classification, "validated"))
         report["validated_key"] = output
         report["row_identity"] = repeats = row_identity(
-            outcome, dataset, upload_id, uploaded_at, classification, ports.outputs
+            outcome, dataset, upload_id, uploaded_at, classification, ports.outputs, revoked
         )
         became_reference = _make_reference(outcome, dataset, upload_id, classification, ports.outputs)
     else:
@@ -189,9 +191,11 @@ def row_identity(
     uploaded_at: str,
     classification: str,
     outputs: ValidationStore,
+    revoked: Collection[str] = (),
 ) -> dict[str, Any]:
     """Compare the upload's rows with those of earlier uploads (by their row digests, oldest first;
-    never their rows), then leave this upload's digest for later ones. The report's section."""
+    never their rows; revoked uploads left out), then leave this upload's digest for later ones. The
+    report's section."""
     assert outcome.contract is not None and outcome.result is not None
     contract = outcome.contract
     section: dict[str, Any] = {
@@ -217,7 +221,7 @@ def row_identity(
     earlier = [
         key
         for key in outputs.keys(row_digests_prefix(dataset))
-        if (theirs := row_digest_upload(key)) is not None and theirs < mine
+        if (theirs := row_digest_upload(key)) is not None and theirs < mine and theirs[1] not in revoked
     ]
     repeats = rowkeys.compare(digest, _digests(outputs, earlier))
     header = {"dataset": dataset, "upload_id": upload_id, "uploaded_at": uploaded_at}

@@ -361,6 +361,7 @@ def test_policy_full_section_and_round_trip() -> None:
             "min_rows": 50,
             "significance": False,
         },
+        "revocation": {"fallback": False, "retrain": True},
     }
     policy = parse_promotion(doc, "classification")
     assert policy.floors == {} and dict(policy.guard_metrics) == {"log_loss": 0.01, "f1": 0.0}
@@ -432,6 +433,10 @@ def test_policy_from_contract() -> None:
         ({"slices": {"on_earlier_worse": "ignore"}}, "regression", "promotion.slices.on_earlier_worse"),
         ({"slices": {"min_rows": 0}}, "regression", "promotion.slices.min_rows"),
         ({"slices": {"significance": "no"}}, "regression", "promotion.slices.significance"),
+        ({"revocation": True}, "regression", "promotion.revocation"),
+        ({"revocation": {"fallbak": True}}, "regression", "promotion.revocation.fallbak"),
+        ({"revocation": {"fallback": 1}}, "regression", "promotion.revocation.fallback"),
+        ({"revocation": {"retrain": "yes"}}, "regression", "promotion.revocation.retrain"),
     ],
 )
 def test_policy_errors_name_the_field(doc: Any, task: str, field: str) -> None:
