@@ -43,7 +43,7 @@ Roles (``ROLES``, each includes the ones before it)
     ==========  ==================================================================================
     viewer      read models, versions, audit, uploads, contracts, runs; predict
     approver    + approve or reject a version, roll a model back
-    admin       + store a dataset's contract, start a retraining
+    admin       + store a dataset's contract, start a retraining, revoke an upload
     ==========  ==================================================================================
 
     ``PERMISSIONS`` maps ``(method, Chalice route path)`` to the minimum role. ``authorize`` (the body
@@ -83,6 +83,8 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/models/{name}/audit"): "viewer",
     ("GET", "/models/{name}/champion"): "viewer",
     ("GET", "/uploads/{upload_id}"): "viewer",
+    ("GET", "/uploads/{upload_id}/models"): "viewer",
+    ("POST", "/uploads/{upload_id}/revoke"): "admin",
     ("GET", "/datasets/{name}/contract"): "viewer",
     ("GET", "/runs/{run_id}"): "viewer",
     ("GET", "/runs"): "viewer",

@@ -18,6 +18,7 @@ from chalicelib.settings import Settings
 if TYPE_CHECKING:
     from chalicelib.notify import Notifier
     from chalicelib.registry.ports import EvaluatorPorts, Registry
+    from chalicelib.revocation.service import RevocationPorts
     from chalicelib.serving.ports import ArtifactReader
     from chalicelib.serving.predict import Predictor
     from chalicelib.training.ports import Launcher, RunsStore, SnapshotStore
@@ -83,6 +84,19 @@ def evaluator_ports() -> EvaluatorPorts:
         contracts=contracts(),
         notifier=notifier(),
         revocations=uploads(),
+    )
+
+
+def revocation_ports() -> RevocationPorts:
+    """What revoking an upload touches: the ledger, the registry, contracts, notifications, training."""
+    from chalicelib.revocation.service import RevocationPorts
+
+    return RevocationPorts(
+        uploads=uploads(),
+        registry=registry(),
+        contracts=contracts(),
+        notifier=notifier(),
+        training=training_ports(),
     )
 
 

@@ -104,6 +104,17 @@ def dataset_name(name: str, kind: str = "dataset") -> str:
     return name
 
 
+_UPLOAD_ID = re.compile(r"[0-9a-f]{24}")  # chalicelib.ingest.uploads.upload_id_for
+
+
+def upload_id(value: str) -> str:
+    """An upload id from the path; one that cannot be an id (24 lowercase hex characters) names no
+    upload: 404, answered without a lookup (a key past DynamoDB's limits would otherwise be a 500)."""
+    if not _UPLOAD_ID.fullmatch(value):
+        raise NotFound(f"no upload with id {_clip(value)!r} (upload ids are 24 lowercase hex characters)")
+    return value
+
+
 def model_name(name: str) -> str:
     return dataset_name(name, "model")
 

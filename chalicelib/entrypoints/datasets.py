@@ -1,4 +1,4 @@
-"""Datasets: uploads arriving (the ingest queue), the uploads ledger, data contracts."""
+"""Datasets: uploads arriving (the ingest queue), the uploads ledger and revocations, data contracts."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import SQSEvent
 
 from chalicelib import bootstrap
-from chalicelib.entrypoints.auth import CHANGES, READS
+from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, dataset_name, json_body
+from chalicelib.entrypoints.blueprint import upload_id as _upload_id  # the routes' parameter is upload_id
 from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.http import Change
 
 if TYPE_CHECKING:
     from chalicelib.validation import Contract
@@ -31,11 +33,34 @@ def ingest_upload(event: SQSEvent) -> dict[str, Any]:
 
 @bp.route("/uploads/{upload_id}", methods=["GET"], authorizer=READS)
 def get_upload(upload_id: str) -> dict[str, Any]:
-
-    upload = bootstrap.uploads().get(upload_id)
+    upload = bootstrap.uploads().get(_upload_id(upload_id))
     if upload is None:
         raise NotFound(f"no upload with id {upload_id!r}")
     return upload.as_item()
+
+
+@bp.route("/uploads/{upload_id}/models", methods=["GET"], authorizer=READS)
+def get_upload_models(upload_id: str) -> dict[str, Any]:
+    """Every model version trained or evaluated on the upload (lineage), and its revocation if any."""
+    from chalicelib.revocation.service import models_of_upload
+
+    return models_of_upload(bootstrap.uploads(), bootstrap.registry(), _upload_id(upload_id))
+
+
+@bp.route(
+    "/uploads/{upload_id}/revoke",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+    body=Change,
+)
+def revoke_upload(upload_id: str) -> dict[str, Any]:
+    """Take a valid upload out of training for good, with a reason (chalicelib/revocation/service.py).
+    404 unknown upload; 409 not valid, or revoked already."""
+    from chalicelib.revocation.service import revoke
+
+    reason = json_body(bp, Change).reason
+    return revoke(bootstrap.revocation_ports(), _upload_id(upload_id), caller(bp), reason)
 
 
 class ContractDocument:

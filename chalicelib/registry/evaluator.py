@@ -159,6 +159,9 @@ def _decide(
     )
     if earlier is not None:
         return _reject_as_decided(ports, candidate, ids, policy, status, earlier)
+    rebuild = _rebuilds_champion(ports, candidate)
+    if rebuild is not None:
+        return _reject_as_decided(ports, candidate, ids, policy, status, rebuild, "same_as_champion")
     scored = score_candidate(candidate)
     model, version = ids["model"], ids["version"]
     for _ in range(ATTEMPTS):
@@ -204,10 +207,12 @@ def _reject_as_decided(
     policy: PromotionPolicy,
     status: str,
     earlier: dict[str, Any],
+    gate_name: str = "earlier_decision",
 ) -> dict[str, Any]:
-    """A rebuild of a model a person rolled back or rejected: rejected, naming that decision
-    (``chalicelib.registry.decisions``); not scored (the figures would be the rejected model's)."""
-    gate = GateResult("earlier_decision", False, earlier, sentence(earlier))
+    """A rebuild of a model a person rolled back or rejected, or of the champion itself: rejected,
+    naming that decision or that champion (``chalicelib.registry.decisions``); not scored (the
+    figures would be that model's)."""
+    gate = GateResult(gate_name, False, earlier, earlier.get("sentence") or sentence(earlier))
     verdict = Verdict(passed=False, gates=[gate], decision=REJECT)
     record = {
         **verdict.to_dict(),
@@ -217,6 +222,24 @@ def _reject_as_decided(
     }
     _set(ports, ids, REJECTED, status, verdict.reason, record)
     return {**ids, "action": "rejected", "reason": verdict.reason, "gates": record}
+
+
+def _rebuilds_champion(ports: EvaluatorPorts, candidate: Candidate) -> dict[str, Any] | None:
+    """The champion, if the candidate has its fingerprint: the same data snapshot and training
+    settings (a retrain after a revocation that the fallback champion already answers, for one)."""
+    fingerprint = candidate.manifest.get("fingerprint")
+    champion = ports.registry.champion(candidate.dataset)
+    doc = ports.registry.version(candidate.dataset, champion) if champion is not None and fingerprint else None
+    if not doc or doc.get("fingerprint") != fingerprint:
+        return None
+    return {
+        "version": champion,
+        "fingerprint": fingerprint,
+        "sentence": (
+            f"the same data snapshot and training settings built the champion v{champion}: this rebuild "
+            "is the same model, so there is nothing to promote"
+        ),
+    }
 
 
 def _set(

@@ -14,8 +14,9 @@
    with the revocation as the reason (no debris waiting for an approval that can never be given).
 4. **A tainted champion** raises a ``Champion tainted`` notification and, per the contract's
    ``promotion.revocation`` policy (``chalicelib.registry.policy.RevocationPolicy``): ``fallback``
-   promotes the newest former champion that is neither tainted nor rejected (an audited champion
-   change by the revoker, so ``mlops models history`` shows it), and ``retrain`` asks for a retrain
+   brings back the newest former champion that is neither tainted nor rejected (an audited champion
+   change by the revoker, so ``mlops models history`` shows it: a rollback when that version is the
+   one a rollback goes back to, else a promotion), and ``retrain`` asks for a retrain
    whose snapshot leaves the revoked upload out (a run record whose reasons name the revocation).
 5. **Announce** ``Upload revoked`` with the versions tainted.
 
@@ -50,7 +51,9 @@ from chalicelib.registry.states import (
     PENDING_APPROVAL,
     REJECTED,
     RETIRED,
+    Champion,
     StatusConflict,
+    rollback_of,
     taint_detail,
     tainted_reason,
 )
@@ -197,9 +200,12 @@ def _tainted_champion(ports: RevocationPorts, model: str, upload_id: str, by: st
 
 
 def _fall_back(ports: RevocationPorts, model: str, champion: int, by: str, revoked: str) -> dict[str, Any]:
-    """Promote the newest former champion that is neither tainted nor rejected (retired), if any."""
+    """Bring back the newest former champion that is neither tainted nor rejected, if any: by a
+    rollback when it is the one a rollback goes back to (the audit ledger's undo stack stays a plain
+    history of undos), else by promoting it."""
     docs = {int(d["version"]): d for d in ports.registry.versions(model)}
-    former = [int(e["to_version"]) for e in sorted(ports.registry.audit(model), key=lambda e: -int(e["seq"]))]
+    ledger = sorted(ports.registry.audit(model), key=lambda e: int(e["seq"]))
+    former = [int(e["to_version"]) for e in reversed(ledger)]
     target = next(
         (
             v
@@ -215,14 +221,21 @@ def _fall_back(ports: RevocationPorts, model: str, champion: int, by: str, revok
         }
     why = f"fallback: v{champion} is tainted ({revoked}); v{target} is the newest former champion not tainted"
     try:
-        entry = ports.registry.promote(model, target, by, why, expected_champion=champion)
+        undo = rollback_of(model, Champion(champion, int(ledger[-1]["seq"])), ledger, by, why) if ledger else None
+    except Conflict:
+        undo = None  # nothing to undo, or the ledger moved: promote instead
+    try:
+        if undo is not None and undo.version == target:
+            entry = ports.registry.rollback(model, by, why)
+        else:
+            entry = ports.registry.promote(model, target, by, why, expected_champion=champion)
     except Conflict as exc:  # a concurrent champion change won: nothing changed here
         return {"to_version": None, "note": f"fallback not made: {exc}"}
     ports.notifier.publish(
-        notify.MODEL_PROMOTED,
+        notify.MODEL_ROLLED_BACK if entry.get("action") == "rollback" else notify.MODEL_PROMOTED,
         {"model": model, "from_version": champion, "to_version": target, "by": by, "reason": why},
     )
-    return {"to_version": target, "audit": entry.get("id"), "reason": why}
+    return {"to_version": target, "action": entry.get("action"), "audit": entry.get("id"), "reason": why}
 
 
 def _retrain(ports: RevocationPorts, model: str, revoked: str) -> dict[str, Any]:

@@ -49,9 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--reference", help="a drift reference profile (JSON) to compare against")
     validate.add_argument("file", help="the CSV file (plain or gzip)")
     sub.add_parser("env", help="print shell exports for the running local cloud (eval them)")
-    from mlops import batch, models, tokens
+    from mlops import batch, models, tokens, uploads
 
     models.add_parser(sub)
+    uploads.add_parser(sub)
     models.add_predict_parser(sub)
     tokens.add_parser(sub)
     batch.add_parser(sub)
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             return models.run(args)
         if args.command == "predict":
             return models.run_predict(args)
+        if args.command == "uploads":
+            return uploads.run(args)
         if args.command == "tokens":
             return tokens.run(args)
         if args.command == "batch":

@@ -136,6 +136,8 @@ def _kickoff(s: Settings) -> list[Statement]:
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             _table(s.runs_table),
         ),
+        # The dataset's revoked uploads (one item of the uploads ledger): left out of the snapshot.
+        _allow("ReadRevokedUploads", ["dynamodb:GetItem"], _table(s.uploads_table)),
         _allow(
             "SubmitTrainingJob",
             ["batch:SubmitJob", "batch:TagResource"],
@@ -208,6 +210,9 @@ def evaluate_candidate(s: Settings) -> list[Statement]:
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             _table(s.registry_table),
         ),
+        # A candidate trained on a revoked upload is tainted and rejected: the revoked set and who
+        # revoked each upload, from the uploads ledger.
+        _allow("ReadRevokedUploads", ["dynamodb:GetItem"], _table(s.uploads_table)),
         # The audit ledger is append-only: create-only puts inside the promotion transaction.
         _allow("AppendAudit", ["dynamodb:PutItem"], _table(s.audit_table)),
         _notify(s),
@@ -216,12 +221,14 @@ def evaluate_candidate(s: Settings) -> list[Statement]:
 
 def api_handler(s: Settings) -> list[Statement]:
     """Every HTTP route: uploads, contracts, retrain requests, runs, the registry, predictions."""
-    kickoff = _kickoff(s)
+    kickoff = [st for st in _kickoff(s) if st["Sid"] != "ReadRevokedUploads"]
     for statement in kickoff:
         if statement["Sid"] == "RunsLockAndLedger":  # GET /runs lists them
             statement["Action"] = sorted({*statement["Action"], "dynamodb:Scan"})
     return [
-        _allow("ReadUploadsLedger", ["dynamodb:GetItem"], _table(s.uploads_table)),
+        # GET /uploads/{id}; POST /uploads/{id}/revoke records the revocation on the entry and adds
+        # the id to the dataset's revoked set (UpdateItem); the retrain it asks for reads that set.
+        _allow("UploadsLedger", ["dynamodb:GetItem", "dynamodb:UpdateItem"], _table(s.uploads_table)),
         _allow(
             "WriteContracts", ["s3:PutObject", "s3:PutObjectTagging"], _objects(s.data_bucket, "contracts/")
         ),

@@ -83,14 +83,14 @@ def _call(cloud: Any, who: str, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def _at_once(cloud: Any, ops: list[tuple[str, int | None, str]]) -> dict[int, tuple[int, str]]:
+def _at_once(cloud: Any, ops: list[tuple[str, int | None, str]], model: str = MODEL) -> dict[int, tuple[int, str]]:
     """Every call sent on its own thread, all released together; each one's answer."""
     answers: dict[int, tuple[int, str]] = {}
     barrier = threading.Barrier(len(ops))
 
     def send(i: int) -> None:
         barrier.wait()
-        answers[i] = _call(cloud, ops[i][2], _path(ops[i]))
+        answers[i] = _call(cloud, ops[i][2], _path(ops[i], model))
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(ops))]
     for t in threads:
@@ -100,38 +100,38 @@ def _at_once(cloud: Any, ops: list[tuple[str, int | None, str]]) -> dict[int, tu
     return answers
 
 
-def _apply(reg: Registry, op: tuple[str, int | None, str]) -> int:
+def _apply(reg: Registry, op: tuple[str, int | None, str], model: str = MODEL) -> int:
     """One call on the reference registry, as the API's service runs it: its HTTP answer."""
     action, version, who = op
     caller, reason, notifier = f"{who} (approver)", f"{who} decided", MemoryNotifier()
     try:
         if action == "approve":
             assert version is not None
-            service.approve(reg, notifier, MODEL, version, caller, reason)
+            service.approve(reg, notifier, model, version, caller, reason)
         elif action == "reject":
             assert version is not None
-            service.reject(reg, notifier, MODEL, version, caller, reason)
+            service.reject(reg, notifier, model, version, caller, reason)
         else:
-            service.rollback(reg, notifier, MODEL, caller, reason)
+            service.rollback(reg, notifier, model, caller, reason)
     except errors.Conflict:
         return 409
     return 200
 
 
-def _path(op: tuple[str, int | None, str]) -> str:
+def _path(op: tuple[str, int | None, str], model: str = MODEL) -> str:
     action, version, _ = op
     return (
-        f"/models/{MODEL}/rollback"
+        f"/models/{model}/rollback"
         if action == "rollback"
-        else f"/models/{MODEL}/versions/{version}/{action}"
+        else f"/models/{model}/versions/{version}/{action}"
     )
 
 
-def _state(reg: Registry) -> Any:
+def _state(reg: Registry, model: str = MODEL) -> Any:
     """What must agree: statuses and transitions (without times), the pointer, the ledger."""
     versions = [
         (d["version"], d["status"], [(t["from"], t["to"], t["by"], t["reason"]) for t in d["transitions"]])
-        for d in reg.versions(MODEL)
+        for d in reg.versions(model)
     ]
     ledger = [
         (
@@ -143,9 +143,9 @@ def _state(reg: Registry) -> Any:
             e["undoes"],
             e.get("superseded", []),
         )
-        for e in reg.audit(MODEL)
+        for e in reg.audit(model)
     ]
-    return versions, reg.champion(MODEL), ledger
+    return versions, reg.champion(model), ledger
 
 
 def _reads(op: tuple[str, int | None, str]) -> set[Any]:
@@ -163,7 +163,7 @@ def _changed(before: Any, after: Any) -> set[Any]:
 
 
 def _linearization(
-    reference: MemoryRegistry, ops: list[Any], won: list[int], lost: list[int], observed: Any
+    reference: MemoryRegistry, ops: list[Any], won: list[int], lost: list[int], observed: Any, model: str = MODEL
 ) -> MemoryRegistry | None:
     """The reference after the winners in an order that explains the round (module docstring)."""
     for order in itertools.permutations(won):
@@ -171,16 +171,16 @@ def _linearization(
         prefixes = [copy.deepcopy(replay)]
         touched: set[Any] = set()
         for i in order:
-            before = _state(replay)
-            if _apply(replay, ops[i]) != 200:
+            before = _state(replay, model)
+            if _apply(replay, ops[i], model) != 200:
                 break
-            touched |= _changed(before, _state(replay))
+            touched |= _changed(before, _state(replay, model))
             prefixes.append(copy.deepcopy(replay))
         else:
-            if _state(replay) != observed:
+            if _state(replay, model) != observed:
                 continue
             explained = all(
-                _reads(ops[i]) & touched or any(_apply(copy.deepcopy(p), ops[i]) == 409 for p in prefixes)
+                _reads(ops[i]) & touched or any(_apply(copy.deepcopy(p), ops[i], model) == 409 for p in prefixes)
                 for i in lost
             )
             if explained:
@@ -193,13 +193,13 @@ def _name(op: tuple[str, int | None, str], first: int) -> str:
     return action if version is None else f"{action} {'first' if version == first else 'second'}"
 
 
-def _waiting(reg: Registry, run_id: str) -> int:
+def _waiting(reg: Registry, run_id: str, model: str = MODEL) -> int:
     """A new candidate judged against the current champion and waiting for approval (as the evaluator
     leaves one; set up one call at a time, before the round)."""
-    version, _ = reg.register_version(MODEL, {"run_id": run_id})
-    champion = reg.champion(MODEL)
+    version, _ = reg.register_version(model, {"run_id": run_id})
+    champion = reg.champion(model)
     gates = {"decision": "pending_approval", "reason": "manual mode", "evaluated_against": champion}
-    reg.set_status(MODEL, version, "pending_approval", "evaluator", "manual mode", "candidate", gates)
+    reg.set_status(model, version, "pending_approval", "evaluator", "manual mode", "candidate", gates)
     return version
 
 

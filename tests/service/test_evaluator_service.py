@@ -8,7 +8,7 @@ import hashlib
 import json
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,15 +44,38 @@ class Contracts:
 
 
 @dataclass
+class Revoked:
+    """Revoked uploads, as the uploads ledger keeps them (who, when, why)."""
+
+    revoked_by: str = "ops (admin)"
+    revoked_reason: str = "ads exported in cents"
+    revoked_at: str = "2026-11-30T13:00:00+00:00"
+
+
+class Revocations:
+    def __init__(self) -> None:
+        self.entries: dict[str, Revoked] = {}
+
+    def revoked(self, dataset: str) -> frozenset[str]:
+        return frozenset(self.entries)
+
+    def get(self, upload_id: str) -> Revoked | None:
+        return self.entries.get(upload_id)
+
+
+@dataclass
 class World:
     registry: MemoryRegistry
     artifacts: MemoryArtifacts
     contracts: Contracts
     notifier: MemoryNotifier
+    revocations: Revocations = field(default_factory=Revocations)
 
     @property
     def ports(self) -> EvaluatorPorts:
-        return EvaluatorPorts(self.registry, self.artifacts, self.contracts, self.notifier)
+        return EvaluatorPorts(
+            self.registry, self.artifacts, self.contracts, self.notifier, revocations=self.revocations
+        )
 
     def inbox(self) -> list[dict[str, Any]]:
         """The notifications so far, as a subscriber reads them (the type beside the detail)."""
@@ -572,3 +595,51 @@ def test_a_champion_that_can_score_no_row_waits_for_a_person_with_the_reason(wor
     reason = doc["gates"]["reason"]
     assert "comparison:" in reason and "needs column(s) ads" in reason and "undefined" not in reason
     assert "primary_metric" not in _gates(doc)
+
+
+# --- revoked uploads (issue 14, "What to build" 2) ------------------------------------------------------
+
+
+def test_a_candidate_trained_on_a_revoked_upload_is_tainted_and_rejected_unscored(world):
+    """A run that started before the revocation (its snapshot still held the upload)."""
+    uploads = _sales_uploads(2)
+    world.revocations.entries["u1"] = Revoked()
+    outcome = _candidate(world, sales_contract(STUMP), uploads)
+    doc = world.registry.version(SALES, 1)
+    assert outcome["action"] == "rejected" and doc["status"] == "rejected"
+    assert doc["tainted"] == {
+        "u1": {"trained": True, "evaluated": False, "by": "ops (admin)", "reason": "ads exported in cents",
+               "at": "2026-11-30T13:00:00+00:00"}
+    }  # fmt: skip
+    assert doc["gates"]["reason"] == (
+        "revoked_uploads: tainted: trained on upload u1, revoked by ops (admin): ads exported in cents"
+    )
+    assert "metrics" not in doc["gates"] and world.registry.champion(SALES) is None
+
+
+def test_a_rebuild_of_the_champion_is_rejected_naming_it(world):
+    """The retrain after a revocation can rebuild the fallback champion exactly (same snapshot, same
+    settings): nothing to promote, said so instead of a tie on the metrics."""
+    uploads = _sales_uploads(2)
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
+    outcome = _candidate(world, sales_contract(STUMP), uploads)
+    doc = world.registry.version(SALES, 2)
+    assert outcome["action"] == "rejected" and world.registry.champion(SALES) == 1
+    assert doc["fingerprint"] == world.registry.version(SALES, 1)["fingerprint"]
+    assert doc["gates"]["reason"] == (
+        "same_as_champion: the same data snapshot and training settings built the champion v1: this "
+        "rebuild is the same model, so there is nothing to promote"
+    )
+
+
+def test_a_tainted_champion_is_no_baseline_the_candidate_meets_the_floors_and_replaces_it(world):
+    uploads = _sales_uploads(3, corrupt=2)
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
+    world.registry.taint(SALES, 1, "u2", {"trained": True, "evaluated": True, "by": "ops (admin)", "reason": "cents"})
+    clean = {k: v for k, v in uploads.items() if k != "u2"}
+    outcome = _candidate(world, sales_contract({"family": "linear_regression"}), clean)
+    doc = world.registry.version(SALES, 2)
+    assert outcome["action"] == "promoted" and world.registry.champion(SALES) == 2
+    assert doc["gates"]["metrics"]["champion"] is None and doc["gates"]["evaluated_against"] == 1
+    assert doc["gates"]["tainted_champion"].startswith("the champion v1 is tainted: trained and evaluated on upload u2")
+    assert world.registry.version(SALES, 1)["status"] == "retired"

@@ -109,7 +109,7 @@ def test_revoking_taints_what_it_reached_falls_back_and_retrains_without_it(days
     assert champion["version"] == 3 and champion["tainted"] and champion["fallback"]["to_version"] == 2
     assert world.registry.champion(DATASET) == 2
     entry = world.registry.audit(DATASET)[-1]
-    assert (entry["from_version"], entry["to_version"], entry["who"]) == (3, 2, ADMIN)
+    assert (entry["action"], entry["from_version"], entry["to_version"], entry["who"]) == ("rollback", 3, 2, ADMIN)
     assert entry["reason"].startswith(f"fallback: v3 is tainted (upload {u4} revoked by {ADMIN}: ads scaled by three)")
     # A retrain without u4.
     assert champion["retrain"]["action"] == "launch" and len(world.launcher.launched) == 2
@@ -122,7 +122,21 @@ def test_revoking_taints_what_it_reached_falls_back_and_retrains_without_it(days
     assert (entry4.revoked_by, entry4.revoked_reason, entry4.revoked_at) == (ADMIN, "ads scaled by three", LATER.isoformat())
     types = world.notifier.types()
     assert notify.CHAMPION_TAINTED in types and types[-1] == notify.UPLOAD_REVOKED
-    assert (notify.MODEL_PROMOTED, {"model": DATASET, "from_version": 3, "to_version": 2, "by": ADMIN, "reason": entry["reason"]}) in world.notifier.messages
+    rolled_back = {"model": DATASET, "from_version": 3, "to_version": 2, "by": ADMIN, "reason": entry["reason"]}
+    assert (notify.MODEL_ROLLED_BACK, rolled_back) in world.notifier.messages
+
+
+def test_the_fallback_skips_tainted_former_champions_by_a_promotion(days):
+    world = Revocable()
+    header, rows = days
+    u1, u2, u3 = world.uploads(rows, header, 3)
+    world.version([u1], [u1], "champion")  # v1
+    world.version([u1, u2], [u2], "champion")  # v2
+    world.version([u1, u2, u3], [u3], "champion")  # v3
+    champion = service.revoke(world.revocation, u2, ADMIN, "wrong site")["champion"]
+    assert champion["fallback"]["to_version"] == 1 and champion["fallback"]["action"] == "promote"
+    assert world.registry.champion(DATASET) == 1
+    assert world.registry.audit(DATASET)[-1]["from_version"] == 3
 
 
 def test_a_repeat_is_a_conflict_that_changes_nothing_more_but_finishes_the_taints(days):
