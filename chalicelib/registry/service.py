@@ -37,6 +37,7 @@ from chalicelib.registry.states import (
     Conflict,
     NotFound,
     label,
+    tainted_reason,
 )
 
 SUMMARY_KEYS = ("version", "status", "family", "primary_metric", "primary_value", "run_id", "created_at")
@@ -56,16 +57,45 @@ def reason_from(body: Any) -> str:
 
 
 def _summary(doc: dict[str, Any]) -> dict[str, Any]:
-    """A version's line: its figures, the gates' decision and reason, and the last status change
-    (who moved it to its status and why: a person's rejection, a supersession)."""
+    """A version's line: its figures, its primary metric beside the champion's on the same rows (both
+    slices: ``compared``), the gates' decision and reason, whether it is tainted, and the last status
+    change (who moved it to its status and why: a person's rejection, a supersession)."""
     out = {k: doc.get(k) for k in SUMMARY_KEYS}
     gates = doc.get("gates") or {}
     out["decision"] = gates.get("decision")
     out["reason"] = gates.get("reason")
+    out["compared"] = compared(doc)
+    out["tainted"] = tainted_reason(doc)
     last = (doc.get("transitions") or [{}])[-1]
     out["status_by"] = last.get("by")
     out["status_reason"] = last.get("reason")
     return out
+
+
+def compared(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The version's primary metric and the champion's on the same holdout rows, whole and in its
+    slices (rows of uploads the champion was trained on, rows of uploads since), as the gates
+    measured them; None when it was not compared with a champion (the first model, a rebuild)."""
+    gates = doc.get("gates") or {}
+    metric = doc.get("primary_metric")
+    figures = gates.get("metrics") or {}
+    if not metric or not figures.get("champion") or gates.get("evaluated_against") is None:
+        return None
+
+    def pair(metrics: dict[str, Any], rows: Any) -> dict[str, Any]:
+        return {
+            "rows": rows,
+            "candidate": (metrics.get("candidate") or {}).get(metric),
+            "champion": (metrics.get("champion") or {}).get(metric),
+        }
+
+    slices = gates.get("slices") or {}
+    return {
+        "against": gates["evaluated_against"],
+        "metric": metric,
+        **pair(figures, (gates.get("comparison") or {}).get("rows", gates.get("holdout_rows"))),
+        "slices": {name: pair(s.get("metrics") or {}, s.get("rows")) for name, s in slices.items()},
+    }
 
 
 def list_models(reg: Registry) -> list[dict[str, Any]]:

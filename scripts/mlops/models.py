@@ -163,20 +163,44 @@ def _label(version: Any) -> str:
     return "none" if version is None else f"v{version}"
 
 
+def _figure(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
+def comparison_line(compared: dict[str, Any] | None) -> str | None:
+    """``vs v2 on the same 96 rows: rmse 8.1234 vs 8.4567; earlier slice (48 rows) 9.1000 vs 8.2000;
+    new slice (48 rows) 7.0000 vs 8.9000``: the version's figure first, the champion's second."""
+    if not compared:
+        return None
+    metric = compared["metric"]
+    text = (
+        f"vs v{compared['against']} on the same {compared.get('rows') or 0} rows: {metric} "
+        f"{_figure(compared.get('candidate'))} vs {_figure(compared.get('champion'))}"
+    )
+    for name, part in (compared.get("slices") or {}).items():
+        text += f"; {name} slice ({part.get('rows') or 0} rows) {_figure(part.get('candidate'))} vs {_figure(part.get('champion'))}"
+    return text
+
+
 def print_versions(doc: dict[str, Any], out: Any = None) -> None:
-    """The champion, then per version its line and, below it, the gates' reason and (when a person or
-    a champion change moved it since) who moved it to its status and why: every reason in full."""
+    """The champion, then per version its line (the metric on its own holdout) and, below it: its
+    metric beside the champion's on the same rows, both slices (what the gates compared); the gates'
+    reason; a taint; and (when a person or a champion change moved it since) who moved it to its
+    status and why: every reason in full."""
     out = out or sys.stdout
     print(f"{doc['model']}: champion {_label(doc.get('champion'))}", file=out)
-    print(f"  {'ver':>4}  {'status':<17} {'family':<24} {'metric':<9} {'value':>7}  decision", file=out)
+    print(f"  {'ver':>4}  {'status':<17} {'family':<24} {'metric':<9} {'own':>7}  decision", file=out)
     for v in doc["versions"]:
-        value = v.get("primary_value")
-        shown = f"{value:.4f}" if isinstance(value, int | float) else "-"
         print(
             f"  {'v' + str(v['version']):>4}  {v['status']:<17} {v.get('family') or '-'!s:<24} "
-            f"{v.get('primary_metric') or '-'!s:<9} {shown:>7}  {v.get('decision') or '-'}",
+            f"{v.get('primary_metric') or '-'!s:<9} {_figure(v.get('primary_value')):>7}  {v.get('decision') or '-'}",
             file=out,
         )
+        line = comparison_line(v.get("compared"))
+        if line:
+            print_wrapped(line, 8, out)
+        if v.get("tainted"):
+            print_wrapped(v["tainted"], 8, out)
         if v.get("reason"):
             print_wrapped(f"gates: {v['reason']}", 8, out)
         moved, by = v.get("status_reason"), v.get("status_by")

@@ -70,6 +70,8 @@ def test_reading_shows_models_versions_and_gates(pending):
         "reason",
         "status_by",
         "status_reason",
+        "compared",
+        "tainted",
     }
     assert shown["versions"][1]["status_by"] == "evaluator"
     assert shown["versions"][1]["reason"] == "judged pending_approval"

@@ -69,3 +69,36 @@ def test_audit_prints_the_whole_reason():
     print_audit([entry], out=out)
     assert " ".join(LONG.split()) in " ".join(out.getvalue().split())
     assert max(len(line) for line in out.getvalue().splitlines()) <= 100
+
+
+def test_models_show_puts_each_metric_beside_the_champions_on_the_same_rows_with_both_slices():
+    """Issue 14, failure 5: each version's metric was on its own holdout, so a lower RMSE was listed
+    above a promoted higher one. The comparison the gates made is on the version's line now."""
+    from chalicelib.registry.service import show_model
+
+    from chalicelib.adapters.memory.registry import MemoryRegistry
+
+    reg = MemoryRegistry()
+    for run in ("a", "b"):
+        reg.register_version("sales", {"run_id": run, "primary_metric": "rmse", "primary_value": 7.5})
+    reg.approve("sales", 1, "evaluator", "first", None, "candidate", {"decision": "promote", "reason": "first", "evaluated_against": None, "metrics": {"candidate": {"rmse": 7.5}, "champion": None}})
+    gates = {
+        "decision": "pending_approval",
+        "reason": "earlier_slice: worse",
+        "evaluated_against": 1,
+        "holdout_rows": 96,
+        "comparison": {"rows": 96},
+        "metrics": {"candidate": {"rmse": 8.1234}, "champion": {"rmse": 8.4567}},
+        "slices": {
+            "earlier": {"rows": 48, "metrics": {"candidate": {"rmse": 9.1}, "champion": {"rmse": 8.2}}},
+            "new": {"rows": 48, "metrics": {"candidate": {"rmse": 7.0}, "champion": {"rmse": 8.9}}},
+        },
+    }
+    reg.await_approval("sales", 2, "evaluator", "earlier_slice: worse", gates, "candidate", 1)
+    text = _shown(show_model(reg, "sales"))
+    assert (
+        "vs v1 on the same 96 rows: rmse 8.1234 vs 8.4567; earlier slice (48 rows) 9.1000 vs 8.2000; "
+        "new slice (48 rows) 7.0000 vs 8.9000"
+    ) in " ".join(text.split())
+    first = text.split("\n  ")[2]
+    assert "vs v" not in first  # the first model was compared with no champion: no such line
