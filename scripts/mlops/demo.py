@@ -632,6 +632,8 @@ def _registry_story(
     if rebuilt is not None:
         print_wrapped(rebuilt["gates"]["reason"], 7)
 
+    _revocation_story(demo, api, settings, registry, runs, token)
+
     demo.step(f"The model and its audit trail (GET /models/{DATASET}, GET /models/{DATASET}/audit)")
     status, model_doc = http("GET", f"{api}/models/{DATASET}")
     if demo.check(status == 200, f"GET /models/{DATASET} -> {status}"):
@@ -641,8 +643,9 @@ def _registry_story(
     if demo.check(status == 200 and len(entries) >= 4, f"{len(entries)} audit entries, oldest first"):
         print_audit(entries, out=_Indented())
         demo.check(
-            entries[-1]["action"] == "rollback" and entries[-1]["who"] == "alice (approver)",
-            "every change names who made it and why",
+            all(e.get("who") and e.get("reason") for e in entries)
+            and any(e["action"] == "rollback" and e["who"] == "alice (approver)" for e in entries),
+            "every change names who made it and why (alice's rollback, the revocation's fallback)",
         )
         _history_story(demo, api, entries)
     notes = inbox()
@@ -650,6 +653,84 @@ def _registry_story(
     for note in notes:
         print(f"     {note['type']}: {note.get('model')} {_note_detail(note)}")
     demo.check(bool(notes), f"{len(notes)} notifications published to the topic")
+
+
+def _revocation_story(
+    demo: Demo, api: str | None, settings: Any, registry: Any, runs: Any, token: dict[str, str]
+) -> None:
+    """The lab says day 5's instrument was miscalibrated: its upload is revoked. Every version trained
+    or evaluated on it is tainted and stops answering; the champion falls back to the newest former
+    champion that never saw it; a retrain without it starts by itself."""
+    from chalicelib.adapters.aws.uploads_ledger import DynamoUploadLedger
+    from mlops.uploads import print_lineage, print_revocation
+
+    demo.step("Revoking an upload: day 5's instrument was miscalibrated (POST /uploads/{id}/revoke, admin)")
+    day5 = next(
+        (u for u in DynamoUploadLedger(settings.uploads_table).scan() if u.key.endswith("2026-11-05.csv")), None
+    )
+    if not demo.check(day5 is not None and day5.status == "valid", "day 5's upload is valid (drift is no error)"):
+        return
+    assert day5 is not None
+    status, lineage = http("GET", f"{api}/uploads/{day5.upload_id}/models")
+    reached = [v["version"] for v in lineage.get("versions", [])]
+    demo.check(status == 200 and bool(reached), f"GET /uploads/{day5.upload_id}/models -> {status}: it reached "
+               + ", ".join(f"v{v}" for v in reached))  # fmt: skip
+    champion_before = registry.champion(DATASET)
+    runs_before = {r["run_id"] for r in runs.list_runs(DATASET)}
+    why = {"reason": "the lab confirmed the instrument was miscalibrated on day 5"}
+    status, body = http("POST", f"{api}/uploads/{day5.upload_id}/revoke", why, token["approver"])
+    demo.check(status == 403, f"revoke as alice (approver) -> {status}: revoking is an admin's decision")
+    status, body = http("POST", f"{api}/uploads/{day5.upload_id}/revoke", why, token["admin"])
+    if not demo.check(status == 200, f"revoke as ops (admin) -> {status}"):
+        return
+    print_revocation(body, out=_Indented())
+    champion = body["champion"]
+    demo.check(
+        champion.get("version") == champion_before and bool(champion.get("tainted")),
+        f"the champion v{champion_before} was trained on day 5: tainted",
+    )
+    status, answer = http(
+        "POST", f"{api}/models/{DATASET}/versions/{champion_before}/predict", {"records": [PATIENT]}
+    )
+    demo.check(status == 409, f"v{champion_before} answers {status}: {answer.get('Message')}")
+    fallback = (champion.get("fallback") or {}).get("to_version")
+    if fallback:
+        demo.check(
+            registry.champion(DATASET) == fallback,
+            f"v{fallback}, a former champion that never saw day 5, serves again (audited, by ops (admin))",
+        )
+        _predict_champion(demo, api, registry, "the fallback champion answers")
+    retrain = champion.get("retrain") or {}
+    if demo.check(retrain.get("action") == "launch", f"a retrain without day 5 started: run {retrain.get('run_id')}"):
+        run = _follow_run(demo, runs, lambda r: r["run_id"] not in runs_before)
+        version = _follow_version(demo, registry, run)
+        if version:
+            _print_gates(version)
+            demo.check(
+                day5.upload_id not in (version.get("trained_on") or []),
+                f"v{version['version']} was trained on {len(version.get('trained_on') or [])} uploads, day 5 not "
+                f"among them: {_verdict(registry, version)}",
+            )
+    status, lineage = http("GET", f"{api}/uploads/{day5.upload_id}/models")
+    if status == 200:
+        print_lineage(lineage, out=_Indented())
+    status, again = http("POST", f"{api}/uploads/{day5.upload_id}/revoke", why, token["admin"])
+    demo.check(status == 409, f"revoking it again -> {status}: {again.get('Message')}")
+    import boto3
+
+    kept = [k for k in (day5.output_key, day5.report_key) if k and _exists(boto3.client("s3"), settings.data_bucket, k)]
+    demo.check(
+        len(kept) == 2,
+        f"nothing was deleted: {', '.join(kept)} stay; the ledger entry records who, when and why",
+    )
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception:
+        return False
+    return True
 
 
 def _history_story(demo: Demo, api: str | None, entries: list[dict[str, Any]]) -> None:

@@ -169,7 +169,8 @@ def _figure(value: Any) -> str:
 
 def comparison_line(compared: dict[str, Any] | None) -> str | None:
     """``vs v2 on the same 96 rows: rmse 8.1234 vs 8.4567; earlier slice (48 rows) 9.1000 vs 8.2000;
-    new slice (48 rows) 7.0000 vs 8.9000``: the version's figure first, the champion's second."""
+    new slice (48 rows) 7.0000 vs 8.9000``: the version's figure first, the champion's second (a
+    slice without rows is left out)."""
     if not compared:
         return None
     metric = compared["metric"]
@@ -178,7 +179,8 @@ def comparison_line(compared: dict[str, Any] | None) -> str | None:
         f"{_figure(compared.get('candidate'))} vs {_figure(compared.get('champion'))}"
     )
     for name, part in (compared.get("slices") or {}).items():
-        text += f"; {name} slice ({part.get('rows') or 0} rows) {_figure(part.get('candidate'))} vs {_figure(part.get('champion'))}"
+        if part.get("rows"):  # an empty slice (every row from uploads the champion saw) says nothing
+            text += f"; {name} slice ({part['rows']} rows) {_figure(part.get('candidate'))} vs {_figure(part.get('champion'))}"
     return text
 
 
