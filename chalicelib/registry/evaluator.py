@@ -123,7 +123,11 @@ def _reject_as_tainted(ports: EvaluatorPorts, ids: dict[str, Any], status: str) 
     try:
         _set(ports, ids, REJECTED, status, verdict.reason, record)
     except _AlreadyJudged:
-        return {**ids, "action": "duplicate", "status": (ports.registry.version(ids["model"], ids["version"]) or {}).get("status")}
+        return {
+            **ids,
+            "action": "duplicate",
+            "status": (ports.registry.version(ids["model"], ids["version"]) or {}).get("status"),
+        }
     return {**ids, "action": "rejected", "reason": verdict.reason, "gates": record}
 
 
@@ -229,7 +233,9 @@ def _rebuilds_champion(ports: EvaluatorPorts, candidate: Candidate) -> dict[str,
     settings (a retrain after a revocation that the fallback champion already answers, for one)."""
     fingerprint = candidate.manifest.get("fingerprint")
     champion = ports.registry.champion(candidate.dataset)
-    doc = ports.registry.version(candidate.dataset, champion) if champion is not None and fingerprint else None
+    doc = (
+        ports.registry.version(candidate.dataset, champion) if champion is not None and fingerprint else None
+    )
     if not doc or doc.get("fingerprint") != fingerprint:
         return None
     return {
@@ -277,7 +283,9 @@ def _judge(
         verdict = evaluate(policy, mine)
         record["metrics"] = {"candidate": finite(scored.metrics), "champion": None}
         if tainted:
-            record["tainted_champion"] = f"the champion v{champion} is {tainted}: not compared with, floors only"
+            record["tainted_champion"] = (
+                f"the champion v{champion} is {tainted}: not compared with, floors only"
+            )
     else:
         model = load_version(ports.registry, ports.artifacts, candidate.dataset, champion)
         comparison = compare(model, champion, scored, trained_on(champion_doc))

@@ -141,9 +141,14 @@ class ContractReader(Protocol):
 class RevokedUpload(Protocol):
     """What the registry reads of a revoked upload's ledger entry (``chalicelib.ingest.Upload``)."""
 
-    revoked_at: str | None
-    revoked_by: str | None
-    revoked_reason: str | None
+    @property
+    def revoked_at(self) -> str | None: ...
+
+    @property
+    def revoked_by(self) -> str | None: ...
+
+    @property
+    def revoked_reason(self) -> str | None: ...
 
 
 class Revocations(Protocol):

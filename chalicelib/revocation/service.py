@@ -83,7 +83,9 @@ class RevocationPorts:
 
 def evaluated_on(doc: dict[str, Any]) -> list[str]:
     """The uploads a version's holdout rows came from (what its gates judged it on)."""
-    return [str(u.get("upload")) for u in (doc.get("gates") or {}).get("evaluated_on") or [] if u.get("upload")]
+    return [
+        str(u.get("upload")) for u in (doc.get("gates") or {}).get("evaluated_on") or [] if u.get("upload")
+    ]
 
 
 def reached(doc: dict[str, Any], upload_id: str) -> tuple[bool, bool]:
@@ -136,7 +138,9 @@ def revoke(ports: RevocationPorts, upload_id: str, by: str, reason: str) -> dict
     for doc in ports.registry.versions(model):
         trained, evaluated = reached(doc, upload_id)
         if trained or evaluated:
-            ports.registry.taint(model, int(doc["version"]), upload_id, taint_detail(trained, evaluated, *detail))
+            ports.registry.taint(
+                model, int(doc["version"]), upload_id, taint_detail(trained, evaluated, *detail)
+            )
             tainted.append(int(doc["version"]))
     if not created:
         raise AlreadyRevoked(
@@ -151,7 +155,9 @@ def revoke(ports: RevocationPorts, upload_id: str, by: str, reason: str) -> dict
         "rejected": _reject_waiting(ports, model, tainted, upload_id, by, reason),
         "champion": _tainted_champion(ports, model, upload_id, by, reason),
     }
-    logger.info("upload revoked", extra={k: outcome[k] for k in ("upload_id", "dataset", "tainted", "rejected")})
+    logger.info(
+        "upload revoked", extra={k: outcome[k] for k in ("upload_id", "dataset", "tainted", "rejected")}
+    )
     ports.notifier.publish(
         notify.UPLOAD_REVOKED,
         {"model": model, "upload_id": upload_id, "by": by, "reason": reason, "tainted": tainted},
@@ -170,7 +176,12 @@ def _reject_waiting(
             continue
         try:
             ports.registry.set_status(
-                model, version, REJECTED, by, f"upload {upload_id} was revoked: {reason}", expected=doc["status"]
+                model,
+                version,
+                REJECTED,
+                by,
+                f"upload {upload_id} was revoked: {reason}",
+                expected=doc["status"],
             )
         except StatusConflict:
             continue  # a concurrent change moved it (a champion change superseded it, a person rejected it)
@@ -178,7 +189,9 @@ def _reject_waiting(
     return rejected
 
 
-def _tainted_champion(ports: RevocationPorts, model: str, upload_id: str, by: str, reason: str) -> dict[str, Any]:
+def _tainted_champion(
+    ports: RevocationPorts, model: str, upload_id: str, by: str, reason: str
+) -> dict[str, Any]:
     """Notify, fall back and retrain as the policy says, if the champion is tainted now."""
     champion = ports.registry.champion(model)
     doc = ports.registry.version(model, champion) if champion is not None else None
@@ -221,7 +234,11 @@ def _fall_back(ports: RevocationPorts, model: str, champion: int, by: str, revok
         }
     why = f"fallback: v{champion} is tainted ({revoked}); v{target} is the newest former champion not tainted"
     try:
-        undo = rollback_of(model, Champion(champion, int(ledger[-1]["seq"])), ledger, by, why) if ledger else None
+        undo = (
+            rollback_of(model, Champion(champion, int(ledger[-1]["seq"])), ledger, by, why)
+            if ledger
+            else None
+        )
     except Conflict:
         undo = None  # nothing to undo, or the ledger moved: promote instead
     try:
@@ -252,7 +269,9 @@ def _policy(ports: RevocationPorts, model: str) -> tuple[RevocationPolicy, str |
     try:
         return PromotionPolicy.from_contract(ports.contracts.get(model)).revocation, None
     except (NoContract, ContractError) as exc:
-        return RevocationPolicy(fallback=True, retrain=False), f"the contract cannot be read ({exc}): fallback only"
+        return RevocationPolicy(
+            fallback=True, retrain=False
+        ), f"the contract cannot be read ({exc}): fallback only"
 
 
 def _entry(uploads: UploadLedger, upload_id: str) -> Upload:

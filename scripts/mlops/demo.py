@@ -666,9 +666,12 @@ def _revocation_story(
 
     demo.step("Revoking an upload: day 5's instrument was miscalibrated (POST /uploads/{id}/revoke, admin)")
     day5 = next(
-        (u for u in DynamoUploadLedger(settings.uploads_table).scan() if u.key.endswith("2026-11-05.csv")), None
+        (u for u in DynamoUploadLedger(settings.uploads_table).scan() if u.key.endswith("2026-11-05.csv")),
+        None,
     )
-    if not demo.check(day5 is not None and day5.status == "valid", "day 5's upload is valid (drift is no error)"):
+    if not demo.check(
+        day5 is not None and day5.status == "valid", "day 5's upload is valid (drift is no error)"
+    ):
         return
     assert day5 is not None
     status, lineage = http("GET", f"{api}/uploads/{day5.upload_id}/models")
@@ -701,7 +704,9 @@ def _revocation_story(
         )
         _predict_champion(demo, api, registry, "the fallback champion answers")
     retrain = champion.get("retrain") or {}
-    if demo.check(retrain.get("action") == "launch", f"a retrain without day 5 started: run {retrain.get('run_id')}"):
+    if demo.check(
+        retrain.get("action") == "launch", f"a retrain without day 5 started: run {retrain.get('run_id')}"
+    ):
         run = _follow_run(demo, runs, lambda r: r["run_id"] not in runs_before)
         version = _follow_version(demo, registry, run)
         if version:
@@ -718,7 +723,11 @@ def _revocation_story(
     demo.check(status == 409, f"revoking it again -> {status}: {again.get('Message')}")
     import boto3
 
-    kept = [k for k in (day5.output_key, day5.report_key) if k and _exists(boto3.client("s3"), settings.data_bucket, k)]
+    kept = [
+        k
+        for k in (day5.output_key, day5.report_key)
+        if k and _exists(boto3.client("s3"), settings.data_bucket, k)
+    ]
     demo.check(
         len(kept) == 2,
         f"nothing was deleted: {', '.join(kept)} stay; the ledger entry records who, when and why",

@@ -86,10 +86,16 @@ def print_revocation(doc: dict[str, Any], out: Any = None) -> None:
     """What a revocation did: the versions tainted and rejected, the champion's fallback, the retrain."""
     out = out or sys.stdout
     print(f"upload {doc['upload_id']} revoked ({doc['dataset']}); nothing was deleted", file=out)
-    print(f"  tainted: {_versions(doc['tainted'])}; rejected while waiting: {_versions(doc['rejected'])}", file=out)
+    print(
+        f"  tainted: {_versions(doc['tainted'])}; rejected while waiting: {_versions(doc['rejected'])}",
+        file=out,
+    )
     champion = doc["champion"]
     if not champion.get("tainted"):
-        print(f"  the champion ({'v' + str(champion['version']) if champion['version'] else 'none'}) is not tainted", file=out)
+        print(
+            f"  the champion ({'v' + str(champion['version']) if champion['version'] else 'none'}) is not tainted",
+            file=out,
+        )
         return
     print(f"  the champion v{champion['version']} is tainted: it answers no prediction", file=out)
     fallback = champion.get("fallback")
@@ -100,4 +106,6 @@ def print_revocation(doc: dict[str, Any], out: Any = None) -> None:
     retrain = champion.get("retrain")
     if retrain:
         run = f" (run {retrain['run_id']})" if retrain.get("run_id") else ""
-        print_wrapped(f"retrain without the upload: {retrain['action']}{run}: {'; '.join(retrain['reasons'])}", 2, out)
+        print_wrapped(
+            f"retrain without the upload: {retrain['action']}{run}: {'; '.join(retrain['reasons'])}", 2, out
+        )

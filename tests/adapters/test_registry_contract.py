@@ -570,11 +570,14 @@ def test_a_tainted_version_cannot_become_champion_by_any_change(registry):
     detail = states.taint_detail(True, True, "ops (admin)", "bad export", "2026-11-30T13:00:00+00:00")
     registry.taint("m", 1, "u1", detail)
     registry.taint("m", 3, "u1", detail)
-    with pytest.raises(StatusConflict, match="cannot make m v1 the champion: it is tainted: trained and evaluated on upload u1"):
+    with pytest.raises(
+        StatusConflict,
+        match="cannot make m v1 the champion: it is tainted: trained and evaluated on upload u1",
+    ):
         registry.rollback("m", "alice", "back to v1")
     with pytest.raises(StatusConflict, match="m v3 the champion: it is tainted"):
         registry.approve("m", 3, "alice", "ok", expected_champion=2, expected_status="pending_approval")
-    with pytest.raises(StatusConflict, match="m v3 is tainted: .*; it cannot shadow the champion"):
+    with pytest.raises(StatusConflict, match=r"m v3 is tainted: .*; it cannot shadow the champion"):
         registry.set_challenger("m", 3, "alice", "shadow it")
     assert registry.champion("m") == 2 and len(registry.audit("m")) == 2
     assert registry.version("m", 3)["status"] == "pending_approval"
@@ -594,7 +597,9 @@ def test_a_promotion_racing_a_taint_of_its_version_never_leaves_a_tainted_versio
     def work(i: int) -> Any:
         if i == 0:
             return registry.taint("m", 2, "u1", detail)
-        return registry.approve("m", 2, "alice", "ok", expected_champion=1, expected_status="pending_approval")
+        return registry.approve(
+            "m", 2, "alice", "ok", expected_champion=1, expected_status="pending_approval"
+        )
 
     outcomes = race(2, work)
     assert outcomes[0] is True

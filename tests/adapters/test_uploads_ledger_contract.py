@@ -179,11 +179,15 @@ def test_revoking_a_valid_upload_records_who_when_and_why_once(ledger: UploadLed
     entry = upload(dataset=dataset)
     ledger.record(entry)
     assert ledger.revoked(dataset) == frozenset()
-    revoked, created = ledger.revoke(entry.upload_id, "ops (admin)", "scaled by three", "2026-11-30T13:00:00+00:00")
+    revoked, created = ledger.revoke(
+        entry.upload_id, "ops (admin)", "scaled by three", "2026-11-30T13:00:00+00:00"
+    )
     assert created and revoked.revoked
     assert (revoked.revoked_by, revoked.revoked_reason) == ("ops (admin)", "scaled by three")
     assert ledger.get(entry.upload_id) == revoked
-    assert replace(revoked, revoked_at=None, revoked_by=None, revoked_reason=None) == entry  # nothing else moved
+    assert (
+        replace(revoked, revoked_at=None, revoked_by=None, revoked_reason=None) == entry
+    )  # nothing else moved
     again, created = ledger.revoke(entry.upload_id, "bob (admin)", "again", "2026-11-30T14:00:00+00:00")
     assert not created and again == revoked  # the first decision stands
     assert ledger.revoked(dataset) == frozenset({entry.upload_id})
@@ -214,7 +218,10 @@ def test_racing_revocations_of_one_upload_revoke_it_once(ledger: UploadLedger) -
     ledger.record(entry)
     with ThreadPoolExecutor(8) as pool:
         results = list(
-            pool.map(lambda i: ledger.revoke(entry.upload_id, f"p{i}", f"r{i}", f"2026-11-30T13:00:0{i}+00:00"), range(8))
+            pool.map(
+                lambda i: ledger.revoke(entry.upload_id, f"p{i}", f"r{i}", f"2026-11-30T13:00:0{i}+00:00"),
+                range(8),
+            )
         )
     assert sum(created for _, created in results) == 1
     winner = next(u for u, created in results if created)

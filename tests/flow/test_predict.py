@@ -204,7 +204,9 @@ def test_a_rejected_version_stops_answering_the_pinned_route_within_the_ttl(
     assert post(client, f"/models/{DATASET}/predict", {"records": records}).json_body["version"] == 1
 
 
-def test_a_champion_tainted_by_a_revoked_upload_stops_answering_within_the_ttl(aws, client, champion, monkeypatch):
+def test_a_champion_tainted_by_a_revoked_upload_stops_answering_within_the_ttl(
+    aws, client, champion, monkeypatch
+):
     """Its status stays champion; the taint on its record stops every route (pinned and champion)."""
     from chalicelib.registry import states
 

@@ -77,7 +77,9 @@ def test_the_promotion_story_on_real_mechanics(local_cloud):
         return sales_rows(240, start=240 * n, seed=n, **corruption)
 
     def entry(upload_id: str) -> dict[str, Any]:
-        doc = wait_until(lambda: (lambda s, b: b if s == 200 else None)(*http("GET", f"{api}/uploads/{upload_id}")))
+        doc = wait_until(
+            lambda: (lambda s, b: b if s == 200 else None)(*http("GET", f"{api}/uploads/{upload_id}"))
+        )
         assert doc, f"upload {upload_id} was never recorded"
         return dict(doc)
 
@@ -154,18 +156,24 @@ def test_the_promotion_story_on_real_mechanics(local_cloud):
     assert registry.champion(SALES) == 2
     fallback = registry.audit(SALES)[-1]
     assert (fallback["action"], fallback["who"], fallback["to_version"]) == ("rollback", "ops (admin)", 2)
-    status, again_revoked = http("POST", f"{api}/uploads/{corrupted}/revoke", {"reason": "twice"}, token["ops"])
+    status, again_revoked = http(
+        "POST", f"{api}/uploads/{corrupted}/revoke", {"reason": "twice"}, token["ops"]
+    )
     assert status == 409 and "revoked already, by ops (admin)" in again_revoked["Message"]
     tainted = registry.version(SALES, 3)["tainted"][corrupted]
     assert (tainted["trained"], tainted["evaluated"], tainted["by"]) == (True, True, "ops (admin)")
     # A warm API process re-reads a version's record once per champion pointer TTL: within it, 409.
-    status, answer = wait_until(lambda: (lambda s, a: (s, a) if s == 409 else None)(*predict("/versions/3/predict")))
+    status, answer = wait_until(
+        lambda: (lambda s, a: (s, a) if s == 409 else None)(*predict("/versions/3/predict"))
+    )
     assert status == 409 and f"is tainted: trained and evaluated on upload {corrupted}" in answer["Message"]
     v4 = judged(4)
     assert corrupted not in v4["trained_on"] and sorted(v4["trained_on"]) == sorted([*days, export])
     # Without day 2 the snapshot is v2's again: the retrain rebuilds the fallback champion, said so.
     assert v4["status"] == "rejected" and v4["fingerprint"] == registry.version(SALES, 2)["fingerprint"]
-    assert v4["gates"]["reason"].startswith("same_as_champion: the same data snapshot and training settings built the champion v2")
+    assert v4["gates"]["reason"].startswith(
+        "same_as_champion: the same data snapshot and training settings built the champion v2"
+    )
     run = runs.get_run(v4["run_id"])
     assert any("ads exported in cents" in r for r in run["reasons"]), run["reasons"]
     assert wait_until(lambda: predict("/predict")[1].get("version") == 2)  # the fallback serves
@@ -188,9 +196,10 @@ def test_the_promotion_story_on_real_mechanics(local_cloud):
         ("promote", None, 1), ("promote", 1, 2), ("promote", 2, 3), ("rollback", 3, 2), ("rollback", 2, 1)
     ]  # fmt: skip
     for before, after in ((ledger[0], ledger[1]), (ledger[2], ledger[3]), (ledger[3], ledger[4])):
-        middle = datetime.fromisoformat(before["at"]) + (
-            datetime.fromisoformat(after["at"]) - datetime.fromisoformat(before["at"])
-        ) / 2
+        middle = (
+            datetime.fromisoformat(before["at"])
+            + (datetime.fromisoformat(after["at"]) - datetime.fromisoformat(before["at"])) / 2
+        )
         at = middle.isoformat() if after["at"] > before["at"] else before["at"]
         doc = call("GET", f"/models/{SALES}/champion?at={quote(at)}", None, "vic")
         assert doc["champion"] == before["to_version"] and doc["change"]["seq"] == before["seq"], doc
@@ -202,7 +211,10 @@ def test_the_promotion_story_on_real_mechanics(local_cloud):
     for r in range(ROUNDS):
         a = races._waiting(registry, f"story-round-{r}-a", SALES)
         b = races._waiting(registry, f"story-round-{r}-b", SALES)
-        assert (races._waiting(reference, f"story-round-{r}-a", SALES), races._waiting(reference, f"story-round-{r}-b", SALES)) == (a, b)
+        assert (
+            races._waiting(reference, f"story-round-{r}-a", SALES),
+            races._waiting(reference, f"story-round-{r}-b", SALES),
+        ) == (a, b)
         ops = [
             ("approve", a, "alice"),
             ("approve", a, "bob"),

@@ -83,7 +83,9 @@ def _call(cloud: Any, who: str, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def _at_once(cloud: Any, ops: list[tuple[str, int | None, str]], model: str = MODEL) -> dict[int, tuple[int, str]]:
+def _at_once(
+    cloud: Any, ops: list[tuple[str, int | None, str]], model: str = MODEL
+) -> dict[int, tuple[int, str]]:
     """Every call sent on its own thread, all released together; each one's answer."""
     answers: dict[int, tuple[int, str]] = {}
     barrier = threading.Barrier(len(ops))
@@ -163,7 +165,12 @@ def _changed(before: Any, after: Any) -> set[Any]:
 
 
 def _linearization(
-    reference: MemoryRegistry, ops: list[Any], won: list[int], lost: list[int], observed: Any, model: str = MODEL
+    reference: MemoryRegistry,
+    ops: list[Any],
+    won: list[int],
+    lost: list[int],
+    observed: Any,
+    model: str = MODEL,
 ) -> MemoryRegistry | None:
     """The reference after the winners in an order that explains the round (module docstring)."""
     for order in itertools.permutations(won):
@@ -180,7 +187,8 @@ def _linearization(
             if _state(replay, model) != observed:
                 continue
             explained = all(
-                _reads(ops[i]) & touched or any(_apply(copy.deepcopy(p), ops[i], model) == 409 for p in prefixes)
+                _reads(ops[i]) & touched
+                or any(_apply(copy.deepcopy(p), ops[i], model) == 409 for p in prefixes)
                 for i in lost
             )
             if explained:

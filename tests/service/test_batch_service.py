@@ -120,7 +120,12 @@ def test_submit_refuses_an_input_prefix_with_nothing_under_it(ports):
         (Registry(versions={1: _version("pending_approval")}), {}, "has no champion: give a version"),
         (Registry(versions={3: _version("rejected")}), {"version": 3}, "v3 is rejected: .* it cannot score"),
         (
-            Registry(champion=2, versions={2: {**_version(), "tainted": {"u9": {"trained": True, "by": "ops", "reason": "bad"}}}}),
+            Registry(
+                champion=2,
+                versions={
+                    2: {**_version(), "tainted": {"u9": {"trained": True, "by": "ops", "reason": "bad"}}}
+                },
+            ),
             {},
             r"v2 is tainted: trained on upload u9, revoked by ops: bad; .* it cannot score",
         ),

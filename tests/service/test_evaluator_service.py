@@ -635,11 +635,15 @@ def test_a_rebuild_of_the_champion_is_rejected_naming_it(world):
 def test_a_tainted_champion_is_no_baseline_the_candidate_meets_the_floors_and_replaces_it(world):
     uploads = _sales_uploads(3, corrupt=2)
     assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
-    world.registry.taint(SALES, 1, "u2", {"trained": True, "evaluated": True, "by": "ops (admin)", "reason": "cents"})
+    world.registry.taint(
+        SALES, 1, "u2", {"trained": True, "evaluated": True, "by": "ops (admin)", "reason": "cents"}
+    )
     clean = {k: v for k, v in uploads.items() if k != "u2"}
     outcome = _candidate(world, sales_contract({"family": "linear_regression"}), clean)
     doc = world.registry.version(SALES, 2)
     assert outcome["action"] == "promoted" and world.registry.champion(SALES) == 2
     assert doc["gates"]["metrics"]["champion"] is None and doc["gates"]["evaluated_against"] == 1
-    assert doc["gates"]["tainted_champion"].startswith("the champion v1 is tainted: trained and evaluated on upload u2")
+    assert doc["gates"]["tainted_champion"].startswith(
+        "the champion v1 is tainted: trained and evaluated on upload u2"
+    )
     assert world.registry.version(SALES, 1)["status"] == "retired"

@@ -17,11 +17,16 @@ from chalicelib.ingest.exceptions import NotRevocable, UploadNotFound
 from chalicelib.revocation import service
 from chalicelib.revocation.service import AlreadyRevoked, RevocationPorts
 from chalicelib.validation import Contract
-from mlops.datasets import breast_cancer_contract, to_csv
-from tests.service.test_row_identity import DATASET, NOW, Pipeline, days  # noqa: F401  (fixture)
+from mlops.datasets import breast_cancer_contract, breast_cancer_rows, to_csv
+from tests.service.test_row_identity import DATASET, NOW, Pipeline
 
 ADMIN = "ops (admin)"
 LATER = NOW + timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def days() -> tuple[list[str], list[list[str]]]:
+    return breast_cancer_rows()
 
 
 class Revocable(Pipeline):
@@ -35,7 +40,12 @@ class Revocable(Pipeline):
         self.notifier = MemoryNotifier()
         self.now = NOW  # the revocation comes an hour after the uploads (``uploads``)
         self.training = type(self.training)(
-            self.runs, self.contracts, self.snapshots, self.launcher, lambda: self.now, revocations=self.ledger
+            self.runs,
+            self.contracts,
+            self.snapshots,
+            self.launcher,
+            lambda: self.now,
+            revocations=self.ledger,
         )
         self.revocation = RevocationPorts(
             self.ledger, self.registry, self.contracts, self.notifier, self.training, lambda: self.now
@@ -48,9 +58,13 @@ class Revocable(Pipeline):
         version, _ = self.registry.register_version(DATASET, {"run_id": run, "trained_on": trained_on})
         gates = {"evaluated_on": [{"upload": u, "rows": 10} for u in evaluated_on]}
         if status == "champion":
-            self.registry.approve(DATASET, version, "evaluator", "better", self.registry.champion(DATASET), "candidate", gates)
+            self.registry.approve(
+                DATASET, version, "evaluator", "better", self.registry.champion(DATASET), "candidate", gates
+            )
         elif status == "pending_approval":
-            self.registry.await_approval(DATASET, version, "evaluator", "manual", gates, "candidate", self.registry.champion(DATASET))
+            self.registry.await_approval(
+                DATASET, version, "evaluator", "manual", gates, "candidate", self.registry.champion(DATASET)
+            )
         else:
             self.registry.update_gates(DATASET, version, gates, "candidate")
         return version
@@ -58,7 +72,9 @@ class Revocable(Pipeline):
     def uploads(self, rows: list[list[str]], header: list[str], n: int) -> list[str]:
         ids = []
         for day in range(n):
-            entry, _ = self.upload_and_kick(f"incoming/{DATASET}/day{day}.csv", to_csv(header, rows[100 * day : 100 * day + 100]))
+            entry, _ = self.upload_and_kick(
+                f"incoming/{DATASET}/day{day}.csv", to_csv(header, rows[100 * day : 100 * day + 100])
+            )
             ids.append(entry.upload_id)
         self.finish_runs()
         self.now = LATER
@@ -75,9 +91,9 @@ def test_the_lineage_query_lists_every_version_an_upload_reached_and_how(days):
     doc = service.models_of_upload(world.ledger, world.registry, u3)
     assert doc["dataset"] == DATASET and doc["model"] == DATASET and doc["champion"] == 1
     assert doc["revoked"] is None and doc["status"] == "valid"
-    assert [(v["version"], v["status"], v["trained"], v["evaluated"], v["tainted"]) for v in doc["versions"]] == [
-        (2, "pending_approval", True, True, None)
-    ]
+    assert [
+        (v["version"], v["status"], v["trained"], v["evaluated"], v["tainted"]) for v in doc["versions"]
+    ] == [(2, "pending_approval", True, True, None)]
     first = service.models_of_upload(world.ledger, world.registry, u1)["versions"]
     assert [(v["version"], v["champion"], v["trained"], v["evaluated"]) for v in first] == [
         (1, True, True, True), (2, False, True, False), (3, False, True, True)
@@ -109,8 +125,15 @@ def test_revoking_taints_what_it_reached_falls_back_and_retrains_without_it(days
     assert champion["version"] == 3 and champion["tainted"] and champion["fallback"]["to_version"] == 2
     assert world.registry.champion(DATASET) == 2
     entry = world.registry.audit(DATASET)[-1]
-    assert (entry["action"], entry["from_version"], entry["to_version"], entry["who"]) == ("rollback", 3, 2, ADMIN)
-    assert entry["reason"].startswith(f"fallback: v3 is tainted (upload {u4} revoked by {ADMIN}: ads scaled by three)")
+    assert (entry["action"], entry["from_version"], entry["to_version"], entry["who"]) == (
+        "rollback",
+        3,
+        2,
+        ADMIN,
+    )
+    assert entry["reason"].startswith(
+        f"fallback: v3 is tainted (upload {u4} revoked by {ADMIN}: ads scaled by three)"
+    )
     # A retrain without u4.
     assert champion["retrain"]["action"] == "launch" and len(world.launcher.launched) == 2
     run = world.runs.get_run(champion["retrain"]["run_id"])
@@ -119,10 +142,20 @@ def test_revoking_taints_what_it_reached_falls_back_and_retrains_without_it(days
     assert f"upload {u4} revoked by {ADMIN}: ads scaled by three" in " ".join(run["reasons"])
     # The ledger records it; the notifications say it.
     entry4 = world.ledger.get(u4)
-    assert (entry4.revoked_by, entry4.revoked_reason, entry4.revoked_at) == (ADMIN, "ads scaled by three", LATER.isoformat())
+    assert (entry4.revoked_by, entry4.revoked_reason, entry4.revoked_at) == (
+        ADMIN,
+        "ads scaled by three",
+        LATER.isoformat(),
+    )
     types = world.notifier.types()
     assert notify.CHAMPION_TAINTED in types and types[-1] == notify.UPLOAD_REVOKED
-    rolled_back = {"model": DATASET, "from_version": 3, "to_version": 2, "by": ADMIN, "reason": entry["reason"]}
+    rolled_back = {
+        "model": DATASET,
+        "from_version": 3,
+        "to_version": 2,
+        "by": ADMIN,
+        "reason": entry["reason"],
+    }
     assert (notify.MODEL_ROLLED_BACK, rolled_back) in world.notifier.messages
 
 
@@ -147,16 +180,20 @@ def test_a_repeat_is_a_conflict_that_changes_nothing_more_but_finishes_the_taint
     service.revoke(world.revocation, u2, ADMIN, "bad")
     world.version([u1, u2], [u2])  # v2: registered after the revocation (a run that started before)
     messages, launched = len(world.notifier.messages), len(world.launcher.launched)
-    with pytest.raises(AlreadyRevoked, match=f"upload {u2} was revoked already, by ops \\(admin\\) at .*: bad"):
+    with pytest.raises(
+        AlreadyRevoked, match=f"upload {u2} was revoked already, by ops \\(admin\\) at .*: bad"
+    ):
         service.revoke(world.revocation, u2, "bob (admin)", "again")
-    assert world.registry.version(DATASET, 2)["tainted"][u2]["by"] == ADMIN  # marked, the first decision's words
+    assert (
+        world.registry.version(DATASET, 2)["tainted"][u2]["by"] == ADMIN
+    )  # marked, the first decision's words
     assert len(world.notifier.messages) == messages and len(world.launcher.launched) == launched
 
 
 def test_an_upload_that_never_reached_training_cannot_be_revoked(days):
     world = Revocable()
     header, rows = days
-    (u1,) = world.uploads(rows, header, 1)
+    world.uploads(rows, header, 1)  # a valid day first
     bad = world.upload(f"incoming/{DATASET}/broken.csv", b"not,a,table\n1\n")
     assert bad is not None and bad.status == "invalid"
     with pytest.raises(NotRevocable, match="is invalid: only a valid upload reaches training data"):

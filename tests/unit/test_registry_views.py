@@ -74,14 +74,26 @@ def test_audit_prints_the_whole_reason():
 def test_models_show_puts_each_metric_beside_the_champions_on_the_same_rows_with_both_slices():
     """Issue 14, failure 5: each version's metric was on its own holdout, so a lower RMSE was listed
     above a promoted higher one. The comparison the gates made is on the version's line now."""
-    from chalicelib.registry.service import show_model
-
     from chalicelib.adapters.memory.registry import MemoryRegistry
+    from chalicelib.registry.service import show_model
 
     reg = MemoryRegistry()
     for run in ("a", "b"):
         reg.register_version("sales", {"run_id": run, "primary_metric": "rmse", "primary_value": 7.5})
-    reg.approve("sales", 1, "evaluator", "first", None, "candidate", {"decision": "promote", "reason": "first", "evaluated_against": None, "metrics": {"candidate": {"rmse": 7.5}, "champion": None}})
+    reg.approve(
+        "sales",
+        1,
+        "evaluator",
+        "first",
+        None,
+        "candidate",
+        {
+            "decision": "promote",
+            "reason": "first",
+            "evaluated_against": None,
+            "metrics": {"candidate": {"rmse": 7.5}, "champion": None},
+        },
+    )
     gates = {
         "decision": "pending_approval",
         "reason": "earlier_slice: worse",

@@ -23,7 +23,11 @@ class Statuses:
         self.reads += 1
         if v not in self.statuses:
             return None
-        return {"version": v, "status": self.statuses[v], **({"tainted": self.tainted[v]} if v in self.tainted else {})}
+        return {
+            "version": v,
+            "status": self.statuses[v],
+            **({"tainted": self.tainted[v]} if v in self.tainted else {}),
+        }
 
 
 def test_a_status_turning_unservable_is_refused_after_the_ttl_and_read_once_per_ttl():
@@ -47,7 +51,9 @@ def test_a_version_tainted_by_a_revoked_upload_stops_answering_after_the_ttl_wha
     registry = Statuses(v1="champion")
     predictor = predict.Predictor(registry, artifacts=None, clock=lambda: now[0], ttl_s=10.0)  # type: ignore[arg-type]
     predictor.check_servable("m", 1)
-    registry.tainted[1] = {"u9": {"trained": True, "evaluated": False, "by": "ops (admin)", "reason": "bad export"}}
+    registry.tainted[1] = {
+        "u9": {"trained": True, "evaluated": False, "by": "ops (admin)", "reason": "bad export"}
+    }
     now[0] = 9.9
     predictor.check_servable("m", 1)  # within the TTL
     now[0] = 10.0
@@ -60,7 +66,10 @@ def test_a_version_tainted_by_a_revoked_upload_stops_answering_after_the_ttl_wha
 
 
 def test_only_rejected_and_tainted_versions_are_refused():
-    assert servable.refusal_reason({"status": "rejected"}) == "is rejected: a rejected version does not answer predictions"
+    assert (
+        servable.refusal_reason({"status": "rejected"})
+        == "is rejected: a rejected version does not answer predictions"
+    )
     for status in ("candidate", "pending_approval", "approved", "champion", "retired", "superseded", None):
         assert servable.refusal_reason({"status": status}) is None
         assert servable.refusal_reason({"status": status, "tainted": {}}) is None

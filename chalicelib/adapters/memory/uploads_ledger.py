@@ -63,9 +63,10 @@ class MemoryUploadLedger:
         with self._lock:
             item = self._items.get(upload_id)
             upload = check_revocable(upload_id, _upload(item) if item is not None else None)
+            assert item is not None  # check_revocable raised otherwise
             created = not upload.revoked
             if created:
-                item.update({"revoked_at": at, "revoked_by": by, "revoked_reason": reason})  # type: ignore[union-attr]
+                item.update({"revoked_at": at, "revoked_by": by, "revoked_reason": reason})
             self._revoked.setdefault(str(upload.dataset), set()).add(upload_id)
             return _upload(item), created
 
