@@ -15,6 +15,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from mlops.localcloud import STATE_FILE
@@ -93,8 +94,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    return reporting_api_errors(_run, args)
+
+
+def reporting_api_errors(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a CLI command that calls the API: an API error is printed (status and message), exit 1."""
     try:
-        return _run(args)
+        return command(args)
     except ApiError as exc:
         print(f"error {exc}", file=sys.stderr)
         return 1

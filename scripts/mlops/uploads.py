@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from mlops.models import ApiError, _dump, call, print_wrapped
+from mlops.models import _dump, call, print_wrapped, reporting_api_errors
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -36,11 +36,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except ApiError as exc:
-        print(f"error {exc}", file=sys.stderr)
-        return 1
+    return reporting_api_errors(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
