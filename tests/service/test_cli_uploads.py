@@ -49,7 +49,7 @@ def cli(world, monkeypatch):
 
 
 def test_revoke_prints_what_was_tainted_the_fallback_and_the_retrain(cli, world, capsys):
-    _, (u1, u2) = world
+    _, (_, u2) = world
     assert cli("revoke", u2, "--reason", "wrong units") == 0
     out = capsys.readouterr().out
     assert f"upload {u2} revoked ({DATASET}); nothing was deleted" in out
