@@ -65,7 +65,11 @@ def test_models_lists_each_version_the_upload_reached_and_its_taint(cli, world, 
     _, (u1, _) = world
     assert cli("models", u1) == 0
     out = capsys.readouterr().out
-    assert f"upload {u1} ({DATASET}): valid" in out and "v1" in out and "trained and evaluated on it (champion)" in out
+    assert (
+        f"upload {u1} ({DATASET}): valid" in out
+        and "v1" in out
+        and "trained and evaluated on it (champion)" in out
+    )
     cli("revoke", u1, "--reason", "consent withdrawn")
     capsys.readouterr()
     assert cli("models", u1) == 0
