@@ -176,9 +176,13 @@ def _decide(
                 _set(ports, ids, REJECTED, status, verdict.reason, record)
                 return {**ids, "action": "rejected", "reason": verdict.reason, "gates": record}
             if verdict.decision == PENDING_APPROVAL:
-                ports.registry.await_approval(
+                waiting = ports.registry.await_approval(
                     model, version, EVALUATOR, verdict.reason, record, status, expected_champion=champion
                 )
+                if tainted_reason(ports.registry.version(model, version)):
+                    # A revocation tainted it meanwhile and may have looked for waiting versions
+                    # before this one waited: nobody can approve it, so it does not wait.
+                    return _reject_as_tainted(ports, ids, str(waiting["status"]))
                 return {**ids, "action": "pending_approval", "reason": verdict.reason, "gates": record}
             assert verdict.decision == PROMOTE
             entry = ports.registry.approve(

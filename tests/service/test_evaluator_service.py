@@ -647,3 +647,25 @@ def test_a_tainted_champion_is_no_baseline_the_candidate_meets_the_floors_and_re
         "the champion v1 is tainted: trained and evaluated on upload u2"
     )
     assert world.registry.version(SALES, 1)["status"] == "retired"
+
+
+def test_a_candidate_tainted_while_it_is_judged_never_waits_for_an_approval(world):
+    """A revocation taints the candidate while the evaluator scores it and looks for waiting versions
+    before this one waits: the evaluator sees the taint after sending it to wait, and rejects it."""
+    uploads = _sales_uploads(2)
+    assert _candidate(world, sales_contract(STUMP), uploads)["action"] == "promoted"
+    registry = world.registry
+    await_approval = registry.await_approval
+
+    def revoked_meanwhile(model: str, version: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        detail = {"trained": True, "evaluated": True, "by": "ops (admin)", "reason": "cents"}
+        registry.taint(model, version, "u1", detail)
+        return await_approval(model, version, *args, **kwargs)
+
+    registry.await_approval = revoked_meanwhile  # type: ignore[method-assign]
+    manual = sales_contract({"family": "linear_regression"}, mode="manual")
+    outcome = _candidate(world, manual, uploads)
+    doc = registry.version(SALES, 2)
+    assert outcome["action"] == "rejected" and doc["status"] == "rejected"
+    assert doc["gates"]["reason"].startswith("revoked_uploads: tainted: trained and evaluated on upload u1")
+    assert [t["to"] for t in doc["transitions"]] == ["candidate", "pending_approval", "rejected"]
