@@ -68,8 +68,9 @@ def print_status(stage: str = "local") -> int:
         codes = ",".join(u.issue_codes or []) or "-"
         # Rows an earlier upload already holds (unchanged) are not new data for retraining.
         repeat = f"{u.repeated_rows} repeat" if u.repeated_rows is not None else ""
+        status = "revoked" if u.revoked else u.status  # a revoked upload was valid; the entry says who, why
         print(
-            f"  {u.recorded_at}  {u.status:<10} {u.rows if u.rows is not None else '-':>6} rows "
+            f"  {u.upload_id}  {u.recorded_at}  {status:<10} {u.rows if u.rows is not None else '-':>6} rows "
             f"{repeat:>12}  {u.size:>9} B  sha256 {sha}  issues {codes:<24} s3://{u.bucket}/{u.key}"
         )
     return 0
