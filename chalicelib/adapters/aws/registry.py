@@ -6,7 +6,7 @@ Registry table (``pk``/``sk``), per model ``<name>``:
 * ``model#<name>`` / ``version#<00000001>``: a version (zero-padded, so a query lists them in order):
   ``states.version_record``: ``model``, ``version``, ``candidate_id``, what the candidate brought,
   ``status``, ``transitions`` (oldest first), ``gates`` (``{}`` until evaluated), ``created_at``,
-  ``updated_at``;
+  ``updated_at``, and ``tainted`` once a revoked upload reached it (a map by upload id: ``taint``);
 * ``model#<name>`` / ``candidate#<id>``: ``version``: the candidate index, written create-only in the
   same transaction as the version item, so a candidate registered twice, even concurrently, has
   exactly one version;
