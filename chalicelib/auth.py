@@ -39,6 +39,13 @@ Caching and revocation
     throughput quota (40/s by default) out of the request path when API Gateway's cache misses (a new
     authorizer instance, ``chalice local``, a client retrying a revoked token).
 
+Under a flood of unknown tokens
+    Each unknown token is new to every cache, so lookups that miss the cache spend a per-process
+    budget (``LookupBudget``: ``LOOKUP_BURST`` (100) at once, ``LOOKUPS_PER_S`` (20) a second after
+    that). Past it a token is refused (401) without a lookup, and a store that throttles is a 401 too:
+    never a 5xx. Callers already looked up keep working from the caches; a token new to a process in
+    the middle of a flood may get 401 until the budget refills (a fraction of a second per lookup).
+
 Roles (``ROLES``, each includes the ones before it)
     ==========  ==================================================================================
     viewer      read models, versions, audit, uploads, contracts, runs; predict
@@ -109,6 +116,9 @@ ID_LENGTH = 12  # hex characters of the hash shown by ``list`` (enough to tell t
 
 CACHE_TTL_S = 30.0
 CACHE_MAX_ENTRIES = 1024
+# Lookups that miss the cache, per process: a token bucket (``LookupBudget``).
+LOOKUPS_PER_S = 20.0  # half of SSM's default GetParameter quota (40/s per account and region)
+LOOKUP_BURST = 100
 AUTHORIZER_TTL_S = 60  # declare the authorizer with @app.authorizer(ttl_seconds=AUTHORIZER_TTL_S)
 
 
@@ -118,6 +128,11 @@ class InvalidTokenRequest(AuthError, InvalidInput):
 
 class TokenExists(AuthError, Conflict):
     """The name already has a token (create with ``replace=True`` to replace it)."""
+
+
+class TokenLookupUnavailable(AuthError):
+    """A token could not be looked up now: this process spent its lookup budget, or the store is
+    throttling (``chalicelib.adapters.aws.tokens``). The authorizer refuses the token (401)."""
 
 
 class Unauthorized(AuthError):
@@ -241,12 +256,49 @@ class TokenCache:
             self._entries.clear()
 
 
+class LookupBudget:
+    """A token bucket: ``burst`` lookups at once, refilled at ``rate`` a second; thread-safe.
+
+    Every lookup that misses the cache takes one. A flood of unknown tokens (each one new, so the
+    cache cannot help) spends the bucket, and from then on costs no call to the store: the store's
+    quota (SSM: 40 ``GetParameter`` a second per account by default) stays for the callers it knows.
+    """
+
+    def __init__(
+        self,
+        rate: float = LOOKUPS_PER_S,
+        burst: int = LOOKUP_BURST,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._tokens = float(burst)
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def refill(self) -> None:
+        with self._lock:
+            self._tokens, self._last = float(self.burst), self._clock()
+
+    def take(self) -> bool:
+        """Spend one lookup if one is left (True), else False."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
 _cache = TokenCache()
+_budget = LookupBudget()
 
 
 def reset_cache() -> None:
-    """Forget every cached lookup of this process (tests; nothing else needs it)."""
+    """Forget every cached lookup of this process and refill its lookup budget (tests)."""
     _cache.clear()
+    _budget.refill()
 
 
 class TokenRecords(Protocol):
@@ -281,9 +333,12 @@ class TokenStore:
     ``cache``: the lookup cache (default: this process's, emptied by ``reset_cache``).
     """
 
-    def __init__(self, records: TokenRecords, cache: TokenCache | None = None) -> None:
+    def __init__(
+        self, records: TokenRecords, cache: TokenCache | None = None, budget: LookupBudget | None = None
+    ) -> None:
         self.records = records
         self._cache = _cache if cache is None else cache
+        self._budget = _budget if budget is None else budget
 
     def _cache_key(self, digest: str) -> str:
         return f"{self.records.path.rstrip('/')}/{digest}"
@@ -336,12 +391,16 @@ class TokenStore:
     def lookup(self, token: str) -> Principal | None:
         """Who holds ``token`` (None if nobody): one read of the records, or none within the cache TTL.
 
-        A failure to read (throttling, access denied...) is raised: an error (500), never a wrong 401.
+        A read spends one of the process's lookup budget; with none left, or when the store is
+        throttling, ``TokenLookupUnavailable`` (the authorizer answers 401; nothing is cached). Any
+        other failure to read (access denied: a deployment's mistake) is raised: a 500 that shows it.
         """
         digest = hash_token(token)
         hit, cached = self._cache.get(self._cache_key(digest))
         if hit:
             return cached
+        if not self._budget.take():
+            raise TokenLookupUnavailable("token lookup budget spent: too many unknown tokens at once")
         value = self.records.get(digest)
         principal = None if value is None else _principal(value)
         self._cache.put(self._cache_key(digest), principal)
@@ -387,7 +446,11 @@ def authorize(auth_request: AuthRequest, store: TokenStore) -> AuthResponse:
     if token is None:
         logger.info("authorization refused", extra={"reason": "missing or malformed token"})
         raise Unauthorized()
-    principal = store.lookup(token)
+    try:
+        principal = store.lookup(token)
+    except TokenLookupUnavailable as exc:
+        logger.warning("authorization refused", extra={"reason": str(exc)})
+        raise Unauthorized() from None
     if principal is None:
         logger.info("authorization refused", extra={"reason": "unknown or revoked token"})
         raise Unauthorized()

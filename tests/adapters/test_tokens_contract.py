@@ -132,3 +132,25 @@ def test_a_revocation_elsewhere_reaches_a_cached_lookup_within_the_ttl(records: 
     assert here.lookup(token) is not None  # the documented window
     clock.now += 1
     assert here.lookup(token) is None
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerError"])
+def test_ssm_overloaded_is_a_lookup_unavailable_and_access_denied_stays_an_error(aws_module, code):
+    """An overloaded store refuses the lookup (the authorizer answers 401, never a 5xx); a denied
+    read is a deployment's mistake and stays an error that shows it."""
+    from botocore.stub import Stubber
+
+    from chalicelib.adapters import aws
+
+    records = SsmTokenRecords.for_settings(aws_module)
+    ssm = aws.client("ssm")
+    with Stubber(ssm) as stub:
+        stub.add_client_error("get_parameter", service_error_code=code, http_status_code=400)
+        with pytest.raises(auth.TokenLookupUnavailable, match=code):
+            records.get("ab" * 32)
+        stub.add_client_error(
+            "get_parameter", service_error_code="AccessDeniedException", http_status_code=400
+        )
+        with pytest.raises(Exception, match="AccessDenied") as denied:
+            records.get("ab" * 32)
+        assert not isinstance(denied.value, auth.TokenLookupUnavailable)

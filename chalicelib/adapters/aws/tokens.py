@@ -11,9 +11,12 @@ import json
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
+from chalicelib.auth import TokenLookupUnavailable
 from chalicelib.settings import Settings
 
 NOT_FOUND = "ParameterNotFound"
+# SSM answers these when it is overloaded (after botocore's own retries): the lookup is refused, not failed.
+UNAVAILABLE = frozenset({"ThrottlingException", "TooManyRequestsException", "InternalServerError"})
 
 
 class SsmTokenRecords:
@@ -54,6 +57,10 @@ class SsmTokenRecords:
         except ClientError as exc:
             if aws.error_code(exc) == NOT_FOUND:
                 return None
+            if aws.error_code(exc) in UNAVAILABLE:
+                raise TokenLookupUnavailable(
+                    f"the token store is unavailable: {aws.error_code(exc)}"
+                ) from None
             raise
         return str(parameter["Parameter"]["Value"])
 
