@@ -35,7 +35,9 @@ Caching and revocation
     The authorizer should be declared ``@app.authorizer(ttl_seconds=AUTHORIZER_TTL_S)`` (60 s): API
     Gateway then caches the returned policy per token for that long, across routes. So a revoked
     (or replaced) token keeps working for at most ``AUTHORIZER_TTL_S + CACHE_TTL_S`` (90 s) after
-    ``revoke``; a new token works at once. The in-process cache keeps SSM's ``GetParameter``
+    ``revoke``; a new token works at once. A token created with an expiry (``expires_at``) is refused
+    from that instant, from the lookup cache too, so only API Gateway's cache can outlive it: an
+    expired token stops working within ``AUTHORIZER_TTL_S`` (60 s). The in-process cache keeps SSM's ``GetParameter``
     throughput quota (40/s by default) out of the request path when API Gateway's cache misses (a new
     authorizer instance, ``chalice local``, a client retrying a revoked token).
 
@@ -72,6 +74,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from chalice.app import AuthRequest, AuthResponse, AuthRoute
@@ -177,6 +180,10 @@ def auth_routes(role: str) -> list[AuthRoute]:
 class Principal:
     name: str
     role: str
+    expires_at: datetime | None = None  # None: never
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
     @property
     def caller(self) -> str:
@@ -334,29 +341,42 @@ class TokenStore:
     """
 
     def __init__(
-        self, records: TokenRecords, cache: TokenCache | None = None, budget: LookupBudget | None = None
+        self,
+        records: TokenRecords,
+        cache: TokenCache | None = None,
+        budget: LookupBudget | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.records = records
         self._cache = _cache if cache is None else cache
         self._budget = _budget if budget is None else budget
+        self._clock = clock
 
     def _cache_key(self, digest: str) -> str:
         return f"{self.records.path.rstrip('/')}/{digest}"
 
     def create(
-        self, name: str, role: str, created_by: str, *, replace: bool = False
+        self,
+        name: str,
+        role: str,
+        created_by: str,
+        *,
+        replace: bool = False,
+        expires_at: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """A new token for ``name``: ``(token, record)``. The token is returned once, never stored.
 
-        Raises ``InvalidTokenRequest`` for a bad name or role and ``TokenExists`` if ``name`` has a
-        token and ``replace`` is false; with ``replace`` the old token is revoked once the new one is
-        stored.
+        ``expires_at`` (ISO 8601, a future instant; None: never): from then on the token is refused.
+        Raises ``InvalidTokenRequest`` for a bad name, role or expiry and ``TokenExists`` if ``name``
+        has a token and ``replace`` is false; with ``replace`` the old token is revoked once the new
+        one is stored.
         """
         if not NAME_RE.fullmatch(name):
             raise InvalidTokenRequest(
                 f"invalid token name {name!r}: use 1 to 64 characters among letters, digits and . _ @ -"
             )
         role_rank(role)
+        expiry = _expiry(expires_at, self._clock())
         existing = self._find(name)
         if existing is not None and not replace:
             raise TokenExists(
@@ -366,6 +386,8 @@ class TokenStore:
         token = new_token()
         digest = hash_token(token)
         record = {"name": name, "role": role, "created_at": now_iso("seconds"), "created_by": created_by}
+        if expiry is not None:
+            record["expires_at"] = expiry.isoformat()
         if not self.records.put(digest, record):  # pragma: no cover - 256 random bits
             raise TokenExists("a token with this hash exists: create again")
         self._cache.discard(self._cache_key(digest))
@@ -398,13 +420,13 @@ class TokenStore:
         digest = hash_token(token)
         hit, cached = self._cache.get(self._cache_key(digest))
         if hit:
-            return cached
+            return None if cached is not None and cached.expired(self._clock()) else cached
         if not self._budget.take():
             raise TokenLookupUnavailable("token lookup budget spent: too many unknown tokens at once")
         value = self.records.get(digest)
         principal = None if value is None else _principal(value)
         self._cache.put(self._cache_key(digest), principal)
-        return principal
+        return None if principal is not None and principal.expired(self._clock()) else principal
 
     def _records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for digest, value in self.records.items():
@@ -423,11 +445,32 @@ class TokenStore:
         self._cache.discard(self._cache_key(digest))
 
 
+def _expiry(expires_at: str | None, now: datetime) -> datetime | None:
+    """A token's expiry from ``create``: a future instant (a time without an offset is UTC)."""
+    if expires_at is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(expires_at)
+    except (TypeError, ValueError):
+        raise InvalidTokenRequest(f"expires_at {expires_at!r} is not an ISO 8601 instant") from None
+    moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    if moment <= now:
+        raise InvalidTokenRequest(
+            f"expires_at {moment.isoformat()} is not in the future (now {now.isoformat()})"
+        )
+    return moment
+
+
 def _principal(value: str) -> Principal | None:
     try:
         record = json.loads(value)
-        principal = Principal(name=str(record["name"]), role=str(record["role"]))
-    except (json.JSONDecodeError, KeyError, TypeError):
+        expires = record.get("expires_at")
+        principal = Principal(
+            name=str(record["name"]),
+            role=str(record["role"]),
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         logger.warning("api token record unreadable: refusing it")
         return None
     if principal.role not in ROLES:

@@ -1,6 +1,6 @@
 """``mlops tokens``: create, list and revoke the API's bearer tokens (``chalicelib.auth``).
 
-mlops tokens create NAME --role viewer|approver|admin [--replace]
+mlops tokens create NAME --role viewer|approver|admin [--replace] [--expires 30d|12h|90m|ISO 8601]
 mlops tokens list
 mlops tokens revoke NAME
 
@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import re
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib import bootstrap
@@ -37,6 +39,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     create.add_argument(
         "--created-by", default=None, help="recorded with the token (default: your login name)"
     )
+    create.add_argument(
+        "--expires",
+        default=None,
+        help="refuse the token from then on: a duration (30d, 12h, 90m) or an ISO 8601 instant "
+        "(2027-01-31, 2027-01-31T08:00:00+01:00; without an offset: UTC); default: never",
+    )
     actions.add_parser("list", help="every token's id, name, role, creation (never the token)")
     revoke = actions.add_parser("revoke", help="delete NAME's token (effective everywhere within 90 s)")
     revoke.add_argument("name")
@@ -51,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         store = _store()
         if args.tokens_action == "create":
-            return _create(store, args.name, args.role, args.replace, args.created_by or _login())
+            expires = None if args.expires is None else parse_expiry(args.expires, datetime.now(UTC))
+            return _create(store, args.name, args.role, args.replace, args.created_by or _login(), expires)
         if args.tokens_action == "list":
             return _list(store)
         if args.tokens_action == "revoke":
@@ -85,10 +94,29 @@ def _login() -> str:
         return "unknown"
 
 
-def _create(store: TokenStore, name: str, role: str, replace: bool, created_by: str) -> int:
-    token, record = store.create(name, role, created_by, replace=replace)
+def parse_expiry(text: str, now: datetime) -> str:
+    """``--expires``: ``30d``, ``12h``, ``90m`` from ``now``, or an ISO 8601 instant (a date: its
+    midnight; no offset: UTC), as an ISO 8601 UTC instant. ``InvalidTokenRequest`` otherwise."""
+    match = re.fullmatch(r"([1-9][0-9]{0,5})([dhm])", text.strip())
+    if match:
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+        return (now + timedelta(**{unit: int(match.group(1))})).isoformat()
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidTokenRequest(
+            f"--expires {text!r}: give a duration (30d, 12h, 90m) or an ISO 8601 instant (2027-01-31)"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+def _create(
+    store: TokenStore, name: str, role: str, replace: bool, created_by: str, expires: str | None = None
+) -> int:
+    token, record = store.create(name, role, created_by, replace=replace, expires_at=expires)
     note = sys.stderr
-    print(f"created a {role} token for {name} (id {record['id']}):", file=note, flush=True)
+    until = f", expires {record['expires_at']}" if record.get("expires_at") else ""
+    print(f"created a {role} token for {name} (id {record['id']}{until}):", file=note, flush=True)
     print(token, flush=True)
     print(
         "This token cannot be shown again: only its SHA-256 is stored. Keep it secret; use it as\n"
@@ -104,11 +132,12 @@ def _create(store: TokenStore, name: str, role: str, replace: bool, created_by: 
 
 def _list(store: TokenStore) -> int:
     records = store.list()
-    print(f"{'id':<14}{'name':<30}{'role':<10}{'created':<27}created by")
+    print(f"{'id':<14}{'name':<30}{'role':<10}{'created':<27}{'expires':<27}created by")
     for record in records:
         print(
             f"{record['id']:<14}{record.get('name', '?'):<30}{record.get('role', '?'):<10}"
-            f"{record.get('created_at', '?'):<27}{record.get('created_by', '?')}"
+            f"{record.get('created_at', '?'):<27}{record.get('expires_at') or 'never':<27}"
+            f"{record.get('created_by', '?')}"
         )
     if not records:
         print("(no tokens)")
