@@ -55,6 +55,10 @@ Roles (``ROLES``, each includes the ones before it)
     admin       + store a dataset's contract, start a retraining, revoke an upload
     ==========  ==================================================================================
 
+    A token may be **scoped to models** (``mlops tokens create ci --role approver --models iris``):
+    its policy lists only the routes that name one of them (``/models/iris/...``,
+    ``/datasets/iris/...``); listings, uploads, runs and batch jobs are outside any scope (403).
+
     ``PERMISSIONS`` maps ``(method, Chalice route path)`` to the minimum role. ``authorize`` (the body
     of a Chalice built-in authorizer) returns a policy allowing *every* route the caller's role may
     call, not just the one being called, because API Gateway caches the policy per token and reuses
@@ -80,6 +84,7 @@ from typing import Any, Protocol
 from chalice.app import AuthRequest, AuthResponse, AuthRoute
 
 from chalicelib.errors import AuthError, Conflict, InvalidInput
+from chalicelib.settings import DATASET_NAME
 from chalicelib.observability import logger
 from chalicelib.timeutil import now_iso
 
@@ -162,17 +167,28 @@ def allowed_routes(role: str) -> list[tuple[str, str]]:
     return [route for route, minimum in PERMISSIONS.items() if role_allows(role, minimum)]
 
 
+SCOPED_PARAMETER = "{name}"  # the path parameter that names a model (or its dataset)
+
+
 def _arn_path(path: str) -> str:
     # API Gateway matches a policy's resources against the request's concrete path
     # (.../GET/models/iris), so a route's {parameters} become the wildcard *.
     return re.sub(r"\{[^}/]+\}", "*", path)
 
 
-def auth_routes(role: str) -> list[AuthRoute]:
-    """The policy for ``role``: one ``AuthRoute`` per path, with the methods the role may call there."""
+def auth_routes(role: str, models: tuple[str, ...] | None = None) -> list[AuthRoute]:
+    """The policy for ``role``: one ``AuthRoute`` per path, with the methods the role may call there.
+
+    ``models`` (a scoped token): only the routes that name a model (``{name}``: the model, or the
+    dataset it is named after), once per model; a route that does not name one (listings, uploads,
+    runs, batch jobs) is outside any scope."""
     methods: dict[str, list[str]] = {}
     for method, path in allowed_routes(role):
-        methods.setdefault(_arn_path(path), []).append(method)
+        if models is None:
+            methods.setdefault(_arn_path(path), []).append(method)
+        elif SCOPED_PARAMETER in path:
+            for model in models:
+                methods.setdefault(_arn_path(path.replace(SCOPED_PARAMETER, model)), []).append(method)
     return [AuthRoute(path, verbs) for path, verbs in methods.items()]
 
 
@@ -181,6 +197,7 @@ class Principal:
     name: str
     role: str
     expires_at: datetime | None = None  # None: never
+    models: tuple[str, ...] | None = None  # None: every model; else only routes naming one of these
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -363,10 +380,12 @@ class TokenStore:
         *,
         replace: bool = False,
         expires_at: str | None = None,
+        models: list[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """A new token for ``name``: ``(token, record)``. The token is returned once, never stored.
 
         ``expires_at`` (ISO 8601, a future instant; None: never): from then on the token is refused.
+        ``models`` (None: every model): the token reaches only routes that name one of them.
         Raises ``InvalidTokenRequest`` for a bad name, role or expiry and ``TokenExists`` if ``name``
         has a token and ``replace`` is false; with ``replace`` the old token is revoked once the new
         one is stored.
@@ -377,6 +396,10 @@ class TokenStore:
             )
         role_rank(role)
         expiry = _expiry(expires_at, self._clock())
+        if models is not None and (not models or not all(DATASET_NAME.fullmatch(str(m)) for m in models)):
+            raise InvalidTokenRequest(
+                f"models {models!r}: name one or more models, each 1-63 lowercase letters, digits, '-' or '_'"
+            )
         existing = self._find(name)
         if existing is not None and not replace:
             raise TokenExists(
@@ -388,6 +411,8 @@ class TokenStore:
         record = {"name": name, "role": role, "created_at": now_iso("seconds"), "created_by": created_by}
         if expiry is not None:
             record["expires_at"] = expiry.isoformat()
+        if models is not None:
+            record["models"] = list(dict.fromkeys(models))
         if not self.records.put(digest, record):  # pragma: no cover - 256 random bits
             raise TokenExists("a token with this hash exists: create again")
         self._cache.discard(self._cache_key(digest))
@@ -465,10 +490,12 @@ def _principal(value: str) -> Principal | None:
     try:
         record = json.loads(value)
         expires = record.get("expires_at")
+        scope = record.get("models")
         principal = Principal(
             name=str(record["name"]),
             role=str(record["role"]),
             expires_at=datetime.fromisoformat(expires) if expires else None,
+            models=None if scope is None else tuple(str(m) for m in scope),
         )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         logger.warning("api token record unreadable: refusing it")
@@ -498,12 +525,11 @@ def authorize(auth_request: AuthRequest, store: TokenStore) -> AuthResponse:
         logger.info("authorization refused", extra={"reason": "unknown or revoked token"})
         raise Unauthorized()
     logger.info("authorized", extra={"principal": principal.name, "role": principal.role})
-    routes: list[str | AuthRoute] = [*auth_routes(principal.role)]
-    return AuthResponse(
-        routes=routes,
-        principal_id=principal.name,
-        context={"name": principal.name, "role": principal.role},
-    )
+    routes: list[str | AuthRoute] = [*auth_routes(principal.role, principal.models)]
+    context = {"name": principal.name, "role": principal.role}
+    if principal.models is not None:
+        context["models"] = ",".join(principal.models)
+    return AuthResponse(routes=routes, principal_id=principal.name, context=context)
 
 
 def caller_from(request: Any) -> str:

@@ -1,6 +1,7 @@
 """``mlops tokens``: create, list and revoke the API's bearer tokens (``chalicelib.auth``).
 
 mlops tokens create NAME --role viewer|approver|admin [--replace] [--expires 30d|12h|90m|ISO 8601]
+                   [--models a,b]
 mlops tokens list
 mlops tokens revoke NAME
 
@@ -45,6 +46,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="refuse the token from then on: a duration (30d, 12h, 90m) or an ISO 8601 instant "
         "(2027-01-31, 2027-01-31T08:00:00+01:00; without an offset: UTC); default: never",
     )
+    create.add_argument(
+        "--models",
+        default=None,
+        help="scope the token to these models (comma-separated): it reaches only routes that name one "
+        "of them; default: every model",
+    )
     actions.add_parser("list", help="every token's id, name, role, creation (never the token)")
     revoke = actions.add_parser("revoke", help="delete NAME's token (effective everywhere within 90 s)")
     revoke.add_argument("name")
@@ -60,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
         store = _store()
         if args.tokens_action == "create":
             expires = None if args.expires is None else parse_expiry(args.expires, datetime.now(UTC))
-            return _create(store, args.name, args.role, args.replace, args.created_by or _login(), expires)
+            models = None if args.models is None else [m.strip() for m in args.models.split(",") if m.strip()]
+            return _create(
+                store, args.name, args.role, args.replace, args.created_by or _login(), expires, models
+            )
         if args.tokens_action == "list":
             return _list(store)
         if args.tokens_action == "revoke":
@@ -111,11 +121,18 @@ def parse_expiry(text: str, now: datetime) -> str:
 
 
 def _create(
-    store: TokenStore, name: str, role: str, replace: bool, created_by: str, expires: str | None = None
+    store: TokenStore,
+    name: str,
+    role: str,
+    replace: bool,
+    created_by: str,
+    expires: str | None = None,
+    models: list[str] | None = None,
 ) -> int:
-    token, record = store.create(name, role, created_by, replace=replace, expires_at=expires)
+    token, record = store.create(name, role, created_by, replace=replace, expires_at=expires, models=models)
     note = sys.stderr
     until = f", expires {record['expires_at']}" if record.get("expires_at") else ""
+    until += f", models {', '.join(record['models'])} only" if record.get("models") else ""
     print(f"created a {role} token for {name} (id {record['id']}{until}):", file=note, flush=True)
     print(token, flush=True)
     print(
@@ -138,6 +155,7 @@ def _list(store: TokenStore) -> int:
             f"{record['id']:<14}{record.get('name', '?'):<30}{record.get('role', '?'):<10}"
             f"{record.get('created_at', '?'):<27}{record.get('expires_at') or 'never':<27}"
             f"{record.get('created_by', '?')}"
+            + (f"  models: {', '.join(record['models'])}" if record.get("models") else "")
         )
     if not records:
         print("(no tokens)")

@@ -198,3 +198,40 @@ def test_cli_revoke_removes_the_token(cli, aws, capsys):
     assert "alice" not in capsys.readouterr().out
     assert cli("revoke", "alice") == 1
     assert "has no token" in capsys.readouterr().err
+
+
+def test_a_token_scoped_to_models_reaches_only_routes_that_name_them(api, store):
+    """Issue 15, "What to build" 7: tokens can be scoped to models. A scoped token's policy lists
+    only routes that name one of its models; everything else is 403, whatever its role."""
+    http, seen = api
+    token, record = store.create("ci", "admin", "ops", models=["iris", "breast_cancer"])
+    assert record["models"] == ["iris", "breast_cancer"]
+    assert http.post("/models/iris/rollback", headers=_bearer(token)).status_code == 200
+    assert http.put("/datasets/breast_cancer/contract", headers=_bearer(token)).status_code == 200
+    assert http.post("/models/churn/rollback", headers=_bearer(token)).status_code == 403
+    assert http.put("/datasets/churn/contract", headers=_bearer(token)).status_code == 403
+    assert http.get("/models", headers=_bearer(token)).status_code == 403  # lists every model
+    assert seen == ["ci (admin)", "ci (admin)"]
+
+
+def test_a_scope_must_name_models_that_can_exist(store):
+    with pytest.raises(auth.InvalidTokenRequest, match="models"):
+        store.create("ci", "viewer", "ops", models=["Not A Name"])
+    with pytest.raises(auth.InvalidTokenRequest, match="models"):
+        store.create("ci", "viewer", "ops", models=[])
+
+
+def test_cli_create_with_an_expiry_and_a_scope_records_both_and_list_shows_them(cli, aws, capsys):
+    assert (
+        cli("create", "ci", "--role", "approver", "--expires", "30d", "--models", "iris, breast_cancer") == 0
+    )
+    out, err = capsys.readouterr()
+    principal = TokenStore(SsmTokenRecords.for_settings(aws)).lookup(out.strip())
+    assert principal is not None and principal.models == ("iris", "breast_cancer")
+    assert (
+        principal.expires_at is not None and "expires 20" in err and "models iris, breast_cancer only" in err
+    )
+    assert cli("list") == 0
+    assert "models: iris, breast_cancer" in capsys.readouterr().out
+    assert cli("create", "late", "--role", "viewer", "--expires", "2020-01-01") == 2
+    assert "not in the future" in capsys.readouterr().err
