@@ -84,8 +84,8 @@ from typing import Any, Protocol
 from chalice.app import AuthRequest, AuthResponse, AuthRoute
 
 from chalicelib.errors import AuthError, Conflict, InvalidInput
-from chalicelib.settings import DATASET_NAME
 from chalicelib.observability import logger
+from chalicelib.settings import DATASET_NAME
 from chalicelib.timeutil import now_iso
 
 ROLES = ("viewer", "approver", "admin")
@@ -334,7 +334,7 @@ class TokenRecords(Protocol):
 
     path: str  # where the records are (an SSM path): lookups are cached under ``<path>/<digest>``
 
-    def put(self, digest: str, record: dict[str, str]) -> bool:
+    def put(self, digest: str, record: dict[str, Any]) -> bool:
         """Store the record (create-only): False if a record with that digest exists."""
         ...
 
@@ -408,7 +408,12 @@ class TokenStore:
             )
         token = new_token()
         digest = hash_token(token)
-        record = {"name": name, "role": role, "created_at": now_iso("seconds"), "created_by": created_by}
+        record: dict[str, Any] = {
+            "name": name,
+            "role": role,
+            "created_at": now_iso("seconds"),
+            "created_by": created_by,
+        }
         if expiry is not None:
             record["expires_at"] = expiry.isoformat()
         if models is not None:

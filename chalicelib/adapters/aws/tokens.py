@@ -7,6 +7,7 @@ encrypted with the stage's KMS key (``for_settings``); ``chalicelib.auth`` says 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -34,7 +35,7 @@ class SsmTokenRecords:
     def _parameter(self, digest: str) -> str:
         return f"{self.path}/{digest}"
 
-    def put(self, digest: str, record: dict[str, str]) -> bool:
+    def put(self, digest: str, record: dict[str, Any]) -> bool:
         put = {
             "Name": self._parameter(digest),
             "Value": json.dumps(record),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from typing import Any
 
 _stores = itertools.count(1)
 
@@ -19,7 +20,7 @@ class MemoryTokenRecords:
         self._values: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def put(self, digest: str, record: dict[str, str]) -> bool:
+    def put(self, digest: str, record: dict[str, Any]) -> bool:
         with self._lock:
             if digest in self._values:
                 return False
