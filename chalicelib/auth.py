@@ -538,10 +538,14 @@ def authorize(auth_request: AuthRequest, store: TokenStore) -> AuthResponse:
 
 
 def caller_from(request: Any) -> str:
-    """``"alice (approver)"`` from the authorizer's context of a Chalice request; else ``"anonymous"``."""
+    """``"alice (approver)"`` from the authorizer's context of a Chalice request; with IAM
+    authorization, ``"arn:aws:iam::123456789012:user/alice (iam)"``; else ``"anonymous"``."""
     context = getattr(request, "context", None) or {}
     authorizer = context.get("authorizer") or {}
     name, role = authorizer.get("name"), authorizer.get("role")
     if name and role:
         return Principal(str(name), str(role)).caller
+    identity = context.get("identity") or {}
+    if identity.get("userArn"):  # MLOPS_AUTH=iam: API Gateway checked the caller's SigV4 signature
+        return f"{identity['userArn']} (iam)"
     return str(name) if name else "anonymous"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 
-from chalice import AuthResponse
+from typing import Any
+
+from chalice import AuthResponse, IAMAuthorizer
 from chalice.app import AuthRequest, Blueprint
 
 from chalicelib import auth, bootstrap
@@ -24,8 +26,16 @@ def token_authorizer(auth_request: AuthRequest) -> AuthResponse:
     return auth.authorize(auth_request, bootstrap.tokens())
 
 
-CHANGES = token_authorizer
-READS = token_authorizer if os.environ.get("MLOPS_AUTH_READS", "true").lower() != "false" else None
+# MLOPS_AUTH: "tokens" (default: the bearer tokens above, roles in chalicelib/auth.py) or "iam": API
+# Gateway checks SigV4 signatures and the caller's IAM policy decides which routes it may call
+# (`mlops policies --api-role ROLE` prints the policy of each role); the audit trail records the
+# caller's IAM ARN. Decided at import, like the queue names.
+MODE = os.environ.get("MLOPS_AUTH", "tokens").lower()
+if MODE not in ("tokens", "iam"):
+    raise ValueError(f"MLOPS_AUTH={MODE!r}: expected 'tokens' or 'iam'")
+_GUARD: Any = IAMAuthorizer() if MODE == "iam" else token_authorizer
+CHANGES = _GUARD
+READS = _GUARD if os.environ.get("MLOPS_AUTH_READS", "true").lower() != "false" else None
 
 
 def caller(area: Blueprint) -> str:

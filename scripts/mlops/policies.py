@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -384,10 +385,38 @@ def rendered(stages: Iterable[str] = DEPLOYED_STAGES) -> dict[Path, str]:
     }
 
 
+def api_role_policy(role: str, api: str = f"arn:{PARTITION}:execute-api:*:*:*/*") -> dict[str, Any]:
+    """With ``MLOPS_AUTH=iam``: the IAM policy that gives a caller ``role``'s routes (the same table
+    the token authorizer applies, ``chalicelib.auth.PERMISSIONS``). ``api``: the API's ARN up to the
+    stage, ``arn:aws:execute-api:<region>:<account>:<api id>/<stage>`` (default: any API)."""
+    from chalicelib import auth
+
+    resources = sorted(
+        {f"{api}/{method}{re.sub(r'{[^}/]+}', '*', path)}" for method, path in auth.allowed_routes(role)}
+    )
+    return {
+        "Version": "2012-10-17",
+        "Statement": [_allow(f"Invoke as {role}", ["execute-api:Invoke"], resources)],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlops policies", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if a policy file is missing or stale")
+    parser.add_argument(
+        "--api-role",
+        choices=("viewer", "approver", "admin"),
+        help="print the IAM policy giving a caller this role's routes (MLOPS_AUTH=iam) and exit",
+    )
+    parser.add_argument(
+        "--api",
+        default=f"arn:{PARTITION}:execute-api:*:*:*/*",
+        help="the API's ARN up to the stage, for --api-role (default: any API)",
+    )
     args = parser.parse_args(argv)
+    if args.api_role:
+        print(json.dumps(api_role_policy(args.api_role, args.api.rstrip("/")), indent=2))
+        return 0
     stale = [path for path, text in rendered().items() if not path.exists() or path.read_text() != text]
     if args.check:
         for path in stale:
