@@ -8,7 +8,6 @@ off in ``.chalice/config.json``. Decided at import, like the queue names.
 from __future__ import annotations
 
 import os
-
 from typing import Any
 
 from chalice import AuthResponse, IAMAuthorizer
