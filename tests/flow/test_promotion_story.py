@@ -54,7 +54,7 @@ def test_the_promotion_story_on_real_mechanics(local_cloud):
     api = str(local_cloud.api_url)
     store = TokenStore(SsmTokenRecords.for_settings(settings))
     people = (("ops", "admin"), ("vic", "viewer"), *((p, "approver") for p in races.PEOPLE))  # alice, bob...
-    token = {name: store.create(name, role, created_by="tests")[0] for name, role in people}
+    token = {name: store.create(name, role, created_by="tests", replace=True)[0] for name, role in people}
     local_cloud.tokens = token  # the rounds' callers (tests/flow/test_registry_races.py)
     registry = DynamoRegistry(settings.registry_table, settings.audit_table)
     runs = DynamoRunsStore(settings.runs_table)

@@ -63,7 +63,10 @@ def cloud() -> Iterator[Any]:
     aws.reset_clients()
     settings = Settings.from_env()
     store = TokenStore(SsmTokenRecords.for_settings(settings))
-    local.tokens = {name: store.create(name, "approver", created_by="tests")[0] for name in PEOPLE}
+    # replace: in-process moto servers share one SSM, so another module may have made these names.
+    local.tokens = {
+        name: store.create(name, "approver", created_by="tests", replace=True)[0] for name in PEOPLE
+    }
     local.settings = settings
     yield local
     local.stop()
