@@ -43,15 +43,20 @@ check: lint
 
 # Everything, in two runs. pytest exits 5 when it collected nothing: that is a failure, not a pass
 # (when PYTEST_ARGS narrows the selection, one of the two runs may select nothing, but not both).
+# Then the policy mutation test over every call the suite's local clouds made under enforced IAM
+# (`mlops iam-report`: a refused call, or a statement no recorded call needs, fails the run).
 test: $(STAMP) $(SCAN_STAMP) lint
-	@$(BIN)/python -m pytest -p randomly $(RANDOM_LAYERS) $(PYTEST_ARGS); first=$$?; \
+	@rm -rf build/iam; \
+	$(BIN)/python -m pytest -p randomly $(RANDOM_LAYERS) $(PYTEST_ARGS); first=$$?; \
 	if [ $$first -ne 0 ] && [ $$first -ne 5 ]; then exit $$first; fi; \
 	$(BIN)/python -m pytest -p no:randomly tests $(addprefix --ignore=,$(RANDOM_LAYERS)) $(PYTEST_ARGS); second=$$?; \
 	if [ $$second -ne 0 ] && [ $$second -ne 5 ]; then exit $$second; fi; \
 	narrowed=$(if $(strip $(PYTEST_ARGS)),yes,); \
 	if [ $$first -eq 5 ] && [ $$second -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
 	if [ -z "$$narrowed" ] && [ $$first -eq 5 ]; then echo "pytest collected no tests in $(RANDOM_LAYERS)" >&2; exit 1; fi; \
-	if [ -z "$$narrowed" ] && [ $$second -eq 5 ]; then echo "pytest collected no tests in the other layers" >&2; exit 1; fi
+	if [ -z "$$narrowed" ] && [ $$second -eq 5 ]; then echo "pytest collected no tests in the other layers" >&2; exit 1; fi; \
+	if [ -z "$$narrowed" ]; then $(BIN)/mlops iam-report > build/iam/report.txt; iam=$$?; tail -n 1 build/iam/report.txt; \
+	  if [ $$iam -ne 0 ]; then grep -E "^(REFUSED|UNUSED)" build/iam/report.txt >&2; exit $$iam; fi; fi
 
 # The layers (pyproject.toml's import-linter contracts; docs/ARCHITECTURE.md draws them) and types over
 # all code. lint-imports reads the packages from scripts/ as the CLI is installed.

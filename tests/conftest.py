@@ -35,7 +35,9 @@ for _key, _value in {
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
+import json  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
@@ -156,6 +158,22 @@ def tokens(aws: Settings) -> dict[str, dict[str, str]]:
     return out
 
 
+IAM_CALLS = Path(__file__).resolve().parents[1] / "build" / "iam" / "calls.jsonl"
+
+
+def record_iam_calls(cloud: Any) -> None:
+    """Keep what the cloud's functions, jobs and workers called (tests/deploy/test_iam_coverage.py
+    reads it when the whole suite ran: which statement of which policy each call needed)."""
+    if cloud.iam is None:
+        return
+    IAM_CALLS.parent.mkdir(parents=True, exist_ok=True)
+    principals = {name: p.policies for name, p in cloud.iam.principals.items()}
+    (IAM_CALLS.parent / "principals.json").write_text(json.dumps(principals, indent=1))
+    with IAM_CALLS.open("a", encoding="utf-8") as out:
+        for call in cloud.iam_calls():
+            out.write(json.dumps(call) + "\n")
+
+
 @pytest.fixture(scope="module")
 def local_cloud() -> Iterator[Any]:
     """The local cloud as `mlops up` runs it, on free ports, for one test module.
@@ -169,6 +187,7 @@ def local_cloud() -> Iterator[Any]:
     cloud = LocalCloud(port=free_port(), api_port=free_port())
     cloud.start()
     yield cloud
+    record_iam_calls(cloud)
     cloud.stop()
     os.environ.clear()
     os.environ.update(saved)

@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--reference", help="a drift reference profile (JSON) to compare against")
     validate.add_argument("file", help="the CSV file (plain or gzip)")
     sub.add_parser("env", help="print shell exports for the running local cloud (eval them)")
+    iam_report = sub.add_parser(
+        "iam-report", help="which policy statements the local cloud's recorded calls needed (mutation test)"
+    )
+    iam_report.add_argument("directory", nargs="?", help="where a run recorded its calls (default build/iam)")
     from mlops import batch, models, tokens, uploads
 
     models.add_parser(sub)
@@ -69,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status()
         if args.command == "env":
             return cmd_env()
+        if args.command == "iam-report":
+            from mlops import iamreport
+
+            return iamreport.main([args.directory] if args.directory else [])
         if args.command == "contract":
             return cmd_contract(args.action, getattr(args, "file", None), getattr(args, "dataset", None))
         if args.command == "runs":

@@ -372,6 +372,8 @@ def run_demo(verbose: bool = False) -> int:
         demo.check(_drained(sqs, settings.retrain_queue), "every retrain trigger was consumed")
         demo.check(_drained(sqs, settings.promotion_queue), "every candidate manifest was evaluated")
 
+        _iam_story(demo, cloud)
+
         if not verbose:
             lines = [
                 json.loads(line) for line in log_path.read_text().splitlines() if line.startswith('{"level"')
@@ -387,6 +389,35 @@ def run_demo(verbose: bool = False) -> int:
                 "functions log JSON with a correlation id",
             )
     return _finish(demo)
+
+
+def _iam_story(demo: Demo, cloud: LocalCloud) -> None:
+    """Every call above by a function, the training job or a scoring worker went out as its own role
+    and was checked against the policy that deploys (mlops/localiam.py)."""
+    demo.step("Least privilege, enforced: every function, job and worker called AWS as its own role")
+    if cloud.iam is None:
+        print("   (MLOPS_LOCAL_IAM=off: not checked)")
+        return
+    calls = cloud.iam_calls()
+    by_principal: dict[str, int] = {}
+    for call in calls:
+        by_principal[call["principal"]] = by_principal.get(call["principal"], 0) + 1
+    for name, count in sorted(by_principal.items(), key=lambda kv: -kv[1]):
+        print(f"   {name:<24} {count:>6} authorisations checked")
+    refused = [c for c in calls if not c["allowed"]]
+    for call in refused[:5]:
+        print(f"   REFUSED {call['principal']}: {call['action']} on {call['resource']}")
+    demo.check(
+        bool(calls) and not refused,
+        f"{len(calls)} authorisations by {len(by_principal)} principals, each against its own policy: "
+        f"{len(refused)} refused (mlops iam-report shows which statement each one needed)",
+    )
+    record = PROJECT_DIR / ".mlops" / "demo-iam"
+    record.mkdir(parents=True, exist_ok=True)
+    (record / "principals.json").write_text(
+        json.dumps({name: p.policies for name, p in cloud.iam.principals.items()}, indent=1)
+    )
+    (record / "calls.jsonl").write_text("".join(json.dumps(c) + "\n" for c in calls))
 
 
 def _reexport_story(demo: Demo, s3: Any, settings: Any, ledger: Any) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -38,6 +39,11 @@ FAKE_CREDENTIALS = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
+
+
+# The roles of the data-plane template that the jobs run as, by principal name.
+JOB_ROLES = {"training_job": "TrainingJobRole", "batch_scoring_job": "BatchScoringJobRole"}
+API_FUNCTION = "api_handler"
 
 
 class PortInUse(RuntimeError):
@@ -81,6 +87,10 @@ class LocalCloud:
     events: bool = True
     function_log: Path | None = None  # send the functions' JSON logs here instead of stdout
     write_state: bool = False
+    # Every function, job and worker calls AWS as its own role, checked against the policy that
+    # deploys (mlops/localiam.py). MLOPS_LOCAL_IAM=off turns it off, e.g. to tell a refusal from a bug.
+    enforce_iam: bool = field(default_factory=lambda: os.environ.get("MLOPS_LOCAL_IAM", "on") != "off")
+    iam: Any = field(init=False, default=None)  # the LocalIam: principals and every call they made
     app: Any = field(init=False, default=None)
     runtime: EventRuntime | None = field(init=False, default=None)
     resources: dict[str, str] = field(init=False, default_factory=dict)
@@ -130,7 +140,12 @@ class LocalCloud:
             from chalicelib.settings import Settings
 
             self.resources = deploy_stage(Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), session)
+        if self.enforce_iam:
+            self._enforce_iam(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]))
+            session = boto3.session.Session()  # its clients are checked as the principal calling
         self.app = self._load_app(config)
+        if self.iam is not None:
+            self._act_as_functions(self.app)
         if self.function_log:
             self._redirect_function_logs(self.function_log)
         if self.api_port:
@@ -142,6 +157,7 @@ class LocalCloud:
                 REGION,
                 ACCOUNT,
                 schedules=schedules_from_app(self.app, self.stage, config),
+                identity=self._identity(),
             )
             self.runtime.start()
         if self.write_state:
@@ -157,6 +173,53 @@ class LocalCloud:
                 )
             )
         return self
+
+    def _enforce_iam(self, session: Any, settings: Any) -> None:
+        """A role per function (its deployed policy) and the jobs' roles (as the template made them),
+        each assumed; then every call of this process and of its children is checked."""
+        from mlops import localiam, policies
+
+        iam = localiam.LocalIam(localiam.stage_account(session, settings, self.resources, REGION, ACCOUNT))
+        for function in policies.FUNCTIONS:
+            iam.add(localiam.function_principal(session, self.stage, settings.prefix, function))
+        for principal, logical in JOB_ROLES.items():
+            iam.add(localiam.role_principal(session, principal, self.resources[logical]))
+        self.iam_dir = STATE_DIR / "iam" / str(self.port)
+        shutil.rmtree(self.iam_dir, ignore_errors=True)
+        localiam.write_principals(iam, self.iam_dir)
+        os.environ[localiam.DIR_ENV] = str(self.iam_dir)
+        localiam.install(iam)
+        self.iam = iam
+
+    def _identity(self) -> Callable[[str], Any] | None:
+        if self.iam is None:
+            return None
+        from mlops import localiam
+
+        return localiam.acting_as
+
+    def _act_as_functions(self, app: Any) -> None:
+        """HTTP routes run as the API function, the token authorizer as itself."""
+        from mlops import localiam
+
+        for methods in app.routes.values():
+            for entry in methods.values():
+                authorizer = entry.authorizer
+                if (
+                    authorizer is not None
+                    and hasattr(authorizer, "func")
+                    and not getattr(authorizer.func, "_mlops_iam", False)
+                ):
+                    authorizer.func = localiam.as_principal(authorizer.name, authorizer.func)
+                    authorizer.func._mlops_iam = True
+
+    def iam_calls(self) -> list[dict[str, Any]]:
+        """Every call the functions (this process) and the jobs and workers (children) made."""
+        from mlops import localiam
+
+        if self.iam is None:
+            return []
+        return [*self.iam.export(), *localiam.child_calls(self.iam_dir)]
 
     def _load_app(self, config: dict[str, Any]) -> Any:
         from chalice.cli.factory import CLIFactory
@@ -187,6 +250,16 @@ class LocalCloud:
             # request's body and caller would be read by another (an approval recorded under someone
             # else's name). `chalice local` swaps in LocalChalice, whose request is per thread; so here.
             self.app.__class__ = type("ThreadLocalChalice", (LocalChalice, self.app.__class__), {})
+        if self.iam is not None and not getattr(self.app.__class__, "_mlops_iam", False):
+            from mlops import localiam
+
+            base = self.app.__class__
+
+            def as_api(app: Any, event: Any, context: Any) -> Any:
+                with localiam.acting_as(API_FUNCTION):
+                    return base.__call__(app, event, context)
+
+            self.app.__class__ = type("ApiFunction", (base,), {"__call__": as_api, "_mlops_iam": True})
         assert self.api_port is not None
         quiet = self.function_log is not None
 
@@ -213,6 +286,12 @@ class LocalCloud:
             self._api.server.server_close()
         if getattr(self, "_moto", None):
             self._moto.stop()
+        if self.iam is not None:
+            from mlops import localiam
+
+            localiam.uninstall(self.iam)
+            os.environ.pop(localiam.DIR_ENV, None)
+            shutil.rmtree(self.iam_dir, ignore_errors=True)  # the principals' credentials
         if self.write_state and STATE_FILE.exists():
             STATE_FILE.unlink()
 

@@ -206,16 +206,20 @@ def evaluate_candidate(s: Settings) -> list[Statement]:
         _list("ListModelArtifacts", s.models_bucket, "models/"),
         _allow("ReadContracts", ["s3:GetObject"], _objects(s.data_bucket, "contracts/")),
         _list("ListContracts", s.data_bucket, "contracts/"),
+        # Query: a model's versions (waiting versions a promotion supersedes, a rebuild of a
+        # rejected model); refused on AWS without it (found by the local cloud's enforced IAM).
         _allow(
             "Registry",
-            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
             _table(s.registry_table),
         ),
         # A candidate trained on a revoked upload is tainted and rejected: the revoked set and who
         # revoked each upload, from the uploads ledger.
         _allow("ReadRevokedUploads", ["dynamodb:GetItem"], _table(s.uploads_table)),
-        # The audit ledger is append-only: create-only puts inside the promotion transaction.
-        _allow("AppendAudit", ["dynamodb:PutItem"], _table(s.audit_table)),
+        # The audit ledger is append-only: create-only puts inside the promotion transaction. Read
+        # (Query): what was rolled back, so a rebuild of a rolled-back champion is rejected; refused
+        # on AWS without it (found by the local cloud's enforced IAM).
+        _allow("AuditLedger", ["dynamodb:PutItem", "dynamodb:Query"], _table(s.audit_table)),
         _notify(s),
     ]
 

@@ -18,6 +18,7 @@ invokes and settles.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -32,6 +33,13 @@ from typing import Any
 log = logging.getLogger("mlops.runtime")
 
 MAX_RECEIVE = 10  # SQS ReceiveMessage limit
+
+# A function's name -> a context in which calls are made as that function (the local cloud's IAM).
+Identity = Callable[[str], contextlib.AbstractContextManager[Any]]
+
+
+def _acting(identity: Identity | None, function: str) -> contextlib.AbstractContextManager[Any]:
+    return identity(function) if identity else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -149,8 +157,10 @@ class SqsPoller(threading.Thread):
         account: str,
         record: Callable[[Invocation], None],
         poll_wait_s: int = 1,
+        identity: Identity | None = None,
     ) -> None:
         super().__init__(name=f"poller-{subscription.handler_name}", daemon=True)
+        self._identity = identity
         self.subscription = subscription
         self._sqs = sqs
         self._region = region
@@ -167,14 +177,16 @@ class SqsPoller(threading.Thread):
         self._stopping.set()
 
     def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                messages = self._gather()
-                if messages:
-                    self._invoke(messages)
-            except Exception:  # the runtime must outlive anything a poll or a handler does
-                log.exception("event runtime: poller %s failed; retrying", self.subscription.handler_name)
-                self._stopping.wait(1.0)
+        # The event source mapping polls with the function's role, and the function runs with it.
+        with _acting(self._identity, self.subscription.handler_name):
+            while not self._stopping.is_set():
+                try:
+                    messages = self._gather()
+                    if messages:
+                        self._invoke(messages)
+                except Exception:  # the runtime must outlive anything a poll or a handler does
+                    log.exception("event runtime: poller %s failed; retrying", self.subscription.handler_name)
+                    self._stopping.wait(1.0)
 
     def _gather(self) -> list[dict[str, Any]]:
         sub = self.subscription
@@ -290,10 +302,16 @@ class ScheduleTicker(threading.Thread):
     """Invokes one scheduled handler every interval, as an EventBridge rule would."""
 
     def __init__(
-        self, schedule: Schedule, region: str, account: str, record: Callable[[Invocation], None]
+        self,
+        schedule: Schedule,
+        region: str,
+        account: str,
+        record: Callable[[Invocation], None],
+        identity: Identity | None = None,
     ) -> None:
         super().__init__(name=f"schedule-{schedule.handler_name}", daemon=True)
         self.schedule, self._region, self._account, self._record = schedule, region, account, record
+        self._identity = identity
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -307,7 +325,8 @@ class ScheduleTicker(threading.Thread):
             )
             started = time.monotonic()
             try:
-                sched.handler(scheduled_event(sched, self._region, self._account), context)
+                with _acting(self._identity, sched.handler_name):
+                    sched.handler(scheduled_event(sched, self._region, self._account), context)
                 error = None
             except Exception as exc:  # EventBridge retries async invocations; locally: log and go on
                 log.exception("scheduled %s failed", sched.handler_name)
@@ -326,8 +345,10 @@ class EventRuntime:
         account: str = "123456789012",
         history: int = 1000,
         schedules: list[Schedule] | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self.subscriptions = subscriptions
+        self._identity = identity
         self.schedules = schedules or []
         self._sqs = sqs
         self._region = region
@@ -349,11 +370,13 @@ class EventRuntime:
 
     def start(self) -> None:
         for sub in self.subscriptions:
-            poller = SqsPoller(sub, self._sqs, self._region, self._account, self._record)
+            poller = SqsPoller(
+                sub, self._sqs, self._region, self._account, self._record, identity=self._identity
+            )
             poller.start()
             self._pollers.append(poller)
         for schedule in self.schedules:
-            ticker = ScheduleTicker(schedule, self._region, self._account, self._record)
+            ticker = ScheduleTicker(schedule, self._region, self._account, self._record, self._identity)
             ticker.start()
             self._tickers.append(ticker)
 

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters.local import as_principal
+
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 WORKER = ("-m", "scoring.worker")
 
@@ -46,7 +48,7 @@ class LocalWorkerLauncher:
         env.update(extra_env or {})
         with (logs / f"{job_id}-{index}.log").open("ab") as log:
             return subprocess.Popen(
-                [sys.executable, *self.command, "--job-id", job_id],
+                [sys.executable, *as_principal("batch_scoring_job", self.command), "--job-id", job_id],
                 cwd=self.project_dir,
                 env=env,
                 stdout=log,

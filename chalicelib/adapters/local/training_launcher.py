@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters.local import as_principal
+
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 
 
@@ -33,7 +35,14 @@ class LocalTrainingLauncher:
         env["MLOPS_CAPACITY"] = "local"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", self.module, "--run-id", run_id, "--dataset", dataset],
+                [
+                    sys.executable,
+                    *as_principal("training_job", ("-m", self.module)),
+                    "--run-id",
+                    run_id,
+                    "--dataset",
+                    dataset,
+                ],
                 cwd=self.project_dir,
                 env=env,
                 stdout=log,
