@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 _CACHED: list[Callable[..., Any]] = []
 
+# Set by the local cloud (its stack has the Batch queues and definitions): a local job is also
+# submitted to its Batch, so the submission is made, named and authorised as on AWS, then run here.
+LOCAL_SUBMIT_ENV = "MLOPS_LOCAL_SUBMIT"
+
 
 def _once[F: Callable[..., Any]](build: F) -> F:
     cached = functools.cache(build)
@@ -45,9 +49,12 @@ def settings() -> Settings:
 @_once
 def registry() -> Registry:
     """The model registry and its audit ledger (DynamoDB)."""
+    from chalicelib.adapters.aws.audit_copies import S3AuditCopies
     from chalicelib.adapters.aws.registry import DynamoRegistry
 
-    return DynamoRegistry(settings().registry_table, settings().audit_table)
+    return DynamoRegistry(
+        settings().registry_table, settings().audit_table, copies=S3AuditCopies(settings().data_bucket)
+    )
 
 
 @_once
@@ -63,7 +70,7 @@ def notifier() -> Notifier:
     """The stage's notifications (SNS)."""
     from chalicelib.adapters.aws.notifier import SnsNotifier
 
-    return SnsNotifier(settings())
+    return SnsNotifier(settings(), os.environ.get("NOTIFICATIONS_TOPIC_ARN"))
 
 
 @_once
@@ -159,6 +166,11 @@ def batch_launcher() -> WorkerLauncher:
     if backend == "local":
         from chalicelib.adapters.local.batch_launcher import LocalWorkerLauncher
 
+        if os.environ.get(LOCAL_SUBMIT_ENV) == "batch":
+            from chalicelib.adapters.aws.batch_launcher import ArrayJobLauncher
+
+            submit = ArrayJobLauncher(settings().spot_job_queue, settings().batch_scoring_job_definition)
+            return LocalWorkerLauncher(submit=submit)
         return LocalWorkerLauncher()
     raise ValueError(f"JOB_BACKEND={backend!r}: expected 'batch' or 'local'")
 
@@ -233,6 +245,10 @@ def training_launcher() -> Launcher:
     if backend == "local":
         from chalicelib.adapters.local.training_launcher import LocalTrainingLauncher
 
+        if os.environ.get(LOCAL_SUBMIT_ENV) == "batch":
+            from chalicelib.adapters.aws.training_launcher import BatchTrainingLauncher
+
+            return LocalTrainingLauncher(submit=BatchTrainingLauncher(settings()))
         return LocalTrainingLauncher()
     raise ValueError(f"JOB_BACKEND={backend!r}: expected 'batch' or 'local'")
 

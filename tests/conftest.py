@@ -35,7 +35,6 @@ for _key, _value in {
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
-import json  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -158,20 +157,22 @@ def tokens(aws: Settings) -> dict[str, dict[str, str]]:
     return out
 
 
-IAM_CALLS = Path(__file__).resolve().parents[1] / "build" / "iam" / "calls.jsonl"
+IAM_RECORD = Path(__file__).resolve().parents[1] / "build" / "iam"
 
 
 def record_iam_calls(cloud: Any) -> None:
-    """Keep what the cloud's functions, jobs and workers called (tests/deploy/test_iam_coverage.py
-    reads it when the whole suite ran: which statement of which policy each call needed)."""
+    """Keep what the cloud's functions, jobs and workers called, with their policies (one folder per
+    cloud: each has its own key and names). `make test` ends with `mlops iam-report` over them all:
+    which statement of which policy each call needed."""
     if cloud.iam is None:
         return
-    IAM_CALLS.parent.mkdir(parents=True, exist_ok=True)
-    principals = {name: p.policies for name, p in cloud.iam.principals.items()}
-    (IAM_CALLS.parent / "principals.json").write_text(json.dumps(principals, indent=1))
-    with IAM_CALLS.open("a", encoding="utf-8") as out:
-        for call in cloud.iam_calls():
-            out.write(json.dumps(call) + "\n")
+    from mlops import iamreport
+
+    iamreport.write_record(
+        IAM_RECORD / f"cloud-{cloud.port}",
+        {name: p.policies for name, p in cloud.iam.principals.items()},
+        cloud.iam_calls(),
+    )
 
 
 @pytest.fixture(scope="module")

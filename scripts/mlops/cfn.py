@@ -41,6 +41,18 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return yaml.load(path.read_text(), Loader=_CfnLoader)
 
 
+# CloudFormation takes a template inline (TemplateBody, or `aws cloudformation deploy` without
+# --s3-bucket) up to 51,200 bytes; larger ones must come from S3 (up to 1 MB).
+INLINE_LIMIT = 51_200
+
+
+def deploy_body(path: Path = TEMPLATE) -> str:
+    """The data-plane template as `make deploy` sends it: compact JSON. Comments and YAML layout are
+    half of infra/template.yaml and none of CloudFormation's business; sent as is, the commented
+    template would pass the inline limit within a few more resources."""
+    return json.dumps(load_template(path), separators=(",", ":"))
+
+
 def stack_name(prefix: str, stage: str) -> str:
     return f"{prefix}-{stage}-data-plane"
 

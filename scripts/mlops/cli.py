@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         "iam-report", help="which policy statements the local cloud's recorded calls needed (mutation test)"
     )
     iam_report.add_argument("directory", nargs="?", help="where a run recorded its calls (default build/iam)")
+    verify = sub.add_parser("audit-verify", help="compare a model's audit ledger with its create-only copies")
+    verify.add_argument("model")
+    verify.add_argument("--repair", action="store_true", help="write the copies of entries that have none")
     from mlops import batch, models, tokens, uploads
 
     models.add_parser(sub)
@@ -73,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status()
         if args.command == "env":
             return cmd_env()
+        if args.command == "audit-verify":
+            from mlops import auditverify
+
+            return auditverify.main([args.model, *(["--repair"] if args.repair else [])])
         if args.command == "iam-report":
             from mlops import iamreport
 

@@ -373,6 +373,7 @@ def run_demo(verbose: bool = False) -> int:
         demo.check(_drained(sqs, settings.promotion_queue), "every candidate manifest was evaluated")
 
         _iam_story(demo, cloud)
+        _audit_copies_story(demo, settings)
 
         if not verbose:
             lines = [
@@ -412,12 +413,25 @@ def _iam_story(demo: Demo, cloud: LocalCloud) -> None:
         f"{len(calls)} authorisations by {len(by_principal)} principals, each against its own policy: "
         f"{len(refused)} refused (mlops iam-report shows which statement each one needed)",
     )
-    record = PROJECT_DIR / ".mlops" / "demo-iam"
-    record.mkdir(parents=True, exist_ok=True)
-    (record / "principals.json").write_text(
-        json.dumps({name: p.policies for name, p in cloud.iam.principals.items()}, indent=1)
+    from mlops import iamreport
+
+    principals = {name: p.policies for name, p in cloud.iam.principals.items()}
+    iamreport.write_record(PROJECT_DIR / ".mlops" / "demo-iam", principals, calls)
+
+
+def _audit_copies_story(demo: Demo, settings: Any) -> None:
+    """Each committed audit entry also has a copy no role of the system can rewrite or delete."""
+    from chalicelib import bootstrap
+    from chalicelib.adapters.aws.audit_copies import S3AuditCopies, compare
+
+    demo.step(f"The audit trail nobody can rewrite (mlops audit-verify {DATASET})")
+    ledger = bootstrap.registry().audit(DATASET)
+    findings = compare(ledger, S3AuditCopies(settings.data_bucket).all(DATASET))
+    print(
+        f"   {len(ledger)} audit entries; each also in s3://{settings.data_bucket}/audit/{DATASET}/, written"
     )
-    (record / "calls.jsonl").write_text("".join(json.dumps(c) + "\n" for c in calls))
+    print("   create-only (s3:if-none-match) by the only two roles that may write there, deletable by none")
+    demo.check(not findings, f"the ledger matches its copies: {len(findings)} finding(s)")
 
 
 def _reexport_story(demo: Demo, s3: Any, settings: Any, ledger: Any) -> None:

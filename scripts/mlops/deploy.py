@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops import PROJECT_DIR, TEMPLATE
-from mlops.cfn import stack_name
+from mlops.cfn import deploy_body, stack_name
 from mlops.package import drop_bytecode
 
 BIN = Path(sys.executable).parent
@@ -156,9 +156,13 @@ def deploy(args: argparse.Namespace) -> int:
 
     _step(f"3. data plane: {stack_name(prefix, stage)}")
     overrides = [f"Stage={stage}", f"NamePrefix={prefix}"] + ([f"JobImage={image}"] if image else [])
+    out = PROJECT_DIR / "build" / "deploy" / stage
+    out.mkdir(parents=True, exist_ok=True)
+    data_plane = out / "data-plane.json"  # infra/template.yaml without comments: under the inline limit
+    data_plane.write_text(deploy_body(TEMPLATE))
     _run(
         _tool("aws"), "cloudformation", "deploy",
-        "--template-file", str(TEMPLATE.relative_to(PROJECT_DIR)),
+        "--template-file", str(data_plane.relative_to(PROJECT_DIR)),
         "--stack-name", stack_name(prefix, stage),
         "--capabilities", "CAPABILITY_IAM",
         "--no-fail-on-empty-changeset",
@@ -174,10 +178,10 @@ def deploy(args: argparse.Namespace) -> int:
         print(f"    {item['name']}: {item['setting']} {item['change']}")
 
     _step(f"6. monitoring: {prefix}-{stage}-monitoring (function alarms, dashboard)")
-    out = PROJECT_DIR / "build" / "deploy" / stage
-    out.mkdir(parents=True, exist_ok=True)
     monitoring = out / "monitoring.json"
-    monitoring.write_text(json.dumps(monitoring_template(stage, prefix, functions(stage)), indent=2))
+    monitoring.write_text(
+        json.dumps(monitoring_template(stage, prefix, functions(stage)), separators=(",", ":"))
+    )
     _run(
         _tool("aws"), "cloudformation", "deploy",
         "--template-file", str(monitoring.relative_to(PROJECT_DIR)),

@@ -127,6 +127,10 @@ class LocalCloud:
         serialise_dynamodb()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._moto.start()
+        # Jobs are submitted to moto's Batch (which then runs nothing: no Docker) and run as child
+        # processes: the submission is checked (names, permissions) as on AWS.
+        _moto_config(self.endpoint, {"batch": {"use_docker": False}})
+        os.environ["MLOPS_LOCAL_SUBMIT"] = "batch"
 
         import boto3
 
@@ -144,6 +148,7 @@ class LocalCloud:
             self._enforce_iam(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]))
             session = boto3.session.Session()  # its clients are checked as the principal calling
         self.app = self._load_app(config)
+        import_everything("chalicelib")
         if self.iam is not None:
             self._act_as_functions(self.app)
         if self.function_log:
@@ -286,6 +291,7 @@ class LocalCloud:
             self._api.server.server_close()
         if getattr(self, "_moto", None):
             self._moto.stop()
+        os.environ.pop("MLOPS_LOCAL_SUBMIT", None)
         if self.iam is not None:
             from mlops import localiam
 
@@ -300,6 +306,33 @@ class LocalCloud:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def import_everything(package: str) -> None:
+    """Import every module of ``package`` now, on this thread. The handlers import what they use on
+    first call (a Lambda function pays only for its own imports), but here the functions share one
+    process and run on several threads: two of them importing the same package at once can meet
+    an import cycle from both ends, and Python then hands one a partly initialised module
+    (ImportError). In Lambda each function is a process of its own, so this cannot happen there."""
+    import importlib
+    import pkgutil
+
+    root = importlib.import_module(package)
+    for module in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
+        importlib.import_module(module.name)
+
+
+def _moto_config(endpoint: str, config: dict[str, Any]) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/config",
+        data=json.dumps(config).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
 
 
 _WRITES = ("update_item", "put_item", "delete_item", "transact_write_items", "batch_write_item")

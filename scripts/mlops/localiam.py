@@ -49,6 +49,8 @@ from typing import Any
 
 OPERATOR = "operator"
 _PRINCIPAL: contextvars.ContextVar[str] = contextvars.ContextVar("mlops_principal", default=OPERATOR)
+# Set by a test that attempts what must be refused (expect_refusal): its refusals are the point.
+_EXPECTED: contextvars.ContextVar[bool] = contextvars.ContextVar("mlops_refusal_expected", default=False)
 
 # Actions the Lambda service performs with the function's role, not the function's code: writing the
 # function's logs and traces. The local cloud has no such service, so no call exercises them.
@@ -90,7 +92,7 @@ class Decision:
     denied_by: tuple[str, ...] = ()  # ... of every matching Deny
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
@@ -101,7 +103,7 @@ def _glob(pattern: str, value: str, case: bool) -> bool:
 
 
 def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[str, str]) -> bool:
-    values = [str(v) for v in _as_list(expected)]
+    values = [str(v) for v in as_list(expected)]
     present = key in context
     actual = context.get(key, "")
     if operator.endswith("IfExists"):
@@ -127,15 +129,15 @@ def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[st
 
 def _statement_matches(statement: Mapping[str, Any], request: Request) -> bool:
     if "Action" in statement:
-        if not any(_glob(p, request.action, case=False) for p in _as_list(statement["Action"])):
+        if not any(_glob(p, request.action, case=False) for p in as_list(statement["Action"])):
             return False
-    elif any(_glob(p, request.action, case=False) for p in _as_list(statement.get("NotAction", []))):
+    elif any(_glob(p, request.action, case=False) for p in as_list(statement.get("NotAction", []))):
         return False
     if "Resource" in statement:
-        if not any(_glob(p, request.resource, case=True) for p in _as_list(statement["Resource"])):
+        if not any(_glob(p, request.resource, case=True) for p in as_list(statement["Resource"])):
             return False
     elif "NotResource" in statement and any(
-        _glob(p, request.resource, case=True) for p in _as_list(statement["NotResource"])
+        _glob(p, request.resource, case=True) for p in as_list(statement["NotResource"])
     ):
         return False
     context = request.context_dict()
@@ -151,7 +153,7 @@ def evaluate(policies: Mapping[str, Mapping[str, Any]], request: Request) -> Dec
     allows: list[str] = []
     denies: list[str] = []
     for name, document in policies.items():
-        for index, statement in enumerate(_as_list(document.get("Statement", []))):
+        for index, statement in enumerate(as_list(document.get("Statement", []))):
             if _statement_matches(statement, request):
                 label = f"{name}/{statement.get('Sid') or index}"
                 (denies if statement.get("Effect") == "Deny" else allows).append(label)
@@ -229,7 +231,13 @@ def _s3(operation: str, params: Mapping[str, Any], acct: Account) -> list[Reques
         return [Request(action, obj), *(decrypt if operation == "GetObject" else [])]
     if operation in {"PutObject", "CreateMultipartUpload"}:
         tagging = [Request("s3:PutObjectTagging", obj)] if params.get("Tagging") else []
-        return [Request("s3:PutObject", obj), *tagging, *encrypt]
+        # A conditional write's condition keys (S3 sets them from If-None-Match and If-Match).
+        context = tuple(
+            (f"s3:{name.lower()}", str(params[header]))
+            for header, name in (("IfNoneMatch", "if-none-match"), ("IfMatch", "if-match"))
+            if params.get(header)
+        )
+        return [Request("s3:PutObject", obj, context), *tagging, *encrypt]
     if operation in {"UploadPart", "CompleteMultipartUpload"}:
         return [Request("s3:PutObject", obj), *encrypt]
     if operation == "AbortMultipartUpload":
@@ -275,6 +283,14 @@ def _s3(operation: str, params: Mapping[str, Any], acct: Account) -> list[Reques
         action = "s3:ListBucketVersions" if operation == "ListObjectVersions" else "s3:ListBucket"
         context = (("s3:prefix", str(params["Prefix"])),) if "Prefix" in params else ()
         return [Request(action, bucket_arn, context)]
+    if operation in {
+        "PutObjectRetention",
+        "PutObjectLegalHold",
+        "PutObjectAcl",
+        "GetObjectAcl",
+        "RestoreObject",
+    }:
+        return [Request(f"s3:{operation}", obj)]
     if operation == "HeadBucket":
         return [Request("s3:ListBucket", bucket_arn)]
     if operation in {
@@ -446,6 +462,7 @@ class Call:
     request: Request
     decision: Decision
     operation: str  # service:Operation as called
+    expected_refusal: bool = False  # made inside expect_refusal(): a refusal here is no finding
 
 
 @dataclass
@@ -488,14 +505,25 @@ class LocalIam:
         except UnmodelledCall as exc:
             raise UnmodelledCall(f"{name} called {exc}, which the local IAM cannot describe") from None
         for request in requests:
-            decision = evaluate(principal.policies, request)
-            call = Call(name, request, decision, f"{service}:{operation}")
-            with self._lock:
-                self.calls.append(call)
-            if self.sink is not None:
-                self.sink(call)
-            if not decision.allowed:
+            if not self._decide(principal, request, f"{service}:{operation}"):
                 raise access_denied(service, operation, principal, request)
+
+    def check_request(self, operation: str, request: Request) -> bool:
+        """One authorisation a service performs besides the call's own (True: allowed)."""
+        name = self.current()
+        principal = self.principals.get(name)
+        if principal is None:
+            return True  # the operator
+        return self._decide(principal, request, operation)
+
+    def _decide(self, principal: Principal, request: Request, operation: str) -> bool:
+        decision = evaluate(principal.policies, request)
+        call = Call(principal.name, request, decision, operation, _EXPECTED.get())
+        with self._lock:
+            self.calls.append(call)
+        if self.sink is not None:
+            self.sink(call)
+        return decision.allowed
 
     def credentials_for_current(self) -> Any:
         principal = self.principals.get(self.current())
@@ -520,6 +548,7 @@ def _call_json(c: Call) -> dict[str, Any]:
         "resource": c.request.resource,
         "context": [list(kv) for kv in c.request.context],
         "allowed": c.decision.allowed,
+        "expected_refusal": c.expected_refusal,
     }
 
 
@@ -543,13 +572,35 @@ def access_denied(service: str, operation: str, principal: Principal, request: R
 _ACTIVE: list[LocalIam] = []
 
 
-def _before_parameter_build(params: Any, model: Any, **_: Any) -> None:
+def _before_parameter_build(params: Any, model: Any, context: Any = None, **_: Any) -> None:
     if not _ACTIVE:
         return
     service = model.service_model.endpoint_prefix
-    if service == "s3" or model.service_model.service_name == "s3":
-        service = "s3"
+    if service == "s3" and model.name in MISSING_KEY_OPERATIONS and isinstance(context, dict):
+        context["mlops_s3_object"] = (str(params.get("Bucket", "")), str(params.get("Key", "")))
     _ACTIVE[-1].check(service, model.name, params)
+
+
+# S3 answers a read of a missing key with 404 only to a caller allowed to list the bucket, and with
+# 403 AccessDenied to any other (a 404 would tell it what the bucket holds). The condition keys of
+# that implicit check are not documented; the local IAM gives it ``s3:prefix`` = the key read (so a
+# listing permission scoped to the key's prefix counts), which may be more lenient than AWS.
+MISSING_KEY_OPERATIONS = frozenset({"GetObject", "HeadObject"})
+
+
+def _after_call(parsed: Any, model: Any, context: Any = None, **_: Any) -> None:
+    if not _ACTIVE or not isinstance(context, dict) or "mlops_s3_object" not in context:
+        return
+    metadata = parsed.get("ResponseMetadata", {}) if isinstance(parsed, dict) else {}
+    if metadata.get("HTTPStatusCode") != 404:
+        return
+    bucket, key = context["mlops_s3_object"]
+    request = Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", (("s3:prefix", key),))
+    if not _ACTIVE[-1].check_request(f"s3:{model.name} (a missing key)", request):
+        parsed["Error"] = {
+            "Code": "AccessDenied",
+            "Message": f"Access Denied (a missing key, and no s3:ListBucket on {bucket} for it: local cloud IAM)",
+        }
 
 
 def _before_sign(request: Any, **_: Any) -> None:
@@ -560,7 +611,11 @@ def _before_sign(request: Any, **_: Any) -> None:
         request.context.setdefault("signing", {})["request_credentials"] = credentials
 
 
-_HANDLERS = (("before-parameter-build", _before_parameter_build), ("before-sign", _before_sign))
+_HANDLERS = (
+    ("before-parameter-build", _before_parameter_build),
+    ("before-sign", _before_sign),
+    ("after-call.s3", _after_call),
+)
 
 
 def install(iam: LocalIam) -> None:
@@ -601,6 +656,17 @@ def acting_as(principal: str) -> Iterator[None]:
         yield
     finally:
         _PRINCIPAL.reset(token)
+
+
+@contextlib.contextmanager
+def expect_refusal() -> Iterator[None]:
+    """Calls in the body try what must be refused (a test of the policies): their refusals are
+    recorded as expected, not reported as paths AWS would refuse."""
+    token = _EXPECTED.set(True)
+    try:
+        yield
+    finally:
+        _EXPECTED.reset(token)
 
 
 def as_principal[**P, R](principal: str, function: Callable[P, R]) -> Callable[P, R]:
@@ -814,13 +880,13 @@ class StatementUse:
 def _without(principal: Principal, policy: str, index: int, action: str | None = None) -> dict[str, Any]:
     """The principal's policies with one statement removed (or one action of it)."""
     document = principal.policies[policy]
-    statements = _as_list(document.get("Statement", []))
+    statements = as_list(document.get("Statement", []))
     kept: list[Any] = []
     for i, statement in enumerate(statements):
         if i != index:
             kept.append(statement)
         elif action is not None:
-            rest = [a for a in _as_list(statement["Action"]) if a != action]
+            rest = [a for a in as_list(statement["Action"]) if a != action]
             if rest:
                 kept.append({**statement, "Action": rest})
     return {**principal.policies, policy: {**document, "Statement": kept}}
@@ -846,7 +912,7 @@ def statement_needs(
     for name, principal in principals.items():
         requests = by_principal.get(name, set())
         for policy, document in principal.policies.items():
-            for index, statement in enumerate(_as_list(document.get("Statement", []))):
+            for index, statement in enumerate(as_list(document.get("Statement", []))):
 
                 def refused(mutated: Mapping[str, Any], requests: set[Request] = requests) -> list[str]:
                     return sorted(
@@ -854,7 +920,7 @@ def statement_needs(
                     )
 
                 needed = refused(_without(principal, policy, index))
-                actions = [str(a) for a in _as_list(statement.get("Action", []))]
+                actions = [str(a) for a in as_list(statement.get("Action", []))]
                 unused: list[str] = []
                 if needed and len(actions) > 1:
                     unused = [

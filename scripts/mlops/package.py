@@ -349,13 +349,19 @@ def main(argv: list[str] | None = None) -> int:
     out = package(args.stage, force=args.force)
     zipped = (out / "deployment.zip").stat().st_size
     print(f"{out.relative_to(PROJECT_DIR)}/sam.json and deployment.zip ({zipped / 2**20:.1f} MiB)")
-    print(
-        "deploy it with: aws cloudformation package --template-file "
-        f"{out.relative_to(PROJECT_DIR)}/sam.json --s3-bucket <artifact bucket> --output-template-file "
-        "packaged.yaml && aws cloudformation deploy --template-file packaged.yaml --stack-name "
-        f"{_prefix(args.stage)}-{args.stage}-app --capabilities CAPABILITY_IAM"
-    )
+    print("deploy it with: " + deploy_command(args.stage, out))
     return 0
+
+
+def deploy_command(stage: str, out: Path) -> str:
+    """How to deploy the packaged template. It is far above the 51,200 bytes CloudFormation accepts
+    inline, so ``deploy`` uploads it to the artifact bucket too (``--s3-bucket``), not only the code."""
+    return (
+        f"aws cloudformation package --template-file {out.relative_to(PROJECT_DIR)}/sam.json "
+        "--s3-bucket <artifact bucket> --output-template-file packaged.yaml && "
+        "aws cloudformation deploy --template-file packaged.yaml --s3-bucket <artifact bucket> "
+        f"--stack-name {_prefix(stage)}-{stage}-app --capabilities CAPABILITY_IAM"
+    )
 
 
 if __name__ == "__main__":

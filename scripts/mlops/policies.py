@@ -94,11 +94,16 @@ def _logs(function_name: str) -> list[Statement]:
     ]
 
 
-def _key(s: Settings) -> Statement:
+# The token authorizer only reads (decrypts) token parameters; every other function also writes
+# encrypted objects, messages or notifications (GenerateDataKey).
+KEY_ACTIONS: dict[str, tuple[str, ...]] = {"token_authorizer": ("kms:Decrypt",)}
+
+
+def _key(s: Settings, function: str) -> Statement:
     # Buckets, queues, tables, the topic and the token parameters are encrypted with the stage key.
     return _allow(
         "UseStageKey",
-        ["kms:Decrypt", "kms:GenerateDataKey"],
+        KEY_ACTIONS.get(function, ("kms:Decrypt", "kms:GenerateDataKey")),
         f"arn:{PARTITION}:kms:*:*:key/*",
         StringEquals={"aws:ResourceTag/mlops-key": f"{s.prefix}-{s.stage}"},
     )
@@ -152,6 +157,17 @@ def _kickoff(s: Settings) -> list[Statement]:
             ],
         ),
     ]
+
+
+def _audit_copies(s: Settings) -> Statement:
+    # Each committed audit entry is also kept as an object no role of the system can rewrite or
+    # delete: PutObject only as a create-only write (s3:if-none-match), and nothing else there.
+    return _allow(
+        "KeepAuditCopies",
+        ["s3:PutObject"],
+        _objects(s.data_bucket, "audit/"),
+        StringEquals={"s3:if-none-match": "*"},
+    )
 
 
 def _notify(s: Settings) -> Statement:
@@ -220,13 +236,15 @@ def evaluate_candidate(s: Settings) -> list[Statement]:
         # (Query): what was rolled back, so a rebuild of a rolled-back champion is rejected; refused
         # on AWS without it (found by the local cloud's enforced IAM).
         _allow("AuditLedger", ["dynamodb:PutItem", "dynamodb:Query"], _table(s.audit_table)),
+        _audit_copies(s),
         _notify(s),
     ]
 
 
 def api_handler(s: Settings) -> list[Statement]:
     """Every HTTP route: uploads, contracts, retrain requests, runs, the registry, predictions."""
-    kickoff = [st for st in _kickoff(s) if st["Sid"] != "ReadRevokedUploads"]
+    # (Its listing is the one below, with the batch prefixes.)
+    kickoff = [st for st in _kickoff(s) if st["Sid"] not in {"ReadRevokedUploads", "ListContractsAndData"}]
     for statement in kickoff:
         if statement["Sid"] == "RunsLockAndLedger":  # GET /runs lists them
             statement["Action"] = sorted({*statement["Action"], "dynamodb:Scan"})
@@ -238,12 +256,8 @@ def api_handler(s: Settings) -> list[Statement]:
             "WriteContracts", ["s3:PutObject", "s3:PutObjectTagging"], _objects(s.data_bucket, "contracts/")
         ),
         *kickoff,
-        _allow(
-            "ReadModelArtifacts",
-            ["s3:GetObject", "s3:GetObjectVersion"],
-            _objects(s.models_bucket, "models/"),
-        ),
-        _list("ListModelArtifacts", s.models_bucket, "models/"),
+        # Artifacts are read at the version the registry recorded, never unversioned.
+        _allow("ReadModelArtifacts", ["s3:GetObjectVersion"], _objects(s.models_bucket, "models/")),
         _allow(
             "Registry",
             [
@@ -257,10 +271,11 @@ def api_handler(s: Settings) -> list[Statement]:
         ),
         # Append and read the ledger; never update or delete it.
         _allow("AuditLedger", ["dynamodb:PutItem", "dynamodb:Query"], _table(s.audit_table)),
+        _audit_copies(s),
         _notify(s),
         # POST /batch-jobs: check the input prefix has objects, record the job, drop the request
         # (create-only); GET /batch-jobs/{id}: the job, its shards and workers.
-        _list("ListBatchInputs", s.data_bucket, "batch/", "validated/"),
+        _list("ListWhatItReads", s.data_bucket, "batch/", "validated/", "contracts/", "manifests/"),
         _allow("DropBatchRequests", ["s3:PutObject"], _objects(s.data_bucket, "batch/requests/")),
         _batch_jobs("BatchJobs", s),
     ]
@@ -317,8 +332,11 @@ def batch_shard_failed(s: Settings) -> list[Statement]:
     return [
         _consume(f"{s.batch_work_queue}-dlq"),
         _batch_jobs("BatchJobs", s),
-        # Finishing: the job's manifest, create-only, beside its parts (under batch/).
-        _allow("ReadWriteManifests", ["s3:GetObject", "s3:PutObject"], _objects(s.data_bucket, "batch/")),
+        # Finishing: the job's manifest, create-only, beside its parts (batch/output/<job>/); no
+        # more: a write under batch/requests/ would start a batch job.
+        _allow(
+            "ReadWriteManifests", ["s3:GetObject", "s3:PutObject"], _objects(s.data_bucket, "batch/output/")
+        ),
         _notify(s),
     ]
 
@@ -357,7 +375,11 @@ def function_name(settings: Settings, function: str) -> str:
 def render(stage: str, function: str, prefix: str | None = None, tracing: bool = True) -> dict[str, Any]:
     """The policy document of one function in one stage."""
     settings = Settings.for_stage(stage, prefix or _config_prefix(stage))
-    statements = [*FUNCTIONS[function](settings), _key(settings), *_logs(function_name(settings, function))]
+    statements = [
+        *FUNCTIONS[function](settings),
+        _key(settings, function),
+        *_logs(function_name(settings, function)),
+    ]
     if tracing:
         # X-Ray offers no resource-level permissions for these two actions: "*" is the only choice.
         statements.append(_allow("SendTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"))

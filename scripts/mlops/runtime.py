@@ -169,9 +169,7 @@ class SqsPoller(threading.Thread):
         self._poll_wait_s = poll_wait_s
         self._stopping = threading.Event()
         self.queue_url = sqs.get_queue_url(QueueName=subscription.queue_name)["QueueUrl"]
-        self.queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        self.queue_arn = ""  # read by the poller as the function (run)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -179,6 +177,16 @@ class SqsPoller(threading.Thread):
     def run(self) -> None:
         # The event source mapping polls with the function's role, and the function runs with it.
         with _acting(self._identity, self.subscription.handler_name):
+            while not self.queue_arn and not self._stopping.is_set():
+                try:  # as Lambda's event source mapping reads its queue, with the function's role
+                    self.queue_arn = self._sqs.get_queue_attributes(
+                        QueueUrl=self.queue_url, AttributeNames=["QueueArn"]
+                    )["Attributes"]["QueueArn"]
+                except Exception:
+                    log.exception(
+                        "event runtime: %s cannot read its queue; retrying", self.subscription.handler_name
+                    )
+                    self._stopping.wait(1.0)
             while not self._stopping.is_set():
                 try:
                     messages = self._gather()

@@ -154,12 +154,10 @@ def test_demo_runs_every_step_and_exits_zero():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "DEMO OK" in result.stdout
     assert "[FAIL]" not in result.stdout
-    # The demo walks every path of the system under enforced IAM: its calls join the suite's record,
+    # The demo walks every path of the system under enforced IAM: its record joins the suite's,
     # which `make test` checks statement by statement (mlops iam-report).
-    from tests.conftest import IAM_CALLS
+    import shutil
 
-    demo_record = PROJECT / ".mlops" / "demo-iam"
-    IAM_CALLS.parent.mkdir(parents=True, exist_ok=True)
-    with IAM_CALLS.open("a", encoding="utf-8") as out:
-        out.write((demo_record / "calls.jsonl").read_text(encoding="utf-8"))
-    (IAM_CALLS.parent / "principals.json").write_text((demo_record / "principals.json").read_text())
+    from tests.conftest import IAM_RECORD
+
+    shutil.copytree(PROJECT / ".mlops" / "demo-iam", IAM_RECORD / "demo", dirs_exist_ok=True)

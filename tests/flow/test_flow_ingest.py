@@ -158,3 +158,16 @@ def test_status_shows_resources_queue_and_dlq_depths_and_uploads(local_cloud, ca
     ingest_row = next(line for line in out.splitlines() if line.startswith("serverless-mlops-local-ingest "))
     assert ingest_row.split()[1:] == ["0", "0", "0"]  # visible, in flight, DLQ
     assert "s3://serverless-mlops-local-data/incoming/iris/status.csv" in out
+
+
+def test_the_local_cloud_imports_every_module_before_its_threads_start(local_cloud):
+    """Handlers import lazily; in one process on several threads two of them importing one package
+    at once met an import cycle from both ends (the demo's ingest handler once got a partly
+    initialised chalicelib.validation: ImportError). Everything is imported on the main thread first."""
+    import pkgutil
+    import sys
+
+    import chalicelib
+
+    names = [m.name for m in pkgutil.walk_packages(chalicelib.__path__, prefix="chalicelib.")]
+    assert names and all(name in sys.modules for name in names)

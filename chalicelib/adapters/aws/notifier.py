@@ -20,9 +20,11 @@ from chalicelib.settings import Settings
 
 
 class SnsNotifier:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, topic_arn: str | None = None) -> None:
+        """``topic_arn``: the topic's ARN if known (a job in private subnets, where STS is out of reach);
+        else it is built from the caller's account (STS) on first use."""
         self.settings = settings
-        self._arn: str | None = None
+        self._arn: str | None = topic_arn or None
         self._lock = threading.Lock()
 
     def topic_arn(self) -> str:

@@ -81,11 +81,18 @@ def _without_keys(doc: dict[str, Any]) -> dict[str, Any]:
 
 class DynamoRegistry:
     def __init__(
-        self, registry_table: str, audit_table: str, clock: Callable[[], datetime] | None = None
+        self,
+        registry_table: str,
+        audit_table: str,
+        clock: Callable[[], datetime] | None = None,
+        copies: Any = None,
     ) -> None:
+        """``copies``: where each committed audit entry is also kept, create-only
+        (``chalicelib.adapters.aws.audit_copies``); None keeps the ledger only."""
         self.registry_table = registry_table
         self.audit_table = audit_table
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.copies = copies
 
     @property
     def _db(self) -> Any:
@@ -376,11 +383,26 @@ class DynamoRegistry:
                 continue  # read again: a new champion or a moved status raises above; a moved seq is retried
             for v, old in later:
                 self._supersede_after(promotion, seq, v, old, at, why)
+            self._keep_copy(model, audit_sk, entry)
             return {**entry, "id": audit_sk, "model": model}
         current = self.champion(model)
         if current != promotion.expected:
             raise states.PromotionConflict(model, promotion.expected, current, version)
         raise states.Conflict(f"cannot promote {model} v{version}: the registry kept changing; try again")
+
+    def _keep_copy(self, model: str, audit_sk: str, entry: dict[str, Any]) -> None:
+        """The committed entry's create-only copy. If this fails (the change stands), ``mlops
+        audit-verify`` writes it later from the ledger; the failure is logged, not raised."""
+        if self.copies is None:
+            return
+        try:
+            self.copies.keep(model, {**entry, "id": audit_sk, "model": model})
+        except Exception as exc:  # the promotion committed: the caller's answer must say so
+            from chalicelib.observability import logger
+
+            logger.warning(
+                "audit copy not written", extra={"model": model, "audit": audit_sk, "error": str(exc)}
+            )
 
     def _champion_move(
         self, promotion: Promotion, old: str, moves: list[dict[str, Any]], at: str

@@ -22,13 +22,20 @@ WORKER = ("-m", "scoring.worker")
 class LocalWorkerLauncher:
     """``command``: what a worker runs after the interpreter (tests start something lighter)."""
 
-    def __init__(self, project_dir: Path = PROJECT_DIR, command: tuple[str, ...] = WORKER) -> None:
+    def __init__(
+        self, project_dir: Path = PROJECT_DIR, command: tuple[str, ...] = WORKER, submit: Any = None
+    ) -> None:
         self.project_dir = project_dir
         self.command = command
+        self.submit = submit  # the Batch launcher to submit through first (the local cloud's Batch)
 
     def start(self, job_id: str, workers: int) -> dict[str, Any]:
+        submitted = self.submit.start(job_id, workers) if self.submit is not None else {}
         pids = [self.launch(job_id, index).pid for index in range(workers)]
-        return {"backend": "local", "workers": workers, "pids": pids}
+        started: dict[str, Any] = {"backend": "local", "workers": workers, "pids": pids}
+        if submitted:
+            started["batch_job_id"] = submitted["batch_job_id"]
+        return started
 
     def launch(
         self, job_id: str, index: int, attempt: int = 1, extra_env: dict[str, str] | None = None

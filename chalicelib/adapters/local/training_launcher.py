@@ -18,13 +18,17 @@ PROJECT_DIR = Path(__file__).resolve().parents[3]
 
 
 class LocalTrainingLauncher:
-    def __init__(self, project_dir: Path = PROJECT_DIR, module: str = "training.main") -> None:
+    def __init__(
+        self, project_dir: Path = PROJECT_DIR, module: str = "training.main", submit: Any = None
+    ) -> None:
         self.project_dir = project_dir
         self.module = module
+        self.submit = submit  # the Batch launcher to submit through first (the local cloud's Batch)
 
     def launch(self, run_id: str, dataset: str) -> dict[str, Any]:
         if not run_id or not dataset:
             raise ValueError("run_id and dataset are required")
+        submitted = self.submit.launch(run_id, dataset) if self.submit is not None else {}
         logs = self.project_dir / ".mlops" / "runs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{run_id}.log"
@@ -49,4 +53,11 @@ class LocalTrainingLauncher:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives the invocation, as a Batch job would
             )
-        return {"backend": "local", "pid": process.pid, "log": str(log_path.relative_to(self.project_dir))}
+        launched = {
+            "backend": "local",
+            "pid": process.pid,
+            "log": str(log_path.relative_to(self.project_dir)),
+        }
+        if submitted:
+            launched["batch_job_id"] = submitted["job_id"]
+        return launched
