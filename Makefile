@@ -55,7 +55,7 @@ test: $(STAMP) $(SCAN_STAMP) lint
 	if [ $$first -eq 5 ] && [ $$second -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
 	if [ -z "$$narrowed" ] && [ $$first -eq 5 ]; then echo "pytest collected no tests in $(RANDOM_LAYERS)" >&2; exit 1; fi; \
 	if [ -z "$$narrowed" ] && [ $$second -eq 5 ]; then echo "pytest collected no tests in the other layers" >&2; exit 1; fi; \
-	if [ -z "$$narrowed" ]; then $(BIN)/mlops iam-report > build/iam/report.txt; iam=$$?; \
+	if [ -z "$$narrowed" ]; then mkdir -p build/iam; $(BIN)/mlops iam-report > build/iam/report.txt; iam=$$?; \
 	  grep -E "^(REFUSED|UNUSED)" build/iam/report.txt; tail -n 1 build/iam/report.txt; exit $$iam; fi
 
 # The layers (pyproject.toml's import-linter contracts; docs/ARCHITECTURE.md draws them) and types over

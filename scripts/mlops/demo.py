@@ -372,6 +372,7 @@ def run_demo(verbose: bool = False) -> int:
         demo.check(_drained(sqs, settings.retrain_queue), "every retrain trigger was consumed")
         demo.check(_drained(sqs, settings.promotion_queue), "every candidate manifest was evaluated")
 
+        _scheduled_check_story(demo, cloud)
         _iam_story(demo, cloud)
         _audit_copies_story(demo, settings)
 
@@ -417,6 +418,19 @@ def _iam_story(demo: Demo, cloud: LocalCloud) -> None:
 
     principals = {name: p.policies for name, p in cloud.iam.principals.items()}
     iamreport.write_record(PROJECT_DIR / ".mlops" / "demo-iam", principals, calls)
+
+
+def _scheduled_check_story(demo: Demo, cloud: LocalCloud) -> None:
+    """The hourly check (an EventBridge rule in AWS), fired once now."""
+    demo.step("The hourly retrain check, fired once now: is any model past its maximum age?")
+    assert cloud.runtime is not None
+    outcome = cloud.runtime.fire("scheduled_retrain_check") or {}
+    for dataset, decision in sorted(outcome.items()):
+        print(f"   {dataset}: {decision.get('action')}: {'; '.join(decision.get('reasons', []))}")
+    demo.check(
+        DATASET in outcome,
+        f"scheduled_retrain_check judged {len(outcome)} dataset(s), as its own role",
+    )
 
 
 def _audit_copies_story(demo: Demo, settings: Any) -> None:

@@ -326,20 +326,26 @@ class ScheduleTicker(threading.Thread):
         self._stopping.set()
 
     def run(self) -> None:
+        while not self._stopping.wait(self.schedule.interval_s):
+            self.fire()
+
+    def fire(self) -> Any:
+        """One invocation now, as the rule would make it (the handler's result; None if it failed)."""
         sched = self.schedule
-        while not self._stopping.wait(sched.interval_s):
-            context = LambdaContext(
-                sched.function_name, sched.timeout_s, sched.memory_mb, self._region, self._account
-            )
-            started = time.monotonic()
-            try:
-                with _acting(self._identity, sched.handler_name):
-                    sched.handler(scheduled_event(sched, self._region, self._account), context)
-                error = None
-            except Exception as exc:  # EventBridge retries async invocations; locally: log and go on
-                log.exception("scheduled %s failed", sched.handler_name)
-                error = f"{type(exc).__name__}: {exc}"
-            self._record(Invocation(sched.handler_name, [], [], error, time.monotonic() - started))
+        context = LambdaContext(
+            sched.function_name, sched.timeout_s, sched.memory_mb, self._region, self._account
+        )
+        started = time.monotonic()
+        result = None
+        try:
+            with _acting(self._identity, sched.handler_name):
+                result = sched.handler(scheduled_event(sched, self._region, self._account), context)
+            error = None
+        except Exception as exc:  # EventBridge retries async invocations; locally: log and go on
+            log.exception("scheduled %s failed", sched.handler_name)
+            error = f"{type(exc).__name__}: {exc}"
+        self._record(Invocation(sched.handler_name, [], [], error, time.monotonic() - started))
+        return result
 
 
 class EventRuntime:
@@ -387,6 +393,13 @@ class EventRuntime:
             ticker = ScheduleTicker(schedule, self._region, self._account, self._record, self._identity)
             ticker.start()
             self._tickers.append(ticker)
+
+    def fire(self, handler_name: str) -> Any:
+        """Invoke a scheduled handler once now, on this thread (as `aws events` would to test a rule)."""
+        for ticker in self._tickers:
+            if ticker.schedule.handler_name == handler_name:
+                return ticker.fire()
+        raise KeyError(f"no schedule named {handler_name!r}")
 
     def stop(self, timeout_s: float = 5.0) -> None:
         workers: list[SqsPoller | ScheduleTicker] = [*self._pollers, *self._tickers]

@@ -253,3 +253,34 @@ def test_a_schedule_invokes_its_handler_with_a_scheduled_event(sqs):
     finally:
         runtime.stop()
     assert runtime.invocations[0].handler_name == "tick" and runtime.invocations[0].ok
+
+
+def test_a_schedule_fired_now_runs_its_handler_once_as_its_function_and_records_it():
+    from contextlib import contextmanager
+
+    from mlops.runtime import Schedule
+
+    acting: list[str] = []
+    calls: list[dict] = []
+
+    @contextmanager
+    def identity(name: str):
+        acting.append(name)
+        yield
+
+    def handler(event, context):
+        calls.append(event)
+        return {"judged": context.function_name}
+
+    schedule = Schedule("app-local-check", "check", handler, interval_s=3600)
+    runtime = EventRuntime([], sqs=None, schedules=[schedule], identity=identity)
+    runtime.start()
+    try:
+        assert runtime.fire("check") == {"judged": "app-local-check"}
+        with pytest.raises(KeyError):
+            runtime.fire("no-such-schedule")
+    finally:
+        runtime.stop()
+    assert len(calls) == 1 and calls[0]["detail-type"] == "Scheduled Event"
+    assert acting == ["check"]
+    assert [(i.handler_name, i.ok) for i in runtime.invocations] == [("check", True)]
