@@ -1,4 +1,4 @@
-"""GET /health: the API is up, and which stage it is."""
+"""GET /health: the API is up, which stage it is, and which code revision it runs."""
 
 from __future__ import annotations
 
@@ -10,4 +10,6 @@ bp = Area(__name__)
 
 @bp.route("/health", methods=["GET"])
 def health() -> dict[str, str]:
-    return {"status": "ok", "stage": bootstrap.settings().stage}
+    from chalicelib.revision import code_revision
+
+    return {"status": "ok", "stage": bootstrap.settings().stage, "revision": code_revision()}

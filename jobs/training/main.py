@@ -18,12 +18,10 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -449,15 +447,9 @@ def _capacity() -> str:
 
 
 def _code_version() -> str:
-    if os.environ.get("CODE_VERSION"):
-        return os.environ["CODE_VERSION"]
-    try:
-        root = Path(__file__).resolve().parents[2]
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    from chalicelib.revision import code_revision
+
+    return code_revision()
 
 
 def _libraries() -> dict[str, str]:

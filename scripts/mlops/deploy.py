@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from chalicelib.revision import git_revision
 from mlops import PROJECT_DIR, TEMPLATE
 from mlops.cfn import deploy_body, stack_name
 from mlops.package import drop_bytecode
@@ -82,9 +83,32 @@ def build_and_push_image(session: Any, prefix: str, stage: str, tag: str) -> str
         check=True,
     )
     image = f"{uri}:{tag}"
-    _run("docker", "build", "-f", "jobs/Dockerfile", "-t", image, ".")  # context: the project root
+    _run(*docker_build(image, git_revision(PROJECT_DIR) or "unknown"))
     _run("docker", "push", image)
     return image
+
+
+def docker_build(image: str, revision: str) -> list[str]:
+    """The job image's build, with the code revision it is built from (lineage records it)."""
+    return [
+        "docker",
+        "build",
+        "-f",
+        "jobs/Dockerfile",
+        "--build-arg",
+        f"CODE_VERSION={revision}",
+        "-t",
+        image,
+        ".",
+    ]
+
+
+def write_revision(revision: str) -> Path:
+    """The revision the functions report (GET /health), inside the package `chalice deploy` builds."""
+    from chalicelib.revision import REVISION_FILE
+
+    REVISION_FILE.write_text(revision + "\n")
+    return REVISION_FILE
 
 
 def smoke_check(session: Any, stage: str, prefix: str, deployed: dict[str, Any]) -> list[str]:
@@ -171,6 +195,9 @@ def deploy(args: argparse.Namespace) -> int:
 
     _step(f"4. functions and API: chalice deploy --stage {stage}")
     drop_bytecode()
+    revision = git_revision(PROJECT_DIR) or "unknown"
+    print(f"    code revision {revision} (chalicelib/REVISION, reported by GET /health)")
+    write_revision(revision)
     _run(_tool("chalice"), "deploy", "--stage", stage)
 
     _step("5. post-deploy: ReportBatchItemFailures on every SQS event source mapping, ephemeral storage")

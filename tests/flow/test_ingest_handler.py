@@ -122,10 +122,13 @@ def test_handler_emits_emf_metrics(aws, client, capsys):
     assert any(doc.get("UploadsRecorded") == [1.0] for doc in emf)
 
 
-def test_health_route_answers(client):
+def test_health_route_answers_with_the_stage_and_the_code_revision(client):
+    from chalicelib.revision import code_revision
+
     response = client.http.get("/health")
     assert response.status_code == 200
-    assert response.json_body == {"status": "ok", "stage": "local"}
+    assert response.json_body == {"status": "ok", "stage": "local", "revision": code_revision()}
+    assert response.json_body["revision"] != "unknown"  # a working copy: read from git
 
 
 def test_unknown_upload_is_a_404_that_names_it(client):
