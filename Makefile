@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial bench-drift scan-venv scan package deploy postdeploy cost
+.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial bench-drift scan-venv scan package deploy postdeploy cost destroy
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -104,6 +104,10 @@ bench-drift: $(STAMP)
 # monitoring, smoke check. DEPLOY_ARGS="--build-image" also builds and pushes the job image.
 deploy: $(STAMP)
 	$(BIN)/python -m mlops.deploy --stage $(STAGE) $(DEPLOY_ARGS)
+
+# Remove a deployed stage but its data (key, buckets, tables are retained), and list what was kept.
+destroy: $(STAMP)
+	$(BIN)/python -m mlops.destroy --stage $(STAGE)
 
 # What a deployed stage costs per month before any traffic, from its templates (list prices).
 cost: $(STAMP)

@@ -1,0 +1,124 @@
+"""``make destroy STAGE=dev``: remove a deployed stage, except its data, and say what was kept.
+
+In order: the functions and the API (``chalice delete``, when this checkout deployed them: it keeps
+``.chalice/deployed/<stage>.json``), the monitoring stack, the data-plane stack. The key, the buckets
+and the tables are retained by their ``DeletionPolicy`` (infra/template.yaml): the stack goes, they
+stay, and the last lines list them with the command that deletes each, for when that is meant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mlops import PROJECT_DIR
+from mlops.cfn import load_template, stack_name
+
+BIN = Path(sys.executable).parent
+HOW_TO_DELETE = {
+    "AWS::S3::Bucket": "aws s3 rb s3://{id} --force  (versioned: delete every version first)",
+    "AWS::DynamoDB::Table": "aws dynamodb delete-table --table-name {id}",
+    "AWS::KMS::Key": "aws kms schedule-key-deletion --key-id {id} --pending-window-in-days 30  (data encrypted with it becomes unreadable)",
+}
+
+
+def retained(cfn: Any, name: str) -> list[dict[str, str]]:
+    """The stack's resources its template retains on deletion, with their physical ids."""
+    template = load_template()["Resources"]
+    kept = []
+    for summary in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]:
+        logical = summary["LogicalResourceId"]
+        if template.get(logical, {}).get("DeletionPolicy") == "Retain":
+            kept.append(
+                {
+                    "logical": logical,
+                    "type": summary["ResourceType"],
+                    "id": summary.get("PhysicalResourceId", ""),
+                }
+            )
+    return kept
+
+
+def delete_stack(cfn: Any, name: str, timeout_s: float = 1800, attempts: int = 3) -> bool:
+    """Delete a stack and wait for it to go (False if there was none). A deletion that fails on a
+    dependency (AWS: DELETE_FAILED, e.g. an ENI released late; moto: DependencyViolation, raised at
+    once because it deletes a VPC before its subnets) is tried again: the second pass finds less."""
+    try:
+        cfn.describe_stacks(StackName=name)
+    except cfn.exceptions.ClientError:
+        return False
+    for attempt in range(1, attempts + 1):
+        try:
+            cfn.delete_stack(StackName=name)
+        except cfn.exceptions.ClientError as exc:
+            if "DependencyViolation" not in str(exc) or attempt == attempts:
+                raise
+            continue
+        if _wait_deleted(cfn, name, timeout_s):
+            return True
+        if attempt == attempts:
+            raise RuntimeError(f"deleting {name} failed {attempts} times: see its events in the console")
+    return True
+
+
+def _wait_deleted(cfn: Any, name: str, timeout_s: float) -> bool:
+    """True when the stack is gone, False if its deletion failed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+        except cfn.exceptions.ClientError:
+            return True  # gone
+        if status == "DELETE_COMPLETE":
+            return True
+        if status == "DELETE_FAILED":
+            return False
+        time.sleep(5 if timeout_s > 60 else 0.2)
+    raise RuntimeError(f"{name} is still being deleted after {timeout_s:.0f} s")
+
+
+def destroy(session: Any, stage: str, prefix: str, chalice: bool = True) -> list[dict[str, str]]:
+    """Everything of the stage but its data; returns what was kept."""
+    cfn = session.client("cloudformation")
+    deployed = PROJECT_DIR / ".chalice" / "deployed" / f"{stage}.json"
+    if chalice and deployed.exists():
+        print(f"1. functions and API: chalice delete --stage {stage}")
+        subprocess.run([str(BIN / "chalice"), "delete", "--stage", stage], cwd=PROJECT_DIR, check=True)
+    else:
+        print(
+            f"1. functions and API: nothing deployed from this checkout ({deployed.relative_to(PROJECT_DIR)} absent)"
+        )
+    monitoring = f"{prefix}-{stage}-monitoring"
+    print(f"2. {monitoring}: " + ("deleted" if delete_stack(cfn, monitoring) else "not there"))
+    data_plane = stack_name(prefix, stage)
+    try:
+        kept = retained(cfn, data_plane)
+    except cfn.exceptions.ClientError:
+        kept = []
+    print(f"3. {data_plane}: " + ("deleted" if delete_stack(cfn, data_plane) else "not there"))
+    return kept
+
+
+def main(argv: list[str] | None = None) -> int:
+    import boto3
+
+    parser = argparse.ArgumentParser(prog="mlops destroy", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stage", required=True, choices=["dev", "prod"])
+    args = parser.parse_args(argv)
+    from mlops.policies import _config_prefix
+
+    kept = destroy(boto3.session.Session(), args.stage, _config_prefix(args.stage))
+    if kept:
+        print("\nKept, with their data (delete by hand only if you mean it):")
+        for resource in kept:
+            how = HOW_TO_DELETE.get(resource["type"], "").format(id=resource["id"])
+            print(f"  {resource['type']:<22} {resource['id']:<48} {how}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
