@@ -165,9 +165,14 @@ def deploy(args: argparse.Namespace) -> int:
     if os.environ.get("AWS_ENDPOINT_URL"):
         raise SystemExit("AWS_ENDPOINT_URL is set (the local cloud?): unset it to deploy to AWS")
 
-    _step("1. credentials and region")
-    if not session.region_name:
-        raise SystemExit("no region: export AWS_DEFAULT_REGION (or AWS_REGION), e.g. eu-west-1")
+    _step("1. preflight: credentials, region, Lambda concurrency quota, job image")
+    from mlops import preflight
+
+    problems = preflight.check(session, stage, prefix, image=args.image)
+    for problem in problems:
+        print(f"    PROBLEM: {problem}")
+    if problems:
+        raise SystemExit("preflight failed: nothing was changed")
     identity = session.client("sts").get_caller_identity()
     print(f"    account {identity['Account']} as {identity['Arn']}, region {session.region_name}")
 
