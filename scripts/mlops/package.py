@@ -199,6 +199,11 @@ def monitoring_template(stage: str, prefix: str, fns: list[Function]) -> dict[st
     }
 
 
+def access_log_group(prefix: str, stage: str) -> str:
+    """The API's access log group (both deploy paths)."""
+    return f"/aws/apigateway/{prefix}-{stage}-access"
+
+
 def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, Any]:
     """What ``chalice package --merge-template`` adds to Chalice's SAM template."""
     data_plane = stack_name(prefix, stage)
@@ -244,7 +249,7 @@ def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, An
         resources["ApiAccessLogGroup"] = {
             "Type": "AWS::Logs::LogGroup",
             "Properties": {
-                "LogGroupName": f"/aws/apigateway/{prefix}-{stage}-access",
+                "LogGroupName": access_log_group(prefix, stage),
                 "RetentionInDays": max((fn.log_retention_days or 30) for fn in fns),
                 "KmsKeyId": key,
             },

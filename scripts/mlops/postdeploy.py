@@ -12,6 +12,12 @@ step sets ``EphemeralStorage`` on each function whose ``lambda_ephemeral_storage
 ``.chalice/config.json`` (``ingest_upload`` spills its duplicate checks there). A later
 ``chalice deploy`` keeps it too: Chalice's configuration update does not name it.
 
+What the packaged path (``make package``, its merge template) sets and ``chalice deploy`` does not,
+this step sets too, from the same values (``mlops.package``): the stage key on every function's log
+group; on the API stage, throttling, method metrics and JSON access logs into a log group encrypted
+with the key and kept as long as the functions' logs. Access logs need API Gateway's account-wide
+CloudWatch role: set only if the account has none (an existing one is never replaced).
+
 ``mlops postdeploy --stage dev`` (``make postdeploy STAGE=dev``); ``mlops deploy`` runs it.
 """
 
@@ -86,6 +92,142 @@ def set_ephemeral_storage(
     return done
 
 
+def lambda_functions(deployed: dict[str, Any]) -> list[str]:
+    """The names of the functions Chalice deployed."""
+    return [
+        str(r["lambda_arn"]).rsplit(":", 1)[-1]
+        for r in deployed.get("resources", [])
+        if r.get("resource_type") == "lambda_function" and r.get("lambda_arn")
+    ]
+
+
+def _ensure_log_group(logs: Any, name: str, key_arn: str, retention_days: int | None) -> str:
+    try:
+        logs.create_log_group(logGroupName=name, kmsKeyId=key_arn)
+        change = "created, encrypted"
+    except logs.exceptions.ResourceAlreadyExistsException:
+        logs.associate_kms_key(logGroupName=name, kmsKeyId=key_arn)
+        change = "encrypted"
+    if retention_days:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+        change += f", kept {retention_days} days"
+    return change
+
+
+def encrypt_function_logs(
+    logs: Any, deployed: dict[str, Any], key_arn: str, retention_days: int | None
+) -> list[dict[str, str]]:
+    """Every function's log group under the stage key (Chalice sets the retention, not the key)."""
+    return [
+        {
+            "name": name,
+            "setting": "log group",
+            "change": _ensure_log_group(logs, f"/aws/lambda/{name}", key_arn, retention_days),
+        }
+        for name in lambda_functions(deployed)
+    ]
+
+
+def configure_api_stage(
+    apigateway: Any,
+    logs: Any,
+    iam: Any,
+    deployed: dict[str, Any],
+    stage: str,
+    prefix: str,
+    key_arn: str,
+    api_stage: str,
+    retention_days: int,
+) -> list[dict[str, str]]:
+    """Throttling, method metrics and access logs on the API's stage, as the packaged path sets them."""
+    from mlops.package import ACCESS_LOG_FORMAT, THROTTLING, access_log_group
+
+    api = next((r for r in deployed.get("resources", []) if r.get("resource_type") == "rest_api"), None)
+    if api is None:
+        return []
+    rate, burst = THROTTLING.get(stage, THROTTLING["dev"])
+    group = access_log_group(prefix, stage)
+    changes = [
+        {
+            "name": group,
+            "setting": "access log group",
+            "change": _ensure_log_group(logs, group, key_arn, retention_days),
+        }
+    ]
+    if not apigateway.get_account().get("cloudwatchRoleArn"):
+        changes.append(
+            {
+                "name": "API Gateway account",
+                "setting": "CloudWatch role",
+                "change": _account_role(apigateway, iam, prefix),
+            }
+        )
+    group_arn = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["arn"].removesuffix(":*")
+    apigateway.update_stage(
+        restApiId=api["rest_api_id"],
+        stageName=api_stage,
+        patchOperations=[
+            {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": str(rate)},
+            {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": str(burst)},
+            {"op": "replace", "path": "/*/*/metrics/enabled", "value": "true"},
+            {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": group_arn},
+            {"op": "replace", "path": "/accessLogSettings/format", "value": ACCESS_LOG_FORMAT},
+        ],
+    )
+    changes.append(
+        {
+            "name": f"{prefix}-{stage} API",
+            "setting": "stage",
+            "change": f"throttled {rate}/s (burst {burst}), metrics, access logs",
+        }
+    )
+    return changes
+
+
+def _account_role(apigateway: Any, iam: Any, prefix: str) -> str:
+    """API Gateway's account-wide CloudWatch role, for an account that has none yet."""
+    name = f"{prefix}-apigateway-cloudwatch"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "apigateway.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    try:
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs allows these on every log group; here only
+    # on API Gateway's own (access logs under /aws/apigateway/, execution logs).
+    groups = [
+        "arn:aws:logs:*:*:log-group:/aws/apigateway/*",
+        "arn:aws:logs:*:*:log-group:API-Gateway-Execution-Logs_*",
+    ]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogGroups",
+                    "logs:DescribeLogStreams",
+                    "logs:PutLogEvents",
+                ],
+                "Resource": [*groups, *(g + ":*" for g in groups)],
+            }
+        ],
+    }
+    iam.put_role_policy(RoleName=name, PolicyName="push-api-logs", PolicyDocument=json.dumps(policy))
+    apigateway.update_account(patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}])
+    return f"set to {name} (the account had none)"
+
+
 def rest_api_url(deployed: dict[str, Any]) -> str | None:
     for resource in deployed.get("resources", []):
         if resource.get("resource_type") == "rest_api":
@@ -104,9 +246,44 @@ def run(stage: str, session: Any = None, project_dir: Path = PROJECT_DIR) -> lis
     deployed = json.loads(path.read_text())
     config_path = project_dir / ".chalice" / "config.json"
     config = json.loads(config_path.read_text()) if config_path.exists() else {}
-    return enable_partial_batch_failures(client, deployed) + set_ephemeral_storage(
+    changes = enable_partial_batch_failures(client, deployed) + set_ephemeral_storage(
         client, deployed, config, stage
     )
+    stage_config = config.get("stages", {}).get(stage, {})
+    prefix = stage_config.get("environment_variables", {}).get("MLOPS_PREFIX", "serverless-mlops")
+    key_arn = data_key_arn(session, prefix, stage)
+    retention = (
+        max(
+            [
+                int(f.get("log_retention_in_days", 0))
+                for f in stage_config.get("lambda_functions", {}).values()
+            ]
+            or [30]
+        )
+        or 30
+    )
+    logs = session.client("logs")
+    changes += encrypt_function_logs(logs, deployed, key_arn, None)
+    changes += configure_api_stage(
+        session.client("apigateway"),
+        logs,
+        session.client("iam"),
+        deployed,
+        stage,
+        prefix,
+        key_arn,
+        str(stage_config.get("api_gateway_stage", "api")),
+        retention,
+    )
+    return changes
+
+
+def data_key_arn(session: Any, prefix: str, stage: str) -> str:
+    """The stage key's ARN, an output of the data-plane stack."""
+    from mlops.cfn import stack_name
+
+    stack = session.client("cloudformation").describe_stacks(StackName=stack_name(prefix, stage))["Stacks"][0]
+    return next(o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == "DataKeyArn")
 
 
 def main(argv: list[str] | None = None) -> int:
