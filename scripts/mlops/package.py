@@ -210,11 +210,16 @@ def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, An
     key = _import(data_plane, "DataKeyArn")
     resources: dict[str, Any] = {}
     for fn in fns:
-        function: dict[str, Any] = {"Metadata": {"checkov": {"skip": FUNCTION_SKIPS}}}
+        # The name `chalice deploy` gives it: the policies' log groups, the alarms and the dashboard
+        # name it so (without it CloudFormation would generate one, and they would name nothing).
+        function: dict[str, Any] = {
+            "Metadata": {"checkov": {"skip": FUNCTION_SKIPS}},
+            "Properties": {"FunctionName": fn.function_name},
+        }
         if fn.kind == "sqs":
             source = f"{fn.logical_id}SqsEventSource"
-            function["Properties"] = {
-                "Events": {source: {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
+            function["Properties"]["Events"] = {
+                source: {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}
             }
         if fn.ephemeral_storage is not None:  # Chalice has no setting for it (mlops.appinfo)
             function.setdefault("Properties", {})["EphemeralStorage"] = {"Size": fn.ephemeral_storage}

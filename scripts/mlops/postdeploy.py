@@ -102,16 +102,21 @@ def lambda_functions(deployed: dict[str, Any]) -> list[str]:
 
 
 def _ensure_log_group(logs: Any, name: str, key_arn: str, retention_days: int | None) -> str:
-    try:
+    """The group exists, encrypted with the key, kept ``retention_days`` (if given); idempotent."""
+    found = [
+        g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name
+    ]
+    changes = []
+    if not found:
         logs.create_log_group(logGroupName=name, kmsKeyId=key_arn)
-        change = "created, encrypted"
-    except logs.exceptions.ResourceAlreadyExistsException:
+        changes.append("created, encrypted")
+    elif found[0].get("kmsKeyId") != key_arn:
         logs.associate_kms_key(logGroupName=name, kmsKeyId=key_arn)
-        change = "encrypted"
-    if retention_days:
+        changes.append("encrypted")
+    if retention_days and (not found or found[0].get("retentionInDays") != retention_days):
         logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
-        change += f", kept {retention_days} days"
-    return change
+        changes.append(f"kept {retention_days} days")
+    return ", ".join(changes) or "already set"
 
 
 def encrypt_function_logs(
