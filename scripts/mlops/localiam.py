@@ -531,10 +531,6 @@ class LocalIam:
 
     # --- what the record shows -----------------------------------------------------------------------
 
-    def refused(self) -> list[Call]:
-        with self._lock:
-            return [c for c in self.calls if not c.decision.allowed]
-
     def export(self) -> list[dict[str, Any]]:
         with self._lock:
             return [_call_json(c) for c in self.calls]
@@ -675,10 +671,6 @@ def as_principal[**P, R](principal: str, function: Callable[P, R]) -> Callable[P
             return function(*args, **kwargs)
 
     return wrapped
-
-
-def current_principal() -> str:
-    return _PRINCIPAL.get()
 
 
 # --- setting up the principals in the local cloud ---------------------------------------------------
