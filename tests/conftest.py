@@ -47,6 +47,29 @@ from moto import mock_aws  # noqa: E402
 from chalicelib.adapters import aws as aws_clients  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 
+
+def _moto_retains_except_on_create() -> None:
+    """moto 5.2.5 keeps a resource on stack deletion only for ``DeletionPolicy: Retain``; AWS also keeps
+    one whose policy is ``RetainExceptOnCreate`` once its stack was created (infra/template.yaml's data
+    resources). Give moto AWS's rule, so the destroy and resume rehearsals see what AWS would do."""
+    from moto.cloudformation import parsing
+
+    original = parsing.ResourceMap.delete
+    if getattr(original, "_mlops_patched", False):
+        return
+
+    def delete(self: Any) -> None:
+        for resource in self._resource_json_map.values():
+            if resource.get("DeletionPolicy") == "RetainExceptOnCreate":
+                resource["DeletionPolicy"] = "Retain"
+        original(self)
+
+    delete._mlops_patched = True  # type: ignore[attr-defined]
+    parsing.ResourceMap.delete = delete  # type: ignore[method-assign]
+
+
+_moto_retains_except_on_create()
+
 # Property tests: the same examples on every run and machine (derandomized, no example database),
 # few enough to keep the suite fast, and no deadline (a busy 2-core machine is slow, not wrong).
 hypothesis_settings.register_profile(

@@ -1,7 +1,9 @@
 """``make destroy STAGE=dev``: remove a deployed stage, except its data, and say what was kept.
 
-In order: the functions and the API (``chalice delete``, when this checkout deployed them: it keeps
-``.chalice/deployed/<stage>.json``), the monitoring stack, the data-plane stack. The key, the buckets
+In order: the functions and the API (``chalice delete``, from Chalice's record of the stage: the
+shared one in the deploy state, ``s3://<models bucket>/deploy/<stage>/``, else this checkout's
+``.chalice/deployed/<stage>.json``), the monitoring stack, the data-plane stack; the deploy state's
+records go too (the bucket stays, with its earlier versions). The key, the buckets
 and the tables are retained by their ``DeletionPolicy`` (infra/template.yaml): the stack goes, they
 stay, and the last lines list them with the command that deletes each, for when that is meant.
 """
@@ -19,6 +21,7 @@ from mlops import PROJECT_DIR
 from mlops.cfn import load_template, stack_name
 
 BIN = Path(sys.executable).parent
+RETAINED = ("Retain", "RetainExceptOnCreate")  # the latter retains on deletion once created
 HOW_TO_DELETE = {
     "AWS::S3::Bucket": "aws s3 rb s3://{id} --force  (versioned: delete every version first)",
     "AWS::DynamoDB::Table": "aws dynamodb delete-table --table-name {id}",
@@ -32,7 +35,7 @@ def retained(cfn: Any, name: str) -> list[dict[str, str]]:
     kept = []
     for summary in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]:
         logical = summary["LogicalResourceId"]
-        if template.get(logical, {}).get("DeletionPolicy") == "Retain":
+        if template.get(logical, {}).get("DeletionPolicy") in RETAINED:
             kept.append(
                 {
                     "logical": logical,
@@ -85,6 +88,11 @@ def destroy(session: Any, stage: str, prefix: str, chalice: bool = True) -> list
     """Everything of the stage but its data; returns what was kept."""
     cfn = session.client("cloudformation")
     deployed = PROJECT_DIR / ".chalice" / "deployed" / f"{stage}.json"
+    state = _deploy_state(session, stage, prefix)
+    if chalice and state is not None and state.fetch_chalice(deployed):
+        print(
+            f"   (chalice's record of {stage} from s3://{state.bucket}/{state.prefix}chalice-deployed.json)"
+        )
     if chalice and deployed.exists():
         print(f"1. functions and API: chalice delete --stage {stage}")
         subprocess.run([str(BIN / "chalice"), "delete", "--stage", stage], cwd=PROJECT_DIR, check=True)
@@ -99,8 +107,19 @@ def destroy(session: Any, stage: str, prefix: str, chalice: bool = True) -> list
         kept = retained(cfn, data_plane)
     except cfn.exceptions.ClientError:
         kept = []
+    if state is not None:
+        state.forget()  # what it named is gone; the bucket itself is kept
     print(f"3. {data_plane}: " + ("deleted" if delete_stack(cfn, data_plane) else "not there"))
     return kept
+
+
+def _deploy_state(session: Any, stage: str, prefix: str) -> Any:
+    """The stage's shared deploy state (mlops.deploystate), or None when its bucket is gone."""
+    from chalicelib.settings import Settings
+    from mlops.deploystate import DeployState
+
+    state = DeployState(session.client("s3"), Settings.for_stage(stage, prefix).models_bucket, stage)
+    return state if state.exists() else None
 
 
 def main(argv: list[str] | None = None) -> int:
