@@ -370,7 +370,6 @@ def test_a_partial_job_s_cost_covers_the_seconds_its_workers_ran(
     assert final["worker_seconds"] == pytest.approx(_costed_seconds(final), abs=0.01), final
 
 
-
 def _drop_request(settings: Settings, job_id: str, request: dict[str, Any]) -> None:
     """A request file dropped under batch/requests/ by a person or a scheduler, not the API."""
     boto3.client("s3").put_object(
@@ -395,7 +394,9 @@ def test_a_request_dropped_in_the_bucket_is_planned_with_the_champion_pinned_and
     job_id = f"nightly-{uuid.uuid4().hex[:8]}"
     _drop_request(champion, job_id, {"model": "breast_cancer", "input_prefix": "batch/input/dropped/"})
     job = _settled(job_id)
-    assert wait_until(lambda: not any(_alive(pid) for pid in job["launch"]["pids"])), "hang: a worker did not exit"
+    assert wait_until(lambda: not any(_alive(pid) for pid in job["launch"]["pids"])), (
+        "hang: a worker did not exit"
+    )
     final = _get(local_cloud, f"/batch-jobs/{job_id}")
     assert final["status"] == "SUCCEEDED", final
     assert final["version"] == DynamoRegistry(champion.registry_table, champion.audit_table).champion(
@@ -457,7 +458,9 @@ def test_a_shard_whose_workers_are_all_lost_is_dead_lettered_and_the_job_ends_pa
     )  # fmt: skip
     assert status == 202, job
     job_id = job["job_id"]
-    assert wait_until(lambda: (bootstrap.batch_jobs().get(job_id) or {}).get("messages_sent")), "never planned"
+    assert wait_until(lambda: (bootstrap.batch_jobs().get(job_id) or {}).get("messages_sent")), (
+        "never planned"
+    )
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=champion.batch_work_queue)["QueueUrl"]
     redrive = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
@@ -476,7 +479,9 @@ def test_a_shard_whose_workers_are_all_lost_is_dead_lettered_and_the_job_ends_pa
     received = 0
     while received < max_receives:
         count = wait_until(lost_worker_takes_the_shard)
-        assert count == received + 1, f"the shard's message was received {count} times, expected {received + 1}"
+        assert count == received + 1, (
+            f"the shard's message was received {count} times, expected {received + 1}"
+        )
         received = count
     assert lost_worker_takes_the_shard() == 0, "after maxReceiveCount receives the message belongs to the DLQ"
     final_job = _settled(job_id)
