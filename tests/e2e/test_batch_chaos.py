@@ -442,27 +442,26 @@ class _NoCapacity:
         return {"backend": "none", "workers": count, "pids": []}
 
 
-def test_a_shard_whose_workers_are_all_lost_is_dead_lettered_and_the_job_ends_partial_naming_it(
-    local_cloud, champion, token, monkeypatch
-):
-    """Each worker that takes the shard is lost before it settles it (here the test takes the shard's
-    message as such a worker would, and lets it go back): after the queue's maxReceiveCount receives
-    SQS moves the message to the work queue's DLQ, where batch_shard_failed marks the shard failed and,
-    the job's last shard settled, writes its manifest, ends it PARTIAL and announces it. Driven by
-    the message's receive count, not by time."""
-    inbox = subscribe_inbox(champion, "batch-tests-inbox")
-    _upload_inputs(champion, "batch/input/lost/", [300], seed=19)
-    monkeypatch.setattr(bootstrap, "batch_launcher", lambda: _NoCapacity())
+def _submitted_without_workers(cloud: Any, settings: Settings, token: str, prefix: str, seed: int) -> str:
+    """A one-shard job through the API whose workers never run (the caller patches the launcher)."""
+    _upload_inputs(settings, prefix, [300], seed=seed)
     status, job = _post(
-        local_cloud, "/batch-jobs", {"model": "breast_cancer", "input_prefix": "batch/input/lost/", "workers": 1}, token
-    )  # fmt: skip
+        cloud, "/batch-jobs", {"model": "breast_cancer", "input_prefix": prefix, "workers": 1}, token
+    )
     assert status == 202, job
-    job_id = job["job_id"]
+    job_id = str(job["job_id"])
     assert wait_until(lambda: (bootstrap.batch_jobs().get(job_id) or {}).get("messages_sent")), (
         "never planned"
     )
+    return job_id
+
+
+def _every_worker_lost(settings: Settings, job_id: str) -> None:
+    """Each worker that takes the job's shard is lost before it settles it: the test takes the shard's
+    message as such a worker would and lets it go back, maxReceiveCount times; the next receive finds
+    it gone to the DLQ. Driven by the message's receive count, not by time."""
     sqs = boto3.client("sqs")
-    url = sqs.get_queue_url(QueueName=champion.batch_work_queue)["QueueUrl"]
+    url = sqs.get_queue_url(QueueName=settings.batch_work_queue)["QueueUrl"]
     redrive = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
     max_receives = int(json.loads(redrive["RedrivePolicy"])["maxReceiveCount"])
 
@@ -484,6 +483,18 @@ def test_a_shard_whose_workers_are_all_lost_is_dead_lettered_and_the_job_ends_pa
         )
         received = count
     assert lost_worker_takes_the_shard() == 0, "after maxReceiveCount receives the message belongs to the DLQ"
+
+
+def test_a_shard_whose_workers_are_all_lost_is_dead_lettered_and_the_job_ends_partial_naming_it(
+    local_cloud, champion, token, monkeypatch
+):
+    """After the work queue's maxReceiveCount receives SQS moves the shard's message to its DLQ, where
+    batch_shard_failed marks the shard failed and, the job's last shard settled, writes its manifest,
+    ends it PARTIAL and announces it."""
+    inbox = subscribe_inbox(champion, "batch-tests-lost-inbox")
+    monkeypatch.setattr(bootstrap, "batch_launcher", lambda: _NoCapacity())
+    job_id = _submitted_without_workers(local_cloud, champion, token, "batch/input/lost/", seed=19)
+    _every_worker_lost(champion, job_id)
     final_job = _settled(job_id)
     final = _get(local_cloud, f"/batch-jobs/{job_id}")
     assert final_job["status"] == final["status"] == "PARTIAL", final
@@ -499,6 +510,45 @@ def test_a_shard_whose_workers_are_all_lost_is_dead_lettered_and_the_job_ends_pa
         boto3.client("s3").get_object(Bucket=champion.data_bucket, Key=final["manifest_key"])["Body"].read()
     )
     assert [f["index"] for f in manifest["failed_shards"]] == [0] and not manifest["complete"], manifest
+    announced = wait_until(lambda: [n for n in inbox() if n.get("job_id") == job_id])
+    assert [n["type"] for n in announced] == ["Batch job partial"], announced
+
+
+def test_a_finisher_that_loses_the_race_to_write_the_manifest_ends_the_job_with_the_first_one(
+    local_cloud, champion, token, monkeypatch
+):
+    """A worker and batch_shard_failed can settle a job's last shards at the same moment, and both
+    finish it (chalicelib/batch/finishing.py). Here a worker writes its manifest (a moment earlier)
+    just before the handler writes its own: injected at that point, so the race is decided, not
+    timed. The handler's create-only write is refused, it reads the worker's manifest, and the job
+    ends with it, announced once."""
+    from chalicelib.adapters.aws.batch_io import S3JobFiles
+    from chalicelib.batch.sharding import manifest_key
+    from mlops import localiam
+
+    inbox = subscribe_inbox(champion, "batch-tests-race-inbox")
+    monkeypatch.setattr(bootstrap, "batch_launcher", lambda: _NoCapacity())
+    job_id = _submitted_without_workers(local_cloud, champion, token, "batch/input/race/", seed=23)
+    key = manifest_key(str(bootstrap.batch_jobs().get(job_id)["output_prefix"]))
+    create, first = S3JobFiles.create, {}
+
+    def a_worker_writes_it_first(self: S3JobFiles, key_: str, body: bytes) -> bool:
+        if key_ == key and not first:
+            manifest = json.loads(body)
+            manifest["created_at"] = "2026-12-01T00:00:00.000+00:00"
+            first["body"] = json.dumps(manifest, indent=2).encode()
+            with localiam.acting_as("batch_scoring_job"):
+                assert create(self, key_, first["body"])
+        return bool(create(self, key_, body))
+
+    monkeypatch.setattr(S3JobFiles, "create", a_worker_writes_it_first)
+    _every_worker_lost(champion, job_id)
+    final = _settled(job_id)
+    assert final["status"] == "PARTIAL" and final["manifest_key"] == key, final
+    s3 = boto3.client("s3")
+    assert s3.get_object(Bucket=champion.data_bucket, Key=key)["Body"].read() == first["body"]
+    versions = s3.list_object_versions(Bucket=champion.data_bucket, Prefix=key).get("Versions", [])
+    assert len(versions) == 1, "the first manifest was overwritten"
     announced = wait_until(lambda: [n for n in inbox() if n.get("job_id") == job_id])
     assert [n["type"] for n in announced] == ["Batch job partial"], announced
 
