@@ -1,4 +1,6 @@
-"""Batch inference on the local cloud: a job through the API, what jobs cost, and the chaos test.
+"""Batch inference on the local cloud: a job through the API, what jobs cost, requests dropped in the
+bucket (planned, or refused with the reason), shards whose workers are all lost (dead-lettered, the
+job PARTIAL; a finisher losing the manifest race), and the chaos test.
 
 Chaos: several local workers score a job of many shards while workers are killed with SIGKILL in
 the middle of a shard (and restarted, as AWS Batch retries a reclaimed child) and one gets a spot
