@@ -147,17 +147,36 @@ def build_from_uploads(
     return build_candidate(load_table(list(uploads.values()), contract), contract, training, lineage)
 
 
-def publish(settings: Any, model: str, run_id: str | None = None, tamper: str | None = None) -> str:
-    """Publish a candidate as the training job does (manifest last); returns its run id."""
+def publish(
+    settings: Any,
+    model: str,
+    run_id: str | None = None,
+    tamper: str | None = None,
+    missing: str | None = None,
+) -> str:
+    """Publish a candidate as the training job does (manifest last); returns its run id. ``missing``:
+    that artifact is listed in the manifest but never reaches the bucket."""
+    import pytest
+
+    from training import main as training_main
     from training.main import candidate_prefix, publish_candidate
 
     run_id = run_id or f"{DATASET}-{model}-{uuid.uuid4().hex[:8]}"
     artifacts, fields = built(model)
     artifacts = dict(artifacts)
     prefix = candidate_prefix(DATASET, run_id)
-    publish_candidate(
-        settings.models_bucket, prefix, artifacts, {**fields, "run_id": run_id}, contract_for(model)
-    )
+    put = training_main._put
+
+    def put_but_missing(s3: Any, bucket: str, key: str, *rest: Any) -> None:
+        if key != f"{prefix}{missing}":
+            put(s3, bucket, key, *rest)
+
+    with pytest.MonkeyPatch.context() as patch:
+        if missing:
+            patch.setattr(training_main, "_put", put_but_missing)
+        publish_candidate(
+            settings.models_bucket, prefix, artifacts, {**fields, "run_id": run_id}, contract_for(model)
+        )
     if tamper:  # one bit of the object changes after the manifest recorded its checksum (same size)
         data = artifacts[tamper]
         boto3.client("s3").put_object(

@@ -193,9 +193,13 @@ def ingest_upload(s: Settings) -> list[Statement]:
             _objects(s.data_bucket, "reports/", "validated/", "quarantine/", "profiles/"),
         ),
         _allow("UploadsLedger", ["dynamodb:GetItem", "dynamodb:PutItem"], _table(s.uploads_table)),
+        # Powertools idempotency: the in-progress record (a conditional put), its result (update), and
+        # its release when the ingest fails (delete), so the redelivery runs again. No GetItem:
+        # Powertools reads an existing record from the failed put itself
+        # (ReturnValuesOnConditionCheckFailure) and falls back to GetItem only with boto3 < 1.26.164.
         _allow(
             "IdempotencyRecords",
-            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
             _table(s.idempotency_table),
         ),
         _allow("AnnounceValidData", ["sqs:GetQueueUrl", "sqs:SendMessage"], _queue(s.retrain_queue)),
@@ -219,9 +223,10 @@ def evaluate_candidate(s: Settings) -> list[Statement]:
             ["s3:GetObject", "s3:GetObjectVersion"],
             _objects(s.models_bucket, "models/"),
         ),
+        # A missing artifact answers 404 (the candidate is rejected naming it) only to a lister.
         _list("ListModelArtifacts", s.models_bucket, "models/"),
+        # (No listing: a candidate whose contract is missing fails and is retried either way.)
         _allow("ReadContracts", ["s3:GetObject"], _objects(s.data_bucket, "contracts/")),
-        _list("ListContracts", s.data_bucket, "contracts/"),
         # Query: a model's versions (waiting versions a promotion supersedes, a rebuild of a
         # rejected model); refused on AWS without it (found by the local cloud's enforced IAM).
         _allow(
@@ -277,17 +282,13 @@ def api_handler(s: Settings) -> list[Statement]:
         # (create-only); GET /batch-jobs/{id}: the job, its shards and workers.
         _list("ListWhatItReads", s.data_bucket, "batch/", "validated/", "contracts/", "manifests/"),
         _allow("DropBatchRequests", ["s3:PutObject"], _objects(s.data_bucket, "batch/requests/")),
-        _batch_jobs("BatchJobs", s),
+        _batch_jobs("BatchJobs", s, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
     ]
 
 
-def _batch_jobs(sid: str, s: Settings, *extra: str) -> Statement:
+def _batch_jobs(sid: str, s: Settings, *actions: str) -> Statement:
     """The batch jobs table: job records, shard and worker items (chalicelib/adapters/aws/batch_jobs.py)."""
-    return _allow(
-        sid,
-        sorted({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", *extra}),
-        _table(s.batch_jobs_table),
-    )
+    return _allow(sid, actions, _table(s.batch_jobs_table))
 
 
 def plan_batch_job(s: Settings) -> list[Statement]:
@@ -308,8 +309,12 @@ def plan_batch_job(s: Settings) -> list[Statement]:
             StringLike={"s3:prefix": ["batch/*", "validated/*"]},
         ),
         _allow("WritePlans", ["s3:PutObject"], _objects(s.data_bucket, "batch/jobs/")),
-        _batch_jobs("BatchJobs", s),
-        _allow("ReadRegistry", ["dynamodb:GetItem"], _table(s.registry_table)),
+        # The job (recorded here for a dropped request), its status and its one-time steps.
+        _batch_jobs("BatchJobs", s, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+        # A dropped request's version: the champion now. Query: whether a model with no such
+        # version exists at all (a request naming an unknown model records a FAILED job naming
+        # it); refused on AWS without it (found by the local cloud's enforced IAM).
+        _allow("ReadRegistry", ["dynamodb:GetItem", "dynamodb:Query"], _table(s.registry_table)),
         # A dropped request's include_pii is checked against the model's contract (pii columns).
         _allow("ReadContracts", ["s3:GetObject"], _objects(s.data_bucket, "contracts/")),
         _list("ListContracts", s.data_bucket, "contracts/"),
@@ -331,7 +336,10 @@ def batch_shard_failed(s: Settings) -> list[Statement]:
     """Shards that failed every attempt (the work queue's DLQ): marked failed; the job may end PARTIAL."""
     return [
         _consume(f"{s.batch_work_queue}-dlq"),
-        _batch_jobs("BatchJobs", s),
+        # The shard settled in a transaction (Put + Update), its last error, finishing (shards, workers).
+        _batch_jobs(
+            "BatchJobs", s, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"
+        ),
         # Finishing: the job's manifest, create-only, beside its parts (batch/output/<job>/); no
         # more: a write under batch/requests/ would start a batch job.
         _allow(

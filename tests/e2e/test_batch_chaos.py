@@ -1,4 +1,6 @@
-"""Batch inference on the local cloud: a job through the API, what jobs cost, and the chaos test.
+"""Batch inference on the local cloud: a job through the API, what jobs cost, requests dropped in the
+bucket (planned, or refused with the reason), shards whose workers are all lost (dead-lettered, the
+job PARTIAL; a finisher losing the manifest race), and the chaos test.
 
 Chaos: several local workers score a job of many shards while workers are killed with SIGKILL in
 the middle of a shard (and restarted, as AWS Batch retries a reclaimed child) and one gets a spot
@@ -18,6 +20,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from chalicelib.batch import service as batch_service
 from chalicelib.batch.jobs import FINAL
 from chalicelib.settings import Settings
 from mlops.datasets import breast_cancer_batch
+from mlops.demo import subscribe_inbox
 from tests.support import HANG_S, FakeMetadata, contract_for, publish, wait_until
 
 SEED = int(os.environ.get("BATCH_CHAOS_SEED", "20261123"))
@@ -366,6 +370,189 @@ def test_a_partial_job_s_cost_covers_the_seconds_its_workers_ran(
     print(f"the worker ran at least {ran:.2f} s; the job's cost prices {_costed_seconds(final):.2f} s")
     assert ran > 0 and _costed_seconds(final) >= ran - EXIT_S, (final, ran)
     assert final["worker_seconds"] == pytest.approx(_costed_seconds(final), abs=0.01), final
+
+
+def _drop_request(settings: Settings, job_id: str, request: dict[str, Any]) -> None:
+    """A request file dropped under batch/requests/ by a person or a scheduler, not the API."""
+    boto3.client("s3").put_object(
+        Bucket=settings.data_bucket, Key=f"batch/requests/{job_id}.json", Body=json.dumps(request).encode()
+    )
+
+
+def _settled(job_id: str) -> dict[str, Any]:
+    """The job once it is final (read as the operator: a dropped request's job exists only once planned)."""
+    assert wait_until(lambda: (bootstrap.batch_jobs().get(job_id) or {}).get("status") in FINAL), (
+        f"hang: job {job_id} never ended"
+    )
+    job = bootstrap.batch_jobs().get(job_id)
+    assert job is not None
+    return job
+
+
+def test_a_request_dropped_in_the_bucket_is_planned_with_the_champion_pinned_and_scored(
+    local_cloud, champion
+):
+    _upload_inputs(champion, "batch/input/dropped/", [500], seed=17)
+    job_id = f"nightly-{uuid.uuid4().hex[:8]}"
+    _drop_request(champion, job_id, {"model": "breast_cancer", "input_prefix": "batch/input/dropped/"})
+    job = _settled(job_id)
+    assert wait_until(lambda: not any(_alive(pid) for pid in job["launch"]["pids"])), (
+        "hang: a worker did not exit"
+    )
+    final = _get(local_cloud, f"/batch-jobs/{job_id}")
+    assert final["status"] == "SUCCEEDED", final
+    assert final["version"] == DynamoRegistry(champion.registry_table, champion.audit_table).champion(
+        "breast_cancer"
+    )
+    assert final["submitted_by"] == f"s3:batch/requests/{job_id}.json"
+    assert final["rows"] == 500
+    # The contract's pii columns are left out of the outputs (the request named none to keep).
+    assert final["include_pii"] == [] and final["pii_dropped"] == [
+        c.name for c in contract_for("logistic").columns if c.classification == "pii"
+    ]
+
+
+def test_a_dropped_request_for_an_unknown_model_records_a_failed_job_naming_it(local_cloud, champion):
+    job_id = f"unknown-{uuid.uuid4().hex[:8]}"
+    _drop_request(champion, job_id, {"model": "no_such_model", "input_prefix": "batch/input/dropped/"})
+    job = _settled(job_id)
+    assert job["status"] == "FAILED" and "no model named 'no_such_model'" in job["error"], job
+
+
+def test_a_dropped_request_for_a_model_whose_contract_is_gone_records_a_failed_job_asking_for_it(
+    local_cloud, champion
+):
+    """Which columns are pii is in the contract: without it the planner cannot choose what the outputs
+    may carry, so it refuses the job (and says how to fix it) rather than guess."""
+    s3 = boto3.client("s3")
+    key = "contracts/breast_cancer.json"
+    marker = s3.delete_object(Bucket=champion.data_bucket, Key=key)["VersionId"]
+    try:
+        job_id = f"no-contract-{uuid.uuid4().hex[:8]}"
+        _drop_request(champion, job_id, {"model": "breast_cancer", "input_prefix": "batch/input/dropped/"})
+        job = _settled(job_id)
+    finally:  # the contract comes back: its delete marker goes
+        s3.delete_object(Bucket=champion.data_bucket, Key=key, VersionId=marker)
+    assert job["status"] == "FAILED", job
+    assert "contract cannot be read" in job["error"] and "store the contract again" in job["error"], job
+
+
+class _NoCapacity:
+    """A worker launcher whose workers never get to run (no capacity, or reclaimed at once)."""
+
+    def start(self, job_id: str, count: int) -> dict[str, Any]:
+        return {"backend": "none", "workers": count, "pids": []}
+
+
+def _submitted_without_workers(cloud: Any, settings: Settings, token: str, prefix: str, seed: int) -> str:
+    """A one-shard job through the API whose workers never run (the caller patches the launcher)."""
+    _upload_inputs(settings, prefix, [300], seed=seed)
+    status, job = _post(
+        cloud, "/batch-jobs", {"model": "breast_cancer", "input_prefix": prefix, "workers": 1}, token
+    )
+    assert status == 202, job
+    job_id = str(job["job_id"])
+    assert wait_until(lambda: (bootstrap.batch_jobs().get(job_id) or {}).get("messages_sent")), (
+        "never planned"
+    )
+    return job_id
+
+
+def _every_worker_lost(settings: Settings, job_id: str) -> None:
+    """Each worker that takes the job's shard is lost before it settles it: the test takes the shard's
+    message as such a worker would and lets it go back, maxReceiveCount times; the next receive finds
+    it gone to the DLQ. Driven by the message's receive count, not by time."""
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.batch_work_queue)["QueueUrl"]
+    redrive = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    max_receives = int(json.loads(redrive["RedrivePolicy"])["maxReceiveCount"])
+
+    def lost_worker_takes_the_shard() -> int:
+        """One receive of the job's shard message (returned at once, unsettled); its receive count."""
+        for message in sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=0,
+            AttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", []):  # fmt: skip
+            if json.loads(message["Body"])["job_id"] == job_id:
+                return int(message["Attributes"]["ApproximateReceiveCount"])
+        return 0
+
+    received = 0
+    while received < max_receives:
+        count = wait_until(lost_worker_takes_the_shard)
+        assert count == received + 1, (
+            f"the shard's message was received {count} times, expected {received + 1}"
+        )
+        received = count
+    assert lost_worker_takes_the_shard() == 0, "after maxReceiveCount receives the message belongs to the DLQ"
+
+
+def test_a_shard_whose_workers_are_all_lost_is_dead_lettered_and_the_job_ends_partial_naming_it(
+    local_cloud, champion, token, monkeypatch
+):
+    """After the work queue's maxReceiveCount receives SQS moves the shard's message to its DLQ, where
+    batch_shard_failed marks the shard failed and, the job's last shard settled, writes its manifest,
+    ends it PARTIAL and announces it."""
+    inbox = subscribe_inbox(champion, "batch-tests-lost-inbox")
+    monkeypatch.setattr(bootstrap, "batch_launcher", lambda: _NoCapacity())
+    job_id = _submitted_without_workers(local_cloud, champion, token, "batch/input/lost/", seed=19)
+    _every_worker_lost(champion, job_id)
+    final_job = _settled(job_id)
+    final = _get(local_cloud, f"/batch-jobs/{job_id}")
+    assert final_job["status"] == final["status"] == "PARTIAL", final
+    assert final["shards_failed"] == final["total_shards"] == 1 and final["rows"] == 0, final
+    assert final["failed"] == [
+        {
+            "index": 0,
+            "reason": "dead-lettered after repeated failures: failed on every attempt (workers lost while scoring it)",
+            "input_key": "batch/input/lost/part-0.csv",
+        }
+    ], final
+    manifest = json.loads(
+        boto3.client("s3").get_object(Bucket=champion.data_bucket, Key=final["manifest_key"])["Body"].read()
+    )
+    assert [f["index"] for f in manifest["failed_shards"]] == [0] and not manifest["complete"], manifest
+    announced = wait_until(lambda: [n for n in inbox() if n.get("job_id") == job_id])
+    assert [n["type"] for n in announced] == ["Batch job partial"], announced
+
+
+def test_a_finisher_that_loses_the_race_to_write_the_manifest_ends_the_job_with_the_first_one(
+    local_cloud, champion, token, monkeypatch
+):
+    """A worker and batch_shard_failed can settle a job's last shards at the same moment, and both
+    finish it (chalicelib/batch/finishing.py). Here a worker writes its manifest (a moment earlier)
+    just before the handler writes its own: injected at that point, so the race is decided, not
+    timed. The handler's create-only write is refused, it reads the worker's manifest, and the job
+    ends with it, announced once."""
+    from chalicelib.adapters.aws.batch_io import S3JobFiles
+    from chalicelib.batch.sharding import manifest_key
+    from mlops import localiam
+
+    inbox = subscribe_inbox(champion, "batch-tests-race-inbox")
+    monkeypatch.setattr(bootstrap, "batch_launcher", lambda: _NoCapacity())
+    job_id = _submitted_without_workers(local_cloud, champion, token, "batch/input/race/", seed=23)
+    key = manifest_key(str(bootstrap.batch_jobs().get(job_id)["output_prefix"]))
+    create, first = S3JobFiles.create, {}
+
+    def a_worker_writes_it_first(self: S3JobFiles, key_: str, body: bytes) -> bool:
+        if key_ == key and not first:
+            manifest = json.loads(body)
+            manifest["created_at"] = "2026-12-01T00:00:00.000+00:00"
+            first["body"] = json.dumps(manifest, indent=2).encode()
+            with localiam.acting_as("batch_scoring_job"):
+                assert create(self, key_, first["body"])
+        return bool(create(self, key_, body))
+
+    monkeypatch.setattr(S3JobFiles, "create", a_worker_writes_it_first)
+    _every_worker_lost(champion, job_id)
+    final = _settled(job_id)
+    assert final["status"] == "PARTIAL" and final["manifest_key"] == key, final
+    s3 = boto3.client("s3")
+    assert s3.get_object(Bucket=champion.data_bucket, Key=key)["Body"].read() == first["body"]
+    versions = s3.list_object_versions(Bucket=champion.data_bucket, Prefix=key).get("Versions", [])
+    assert len(versions) == 1, "the first manifest was overwritten"
+    announced = wait_until(lambda: [n for n in inbox() if n.get("job_id") == job_id])
+    assert [n["type"] for n in announced] == ["Batch job partial"], announced
 
 
 @pytest.mark.slow

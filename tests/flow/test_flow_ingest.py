@@ -171,3 +171,65 @@ def test_the_local_cloud_imports_every_module_before_its_threads_start(local_clo
 
     names = [m.name for m in pkgutil.walk_packages(chalicelib.__path__, prefix="chalicelib.")]
     assert names and all(name in sys.modules for name in names)
+
+
+def test_an_ingest_that_failed_runs_again_when_its_notification_is_delivered_again(local_cloud, monkeypatch):
+    """A transient failure (S3 throttling the read) fails the record; the failed attempt releases its
+    idempotency record, so the notification's next delivery is ingested rather than taken for an
+    ingest still in progress. (The failed message itself comes back only after the queue's
+    visibility timeout: the test delivers it again as SQS then would, once the failure is recorded.)"""
+    from botocore.exceptions import ClientError
+
+    from chalicelib.adapters.aws.upload_source import S3UploadSource
+
+    settings = _settings()
+    key = "incoming/iris/throttled.csv"
+    opened = S3UploadSource.open
+    failed: list[str] = []
+
+    def throttled_once(self, bucket, key_, version_id, etag):
+        if key_ == key and not failed:
+            failed.append(key_)
+            raise ClientError(
+                {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "GetObject"
+            )
+        return opened(self, bucket, key_, version_id, etag)
+
+    monkeypatch.setattr(S3UploadSource, "open", throttled_once)
+    body = b"sepal_length,species\n4.9,setosa\n"
+    put = boto3.client("s3").put_object(Bucket=settings.data_bucket, Key=key, Body=body)
+    upload_id = upload_id_for(settings.data_bucket, key, put["VersionId"])
+    assert wait_until(
+        lambda: (
+            failed
+            and any(
+                i.handler_name == "ingest_upload" and i.failed_ids for i in local_cloud.runtime.invocations
+            )
+        )
+    ), "the first attempt never failed"
+    ledger = DynamoUploadLedger(settings.uploads_table)
+    assert ledger.get(upload_id) is None
+    again = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "eventTime": "2026-12-01T00:00:00Z",
+                "s3": {
+                    "bucket": {"name": settings.data_bucket},
+                    "object": {
+                        "key": "incoming%2Firis%2Fthrottled.csv",
+                        "size": len(body),
+                        "eTag": put["ETag"].strip('"'),
+                    },
+                },
+            }
+        ]
+    }
+    sqs = boto3.client("sqs")
+    sqs.send_message(
+        QueueUrl=sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"], MessageBody=json.dumps(again)
+    )
+    entry = wait_until(lambda: ledger.get(upload_id))
+    assert entry is not None, "the notification delivered again was not ingested"
+    assert entry.sha256 == hashlib.sha256(body).hexdigest()

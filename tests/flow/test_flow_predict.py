@@ -1,31 +1,59 @@
 """Flow on the local cloud (moto server, the Chalice API over HTTP, the event runtime): a candidate's
 manifest reaches evaluate_candidate through S3 -> SQS, becomes champion, and `mlops predict` scores a
-CSV and a JSON file through the HTTP API."""
+CSV and a JSON file through the HTTP API; `mlops models list` lists it; a challenger set over the API
+shadows it; a candidate with an artifact missing from the bucket is rejected, naming it."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import urllib.error
+import urllib.request
+from typing import Any
 
+import pytest
+
+from chalicelib import bootstrap
 from chalicelib.adapters import aws
 from chalicelib.adapters.aws.contracts import S3ContractStore
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.settings import Settings
 from mlops.cli import main as mlops
-from tests.support import DATASET, built, contract_for, publish, wait_until
+from tests.support import DATASET, built, contract_for, holdout_records, publish, wait_until
 
 
-def test_a_published_candidate_becomes_champion_and_mlops_predict_scores_a_file(
-    local_cloud, tmp_path, capsys, monkeypatch
-):
+@pytest.fixture(scope="module")
+def champion(local_cloud) -> Settings:
+    """The forest published as a training job publishes it, promoted to v1 by the running evaluator."""
     aws.reset_clients()
     settings = Settings.from_env()
     S3ContractStore(settings.data_bucket).put(contract_for())
     publish(settings, "forest")
-    registry = DynamoRegistry(settings.registry_table, settings.audit_table)
-    assert wait_until(lambda: registry.champion(DATASET) == 1)
+    assert wait_until(lambda: _registry(settings).champion(DATASET) == 1), "no champion was promoted"
+    return settings
 
+
+def _registry(settings: Settings) -> DynamoRegistry:
+    return DynamoRegistry(settings.registry_table, settings.audit_table)
+
+
+def _call(cloud: Any, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(cloud.api_url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_a_published_candidate_becomes_champion_and_mlops_predict_scores_a_file(
+    local_cloud, champion, tmp_path, capsys, monkeypatch
+):
     artifacts, _ = built("forest")
     holdout = artifacts["holdout.csv"].decode()
     rows = list(csv.DictReader(io.StringIO(holdout)))[:7]
@@ -54,8 +82,64 @@ def test_a_published_candidate_becomes_champion_and_mlops_predict_scores_a_file(
     assert "404" in capsys.readouterr().err
 
 
-def _printed(stdout: str) -> dict:
+def test_mlops_models_list_shows_each_model_with_its_champion(local_cloud, champion, capsys, monkeypatch):
+    monkeypatch.setenv("MLOPS_API_URL", str(local_cloud.api_url))
+    capsys.readouterr()
+    assert mlops(["models", "--json", "list"]) == 0
+    listed = _printed(capsys.readouterr().out, '{\n  "models"')["models"]
+    assert [(m["model"], m["champion"], m["versions"]) for m in listed] == [(DATASET, 1, 1)]
+
+
+def test_a_challenger_set_over_the_api_is_shown_and_never_changes_the_answers(local_cloud, champion):
+    """A better candidate becomes champion v2; an approver names v1, the former champion, to shadow
+    it: the model shows its challenger, and /predict answers as the champion alone did."""
+    publish(champion, "logistic")
+    assert wait_until(lambda: _registry(champion).champion(DATASET) == 2), (
+        "the better candidate was not promoted"
+    )
+    records = {"records": holdout_records("logistic", 5)}
+
+    def answered_by_v2() -> dict[str, Any] | None:
+        status, answer = _call(local_cloud, "POST", f"/models/{DATASET}/predict", records)
+        return answer if status == 200 and answer["version"] == 2 else None
+
+    # The API's containers keep a champion pointer for a few seconds: wait until v2 answers.
+    before = wait_until(answered_by_v2)
+    assert before, "v2 never answered"
+    token, _ = bootstrap.tokens().create("alice", "approver", created_by="tests", replace=True)
+    status, set_ = _call(
+        local_cloud, "PUT", f"/models/{DATASET}/challenger",
+        {"version": 1, "reason": "shadow the former champion before retiring it"}, token,
+    )  # fmt: skip
+    assert status == 200 and set_["version"] == 1 and set_["by"] == "alice (approver)", set_
+    status, shown = _call(local_cloud, "GET", f"/models/{DATASET}")
+    assert status == 200 and (shown["champion"], shown["challenger"]) == (2, 1), shown
+    status, after = _call(local_cloud, "POST", f"/models/{DATASET}/predict", records)
+    assert status == 200 and after == before
+    status, cleared = _call(
+        local_cloud, "PUT", f"/models/{DATASET}/challenger", {"version": None, "reason": "done"}, token
+    )
+    assert status == 200 and cleared["version"] is None, cleared
+
+
+def test_a_candidate_with_an_artifact_missing_from_the_bucket_is_rejected_naming_it(local_cloud, champion):
+    """The manifest lists model.onnx but the bucket has none: S3 answers 404 (the evaluator may list
+    the models bucket), and the candidate is registered and rejected, the reason naming the file."""
+    run_id = publish(champion, "stump", missing="model.onnx")
+    registry = _registry(champion)
+
+    def judged() -> dict[str, Any] | None:
+        version = next((v for v in registry.versions(DATASET) if v.get("run_id") == run_id), None)
+        return version if version and version["status"] != "candidate" else None
+
+    version = wait_until(judged)
+    assert version is not None, "the candidate was never judged"
+    assert version["status"] == "rejected", version
+    assert "model.onnx is listed in the manifest but missing from the bucket" in json.dumps(version), version
+    assert registry.champion(DATASET) == 2
+
+
+def _printed(stdout: str, start: str = '{\n  "model"') -> dict:
     """The CLI's JSON document (the local cloud's functions log to the same stdout)."""
-    start = stdout.index('{\n  "model"')
-    doc, _ = json.JSONDecoder().raw_decode(stdout[start:])
+    doc, _ = json.JSONDecoder().raw_decode(stdout[stdout.index(start) :])
     return dict(doc)
