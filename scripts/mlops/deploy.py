@@ -32,7 +32,7 @@ from typing import Any
 
 from chalicelib.revision import git_revision
 from mlops import PROJECT_DIR, TEMPLATE
-from mlops.cfn import deploy_body, stack_name
+from mlops.cfn import deploy_body, deploy_parameters, stack_name
 from mlops.package import drop_bytecode
 
 BIN = Path(sys.executable).parent
@@ -184,7 +184,7 @@ def deploy(args: argparse.Namespace) -> int:
         _step("2. training job image: " + (image or "unchanged (pass --build-image or --image URI)"))
 
     _step(f"3. data plane: {stack_name(prefix, stage)}")
-    overrides = [f"Stage={stage}", f"NamePrefix={prefix}"] + ([f"JobImage={image}"] if image else [])
+    overrides = [f"{k}={v}" for k, v in deploy_parameters(stage, prefix, image).items()]  # CostProfile too
     out = PROJECT_DIR / "build" / "deploy" / stage
     out.mkdir(parents=True, exist_ok=True)
     data_plane = out / "data-plane.json"  # infra/template.yaml without comments: under the inline limit
