@@ -109,7 +109,8 @@ deploy: $(STAMP)
 destroy: $(STAMP)
 	$(BIN)/python -m mlops.destroy --stage $(STAGE)
 
-# What a deployed stage costs per month before any traffic, from its templates (list prices).
+# What a deployed stage costs per month before any traffic, from its templates (list prices), for
+# each cost profile. COST_PROFILE=standard|dev overrides the stage's profile (here and in deploy).
 cost: $(STAMP)
 	$(BIN)/python -m mlops.cost --stage $(STAGE)
 

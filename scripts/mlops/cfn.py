@@ -1,13 +1,15 @@
 """Reading the CloudFormation template, and applying what moto's CloudFormation skips.
 
 moto creates the stack's buckets, queues, tables and key but silently ignores S3 versioning,
-lifecycle rules and notifications, and DynamoDB TTL. Those settings are read from the same
-template and applied through the API, so the local cloud cannot drift from what AWS gets.
+lifecycle rules and notifications, DynamoDB TTL and a subnet's public IP setting. Those settings are
+read from the same template and applied through the API, so the local cloud cannot drift from what
+AWS gets.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,74 @@ def deploy_body(path: Path = TEMPLATE) -> str:
     return json.dumps(load_template(path), separators=(",", ":"))
 
 
+# The data plane's cost profile (the template's CostProfile parameter; README, "What it costs idle"):
+# standard reaches AWS from the Batch subnets through VPC endpoints only; dev drops the interface
+# endpoints, most of the idle cost, for an internet route. Each stage's profile; COST_PROFILE in the
+# environment (`make deploy STAGE=prod COST_PROFILE=dev`) overrides it.
+COST_PROFILES = ("standard", "dev")
+STAGE_COST_PROFILES = {"local": "standard", "dev": "dev", "prod": "standard"}
+
+
+def cost_profile(stage: str) -> str:
+    chosen = os.environ.get("COST_PROFILE") or STAGE_COST_PROFILES.get(stage, "standard")
+    if chosen not in COST_PROFILES:
+        raise SystemExit(
+            f"COST_PROFILE={chosen!r} is not a cost profile: choose one of {', '.join(COST_PROFILES)}"
+        )
+    return chosen
+
+
+def deploy_parameters(stage: str, prefix: str, image: str | None = None) -> dict[str, str]:
+    """The data-plane parameters a stage deploys with, to AWS (`make deploy`) and to the local cloud."""
+    parameters = {"Stage": stage, "NamePrefix": prefix, "CostProfile": cost_profile(stage)}
+    return parameters | ({"JobImage": image} if image else {})
+
+
+def for_parameters(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """The template as CloudFormation creates it with these parameters: its conditions evaluated (and
+    gone), the resources and outputs whose condition is false left out, each ``Fn::If`` replaced by
+    the branch it takes (``AWS::NoValue`` drops the property)."""
+    conditions: dict[str, bool] = {}
+
+    def holds(expr: Any) -> bool:
+        ((name, arg),) = expr.items()
+        if name == "Condition":
+            if arg not in conditions:
+                conditions[arg] = holds(template["Conditions"][arg])
+            return conditions[arg]
+        if name == "Fn::Equals":
+            left, right = (resolve(a, template, parameters) for a in arg)
+            return str(left) == str(right)
+        if name == "Fn::Not":
+            return not holds(arg[0])
+        if name == "Fn::And":
+            return all(holds(a) for a in arg)
+        if name == "Fn::Or":
+            return any(holds(a) for a in arg)
+        raise ValueError(f"condition function {name} is not understood")
+
+    def choose(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            name, if_true, if_false = value["Fn::If"]
+            return choose(if_true if holds({"Condition": name}) else if_false)
+        if isinstance(value, dict):
+            kept = {k: choose(v) for k, v in value.items()}
+            return {k: v for k, v in kept.items() if v != {"Ref": "AWS::NoValue"}}
+        if isinstance(value, list):
+            return [v for v in map(choose, value) if v != {"Ref": "AWS::NoValue"}]
+        return value
+
+    resolved = {k: v for k, v in template.items() if k != "Conditions"}
+    for section in ("Resources", "Outputs"):
+        if section in template:
+            resolved[section] = {
+                name: choose({k: v for k, v in item.items() if k != "Condition"})
+                for name, item in template[section].items()
+                if "Condition" not in item or holds({"Condition": item["Condition"]})
+            }
+    return resolved
+
+
 def stack_name(prefix: str, stage: str) -> str:
     return f"{prefix}-{stage}-data-plane"
 
@@ -70,7 +140,7 @@ def deploy_stage(settings: Any, session: Any = None) -> dict[str, str]:
         return deploy_stack(
             session or boto3.session.Session(),
             stack_name(settings.prefix, settings.stage),
-            {"Stage": settings.stage, "NamePrefix": settings.prefix},
+            deploy_parameters(settings.stage, settings.prefix),
         )
 
 
@@ -139,7 +209,8 @@ def resolve(value: Any, template: dict[str, Any], parameters: dict[str, str]) ->
 def apply_moto_gaps(
     session: Any, template: dict[str, Any], physical: dict[str, str], parameters: dict[str, str]
 ) -> None:
-    """Apply the bucket and table settings that moto's CloudFormation ignores."""
+    """Apply the bucket, table and subnet settings that moto's CloudFormation ignores."""
+    template = for_parameters(template, parameters)
     s3 = session.client("s3")
     sqs = session.client("sqs")
     dynamodb = session.client("dynamodb")
@@ -191,6 +262,10 @@ def apply_moto_gaps(
             session.client("kms").tag_resource(
                 KeyId=physical[logical],
                 Tags=[{"TagKey": t["Key"], "TagValue": _sub(t["Value"], parameters)} for t in tags],
+            )
+        elif resource["Type"] == "AWS::EC2::Subnet" and "MapPublicIpOnLaunch" in props:
+            session.client("ec2").modify_subnet_attribute(
+                SubnetId=physical[logical], MapPublicIpOnLaunch={"Value": props["MapPublicIpOnLaunch"]}
             )
         elif resource["Type"] == "AWS::DynamoDB::Table":
             ttl = props.get("TimeToLiveSpecification")

@@ -42,7 +42,7 @@ from typing import Any
 
 from chalicelib.revision import git_revision
 from mlops import PROJECT_DIR
-from mlops.cfn import deploy_body, stack_name
+from mlops.cfn import deploy_body, deploy_parameters, stack_name
 from mlops.package import drop_bytecode
 
 BIN = Path(sys.executable).parent
@@ -388,8 +388,8 @@ class Deployment:
         name = stack_name(self.prefix, self.stage)
         _step(f"{n}. data plane: {name}")
         ready_stack(self.session.client("cloudformation"), name)
-        overrides = [f"Stage={self.stage}", f"NamePrefix={self.prefix}"]
-        overrides += [f"JobImage={self.image}"] if self.image else []
+        # CostProfile too (mlops.cfn: each stage's profile, COST_PROFILE overrides it)
+        overrides = [f"{k}={v}" for k, v in deploy_parameters(self.stage, self.prefix, self.image).items()]
         data_plane = self.out / "data-plane.json"  # without comments: under the inline limit
         data_plane.write_text(deploy_body(self.project_dir / "infra" / "template.yaml"))
         self.run(

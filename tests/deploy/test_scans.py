@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mlops import PROJECT_DIR, TEMPLATE
-from mlops.cfn import load_template
+from mlops.cfn import COST_PROFILES, for_parameters, load_template
 from mlops.policies import rendered
 
 SCAN_BIN = PROJECT_DIR / ".venv-scan" / "bin"
@@ -70,6 +70,25 @@ def test_checkov_passes_on_the_data_plane(scanners):
     assert summary["failed"] == 0, _checkov(scanners, TEMPLATE)["results"]["failed_checks"]
     assert summary["resource_count"] >= len(template["Resources"]) - 5  # checkov skips a few types
     assert summary["skipped"] == len(_skips_have_reasons(template))
+
+
+@pytest.mark.parametrize("profile", COST_PROFILES)
+def test_cfn_lint_and_checkov_pass_on_the_data_plane_of_each_cost_profile(scanners, tmp_path, profile):
+    """The scans above read the template with both branches of every condition; this is what each
+    cost profile creates (the dev one: no interface endpoints, public IPs, an internet route)."""
+    template = for_parameters(load_template(), {"Stage": "dev", "CostProfile": profile})
+    path = tmp_path / f"data-plane-{profile}.json"
+    path.write_text(json.dumps(template))
+    # W2001: CostProfile, used by the conditions this resolution took away.
+    lint = subprocess.run(
+        [str(CFN_LINT), str(path), "--ignore-checks", "W2001"], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    report = _checkov(scanners, path)
+    assert report["summary"]["parsing_errors"] == 0
+    assert report["summary"]["failed"] == 0, report["results"]["failed_checks"]
+    assert report["summary"]["resource_count"] >= len(template["Resources"]) - 5
+    assert report["summary"]["skipped"] == len(_skips_have_reasons(template))
 
 
 def test_checkov_passes_on_the_packaged_sam_template(scanners, packaged):
