@@ -243,17 +243,37 @@ def evaluate_candidate(s: Settings) -> list[Statement]:
 
 def api_handler(s: Settings) -> list[Statement]:
     """Every HTTP route: uploads, contracts, retrain requests, runs, the registry, predictions."""
-    # (Its listing is the one below, with the batch prefixes.)
-    kickoff = [st for st in _kickoff(s) if st["Sid"] not in {"ReadRevokedUploads", "ListContractsAndData"}]
+    # A retrain request starts a run as the kickoff does, but reads no validated object (PII
+    # included): it pins the data from the listing and the uploads ledger (LedgerSnapshotStore).
+    # (Its listing of contracts/ is the one below, with the batch prefixes.)
+    kickoff = [
+        st
+        for st in _kickoff(s)
+        if st["Sid"] not in {"ReadRevokedUploads", "ListContractsAndData", "ReadContractsAndData"}
+    ]
     for statement in kickoff:
         if statement["Sid"] == "RunsLockAndLedger":  # GET /runs lists them
             statement["Action"] = sorted({*statement["Action"], "dynamodb:Scan"})
     return [
         # GET /uploads/{id}; POST /uploads/{id}/revoke records the revocation on the entry and adds
         # the id to the dataset's revoked set (UpdateItem); the retrain it asks for reads that set.
-        _allow("UploadsLedger", ["dynamodb:GetItem", "dynamodb:UpdateItem"], _table(s.uploads_table)),
+        # A retrain's snapshot: the sha256 and time of each validated object's upload (BatchGetItem).
         _allow(
-            "WriteContracts", ["s3:PutObject", "s3:PutObjectTagging"], _objects(s.data_bucket, "contracts/")
+            "UploadsLedger",
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
+            _table(s.uploads_table),
+        ),
+        _allow(
+            "ReadWriteContracts",
+            ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
+            _objects(s.data_bucket, "contracts/"),
+        ),
+        # A retrain's snapshot: the latest version of each validated object, listed (not read).
+        _allow(
+            "ListValidatedVersions",
+            ["s3:ListBucketVersions"],
+            _bucket(s.data_bucket),
+            StringLike={"s3:prefix": ["validated/*"]},
         ),
         *kickoff,
         # Artifacts are read at the version the registry recorded, never unversioned.
