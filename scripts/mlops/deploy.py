@@ -8,7 +8,8 @@ Steps, each printed before it runs (README, "Deploy"):
    ``--image URI`` names one already pushed;
 3. the data plane: ``aws cloudformation deploy`` of ``infra/template.yaml`` as
    ``<prefix>-<stage>-data-plane``;
-4. the functions and the API: ``chalice deploy --stage <stage>``;
+4. the functions and the API: ``chalice deploy --stage <stage>``, their policies rendered for the
+   account and region deployed to while it runs (``mlops.policies.scoped_files``);
 5. the post-deploy step Chalice lacks (``mlops.postdeploy``: ReportBatchItemFailures on every SQS
    event source mapping, each function's ephemeral storage);
 6. monitoring: alarms on each function's errors and throttles and the pipeline dashboard,
@@ -203,7 +204,11 @@ def deploy(args: argparse.Namespace) -> int:
     revision = git_revision(PROJECT_DIR) or "unknown"
     print(f"    code revision {revision} (chalicelib/REVISION, reported by GET /health)")
     write_revision(revision)
-    _run(_tool("chalice"), "deploy", "--stage", stage)
+    # The policies name this account and region while chalice reads them (the committed files: *).
+    from mlops.policies import scoped_files
+
+    with scoped_files(stage, identity["Account"], str(session.region_name)):
+        _run(_tool("chalice"), "deploy", "--stage", stage)
 
     _step("5. post-deploy: ReportBatchItemFailures on every SQS event source mapping, ephemeral storage")
     for item in postdeploy.run(stage, session):

@@ -15,6 +15,8 @@ functions (``mlops.appinfo``), so a new function gets it all without anyone edit
 * the REST API with X-Ray tracing, per-method throttling and JSON access logs in an encrypted group;
 * alarms on each function's errors and throttles and a CloudWatch dashboard of the pipeline (the
   same resources ``mlops deploy`` deploys as the ``<prefix>-<stage>-monitoring`` stack);
+* each function's policy with every ARN in the stack's account and region (``${AWS::AccountId}``,
+  ``${AWS::Region}``), in place of the committed file's ``*`` (``mlops.policies``);
 * checkov skips, each on its resource, with the reason.
 
 References to the data plane are ``Fn::ImportValue`` of its exports
@@ -204,12 +206,46 @@ def access_log_group(prefix: str, stage: str) -> str:
     return f"/aws/apigateway/{prefix}-{stage}-access"
 
 
+def role_logical_id(fn: Function) -> str:
+    """The function's role in ``chalice package`` output: Chalice names it ``<function>_role``
+    (``autogen_policy: false``), in CamelCase."""
+    from chalice.utils import to_cfn_resource_name
+
+    return str(to_cfn_resource_name(f"{fn.name}_role"))
+
+
+def scoped_role(stage: str, prefix: str, fn: Function) -> dict[str, Any]:
+    """The function's role with its policy in the stack's account and region (a list in a merge
+    template replaces Chalice's: its policy document, with ``*`` for both, goes)."""
+    from mlops import policies
+
+    document = policies.render(
+        stage,
+        fn.name,
+        prefix=prefix,
+        tracing=policies.tracing(stage),
+        account=policies.STACK_ACCOUNT,
+        region=policies.STACK_REGION,
+    )
+    return {
+        "Properties": {
+            "Policies": [
+                {
+                    "PolicyName": f"{role_logical_id(fn)}Policy",
+                    "PolicyDocument": policies.for_cloudformation(document),
+                }
+            ]
+        }
+    }
+
+
 def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, Any]:
     """What ``chalice package --merge-template`` adds to Chalice's SAM template."""
     data_plane = stack_name(prefix, stage)
     key = _import(data_plane, "DataKeyArn")
     resources: dict[str, Any] = {}
     for fn in fns:
+        resources[role_logical_id(fn)] = scoped_role(stage, prefix, fn)
         # The name `chalice deploy` gives it: the policies' log groups, the alarms and the dashboard
         # name it so (without it CloudFormation would generate one, and they would name nothing).
         function: dict[str, Any] = {

@@ -90,3 +90,22 @@ def test_parliament_finds_nothing_in_any_policy_file(scanners):
         [str(scanners / "parliament"), "--files", ",".join(map(str, files))], capture_output=True, text=True
     )
     assert out.returncode == 0 and not out.stdout.strip(), out.stdout
+
+
+def test_parliament_finds_nothing_in_the_policies_as_make_deploy_scopes_them(scanners, tmp_path):
+    """What `make deploy` hands `chalice deploy`: every ARN in the account and region deployed to."""
+    from mlops import policies
+
+    files = []
+    for stage in policies.DEPLOYED_STAGES:
+        for function in policies.FUNCTIONS:
+            document = policies.render(
+                stage, function, tracing=policies.tracing(stage), account="111122223333", region="eu-west-1"
+            )
+            path = tmp_path / policies.policy_file(stage, function)
+            path.write_text(json.dumps(document))
+            files.append(path)
+    out = subprocess.run(
+        [str(scanners / "parliament"), "--files", ",".join(map(str, files))], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and not out.stdout.strip(), out.stdout
