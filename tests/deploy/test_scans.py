@@ -58,7 +58,10 @@ def _skips_have_reasons(template: dict) -> list[tuple[str, str]]:
 
 
 def test_cfn_lint_passes_on_every_template(packaged):
-    templates = [TEMPLATE, packaged / "sam.json", packaged / "monitoring.json"]
+    templates = [
+        TEMPLATE,
+        *(packaged / n for n in ("sam.json", "monitoring.json", "apigateway-account.json")),
+    ]
     result = subprocess.run([str(CFN_LINT), *map(str, templates)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -81,6 +84,13 @@ def test_checkov_passes_on_the_packaged_sam_template(scanners, packaged):
     functions = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
     assert summary["resource_count"] >= 3 * len(functions)  # function, role, log group each
     assert summary["skipped"] == len(_skips_have_reasons(template))
+
+
+def test_checkov_passes_on_the_api_gateway_account_template(scanners, packaged):
+    report = _checkov(scanners, packaged / "apigateway-account.json")
+    summary = report["summary"]
+    assert summary["parsing_errors"] == 0 and summary["resource_count"] >= 1
+    assert summary["failed"] == 0, report["results"]["failed_checks"]
 
 
 def test_parliament_finds_nothing_in_any_policy_file(scanners):
