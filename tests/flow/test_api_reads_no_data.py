@@ -26,7 +26,7 @@ from mlops.datasets import sales_contract, sales_rows, to_csv
 from mlops.demo import http
 from tests.support import wait_until
 
-DATASET = "store_sales"
+DATASET = "no_reads_sales"  # the local cloud's state outlives a module: a dataset of its own
 STUMP = {"family": "random_forest", "params": {"n_estimators": 1, "max_depth": 1}}
 
 
@@ -40,6 +40,7 @@ def validated(local_cloud) -> dict[str, Any]:
     )
     api = str(local_cloud.api_url)
     contract = sales_contract(STUMP)
+    contract["dataset"] = DATASET
     contract["training"]["retrain"] = {"min_new_rows": 100_000, "cooldown_minutes": 0}
     status, body = http("PUT", f"{api}/datasets/{DATASET}/contract", contract, token)
     assert status == 200, body

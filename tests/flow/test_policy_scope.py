@@ -6,6 +6,8 @@ the template's (``!GetAtt`` ARNs)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -63,12 +65,13 @@ def test_a_same_named_queue_in_another_region_or_account_is_refused(local_cloud)
 def test_a_same_named_table_in_another_region_is_refused(local_cloud):
     settings = bootstrap.settings()
     away = _client("dynamodb", OTHER_REGION)
-    away.create_table(  # as the operator
-        TableName=settings.uploads_table,
-        KeySchema=[{"AttributeName": "upload_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "upload_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    with contextlib.suppress(away.exceptions.ResourceInUseException):  # made by an earlier run
+        away.create_table(  # as the operator
+            TableName=settings.uploads_table,
+            KeySchema=[{"AttributeName": "upload_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "upload_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
     key = {"upload_id": {"S": "nothing-here"}}
     with localiam.acting_as("api_handler"):
         assert "Item" not in _client("dynamodb", REGION).get_item(TableName=settings.uploads_table, Key=key)
