@@ -380,14 +380,15 @@ def account_setup_instructions(stage: str, out: Path) -> str:
     """When and how to give the account API Gateway's CloudWatch role (printed by `make package`)."""
     template = (out / "apigateway-account.json").relative_to(PROJECT_DIR)
     return (
-        "API Gateway writes the access logs with the account's CloudWatch role (one per account and "
-        "region, shared by all its APIs); the app stack never sets it. Check first:\n"
+        "Before the first deploy in an account and region: API Gateway writes the access logs with "
+        "the account's CloudWatch role (one per account and region, shared by all its APIs), which "
+        "the app stack never sets. Check:\n"
         "    aws apigateway get-account --query cloudwatchRoleArn --output text\n"
-        "only if it prints None (the account has none yet, and the app stack would fail to enable "
-        "access logs), deploy this once before the app stack:\n"
+        "and only if it prints None (none yet: the app stack could not enable access logs), deploy "
+        "this first, once:\n"
         f"    aws cloudformation deploy --template-file {template} "
         f"--stack-name {apigateway_account_stack(_prefix(stage))} --capabilities CAPABILITY_IAM\n"
-        "an account that has one keeps it (deploying this would replace it for every API there)."
+        "An account that has one keeps it (deploying this would replace it for every API there)."
     )
 
 
@@ -461,8 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     out = package(args.stage, force=args.force)
     zipped = (out / "deployment.zip").stat().st_size
     print(f"{out.relative_to(PROJECT_DIR)}/sam.json and deployment.zip ({zipped / 2**20:.1f} MiB)")
-    print(account_setup_instructions(args.stage, out))
     print("deploy it with: " + deploy_command(args.stage, out))
+    print(account_setup_instructions(args.stage, out))
     return 0
 
 
