@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.settings import Settings
@@ -103,7 +104,7 @@ def revocation_ports() -> RevocationPorts:
         registry=registry(),
         contracts=contracts(),
         notifier=notifier(),
-        training=training_ports(),
+        training=retrain_request_ports(),
     )
 
 
@@ -253,6 +254,15 @@ def training_launcher() -> Launcher:
     raise ValueError(f"JOB_BACKEND={backend!r}: expected 'batch' or 'local'")
 
 
+@_once
+def request_snapshot_store() -> SnapshotStore:
+    """The validated data as the API pins it: listed, with each upload's sha256 and time from the
+    uploads ledger; no validated object is read (the API's role may not read them)."""
+    from chalicelib.adapters.aws.snapshots import LedgerSnapshotStore
+
+    return LedgerSnapshotStore(settings().data_bucket, settings().uploads_table)
+
+
 def training_ports() -> TrainingPorts:
     """What the kickoff service needs (cheap to assemble: each port is built once above)."""
     from chalicelib.training.service import TrainingPorts
@@ -264,6 +274,12 @@ def training_ports() -> TrainingPorts:
         launcher=training_launcher(),
         revocations=uploads(),
     )
+
+
+def retrain_request_ports() -> TrainingPorts:
+    """The kickoff service as the API runs it (``POST /datasets/{name}/retrain``, the retrain after a
+    revocation): the same ports, but the snapshot reads no validated object."""
+    return replace(training_ports(), snapshots=request_snapshot_store())
 
 
 # --- end training -----------------------------------------------------------------------------------

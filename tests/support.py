@@ -8,6 +8,8 @@
 * ``holdout_records``, ``post``: /predict requests built from a candidate's holdout.
 * ``deliver_uploads``: the ingest queue drained into the ingest function, as the event runtime does.
 * ``FakeMetadata``: an instance-metadata endpoint (IMDSv2) on 127.0.0.1 for the batch worker.
+* ``resource_arns``, ``unscoped``: the ARNs a policy names, and whether one names an account and
+  region (issue 15: policies scoped to the account and region they are deployed to).
 """
 
 from __future__ import annotations
@@ -731,3 +733,42 @@ def number_fields(body: Any) -> list[str]:
     info = inspect.type_info(body)
     assert isinstance(info, inspect.StructType)
     return [f.name for f in info.fields if numeric(f.type)]
+
+
+# --- policies scoped to an account and a region ------------------------------------------------------
+
+# S3 bucket and object ARNs have neither account nor region (bucket names are global); IAM's have
+# no region. Every other service the policies name has both.
+NO_REGION = frozenset({"s3", "iam"})
+NO_ACCOUNT = frozenset({"s3"})
+
+
+def _no_pseudo_colons(text: str) -> str:
+    return text.replace("${AWS::", "${AWS.")
+
+
+def resource_arns(document: dict[str, Any]) -> list[str]:
+    """Every ARN the statements of a policy document name (the text of an ``Fn::Sub`` too)."""
+    statements = document.get("Statement", [])
+    arns = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        resources = statement.get("Resource", [])
+        for resource in resources if isinstance(resources, list) else [resources]:
+            arn = resource.get("Fn::Sub") if isinstance(resource, dict) else resource
+            if isinstance(arn, str) and arn.startswith("arn:"):
+                arns.append(arn)
+    return arns
+
+
+def unscoped(arn: str, account: str, region: str) -> str | None:
+    """Why ``arn`` does not name ``account`` and ``region`` where its service has them (None: it does).
+    CloudFormation's pseudo parameters (``${AWS::Region}``...) count as one part (their colons too)."""
+    arn, account, region = (_no_pseudo_colons(t) for t in (arn, account, region))
+    parts = arn.split(":", 5)
+    if len(parts) < 6:
+        return f"{arn}: not an ARN"
+    service, arn_region, arn_account = parts[2], parts[3], parts[4]
+    want = ("" if service in NO_REGION else region, "" if service in NO_ACCOUNT else account)
+    if (arn_region, arn_account) != want:
+        return f"{arn}: region {arn_region!r}, account {arn_account!r}"
+    return None

@@ -49,7 +49,7 @@ def request_retrain(name: str) -> Response:
     dataset_name(name)
     reason = json_body(bp, Change).reason
     outcome = handle_trigger(
-        bootstrap.training_ports(),
+        bootstrap.retrain_request_ports(),
         Trigger(kind="request", dataset=name, reason=f"{reason.strip()[:500]} (asked by {caller(bp)})"),
     )
     if outcome["action"] == "launch":

@@ -41,6 +41,18 @@ def validated_key(dataset: str, upload_id: str, gzip: bool) -> str:
     return f"validated/{dataset}/{upload_id}{'.csv.gz' if gzip else '.csv'}"
 
 
+def validated_upload(dataset: str, key: str) -> str | None:
+    """The upload id in a validated copy's key (``validated_key``), or None for any other key."""
+    folder = f"validated/{dataset}/"
+    if not key.startswith(folder):
+        return None
+    name = key[len(folder) :]
+    for suffix in (".csv.gz", ".csv"):
+        if name.endswith(suffix) and len(name) > len(suffix) and "/" not in name:
+            return name[: -len(suffix)]
+    return None
+
+
 # --- row digests: what each valid upload leaves for later ones to compare with (``rowkeys``) ---------
 
 ORDER_WIDTH = len("20261130T120000.000000Z")

@@ -8,7 +8,8 @@ Steps, each printed before it runs (README, "Deploy"):
    ``--image URI`` names one already pushed;
 3. the data plane: ``aws cloudformation deploy`` of ``infra/template.yaml`` as
    ``<prefix>-<stage>-data-plane``;
-4. the functions and the API: ``chalice deploy --stage <stage>``;
+4. the functions and the API: ``chalice deploy --stage <stage>``, their policies rendered for the
+   account and region deployed to while it runs (``mlops.policies.scoped_files``);
 5. the post-deploy step Chalice lacks (``mlops.postdeploy``: ReportBatchItemFailures on every SQS
    event source mapping, each function's ephemeral storage);
 6. monitoring: alarms on each function's errors and throttles and the pipeline dashboard,
@@ -268,6 +269,7 @@ class Deployment:
         self.locked = False
         self.progress: dict[str, Any] = {}
         self.current_step = ""
+        self.account = ""
 
     # --- bookkeeping --------------------------------------------------------------------------
 
@@ -368,6 +370,7 @@ class Deployment:
             raise SystemExit("preflight failed: nothing was changed")
         identity = self.session.client("sts").get_caller_identity()
         self.progress["by"] = identity["Arn"]
+        self.account = str(identity["Account"])
         print(f"    account {identity['Account']} as {identity['Arn']}, region {self.session.region_name}")
         self._take_lock()
         return 0
@@ -417,8 +420,14 @@ class Deployment:
         revision = self.progress["revision"]
         print(f"    code revision {revision} (chalicelib/REVISION, reported by GET /health)")
         write_revision(revision, self.project_dir)
+        from mlops.policies import scoped_files
+
         try:
-            self.run("chalice-deploy", "--stage", self.stage, "--project-dir", str(self.project_dir))
+            # The policies name this account and region while chalice reads them (the committed files: *).
+            with scoped_files(
+                self.stage, self.account, str(self.session.region_name), self.project_dir / ".chalice"
+            ):
+                self.run("chalice-deploy", "--stage", self.stage, "--project-dir", str(self.project_dir))
         except BaseException:
             if local.exists():
                 self._secure_partial(local)

@@ -186,7 +186,9 @@ class LocalCloud:
 
         iam = localiam.LocalIam(localiam.stage_account(session, settings, self.resources, REGION, ACCOUNT))
         for function in policies.FUNCTIONS:
-            iam.add(localiam.function_principal(session, self.stage, settings.prefix, function))
+            iam.add(
+                localiam.function_principal(session, self.stage, settings.prefix, function, ACCOUNT, REGION)
+            )
         for principal, logical in JOB_ROLES.items():
             iam.add(localiam.role_principal(session, principal, self.resources[logical]))
         self.iam_dir = STATE_DIR / "iam" / str(self.port)

@@ -43,7 +43,7 @@ import runpy
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -320,7 +320,7 @@ _DYNAMO_SIMPLE = {
 
 def _dynamodb(operation: str, params: Mapping[str, Any], acct: Account) -> list[Request]:
     def table(name: str, index: str | None = None) -> str:
-        arn = acct.arn("dynamodb", f"table/{name}")
+        arn = name if name.startswith("arn:") else acct.arn("dynamodb", f"table/{name}")
         return f"{arn}/index/{index}" if index else arn
 
     if operation in {"BatchWriteItem", "BatchGetItem"}:
@@ -364,12 +364,11 @@ _SQS_ACTIONS = {
 def _sqs(operation: str, params: Mapping[str, Any], acct: Account) -> list[Request]:
     if operation not in _SQS_ACTIONS:
         raise UnmodelledCall(f"sqs:{operation}")
-    name = (
-        str(params["QueueName"])
-        if operation == "GetQueueUrl"
-        else str(params["QueueUrl"]).rstrip("/").rsplit("/", 1)[-1]
-    )
-    requests = [Request(f"sqs:{_SQS_ACTIONS[operation]}", acct.arn("sqs", name))]
+    if operation == "GetQueueUrl":
+        name, owner = str(params["QueueName"]), str(params.get("QueueOwnerAWSAccountId") or acct.account)
+    else:  # https://sqs.<region>.amazonaws.com/<account>/<name> (the local cloud's: http://host/<account>/<name>)
+        owner, name = str(params["QueueUrl"]).rstrip("/").rsplit("/", 2)[-2:]
+    requests = [Request(f"sqs:{_SQS_ACTIONS[operation]}", replace(acct, account=owner).arn("sqs", name))]
     if name in acct.encrypted_queues:
         if operation in {"SendMessage", "SendMessageBatch"}:
             requests += [acct.key("kms:GenerateDataKey"), acct.key("kms:Decrypt")]
@@ -390,7 +389,7 @@ def _sns(operation: str, params: Mapping[str, Any], acct: Account) -> list[Reque
 
 def _ssm(operation: str, params: Mapping[str, Any], acct: Account) -> list[Request]:
     def parameter(name: str) -> str:
-        return acct.arn("ssm", f"parameter/{name.lstrip('/')}")
+        return name if name.startswith("arn:") else acct.arn("ssm", f"parameter/{name.lstrip('/')}")
 
     def encrypted(name: str) -> bool:
         return any(name.startswith(p) for p in acct.encrypted_parameter_paths)
@@ -430,10 +429,16 @@ def _batch(operation: str, params: Mapping[str, Any], acct: Account) -> list[Req
     raise UnmodelledCall(f"batch:{operation}")
 
 
-def describe(service: str, operation: str, params: Mapping[str, Any], acct: Account) -> list[Request]:
-    """The authorisations AWS performs for one API call (``service``: the endpoint prefix)."""
+def describe(
+    service: str, operation: str, params: Mapping[str, Any], acct: Account, region: str | None = None
+) -> list[Request]:
+    """The authorisations AWS performs for one API call (``service``: the endpoint prefix), made by a
+    client of ``region`` (default: the account's). A resource named by name is the caller's in that
+    region; one named by ARN (or a queue by its URL) is the one it names, in any account."""
     if service == "sts" and operation == "GetCallerIdentity":
         return []  # needs no permission
+    if region and region != acct.region:
+        acct = replace(acct, region=region)
     handlers: dict[str, Callable[[str, Mapping[str, Any], Account], list[Request]]] = {
         "s3": _s3,
         "dynamodb": _dynamodb,
@@ -493,7 +498,9 @@ class LocalIam:
         name = _PRINCIPAL.get()
         return self.process_principal if name == OPERATOR and self.process_principal else name
 
-    def check(self, service: str, operation: str, params: Mapping[str, Any]) -> None:
+    def check(
+        self, service: str, operation: str, params: Mapping[str, Any], region: str | None = None
+    ) -> None:
         name = self.current()
         if name == OPERATOR:
             return
@@ -501,7 +508,7 @@ class LocalIam:
         if principal is None:
             raise UnmodelledCall(f"{name!r} is not a principal of the local cloud")
         try:
-            requests = describe(service, operation, params, self.account)
+            requests = describe(service, operation, params, self.account, region)
         except UnmodelledCall as exc:
             raise UnmodelledCall(f"{name} called {exc}, which the local IAM cannot describe") from None
         for request in requests:
@@ -574,7 +581,8 @@ def _before_parameter_build(params: Any, model: Any, context: Any = None, **_: A
     service = model.service_model.endpoint_prefix
     if service == "s3" and model.name in MISSING_KEY_OPERATIONS and isinstance(context, dict):
         context["mlops_s3_object"] = (str(params.get("Bucket", "")), str(params.get("Key", "")))
-    _ACTIVE[-1].check(service, model.name, params)
+    region = context.get("client_region") if isinstance(context, dict) else None
+    _ACTIVE[-1].check(service, model.name, params, region)
 
 
 # S3 answers a read of a missing key with 404 only to a caller allowed to list the bucket, and with
@@ -693,11 +701,14 @@ def _assume(session: Any, role_arn: str, name: str) -> Any:
     return Credentials(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
 
 
-def function_principal(session: Any, stage: str, prefix: str, function: str) -> Principal:
-    """A Lambda function's role in the local cloud's IAM, with the policy that deploys, assumed."""
+def function_principal(
+    session: Any, stage: str, prefix: str, function: str, account: str, region: str
+) -> Principal:
+    """A Lambda function's role in the local cloud's IAM, with the policy that deploys (rendered for
+    the local cloud's account and region, as ``make deploy`` renders it for yours), assumed."""
     from mlops import policies
 
-    document = policies.render(stage, function, prefix=prefix, tracing=False)
+    document = policies.render(stage, function, prefix=prefix, tracing=False, account=account, region=region)
     iam = session.client("iam")
     role = f"{prefix}-{stage}-{function}"[:64]
     try:

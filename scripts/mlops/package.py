@@ -12,9 +12,13 @@ functions (``mlops.appinfo``), so a new function gets it all without anyone edit
 * every function's log group encrypted with the stage key (retention comes from
   ``log_retention_in_days`` in ``.chalice/config.json``); the API handler's log group name fixed
   (Chalice writes ``${ApiHandler}`` where the resource is ``APIHandler``);
-* the REST API with X-Ray tracing, per-method throttling and JSON access logs in an encrypted group;
+* the REST API with X-Ray tracing, per-method throttling and JSON access logs in an encrypted group
+  (written with the account's API Gateway CloudWatch role, which this stack never sets: an account
+  without one deploys ``apigateway-account.json`` once, as ``make package`` prints);
 * alarms on each function's errors and throttles and a CloudWatch dashboard of the pipeline (the
   same resources ``mlops deploy`` deploys as the ``<prefix>-<stage>-monitoring`` stack);
+* each function's policy with every ARN in the stack's account and region (``${AWS::AccountId}``,
+  ``${AWS::Region}``), in place of the committed file's ``*`` (``mlops.policies``);
 * checkov skips, each on its resource, with the reason.
 
 References to the data plane are ``Fn::ImportValue`` of its exports
@@ -204,12 +208,46 @@ def access_log_group(prefix: str, stage: str) -> str:
     return f"/aws/apigateway/{prefix}-{stage}-access"
 
 
+def role_logical_id(fn: Function) -> str:
+    """The function's role in ``chalice package`` output: Chalice names it ``<function>_role``
+    (``autogen_policy: false``), in CamelCase."""
+    from chalice.utils import to_cfn_resource_name
+
+    return str(to_cfn_resource_name(f"{fn.name}_role"))
+
+
+def scoped_role(stage: str, prefix: str, fn: Function) -> dict[str, Any]:
+    """The function's role with its policy in the stack's account and region (a list in a merge
+    template replaces Chalice's: its policy document, with ``*`` for both, goes)."""
+    from mlops import policies
+
+    document = policies.render(
+        stage,
+        fn.name,
+        prefix=prefix,
+        tracing=policies.tracing(stage),
+        account=policies.STACK_ACCOUNT,
+        region=policies.STACK_REGION,
+    )
+    return {
+        "Properties": {
+            "Policies": [
+                {
+                    "PolicyName": f"{role_logical_id(fn)}Policy",
+                    "PolicyDocument": policies.for_cloudformation(document),
+                }
+            ]
+        }
+    }
+
+
 def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, Any]:
     """What ``chalice package --merge-template`` adds to Chalice's SAM template."""
     data_plane = stack_name(prefix, stage)
     key = _import(data_plane, "DataKeyArn")
     resources: dict[str, Any] = {}
     for fn in fns:
+        resources[role_logical_id(fn)] = scoped_role(stage, prefix, fn)
         # The name `chalice deploy` gives it: the policies' log groups, the alarms and the dashboard
         # name it so (without it CloudFormation would generate one, and they would name nothing).
         function: dict[str, Any] = {
@@ -244,12 +282,13 @@ def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, An
                         "MetricsEnabled": True,
                     }
                 ],
+                # Written with the account's CloudWatch role (API Gateway's account settings): this
+                # stack never sets it (apigateway_account_template, for an account without one).
                 "AccessLogSetting": {
                     "DestinationArn": {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]},
                     "Format": ACCESS_LOG_FORMAT,
                 },
             },
-            "DependsOn": ["ApiGatewayAccount"],
         }
         resources["ApiAccessLogGroup"] = {
             "Type": "AWS::Logs::LogGroup",
@@ -259,35 +298,98 @@ def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, An
                 "KmsKeyId": key,
             },
         }
-        # API Gateway writes access logs with an account-wide role (one per account and region:
-        # this sets it; an existing setting is replaced by an equivalent role).
-        resources["ApiGatewayCloudWatchRole"] = {
-            "Type": "AWS::IAM::Role",
-            "Properties": {
-                "AssumeRolePolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
+    resources.update(monitoring_resources(stage, prefix, fns))
+    return {"Resources": resources}
+
+
+# --- API Gateway's account setting: its own stack, only for an account without one -------------------
+
+
+def apigateway_account_stack(prefix: str) -> str:
+    """The stack that sets API Gateway's CloudWatch role, one per account and region (all stages)."""
+    return f"{prefix}-apigateway-account"
+
+
+def apigateway_account_template() -> dict[str, Any]:
+    """API Gateway's account-wide CloudWatch role (the access logs of every API of the account and
+    region are written with it), for an account that has none yet: deploying it replaces the one an
+    account has, so the app stack never does, and `make package` says when to deploy this. The
+    role's permissions are the post-deploy step's (``mlops.postdeploy``): API Gateway's own log
+    groups only, not AWS's managed policy on every log group. Retained: deleting the stack leaves
+    the account setting naming a role that still exists."""
+    groups = [
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/apigateway/*",
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:API-Gateway-Execution-Logs_*",
+    ]
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "API Gateway's CloudWatch role for this account and region (access logs of every "
+        "API): deploy only where `aws apigateway get-account` shows none (generated by "
+        "scripts/mlops/package.py).",
+        "Resources": {
+            "ApiGatewayCloudWatchRole": {
+                "Type": "AWS::IAM::Role",
+                "DeletionPolicy": "Retain",
+                "UpdateReplacePolicy": "Retain",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "apigateway.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                                "Condition": {
+                                    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+                                },
+                            }
+                        ],
+                    },
+                    "Policies": [
                         {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "apigateway.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                            "PolicyName": "push-api-logs",
+                            "PolicyDocument": {
+                                "Version": "2012-10-17",
+                                "Statement": [
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": [
+                                            "logs:CreateLogGroup",
+                                            "logs:CreateLogStream",
+                                            "logs:DescribeLogGroups",
+                                            "logs:DescribeLogStreams",
+                                            "logs:PutLogEvents",
+                                        ],
+                                        "Resource": [_sub(g) for g in (*groups, *(g + ":*" for g in groups))],
+                                    }
+                                ],
+                            },
                         }
                     ],
                 },
-                "ManagedPolicyArns": [
-                    _sub(
-                        "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-                    )
-                ],
             },
-        }
-        resources["ApiGatewayAccount"] = {
-            "Type": "AWS::ApiGateway::Account",
-            "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}},
-        }
-    resources.update(monitoring_resources(stage, prefix, fns))
-    return {"Resources": resources}
+            "ApiGatewayAccount": {
+                "Type": "AWS::ApiGateway::Account",
+                "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}},
+            },
+        },
+    }
+
+
+def account_setup_instructions(stage: str, out: Path) -> str:
+    """When and how to give the account API Gateway's CloudWatch role (printed by `make package`)."""
+    template = (out / "apigateway-account.json").relative_to(PROJECT_DIR)
+    return (
+        "Before the first deploy in an account and region: API Gateway writes the access logs with "
+        "the account's CloudWatch role (one per account and region, shared by all its APIs), which "
+        "the app stack never sets. Check:\n"
+        "    aws apigateway get-account --query cloudwatchRoleArn --output text\n"
+        "and only if it prints None (none yet: the app stack could not enable access logs), deploy "
+        "this first, once:\n"
+        f"    aws cloudformation deploy --template-file {template} "
+        f"--stack-name {apigateway_account_stack(_prefix(stage))} --capabilities CAPABILITY_IAM\n"
+        "An account that has one keeps it (deploying this would replace it for every API there)."
+    )
 
 
 # --- building -------------------------------------------------------------------------------------
@@ -319,6 +421,7 @@ def package(stage: str, out: Path | None = None, force: bool = False) -> Path:
     merge = out / "merge-template.json"
     merge.write_text(json.dumps(merge_template(stage, prefix, fns), indent=2) + "\n")
     (out / "monitoring.json").write_text(json.dumps(monitoring_template(stage, prefix, fns), indent=2) + "\n")
+    (out / "apigateway-account.json").write_text(json.dumps(apigateway_account_template(), indent=2) + "\n")
     chalice = Path(sys.executable).parent / "chalice"
     # chalice package needs a region to resolve; none of the output depends on it (ARNs use
     # ${AWS::Region}).
@@ -360,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     zipped = (out / "deployment.zip").stat().st_size
     print(f"{out.relative_to(PROJECT_DIR)}/sam.json and deployment.zip ({zipped / 2**20:.1f} MiB)")
     print("deploy it with: " + deploy_command(args.stage, out))
+    print(account_setup_instructions(args.stage, out))
     return 0
 
 

@@ -9,9 +9,21 @@ when a function of ``app.py`` has no policy here.
 
 Conventions:
 
-* Region and account are ``*`` in every ARN: the files are committed before anyone knows the
-  account they will be deployed to. The names (``<prefix>-<stage>-...``) pin the resources, and
-  nothing outside the account is reachable without the other account's consent anyway.
+* Every ARN names the account and the region it is deployed to (``render(..., account=,
+  region=)``), filled in where they are known, since IAM policy variables cannot stand for them (the
+  IAM User Guide, "Where you can use policy variables": only in the resource part of an ARN, after
+  the fifth colon, never the service, region or account):
+
+  - ``make deploy`` renders the stage's files for the caller's account and region while ``chalice
+    deploy`` reads them, and puts the committed ones back (``scoped_files``);
+  - the packaged template names ``${AWS::AccountId}`` and ``${AWS::Region}`` of the stack
+    (``for_cloudformation``, in ``mlops.package``'s merge template);
+  - the local cloud renders them for its account and region (``mlops.localiam``), whose check
+    takes a call's region from its client and its account from the queue URL or ARN it names;
+  - the committed files have ``*`` for both, so that a plain ``chalice deploy`` works in any
+    account: the names (``<prefix>-<stage>-...``) pin the resources there.
+
+  The statements below write ``*`` for both; ``render`` fills them in. S3 ARNs have neither.
 * The stage's KMS key has a random id, so key statements name ``key/*`` and pin the key by its tag
   (``aws:ResourceTag/mlops-key = <prefix>-<stage>``, set in ``infra/template.yaml``).
 * ``Resource: "*"`` appears once, for X-Ray (``PutTraceSegments``/``PutTelemetryRecords`` have no
@@ -24,10 +36,11 @@ Conventions:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +50,7 @@ from mlops import PROJECT_DIR
 CHALICE_DIR = PROJECT_DIR / ".chalice"
 DEPLOYED_STAGES = ("dev", "prod")
 PARTITION = "aws"  # the commercial partition; aws-cn / aws-us-gov would need their own files
+ANY = "*"  # an ARN's account or region in the committed files
 
 Statement = dict[str, Any]
 
@@ -248,17 +262,37 @@ def evaluate_candidate(s: Settings) -> list[Statement]:
 
 def api_handler(s: Settings) -> list[Statement]:
     """Every HTTP route: uploads, contracts, retrain requests, runs, the registry, predictions."""
-    # (Its listing is the one below, with the batch prefixes.)
-    kickoff = [st for st in _kickoff(s) if st["Sid"] not in {"ReadRevokedUploads", "ListContractsAndData"}]
+    # A retrain request starts a run as the kickoff does, but reads no validated object (PII
+    # included): it pins the data from the listing and the uploads ledger (LedgerSnapshotStore).
+    # (Its listing of contracts/ is the one below, with the batch prefixes.)
+    kickoff = [
+        st
+        for st in _kickoff(s)
+        if st["Sid"] not in {"ReadRevokedUploads", "ListContractsAndData", "ReadContractsAndData"}
+    ]
     for statement in kickoff:
         if statement["Sid"] == "RunsLockAndLedger":  # GET /runs lists them
             statement["Action"] = sorted({*statement["Action"], "dynamodb:Scan"})
     return [
         # GET /uploads/{id}; POST /uploads/{id}/revoke records the revocation on the entry and adds
         # the id to the dataset's revoked set (UpdateItem); the retrain it asks for reads that set.
-        _allow("UploadsLedger", ["dynamodb:GetItem", "dynamodb:UpdateItem"], _table(s.uploads_table)),
+        # A retrain's snapshot: the sha256 and time of each validated object's upload (BatchGetItem).
         _allow(
-            "WriteContracts", ["s3:PutObject", "s3:PutObjectTagging"], _objects(s.data_bucket, "contracts/")
+            "UploadsLedger",
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
+            _table(s.uploads_table),
+        ),
+        _allow(
+            "ReadWriteContracts",
+            ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
+            _objects(s.data_bucket, "contracts/"),
+        ),
+        # A retrain's snapshot: the latest version of each validated object, listed (not read).
+        _allow(
+            "ListValidatedVersions",
+            ["s3:ListBucketVersions"],
+            _bucket(s.data_bucket),
+            StringLike={"s3:prefix": ["validated/*"]},
         ),
         *kickoff,
         # Artifacts are read at the version the registry recorded, never unversioned.
@@ -380,8 +414,16 @@ def function_name(settings: Settings, function: str) -> str:
     return app if function == "api_handler" else f"{app}-{function}"
 
 
-def render(stage: str, function: str, prefix: str | None = None, tracing: bool = True) -> dict[str, Any]:
-    """The policy document of one function in one stage."""
+def render(
+    stage: str,
+    function: str,
+    prefix: str | None = None,
+    tracing: bool = True,
+    account: str = ANY,
+    region: str = ANY,
+) -> dict[str, Any]:
+    """The policy document of one function in one stage, its ARNs in ``account`` and ``region``
+    (``*``: any, as the committed files have them)."""
     settings = Settings.for_stage(stage, prefix or _config_prefix(stage))
     statements = [
         *FUNCTIONS[function](settings),
@@ -391,7 +433,89 @@ def render(stage: str, function: str, prefix: str | None = None, tracing: bool =
     if tracing:
         # X-Ray offers no resource-level permissions for these two actions: "*" is the only choice.
         statements.append(_allow("SendTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"))
+    if (account, region) != (ANY, ANY):
+        statements = [_scoped(statement, _account(account), _region(region)) for statement in statements]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+# --- the account and the region -----------------------------------------------------------------------
+
+# What deploys may name: a 12-digit account and a region, or the CloudFormation pseudo parameters.
+ACCOUNT_ID = re.compile(r"\d{12}|\$\{AWS::AccountId\}")
+REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d|\$\{AWS::Region\}")
+STACK_ACCOUNT, STACK_REGION = "${AWS::AccountId}", "${AWS::Region}"
+
+
+def _account(account: str) -> str:
+    if not ACCOUNT_ID.fullmatch(account):
+        raise ValueError(f"account {account!r}: expected a 12-digit AWS account id")
+    return account
+
+
+def _region(region: str) -> str:
+    if not REGION_NAME.fullmatch(region):
+        raise ValueError(f"region {region!r}: expected an AWS region such as eu-west-1")
+    return region
+
+
+def _scoped(statement: Statement, account: str, region: str) -> Statement:
+    """The statement with the ``*`` account and region of its ARNs filled in (S3 ARNs have neither;
+    a ``Resource: "*"`` is no ARN and stays)."""
+
+    def arn(text: str) -> str:
+        parts = text.split(":", 5)
+        if len(parts) < 6 or parts[0] != "arn" or parts[2] == "s3":
+            return text
+        if parts[3] == ANY:
+            parts[3] = region
+        if parts[4] == ANY:
+            parts[4] = account
+        return ":".join(parts)
+
+    resources = statement["Resource"]
+    scoped = [arn(r) for r in resources] if isinstance(resources, list) else arn(resources)
+    return {**statement, "Resource": scoped}
+
+
+def for_cloudformation(document: dict[str, Any]) -> dict[str, Any]:
+    """A policy rendered for ``STACK_ACCOUNT``/``STACK_REGION``, its ARNs as ``Fn::Sub`` (for a
+    template: CloudFormation fills in the stack's account and region)."""
+
+    def resource(text: str) -> Any:
+        return {"Fn::Sub": text} if "${AWS::" in text else text
+
+    statements = []
+    for statement in document["Statement"]:
+        resources = statement["Resource"]
+        subbed = [resource(r) for r in resources] if isinstance(resources, list) else resource(resources)
+        statements.append({**statement, "Resource": subbed})
+    return {**document, "Statement": statements}
+
+
+@contextlib.contextmanager
+def scoped_files(
+    stage: str, account: str, region: str, chalice_dir: Path = CHALICE_DIR
+) -> Iterator[list[Path]]:
+    """While the body runs (``chalice deploy``), the stage's policy files name ``account`` and
+    ``region``; then the files are put back as they were (the committed ones), failure or not."""
+    files = {
+        chalice_dir / policy_file(stage, function): json.dumps(
+            render(stage, function, tracing=_tracing(stage), account=account, region=region), indent=2
+        )
+        + "\n"
+        for function in FUNCTIONS
+    }
+    kept = {path: path.read_bytes() if path.exists() else None for path in files}
+    try:
+        for path, text in files.items():
+            path.write_text(text)
+        yield sorted(files)
+    finally:
+        for path, before in kept.items():
+            if before is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(before)
 
 
 def _stage_config(stage: str) -> dict[str, Any]:
@@ -399,8 +523,18 @@ def _stage_config(stage: str) -> dict[str, Any]:
     return dict(config["stages"][stage])
 
 
+def config_prefix(stage: str) -> str:
+    """The stage's ``MLOPS_PREFIX`` in ``.chalice/config.json``."""
+    return _config_prefix(stage)
+
+
 def _config_prefix(stage: str) -> str:
     return str(_stage_config(stage).get("environment_variables", {}).get("MLOPS_PREFIX", "serverless-mlops"))
+
+
+def tracing(stage: str) -> bool:
+    """Whether the stage traces (``xray`` in ``.chalice/config.json``): its policies then allow it."""
+    return _tracing(stage)
 
 
 def _tracing(stage: str) -> bool:

@@ -207,10 +207,12 @@ def _account_role(apigateway: Any, iam: Any, prefix: str) -> str:
     except iam.exceptions.EntityAlreadyExistsException:
         arn = iam.get_role(RoleName=name)["Role"]["Arn"]
     # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs allows these on every log group; here only
-    # on API Gateway's own (access logs under /aws/apigateway/, execution logs).
+    # on API Gateway's own (access logs under /aws/apigateway/, execution logs), in this account.
+    # Any region: the role is named per prefix, and the account setting of each region may name it.
+    account = arn.split(":")[4]
     groups = [
-        "arn:aws:logs:*:*:log-group:/aws/apigateway/*",
-        "arn:aws:logs:*:*:log-group:API-Gateway-Execution-Logs_*",
+        f"arn:aws:logs:*:{account}:log-group:/aws/apigateway/*",
+        f"arn:aws:logs:*:{account}:log-group:API-Gateway-Execution-Logs_*",
     ]
     policy = {
         "Version": "2012-10-17",

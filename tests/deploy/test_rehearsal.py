@@ -77,7 +77,8 @@ def test_every_log_permission_names_a_log_group_of_its_own_function(translated):
                     else [statement["Resource"]]
                 )
                 for arn in resources:
-                    found = re.search(r"log-group:/aws/lambda/([^:*]+)", str(arn))
+                    text = arn.get("Fn::Sub", arn) if isinstance(arn, dict) else arn  # scoped: Fn::Sub
+                    found = re.search(r"log-group:/aws/lambda/([^:*]+)", str(text))
                     if found:
                         assert found.group(1) in names, (role_name, arn)
 

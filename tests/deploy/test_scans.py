@@ -58,7 +58,10 @@ def _skips_have_reasons(template: dict) -> list[tuple[str, str]]:
 
 
 def test_cfn_lint_passes_on_every_template(packaged):
-    templates = [TEMPLATE, packaged / "sam.json", packaged / "monitoring.json"]
+    templates = [
+        TEMPLATE,
+        *(packaged / n for n in ("sam.json", "monitoring.json", "apigateway-account.json")),
+    ]
     result = subprocess.run([str(CFN_LINT), *map(str, templates)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -102,9 +105,35 @@ def test_checkov_passes_on_the_packaged_sam_template(scanners, packaged):
     assert summary["skipped"] == len(_skips_have_reasons(template))
 
 
+def test_checkov_passes_on_the_api_gateway_account_template(scanners, packaged):
+    report = _checkov(scanners, packaged / "apigateway-account.json")
+    summary = report["summary"]
+    assert summary["parsing_errors"] == 0 and summary["resource_count"] >= 1
+    assert summary["failed"] == 0, report["results"]["failed_checks"]
+
+
 def test_parliament_finds_nothing_in_any_policy_file(scanners):
     files = sorted(rendered())
     assert files and all(f.exists() for f in files)
+    out = subprocess.run(
+        [str(scanners / "parliament"), "--files", ",".join(map(str, files))], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and not out.stdout.strip(), out.stdout
+
+
+def test_parliament_finds_nothing_in_the_policies_as_make_deploy_scopes_them(scanners, tmp_path):
+    """What `make deploy` hands `chalice deploy`: every ARN in the account and region deployed to."""
+    from mlops import policies
+
+    files = []
+    for stage in policies.DEPLOYED_STAGES:
+        for function in policies.FUNCTIONS:
+            document = policies.render(
+                stage, function, tracing=policies.tracing(stage), account="111122223333", region="eu-west-1"
+            )
+            path = tmp_path / policies.policy_file(stage, function)
+            path.write_text(json.dumps(document))
+            files.append(path)
     out = subprocess.run(
         [str(scanners / "parliament"), "--files", ",".join(map(str, files))], capture_output=True, text=True
     )

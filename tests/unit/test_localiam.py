@@ -233,3 +233,40 @@ def test_a_child_is_its_principal_on_every_thread_it_starts(tmp_path, monkeypatc
     assert [(c["principal"], c["action"], c["allowed"]) for c in recorded] == [
         ("batch_scoring_job", "s3:GetObjectVersion", False)
     ]
+
+
+# --- the account and the region a call reaches (issue 15: ARNs scoped to them) -------------------
+
+
+def test_a_queue_is_the_one_in_the_account_its_url_names_and_the_region_the_client_calls():
+    url = "http://127.0.0.1:1/999999999999/q"
+    (request, *_) = describe("sqs", "SendMessage", {"QueueUrl": url}, ACCOUNT, region="eu-west-1")
+    assert request.resource == "arn:aws:sqs:eu-west-1:999999999999:q"
+    (named,) = describe("sqs", "GetQueueUrl", {"QueueName": "q2"}, ACCOUNT, region="eu-west-1")
+    assert named.resource == "arn:aws:sqs:eu-west-1:123456789012:q2"
+    (owned,) = describe(
+        "sqs", "GetQueueUrl", {"QueueName": "q2", "QueueOwnerAWSAccountId": "999999999999"}, ACCOUNT
+    )
+    assert owned.resource == "arn:aws:sqs:us-east-1:999999999999:q2"
+
+
+def test_a_table_or_parameter_named_by_name_is_the_callers_in_the_clients_region_by_arn_that_one():
+    (table,) = describe("dynamodb", "GetItem", {"TableName": "t"}, ACCOUNT, region="eu-west-1")
+    assert table.resource == "arn:aws:dynamodb:eu-west-1:123456789012:table/t"
+    other = "arn:aws:dynamodb:us-west-2:999999999999:table/t"
+    assert describe("dynamodb", "GetItem", {"TableName": other}, ACCOUNT)[0].resource == other
+    (parameter,) = describe("ssm", "GetParameter", {"Name": "/x/y"}, ACCOUNT, region="eu-west-1")
+    assert parameter.resource == "arn:aws:ssm:eu-west-1:123456789012:parameter/x/y"
+    shared = "arn:aws:ssm:us-west-2:999999999999:parameter/x/y"
+    assert describe("ssm", "GetParameter", {"Name": shared}, ACCOUNT)[0].resource == shared
+
+
+def test_a_policy_scoped_to_an_account_and_region_refuses_the_same_name_elsewhere():
+    policy = _policy(_allow("sqs:SendMessage", "arn:aws:sqs:us-east-1:123456789012:q"))
+    for url, region, allowed in (
+        ("http://h/123456789012/q", "us-east-1", True),
+        ("http://h/123456789012/q", "us-west-2", False),
+        ("http://h/999999999999/q", "us-east-1", False),
+    ):
+        (request, *_) = describe("sqs", "SendMessage", {"QueueUrl": url}, ACCOUNT, region=region)
+        assert evaluate(policy, request).allowed is allowed, (url, region)
