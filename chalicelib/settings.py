@@ -111,6 +111,12 @@ class Settings:
         """Every SQS work queue by field name (each has a DLQ named ``<queue>-dlq``)."""
         return {field: getattr(self, field) for field in _SQS_QUEUES}
 
+    @property
+    def consumed_queues(self) -> dict[str, str]:
+        """Every queue a function consumes: the work queues and the batch work queue's DLQ (read by
+        ``batch_shard_failed``), each with a DLQ named ``<queue>-dlq`` that nothing consumes."""
+        return self.queues | {"batch_work_dlq": dlq_name(self.batch_work_queue)}
+
 
 # SubmitJob: up to 128 letters, numbers, hyphens and underscores, starting with a letter or number.
 MAX_JOB_NAME = 128

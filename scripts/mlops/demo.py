@@ -363,7 +363,7 @@ def run_demo(verbose: bool = False) -> int:
         demo.step("Queues after the run")
         from mlops.status import queue_depths
 
-        for name, visible, in_flight, dlq in queue_depths(sqs, settings.queues):
+        for name, visible, in_flight, dlq in queue_depths(sqs, settings.consumed_queues):
             print(f"   {name:<40} visible {visible}  in flight {in_flight}  DLQ {dlq}")
         # A handler deletes its message after it returns: wait for the queues to drain, not for a pace.
         demo.check(

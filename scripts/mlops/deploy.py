@@ -155,7 +155,7 @@ def smoke_check(
         else:
             print(f"    {source['name']}: {mapping['State']}, ReportBatchItemFailures on")
     sqs = session.client("sqs")
-    for queue in Settings.for_stage(stage, prefix).queues.values():
+    for queue in Settings.for_stage(stage, prefix).consumed_queues.values():
         dlq = dlq_name(queue)
         try:
             dlq_url = sqs.get_queue_url(QueueName=dlq)["QueueUrl"]

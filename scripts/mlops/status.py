@@ -57,7 +57,7 @@ def print_status(stage: str = "local") -> int:
         )
 
     print(f"\n{'queue':<42}{'visible':>8}{'in flight':>10}{'DLQ':>6}")
-    for name, visible, in_flight, dlq in queue_depths(session.client("sqs"), settings.queues):
+    for name, visible, in_flight, dlq in queue_depths(session.client("sqs"), settings.consumed_queues):
         flag = "   <- messages in the DLQ need a look" if dlq else ""
         print(f"{name:<42}{visible:>8}{in_flight:>10}{dlq:>6}{flag}")
 
