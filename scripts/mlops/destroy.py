@@ -84,10 +84,18 @@ def _wait_deleted(cfn: Any, name: str, timeout_s: float) -> bool:
     raise RuntimeError(f"{name} is still being deleted after {timeout_s:.0f} s")
 
 
-def destroy(session: Any, stage: str, prefix: str, chalice: bool = True) -> list[dict[str, str]]:
-    """Everything of the stage but its data; returns what was kept."""
+def destroy(
+    session: Any,
+    stage: str,
+    prefix: str,
+    chalice: bool = True,
+    project_dir: Path = PROJECT_DIR,
+    run: Any = None,
+) -> list[dict[str, str]]:
+    """Everything of the stage but its data; returns what was kept. ``run(*args)`` runs ``chalice``
+    (the rehearsal passes one that reaches moto)."""
     cfn = session.client("cloudformation")
-    deployed = PROJECT_DIR / ".chalice" / "deployed" / f"{stage}.json"
+    deployed = project_dir / ".chalice" / "deployed" / f"{stage}.json"
     state = _deploy_state(session, stage, prefix)
     if chalice and state is not None and state.fetch_chalice(deployed):
         print(
@@ -95,11 +103,16 @@ def destroy(session: Any, stage: str, prefix: str, chalice: bool = True) -> list
         )
     if chalice and deployed.exists():
         print(f"1. functions and API: chalice delete --stage {stage}")
-        subprocess.run([str(BIN / "chalice"), "delete", "--stage", stage], cwd=PROJECT_DIR, check=True)
+        if run is None:
+            subprocess.run(
+                [str(BIN / "chalice"), "--project-dir", str(project_dir), "delete", "--stage", stage],
+                cwd=project_dir,
+                check=True,
+            )
+        else:
+            run("--project-dir", str(project_dir), "delete", "--stage", stage)
     else:
-        print(
-            f"1. functions and API: nothing deployed from this checkout ({deployed.relative_to(PROJECT_DIR)} absent)"
-        )
+        print(f"1. functions and API: no record of a deploy of {stage} ({deployed} absent)")
     monitoring = f"{prefix}-{stage}-monitoring"
     print(f"2. {monitoring}: " + ("deleted" if delete_stack(cfn, monitoring) else "not there"))
     data_plane = stack_name(prefix, stage)

@@ -168,6 +168,14 @@ def main(argv: list[str]) -> int:
         return _chalice_deploy(args)
     if tool == "aws":
         return _aws(args)
+    if tool == "chalice":
+        from chalice.cli import main as chalice_main
+
+        sys.argv = ["chalice", *args]
+        try:
+            return int(chalice_main() or 0)
+        except SystemExit as exit_:  # click's standalone mode
+            return int(exit_.code or 0)
     raise SystemExit(f"unknown tool {tool}")
 
 

@@ -267,3 +267,72 @@ def test_a_deploy_failing_once_in_each_step_converges_when_run_again(moto_url, p
     ].read()
     assert json.loads(shared) == local and "partial" not in local
     assert local["resources"] and final.progress["image"] == image
+
+
+def test_a_deploy_that_failed_midway_is_destroyed_completely(moto_url, project, monkeypatch):
+    """Found at 21cd3ef: after `chalice deploy` failed midway, `chalice delete` exited 0 and deleted
+    nothing (Chalice had recorded nothing). Now the partial record, kept in the shared deploy state,
+    lets `make destroy` remove what the failed attempt made. (The prod stage: its own names.)"""
+    from mlops.destroy import destroy
+
+    stage = "prod"
+    _moto_keeps_ephemeral_storage(monkeypatch)
+    _moto_change_sets_make_outputs(monkeypatch)
+    _moto_associates_log_keys(monkeypatch)
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    session = boto3.session.Session(region_name=REGION)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_DIR), str(PROJECT_DIR / "scripts")])}
+
+    def tool(name: str, fail: str = "") -> Any:
+        def run(*args: str, capture: bool = False) -> str:
+            out = subprocess.run(
+                [sys.executable, "-m", "tests.deploy.rehearse_tool", name, *args],
+                cwd=PROJECT_DIR, env={**env, "REHEARSAL_FAIL_AT": fail}, text=True, capture_output=True,
+                timeout=900,
+            )  # fmt: skip
+            if out.returncode:
+                raise subprocess.CalledProcessError(out.returncode, [name, *args], out.stdout, out.stderr)
+            return out.stdout if capture else ""
+
+        return run
+
+    def runner(name: str, *args: str, capture: bool = False) -> str:
+        return tool(name, "ImportRestApi" if name == "chalice-deploy" else "")(*args, capture=capture)
+
+    deployment = Deployment(stage, session, runner, project_dir=project, account_limit=1000)
+    with pytest.raises(subprocess.CalledProcessError, match="chalice-deploy"):
+        deployment.execute()
+    lam = session.client("lambda")
+    ours = f"{PREFIX}-{stage}"
+
+    def made() -> tuple[set[str], list[str]]:
+        names = {
+            f["FunctionName"] for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith(ours)
+        }
+        mappings = [
+            m["UUID"]
+            for m in lam.list_event_source_mappings()["EventSourceMappings"]
+            if f":function:{ours}" in m["FunctionArn"]
+        ]
+        return names, mappings
+
+    functions_made, mappings_made = made()
+    assert functions_made and mappings_made  # the failed attempt made functions and live triggers
+    (project / ".chalice" / "deployed" / f"{stage}.json").unlink()  # another checkout: only the shared record
+
+    kept = destroy(session, stage, PREFIX, project_dir=project, run=tool("chalice"))
+
+    assert made() == (set(), [])
+    roles = {r["RoleName"] for r in session.client("iam").list_roles()["Roles"]}
+    assert not {r for r in roles if r.startswith(ours + "-")}
+    stacks = {
+        s["StackName"]: s["StackStatus"]
+        for s in session.client("cloudformation").list_stacks()["StackSummaries"]
+    }
+    assert stacks.get(f"{ours}-data-plane", "DELETE_COMPLETE") == "DELETE_COMPLETE"  # moto forgets it
+    assert {k["type"] for k in kept} >= {"AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::KMS::Key"}
