@@ -91,6 +91,16 @@ API_SKIPS = [
     }
 ]
 
+# What API Gateway's account-wide CloudWatch role may do, on API Gateway's own log groups only
+# (instead of AWS's managed AmazonAPIGatewayPushToCloudWatchLogs, on every group): both deploy paths.
+API_GATEWAY_LOG_ACTIONS = (
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:PutLogEvents",
+)
+
 
 def _sub(text: str) -> dict[str, str]:
     return {"Fn::Sub": text}
@@ -353,13 +363,7 @@ def apigateway_account_template() -> dict[str, Any]:
                                 "Statement": [
                                     {
                                         "Effect": "Allow",
-                                        "Action": [
-                                            "logs:CreateLogGroup",
-                                            "logs:CreateLogStream",
-                                            "logs:DescribeLogGroups",
-                                            "logs:DescribeLogStreams",
-                                            "logs:PutLogEvents",
-                                        ],
+                                        "Action": list(API_GATEWAY_LOG_ACTIONS),
                                         "Resource": [_sub(g) for g in (*groups, *(g + ":*" for g in groups))],
                                     }
                                 ],

@@ -209,6 +209,8 @@ def _account_role(apigateway: Any, iam: Any, prefix: str) -> str:
     # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs allows these on every log group; here only
     # on API Gateway's own (access logs under /aws/apigateway/, execution logs), in this account.
     # Any region: the role is named per prefix, and the account setting of each region may name it.
+    from mlops.package import API_GATEWAY_LOG_ACTIONS
+
     account = arn.split(":")[4]
     groups = [
         f"arn:aws:logs:*:{account}:log-group:/aws/apigateway/*",
@@ -219,13 +221,7 @@ def _account_role(apigateway: Any, iam: Any, prefix: str) -> str:
         "Statement": [
             {
                 "Effect": "Allow",
-                "Action": [
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:DescribeLogGroups",
-                    "logs:DescribeLogStreams",
-                    "logs:PutLogEvents",
-                ],
+                "Action": list(API_GATEWAY_LOG_ACTIONS),
                 "Resource": [*groups, *(g + ":*" for g in groups)],
             }
         ],

@@ -108,6 +108,21 @@ def moto_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def session(moto_url: str, monkeypatch: Any) -> Any:
+    """A session on the moto server, with moto's gaps that the deploy meets bridged as AWS behaves."""
+    _moto_keeps_ephemeral_storage(monkeypatch)
+    _moto_change_sets_make_outputs(monkeypatch)
+    _moto_associates_log_keys(monkeypatch)
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return boto3.session.Session(region_name=REGION)
+
+
+@pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The checkout's tracked files (the deploy writes `.chalice/deployed/` and build/ into it); the
     dependency layer Chalice builds is cached in the checkout's `.chalice/deployments`."""
@@ -156,6 +171,24 @@ def _wired_health(session: Any) -> Any:
     return probe
 
 
+def _tool(name: str, fail: str = "") -> Any:
+    """Runs one of the deploy's tools against moto (tests/deploy/rehearse_tool.py), failing at
+    ``fail`` (an AWS operation, ``Operation#n``) if given."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_DIR), str(PROJECT_DIR / "scripts")])}
+
+    def run(*args: str, capture: bool = False) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "tests.deploy.rehearse_tool", name, *args],
+            cwd=PROJECT_DIR, env={**env, "REHEARSAL_FAIL_AT": fail}, text=True, capture_output=True,
+            timeout=900,  # a hang fails the test instead of the CI run
+        )  # fmt: skip
+        if out.returncode:
+            raise subprocess.CalledProcessError(out.returncode, [name, *args], out.stdout, out.stderr)
+        return out.stdout if capture else ""
+
+    return run
+
+
 def _stage_state(session: Any) -> dict[str, Any]:
     lam, apigw, cfn = session.client("lambda"), session.client("apigateway"), session.client("cloudformation")
     names = {f.function_name for f in functions(STAGE)}
@@ -180,17 +213,7 @@ def _stage_state(session: Any) -> dict[str, Any]:
     }
 
 
-def test_a_deploy_failing_once_in_each_step_converges_when_run_again(moto_url, project, monkeypatch):
-    _moto_keeps_ephemeral_storage(monkeypatch)
-    _moto_change_sets_make_outputs(monkeypatch)
-    _moto_associates_log_keys(monkeypatch)
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    session = boto3.session.Session(region_name=REGION)
+def test_a_deploy_failing_once_in_each_step_converges_when_run_again(session, project):
     image = _image(session)
     failing: dict[str, str] = {}  # the step to fail in this run and the operation
     current: list[Deployment] = []
@@ -201,18 +224,10 @@ def test_a_deploy_failing_once_in_each_step_converges_when_run_again(moto_url, p
 
     injected: Any = None
     session._session.register("before-call", in_process_failure)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_DIR), str(PROJECT_DIR / "scripts")])}
 
     def runner(tool: str, *args: str, capture: bool = False) -> str:
         fail = failing["operation"] if failing and current[0].current_step == failing["step"] else ""
-        out = subprocess.run(
-            [sys.executable, "-m", "tests.deploy.rehearse_tool", tool, *args],
-            cwd=PROJECT_DIR, env={**env, "REHEARSAL_FAIL_AT": fail}, text=True, capture_output=True,
-            timeout=900,  # a hang fails the test instead of the CI run
-        )  # fmt: skip
-        if out.returncode:
-            raise subprocess.CalledProcessError(out.returncode, [tool, *args], out.stdout, out.stderr)
-        return out.stdout if capture else ""
+        return _tool(tool, fail)(*args, capture=capture)
 
     def run() -> Deployment:
         deployment = Deployment(
@@ -269,40 +284,16 @@ def test_a_deploy_failing_once_in_each_step_converges_when_run_again(moto_url, p
     assert local["resources"] and final.progress["image"] == image
 
 
-def test_a_deploy_that_failed_midway_is_destroyed_completely(moto_url, project, monkeypatch):
+def test_a_deploy_that_failed_midway_is_destroyed_completely(session, project):
     """Found at 21cd3ef: after `chalice deploy` failed midway, `chalice delete` exited 0 and deleted
     nothing (Chalice had recorded nothing). Now the partial record, kept in the shared deploy state,
     lets `make destroy` remove what the failed attempt made. (The prod stage: its own names.)"""
     from mlops.destroy import destroy
 
     stage = "prod"
-    _moto_keeps_ephemeral_storage(monkeypatch)
-    _moto_change_sets_make_outputs(monkeypatch)
-    _moto_associates_log_keys(monkeypatch)
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    session = boto3.session.Session(region_name=REGION)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_DIR), str(PROJECT_DIR / "scripts")])}
-
-    def tool(name: str, fail: str = "") -> Any:
-        def run(*args: str, capture: bool = False) -> str:
-            out = subprocess.run(
-                [sys.executable, "-m", "tests.deploy.rehearse_tool", name, *args],
-                cwd=PROJECT_DIR, env={**env, "REHEARSAL_FAIL_AT": fail}, text=True, capture_output=True,
-                timeout=900,
-            )  # fmt: skip
-            if out.returncode:
-                raise subprocess.CalledProcessError(out.returncode, [name, *args], out.stdout, out.stderr)
-            return out.stdout if capture else ""
-
-        return run
 
     def runner(name: str, *args: str, capture: bool = False) -> str:
-        return tool(name, "ImportRestApi" if name == "chalice-deploy" else "")(*args, capture=capture)
+        return _tool(name, "ImportRestApi" if name == "chalice-deploy" else "")(*args, capture=capture)
 
     deployment = Deployment(stage, session, runner, project_dir=project, account_limit=1000)
     with pytest.raises(subprocess.CalledProcessError, match="chalice-deploy"):
@@ -325,7 +316,7 @@ def test_a_deploy_that_failed_midway_is_destroyed_completely(moto_url, project, 
     assert functions_made and mappings_made  # the failed attempt made functions and live triggers
     (project / ".chalice" / "deployed" / f"{stage}.json").unlink()  # another checkout: only the shared record
 
-    kept = destroy(session, stage, PREFIX, project_dir=project, run=tool("chalice"))
+    kept = destroy(session, stage, PREFIX, project_dir=project, run=_tool("chalice"))
 
     assert made() == (set(), [])
     roles = {r["RoleName"] for r in session.client("iam").list_roles()["Roles"]}
