@@ -181,7 +181,8 @@ def monitoring_resources(stage: str, prefix: str, fns: list[Function]) -> dict[s
                 "stat": "Maximum",
                 "period": 300,
                 "metrics": [
-                    ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dlq_name(q)] for q in queues
+                    ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dlq_name(q)]
+                    for q in queues
                 ],
             },
         },

@@ -156,7 +156,7 @@ class _NoManagedPolicies:
         return {}
 
 
-@dataclass
+@dataclass(repr=False)  # an assertion message shows the fields it names, not the whole rehearsal
 class Rehearsal:
     session: Any
     settings: Settings
@@ -166,7 +166,7 @@ class Rehearsal:
     created: dict[str, dict[str, str]]  # the app stack's resources: logical id -> summary
     queues: set[str]  # the ARNs of the data plane's queues
     exports: dict[str, str]
-    zipped: bytes  # deployment.zip
+    code: tuple[str, int]  # deployment.zip: its SHA-256 (base64, as Lambda reports it) and size
     unsupported: set[str]  # the resource types moto said it cannot create
 
     def client(self, service: str) -> Any:
@@ -247,6 +247,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
             for w in warned
             if (found := re.search(r"parse (\S+) but it's not supported by moto", str(w.message)))
         }
+        zipped = (out / "deployment.zip").read_bytes()
         yield Rehearsal(
             session=session,
             settings=settings,
@@ -257,7 +258,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
             created={r["LogicalResourceId"]: r for r in summaries if r["LogicalResourceId"]},
             queues=queues,
             exports={e["Name"]: e["Value"] for e in cfn.list_exports()["Exports"]},
-            zipped=(out / "deployment.zip").read_bytes(),
+            code=(base64.b64encode(hashlib.sha256(zipped).digest()).decode(), len(zipped)),
             unsupported=unsupported,
         )
 
@@ -309,11 +310,10 @@ def test_the_packaged_stack_is_created_after_the_data_plane_with_the_uploaded_co
     assert set(rehearsal.template["Resources"]) - set(rehearsal.created) == skipped
     assert {rehearsal.template["Resources"][n]["Type"] for n in skipped} == MOTO_CANNOT_CREATE
     # Each function runs the deployment.zip `aws cloudformation package` uploaded.
-    digest = base64.b64encode(hashlib.sha256(rehearsal.zipped).digest()).decode()
     lam = rehearsal.client("lambda")
     for name in rehearsal.physical("AWS::Lambda::Function"):
         config = lam.get_function(FunctionName=name)["Configuration"]
-        assert (config["CodeSha256"], config["CodeSize"]) == (digest, len(rehearsal.zipped)), name
+        assert (config["CodeSha256"], config["CodeSize"]) == rehearsal.code, name
 
 
 def test_every_function_has_the_name_its_policies_alarms_and_dashboard_use(rehearsal):
