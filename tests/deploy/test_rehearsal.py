@@ -229,7 +229,8 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
         s3.create_bucket(Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": REGION})
         _aws([*package_step, "--region", REGION])
         template = dict(transform(load_template(packaged), {"AWS::Region": REGION}, _NoManagedPolicies()))
-        # `aws cloudformation deploy --s3-bucket` uploads the template and names it by its URL.
+        # `aws cloudformation deploy --s3-bucket` uploads the template and hands CloudFormation its
+        # URL (uploaded here translated: moto runs no transforms).
         body = json.dumps(template).encode()
         key = hashlib.md5(body).hexdigest() + ".template"
         s3.put_object(Bucket=ARTIFACTS, Key=key, Body=body)
