@@ -41,6 +41,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.settings import Settings, dlq_name
 from mlops import PROJECT_DIR
 from mlops.appinfo import Function, functions
 from mlops.cfn import stack_name
@@ -137,7 +138,9 @@ def monitoring_resources(stage: str, prefix: str, fns: list[Function]) -> dict[s
                     "AlarmActions": [alarms_topic],
                 },
             }
-    queues = sorted({fn.queue for fn in fns if fn.queue})
+    # The data plane's work queues and their DLQs (not the queues functions consume: one of those,
+    # batch-work-dlq, is itself a DLQ, and batch-work is consumed by Batch jobs, not a function).
+    queues = sorted(Settings.for_stage(stage, prefix).queues.values())
 
     def lambda_widget(metric: str, stat: str, y: int, x: int) -> dict[str, Any]:
         return {
@@ -188,7 +191,8 @@ def monitoring_resources(stage: str, prefix: str, fns: list[Function]) -> dict[s
                 "stat": "Maximum",
                 "period": 300,
                 "metrics": [
-                    ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", f"{q}-dlq"] for q in queues
+                    ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dlq_name(q)]
+                    for q in queues
                 ],
             },
         },
