@@ -113,8 +113,9 @@ class Settings:
 
     @property
     def consumed_queues(self) -> dict[str, str]:
-        """Every queue a function consumes: the work queues and the batch work queue's DLQ (read by
-        ``batch_shard_failed``), each with a DLQ named ``<queue>-dlq`` that nothing consumes."""
+        """Every queue something consumes (functions, the scoring workers): the work queues and the
+        batch work queue's DLQ (read by ``batch_shard_failed``), each with a DLQ named ``<queue>-dlq``
+        that nothing consumes."""
         return self.queues | {"batch_work_dlq": dlq_name(self.batch_work_queue)}
 
 

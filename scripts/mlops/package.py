@@ -192,7 +192,7 @@ def monitoring_resources(stage: str, prefix: str, fns: list[Function]) -> dict[s
                 "period": 300,
                 "metrics": [
                     ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dlq_name(q)]
-                    for q in queues
+                    for q in sorted(Settings.for_stage(stage, prefix).consumed_queues.values())
                 ],
             },
         },
