@@ -313,6 +313,8 @@ class Deployment:
     def execute(self) -> int:
         import uuid
 
+        from mlops.deploystate import DeployLocked
+
         previous = self._previous()
         if previous and previous.get("finished") is None:
             failed = [s for s, e in previous.get("steps", {}).items() if e.get("status") == "failed"]
@@ -339,6 +341,8 @@ class Deployment:
                 method = getattr(self, "step_" + step.replace("-", "_"))
                 try:
                     result = method(number)
+                except DeployLocked:
+                    raise  # another run's progress is not this run's to overwrite
                 except BaseException as exc:
                     self._mark(step, "failed", f"{type(exc).__name__}: {exc}")
                     print(f"\nstep {number} ({step}) failed: run the same command again to resume")
