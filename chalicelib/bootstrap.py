@@ -335,6 +335,7 @@ def validation_ports() -> ValidationPorts:
 def contract_sections() -> None:
     """Register the checks of the contract sections later stages own: importing a stage registers its
     check (``chalicelib.validation.sections``). Whoever stores contracts calls this first."""
+    import chalicelib.capture.sections
     import chalicelib.registry.sections
     import chalicelib.training  # noqa: F401
 

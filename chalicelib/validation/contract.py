@@ -203,7 +203,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _TOP_KEYS = {
     "dataset", "version", "description", "columns", "target", "task", "row_id", "format", "limits", "drift",
 }  # fmt: skip
-EXTENSION_KEYS = {"training", "promotion", "serving"}
+EXTENSION_KEYS = {"training", "promotion", "serving", "monitoring"}
 FIELDS = tuple(sorted(_TOP_KEYS | EXTENSION_KEYS))  # a contract document's top-level fields
 _COLUMN_KEYS = {
     "name", "type", "classification", "nullable", "min", "max", "allowed", "pattern", "unique",
