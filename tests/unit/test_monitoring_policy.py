@@ -64,6 +64,7 @@ def test_storing_a_contract_checks_its_monitoring_section() -> None:
                 {"name": "y", "type": "integer", "classification": "internal"},
             ],
             "target": "y",
+            "task": "classification",
             "monitoring": {"drift": {"threshold": -1}},
         }
     )
