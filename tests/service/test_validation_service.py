@@ -113,7 +113,7 @@ def test_only_a_known_section_can_have_a_check() -> None:
         register_section("trainig", lambda contract: None)
 
 
-def test_the_wiring_registers_the_training_and_promotion_checks_in_a_fresh_process() -> None:
+def test_the_wiring_registers_the_training_promotion_and_monitoring_checks_in_a_fresh_process() -> None:
     """Validation imports neither stage: the registrations come from bootstrap importing them."""
     code = (
         "import json\n"
@@ -128,7 +128,7 @@ def test_the_wiring_registers_the_training_and_promotion_checks_in_a_fresh_proce
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env
     )
     before, after = json.loads(run.stdout)
-    assert before == [] and sorted(after) == ["promotion", "training"]
+    assert before == [] and sorted(after) == ["monitoring", "promotion", "training"]
 
 
 @pytest.mark.parametrize(
