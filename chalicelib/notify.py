@@ -23,6 +23,7 @@ UPLOAD_REVOKED = "Upload revoked"
 CHAMPION_TAINTED = "Champion tainted"
 BATCH_JOB_SUCCEEDED = "Batch job succeeded"
 BATCH_JOB_PARTIAL = "Batch job partial"
+MONITOR_BREACH = "Model monitoring breach"
 DETAIL_TYPES = (
     MODEL_PROMOTED,
     MODEL_ROLLED_BACK,
@@ -32,6 +33,7 @@ DETAIL_TYPES = (
     CHAMPION_TAINTED,
     BATCH_JOB_SUCCEEDED,
     BATCH_JOB_PARTIAL,
+    MONITOR_BREACH,
 )
 
 

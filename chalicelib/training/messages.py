@@ -33,9 +33,17 @@ def trigger_from_message(body: dict[str, Any]) -> Trigger:
             dataset=dataset,
             reason=f"run {body.get('run_id')} finished with triggers waiting",
         )
+    if event == "monitor.breach":
+        return Trigger(kind="monitor", dataset=dataset, reason=str(body.get("reason") or "a sustained breach"))
     raise ValueError(f"unknown retrain message event {event!r}")
 
 
 def run_finished_message(dataset: str, run_id: str, coalesced: int) -> dict[str, Any]:
     """What a run that ends with ``coalesced`` triggers waiting sends, so the kickoff looks again."""
     return {"event": "run.finished", "dataset": dataset, "run_id": run_id, "coalesced": coalesced}
+
+
+def monitor_breach_message(dataset: str, kinds: list[str], reason: str, window: str) -> dict[str, Any]:
+    """What the monitor sends when a breach is sustained (``chalicelib.monitoring``): a trigger of kind
+    ``monitor``, decided by the same policy and single-flight lock as every other."""
+    return {"event": "monitor.breach", "dataset": dataset, "kinds": kinds, "reason": reason, "window": window}

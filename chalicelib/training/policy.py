@@ -5,6 +5,8 @@ a run is in flight           -> coalesce (recorded on the dataset, re-evaluated 
 within the cooldown          -> skip
 new valid rows >= min        -> launch (rows an earlier upload holds unchanged are not new)
 drift (and on_drift)         -> launch
+a monitoring breach          -> launch, if any new row arrived (retraining on the same rows cannot help:
+                                the skip says so, and the breach's notification asks for labelled data)
 model older than max age     -> launch, if any new row arrived (same data, same model)
 otherwise                    -> skip, saying what is missing
 """
@@ -16,7 +18,7 @@ from datetime import datetime, timedelta
 
 from chalicelib.training.settings import RetrainSettings
 
-TRIGGER_KINDS = ("data", "schedule", "request", "run_finished")
+TRIGGER_KINDS = ("data", "schedule", "request", "run_finished", "monitor")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ def decide(trigger: Trigger, state: DatasetState, settings: RetrainSettings, now
         reasons.append(f"{state.rows_since_training} new valid rows >= min_new_rows {settings.min_new_rows}")
     if settings.on_drift and (trigger.drift or state.drift_pending) and state.rows_since_training > 0:
         reasons.append("the latest data drifted from the reference")
+    if trigger.kind == "monitor" and state.rows_since_training > 0:
+        reasons.append(f"monitoring: {trigger.reason or 'a sustained breach'}")
     if (
         settings.max_champion_age_days is not None
         and state.last_trained_at is not None
@@ -76,6 +80,11 @@ def decide(trigger: Trigger, state: DatasetState, settings: RetrainSettings, now
     skipped = [
         f"{state.rows_since_training} new valid rows < min_new_rows {settings.min_new_rows}, no drift, model not too old"
     ]
+    if trigger.kind == "monitor":
+        skipped.append(
+            f"monitoring: {trigger.reason or 'a sustained breach'}; but no new valid row since the last "
+            "training: upload labelled data (outcomes joined to live inputs) to retrain on"
+        )
     if trigger.kind == "data" and trigger.repeated_rows:
         skipped.append(
             f"upload {trigger.upload_id}: {trigger.rows} new row(s); {trigger.repeated_rows} repeat earlier uploads "

@@ -112,3 +112,32 @@ def test_the_manifest_lists_uploads_oldest_first_and_can_leave_some_out():
         {**o, "uploaded_at": "20261130T110000.000000Z"} if o["upload_id"] == "a" else o for o in objects
     ]
     assert data_hash("d", swapped) != data_hash("d", objects)
+
+
+def test_a_monitoring_breach_launches_with_any_new_row_and_says_why() -> None:
+    breach = Trigger("monitor", "d", reason="drift in 2 windows in a row")
+    decision = decide(breach, DatasetState(rows_since_training=1), POLICY, NOW)
+    assert decision.action == "launch"
+    assert decision.reasons == ["monitoring: drift in 2 windows in a row"]
+
+
+def test_a_monitoring_breach_without_new_rows_is_skipped_asking_for_labelled_data() -> None:
+    decision = decide(Trigger("monitor", "d", reason="accuracy"), DatasetState(), POLICY, NOW)
+    assert decision.action == "skip"
+    assert any("upload labelled data" in reason for reason in decision.reasons)
+
+
+def test_a_monitoring_breach_waits_out_the_cooldown_and_a_run_in_flight() -> None:
+    breach = Trigger("monitor", "d", reason="quality")
+    cooling = DatasetState(rows_since_training=500, last_run_started_at=NOW - timedelta(minutes=10))
+    assert decide(breach, cooling, POLICY, NOW).action == "skip"
+    running = DatasetState(rows_since_training=500, run_in_flight="run-7")
+    assert decide(breach, running, POLICY, NOW).action == "coalesce"
+
+
+def test_the_monitor_message_becomes_a_monitor_trigger() -> None:
+    from chalicelib.training.messages import monitor_breach_message
+
+    message = monitor_breach_message("d", ["drift"], "drift in 2 windows", "20261201T1000Z")
+    trigger = trigger_from_message(message)
+    assert (trigger.kind, trigger.dataset, trigger.reason) == ("monitor", "d", "drift in 2 windows")
