@@ -371,3 +371,43 @@ def ingest_once() -> IdempotentIngest:
     # Built on first use: the persistence layer creates a boto3 client in its constructor.
     persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table)
     return idempotent_ingest(ingest_ports(), persistence)
+
+
+# --- monitoring ---
+
+if TYPE_CHECKING:
+    from chalicelib.monitoring.service import MonitorPorts
+    from chalicelib.monitoring.store import MonitoringStore
+
+
+@_once
+def monitoring_store() -> MonitoringStore:
+    from chalicelib.adapters.aws.monitoring import S3MonitoringStore
+
+    return S3MonitoringStore(settings().data_bucket, settings().stage)
+
+
+def emit_window_metrics(model: str, report: dict[str, Any]) -> None:
+    """A window report's figures as CloudWatch metrics (EMF, one document per window): the alarms of
+    the monitoring stack watch ``MonitorBreaches``; the others draw the dashboard's trends."""
+    from chalicelib.monitoring.metrics import window_metrics
+    from chalicelib.observability import emit_dimensioned
+
+    emit_dimensioned({"model": model}, window_metrics(report))
+
+
+@_once
+def monitor_ports() -> MonitorPorts:
+    from chalicelib.monitoring.service import MonitorPorts
+
+    return MonitorPorts(
+        registry=registry(),
+        contracts=contracts(),
+        artifacts=artifacts(),
+        capture=capture_source(),
+        outcomes=outcome_store(),
+        store=monitoring_store(),
+        retrain=retrain_queue(),
+        notifier=notifier(),
+        emit=emit_window_metrics,
+    )

@@ -128,3 +128,18 @@ def install(app: Chalice) -> None:
         raise ValueError(f"observability is set up for the app {APP_NAME!r}, not {app.app_name!r}")
     for func, event_type in _middleware():
         app.register_middleware(func, event_type)
+
+
+def emit_dimensioned(dimensions: dict[str, str], figures: list[tuple[str, str, float]]) -> None:
+    """One EMF document of ``figures`` (name, unit, value) under ``dimensions``, written now: the
+    per-model figures of the monitor, which the shared ``metrics`` (one dimension set) cannot carry."""
+    from aws_lambda_powertools.metrics import EphemeralMetrics
+
+    if not figures:
+        return
+    ephemeral = EphemeralMetrics(namespace=metrics.namespace or METRICS_NAMESPACE, service=SERVICE)
+    for name, value in dimensions.items():
+        ephemeral.add_dimension(name=name, value=value)
+    for name, unit, value in figures:
+        ephemeral.add_metric(name=name, unit=unit, value=value)
+    ephemeral.flush_metrics()

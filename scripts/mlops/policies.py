@@ -394,6 +394,42 @@ def token_authorizer(s: Settings) -> list[Statement]:
     ]
 
 
+def monitor_models(s: Settings) -> list[Statement]:
+    """Hourly: per model, report closed windows from the captured records and the outcomes, against the
+    champion's reference; record sustained breaches, announce them, ask for a retrain."""
+    return [
+        # The captured records (Firehose's and the batch workers'), the outcomes, the reports so far.
+        _allow(
+            "ReadCaptureOutcomesReports",
+            ["s3:GetObject"],
+            _objects(s.data_bucket, "capture/", "monitoring/", "contracts/"),
+        ),
+        _list("ListWhatItReads", s.data_bucket, "capture/", "monitoring/"),
+        # Window reports (rewritten when late outcomes arrive) and each champion's prediction reference.
+        _allow(
+            "WriteReports",
+            ["s3:PutObject", "s3:PutObjectTagging"],
+            [
+                f"arn:{PARTITION}:s3:::{s.data_bucket}/monitoring/*/windows/*",
+                f"arn:{PARTITION}:s3:::{s.data_bucket}/monitoring/*/reference/*",
+            ],
+        ),
+        # The monitoring audit trail: breach records, create-only (as the registry's audit copies).
+        _allow(
+            "RecordBreaches",
+            ["s3:PutObject", "s3:PutObjectTagging"],
+            [f"arn:{PARTITION}:s3:::{s.data_bucket}/monitoring/*/audit/*"],
+            StringEquals={"s3:if-none-match": "*"},
+        ),
+        # The champion's reference profile, holdout and model, read at the version the registry recorded.
+        _allow("ReadModelArtifacts", ["s3:GetObjectVersion"], _objects(s.models_bucket, "models/")),
+        # Which models there are (Scan of the counters), their champions and version records.
+        _allow("ReadRegistry", ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"], _table(s.registry_table)),
+        _allow("AskForRetrain", ["sqs:GetQueueUrl", "sqs:SendMessage"], _queue(s.retrain_queue)),
+        _notify(s),
+    ]
+
+
 # Every function of app.py, by its Chalice name. A new function needs an entry here (and its
 # settings in .chalice/config.json); tests/deploy/test_deploy.py fails until it has both.
 FUNCTIONS: dict[str, Callable[[Settings], list[Statement]]] = {
@@ -401,6 +437,7 @@ FUNCTIONS: dict[str, Callable[[Settings], list[Statement]]] = {
     "ingest_upload": ingest_upload,
     "kickoff_retraining": kickoff_retraining,
     "scheduled_retrain_check": scheduled_retrain_check,
+    "monitor_models": monitor_models,
     "evaluate_candidate": evaluate_candidate,
     "token_authorizer": token_authorizer,
     "plan_batch_job": plan_batch_job,

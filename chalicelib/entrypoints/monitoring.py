@@ -1,0 +1,68 @@
+"""Monitoring: the hourly monitor (``monitor_models``) and ``GET /models/{name}/monitoring``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalice import Rate
+from chalice.app import CloudWatchEvent
+
+from chalicelib import bootstrap
+from chalicelib.entrypoints.auth import READS
+from chalicelib.entrypoints.blueprint import Area, model_name
+from chalicelib.errors import InvalidInput, NotFound
+
+bp = Area(__name__)
+
+DEFAULT_SPAN = timedelta(hours=24)
+MAX_SPAN = timedelta(days=31)
+
+
+@bp.schedule(Rate(1, unit=Rate.HOURS), name="monitor_models")
+def monitor_models(event: CloudWatchEvent) -> dict[str, Any]:
+    """Hourly: report every model's closed windows, and act on the breaches they sustain."""
+    from chalicelib.monitoring.service import run_monitor
+
+    return run_monitor(bootstrap.monitor_ports(), datetime.now(UTC))
+
+
+def _instant(params: Any, name: str, default: datetime) -> datetime:
+    given = params.getlist(name) if params and name in params else []
+    if len(given) > 1:
+        raise InvalidInput(f"{name}: give one instant, not several")
+    if not given:
+        return default
+    try:
+        moment = datetime.fromisoformat(given[0])
+    except ValueError:
+        raise InvalidInput(f"{name}: not an ISO 8601 instant (e.g. 2026-12-01T10:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@bp.route("/models/{name}/monitoring", methods=["GET"], authorizer=READS)
+def model_monitoring(name: str) -> dict[str, Any]:
+    """The model's window reports and breaches with a start in ``[from, to)`` (ISO 8601; default: the
+    last 24 hours; at most 31 days), oldest first."""
+    model = model_name(name)
+    params = bp.current_request.query_params
+    unknown = sorted(set(params or ()) - {"from", "to"})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: unknown query parameter; allowed: from, to")
+    now = datetime.now(UTC)
+    end = _instant(params, "to", now)
+    start = _instant(params, "from", end - DEFAULT_SPAN)
+    if start >= end:
+        raise InvalidInput("from: must be before to")
+    if end - start > MAX_SPAN:
+        raise InvalidInput("from: at most 31 days before to")
+    if bootstrap.registry().champion(model) is None and not bootstrap.registry().versions(model):
+        raise NotFound(f"no model named {model!r}")
+    store = bootstrap.monitoring_store()
+    return {
+        "model": model,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "windows": store.windows(model, start, end),
+        "breaches": store.breaches(model, start, end),
+    }
