@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
+
+# The local cloud's simulated clock: its demo moves time forward by hours to show hourly monitoring
+# windows in minutes. Read on every call (a dict lookup); deployed functions never have it set.
+CLOCK_OFFSET_ENV = "MLOPS_LOCAL_CLOCK_OFFSET_S"
+
+
+def utc_now() -> datetime:
+    """Now, in UTC, as the monitor and the inference records see it (the local cloud may move it on)."""
+    offset = os.environ.get(CLOCK_OFFSET_ENV)
+    now = datetime.now(UTC)
+    return now + timedelta(seconds=float(offset)) if offset else now
 
 
 def now_iso(timespec: str = "milliseconds") -> str:

@@ -23,8 +23,14 @@ MAX_SPAN = timedelta(days=31)
 def monitor_models(event: CloudWatchEvent) -> dict[str, Any]:
     """Hourly: report every model's closed windows, and act on the breaches they sustain."""
     from chalicelib.monitoring.service import run_monitor
+    from chalicelib.observability import emit_dimensioned
 
-    return run_monitor(bootstrap.monitor_ports(), datetime.now(UTC))
+    from chalicelib.timeutil import utc_now
+
+    done = run_monitor(bootstrap.monitor_ports(), utc_now())
+    recorded = sum(len(result.get("breaches") or []) for result in done.values())
+    emit_dimensioned({"stage": bootstrap.settings().stage}, [("MonitorBreaches", "Count", float(recorded))])
+    return done
 
 
 def _instant(params: Any, name: str, default: datetime) -> datetime:
@@ -49,7 +55,9 @@ def model_monitoring(name: str) -> dict[str, Any]:
     unknown = sorted(set(params or ()) - {"from", "to"})
     if unknown:
         raise InvalidInput(f"{unknown[0]}: unknown query parameter; allowed: from, to")
-    now = datetime.now(UTC)
+    from chalicelib.timeutil import utc_now
+
+    now = utc_now()
     end = _instant(params, "to", now)
     start = _instant(params, "from", end - DEFAULT_SPAN)
     if start >= end:

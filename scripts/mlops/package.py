@@ -41,6 +41,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.observability import METRICS_NAMESPACE, SERVICE
 from chalicelib.settings import Settings, dlq_name
 from mlops import PROJECT_DIR
 from mlops.appinfo import Function, functions
@@ -138,6 +139,27 @@ def monitoring_resources(stage: str, prefix: str, fns: list[Function]) -> dict[s
                     "AlarmActions": [alarms_topic],
                 },
             }
+    # Models in production: the monitor counts the sustained breaches it records (drift, input quality,
+    # performance below its floor; chalicelib.monitoring) per stage. Any is worth a look: the
+    # notification names the model, the window and the figures; the retrain it asks for may start.
+    resources["ModelMonitorBreachAlarm"] = {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": f"{prefix}-{stage}-model-monitor-breach",
+            "AlarmDescription": "The monitor recorded a sustained breach of a model's monitoring policy "
+            "(GET /models/{name}/monitoring, `mlops monitor MODEL`).",
+            "Namespace": METRICS_NAMESPACE,
+            "MetricName": "MonitorBreaches",
+            "Dimensions": [{"Name": "service", "Value": SERVICE}, {"Name": "stage", "Value": stage}],
+            "Statistic": "Sum",
+            "Period": 3600,
+            "EvaluationPeriods": 1,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [alarms_topic],
+        },
+    }
     # The data plane's work queues and their DLQs (not the queues functions consume: one of those,
     # batch-work-dlq, is itself a DLQ, and batch-work is consumed by Batch jobs, not a function).
     queues = sorted(Settings.for_stage(stage, prefix).queues.values())
