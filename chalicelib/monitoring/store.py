@@ -30,7 +30,12 @@ def stamp(moment: datetime) -> str:
 
 
 def parse_stamp(text: str) -> datetime:
-    return datetime.strptime(text, STAMP).replace(tzinfo=UTC)
+    """A window's name (``stamp``) or an ISO 8601 instant, as an aware datetime."""
+    try:
+        return datetime.strptime(text, STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        moment = datetime.fromisoformat(text)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def window_key(model: str, start: datetime) -> str:

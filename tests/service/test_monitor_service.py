@@ -217,7 +217,7 @@ def test_closed_windows_are_reported_once_and_a_rerun_changes_nothing(world: dic
     assert [model for model, _ in world["emitted"]] == [DATASET, DATASET]
     second = run_monitor(world["ports"], now + timedelta(minutes=10))
     assert second[DATASET]["reported"] == []
-    assert world["notifier"].published == [] and world["queue"].receive() == []
+    assert world["notifier"].messages == [] and world["queue"].receive() == []
 
 
 def test_a_shift_sustained_over_two_windows_is_recorded_announced_and_asks_for_a_retrain_once(
@@ -231,7 +231,7 @@ def test_a_shift_sustained_over_two_windows_is_recorded_announced_and_asks_for_a
     assert [(b["kind"], b["windows"]) for b in breaches if b["kind"] == "drift"] == [
         ("drift", ["20261201T0100Z", "20261201T0200Z"])
     ]
-    published = world["notifier"].published
+    published = world["notifier"].messages
     assert [t for t, d in published if d["kind"] == "drift"] == [notify.MONITOR_BREACH]
     messages = [m for m in world["queue"].receive() if "drift" in m["kinds"]]
     assert [(m["event"], m["dataset"]) for m in messages] == [("monitor.breach", DATASET)]
@@ -239,7 +239,7 @@ def test_a_shift_sustained_over_two_windows_is_recorded_announced_and_asks_for_a
     run_monitor(world["ports"], T0 + 4 * HOUR + timedelta(minutes=1))
     drift = [b for b in world["store"].breaches(DATASET, T0, T0 + 5 * HOUR) if b["kind"] == "drift"]
     assert [b["windows"][-1] for b in drift] == ["20261201T0200Z", "20261201T0300Z"]
-    assert [d["kind"] for _, d in world["notifier"].published].count("drift") == 1
+    assert [d["kind"] for _, d in world["notifier"].messages].count("drift") == 1
     assert not [m for m in world["queue"].receive() if "drift" in m["kinds"]]
 
 
