@@ -60,9 +60,10 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "jobs"), str(ROOT / "scripts")]
 
-from benchmarks.machine import machine  # noqa: E402
+from machine import machine  # noqa: E402
+
 from chalicelib.capture.policy import MonitoringPolicy  # noqa: E402
 from chalicelib.monitoring.breach import sustained_breaches  # noqa: E402
 from chalicelib.monitoring.join import join  # noqa: E402
@@ -165,8 +166,8 @@ def _finish(
 ) -> Table:
     from sklearn.inspection import permutation_importance
 
-    from jobs.training.main import reference_profile
-    from jobs.training.table import load_table
+    from training.main import reference_profile
+    from training.table import load_table
 
     x_train, x_hold = table.matrix(train), table.matrix(holdout)
     table.model.fit(x_train, train_y)
