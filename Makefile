@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial bench-drift scan-venv scan package deploy postdeploy cost destroy
+.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial bench-drift bench-monitoring scan-venv scan package deploy postdeploy cost destroy
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -99,6 +99,12 @@ bench-adversarial: $(STAMP)
 DRIFT_BENCH_ARGS ?=
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift_bench.py $(DRIFT_BENCH_ARGS)
+
+# Monitoring replay: false alarms over stable windows, detection delay of a 0.5-SD shift, accuracy
+# drops on outcomes, cost per million predictions. MONITORING_BENCH_ARGS=--quick: under a minute.
+MONITORING_BENCH_ARGS ?=
+bench-monitoring: $(STAMP)
+	$(BIN)/python benchmarks/monitoring_bench.py $(MONITORING_BENCH_ARGS)
 
 # Deploy into your AWS account (README, "Deploy"): data plane, chalice deploy, post-deploy step,
 # monitoring, smoke check. DEPLOY_ARGS="--build-image" also builds and pushes the job image.

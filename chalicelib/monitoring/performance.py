@@ -1,0 +1,134 @@
+"""A window's primary metric on the predictions its outcomes judge, with a bootstrap interval.
+
+The metric is the registry's (``chalicelib.registry.metrics``: the training job's definitions,
+computed from per-row predictions and resample weights), so the live figure and the champion's
+holdout figure mean the same thing. The interval is a percentile bootstrap over the joined pairs:
+``rule.bootstrap_samples`` resamples drawn at once as a weight matrix (seeded: the same pairs give the
+same report). Each end is a one-sided bound at ``rule.confidence``.
+
+The verdict (docs/monitoring.md): ``insufficient_data`` below ``rule.min_outcomes`` pairs (or a
+metric undefined on them); ``breach`` when even the interval's better end is on the wrong side of
+the floor (for a higher-is-better metric, the upper bound below it; for a lower-is-better one, the
+lower bound above it): the model is worse than the floor with at least that confidence. ``ok``
+otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from chalicelib.capture.policy import PerformanceRule
+from chalicelib.monitoring.join import JoinResult, label_key
+from chalicelib.registry import metrics
+
+VERDICTS = ("ok", "breach", "insufficient_data")
+
+
+def default_floor(holdout_value: float, rule: PerformanceRule, greater_is_better: bool) -> float:
+    """The floor a window is held to: the contract's ``performance.floor`` if set, else the champion's
+    holdout value less (higher-is-better) or plus (lower-is-better) ``performance.tolerance``."""
+    if rule.floor is not None:
+        return float(rule.floor)
+    return float(holdout_value - rule.tolerance if greater_is_better else holdout_value + rule.tolerance)
+
+
+def performance_report(
+    pairs: JoinResult,
+    *,
+    task: str,
+    metric: str,
+    greater_is_better: bool,
+    floor: float,
+    rule: PerformanceRule,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``{"metric", "value", "low", "high", "confidence", "n", "coverage", "floor", "verdict",
+    "reason"}`` for the joined pairs (plain JSON; None for figures not computed)."""
+    n = pairs.matched
+    report: dict[str, Any] = {
+        "metric": metric,
+        "value": None,
+        "low": None,
+        "high": None,
+        "confidence": rule.confidence,
+        "n": n,
+        "coverage": pairs.coverage,
+        "floor": floor,
+        "greater_is_better": greater_is_better,
+        "verdict": "insufficient_data",
+        "reason": "",
+    }
+    if n < rule.min_outcomes:
+        report["reason"] = (
+            f"{n} predictions have outcomes, fewer than performance.min_outcomes {rule.min_outcomes}"
+        )
+        return report
+    y_true, scores = _arrays(pairs, task)
+    weighted = metrics.prepare(metric, y_true, scores)
+    value = float(weighted(np.ones((1, n)))[0])
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=rule.bootstrap_samples).astype(np.float64)
+    resampled = weighted(weights)
+    resampled = resampled[np.isfinite(resampled)]
+    if not math.isfinite(value) or resampled.size == 0:
+        report["reason"] = f"{metric} is undefined on these outcomes (one class only?)"
+        return report
+    low = float(np.quantile(resampled, 1.0 - rule.confidence))
+    high = float(np.quantile(resampled, rule.confidence))
+    better = high if greater_is_better else low
+    breach = better < floor if greater_is_better else better > floor
+    side = "upper" if greater_is_better else "lower"
+    report.update(value=value, low=low, high=high)
+    if breach:
+        report["verdict"] = "breach"
+        report["reason"] = (
+            f"{metric} {value:.4g} on {n} outcomes; its {side} bound {better:.4g} ({rule.confidence:.0%} "
+            f"one-sided) is {'below' if greater_is_better else 'above'} the floor {floor:.4g}"
+        )
+    else:
+        report["verdict"] = "ok"
+        report["reason"] = f"{metric} {value:.4g} on {n} outcomes; the floor {floor:.4g} is within reach"
+    return report
+
+
+def _arrays(pairs: JoinResult, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """Truth and scores as ``metrics.prepare`` takes them.
+
+    Classification: the probability columns are the classes of the first record's probabilities
+    (records without probabilities score 1 on their predicted class); a label the model never
+    predicts gets a column of zeros, so it counts as a miss rather than an error.
+    """
+    records = [pair.record for pair in pairs.pairs]
+    if task == "regression":
+        truth = np.array([float(pair.label) for pair in pairs.pairs], dtype=np.float64)
+        predicted = np.array([float(r["prediction"]) for r in records], dtype=np.float64)
+        return truth, predicted
+    classes: list[str] = []
+    for record in records:
+        for name in record.get("probabilities") or {}:
+            if name not in classes:
+                classes.append(str(name))
+    for record in records:
+        key = label_key(record.get("prediction"))
+        if key not in classes:
+            classes.append(key)
+    for pair in pairs.pairs:
+        key = label_key(pair.label)
+        if key not in classes:
+            classes.append(key)
+    if len(classes) < 2:
+        classes.append("\x00other")  # one class seen: a second column so accuracy is defined
+    column = {name: j for j, name in enumerate(classes)}
+    scores = np.zeros((len(records), len(classes)))
+    for i, record in enumerate(records):
+        probabilities = record.get("probabilities")
+        if probabilities:
+            for name, p in probabilities.items():
+                scores[i, column[str(name)]] = float(p)
+        else:
+            scores[i, column[label_key(record.get("prediction"))]] = 1.0
+    truth = np.array([column[label_key(pair.label)] for pair in pairs.pairs], dtype=np.int64)
+    return truth, scores
