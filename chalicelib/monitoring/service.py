@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -187,7 +188,7 @@ class _Context:
         )
         horizon = timedelta(hours=self.policy.outcome_horizon_hours)
         outcomes = list(self.ports.outcomes.received(self.model, start, min(self.now, end + horizon)))
-        joined = join(scored, outcomes, horizon)
+        joined = join(records, outcomes, horizon)
         doc = self.doc(version) or {}
         metric = str(doc.get("primary_metric") or "")
         report["performance"] = (
@@ -200,15 +201,13 @@ class _Context:
                 rule=self.policy.performance,
                 seed=int(start.timestamp()) // 60,
             )
-            if metric
-            else {"verdict": "insufficient_data", "reason": f"v{version} records no primary metric"}
+            if metric and (self.policy.performance.floor is not None or not math.isnan(_holdout_value(doc)))
+            else {"verdict": "insufficient_data", "reason": f"v{version} records no primary metric value"}
         )
         report.update(
             {
                 "model": self.model,
                 "window": stamp(start),
-                "start": start.isoformat(),
-                "end": end.isoformat(),
                 "version": version,
                 "computed_at": self.now.isoformat(),
                 "outcomes_as_of": self.now.isoformat(),
@@ -221,9 +220,10 @@ def _greater(doc: Mapping[str, Any]) -> bool:
     return bool((doc.get("training_metrics") or {}).get("greater_is_better", True))
 
 
-def _holdout_value(doc: Mapping[str, Any]) -> float | None:
+def _holdout_value(doc: Mapping[str, Any]) -> float:
+    """The version's holdout value of its primary metric (NaN when it records none: no default floor)."""
     value = doc.get("primary_value")
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
 
 
 def holdout_reference(artifacts: ArtifactReader, doc: Mapping[str, Any], label: str) -> dict[str, Any] | None:
