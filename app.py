@@ -7,10 +7,10 @@ from __future__ import annotations
 from chalice import Chalice
 
 from chalicelib import observability
-from chalicelib.entrypoints import auth, batch, datasets, health, predictions, registry, training
+from chalicelib.entrypoints import auth, batch, datasets, health, monitoring, predictions, registry, training
 
 app = Chalice(app_name=observability.APP_NAME)
 # Middleware first: Chalice attaches it to the handlers registered after it.
 observability.install(app)
-for area in (auth, health, datasets, training, registry, predictions, batch):
+for area in (auth, health, datasets, training, registry, predictions, batch, monitoring):
     app.register_blueprint(area.bp)

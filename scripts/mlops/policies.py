@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if a policy file is missing or stale")
     parser.add_argument(
         "--api-role",
-        choices=("viewer", "approver", "admin"),
+        choices=("viewer", "reporter", "approver", "admin"),
         help="print the IAM policy giving a caller this role's routes (MLOPS_AUTH=iam) and exit",
     )
     parser.add_argument(
