@@ -56,13 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     verify = sub.add_parser("audit-verify", help="compare a model's audit ledger with its create-only copies")
     verify.add_argument("model")
     verify.add_argument("--repair", action="store_true", help="write the copies of entries that have none")
-    from mlops import batch, models, tokens, uploads
+    from mlops import batch, models, outcomes, tokens, uploads
 
     models.add_parser(sub)
     uploads.add_parser(sub)
     models.add_predict_parser(sub)
     tokens.add_parser(sub)
     batch.add_parser(sub)
+    outcomes.add_parser(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             return tokens.run(args)
         if args.command == "batch":
             return batch.run(args)
+        if args.command == "outcomes":
+            return outcomes.run(args)
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {args.command}")
