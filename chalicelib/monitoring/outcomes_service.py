@@ -153,7 +153,7 @@ def ingest_upload(notification: dict[str, Any], ports: OutcomeUploadPorts) -> di
     version = opened.version_id or event.etag
     upload_id = upload_id_for(event.bucket, event.key, version)
     source = f"upload:{event.key}@{version}"
-    received = _received_at(event)
+    received = _received_at(event, opened.last_modified)
     dataset, problem = dataset_of_upload(event.key)
     upload = {
         "bucket": event.bucket,
@@ -205,8 +205,11 @@ def ingest_upload(notification: dict[str, Any], ports: OutcomeUploadPorts) -> di
     }
 
 
-def _received_at(event: ObjectCreated) -> datetime:
-    """When S3 received the upload (the event's time): the same for every retry of the event."""
+def _received_at(event: ObjectCreated, last_modified: datetime | None) -> datetime:
+    """When S3 received the upload: the version's Last-Modified, the same for every delivery of its
+    event (a redelivered or re-sent notification names the same object), else the event's time."""
+    if last_modified is not None:
+        return to_millis(last_modified if last_modified.tzinfo else last_modified.replace(tzinfo=UTC))
     try:
         moment = datetime.fromisoformat(event.event_time.replace("Z", "+00:00"))
     except ValueError:
