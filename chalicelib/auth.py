@@ -51,6 +51,7 @@ Under a flood of unknown tokens
 Roles (``ROLES``, each includes the ones before it)
     ==========  ==================================================================================
     viewer      read models, versions, audit, uploads, contracts, runs; predict
+    reporter    + send outcomes (true labels) for a model: what a label feed needs, and no more
     approver    + approve or reject a version, roll a model back
     admin       + store a dataset's contract, start a retraining, revoke an upload
     ==========  ==================================================================================
@@ -88,7 +89,7 @@ from chalicelib.observability import logger
 from chalicelib.settings import DATASET_NAME
 from chalicelib.timeutil import now_iso
 
-ROLES = ("viewer", "approver", "admin")
+ROLES = ("viewer", "reporter", "approver", "admin")
 
 # (method, route path exactly as declared in app.py) -> the least role that may call it.
 PERMISSIONS: dict[tuple[str, str], str] = {
@@ -105,6 +106,8 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/runs"): "viewer",
     ("POST", "/models/{name}/predict"): "viewer",
     ("POST", "/models/{name}/versions/{version}/predict"): "viewer",
+    # Outcomes decide performance verdicts (and so retrains): a write, but not an approver's.
+    ("POST", "/models/{name}/outcomes"): "reporter",
     ("POST", "/models/{name}/versions/{version}/approve"): "approver",
     ("POST", "/models/{name}/versions/{version}/reject"): "approver",
     ("POST", "/models/{name}/rollback"): "approver",

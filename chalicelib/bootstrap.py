@@ -376,8 +376,35 @@ def ingest_once() -> IdempotentIngest:
 # --- monitoring ---
 
 if TYPE_CHECKING:
+    from chalicelib.monitoring.outcomes_service import OutcomePorts, OutcomeUploadPorts
+    from chalicelib.monitoring.ports import OutcomeStore
     from chalicelib.monitoring.service import MonitorPorts
     from chalicelib.monitoring.store import MonitoringStore
+
+
+@_once
+def outcome_store() -> OutcomeStore:
+    from chalicelib.adapters.aws.outcomes import S3OutcomeStore
+
+    return S3OutcomeStore(settings().data_bucket)
+
+
+@_once
+def outcome_ports() -> OutcomePorts:
+    """``POST /models/{name}/outcomes``: the contract, the registry (is the model known) and the store."""
+    from chalicelib.monitoring.outcomes_service import OutcomePorts
+
+    return OutcomePorts(contracts=contracts(), outcomes=outcome_store(), registry=registry())
+
+
+@_once
+def outcome_upload_ports() -> OutcomeUploadPorts:
+    """Uploads under ``outcomes/`` (routed by ``ingest_upload``): read, check, store, quarantine."""
+    from chalicelib.monitoring.outcomes_service import OutcomeUploadPorts
+
+    return OutcomeUploadPorts(
+        contracts=contracts(), outcomes=outcome_store(), source=upload_source(), quarantine=validation_store()
+    )
 
 
 @_once

@@ -174,7 +174,7 @@ def tokens(aws: Settings) -> dict[str, dict[str, str]]:
 
     store = TokenStore(SsmTokenRecords.for_settings(aws))
     out = {}
-    for role, name in zip(ROLES, ("victor", "alice", "ops"), strict=True):
+    for role, name in zip(ROLES, ("victor", "rita", "alice", "ops"), strict=True):
         token, _ = store.create(name, role, created_by="tests")
         out[role] = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     return out

@@ -25,10 +25,22 @@ settings = bootstrap.settings()
 # time budget (validation.capacity.Capacity.seconds) leaves room to hash, copy and report.
 @bp.on_sqs_message(queue=settings.ingest_queue, batch_size=1, name="ingest_upload")
 def ingest_upload(event: SQSEvent) -> dict[str, Any]:
-    """S3 notifications of uploads under incoming/ -> validation -> uploads ledger."""
+    """S3 notifications of uploads under incoming/ -> validation -> uploads ledger; of outcomes
+    uploads under outcomes/ -> checked, stored, bad rows quarantined (monitoring)."""
     from chalicelib.ingest.handler import handle_ingest_batch
 
-    return handle_ingest_batch(event.to_dict(), event.context, bootstrap.ingest_once())
+    return handle_ingest_batch(
+        event.to_dict(), event.context, bootstrap.ingest_once(), routes={OUTCOMES_PREFIX: _ingest_outcomes}
+    )
+
+
+OUTCOMES_PREFIX = "outcomes/"  # chalicelib.monitoring.outcomes.OUTCOMES_PREFIX (light: no import here)
+
+
+def _ingest_outcomes(notification: dict[str, Any]) -> dict[str, Any]:
+    from chalicelib.monitoring.outcomes_service import ingest_upload as ingest_outcomes
+
+    return ingest_outcomes(notification, bootstrap.outcome_upload_ports())
 
 
 @bp.route("/uploads/{upload_id}", methods=["GET"], authorizer=READS)

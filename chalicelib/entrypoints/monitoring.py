@@ -1,17 +1,21 @@
-"""Monitoring: the hourly monitor (``monitor_models``) and ``GET /models/{name}/monitoring``."""
+"""Monitoring: the hourly monitor (``monitor_models``), ``GET /models/{name}/monitoring``, and outcomes
+(the true labels) arriving over the API. (The uploads under ``outcomes/`` arrive through the ingest
+queue: ``datasets.ingest_upload`` routes them.)"""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalice import Rate
+from chalice import Rate, Response
 from chalice.app import CloudWatchEvent
 
 from chalicelib import bootstrap
-from chalicelib.entrypoints.auth import READS
-from chalicelib.entrypoints.blueprint import Area, model_name
+from chalicelib.entrypoints.auth import CHANGES, READS
+from chalicelib.entrypoints.blueprint import Area, json_body, model_name
 from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.monitoring.requests import OutcomesRequest
 
 bp = Area(__name__)
 
@@ -24,7 +28,6 @@ def monitor_models(event: CloudWatchEvent) -> dict[str, Any]:
     """Hourly: report every model's closed windows, and act on the breaches they sustain."""
     from chalicelib.monitoring.service import run_monitor
     from chalicelib.observability import emit_dimensioned
-
     from chalicelib.timeutil import utc_now
 
     done = run_monitor(bootstrap.monitor_ports(), utc_now())
@@ -74,3 +77,23 @@ def model_monitoring(name: str) -> dict[str, Any]:
         "windows": store.windows(model, start, end),
         "breaches": store.breaches(model, start, end),
     }
+
+
+@bp.route(
+    "/models/{name}/outcomes",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+    body=OutcomesRequest,
+)
+def post_outcomes(name: str) -> Response:
+    """``{"outcomes": [{"request_id", "index"?, "label"} | {"row_id", "label"}, ...]}``: stored all or
+    none. 202 ``{"accepted", "key"}``; 400 naming every bad item and field; 404 unknown model."""
+    from chalicelib.monitoring.outcomes_service import accept
+
+    model = model_name(name)
+    request = json_body(bp, OutcomesRequest)
+    # Each request is its own source: a client that sends the same outcomes twice stores them twice,
+    # and the join counts the second as duplicates (docs/monitoring.md).
+    answer = accept(bootstrap.outcome_ports(), model, request.outcomes, source=f"api:{uuid.uuid4().hex}")
+    return Response(status_code=202, body=answer)

@@ -12,7 +12,7 @@ Nothing here builds an adapter: the ports and the idempotency table come from th
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -61,14 +61,31 @@ def idempotent_ingest(ports: IngestPorts, persistence: BasePersistenceLayer) -> 
     return IdempotentIngest(wrapped, config)
 
 
+Route = Callable[[dict[str, Any]], dict[str, Any]]
+
+
 def handle_ingest_batch(
-    raw_event: dict[str, Any], context: Any, ingest_once: IdempotentIngest
+    raw_event: dict[str, Any],
+    context: Any,
+    ingest_once: IdempotentIngest,
+    routes: Mapping[str, Route] | None = None,
 ) -> dict[str, Any]:
-    """The ingest queue's SQS batch -> the partial batch response."""
+    """The ingest queue's SQS batch -> the partial batch response.
+
+    ``routes`` maps key prefixes to the handler of the objects under them (the notification as a
+    dict); any other key is an upload of data, ingested here. A later stage (monitoring's outcomes
+    uploads) is reached this way without this stage importing it."""
     ingest_once.config.register_lambda_context(context)
+    routed = dict(routes or {})
+
+    def handle(event: ObjectCreated) -> dict[str, Any]:
+        for prefix, route in routed.items():
+            if event.key.startswith(prefix):
+                return route(asdict(event))
+        return ingest_once.ingest(notification=_as_payload(event))
 
     def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
-        return [ingest_once.ingest(notification=_as_payload(ev)) for ev in object_created_events(record.body)]
+        return [handle(ev) for ev in object_created_events(record.body)]
 
     response = process_partial_response(
         event=raw_event, record_handler=record_handler, processor=_processor, context=context

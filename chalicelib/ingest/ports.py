@@ -7,6 +7,7 @@ AWS implementations live in ``chalicelib.adapters.aws``, in-memory ones in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.ingest.uploads import Upload
@@ -25,6 +26,9 @@ class OpenedUpload:
     body: Body
     version_id: str | None  # the version read (from the notification, or from the read itself)
     size: int  # bytes
+    # When the store received the version (S3: Last-Modified), the same on every read; None where
+    # the store does not say (in memory).
+    last_modified: datetime | None = None
 
 
 class UploadSource(Protocol):

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     verify = sub.add_parser("audit-verify", help="compare a model's audit ledger with its create-only copies")
     verify.add_argument("model")
     verify.add_argument("--repair", action="store_true", help="write the copies of entries that have none")
-    from mlops import batch, models, monitor, tokens, uploads
+    from mlops import batch, models, monitor, outcomes, tokens, uploads
 
     models.add_parser(sub)
     uploads.add_parser(sub)
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens.add_parser(sub)
     batch.add_parser(sub)
     monitor.add_parser(sub)
+    outcomes.add_parser(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return batch.run(args)
         if args.command == "monitor":
             return monitor.run(args)
+        if args.command == "outcomes":
+            return outcomes.run(args)
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {args.command}")

@@ -191,15 +191,30 @@ def _notify(s: Settings) -> Statement:
     )
 
 
+def _store_outcomes(s: Settings) -> list[Statement]:
+    # Accepted outcomes (POST /models/{name}/outcomes, outcomes/ uploads) are kept create-only
+    # (s3:if-none-match) and tagged with their classification, under monitoring/<model>/outcomes/.
+    outcomes = _objects(s.data_bucket, "monitoring/*/outcomes/")
+    return [
+        _allow("StoreOutcomes", ["s3:PutObject"], outcomes, StringEquals={"s3:if-none-match": "*"}),
+        _allow("TagStoredOutcomes", ["s3:PutObjectTagging"], outcomes),
+    ]
+
+
 def ingest_upload(s: Settings) -> list[Statement]:
     """Validate an upload, write the report and the copy, record it, announce valid data."""
     return [
         _consume(s.ingest_queue),
-        _allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], _objects(s.data_bucket, "incoming/")),
+        # Uploads of data (incoming/) and of outcomes (outcomes/: checked, stored, bad rows quarantined).
+        _allow(
+            "ReadUploads",
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            _objects(s.data_bucket, "incoming/", "outcomes/"),
+        ),
         _allow(
             "ReadContractsAndProfiles", ["s3:GetObject"], _objects(s.data_bucket, "contracts/", "profiles/")
         ),
-        _list("ListWhatItReads", s.data_bucket, "incoming/", "contracts/", "profiles/"),
+        _list("ListWhatItReads", s.data_bucket, "incoming/", "outcomes/", "contracts/", "profiles/"),
         # Every object written is tagged (dataset, classification, stage): PutObjectTagging.
         _allow(
             "WriteValidationOutputs",
@@ -217,6 +232,7 @@ def ingest_upload(s: Settings) -> list[Statement]:
             _table(s.idempotency_table),
         ),
         _allow("AnnounceValidData", ["sqs:GetQueueUrl", "sqs:SendMessage"], _queue(s.retrain_queue)),
+        *_store_outcomes(s),
     ]
 
 
@@ -316,6 +332,8 @@ def api_handler(s: Settings) -> list[Statement]:
         # (create-only); GET /batch-jobs/{id}: the job, its shards and workers.
         _list("ListWhatItReads", s.data_bucket, "batch/", "validated/", "contracts/", "manifests/"),
         _allow("DropBatchRequests", ["s3:PutObject"], _objects(s.data_bucket, "batch/requests/")),
+        # POST /models/{name}/outcomes (the contract and the registry are read with the grants above).
+        *_store_outcomes(s),
         _batch_jobs("BatchJobs", s, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
     ]
 
@@ -610,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if a policy file is missing or stale")
     parser.add_argument(
         "--api-role",
-        choices=("viewer", "approver", "admin"),
+        choices=("viewer", "reporter", "approver", "admin"),
         help="print the IAM policy giving a caller this role's routes (MLOPS_AUTH=iam) and exit",
     )
     parser.add_argument(

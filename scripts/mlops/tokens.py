@@ -1,6 +1,6 @@
 """``mlops tokens``: create, list and revoke the API's bearer tokens (``chalicelib.auth``).
 
-mlops tokens create NAME --role viewer|approver|admin [--replace] [--expires 30d|12h|90m|ISO 8601]
+mlops tokens create NAME --role viewer|reporter|approver|admin [--replace] [--expires 30d|12h|90m|ISO 8601]
                    [--models a,b]
 mlops tokens list
 mlops tokens revoke NAME

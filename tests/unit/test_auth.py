@@ -62,8 +62,12 @@ def test_viewer_gets_only_viewer_routes():
     assert set(allowed_routes("viewer")) == _by_role("viewer")
 
 
-def test_approver_gets_viewer_and_approver_routes():
-    assert set(allowed_routes("approver")) == _by_role("viewer") | _by_role("approver")
+def test_reporter_gets_viewer_routes_and_sending_outcomes():
+    assert set(allowed_routes("reporter")) == _by_role("viewer") | {("POST", "/models/{name}/outcomes")}
+
+
+def test_approver_gets_viewer_reporter_and_approver_routes():
+    assert set(allowed_routes("approver")) == _by_role("viewer") | _by_role("reporter") | _by_role("approver")
 
 
 def test_admin_gets_all_routes():

@@ -32,4 +32,5 @@ class S3UploadSource:
             body=response["Body"],
             version_id=version_id or response.get("VersionId"),
             size=int(response.get("ContentLength", 0)),
+            last_modified=response.get("LastModified"),
         )
