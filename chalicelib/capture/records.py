@@ -112,6 +112,7 @@ class Masking:
     kept: frozenset[str]
     hashed: frozenset[str]
     key: bytes | None = None
+    names: frozenset[str] = frozenset()  # every column the contract declares (problems may name them)
 
     @staticmethod
     def needs_key(contract: Contract, policy: MonitoringPolicy) -> bool:
@@ -130,7 +131,8 @@ class Masking:
         )
         if hashed and not key:
             raise ValueError("hashing confidential inputs needs the stage's capture key")
-        return cls(kept=kept, hashed=hashed, key=key if hashed else None)
+        names = frozenset(c.name for c in contract.columns)
+        return cls(kept=kept, hashed=hashed, key=key if hashed else None, names=names)
 
     @classmethod
     def nothing(cls) -> Masking:
@@ -139,7 +141,7 @@ class Masking:
 
     @property
     def declared(self) -> frozenset[str]:
-        return self.kept | self.hashed
+        return self.names | self.kept | self.hashed
 
     def keyed_hash(self, value: Any) -> str:
         assert self.key is not None

@@ -205,7 +205,7 @@ class SsmCaptureKey:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> SsmCaptureKey:
-        return cls(capture_key_parameter(settings), key_id=f"alias/{settings.prefix}-{settings.stage}")
+        return cls(settings.capture_key_parameter, key_id=f"alias/{settings.prefix}-{settings.stage}")
 
     def _read(self) -> bytes | None:
         try:
@@ -240,8 +240,3 @@ class SsmCaptureKey:
                     raise RuntimeError(f"the capture key {self.name} could not be read back")
                 self._key = found
         return self._key
-
-
-def capture_key_parameter(settings: Settings) -> str:
-    """The SSM parameter of the stage's capture hash key."""
-    return f"/{settings.prefix}/{settings.stage}/capture/hash-key"
