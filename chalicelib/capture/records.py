@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -315,3 +315,44 @@ def batch_key(model: str, job_id: str, shard: int, job_time: datetime) -> str:
     """A batch shard's capture object. Partitioned by the job's submission time, not the scoring time,
     so a retried shard names the same key (readers look back ``BATCH_LOOKBACK`` for it)."""
     return f"{BATCH_ROOT}{partition(model, job_time)}{job_id}-{shard:05d}.jsonl.gz"
+
+
+# --- a batch job's capture choice (made when it is submitted, kept in the job record) ----------------
+
+
+def capture_choice(contract: Contract, policy: MonitoringPolicy) -> dict[str, Any]:
+    """What a batch job's workers capture, fixed from the contract when the job is submitted (the
+    workers read no contract): whether to capture, the input columns kept and hashed, the columns
+    problems may name, the row id column."""
+    masking = Masking(
+        kept=frozenset(c.name for c in contract.columns if c.classification not in ("pii", "confidential")),
+        hashed=frozenset(
+            c.name
+            for c in contract.columns
+            if c.classification == "confidential" and policy.confidential == "hash"
+        ),
+        names=frozenset(c.name for c in contract.columns),
+    )
+    return {
+        "on": policy.capture,
+        "kept": sorted(masking.kept),
+        "hashed": sorted(masking.hashed),
+        "names": sorted(masking.names),
+        "row_id": contract.row_id,
+    }
+
+
+def masking_of_choice(choice: Mapping[str, Any] | None, key: Callable[[], bytes]) -> Masking | None:
+    """The masking a job's capture choice asks for (None: the job captures nothing). A job recorded
+    without a choice (submitted before capture existed) keeps no input."""
+    if choice is None:
+        return Masking.nothing()
+    if not choice.get("on"):
+        return None
+    hashed = frozenset(str(n) for n in choice.get("hashed") or [])
+    return Masking(
+        kept=frozenset(str(n) for n in choice.get("kept") or []),
+        hashed=hashed,
+        key=key() if hashed else None,
+        names=frozenset(str(n) for n in choice.get("names") or []),
+    )

@@ -38,7 +38,11 @@ class ModelCapture:
 class Answer:
     """One request's answer as capture sees it. ``outputs``: per record ``{"prediction", ["probabilities"]}``
     (None when the request was refused); ``problems``: the fields at fault per record index (a refused
-    request; ``None`` key: the whole request)."""
+    request; ``None`` key: the whole request).
+
+    A refused record's inputs lose the fields at fault: a value that failed its field's check may be
+    anything (an e-mail address typed into a public field, say), so it is never captured; when the
+    refusal did not name every problem, records it did not name keep no input at all."""
 
     model: str
     version: int
@@ -52,6 +56,7 @@ class Answer:
     row_ids: Sequence[str | None] | None = None
     job_id: str | None = None
     first_index: int = 0
+    all_problems_named: bool = True  # False: the refusal named only the first problems
 
 
 class Capturer:
@@ -125,9 +130,14 @@ def encode_answer(answer: Answer, masking: rec.Masking, time_text: str) -> list[
         faults = problems.get(i) if problems else None
         status = answer.status
         named: list[str] = []
+        inputs = masking.inputs(record)
         if outputs is None:
             status = "invalid" if answer.status == "ok" else answer.status
             named = masking.problems([*whole, *(faults or ())])
+            if faults is None and not answer.all_problems_named:
+                inputs = {}
+            for name in [*whole, *(faults or ())]:
+                inputs.pop(str(name), None)
         built.append(
             {
                 "request_id": answer.request_id,
@@ -140,7 +150,7 @@ def encode_answer(answer: Answer, masking: rec.Masking, time_text: str) -> list[
                 "latency_ms": answer.latency_ms,
                 "status": status,
                 "problems": named,
-                "inputs": masking.inputs(record),
+                "inputs": inputs,
                 "prediction": None if out is None else out.get("prediction"),
                 "probabilities": None if out is None else out.get("probabilities"),
                 "job_id": answer.job_id,

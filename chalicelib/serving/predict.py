@@ -215,7 +215,10 @@ class Predictor:
         for problem in getattr(exc, "problems", None) or []:
             problems.setdefault(problem.record, []).append(problem.field)
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        return Answer(model, version, role, request_id, records, latency_ms, problems=problems)
+        named = len(getattr(exc, "problems", None) or []) >= int(getattr(exc, "count", 0) or 0)
+        return Answer(
+            model, version, role, request_id, records, latency_ms, problems=problems, all_problems_named=named
+        )
 
     def _shadow(
         self,

@@ -205,3 +205,17 @@ def test_decode_lines_skips_what_is_not_a_capture_line() -> None:
     assert list(rec.decode_lines(text)) == [{"a": 1}]
     with pytest.raises(ValueError):
         rec.decode_line(b'{"records": []}')
+
+
+def test_a_refused_value_is_never_captured_even_in_a_public_field() -> None:
+    """A value that failed its field's check may be anything: an e-mail typed into ``city``."""
+    records = [{"age": 3, "city": "CANARY-a@b.c"}, {"age": 4, "city": "Oslo"}]
+    lines = encode_answer(
+        answer(records, problems={0: ["city"]}), masking("drop"), "2026-12-01T10:00:00.000Z"
+    )
+    first, second = rec.decode_line(lines[0])
+    assert first["inputs"] == {"age": 3} and second["inputs"] == {"age": 4, "city": "Oslo"}
+    assert b"CANARY" not in lines[0]
+    unnamed = answer(records, problems={0: ["city"]}, all_problems_named=False)
+    _, second = rec.decode_line(encode_answer(unnamed, masking("drop"), "2026-12-01T10:00:00.000Z")[0])
+    assert second["inputs"] == {}  # the refusal named only some problems: it might have been at fault
