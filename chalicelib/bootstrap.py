@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
+    from chalicelib.capture.ports import BatchCaptureStore, CaptureKey, CaptureSink, CaptureSource
+    from chalicelib.capture.service import Capturer
     from chalicelib.notify import Notifier
     from chalicelib.registry.ports import EvaluatorPorts, Registry
     from chalicelib.revocation.service import RevocationPorts
@@ -76,10 +78,57 @@ def notifier() -> Notifier:
 
 @_once
 def predictor() -> Predictor:
-    """This container's predictor: its champion pointers and model sessions live as long as it does."""
+    """This container's predictor: its champion pointers and model sessions live as long as it does;
+    it captures every answer through ``capturer()``."""
     from chalicelib.serving.predict import Predictor
 
-    return Predictor(registry(), artifacts())
+    return Predictor(registry(), artifacts(), capture=capturer())
+
+
+# --- capture ----------------------------------------------------------------------------------------
+
+
+@_once
+def capture_sink() -> CaptureSink:
+    """Capture lines to stdout (Lambda -> the function's log group -> subscription -> Firehose)."""
+    from chalicelib.adapters.aws.capture import StdoutCaptureSink
+
+    return StdoutCaptureSink()
+
+
+@_once
+def capture_key() -> CaptureKey:
+    """The stage's hash key for confidential inputs (SSM SecureString, read once, made on first use)."""
+    from chalicelib.adapters.aws.capture import SsmCaptureKey
+
+    return SsmCaptureKey.for_settings(settings())
+
+
+@_once
+def capturer() -> Capturer:
+    """This container's capturer: each model's contract (policy, masking) cached like the champion."""
+    from chalicelib.capture.service import Capturer
+
+    return Capturer(capture_sink(), contracts(), capture_key())
+
+
+@_once
+def batch_capture_store() -> BatchCaptureStore:
+    """The batch workers' capture objects under ``capture/batch/`` in the data bucket (create-only)."""
+    from chalicelib.adapters.aws.capture import S3BatchCaptureStore
+
+    return S3BatchCaptureStore(settings().data_bucket)
+
+
+@_once
+def capture_source() -> CaptureSource:
+    """Every captured record, read back from the data bucket (the monitor)."""
+    from chalicelib.adapters.aws.capture import S3CaptureSource
+
+    return S3CaptureSource(settings().data_bucket)
+
+
+# --- end capture ------------------------------------------------------------------------------------
 
 
 def evaluator_ports() -> EvaluatorPorts:

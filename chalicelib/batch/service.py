@@ -15,6 +15,8 @@ from chalicelib.batch.launch import worker_count
 from chalicelib.batch.ports import BatchPorts, JobStore, RegistryReads
 from chalicelib.batch.requests import REQUESTS_PREFIX, BatchRequest, choose_engine, job_id_from_key
 from chalicelib.batch.sharding import Shard, plan_shards
+from chalicelib.capture.policy import MonitoringPolicy
+from chalicelib.capture.records import capture_choice
 from chalicelib.observability import logger
 from chalicelib.serving.servable import refusal_reason
 from chalicelib.timeutil import now_iso, parse_iso
@@ -59,10 +61,11 @@ def pin_version(registry: RegistryReads, request: BatchRequest) -> tuple[int, di
     return int(version), doc
 
 
-def pii_choice(contracts: ContractStore | None, request: BatchRequest) -> dict[str, list[str]]:
+def pii_choice(contracts: ContractStore | None, request: BatchRequest) -> dict[str, Any]:
     """Which pii columns of the model's contract the outputs carry (the ones the request names in
     ``include_pii``) and which they leave out (all others). ``InvalidRequest`` naming the field when
-    a name is not a column of the contract, or not a pii one."""
+    a name is not a column of the contract, or not a pii one. With them, the job's capture choice
+    (``chalicelib.capture.records.capture_choice``): what its workers capture of each row."""
     if contracts is None:
         if request.include_pii:
             raise InvalidRequest("include_pii: no contract to check the names against here")
@@ -87,6 +90,7 @@ def pii_choice(contracts: ContractStore | None, request: BatchRequest) -> dict[s
     return {
         "include_pii": list(request.include_pii),
         "pii_dropped": [name for name in pii if name not in request.include_pii],
+        "capture": capture_choice(contract, MonitoringPolicy.from_contract(contract)),
     }
 
 
@@ -97,7 +101,7 @@ def job_record(
     doc: dict[str, Any],
     by: str,
     key: str,
-    pii: dict[str, list[str]] | None = None,
+    pii: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A new job: the request, the pinned version, the engine chosen for it, and the pii choice."""
     engine, reason = choose_engine(request.engine, doc)

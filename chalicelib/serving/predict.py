@@ -15,6 +15,10 @@ Warm and cold paths (one API Lambda container serves many requests):
 * **Shadow scoring**: when a model has a challenger (``PUT /models/{name}/challenger``), it scores
   the same records after the champion; its predictions are logged beside the champion's (never the
   inputs), never returned, and a challenger failure never fails the request.
+* **Capture** (``chalicelib.capture``): with a ``Capturer`` and a request id, every answer is
+  captured after scoring (role champion or pinned; the challenger's as shadow; a request refused as
+  invalid with the fields at fault), masked by the contract and sampled as its ``monitoring`` section
+  says. Capture never fails or changes an answer.
 
 The request: ``{"records": [{feature: value, ...}, ...]}``, at most ``MAX_RECORDS`` records and
 ``MAX_BODY_BYTES`` bytes (declared in ``chalicelib.serving.requests``). Each record is checked against the version's input schema; every problem
@@ -33,15 +37,18 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from chalicelib.capture.service import Answer, Capturer
 from chalicelib.errors import Conflict, NotFound, ServingError
 from chalicelib.serving import servable
 from chalicelib.serving.model import OnnxModel, Scores, load_registered
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.serving.requests import MAX_RECORDS
+from chalicelib.serving.schema import InvalidInput
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_SESSIONS = 8
@@ -73,8 +80,10 @@ class Predictor:
         clock: Callable[[], float] = time.monotonic,
         max_sessions: int = MAX_SESSIONS,
         ttl_s: float | None = None,
+        capture: Capturer | None = None,
     ) -> None:
         self.registry = registry
+        self.capture = capture
         self.artifacts = artifacts
         self.clock = clock
         self.max_sessions = max_sessions
@@ -161,30 +170,83 @@ class Predictor:
 
     # --- predictions ------------------------------------------------------------------------------
 
-    def predict(self, model: str, records: Sequence[Any], version: int | None = None) -> dict[str, Any]:
-        """Score the records; raises ``InvalidInput`` (400), ``ModelNotFound`` (404), ``NotServable``."""
+    def predict(
+        self, model: str, records: Sequence[Any], version: int | None = None, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Score the records; raises ``InvalidInput`` (400), ``ModelNotFound`` (404), ``NotServable``.
+        With a ``request_id`` (and a capturer), the answer is captured under it."""
         served = version if version is not None else self.champion(model)
         session = self.session(model, served)
         self.check_servable(model, served)  # a warm session of a version rejected since: refused
-        scores = session.run_finite(session.schema.encode_records(records))
-        response = {"model": model, "version": served, "predictions": format_scores(session, scores)}
+        role = "champion" if version is None else "pinned"
+        capture = self.capture if request_id is not None else None
+        started = time.perf_counter()
+        try:
+            encoded = session.schema.encode_records(records)
+        except InvalidInput as exc:
+            if capture is not None and request_id is not None:
+                capture.capture(self._refused(model, served, role, request_id, records, exc, started))
+            raise
+        scores = session.run_finite(encoded)
+        predictions = format_scores(session, scores)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        response = {"model": model, "version": served, "predictions": predictions}
+        if request_id is not None:
+            response["request_id"] = request_id
+        if capture is not None and request_id is not None:
+            capture.capture(
+                Answer(model, served, role, request_id, records, round(latency_ms, 3), outputs=predictions)
+            )
         if version is None:
-            self._shadow(model, served, records, session, scores)
+            self._shadow(model, served, records, session, scores, request_id)
         return response
 
+    @staticmethod
+    def _refused(
+        model: str,
+        version: int,
+        role: str,
+        request_id: str,
+        records: Sequence[Any],
+        exc: Exception,
+        started: float,
+    ) -> Answer:
+        problems: dict[int | None, list[str | None]] = {}
+        for problem in getattr(exc, "problems", None) or []:
+            problems.setdefault(problem.record, []).append(problem.field)
+        latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+        named = len(getattr(exc, "problems", None) or []) >= int(getattr(exc, "count", 0) or 0)
+        return Answer(
+            model, version, role, request_id, records, latency_ms, problems=problems, all_problems_named=named
+        )
+
     def _shadow(
-        self, model: str, champion: int, records: Sequence[Any], session: OnnxModel, scores: Scores
+        self,
+        model: str,
+        champion: int,
+        records: Sequence[Any],
+        session: OnnxModel,
+        scores: Scores,
+        request_id: str | None = None,
     ) -> None:
         from chalicelib.observability import logger
 
+        challenger: int | None = None
+        started = time.perf_counter()
         try:
             challenger = self.challenger(model)
             if challenger is None or challenger == champion:
                 return
             self.check_servable(model, challenger)  # a rejected challenger is not scored (nor loaded)
             other = self.session(model, challenger)
+            started = time.perf_counter()
             shadow = other.run(other.schema.encode_records(records))
         except Exception as exc:  # the challenger never fails the champion's answer
+            if self.capture is not None and request_id is not None and challenger is not None:
+                refused = self._refused(model, challenger, "shadow", request_id, records, exc, started)
+                if getattr(exc, "problems", None) is None:
+                    refused = replace(refused, status="error")
+                self.capture.capture(refused)
             # Records the challenger refuses: the fields, not the message (it quotes the values).
             problems = getattr(exc, "problems", None)
             detail: dict[str, Any] = (
@@ -194,6 +256,12 @@ class Predictor:
             )
             logger.warning("shadow scoring skipped", extra={"model": model, **detail})
             return
+        if self.capture is not None and request_id is not None:
+            latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+            outputs = format_scores(other, shadow)
+            self.capture.capture(
+                Answer(model, challenger, "shadow", request_id, records, latency_ms, outputs=outputs)
+            )
         ours, theirs = _labels(session, scores), _labels(other, shadow)
         logger.info(
             "shadow prediction",

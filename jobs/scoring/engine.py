@@ -25,6 +25,7 @@ import hashlib
 import io
 import queue
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -316,10 +317,12 @@ def score_pieces(
     where: str = "",
     check: Callable[[int], None] | None = None,
     overlap: bool = True,
+    observe: Callable[[pa.Table, Scores, int, float], None] | None = None,
 ) -> ShardOutput:
     """Score every row of the pieces; returns the part (CSV with header), its rows and sha256.
 
-    ``check(bytes_done)`` is called after each piece (the worker may abort there on a spot notice)."""
+    ``check(bytes_done)`` is called after each piece (the worker may abort there on a spot notice);
+    ``observe(table, scores, first_row, seconds)`` after each piece is scored, in row order (capture)."""
     counter = {"rows": 0}
 
     def parse(piece: bytes) -> Encoded:
@@ -336,7 +339,11 @@ def score_pieces(
 
     def emit(encoded: Encoded) -> None:
         nonlocal rows, done_bytes
-        data = scorer.format(encoded.table, scorer.score(encoded.feed), include_header=rows == 0)
+        started = time.perf_counter()
+        scores = scorer.score(encoded.feed)
+        if observe:
+            observe(encoded.table, scores, encoded.first_row, time.perf_counter() - started)
+        data = scorer.format(encoded.table, scores, include_header=rows == 0)
         rows += encoded.table.num_rows
         done_bytes += encoded.nbytes
         digest.update(data)

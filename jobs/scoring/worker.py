@@ -8,7 +8,9 @@ over, and for each:
    third of ``BATCH_VISIBILITY_S``), so a lost worker's shard comes back within that time;
 2. reads its byte range, parses, scores and formats (``scoring.engine``, stages overlapped);
 3. writes the part create-only (``IfNoneMatch="*"``): a 412 means another worker wrote it first,
-   and its part (same input, same model: the same bytes) is acknowledged;
+   and its part (same input, same model: the same bytes) is acknowledged; then the shard's capture
+   object (its rows as inference records of role ``batch``, masked as the job's capture choice says,
+   ``chalicelib.capture``), create-only too, under a key fixed by the job and shard (``ShardCapture``);
 4. marks the shard done and counts it, in one conditional transaction (counted once);
 5. finishes the job if that was the last shard (manifest, status, notification);
 6. deletes the message.
@@ -48,7 +50,10 @@ from chalicelib.batch.finishing import finish_if_complete
 from chalicelib.batch.jobs import FINAL, HEARTBEAT_S
 from chalicelib.batch.ports import BatchPorts
 from chalicelib.batch.sharding import Shard, part_key
-from chalicelib.serving.model import fetch_artifact, load_version
+from chalicelib.capture.ports import BatchCaptureStore
+from chalicelib.capture.records import Masking, masking_of_choice, timestamp
+from chalicelib.capture.service import Answer, encode_answer
+from chalicelib.serving.model import Scores, fetch_artifact, load_version
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.settings import Settings
 from chalicelib.timeutil import parse_iso
@@ -217,6 +222,73 @@ def write_part(bucket: str, key: str, output: ShardOutput, job_id: str) -> dict[
     }
 
 
+# --- capture -----------------------------------------------------------------------------------------
+
+
+class ShardCapture:
+    """A shard's rows as inference records (role ``batch``; request id ``<job>-<shard>``, index the row
+    number in the shard, ``row_id`` from the contract's row id column), masked as the job's capture
+    choice says, collected while the shard is scored and stored once, create-only."""
+
+    def __init__(self, job: dict[str, Any], shard: int, scorer: Scorer, masking: Masking) -> None:
+        self.job = job
+        self.shard = shard
+        self.masking = masking
+        self.classes = [str(c) for c in scorer.schema.classes] if scorer.schema.classification else None
+        choice = job.get("capture") or {}
+        self.row_id = choice.get("row_id")
+        wanted = set(masking.kept | masking.hashed)
+        if self.row_id:
+            wanted.add(str(self.row_id))
+        self.columns = sorted(wanted)
+        self.lines: list[bytes] = []
+
+    @classmethod
+    def for_job(cls, job: dict[str, Any], shard: int, scorer: Scorer) -> ShardCapture | None:
+        masking = masking_of_choice(job.get("capture"), lambda: bootstrap.capture_key().key())
+        return None if masking is None else cls(job, shard, scorer, masking)
+
+    def observe(self, table: Any, scores: Scores, first_row: int, seconds: float) -> None:
+        present = [c for c in self.columns if c in table.column_names]
+        rows = table.select(present).to_pylist() if present else [{}] * table.num_rows
+        if self.classes is not None:
+            assert scores.labels is not None and scores.probabilities is not None
+            labels = [v.item() if hasattr(v, "item") else v for v in scores.labels.tolist()]
+            outputs = [
+                {"prediction": label, "probabilities": dict(zip(self.classes, row, strict=True))}
+                for label, row in zip(labels, scores.probabilities.tolist(), strict=True)
+            ]
+        else:
+            assert scores.predictions is not None
+            outputs = [{"prediction": float(v)} for v in scores.predictions.tolist()]
+        row_ids = (
+            [None if r.get(self.row_id) is None else str(r[self.row_id]) for r in rows]
+            if self.row_id
+            else None
+        )
+        answer = Answer(
+            model=str(self.job["model"]),
+            version=int(self.job["version"]),
+            role="batch",
+            request_id=f"{self.job['job_id']}-{self.shard:05d}",
+            records=rows,
+            latency_ms=round(seconds * 1000.0, 3),
+            outputs=outputs,
+            row_ids=row_ids,
+            job_id=str(self.job["job_id"]),
+            first_index=first_row,
+        )
+        self.lines += encode_answer(answer, self.masking, timestamp(datetime.now(UTC)))
+
+    def store(self, store: BatchCaptureStore) -> str:
+        """The shard's object (a retried shard finds its key taken: nothing new is written)."""
+        job_time = parse_iso(str(self.job["created_at"]))
+        assert job_time is not None, "a job record always has its creation time"
+        return store.put_shard(
+            str(self.job["model"]), str(self.job["job_id"]), self.shard, job_time, self.lines
+        )
+
+
 # --- the worker --------------------------------------------------------------------------------------
 
 
@@ -383,11 +455,14 @@ class Worker:
         with VisibilityExtender(self.sqs, self.url, receipt, self.visibility_s):
             try:
                 self._hold("score", shard.index)
-                output = self._score(job, shard, where, started)
+                capture = ShardCapture.for_job(job, shard.index, self.scorer(job))
+                output = self._score(job, shard, where, started, capture)
                 self._hold("write", shard.index)
                 part = write_part(
                     self.settings.data_bucket, part_key(job["output_prefix"], shard.index), output, job_id
                 )
+                if capture is not None:
+                    capture.store(bootstrap.batch_capture_store())
                 self._hold("count", shard.index)
                 counted = self.jobs.mark_done(
                     job_id, shard.index, {**{k: part[k] for k in ("key", "rows", "bytes", "sha256")},
@@ -423,7 +498,14 @@ class Worker:
         self.shard_seconds.append(time.monotonic() - started)
         self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=receipt)
 
-    def _score(self, job: dict[str, Any], shard: Shard, where: str, started: float) -> ShardOutput:
+    def _score(
+        self,
+        job: dict[str, Any],
+        shard: Shard,
+        where: str,
+        started: float,
+        capture: ShardCapture | None = None,
+    ) -> ShardOutput:
         scorer = self.scorer(job)
         s3 = aws.client("s3")
         if self.watcher.noticed.is_set() and not self.can_finish(0.0, started):
@@ -450,7 +532,9 @@ class Worker:
             if self.watcher.noticed.is_set() and not self.can_finish(done_bytes / max(total, 1), started):
                 raise Released(f"shard {shard.index}: not enough time left to finish it")
 
-        return score_pieces(pieces, header, scorer, where, check)
+        return score_pieces(
+            pieces, header, scorer, where, check, observe=capture.observe if capture else None
+        )
 
     def can_finish(self, fraction_done: float, started: float) -> bool:
         """After a notice: will the shard in hand be written before the instance goes (with a margin)?"""

@@ -110,7 +110,11 @@ def _logs(function_name: str) -> list[Statement]:
 
 # The token authorizer only reads (decrypts) token parameters; every other function also writes
 # encrypted objects, messages or notifications (GenerateDataKey).
-KEY_ACTIONS: dict[str, tuple[str, ...]] = {"token_authorizer": ("kms:Decrypt",)}
+# The API also creates the capture hash key on first use (an SSM SecureString: kms:Encrypt).
+KEY_ACTIONS: dict[str, tuple[str, ...]] = {
+    "token_authorizer": ("kms:Decrypt",),
+    "api_handler": ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"),
+}
 
 
 def _key(s: Settings, function: str) -> Statement:
@@ -335,6 +339,12 @@ def api_handler(s: Settings) -> list[Statement]:
         # POST /models/{name}/outcomes (the contract and the registry are read with the grants above).
         *_store_outcomes(s),
         _batch_jobs("BatchJobs", s, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
+        # /predict hashes confidential inputs with the stage's key (read once, created on first use).
+        _allow(
+            "CaptureHashKey",
+            ["ssm:GetParameter", "ssm:PutParameter"],
+            f"arn:{PARTITION}:ssm:*:*:parameter{s.capture_key_parameter}",
+        ),
     ]
 
 

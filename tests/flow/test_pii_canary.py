@@ -9,7 +9,9 @@ strings, and numbers whose digits appear nowhere else (``5234.000137``). The pip
 app's real handlers on moto and the jobs' real code: a valid upload (the drift reference), uploads
 that are invalid because of those columns' values, a headerless upload (its first row read as the
 header), a drifted upload, the retraining kickoff, the training job, the promotion evaluator, /predict
-(with the app's logger at DEBUG and captured) and a batch job scored by the worker.
+(with the app's logger at DEBUG and captured) and a batch job scored by the worker. /predict and
+the worker capture what they score (``chalicelib.capture``): the printed capture lines are searched
+with stdout, the batch capture objects with the buckets, and both are checked to be there.
 
 Then the search is generic: every bucket and every version of every object, every DynamoDB table,
 every queue, the captured logs and the jobs' output. Only ``incoming/``, ``validated/`` and
@@ -77,6 +79,8 @@ def _contract() -> dict[str, Any]:
             "retrain": {"min_new_rows": 100, "cooldown_minutes": 0},
         },
         "promotion": {"mode": "auto", "floors": {}},
+        # Captured inputs: pii dropped, confidential keyed-hashed (the mode that keeps most of them).
+        "monitoring": {"confidential": "hash"},
     }
 
 
@@ -267,6 +271,41 @@ def _run_batch_job(
     return dict(job)
 
 
+captured_out: list[str] = []  # stdout read by _check_capture, searched with the rest
+
+
+def _check_capture(settings: Any, job: dict[str, Any], capfd: Any) -> None:
+    """/predict printed its answers' capture lines and the worker stored its rows' records, masked:
+    pii absent, confidential keyed-hashed (so the search below covers captured records)."""
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.adapters.aws.capture import S3CaptureSource
+    from chalicelib.capture import records as rec
+
+    out = capfd.readouterr().out
+    captured_out.append(out)
+    live = list(rec.decode_lines(out))
+    assert sorted(r["status"] for r in live if r["model"] == DATASET) == ["invalid", "ok"], live
+    now = datetime.now(UTC)
+    stored = list(
+        S3CaptureSource(settings.data_bucket).records(
+            DATASET, now - timedelta(hours=1), now + timedelta(minutes=1)
+        )
+    )
+    batch = [r for r in stored if r["role"] == "batch" and r["job_id"] == job["job_id"]]
+    assert len(batch) == job["rows"] == 650
+    assert len({r["row_id"] for r in batch}) == 650
+    for record in [*live, *batch]:
+        assert not {"email", "income"} & set(record["inputs"])
+        for name in ("account_number", "balance"):
+            value = record["inputs"].get(name)
+            assert value is None or str(value).startswith(rec.HASH_PREFIX), record
+    assert all(
+        set(r["inputs"]) == {"account_number", "balance", "plan", "tenure", "churned", "row_id"}
+        for r in batch
+    )
+
+
 def test_no_pii_or_confidential_marker_leaves_the_raw_data_zones(aws, tokens, app_logs, capfd, monkeypatch):
     from training.main import main as train_main
 
@@ -335,6 +374,7 @@ def test_no_pii_or_confidential_marker_leaves_the_raw_data_zones(aws, tokens, ap
         # Batch scoring of the validated data, as the API and the worker do it.
         job = _run_batch_job(client, aws, tokens["approver"], monkeypatch)
         assert job["rows"] == 650
+    _check_capture(aws, job, capfd)
 
     finder = Finder(canary.markers())
     leaks: dict[str, set[str]] = {}
@@ -357,7 +397,8 @@ def test_no_pii_or_confidential_marker_leaves_the_raw_data_zones(aws, tokens, ap
     logs = app_logs.getvalue()
     assert '"level":"DEBUG"' in logs or '"level":"INFO"' in logs, "the app's logs were captured"
     captured = capfd.readouterr()
-    for name, text in (("app logs", logs), ("stdout", captured.out), ("stderr", captured.err)):
+    out = "".join(captured_out) + captured.out
+    for name, text in (("app logs", logs), ("stdout", out), ("stderr", captured.err)):
         for line in text.splitlines():
             if found := finder.columns_in(line):
                 leaks.setdefault(name, set()).update(found)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 import pytest
 from chalice.test import Client
@@ -141,7 +142,8 @@ def test_shadow_challenger_is_logged_never_returned(aws, client, champion):
         after = post(client, f"/models/{DATASET}/predict", {"records": records}).json_body
     finally:
         logger.registered_handler.setStream(previous)
-    assert after == before  # the challenger's answers are never returned
+    # the challenger's answers are never returned (each answer has its own request id)
+    assert after.pop("request_id") != before.pop("request_id") and after == before
     logs = [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
     (shadow,) = [line for line in logs if line.get("message") == "shadow prediction"]
     assert shadow["champion_version"] == 1 and shadow["challenger_version"] == 4
@@ -222,3 +224,84 @@ def test_a_champion_tainted_by_a_revoked_upload_stops_answering_within_the_ttl(
         message = refused.json_body["Message"]
         assert refused.status_code == 409 and "is tainted: trained on upload u9" in message, path
         assert "revoked by ops (admin): bad export" in message
+
+
+# --- capture ---------------------------------------------------------------------------------------------
+
+
+def _masked_contract(confidential: str) -> Any:
+    """The breast cancer contract with a pii feature, a confidential one, the rest public."""
+    from chalicelib.validation.contract import Contract
+
+    doc = contract_for().to_dict()
+    features = [c for c in doc["columns"] if c["name"] not in ("row_id", doc["target"])]
+    features[0].update(classification="pii", feature=True)
+    for column in features[2:]:
+        column["classification"] = "public"
+    doc["monitoring"] = {"confidential": confidential}
+    return Contract.parse(doc), features[0]["name"], features[1]["name"]
+
+
+@pytest.mark.parametrize("confidential", ["drop", "hash"])
+def test_every_answer_is_printed_as_a_capture_line_masked_by_the_contract(
+    aws, client, champion, capsys, confidential
+):
+    from chalicelib.capture import records as rec
+
+    contract, pii, secret = _masked_contract(confidential)
+    S3ContractStore(aws.data_bucket).put(contract)
+    bootstrap.reset()
+    records = holdout_records(n=3)
+    capsys.readouterr()
+    answer = post(client, f"/models/{DATASET}/predict", {"records": records}).json_body
+    printed = capsys.readouterr().out
+    captured = list(rec.decode_lines(printed))
+    assert [r["request_id"] for r in captured] == [answer["request_id"]] * 3
+    assert [r["prediction"] for r in captured] == [p["prediction"] for p in answer["predictions"]]
+    for record, sent in zip(captured, records, strict=True):
+        assert pii not in record["inputs"]
+        assert repr(sent[pii]) not in printed and repr(sent[secret]) not in printed
+        if confidential == "drop":
+            assert secret not in record["inputs"]
+        else:
+            assert record["inputs"][secret].startswith("h:")
+    # the key was made once, in SSM, and is never printed
+    import boto3
+
+    key = boto3.client("ssm").get_parameters_by_path(
+        Path=f"/{aws.prefix}/{aws.stage}/capture", WithDecryption=True
+    )
+    values = [p["Value"] for p in key["Parameters"]]
+    assert len(values) == (1 if confidential == "hash" else 0)
+    assert not any(v in printed for v in values)
+
+
+def test_a_400_for_invalid_records_carries_the_request_id_of_its_captured_records(
+    aws, client, champion, capsys
+):
+    from chalicelib.capture import records as rec
+
+    records = holdout_records(n=2)
+    name = next(iter(records[1]))
+    records[1][name] = "twelve"
+    capsys.readouterr()
+    response = post(client, f"/models/{DATASET}/predict", {"records": records})
+    assert response.status_code == 400
+    body = response.json_body
+    assert len(body["request_id"]) == 32 and body["problems"][0]["field"] == name
+    captured = list(rec.decode_lines(capsys.readouterr().out))
+    assert [(r["request_id"], r["status"]) for r in captured] == [(body["request_id"], "invalid")] * 2
+    assert captured[1]["problems"] == [name] and captured[0]["problems"] == []
+
+
+def test_a_contract_that_turns_capture_off_prints_nothing(aws, client, champion, capsys):
+    doc = contract_for().to_dict()
+    doc["monitoring"] = {"capture": False}
+    from chalicelib.validation.contract import Contract
+
+    S3ContractStore(aws.data_bucket).put(Contract.parse(doc))
+    bootstrap.reset()
+    capsys.readouterr()
+    answer = post(client, f"/models/{DATASET}/predict", {"records": holdout_records(n=2)}).json_body
+    assert len(answer["request_id"]) == 32
+    assert "mlops_capture" not in capsys.readouterr().out
