@@ -45,7 +45,7 @@ from chalicelib.monitoring.breach import sustained_breaches
 from chalicelib.monitoring.join import join
 from chalicelib.monitoring.performance import default_floor, performance_report
 from chalicelib.monitoring.ports import OutcomeStore
-from chalicelib.monitoring.store import MonitoringStore, stamp
+from chalicelib.monitoring.store import MonitoringStore, parse_stamp, stamp
 from chalicelib.monitoring.window import reference_predictions, window_report
 from chalicelib.registry.ports import ContractReader
 from chalicelib.serving.model import fetch_artifact, load_registered
@@ -157,7 +157,9 @@ class _Context:
         if version not in self._profiles:
             doc = self.doc(version) or {}
             label = f"{self.model} v{version}"
-            self._profiles[version] = json.loads(fetch_artifact(self.ports.artifacts, doc, "reference_profile.json", label))
+            self._profiles[version] = json.loads(
+                fetch_artifact(self.ports.artifacts, doc, "reference_profile.json", label)
+            )
         return self._profiles[version]
 
     def reference_predictions(self, version: int) -> dict[str, Any] | None:
@@ -166,7 +168,9 @@ class _Context:
             return self._predictions[version]
         found = self.ports.store.reference(self.model, version)
         if found is None:
-            found = holdout_reference(self.ports.artifacts, self.doc(version) or {}, f"{self.model} v{version}")
+            found = holdout_reference(
+                self.ports.artifacts, self.doc(version) or {}, f"{self.model} v{version}"
+            )
             if found is not None:
                 self.ports.store.put_reference(self.model, version, found)
         self._predictions[version] = found
@@ -176,7 +180,9 @@ class _Context:
         records = list(self.ports.capture.records(self.model, start, end))
         scored = [r for r in records if r.get("role") in SCORED_ROLES]
         served = Counter(int(r["version"]) for r in scored if r.get("version") is not None)
-        version = served.most_common(1)[0][0] if served else int(self.ports.registry.champion(self.model) or 0)
+        version = (
+            served.most_common(1)[0][0] if served else int(self.ports.registry.champion(self.model) or 0)
+        )
         report = window_report(
             records,
             contract=self.contract,
@@ -251,20 +257,34 @@ def holdout_reference(artifacts: ArtifactReader, doc: Mapping[str, Any], label: 
 
 
 def _act_on_breaches(
-    ports: MonitorPorts, model: str, policy: MonitoringPolicy, closed: datetime, width: timedelta, now: datetime
+    ports: MonitorPorts,
+    model: str,
+    policy: MonitoringPolicy,
+    closed: datetime,
+    width: timedelta,
+    now: datetime,
 ) -> list[dict[str, Any]]:
     longest = max(policy.drift.persistence, policy.quality.persistence, policy.performance.persistence)
     recent = ports.store.windows(model, closed - width * (longest + 1), closed)
     acted = []
     for breach in sustained_breaches(recent, policy):
+        # Windows by name, as the reports' keys have them.
+        breach = {**breach, "windows": [stamp(parse_stamp(str(w))) for w in breach["windows"]]}
         record = {**breach, "model": model, "recorded_at": now.isoformat()}
         if not ports.store.add_breach(model, record):
             continue  # recorded by an earlier run
         before = recent[:-1]
-        continuing = any(b["kind"] == breach["kind"] for b in sustained_breaches(before, policy)) if before else False
+        continuing = (
+            any(b["kind"] == breach["kind"] for b in sustained_breaches(before, policy)) if before else False
+        )
         action = {"kind": breach["kind"], "window": breach["windows"][-1], "new": not continuing}
         if not continuing:
-            detail = {"model": model, "kind": breach["kind"], "windows": breach["windows"], "reason": breach["reason"]}
+            detail = {
+                "model": model,
+                "kind": breach["kind"],
+                "windows": breach["windows"],
+                "reason": breach["reason"],
+            }
             ports.notifier.publish(notify.MONITOR_BREACH, detail)
             if policy.retrain:
                 ports.retrain.send(

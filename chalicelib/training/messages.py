@@ -34,7 +34,9 @@ def trigger_from_message(body: dict[str, Any]) -> Trigger:
             reason=f"run {body.get('run_id')} finished with triggers waiting",
         )
     if event == "monitor.breach":
-        return Trigger(kind="monitor", dataset=dataset, reason=str(body.get("reason") or "a sustained breach"))
+        return Trigger(
+            kind="monitor", dataset=dataset, reason=str(body.get("reason") or "a sustained breach")
+        )
     raise ValueError(f"unknown retrain message event {event!r}")
 
 

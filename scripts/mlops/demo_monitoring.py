@@ -54,7 +54,12 @@ def _traffic(
 
 
 def run_monitoring_demo(
-    demo: Any, api: str, settings: Any, token: dict[str, str], cloud: Any, inbox: Callable[[], list[dict[str, Any]]]
+    demo: Any,
+    api: str,
+    settings: Any,
+    token: dict[str, str],
+    cloud: Any,
+    inbox: Callable[[], list[dict[str, Any]]],
 ) -> None:
     from chalicelib.adapters.aws.capture import S3CaptureSource
     from chalicelib.monitoring.service import floor_window
@@ -82,7 +87,8 @@ def run_monitoring_demo(
         print(f"   hour {hour}: {PER_WINDOW} records with {SHIFT_FEATURE} shifted by +{SHIFT_SD:g} SD")
     source = S3CaptureSource(settings.data_bucket)
     landed = wait_for(
-        lambda: sum(1 for _ in source.records(DATASET, started, utc_now())) >= len(sent) or None, timeout_s=180
+        lambda: sum(1 for _ in source.records(DATASET, started, utc_now())) >= len(sent) or None,
+        timeout_s=180,
     )
     demo.check(
         bool(landed),
@@ -90,20 +96,26 @@ def run_monitoring_demo(
         "through Firehose to s3://.../capture/live/",
     )
     sample = next(iter(source.records(DATASET, started, utc_now())), {})
-    print(f"   one record: {json.dumps({k: sample.get(k) for k in ('request_id', 'version', 'role', 'prediction', 'latency_ms')})}")
+    print(
+        f"   one record: {json.dumps({k: sample.get(k) for k in ('request_id', 'version', 'role', 'prediction', 'latency_ms')})}"
+    )
 
     demo.step("The true diagnoses arrive later (POST /models/breast_cancer/outcomes, by request id)")
     _advance(1)
     for i in range(0, len(sent), 500):
         batch = [{"request_id": rid, "index": n, "label": label} for rid, n, label in sent[i : i + 500]]
-        answer = call("POST", f"/models/{DATASET}/outcomes", {"outcomes": batch}, token=token["approver"], base=api)
+        answer = call(
+            "POST", f"/models/{DATASET}/outcomes", {"outcomes": batch}, token=token["approver"], base=api
+        )
         print(f"   {answer.get('accepted')} outcome(s) accepted")
 
     demo.step("The hourly monitor fires (monitor_models): a report per window, breaches, alarms, a retrain")
     started_runs = time.monotonic()
     outcome = cloud.runtime.fire("monitor_models") or {}
     print(f"   {json.dumps(outcome.get(DATASET))} ({time.monotonic() - started_runs:.1f} s)")
-    doc = call("GET", f"/models/{DATASET}/monitoring?from={started.isoformat()}", token=token["viewer"], base=api)
+    doc = call(
+        "GET", f"/models/{DATASET}/monitoring?from={started.isoformat()}", token=token["viewer"], base=api
+    )
     print_monitoring(doc, out=_Indented())
     kinds = {b["kind"] for b in doc.get("breaches", [])}
     windows = doc.get("windows", [])
@@ -111,7 +123,9 @@ def run_monitoring_demo(
         len(windows) >= 3 and (windows[0].get("verdicts") or {}).get("drift") == "ok",
         "the clean hour is stable",
     )
-    demo.check("drift" in kinds, f"the shift of {SHIFT_FEATURE} was flagged within two windows (drift breach)")
+    demo.check(
+        "drift" in kinds, f"the shift of {SHIFT_FEATURE} was flagged within two windows (drift breach)"
+    )
     demo.check("performance" in kinds, "the accuracy drop was flagged once outcomes covered the windows")
     notes = wait_for(lambda: [n for n in inbox() if n.get("type") == "Model monitoring breach"], timeout_s=60)
     demo.check(bool(notes), f"{len(notes or [])} notification(s) 'Model monitoring breach' on the topic")

@@ -76,7 +76,7 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "records": _get(report, "volume", "records") or 0,
         "invalid": _get(report, "errors", "invalid_rate"),
-        "p99": _get(report, "latency", "p99_ms"),
+        "p99": _get(report, "latency", "p99"),
         "drifted": _get(report, "drift", "drifted_share"),
         "prediction_drift": _get(report, "prediction_drift", "psi"),
         "quality": _get(report, "quality", "quality"),

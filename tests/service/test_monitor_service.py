@@ -120,11 +120,19 @@ def champion_doc(artifacts: MemoryArtifacts) -> tuple[dict[str, Any], dict[str, 
     return doc, files
 
 
+def monitored_contract(monitoring: dict[str, Any]) -> Contract:
+    """The forest's contract with its measurements internal: the demo's marks them confidential,
+    which capture drops (monitoring.confidential "drop"), leaving nothing to compare."""
+    doc = contract_for("forest").to_dict()
+    doc["columns"] = [{**c, "classification": "internal"} for c in doc["columns"]]
+    return Contract.parse({**doc, "monitoring": monitoring})
+
+
 @pytest.fixture
 def world() -> dict[str, Any]:
     artifacts = MemoryArtifacts()
     doc, files = champion_doc(artifacts)
-    contract = Contract.parse({**contract_for("forest").to_dict(), "monitoring": MONITORING})
+    contract = monitored_contract(MONITORING)
     capture, outcomes, store = Capture(), Outcomes(), MemoryMonitoringStore()
     queue, notifier = MemoryQueue(), MemoryNotifier()
     emitted: list[tuple[str, dict[str, Any]]] = []
@@ -152,7 +160,9 @@ def world() -> dict[str, Any]:
         "emitted": emitted,
         "session": session,
         "rows": rows,
-        "target": schema.get("target"),
+        "target": schema["target"]["name"]
+        if isinstance(schema.get("target"), dict)
+        else schema.get("target"),
         "features": [f["name"] for f in schema["features"]],
     }
 
@@ -209,12 +219,16 @@ def test_closed_windows_are_reported_once_and_a_rerun_changes_nothing(world: dic
     stream(world, T0 + HOUR, 200, seed=1)
     now = T0 + 2 * HOUR + timedelta(minutes=5)
     first = run_monitor(world["ports"], now)
-    assert first[DATASET]["reported"] == ["20261201T0000Z", "20261201T0100Z"]
+    # A first run looks a day back: the windows before the traffic are reported too, empty.
+    assert first[DATASET]["reported"][-2:] == ["20261201T0000Z", "20261201T0100Z"]
+    assert len(first[DATASET]["reported"]) == 24
+    earlier = world["store"].windows(DATASET, T0 - 22 * HOUR, T0)
+    assert [r["volume"]["records"] for r in earlier] == [0] * 22
     reports = world["store"].windows(DATASET, T0, T0 + 2 * HOUR)
     assert [r["window"] for r in reports] == ["20261201T0000Z", "20261201T0100Z"]
     assert [r["volume"]["records"] for r in reports] == [200, 200]
     assert all(r["verdicts"]["drift"] == "ok" for r in reports), [r["verdicts"] for r in reports]
-    assert [model for model, _ in world["emitted"]] == [DATASET, DATASET]
+    assert [model for model, _ in world["emitted"]] == [DATASET] * 24
     second = run_monitor(world["ports"], now + timedelta(minutes=10))
     assert second[DATASET]["reported"] == []
     assert world["notifier"].messages == [] and world["queue"].receive() == []
@@ -250,7 +264,13 @@ def test_outcomes_arriving_later_are_joined_to_the_window_of_their_predictions(w
     assert before["performance"]["verdict"] == "insufficient_data"
     received = T0 + 3 * HOUR
     world["outcomes"].stored.extend(
-        Outcome(model=DATASET, label=label_of(r), received_at=received, source="api:test", request_id=r["request_id"])
+        Outcome(
+            model=DATASET,
+            label=label_of(r),
+            received_at=received,
+            source="api:test",
+            request_id=r["request_id"],
+        )
         for r in records
     )
     result = run_monitor(world["ports"], T0 + 3 * HOUR + timedelta(minutes=30))
@@ -288,7 +308,7 @@ def test_a_model_without_a_champion_or_with_capture_off_is_skipped(world: dict[s
     ports = world["ports"]
     ports.registry.doc = None
     assert run_monitor(ports, T0 + 2 * HOUR, models=[DATASET]) == {DATASET: {"skipped": "no champion"}}
-    off = Contract.parse({**contract_for("forest").to_dict(), "monitoring": {"capture": False}})
+    off = monitored_contract({"capture": False})
     ports.registry.doc = champion_doc(ports.artifacts)[0]
     ports.contracts = Contracts(off)
     assert run_monitor(ports, T0 + 2 * HOUR)[DATASET] == {"skipped": "monitoring.capture is off"}
