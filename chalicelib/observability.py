@@ -138,8 +138,8 @@ def emit_dimensioned(dimensions: dict[str, str], figures: list[tuple[str, str, f
     if not figures:
         return
     ephemeral = EphemeralMetrics(namespace=metrics.namespace or METRICS_NAMESPACE, service=SERVICE)
-    for name, value in dimensions.items():
-        ephemeral.add_dimension(name=name, value=value)
+    for dimension, label in dimensions.items():
+        ephemeral.add_dimension(name=dimension, value=label)
     for name, unit, value in figures:
         ephemeral.add_metric(name=name, unit=unit, value=value)
     ephemeral.flush_metrics()

@@ -95,7 +95,7 @@ def _at(value: Any) -> datetime:
 
 
 def champion_doc(artifacts: MemoryArtifacts) -> tuple[dict[str, Any], dict[str, bytes]]:
-    files, fields = built("forest")
+    files, _ = built("forest")
     located = {}
     for name, data in files.items():
         key = f"models/{DATASET}/candidates/run/{name}"

@@ -50,7 +50,7 @@ class S3MonitoringStore:
     def _between(self, folder: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
         s3 = aws.client("s3")
         low, high = stamp(start), stamp(end)
-        found = []
+        found: list[dict[str, Any]] = []
         # Keys sort by time: start listing just before the first window wanted, stop past the last.
         pages = s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=folder, StartAfter=f"{folder}{low[:-1]}"
