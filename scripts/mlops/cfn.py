@@ -168,14 +168,43 @@ def deploy_stack(
     return resources
 
 
+# Resource types moto's CloudFormation cannot create (its stack then fails on any attribute of
+# them): left out of the body moto gets and created by ``apply_moto_gaps`` through the API. Each
+# with the ARN its ``Fn::GetAtt <resource>.Arn`` stands for, as an ``Fn::Sub`` of its name.
+MOTO_API_ONLY = {
+    "AWS::KinesisFirehose::DeliveryStream": (
+        "DeliveryStreamName",
+        "arn:${AWS::Partition}:firehose:${AWS::Region}:${AWS::AccountId}:deliverystream/",
+    ),
+}
+
+
 def _moto_body(path: Path) -> str:
     """The template as moto's CloudFormation can create it: moto fails on a KMS key's ``Tags``
-    (CloudFormation's Key/Value form), so they are left out here and tagged by ``apply_moto_gaps``."""
+    (CloudFormation's Key/Value form), so they are left out here and tagged by ``apply_moto_gaps``;
+    the resources of ``MOTO_API_ONLY`` are left out too, and their ARNs spelled out where used."""
     template = load_template(path)
-    for resource in template["Resources"].values():
+    arns: dict[str, dict[str, str]] = {}
+    for logical, resource in list(template["Resources"].items()):
         if resource["Type"] == "AWS::KMS::Key":
             resource.get("Properties", {}).pop("Tags", None)
-    return json.dumps(template)
+        if resource["Type"] in MOTO_API_ONLY:
+            name_property, arn_prefix = MOTO_API_ONLY[resource["Type"]]
+            name = resource["Properties"][name_property]
+            arns[logical] = {"Fn::Sub": arn_prefix + (name["Fn::Sub"] if isinstance(name, dict) else name)}
+            del template["Resources"][logical]
+
+    def spelled(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"Fn::GetAtt"} and value["Fn::GetAtt"][0] in arns:
+            assert value["Fn::GetAtt"][1] == "Arn", value
+            return arns[value["Fn::GetAtt"][0]]
+        if isinstance(value, dict):
+            return {k: spelled(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [spelled(v) for v in value]
+        return value
+
+    return json.dumps(spelled(template))
 
 
 def _wait_complete(cfn: Any, name: str, timeout_s: float = 60) -> None:
@@ -267,6 +296,8 @@ def apply_moto_gaps(
             session.client("ec2").modify_subnet_attribute(
                 SubnetId=physical[logical], MapPublicIpOnLaunch={"Value": props["MapPublicIpOnLaunch"]}
             )
+        elif resource["Type"] == "AWS::KinesisFirehose::DeliveryStream":
+            physical[logical] = _create_delivery_stream(session, template, props, physical, parameters)
         elif resource["Type"] == "AWS::DynamoDB::Table":
             ttl = props.get("TimeToLiveSpecification")
             if ttl and ttl.get("Enabled"):
@@ -274,6 +305,55 @@ def apply_moto_gaps(
                     TableName=physical[logical],
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
                 )
+
+
+def _create_delivery_stream(
+    session: Any,
+    template: dict[str, Any],
+    props: dict[str, Any],
+    physical: dict[str, str],
+    parameters: dict[str, str],
+) -> str:
+    """The Firehose stream moto's CloudFormation skips, created through the API with the template's
+    properties (their CloudFormation names are the API's). moto evaluates no ``!{...}`` expression
+    of a dynamic-partitioning prefix and writes every object under the literal prefix: it gets the
+    prefix up to the first expression (``capture/live/``), so its keys carry no partition that is
+    not one (``capture/live/YYYY/MM/DD/HH/<stream>-1-<time>-<uuid>``). Idempotent."""
+    kms, iam = session.client("kms"), session.client("iam")
+    types = {name: r["Type"] for name, r in template["Resources"].items()}
+
+    def arn(logical: str) -> str:
+        kind, ident = types[logical], physical[logical]
+        if kind == "AWS::S3::Bucket":
+            return f"arn:aws:s3:::{ident}"
+        if kind == "AWS::IAM::Role":
+            return str(iam.get_role(RoleName=ident)["Role"]["Arn"])
+        if kind == "AWS::KMS::Key":  # (moto's DescribeKey fails on a key CloudFormation made)
+            return next(str(k["KeyArn"]) for k in kms.list_keys()["Keys"] if k["KeyId"] == ident)
+        raise ValueError(f"no ARN for {kind} ({logical})")
+
+    def concrete(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+            return arn(value["Fn::GetAtt"][0])
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in physical:
+            return physical[value["Ref"]]
+        if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+            return _sub(value, parameters)
+        if isinstance(value, dict):
+            return {k: concrete(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [concrete(v) for v in value]
+        return value
+
+    config = concrete(resolve(props, template, parameters))
+    name = config.pop("DeliveryStreamName")
+    destination = config["ExtendedS3DestinationConfiguration"]
+    static = destination["Prefix"].split("!{", 1)[0]
+    destination["Prefix"] = static[: static.rfind("/") + 1]
+    firehose = session.client("firehose")
+    if name not in firehose.list_delivery_streams(Limit=100)["DeliveryStreamNames"]:
+        firehose.create_delivery_stream(DeliveryStreamName=name, **config)
+    return str(name)
 
 
 def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 In order: the functions and the API (``chalice delete``, from Chalice's record of the stage: the
 shared one in the deploy state, ``s3://<models bucket>/deploy/<stage>/``, else this checkout's
-``.chalice/deployed/<stage>.json``), the monitoring stack, the data-plane stack; the deploy state's
+``.chalice/deployed/<stage>.json``), the API function's capture subscription if its log group
+outlived the function (the post-deploy step made it), the monitoring stack, the data-plane stack; the deploy state's
 records go too (the bucket stays, with its earlier versions). The key, the buckets
 and the tables are retained by their ``DeletionPolicy`` (infra/template.yaml): the stack goes, they
 stay, and the last lines list them with the command that deletes each, for when that is meant.
@@ -113,6 +114,13 @@ def destroy(
             run("--project-dir", str(project_dir), "delete", "--stage", stage)
     else:
         print(f"1. functions and API: no record of a deploy of {stage} ({deployed} absent)")
+    # Before the stream goes: a subscription to a deleted stream fails every delivery.
+    from chalicelib.settings import Settings
+    from mlops.policies import function_name
+    from mlops.postdeploy import unsubscribe_capture
+
+    api = function_name(Settings.for_stage(stage, prefix), "api_handler")
+    print(f"   capture subscription of /aws/lambda/{api}: {unsubscribe_capture(session.client('logs'), api)}")
     monitoring = f"{prefix}-{stage}-monitoring"
     print(f"2. {monitoring}: " + ("deleted" if delete_stack(cfn, monitoring) else "not there"))
     data_plane = stack_name(prefix, stage)

@@ -8,6 +8,7 @@ event runtime feeds queue messages to the app's SQS handlers with Lambda's seman
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import json
 import os
@@ -15,13 +16,14 @@ import shutil
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops import CHALICE_CONFIG, PROJECT_DIR
 from mlops.cfn import deploy_stage
+from mlops.logshipper import CaptureTee
 from mlops.runtime import EventRuntime, schedules_from_app, subscriptions_from_app
 
 REGION = "us-east-1"
@@ -144,6 +146,7 @@ class LocalCloud:
             from chalicelib.settings import Settings
 
             self.resources = deploy_stage(Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), session)
+        self._subscribe_capture(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), config)
         if self.enforce_iam:
             self._enforce_iam(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]))
             session = boto3.session.Session()  # its clients are checked as the principal calling
@@ -153,6 +156,7 @@ class LocalCloud:
             self._act_as_functions(self.app)
         if self.function_log:
             self._redirect_function_logs(self.function_log)
+        self._ship_function_logs(session)
         if self.api_port:
             self._start_api()
         if self.events:
@@ -198,12 +202,70 @@ class LocalCloud:
         localiam.install(iam)
         self.iam = iam
 
-    def _identity(self) -> Callable[[str], Any] | None:
-        if self.iam is None:
-            return None
-        from mlops import localiam
+    def _subscribe_capture(self, session: Any, settings: Any, config: dict[str, Any]) -> None:
+        """The API function's log group and its capture subscription, by the post-deploy step's code."""
+        from mlops import policies, postdeploy
 
-        return localiam.acting_as
+        retention = config.get("lambda_functions", {}).get(API_FUNCTION, {}).get("log_retention_in_days")
+        postdeploy.subscribe_capture(
+            session.client("logs"),
+            policies.function_name(settings, API_FUNCTION),
+            *postdeploy.capture_destination(session, settings.prefix, settings.stage),
+            postdeploy.data_key_arn(session, settings.prefix, settings.stage),
+            retention,
+        )
+
+    def _ship_function_logs(self, session: Any) -> None:
+        """What the functions print reaches their log groups, as Lambda delivers it (mlops.logshipper):
+        the capture lines, on to the capture stream and S3."""
+        from chalicelib.settings import Settings
+        from mlops import policies
+        from mlops.logshipper import LogShipper
+
+        settings = Settings.for_stage(self.stage, os.environ.get("MLOPS_PREFIX", "serverless-mlops"))
+        names = {f: policies.function_name(settings, f) for f in policies.FUNCTIONS}
+        api = names[API_FUNCTION]
+
+        def function_of() -> str:
+            return names.get(_FUNCTION.get() or API_FUNCTION, api)
+
+        self.log_shipper = LogShipper(session.client("logs")).start()
+        self._tee = CaptureTee(sys.stdout, self.log_shipper, function_of)
+        sys.stdout = self._tee
+
+    def _tee_stdout(self) -> None:
+        """A tee in stdout's place again if something took it (pytest puts its capture there for each
+        test, and puts back what it found after): a function's lines reach its log group whoever
+        reads stdout. The new tee wraps the current stdout; the one pytest saved is left as it is."""
+        tee = getattr(self, "_tee", None)
+        if tee is not None and not isinstance(sys.stdout, CaptureTee):
+            sys.stdout = CaptureTee(sys.stdout, self.log_shipper, tee.function_of)
+
+    @contextlib.contextmanager
+    def function_context(self, function: str) -> Iterator[None]:
+        """Run the body as Lambda runs the function: as its principal (under the local IAM), and what
+        it prints delivered to its log group (mlops.logshipper)."""
+        self._tee_stdout()
+        token = _FUNCTION.set(function)
+        try:
+            if self.iam is None:
+                yield
+            else:
+                from mlops import localiam
+
+                with localiam.acting_as(function):
+                    yield
+        finally:
+            _FUNCTION.reset(token)
+
+    def flush_logs(self, timeout_s: float = 30.0) -> bool:
+        """Wait until every line the functions printed so far is in its log group (hence, for
+        capture lines, delivered to S3 by moto's Firehose)."""
+        shipper = getattr(self, "log_shipper", None)
+        return shipper.flush(timeout_s) if shipper is not None else True
+
+    def _identity(self) -> Callable[[str], Any]:
+        return self.function_context
 
     def _act_as_functions(self, app: Any) -> None:
         """HTTP routes run as the API function, the token authorizer as itself."""
@@ -257,16 +319,15 @@ class LocalCloud:
             # request's body and caller would be read by another (an approval recorded under someone
             # else's name). `chalice local` swaps in LocalChalice, whose request is per thread; so here.
             self.app.__class__ = type("ThreadLocalChalice", (LocalChalice, self.app.__class__), {})
-        if self.iam is not None and not getattr(self.app.__class__, "_mlops_iam", False):
-            from mlops import localiam
-
+        if not getattr(self.app.__class__, "_mlops_api", False):
             base = self.app.__class__
+            cloud = self
 
             def as_api(app: Any, event: Any, context: Any) -> Any:
-                with localiam.acting_as(API_FUNCTION):
+                with cloud.function_context(API_FUNCTION):
                     return base.__call__(app, event, context)
 
-            self.app.__class__ = type("ApiFunction", (base,), {"__call__": as_api, "_mlops_iam": True})
+            self.app.__class__ = type("ApiFunction", (base,), {"__call__": as_api, "_mlops_api": True})
         assert self.api_port is not None
         quiet = self.function_log is not None
 
@@ -286,11 +347,15 @@ class LocalCloud:
     def stop(self) -> None:
         if self.runtime:
             self.runtime.stop()
-        if getattr(self, "_saved_stdout", None):
-            sys.stdout = self._saved_stdout
         if getattr(self, "_api", None):
             self._api.shutdown()
             self._api.server.server_close()
+        if getattr(self, "log_shipper", None):
+            self.log_shipper.stop()  # what was printed is delivered before moto goes
+            while isinstance(sys.stdout, CaptureTee):
+                sys.stdout = sys.stdout.target
+        if getattr(self, "_saved_stdout", None):
+            sys.stdout = self._saved_stdout
         if getattr(self, "_moto", None):
             self._moto.stop()
         os.environ.pop("MLOPS_LOCAL_SUBMIT", None)
@@ -369,6 +434,10 @@ def serialise_dynamodb(setattr: Callable[[Any, str, Any], None] = setattr) -> No
 
         locked._mlops_serialised = True  # type: ignore[attr-defined]
         setattr(owner, name, locked)
+
+
+# The function running on this thread (LocalCloud.function_context), for the log shipper.
+_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("mlops_function", default=None)
 
 
 class _ThreadRoutedStream(io.TextIOBase):

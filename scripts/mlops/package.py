@@ -11,7 +11,8 @@ functions (``mlops.appinfo``), so a new function gets it all without anyone edit
   ``.chalice/config.json`` (a key Chalice 1.34 ignores);
 * every function's log group encrypted with the stage key (retention comes from
   ``log_retention_in_days`` in ``.chalice/config.json``); the API handler's log group name fixed
-  (Chalice writes ``${ApiHandler}`` where the resource is ``APIHandler``);
+  (Chalice writes ``${ApiHandler}`` where the resource is ``APIHandler``), and subscribed to the
+  data plane's capture stream for its capture lines (``{ $.mlops_capture = 1 }``);
 * the REST API with X-Ray tracing, per-method throttling and JSON access logs in an encrypted group
   (written with the account's API Gateway CloudWatch role, which this stack never sets: an account
   without one deploys ``apigateway-account.json`` once, as ``make package`` prints);
@@ -277,6 +278,22 @@ def scoped_role(stage: str, prefix: str, fn: Function) -> dict[str, Any]:
     }
 
 
+def capture_subscription(data_plane: str, log_group: str) -> dict[str, Any]:
+    """The API function's capture lines to the data plane's capture stream (``mlops.postdeploy``)."""
+    from mlops.postdeploy import CAPTURE_FILTER, CAPTURE_PATTERN
+
+    return {
+        "Type": "AWS::Logs::SubscriptionFilter",
+        "Properties": {
+            "LogGroupName": {"Ref": log_group},
+            "FilterName": CAPTURE_FILTER,
+            "FilterPattern": CAPTURE_PATTERN,
+            "DestinationArn": _import(data_plane, "CaptureStreamArn"),
+            "RoleArn": _import(data_plane, "CaptureLogsRoleArn"),
+        },
+    }
+
+
 def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, Any]:
     """What ``chalice package --merge-template`` adds to Chalice's SAM template."""
     data_plane = stack_name(prefix, stage)
@@ -303,6 +320,8 @@ def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, An
         resources[log_group] = {
             "Properties": {"LogGroupName": _sub(f"/aws/lambda/${{{fn.logical_id}}}"), "KmsKeyId": key}
         }
+        if fn.kind == "api":  # its capture lines go to the capture stream, as the post-deploy step sets
+            resources["ApiHandlerCaptureSubscription"] = capture_subscription(data_plane, log_group)
     if any(fn.kind == "api" for fn in fns):
         rate, burst = THROTTLING.get(stage, THROTTLING["dev"])
         resources["RestAPI"] = {

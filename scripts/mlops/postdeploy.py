@@ -18,6 +18,12 @@ group; on the API stage, throttling, method metrics and JSON access logs into a 
 with the key and kept as long as the functions' logs. Access logs need API Gateway's account-wide
 CloudWatch role: set only if the account has none (an existing one is never replaced).
 
+Capture (issue 16): the API function prints one line per captured request to stdout; this step
+makes its log group (Lambda would make it only at the first line, too late for a subscription),
+kept and keyed like the others, and subscribes it, for the lines ``{ $.mlops_capture = 1 }`` only,
+to the stage's Firehose stream (the data plane's ``CaptureStream``, written to with its
+``CaptureLogsRole``). The local cloud runs the same ``subscribe_capture``.
+
 ``mlops postdeploy --stage dev`` (``make postdeploy STAGE=dev``); ``mlops deploy`` runs it.
 """
 
@@ -25,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,9 @@ from mlops import PROJECT_DIR
 from mlops.appinfo import ephemeral_storage
 
 RESPONSE_TYPES = ["ReportBatchItemFailures"]
+API_FUNCTION = "api_handler"  # the function whose printed capture lines are subscribed
+CAPTURE_FILTER = "mlops-capture"  # the subscription filter's name
+CAPTURE_PATTERN = "{ $.mlops_capture = 1 }"  # the capture line's marker (docs: the capture line)
 DEFAULT_EPHEMERAL_MB = 512  # Lambda's /tmp when nothing is set
 
 
@@ -131,6 +142,73 @@ def encrypt_function_logs(
         }
         for name in lambda_functions(deployed)
     ]
+
+
+def capture_destination(session: Any, prefix: str, stage: str) -> tuple[str, str]:
+    """The capture stream's ARN and the role CloudWatch Logs puts to it with: data-plane outputs."""
+    outputs = _stack_outputs(session, prefix, stage)
+    return outputs["CaptureStreamArn"], outputs["CaptureLogsRoleArn"]
+
+
+def subscribe_capture(
+    logs: Any,
+    function_name: str,
+    stream_arn: str,
+    role_arn: str,
+    key_arn: str,
+    retention_days: int | None,
+    *,
+    attempts: int = 10,
+    pause: Callable[[float], None] = time.sleep,
+) -> list[dict[str, str]]:
+    """The function's log group exists (keyed, kept ``retention_days``) and sends its capture lines to
+    the stream; idempotent. CloudWatch Logs checks the destination with a test message as the role:
+    a role made moments ago may not be usable yet (IAM is eventually consistent), so a refusal is
+    tried again, ``attempts`` times in all."""
+    group = f"/aws/lambda/{function_name}"
+    changes = [{"name": group, "setting": "log group", "change": _ensure_log_group(logs, group, key_arn, retention_days)}]  # fmt: skip
+    wanted = {"filterPattern": CAPTURE_PATTERN, "destinationArn": stream_arn, "roleArn": role_arn}
+    current = [
+        f
+        for f in logs.describe_subscription_filters(logGroupName=group, filterNamePrefix=CAPTURE_FILTER)[
+            "subscriptionFilters"
+        ]
+        if f["filterName"] == CAPTURE_FILTER
+    ]
+    if current and all(current[0].get(k) == v for k, v in wanted.items()):
+        change = "already set"
+    else:
+        for attempt in range(1, attempts + 1):
+            try:
+                logs.put_subscription_filter(logGroupName=group, filterName=CAPTURE_FILTER, **wanted)
+                break
+            except logs.exceptions.InvalidParameterException:
+                if attempt == attempts:
+                    raise
+                pause(3.0)
+        change = f"sends {CAPTURE_PATTERN} to {stream_arn.rsplit('/', 1)[-1]}"
+    changes.append({"name": group, "setting": "capture subscription", "change": change})
+    return changes
+
+
+def unsubscribe_capture(logs: Any, function_name: str) -> str:
+    """Remove the capture subscription of the function's log group, if there is one; says what it did.
+    The group itself is Chalice's (``chalice delete`` removes it with the function) and is kept."""
+    try:
+        logs.delete_subscription_filter(
+            logGroupName=f"/aws/lambda/{function_name}", filterName=CAPTURE_FILTER
+        )
+    except logs.exceptions.ResourceNotFoundException:
+        return "not there"
+    return "removed"
+
+
+def api_function_name(deployed: dict[str, Any]) -> str | None:
+    """The deployed name of the API function, if Chalice recorded it."""
+    for resource in deployed.get("resources", []):
+        if resource.get("resource_type") == "lambda_function" and resource.get("name") == API_FUNCTION:
+            return str(resource["lambda_arn"]).rsplit(":", 1)[-1]
+    return None
 
 
 def configure_api_stage(
@@ -267,6 +345,14 @@ def run(stage: str, session: Any = None, project_dir: Path = PROJECT_DIR) -> lis
     )
     logs = session.client("logs")
     changes += encrypt_function_logs(logs, deployed, key_arn, None)
+    api_function = api_function_name(deployed)
+    if api_function is not None:
+        api_retention = (
+            stage_config.get("lambda_functions", {}).get(API_FUNCTION, {}).get("log_retention_in_days")
+        )
+        changes += subscribe_capture(
+            logs, api_function, *capture_destination(session, prefix, stage), key_arn, api_retention
+        )
     changes += configure_api_stage(
         session.client("apigateway"),
         logs,
@@ -283,10 +369,14 @@ def run(stage: str, session: Any = None, project_dir: Path = PROJECT_DIR) -> lis
 
 def data_key_arn(session: Any, prefix: str, stage: str) -> str:
     """The stage key's ARN, an output of the data-plane stack."""
+    return _stack_outputs(session, prefix, stage)["DataKeyArn"]
+
+
+def _stack_outputs(session: Any, prefix: str, stage: str) -> dict[str, str]:
     from mlops.cfn import stack_name
 
     stack = session.client("cloudformation").describe_stacks(StackName=stack_name(prefix, stage))["Stacks"][0]
-    return next(o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == "DataKeyArn")
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 def main(argv: list[str] | None = None) -> int:

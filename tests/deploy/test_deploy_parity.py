@@ -97,3 +97,30 @@ def test_an_account_s_existing_api_gateway_logging_role_is_left_as_it_is():
             30,
         )
         assert apigw.get_account()["cloudwatchRoleArn"] == theirs
+
+
+def test_the_post_deploy_step_subscribes_the_api_log_group_as_the_packaged_template_does():
+    """Both paths send the API function's capture lines to the stage's capture stream, with the same
+    filter, role and pattern (the data plane's exports name them for the packaged path)."""
+    from mlops.postdeploy import capture_destination, subscribe_capture
+
+    merged = merge_template(STAGE, PREFIX, functions(STAGE))["Resources"]
+    wanted = merged["ApiHandlerCaptureSubscription"]["Properties"]
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        deploy_stage(Settings.for_stage(STAGE, PREFIX), session)
+        exports = {e["Name"]: e["Value"] for e in session.client("cloudformation").list_exports()["Exports"]}
+        logs = session.client("logs")
+        stream, role = capture_destination(session, PREFIX, STAGE)
+        subscribe_capture(logs, f"{PREFIX}-{STAGE}", stream, role, data_key_arn(session, PREFIX, STAGE), 30)
+        (made,) = logs.describe_subscription_filters(logGroupName=f"/aws/lambda/{PREFIX}-{STAGE}")[
+            "subscriptionFilters"
+        ]
+        assert made["filterName"] == wanted["FilterName"]
+        assert made["filterPattern"] == wanted["FilterPattern"]
+        assert made["destinationArn"] == exports[wanted["DestinationArn"]["Fn::ImportValue"]]
+        assert made["roleArn"] == exports[wanted["RoleArn"]["Fn::ImportValue"]]
+        assert wanted["LogGroupName"] == {"Ref": "ApiHandlerLogGroup"}
+        assert merged["ApiHandlerLogGroup"]["Properties"]["LogGroupName"] == {
+            "Fn::Sub": "/aws/lambda/${APIHandler}"
+        }

@@ -14,10 +14,10 @@ own function's; everything else a policy names (buckets, queues, tables, topics,
 definitions, the stage key) exists in the data plane; every SQS mapping is on a data-plane queue and
 reports batch item failures; the templates and what they create fit AWS's limits.
 
-moto's CloudFormation cannot create CloudWatch alarms or the API's stage (it logs "No Moto
-CloudFormation support for AWS::CloudWatch::Alarm" and "... AWS::ApiGateway::Stage"): for those two
-types the names are read from the translated template and checked against what moto created for the
-rest. The other gaps of moto 5.2.5 are bridged below, each with AWS's behaviour.
+moto's CloudFormation cannot create CloudWatch alarms, the API's stage or a log group's subscription
+filter (it logs "No Moto CloudFormation support for AWS::CloudWatch::Alarm", "... AWS::ApiGateway::Stage"
+and "... AWS::Logs::SubscriptionFilter"): for those types the names are read from the translated
+template and checked against what moto created for the rest. The other gaps of moto 5.2.5 are bridged below, each with AWS's behaviour.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ STAGE = "dev"
 REGION = "eu-west-1"
 ARTIFACTS = "serverless-mlops-rehearsal-artifacts"  # the printed command's <artifact bucket>
 # What moto 5.2.5's CloudFormation cannot create: checked in the translated template instead.
-MOTO_CANNOT_CREATE = {"AWS::CloudWatch::Alarm", "AWS::ApiGateway::Stage"}
+MOTO_CANNOT_CREATE = {"AWS::CloudWatch::Alarm", "AWS::ApiGateway::Stage", "AWS::Logs::SubscriptionFilter"}
 
 # AWS's limits for this way of deploying.
 TEMPLATE_FROM_S3_LIMIT = 1_000_000  # CloudFormation: a template in S3, 1 MB
@@ -489,6 +489,26 @@ def test_the_api_and_the_schedule_invoke_functions_that_exist_and_let_them(rehea
         made = rehearsal.created[group]
         assert (made["ResourceType"], attribute) == ("AWS::Logs::LogGroup", "Arn"), name
         assert logs[made["PhysicalResourceId"]].get("kmsKeyId") == key, name
+
+
+def test_the_api_functions_log_group_sends_its_capture_lines_to_the_data_planes_stream(rehearsal):
+    """The packaged path subscribes as the post-deploy step does (moto cannot create the filter: its
+    group, destination and role are checked against what moto created)."""
+    from mlops.postdeploy import CAPTURE_FILTER, CAPTURE_PATTERN
+
+    (subscription,) = _of_type(rehearsal.template, "AWS::Logs::SubscriptionFilter").values()
+    properties = subscription["Properties"]
+    assert (properties["FilterName"], properties["FilterPattern"]) == (CAPTURE_FILTER, CAPTURE_PATTERN)
+    group = rehearsal.created[properties["LogGroupName"]["Ref"]]
+    assert group["ResourceType"] == "AWS::Logs::LogGroup"
+    api = next(fn.function_name for fn in functions(STAGE) if fn.kind == "api")
+    assert group["PhysicalResourceId"] == f"/aws/lambda/{api}"
+    stream = rehearsal.exports[properties["DestinationArn"]["Fn::ImportValue"]]
+    streams = rehearsal.client("firehose").list_delivery_streams()["DeliveryStreamNames"]
+    assert stream.rsplit("/", 1)[1] in streams and stream.startswith(f"arn:aws:firehose:{REGION}:")
+    role = rehearsal.exports[properties["RoleArn"]["Fn::ImportValue"]].rsplit("/", 1)[1]
+    trust = rehearsal.client("iam").get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "logs.amazonaws.com"}
 
 
 def test_the_templates_and_what_they_create_fit_the_limits_of_the_way_they_are_deployed(rehearsal):
