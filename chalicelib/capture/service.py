@@ -14,12 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from chalicelib.capture import records as rec
 from chalicelib.capture.policy import MonitoringPolicy
 from chalicelib.capture.ports import CaptureKey, CaptureSink
+from chalicelib.timeutil import utc_now
 from chalicelib.validation.exceptions import NoContract
 from chalicelib.validation.ports import ContractStore
 
@@ -67,7 +68,7 @@ class Capturer:
         key: CaptureKey,
         clock: Callable[[], float] = time.monotonic,
         ttl_s: float = CONTRACT_TTL_S,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.sink = sink
         self.contracts = contracts

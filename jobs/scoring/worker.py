@@ -56,7 +56,7 @@ from chalicelib.capture.service import Answer, encode_answer
 from chalicelib.serving.model import Scores, fetch_artifact, load_version
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.settings import Settings
-from chalicelib.timeutil import parse_iso
+from chalicelib.timeutil import parse_iso, utc_now
 
 from .engine import CHUNK_BYTES, Scorer, ShardOutput, gzip_pieces, row_pieces, s3_range_chunks, score_pieces
 
@@ -278,7 +278,7 @@ class ShardCapture:
             job_id=str(self.job["job_id"]),
             first_index=first_row,
         )
-        self.lines += encode_answer(answer, self.masking, timestamp(datetime.now(UTC)))
+        self.lines += encode_answer(answer, self.masking, timestamp(utc_now()))
 
     def store(self, store: BatchCaptureStore) -> str:
         """The shard's object (a retried shard finds its key taken: nothing new is written)."""
