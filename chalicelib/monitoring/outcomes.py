@@ -320,8 +320,11 @@ class OutcomeParser:
         def bad(field: str | None, problem: str) -> None:
             problems.append(OutcomeProblem(position, field, problem))
 
-        if not isinstance(item, dict):
-            bad(None, 'not an object: send {"request_id", "index"?, "label"} or {"row_id", "label"}')
+        if not isinstance(item, dict):  # the field at fault is the item itself
+            bad(
+                f"outcomes[{position}]",
+                'not an object: send {"request_id", "index"?, "label"} or {"row_id", "label"}',
+            )
             return None
         for name in item:
             if name not in ITEM_FIELDS:

@@ -137,7 +137,8 @@ def test_a_confidential_label_is_never_echoed_and_an_internal_one_is():
 
 def test_a_list_item_that_is_not_an_object_is_named():
     _, problems = _parse(CATEGORY, [["stay"]])
-    assert [(p.item, p.field) for p in problems] == [(0, None)] and "not an object" in problems[0].problem
+    assert [(p.item, p.field) for p in problems] == [(0, "outcomes[0]")]
+    assert "not an object" in problems[0].problem
 
 
 def test_invalid_outcomes_carries_every_problem_and_the_count():
@@ -184,8 +185,7 @@ def test_any_body_is_accepted_whole_or_refused_with_every_bad_item_named(items):
     assert outcomes == []
     for problem in problems:
         assert problem.item is not None and 0 <= problem.item < len(items)
-        # Every refusal names a field, except of an item that is not an object at all.
-        assert problem.field is not None or not isinstance(items[problem.item], dict)
+        assert problem.field  # every refusal names a field (the item itself when it is no object)
         assert problem.problem
     # Each item that parses alone is no item of a problem (problems are the items' own).
     for position, item in enumerate(items):
