@@ -216,3 +216,10 @@ def test_the_report_is_plain_json_naming_the_upload(world):
     assert report["kind"] == "outcomes" and report["upload"]["key"] == notification["key"]
     assert report["upload"]["version_id"] == notification["version_id"]
     assert report["received_at"] == "2026-11-30T12:00:01.000Z"  # the upload's event time
+
+
+def test_the_ingest_function_routes_the_prefix_outcomes_are_uploaded_under():
+    from chalicelib.entrypoints.datasets import OUTCOMES_PREFIX as routed
+    from chalicelib.monitoring.outcomes import OUTCOMES_PREFIX
+
+    assert routed == OUTCOMES_PREFIX == "outcomes/"

@@ -327,3 +327,13 @@ def test_objects_are_tagged_with_the_stricter_of_the_targets_and_the_row_ids_cla
         {"type": "boolean", "classification": "public"}, {"type": "string", "classification": "pii"}
     )
     assert classification_of(pii_ids) == "pii"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=300))
+def test_every_bad_value_is_found_among_many_distinct_ones(bad_at):
+    """The checks halve a chunk with a problem until each bad value is alone: none is missed."""
+    rows = "".join(f",,{'x' if bad else 'r'}-{n},stay\n" for n, bad in enumerate(bad_at))
+    found = _csv(CATEGORY, "request_id,index,row_id,label\n" + rows)
+    assert [p.item for p in found.problems] == [n + 1 for n, bad in enumerate(bad_at) if bad]
+    assert len(found.outcomes) == bad_at.count(False)
