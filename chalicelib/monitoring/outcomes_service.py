@@ -32,6 +32,7 @@ from chalicelib.ingest.ports import UploadSource
 from chalicelib.ingest.uploads import upload_id_for
 from chalicelib.monitoring.outcomes import (
     MAX_UPLOAD_BYTES,
+    UNROUTABLE,
     CsvOutcomes,
     InvalidOutcomes,
     OutcomeParser,
@@ -50,7 +51,7 @@ from chalicelib.validation.layout import QUARANTINE_REPORT, ObjectTags
 from chalicelib.validation.ports import ContractStore, ValidationStore
 
 QUARANTINED_ROWS = "rows.csv"
-STRICTEST = "pii"  # the tag of what cannot be classified (no contract to say)
+UNCLASSIFIED = "confidential"  # the tag of what no contract classifies (docs/contracts.md, Tags)
 
 
 class UnknownModel(NotFound):
@@ -162,11 +163,13 @@ def ingest_upload(notification: dict[str, Any], ports: OutcomeUploadPorts) -> di
         "upload_id": upload_id,
     }
     if dataset is None:
-        return _reject(ports, None, upload, received, problem or "unroutable", STRICTEST)
+        return _reject(ports, None, upload, received, problem or "unroutable", UNCLASSIFIED)
     try:
         contract = ports.contracts.get(dataset)
     except NoContract:
-        return _reject(ports, dataset, upload, received, f"no contract is stored for {dataset!r}", STRICTEST)
+        return _reject(
+            ports, dataset, upload, received, f"no contract is stored for {dataset!r}", UNCLASSIFIED
+        )
     classification = classification_of(contract)
     found = OutcomeParser(dataset, contract).parse_csv(body, received, source)
     if found.fatal:
@@ -261,7 +264,7 @@ def _reject(
         "stored_key": None,
         "problems": [{"row": None, "field": None, "problem": problem}],
     }
-    tags = ObjectTags(dataset or "-", classification, "quarantine")
+    tags = ObjectTags(dataset or UNROUTABLE, classification, "quarantine")
     ports.quarantine.put_json(prefix + QUARANTINE_REPORT, report, tags)
     metrics.add_metric(name="OutcomeUploadsRejected", unit=MetricUnit.Count, value=1)
     logger.warning(

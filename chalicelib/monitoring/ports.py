@@ -15,10 +15,11 @@ class OutcomeStore(Protocol):
     """Accepted outcomes, kept create-only (``monitoring/<model>/outcomes/<YYYY-MM-DD>/...``)."""
 
     def add(
-        self, model: str, outcomes: Sequence[Outcome], source: str, *, classification: str = "pii"
+        self, model: str, outcomes: Sequence[Outcome], source: str, *, classification: str = "confidential"
     ) -> str:
         """Store the outcomes (one source, one receiving time) as one create-only object tagged with
-        ``classification`` (what the retention rules key on; without it, the strictest); returns its
+        ``classification`` (what the retention rules key on; unknown: ``confidential``, as for every
+        object of a dataset without a usable contract); returns its
         key. The key derives from the source and the outcomes' receiving time
         (``outcomes.outcomes_key``): adding the same source again stores nothing and returns the same
         key. Raises ValueError for no outcomes, or outcomes of another model or time."""

@@ -110,7 +110,7 @@ def test_any_request_stores_all_its_outcomes_or_none_and_a_refusal_names_a_field
     except InvalidOutcomes as refused:
         assert world.keys("monitoring/") == []
         for problem in refused.details()["problems"]:
-            assert problem["field"] or not isinstance(items[problem["item"]], dict)
+            assert problem["field"] and problem["item"] is not None
         return
     assert answer["accepted"] == len(items) == len(world.stored())
 
@@ -216,3 +216,10 @@ def test_the_report_is_plain_json_naming_the_upload(world):
     assert report["kind"] == "outcomes" and report["upload"]["key"] == notification["key"]
     assert report["upload"]["version_id"] == notification["version_id"]
     assert report["received_at"] == "2026-11-30T12:00:01.000Z"  # the upload's event time
+
+
+def test_the_ingest_function_routes_the_prefix_outcomes_are_uploaded_under():
+    from chalicelib.entrypoints.datasets import OUTCOMES_PREFIX as routed
+    from chalicelib.monitoring.outcomes import OUTCOMES_PREFIX
+
+    assert routed == OUTCOMES_PREFIX == "outcomes/"

@@ -137,7 +137,8 @@ def test_a_confidential_label_is_never_echoed_and_an_internal_one_is():
 
 def test_a_list_item_that_is_not_an_object_is_named():
     _, problems = _parse(CATEGORY, [["stay"]])
-    assert [(p.item, p.field) for p in problems] == [(0, None)] and "not an object" in problems[0].problem
+    assert [(p.item, p.field) for p in problems] == [(0, "outcomes[0]")]
+    assert "not an object" in problems[0].problem
 
 
 def test_invalid_outcomes_carries_every_problem_and_the_count():
@@ -184,8 +185,7 @@ def test_any_body_is_accepted_whole_or_refused_with_every_bad_item_named(items):
     assert outcomes == []
     for problem in problems:
         assert problem.item is not None and 0 <= problem.item < len(items)
-        # Every refusal names a field, except of an item that is not an object at all.
-        assert problem.field is not None or not isinstance(items[problem.item], dict)
+        assert problem.field  # every refusal names a field (the item itself when it is no object)
         assert problem.problem
     # Each item that parses alone is no item of a problem (problems are the items' own).
     for position, item in enumerate(items):
@@ -327,3 +327,13 @@ def test_objects_are_tagged_with_the_stricter_of_the_targets_and_the_row_ids_cla
         {"type": "boolean", "classification": "public"}, {"type": "string", "classification": "pii"}
     )
     assert classification_of(pii_ids) == "pii"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=300))
+def test_every_bad_value_is_found_among_many_distinct_ones(bad_at):
+    """The checks halve a chunk with a problem until each bad value is alone: none is missed."""
+    rows = "".join(f",,{'x' if bad else 'r'}-{n},stay\n" for n, bad in enumerate(bad_at))
+    found = _csv(CATEGORY, "request_id,index,row_id,label\n" + rows)
+    assert [p.item for p in found.problems] == [n + 1 for n, bad in enumerate(bad_at) if bad]
+    assert len(found.outcomes) == bad_at.count(False)

@@ -17,7 +17,7 @@ class S3OutcomeStore:
         self.bucket = bucket
 
     def add(
-        self, model: str, outcomes: Sequence[Outcome], source: str, *, classification: str = "pii"
+        self, model: str, outcomes: Sequence[Outcome], source: str, *, classification: str = "confidential"
     ) -> str:
         key, body = layout.stored_object(model, outcomes, source)
         # False: the source was stored before (a retried event); its object stands as written.

@@ -16,7 +16,7 @@ class MemoryOutcomeStore:
         self.bucket = bucket
 
     def add(
-        self, model: str, outcomes: Sequence[Outcome], source: str, *, classification: str = "pii"
+        self, model: str, outcomes: Sequence[Outcome], source: str, *, classification: str = "confidential"
     ) -> str:
         key, body = layout.stored_object(model, outcomes, source)
         tags = {"dataset": model, "classification": classification, "stage": "outcomes"}
