@@ -5,6 +5,7 @@ own rejections; feature and prediction drift at their documented false-alarm rat
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -276,3 +277,4 @@ def test_any_json_inputs_give_a_well_formed_report(inputs) -> None:
     assert quality["quality"] is None or 0.0 <= quality["quality"] <= 1.0
     assert quality["rejected"] <= quality["values"]
     assert set(out["verdicts"].values()) <= {"ok", "breach", "insufficient_data"}
+    json.dumps(out, allow_nan=False)  # plain JSON: the report is stored and served as it is
