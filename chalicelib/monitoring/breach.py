@@ -100,6 +100,6 @@ def _reason(kind: str, windows: int, figures: Mapping[str, Any], policy: Monitor
             f"(latest {figures.get('quality')}: values the contract would reject)"
         )
     return (
-        f"{figures.get('metric')} on outcomes below the floor {figures.get('floor')} {run} "
-        f"(latest {figures.get('value')}, interval {figures.get('low')}..{figures.get('high')})"
+        f"{figures.get('metric')} on outcomes worse than the floor {figures.get('floor')} with its whole "
+        f"interval {run} (latest {figures.get('value')}, interval {figures.get('low')}..{figures.get('high')})"
     )

@@ -109,8 +109,8 @@ def _arrays(pairs: JoinResult, task: str) -> tuple[np.ndarray, np.ndarray]:
     classes: list[str] = []
     for record in records:
         for name in record.get("probabilities") or {}:
-            if name not in classes:
-                classes.append(str(name))
+            if _class_key(name) not in classes:
+                classes.append(_class_key(name))
     for record in records:
         key = label_key(record.get("prediction"))
         if key not in classes:
@@ -127,8 +127,17 @@ def _arrays(pairs: JoinResult, task: str) -> tuple[np.ndarray, np.ndarray]:
         probabilities = record.get("probabilities")
         if probabilities:
             for name, p in probabilities.items():
-                scores[i, column[str(name)]] = float(p)
+                scores[i, column[_class_key(name)]] = float(p)
         else:
             scores[i, column[label_key(record.get("prediction"))]] = 1.0
     truth = np.array([column[label_key(pair.label)] for pair in pairs.pairs], dtype=np.int64)
     return truth, scores
+
+
+def _class_key(name: Any) -> str:
+    """A probability's class name as ``label_key`` writes labels (JSON keys are text: "True" is True)."""
+    return (
+        {"True": "true", "False": "false"}.get(name, label_key(name))
+        if isinstance(name, str)
+        else label_key(name)
+    )

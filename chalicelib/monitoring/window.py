@@ -173,6 +173,12 @@ class _FeatureValues:
             self.wrong_type += 1
 
 
+def _inputs(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A record's inputs; a request item that was not a JSON object (refused as invalid) has none."""
+    inputs = record.get("inputs")
+    return inputs if isinstance(inputs, Mapping) else {}
+
+
 def _checker_issues(
     column: Column, contract: Contract, texts: Sequence[str]
 ) -> tuple[ColumnChecker, IssueLog]:
@@ -202,11 +208,11 @@ def _quality_and_profiles(
     records: Sequence[Mapping[str, Any]], contract: Contract, policy: MonitoringPolicy
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     null_text = contract.format.null_values[0] if contract.format.null_values else ""
-    carried = {name for r in records for name in (r.get("inputs") or {})}
+    inputs_of = [_inputs(r) for r in records]
+    carried = {name for inputs in inputs_of for name in inputs}
     features = [c for c in monitored_columns(contract, policy) if c.name in carried]
     values = {c.name: _FeatureValues(c, null_text) for c in features}
-    for record in records:
-        inputs = record.get("inputs") or {}
+    for inputs in inputs_of:
         for feature in values.values():
             feature.add(inputs)
 

@@ -5,6 +5,7 @@ own rejections; feature and prediction drift at their documented false-alarm rat
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -247,3 +248,33 @@ def test_without_reference_predictions_prediction_drift_is_insufficient_data() -
         end=T0,
     )
     assert out["verdicts"]["prediction_drift"] == "insufficient_data"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.dictionaries(
+                st.sampled_from(["a", "b", "c", "n", "flag", "secret", "extra"]), _json, max_size=7
+            ),
+            _json,
+        ),
+        min_size=0,
+        max_size=30,
+    )
+)
+def test_any_json_inputs_give_a_well_formed_report(inputs) -> None:
+    records = [record({}, i, prediction=0) | {"inputs": value} for i, value in enumerate(inputs)]
+    out = report(records, parse_monitoring({"min_requests": 1, "confidential": "hash"}))
+    quality = out["quality"]
+    assert quality["quality"] is None or 0.0 <= quality["quality"] <= 1.0
+    assert quality["rejected"] <= quality["values"]
+    assert set(out["verdicts"].values()) <= {"ok", "breach", "insufficient_data"}
+    json.dumps(out, allow_nan=False)  # plain JSON: the report is stored and served as it is
