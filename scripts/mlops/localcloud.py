@@ -223,30 +223,19 @@ class LocalCloud:
         from mlops.logshipper import LogShipper
 
         settings = Settings.for_stage(self.stage, os.environ.get("MLOPS_PREFIX", "serverless-mlops"))
-        names = {f: policies.function_name(settings, f) for f in policies.FUNCTIONS}
-        api = names[API_FUNCTION]
-
-        def function_of() -> str:
-            return names.get(_FUNCTION.get() or API_FUNCTION, api)
-
+        self._function_names = {f: policies.function_name(settings, f) for f in policies.FUNCTIONS}
         self.log_shipper = LogShipper(session.client("logs")).start()
-        self._tee = CaptureTee(sys.stdout, self.log_shipper, function_of)
-        sys.stdout = self._tee
-
-    def _tee_stdout(self) -> None:
-        """A tee in stdout's place again if something took it (pytest puts its capture there for each
-        test, and puts back what it found after): a function's lines reach its log group whoever
-        reads stdout. The new tee wraps the current stdout; the one pytest saved is left as it is."""
-        tee = getattr(self, "_tee", None)
-        if tee is not None and not isinstance(sys.stdout, CaptureTee):
-            sys.stdout = CaptureTee(sys.stdout, self.log_shipper, tee.function_of)
+        _SHIPPING.append(self)
+        _tee_stdout()
 
     @contextlib.contextmanager
     def function_context(self, function: str) -> Iterator[None]:
-        """Run the body as Lambda runs the function: as its principal (under the local IAM), and what
-        it prints delivered to its log group (mlops.logshipper)."""
-        self._tee_stdout()
-        token = _FUNCTION.set(function)
+        """Run the body as Lambda runs the function (its name in .chalice/config.json): as its
+        principal (under the local IAM), and what it prints delivered to its log group."""
+        _tee_stdout()
+        shipper = getattr(self, "log_shipper", None)
+        name = getattr(self, "_function_names", {}).get(function, function)
+        token = _RUNNING_AS.set((shipper, name) if shipper is not None else None)
         try:
             if self.iam is None:
                 yield
@@ -256,7 +245,7 @@ class LocalCloud:
                 with localiam.acting_as(function):
                     yield
         finally:
-            _FUNCTION.reset(token)
+            _RUNNING_AS.reset(token)
 
     def flush_logs(self, timeout_s: float = 30.0) -> bool:
         """Wait until every line the functions printed so far is in its log group (hence, for
@@ -352,7 +341,8 @@ class LocalCloud:
             self._api.server.server_close()
         if getattr(self, "log_shipper", None):
             self.log_shipper.stop()  # what was printed is delivered before moto goes
-            while isinstance(sys.stdout, CaptureTee):
+            _SHIPPING.remove(self)
+            while not _SHIPPING and isinstance(sys.stdout, CaptureTee):
                 sys.stdout = sys.stdout.target
         if getattr(self, "_saved_stdout", None):
             sys.stdout = self._saved_stdout
@@ -436,8 +426,20 @@ def serialise_dynamodb(setattr: Callable[[Any, str, Any], None] = setattr) -> No
         setattr(owner, name, locked)
 
 
-# The function running on this thread (LocalCloud.function_context), for the log shipper.
-_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("mlops_function", default=None)
+# The function running on this thread (LocalCloud.function_context): its cloud's log shipper and its
+# deployed name. One tee serves every local cloud of the process; each line goes to its own cloud.
+_RUNNING_AS: contextvars.ContextVar[tuple[Any, str] | None] = contextvars.ContextVar(
+    "mlops_function", default=None
+)
+_SHIPPING: list[LocalCloud] = []  # the clouds whose shippers run
+
+
+def _tee_stdout() -> None:
+    """The tee in stdout's place, again if something took it (pytest puts its capture there for each
+    test, and puts back what it found after): a function's lines reach its log group whoever reads
+    stdout. A new tee wraps the current stdout; the one pytest saved is left as it is."""
+    if not isinstance(sys.stdout, CaptureTee):
+        sys.stdout = CaptureTee(sys.stdout, _RUNNING_AS.get)
 
 
 class _ThreadRoutedStream(io.TextIOBase):

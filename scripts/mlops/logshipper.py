@@ -164,14 +164,14 @@ class LogShipper:
 
 
 class CaptureTee(io.TextIOBase):
-    """A stand-in for stdout: writes through to ``target``, and gives the shipper every complete line
-    (per thread: ``print`` writes a line and its newline separately) that mentions the marker,
-    as printed by ``function_of()`` (the function running on the writing thread)."""
+    """A stand-in for stdout: writes through to ``target``, and hands every complete line that
+    mentions the marker (per thread: ``print`` writes a line and its newline separately) to the
+    shipper ``route()`` names with the function printing it, if any: code that runs in no function
+    (the operator, a test) ships nothing, as nothing runs outside a function in Lambda."""
 
-    def __init__(self, target: Any, shipper: LogShipper, function_of: Callable[[], str]) -> None:
+    def __init__(self, target: Any, route: Callable[[], tuple[LogShipper, str] | None]) -> None:
         self.target = target
-        self._shipper = shipper
-        self.function_of = function_of
+        self.route = route
         self._partial = threading.local()
 
     def write(self, text: str) -> int:
@@ -182,8 +182,9 @@ class CaptureTee(io.TextIOBase):
             return written
         *lines, self._partial.text = held.split("\n")
         for line in lines:
-            if MARKER in line:
-                self._shipper.ship(self.function_of(), line)
+            if MARKER in line and (to := self.route()) is not None:
+                shipper, function = to
+                shipper.ship(function, line)
         return written
 
     def flush(self) -> None:

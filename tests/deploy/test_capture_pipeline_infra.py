@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import gzip
 import json
+import time
 from typing import Any
 
 import boto3
@@ -133,12 +135,19 @@ def test_the_post_deploy_step_subscribes_the_api_log_group_once_and_destroy_remo
     (subscription,) = logs.describe_subscription_filters(logGroupName=group)["subscriptionFilters"]
     assert (subscription["filterName"], subscription["filterPattern"]) == (CAPTURE_FILTER, CAPTURE_PATTERN)
     assert (subscription["destinationArn"], subscription["roleArn"]) == (stream_arn, role_arn)
-    # What the subscription sends lands under capture/live/ (moto: the envelope, gzip).
+    # What the subscription sends lands under capture/live/ (moto: the gzip envelope), encrypted.
     logs.create_log_stream(logGroupName=group, logStreamName="s")
     line = json.dumps({"mlops_capture": 1, "records": []})
-    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[{"timestamp": 1, "message": line}])
-    listed = session.client("s3").list_objects_v2(Bucket=settings.data_bucket, Prefix="capture/live/")
-    assert listed["KeyCount"] == 1
+    now = int(time.time() * 1000)  # (CloudWatch Logs refuses events older than 14 days)
+    logs.put_log_events(
+        logGroupName=group, logStreamName="s", logEvents=[{"timestamp": now, "message": line}]
+    )
+    s3 = session.client("s3")
+    (item,) = s3.list_objects_v2(Bucket=settings.data_bucket, Prefix="capture/live/")["Contents"]
+    got = s3.get_object(Bucket=settings.data_bucket, Key=item["Key"])
+    assert (got["ServerSideEncryption"], got["SSEKMSKeyId"]) == ("aws:kms", key)
+    envelope = json.loads(gzip.decompress(got["Body"].read()))
+    assert [e["message"] for e in envelope["logEvents"]] == [line] and envelope["logGroup"] == group
 
     destroy(session, STAGE, PREFIX, chalice=False)
     assert logs.describe_subscription_filters(logGroupName=group)["subscriptionFilters"] == []

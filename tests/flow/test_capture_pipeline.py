@@ -2,7 +2,7 @@
 its log group, the subscription filter the post-deploy step put sends the capture lines to the
 stage's Firehose stream, and the stream writes them under ``capture/live/`` in the data bucket (moto:
 gzip CloudWatch Logs envelopes, decoded here). Only capture lines travel; other printed lines stay
-in the function's output. Runs under the local IAM: delivery is Lambda's work, and none of it is
+in the function's output, and what no function printed goes nowhere. Runs under the local IAM: delivery is Lambda's work, and none of it is
 refused."""
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def test_printed_capture_lines_reach_s3_through_logs_and_firehose_and_nothing_el
         json.dumps({"mlops_capture": 0, "run": run}),  # the marker, not set: the filter drops it
         f"plain text naming mlops_capture {run}",
     ]
+    print(_capture_line("churn", f"{run}-not-a-function"))  # the test prints it: no function did
     _print_as_api_function(local_cloud, captured[:6] + others)
     _print_as_api_function(local_cloud, captured[6:])
 

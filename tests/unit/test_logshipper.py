@@ -91,7 +91,7 @@ def test_printed_lines_from_several_threads_reach_their_groups_whole_and_stop_de
     shipper = LogShipper(logs, interval_s=5.0).start()  # nothing would be put before stop() but for it
     out = io.StringIO()
     function = threading.local()
-    tee = CaptureTee(out, shipper, lambda: function.name)
+    tee = CaptureTee(out, lambda: (shipper, function.name))
 
     def run(name: str, offset: int) -> None:
         function.name = name
@@ -117,10 +117,24 @@ def test_printed_lines_from_several_threads_reach_their_groups_whole_and_stop_de
     assert shipper.shipped == 102
 
 
+def test_lines_printed_outside_any_function_are_not_shipped():
+    logs = _Logs()
+    shipper = LogShipper(logs, interval_s=0.01).start()
+    out = io.StringIO()
+    inside = threading.local()
+    tee = CaptureTee(out, lambda: (shipper, "app-local") if getattr(inside, "yes", False) else None)
+    print(_line(1), file=tee)
+    inside.yes = True
+    print(_line(2), file=tee)
+    shipper.stop()
+    assert [m for _, _, m in logs.events] == [_line(2)]
+    assert out.getvalue() == _line(1) + "\n" + _line(2) + "\n"
+
+
 def test_flush_waits_until_what_was_printed_is_put():
     logs = _Logs()
     shipper = LogShipper(logs, interval_s=0.05).start()
-    tee = CaptureTee(io.StringIO(), shipper, lambda: "app-local")
+    tee = CaptureTee(io.StringIO(), lambda: (shipper, "app-local"))
     for i in range(20):
         print(_line(i), file=tee)
     assert shipper.flush(timeout_s=30)
@@ -140,7 +154,7 @@ def test_a_failed_put_is_reported_and_later_lines_still_ship():
 
     logs.put_log_events = flaky  # type: ignore[method-assign]
     shipper = LogShipper(logs, interval_s=0.01).start()
-    tee = CaptureTee(io.StringIO(), shipper, lambda: "app-local")
+    tee = CaptureTee(io.StringIO(), lambda: (shipper, "app-local"))
     print(_line(1), file=tee)
     assert shipper.flush(timeout_s=30)
     print(_line(2), file=tee)
