@@ -10,11 +10,16 @@ from datetime import UTC, datetime, timedelta
 CLOCK_OFFSET_ENV = "MLOPS_LOCAL_CLOCK_OFFSET_S"
 
 
+def clock_offset() -> timedelta:
+    """How far the local cloud has moved its clock on (zero everywhere else). Storage keeps its own
+    time (S3's and Firehose's arrival times are not moved): a reader pruning by arrival adds this."""
+    offset = os.environ.get(CLOCK_OFFSET_ENV)
+    return timedelta(seconds=float(offset)) if offset else timedelta(0)
+
+
 def utc_now() -> datetime:
     """Now, in UTC, as the monitor and the inference records see it (the local cloud may move it on)."""
-    offset = os.environ.get(CLOCK_OFFSET_ENV)
-    now = datetime.now(UTC)
-    return now + timedelta(seconds=float(offset)) if offset else now
+    return datetime.now(UTC) + clock_offset()
 
 
 def now_iso(timespec: str = "milliseconds") -> str:

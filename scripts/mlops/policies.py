@@ -442,12 +442,18 @@ def monitor_models(s: Settings) -> list[Statement]:
                 f"arn:{PARTITION}:s3:::{s.data_bucket}/monitoring/*/reference/*",
             ],
         ),
-        # The monitoring audit trail: breach records, create-only (as the registry's audit copies).
+        # The monitoring audit trail: breach records, create-only (as the registry's audit copies), and
+        # tagged (the tagging permission is checked without the request's If-None-Match).
         _allow(
             "RecordBreaches",
-            ["s3:PutObject", "s3:PutObjectTagging"],
+            ["s3:PutObject"],
             [f"arn:{PARTITION}:s3:::{s.data_bucket}/monitoring/*/audit/*"],
             StringEquals={"s3:if-none-match": "*"},
+        ),
+        _allow(
+            "TagBreachRecords",
+            ["s3:PutObjectTagging"],
+            [f"arn:{PARTITION}:s3:::{s.data_bucket}/monitoring/*/audit/*"],
         ),
         # The champion's reference profile, holdout and model, read at the version the registry recorded.
         _allow("ReadModelArtifacts", ["s3:GetObjectVersion"], _objects(s.models_bucket, "models/")),

@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from chalicelib.adapters import aws
 from chalicelib.capture import records as rec
 from chalicelib.settings import Settings
+from chalicelib.timeutil import clock_offset
 
 # A batch object is partitioned by its job's submission time; its rows are scored later.
 BATCH_LOOKBACK = timedelta(hours=24)
@@ -83,7 +84,8 @@ def key_may_hold(key: str, model: str, start: datetime, end: datetime, lookback:
     arrival = _ARRIVAL.search(key)
     if arrival:
         year, month, day, hour_of_day = (int(g) for g in arrival.groups())
-        begins = datetime(year, month, day, hour_of_day, tzinfo=UTC)
+        # The local cloud's simulated clock runs ahead of the storage's (it only moves on).
+        begins = datetime(year, month, day, hour_of_day, tzinfo=UTC) + clock_offset()
         # Arrival is after the records' time: an hour wholly before start holds none.
         return begins + timedelta(hours=1) > low and begins < high + ARRIVAL_LAG
     return True
