@@ -418,13 +418,13 @@ def report(results: dict[str, Any]) -> None:
             f"{pair(m, 'sklearn'):>16} {m['route_vs_minimal_p50']:>9.2f} {m['sklearn_vs_session_p50']:>7.1f} "
             f"{m['cold_app_s']:>10.2f} {m['cold_sklearn_s']:>9.2f} {m['cold_ratio']:>6.2f}"
         )
-    print(
-        f"\n{'model':<6} {'capture on p50/p99 us':>22} {'capture off':>14} {'ratio p50':>9} {'ratio p99':>9}"
-    )
+    head = f"\n{'model':<6} {'capture off':>14} {'capture on':>14} {'on/off p50, p99':>16} {'hashed':>14} {'hashed/off':>12}"
+    print(head)
     for short, m in results["models"].items():
         print(
-            f"{short:<6} {pair(m, 'route'):>22} {pair(m, 'route_no_capture'):>14} "
-            f"{m['capture_ratio_p50']:>9.3f} {m['capture_ratio_p99']:>9.3f}"
+            f"{short:<6} {pair(m, 'route_no_capture'):>14} {pair(m, 'route'):>14} "
+            f"{m['capture_ratio_p50']:>8.3f}{m['capture_ratio_p99']:>8.3f} {pair(m, 'route_hashed_capture'):>14} "
+            f"{m['hashed_capture_ratio_p50']:>6.3f}{m['hashed_capture_ratio_p99']:>6.3f}"
         )
     g = results["goals"]
     print(
