@@ -18,7 +18,13 @@ own model. Then, in this one process and on the same records:
 * **scikit-learn**: ``predict_proba`` of the fitted pipeline on the same record;
 * **framework floor**: ``GET /health`` through the same app and middleware: what Chalice and the
   logging middleware cost per request before any work, the part of the route a framework-free
-  handler does not pay.
+  handler does not pay;
+* **capture** (issue 16): the route three ways, interleaved: **route** captures as a contract with
+  public features asks (each answer's inference record with its 30 inputs as sent, encoded and
+  written as a capture line to a real file descriptor, ``/dev/null``, as Lambda's stdout is a pipe);
+  **route without capture** has the predictor's capture off; **route, hashed capture** captures as
+  the bundled contract with ``monitoring.confidential: "hash"`` asks (30 confidential features: an
+  HMAC-SHA256 each, the costliest masking).
 
 Each figure is the p50 and p99 of single-record latencies over distinct records (holdout rows
 resampled with small noise, seeded). Cold start, median of N fresh processes each: (a) start Python,
@@ -27,7 +33,8 @@ session created); (b) start Python, ``joblib.load`` the scikit-learn pipeline, a
 ``predict_proba``. Wall time from spawn to the answer (not to exit: Lambda keeps the process).
 
 Goals (issue 6): route p50 <= 1.5x the minimal handler's; ORT single-record >= 10x faster than
-scikit-learn for every family; cold start <= 0.35x the scikit-learn process's. The table goes to
+scikit-learn for every family; cold start <= 0.35x the scikit-learn process's. Issue 16: capture adds
+at most 5% to the route's p50 and p99. The table goes to
 stdout; the last line is one JSON object with every figure.
 """
 
@@ -62,6 +69,7 @@ FAMILIES = {
 GOAL_ROUTE_VS_MINIMAL = 1.5
 GOAL_ORT_SPEEDUP = 10.0
 GOAL_COLD_RATIO = 0.35
+GOAL_CAPTURE_OVERHEAD = 0.05
 
 COLD_APP = """
 import json, sys, time
@@ -220,9 +228,15 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
         matrices = [feature_matrix(_table(r, names), features) for r in records]
         health = gateway._generate_lambda_event("GET", "/health", {}, b"")
         with threadpool_limits(1):
-            figures = _warm(app_module.app, context, health, events, session_model, names, fitted, matrices)
+            figures = _warm(
+                app_module.app, context, health, events, session_model, names, fitted, matrices, doc
+            )
         figures["route_vs_minimal_p50"] = figures["route"]["p50_us"] / figures["minimal_handler"]["p50_us"]
         figures["sklearn_vs_session_p50"] = figures["sklearn"]["p50_us"] / figures["session_run"]["p50_us"]
+        for q in ("p50", "p99"):
+            off = figures["route_no_capture"][f"{q}_us"]
+            figures[f"capture_ratio_{q}"] = figures["route"][f"{q}_us"] / off
+            figures[f"hashed_capture_ratio_{q}"] = figures["route_hashed_capture"][f"{q}_us"] / off
 
         # Cold starts: fresh processes, the model fetched from the moto server.
         joblib_path = tmp / f"{name}.joblib"
@@ -250,6 +264,9 @@ def run(n_records: int, n_cold: int, env: dict[str, str]) -> dict[str, Any]:
         "ort_goal": GOAL_ORT_SPEEDUP,
         "cold_ratio_max": max(m["cold_ratio"] for m in models),
         "cold_goal": GOAL_COLD_RATIO,
+        "capture_ratio_p50_max": max(m["capture_ratio_p50"] for m in models),
+        "capture_ratio_p99_max": max(m["capture_ratio_p99"] for m in models),
+        "capture_goal": 1 + GOAL_CAPTURE_OVERHEAD,
     }
     return out
 
@@ -263,12 +280,47 @@ def _warm(
     names: list[str],
     fitted: Any,
     matrices: list[np.ndarray],
+    doc: dict[str, Any],
 ) -> dict[str, Any]:
     """The warm single-record latencies of the five cases, interleaved record by record."""
+    from chalicelib import bootstrap
+    from chalicelib.adapters.aws.capture import StdoutCaptureSink
+    from chalicelib.adapters.memory.capture import MemoryCapture
+    from chalicelib.adapters.memory.contracts import MemoryContractStore
+    from chalicelib.capture.service import Capturer
+    from chalicelib.validation import Contract
+
     session = session_model.session
+    predictor = bootstrap.predictor()
+    sink = StdoutCaptureSink(open(os.devnull, "w"))  # noqa: SIM115 (the run's whole life)
+
+    def capturer_for(variant: dict[str, Any]) -> Capturer:
+        store = MemoryContractStore()
+        store.put(Contract.parse(variant))
+        return Capturer(sink, store, MemoryCapture(), ttl_s=10.0)
+
+    public = json.loads(json.dumps(doc))
+    for column in public["columns"]:
+        if column["name"] in names:
+            column["classification"] = "public"
+    capturer = capturer_for(public)
+    hashing = capturer_for({**doc, "monitoring": {"confidential": "hash"}})
     feeds = [session_model.schema.encode_records([json.loads(e["body"])["records"][0]]) for e in events]
 
     def route(event: dict[str, Any]) -> None:
+        predictor.capture = capturer
+        response = app(event, context)
+        if response["statusCode"] != 200:
+            raise AssertionError(response)
+
+    def route_no_capture(event: dict[str, Any]) -> None:
+        predictor.capture = None
+        response = app(event, context)
+        if response["statusCode"] != 200:
+            raise AssertionError(response)
+
+    def route_hashed(event: dict[str, Any]) -> None:
+        predictor.capture = hashing
         response = app(event, context)
         if response["statusCode"] != 200:
             raise AssertionError(response)
@@ -292,11 +344,14 @@ def _warm(
         {
             "framework_floor": (framework, events),
             "route": (route, events),
+            "route_no_capture": (route_no_capture, events),
+            "route_hashed_capture": (route_hashed, events),
             "session_run": (bare, feeds),
             "minimal_handler": (minimal, events),
             "sklearn": (sklearn, matrices),
         }
     )
+    predictor.capture = capturer
     return figures
 
 
@@ -363,11 +418,21 @@ def report(results: dict[str, Any]) -> None:
             f"{pair(m, 'sklearn'):>16} {m['route_vs_minimal_p50']:>9.2f} {m['sklearn_vs_session_p50']:>7.1f} "
             f"{m['cold_app_s']:>10.2f} {m['cold_sklearn_s']:>9.2f} {m['cold_ratio']:>6.2f}"
         )
+    head = f"\n{'model':<6} {'capture off':>14} {'capture on':>14} {'on/off p50, p99':>16} {'hashed':>14} {'hashed/off':>12}"
+    print(head)
+    for short, m in results["models"].items():
+        print(
+            f"{short:<6} {pair(m, 'route_no_capture'):>14} {pair(m, 'route'):>14} "
+            f"{m['capture_ratio_p50']:>8.3f}{m['capture_ratio_p99']:>8.3f} {pair(m, 'route_hashed_capture'):>14} "
+            f"{m['hashed_capture_ratio_p50']:>6.3f}{m['hashed_capture_ratio_p99']:>6.3f}"
+        )
     g = results["goals"]
     print(
         f"goals: route/minimal p50 {g['route_vs_minimal_p50_max']:.2f} (<= {g['route_goal']}), "
         f"ORT speed-up {g['ort_speedup_min']:.1f}x (>= {g['ort_goal']}), "
-        f"cold ratio {g['cold_ratio_max']:.2f} (<= {g['cold_goal']})"
+        f"cold ratio {g['cold_ratio_max']:.2f} (<= {g['cold_goal']}), "
+        f"capture on/off p50 {g['capture_ratio_p50_max']:.3f} p99 {g['capture_ratio_p99_max']:.3f} "
+        f"(<= {g['capture_goal']:.2f})"
     )
     results["machine"] = {
         "python": platform.python_version(),

@@ -37,7 +37,8 @@ but the id, which the API makes.
 from __future__ import annotations
 
 import hashlib
-import hmac
+import os
+import time as _time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from typing import Any
 import msgspec
 
 from chalicelib.capture.policy import MonitoringPolicy
+from chalicelib.timeutil import CLOCK_OFFSET_ENV
 from chalicelib.validation.contract import Contract
 
 CAPTURE_MARK = "mlops_capture"
@@ -77,6 +79,23 @@ def timestamp(moment: datetime) -> str:
     """``2026-12-01T10:00:00.123Z``: UTC, milliseconds."""
     moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_second: list[Any] = [None, ""]
+
+
+def now_text() -> str:
+    """``timestamp`` of now, fast: the text of the second is made once per second (strftime costs
+    a few microseconds, as much as the rest of a record's encoding). The local cloud's simulated
+    clock (``chalicelib.timeutil``) moves it on as it moves ``utc_now``."""
+    offset = os.environ.get(CLOCK_OFFSET_ENV)
+    now = _time.time() + (float(offset) if offset else 0.0)
+    second = int(now)
+    cached = _second
+    if cached[0] != second:
+        cached[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(second))
+        cached[0] = second
+    return f"{cached[1]}.{int((now - second) * 1000):03d}Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -143,9 +162,21 @@ class Masking:
     def declared(self) -> frozenset[str]:
         return self.names | self.kept | self.hashed
 
+    def __post_init__(self) -> None:
+        # HMAC-SHA256's keyed inner and outer states, made once: each hash then copies them (RFC 2104,
+        # what ``hmac`` does per call), 2x faster than ``hmac.new`` on the hot path.
+        if self.key is not None:
+            block = (hashlib.sha256(self.key).digest() if len(self.key) > 64 else self.key).ljust(64, b"\0")
+            object.__setattr__(self, "_inner", hashlib.sha256(bytes(b ^ 0x36 for b in block)))
+            object.__setattr__(self, "_outer", hashlib.sha256(bytes(b ^ 0x5C for b in block)))
+
     def keyed_hash(self, value: Any) -> str:
-        assert self.key is not None
-        return HASH_PREFIX + hmac.new(self.key, _encode(value), hashlib.sha256).hexdigest()
+        """``h:`` + HMAC-SHA256(key, canonical JSON of the value), in hex."""
+        inner = self._inner.copy()  # type: ignore[attr-defined]
+        inner.update(_encode(value))
+        outer = self._outer.copy()  # type: ignore[attr-defined]
+        outer.update(inner.digest())
+        return HASH_PREFIX + outer.hexdigest()
 
     def inputs(self, record: Any) -> dict[str, Any]:
         """A record's inputs as they may be captured (a record that is not an object: ``{}``)."""
@@ -153,6 +184,8 @@ class Masking:
             return {}
         kept, hashed = self.kept, self.hashed
         if not hashed:
+            if record.keys() <= kept and isinstance(record, dict):
+                return dict(record)  # every field kept (the common case): one C-level copy
             return {k: v for k, v in record.items() if k in kept}
         out: dict[str, Any] = {}
         for name, value in record.items():
@@ -249,6 +282,8 @@ def _encoded(record: dict[str, Any]) -> bytes:
 
 def encode_lines(records: Sequence[dict[str, Any]]) -> list[bytes]:
     """The capture lines of a request's records: as few as fit ``MAX_LINE_BYTES`` each, in order."""
+    if len(records) == 1:  # most requests: one record, one line
+        return [_HEAD + _encoded(records[0]) + _TAIL]
     lines: list[bytes] = []
     batch: list[bytes] = []
     size = 0

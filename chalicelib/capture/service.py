@@ -20,7 +20,6 @@ from typing import Any
 from chalicelib.capture import records as rec
 from chalicelib.capture.policy import MonitoringPolicy
 from chalicelib.capture.ports import CaptureKey, CaptureSink
-from chalicelib.timeutil import utc_now
 from chalicelib.validation.exceptions import NoContract
 from chalicelib.validation.ports import ContractStore
 
@@ -35,7 +34,7 @@ class ModelCapture:
     masking: rec.Masking
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Answer:
     """One request's answer as capture sees it. ``outputs``: per record ``{"prediction", ["probabilities"]}``
     (None when the request was refused); ``problems``: the fields at fault per record index (a refused
@@ -68,7 +67,7 @@ class Capturer:
         key: CaptureKey,
         clock: Callable[[], float] = time.monotonic,
         ttl_s: float = CONTRACT_TTL_S,
-        now: Callable[[], datetime] = utc_now,
+        now: Callable[[], str] = rec.now_text,
     ) -> None:
         self.sink = sink
         self.contracts = contracts
@@ -102,7 +101,7 @@ class Capturer:
         setup = self.for_model(answer.model)
         if not setup.policy.capture:
             return []
-        return encode_answer(answer, setup.masking, rec.timestamp(moment or self.now()))
+        return encode_answer(answer, setup.masking, rec.timestamp(moment) if moment else self.now())
 
     def capture(self, answer: Answer) -> bool:
         """Capture an answer if its model captures and its request id is sampled. Never raises."""
@@ -110,7 +109,7 @@ class Capturer:
             setup = self.for_model(answer.model)
             if not setup.policy.capture or not rec.sampled(answer.request_id, setup.policy.sample_rate):
                 return False
-            self.sink.write(encode_answer(answer, setup.masking, rec.timestamp(self.now())))
+            self.sink.write(encode_answer(answer, setup.masking, self.now()))
             return True
         except Exception as exc:  # capture never fails the answer
             from chalicelib.observability import logger

@@ -338,6 +338,16 @@ def api_handler(s: Settings) -> list[Statement]:
         _allow("DropBatchRequests", ["s3:PutObject"], _objects(s.data_bucket, "batch/requests/")),
         # POST /models/{name}/outcomes (the contract and the registry are read with the grants above).
         *_store_outcomes(s),
+        # GET /models/{name}/monitoring: the monitor's window reports and breach records (statistics).
+        _allow(
+            "ReadMonitoringReports",
+            ["s3:GetObject"],
+            [
+                f"arn:{PARTITION}:s3:::{s.data_bucket}/monitoring/*/windows/*",
+                f"arn:{PARTITION}:s3:::{s.data_bucket}/monitoring/*/audit/*",
+            ],
+        ),
+        _list("ListMonitoringReports", s.data_bucket, "monitoring/"),
         _batch_jobs("BatchJobs", s, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
         # /predict hashes confidential inputs with the stage's key (read once, created on first use).
         _allow(

@@ -167,6 +167,22 @@ def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, cham
     assert manifest["complete"] and manifest["rows"] == 4200
     reference = _reference(champion, final, bodies)
     assert sorted(lines) == sorted(reference.values())
+    # Every row captured once (the workers, under their role, wrote one object per shard), masked:
+    # the bundled contract's features are confidential (dropped by default).
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.adapters.aws.capture import S3CaptureSource
+
+    now = datetime.now(UTC)
+    source = S3CaptureSource(champion.data_bucket)
+    captured = [
+        r for r in source.records("breast_cancer", now - timedelta(hours=1), now + timedelta(minutes=1))
+        if r["job_id"] == job["job_id"]
+    ]  # fmt: skip
+    assert len(captured) == 4200 and {r["role"] for r in captured} == {"batch"}
+    assert len({(r["request_id"], r["index"]) for r in captured}) == 4200
+    assert all(set(r["inputs"]) <= {"row_id"} for r in captured)
+    assert len({r["request_id"] for r in captured}) == final["total_shards"]
 
 
 KILL_STEPS = ("score", "write", "count", "finish")

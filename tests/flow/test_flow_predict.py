@@ -115,7 +115,7 @@ def test_a_challenger_set_over_the_api_is_shown_and_never_changes_the_answers(lo
     status, shown = _call(local_cloud, "GET", f"/models/{DATASET}")
     assert status == 200 and (shown["champion"], shown["challenger"]) == (2, 1), shown
     status, after = _call(local_cloud, "POST", f"/models/{DATASET}/predict", records)
-    assert status == 200 and after == before
+    assert status == 200 and after.pop("request_id") != before.pop("request_id") and after == before
     status, cleared = _call(
         local_cloud, "PUT", f"/models/{DATASET}/challenger", {"version": None, "reason": "done"}, token
     )
@@ -143,3 +143,41 @@ def _printed(stdout: str, start: str = '{\n  "model"') -> dict:
     """The CLI's JSON document (the local cloud's functions log to the same stdout)."""
     doc, _ = json.JSONDecoder().raw_decode(stdout[stdout.index(start) :])
     return dict(doc)
+
+
+def test_answers_are_captured_masked_on_the_local_cloud_under_its_enforced_iam(local_cloud, champion, capfd):
+    """The API, under its generated policy, reads the contract and creates the stage's hash key; its
+    printed capture lines carry the answer's request id, no pii and keyed hashes of confidential
+    inputs (the contract: a pii feature, a confidential one, the rest public)."""
+    from chalicelib.capture import records as rec
+    from chalicelib.validation.contract import Contract
+
+    doc = contract_for().to_dict()
+    features = [c for c in doc["columns"] if c["name"] not in ("row_id", doc["target"])]
+    features[0].update(classification="pii", feature=True)
+    for column in features[2:]:
+        column["classification"] = "public"
+    doc["monitoring"] = {"confidential": "hash"}
+    S3ContractStore(champion.data_bucket).put(Contract.parse(doc))
+    pii, secret = features[0]["name"], features[1]["name"]
+    records = holdout_records("logistic", 2)
+    printed: list[str] = []
+
+    def hashed_answer() -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        status, answer = _call(local_cloud, "POST", f"/models/{DATASET}/predict", {"records": records})
+        assert status == 200, answer
+        printed.append(capfd.readouterr().out)
+        mine = [r for r in rec.decode_lines(printed[-1]) if r["request_id"] == answer["request_id"]]
+        # The API's containers keep a contract for a few seconds: wait until the new one is used.
+        return (answer, mine) if mine and secret in mine[0]["inputs"] else None
+
+    found = wait_until(hashed_answer)
+    assert found, "no answer was captured with the new contract's masking"
+    _, mine = found
+    assert [r["index"] for r in mine] == [0, 1] and {r["role"] for r in mine} == {"champion"}
+    for record, sent in zip(mine, records, strict=True):
+        assert pii not in record["inputs"] and record["inputs"][secret].startswith("h:")
+        assert record["inputs"][features[2]["name"]] == sent[features[2]["name"]]
+    text = "".join(printed)
+    assert all(repr(r[pii]) not in text and repr(r[secret]) not in text for r in records)
+    S3ContractStore(champion.data_bucket).put(contract_for())

@@ -219,3 +219,24 @@ def test_a_refused_value_is_never_captured_even_in_a_public_field() -> None:
     unnamed = answer(records, problems={0: ["city"]}, all_problems_named=False)
     _, second = rec.decode_line(encode_answer(unnamed, masking("drop"), "2026-12-01T10:00:00.000Z")[0])
     assert second["inputs"] == {}  # the refusal named only some problems: it might have been at fault
+
+
+@given(json_values, st.binary(min_size=1, max_size=100))
+def test_the_keyed_hash_is_hmac_sha256_of_the_canonical_json(value: Any, key: bytes) -> None:
+    import hashlib
+    import hmac
+
+    import msgspec
+
+    expected = hmac.new(key, msgspec.json.encode(value), hashlib.sha256).hexdigest()
+    assert (
+        rec.Masking(kept=frozenset(), hashed=frozenset({"x"}), key=key).keyed_hash(value) == "h:" + expected
+    )
+
+
+def test_now_text_is_the_timestamp_of_now() -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    text = rec.now_text()
+    after = datetime.now(UTC)
+    assert len(text) == len("2026-12-01T10:00:00.000Z") and text.endswith("Z")
+    assert before <= rec.parse_time(text) <= after

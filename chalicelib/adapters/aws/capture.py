@@ -46,12 +46,26 @@ class StdoutCaptureSink:
         self._stream = stream
         self._lock = threading.Lock()  # lines of concurrent requests (the local cloud) never interleave
 
+    def _fd(self, stream: Any) -> int | None:
+        try:
+            return int(stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            return None  # a stream without a descriptor (pytest's capture): written through Python
+
     def write(self, lines: Sequence[bytes | str]) -> None:
         if not lines:
             return
         data = b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines)
         stream = self._stream or sys.stdout
+        fd = self._fd(stream)
         with self._lock:
+            if fd is not None:
+                # One write(2) of whole lines: the cheapest way out (no Python buffering layers);
+                # Powertools and print() write whole lines too, so lines never mix.
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                return
             buffer = getattr(stream, "buffer", None)
             if buffer is not None:
                 stream.flush()  # text already written first
