@@ -46,6 +46,7 @@ from chalicelib.monitoring.ports import OutcomeStore
 from chalicelib.observability import logger, metrics
 from chalicelib.registry.ports import Registry
 from chalicelib.s3events import ObjectCreated
+from chalicelib.timeutil import clock_offset, utc_now
 from chalicelib.validation.exceptions import NoContract
 from chalicelib.validation.layout import QUARANTINE_REPORT, ObjectTags
 from chalicelib.validation.ports import ContractStore, ValidationStore
@@ -79,7 +80,7 @@ class OutcomeUploadPorts:
 
 def received_now() -> datetime:
     """Now, in UTC, to the millisecond (the precision outcomes and their keys keep)."""
-    return to_millis(datetime.now(UTC))
+    return to_millis(utc_now())
 
 
 def to_millis(moment: datetime) -> datetime:
@@ -211,13 +212,15 @@ def ingest_upload(notification: dict[str, Any], ports: OutcomeUploadPorts) -> di
 def _received_at(event: ObjectCreated, last_modified: datetime | None) -> datetime:
     """When S3 received the upload: the version's Last-Modified, the same for every delivery of its
     event (a redelivered or re-sent notification names the same object), else the event's time."""
+    # S3 keeps its own time; the local cloud's simulated clock (chalicelib.timeutil) runs ahead of it.
     if last_modified is not None:
-        return to_millis(last_modified if last_modified.tzinfo else last_modified.replace(tzinfo=UTC))
+        moment = last_modified if last_modified.tzinfo else last_modified.replace(tzinfo=UTC)
+        return to_millis(moment + clock_offset())
     try:
         moment = datetime.fromisoformat(event.event_time.replace("Z", "+00:00"))
     except ValueError:
         return received_now()  # an event without a time (never from S3): now
-    return to_millis(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return to_millis((moment if moment.tzinfo else moment.replace(tzinfo=UTC)) + clock_offset())
 
 
 def _quarantine(

@@ -98,8 +98,11 @@ def key_may_hold(key: str, model: str, start: datetime, end: datetime, lookback:
     arrival = _ARRIVAL.search(key)
     if arrival:
         year, month, day, hour_of_day = (int(g) for g in arrival.groups())
-        # The local cloud's simulated clock runs ahead of the storage's (it only moves on).
-        begins = datetime(year, month, day, hour_of_day, tzinfo=UTC) + clock_offset()
+        if clock_offset():
+            # The local cloud moved its clock on: arrival times (the storage's own clock) say
+            # nothing about the records' times any more.
+            return True
+        begins = datetime(year, month, day, hour_of_day, tzinfo=UTC)
         # Arrival is after the records' time: an hour wholly before start holds none.
         return begins + timedelta(hours=1) > low and begins < high + ARRIVAL_LAG
     return True
