@@ -140,7 +140,11 @@ def test_a_sustained_shift_in_live_traffic_is_reported_recorded_announced_and_se
     assert result["reported"][-3:] == [f"{(start + timedelta(hours=h)):%Y%m%dT%H%MZ}" for h in range(3)]
 
     status, doc = _call(
-        local_cloud, "GET", f"/models/{MODEL}/monitoring?from={start:%Y-%m-%dT%H:%M:%SZ}", None, tokens["viewer"]
+        local_cloud,
+        "GET",
+        f"/models/{MODEL}/monitoring?from={start:%Y-%m-%dT%H:%M:%SZ}",
+        None,
+        tokens["viewer"],
     )
     assert status == 200, doc
     windows = doc["windows"]
