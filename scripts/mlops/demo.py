@@ -121,14 +121,21 @@ def run_demo(verbose: bool = False) -> int:
             f"the data-plane template deployed into moto ({len(cloud.resources)} resources)",
         )
 
-        demo.step("API tokens: roles viewer, approver, admin (only their SHA-256 is stored, in SSM)")
+        demo.step(
+            "API tokens: roles viewer, reporter, approver, admin (only their SHA-256 is stored, in SSM)"
+        )
         from chalicelib.adapters.aws.tokens import SsmTokenRecords
         from chalicelib.auth import TokenStore
 
         store = TokenStore(SsmTokenRecords.for_settings(settings))
         token = {
             role: store.create(name, role, created_by="demo")[0]
-            for name, role in (("victor", "viewer"), ("alice", "approver"), ("ops", "admin"))
+            for name, role in (
+                ("victor", "viewer"),
+                ("rita", "reporter"),
+                ("alice", "approver"),
+                ("ops", "admin"),
+            )
         }
         for record in store.list():
             print(
@@ -337,6 +344,10 @@ def run_demo(verbose: bool = False) -> int:
         )
 
         _registry_story(demo, api, settings, runs, token, contract, first, second, inbox)
+
+        from mlops.demo_monitoring import run_monitoring_demo
+
+        run_monitoring_demo(demo, str(api), settings, token, cloud, inbox)
 
         from mlops.demo_batch import run_batch_demo
 
