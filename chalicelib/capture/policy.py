@@ -20,7 +20,8 @@ defaults below are what a contract without the section gets::
       },
       "performance": {
         "floor": null,              # the primary metric's floor; null: the champion's holdout value - tolerance
-        "tolerance": 0.01,
+        "tolerance": null,          # null: 0.01 for accuracy, f1, roc_auc, r2; 10% of the holdout value
+                                    #   for rmse, mae, log_loss (in the target's units)
         "min_outcomes": 500,        # a window is judged once outcomes cover this many of its predictions
         "confidence": 0.95,         # one-sided: a breach when the interval's better end is below the floor
         "bootstrap_samples": 1000,
@@ -83,7 +84,9 @@ class QualityRule:
 @dataclass(frozen=True)
 class PerformanceRule:
     floor: float | None = None
-    tolerance: float = 0.01
+    tolerance: float | None = (
+        None  # None: 0.01 (bounded metrics) or 0.10 of the holdout value (rmse, mae, log_loss)
+    )
     min_outcomes: int = 500
     confidence: float = 0.95
     bootstrap_samples: int = 1000
@@ -209,9 +212,9 @@ def parse_monitoring(doc: Any) -> MonitoringPolicy:
             floor=None
             if floor is None
             else _number(floor, "monitoring.performance.floor", -math.inf, math.inf),
-            tolerance=_number(
-                perf_doc.get("tolerance", p.tolerance), "monitoring.performance.tolerance", 0.0, 1e9
-            ),
+            tolerance=None
+            if perf_doc.get("tolerance") is None
+            else _number(perf_doc["tolerance"], "monitoring.performance.tolerance", 0.0, 1e9),
             min_outcomes=_integer(
                 perf_doc.get("min_outcomes", p.min_outcomes), "monitoring.performance.min_outcomes", 10, 10**7
             ),

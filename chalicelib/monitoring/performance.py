@@ -27,12 +27,27 @@ from chalicelib.registry import metrics
 VERDICTS = ("ok", "breach", "insufficient_data")
 
 
-def default_floor(holdout_value: float, rule: PerformanceRule, greater_is_better: bool) -> float:
+# Metrics in the target's units (or unbounded): their tolerance is a share of the holdout value.
+RELATIVE_METRICS = frozenset({"rmse", "mae", "log_loss"})
+DEFAULT_TOLERANCE = {"absolute": 0.01, "relative": 0.10}
+
+
+def default_floor(
+    holdout_value: float, rule: PerformanceRule, greater_is_better: bool, metric: str | None = None
+) -> float:
     """The floor a window is held to: the contract's ``performance.floor`` if set, else the champion's
-    holdout value less (higher-is-better) or plus (lower-is-better) ``performance.tolerance``."""
+    holdout value made worse by ``performance.tolerance``: an amount for bounded metrics (accuracy,
+    f1, roc_auc, r2; default 0.01), a share of the holdout value for rmse, mae and log_loss (default
+    0.10: they are in the target's units, and a holdout of a hundred rows puts its rmse a few
+    percent off the live one by chance)."""
     if rule.floor is not None:
         return float(rule.floor)
-    return float(holdout_value - rule.tolerance if greater_is_better else holdout_value + rule.tolerance)
+    if metric in RELATIVE_METRICS:
+        share = DEFAULT_TOLERANCE["relative"] if rule.tolerance is None else rule.tolerance
+        margin = abs(holdout_value) * share
+    else:
+        margin = DEFAULT_TOLERANCE["absolute"] if rule.tolerance is None else rule.tolerance
+    return float(holdout_value - margin if greater_is_better else holdout_value + margin)
 
 
 def performance_report(

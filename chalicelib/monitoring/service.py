@@ -203,7 +203,7 @@ class _Context:
                 task=self.contract.task,
                 metric=metric,
                 greater_is_better=bool((doc.get("training_metrics") or {}).get("greater_is_better", True)),
-                floor=default_floor(_holdout_value(doc), self.policy.performance, _greater(doc)),
+                floor=default_floor(_holdout_value(doc), self.policy.performance, _greater(doc), metric),
                 rule=self.policy.performance,
                 seed=int(start.timestamp()) // 60,
             )
