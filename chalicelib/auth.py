@@ -98,6 +98,7 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/models/{name}/versions/{version}"): "viewer",
     ("GET", "/models/{name}/audit"): "viewer",
     ("GET", "/models/{name}/champion"): "viewer",
+    ("GET", "/models/{name}/monitoring"): "viewer",
     ("GET", "/uploads/{upload_id}"): "viewer",
     ("GET", "/uploads/{upload_id}/models"): "viewer",
     ("POST", "/uploads/{upload_id}/revoke"): "admin",

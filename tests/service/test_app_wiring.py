@@ -45,6 +45,8 @@ def test_schedules_come_from_the_decorators_with_their_rate():
     from mlops.localcloud import stage_config
     from mlops.runtime import schedules_from_app
 
-    (schedule,) = schedules_from_app(app, "local", stage_config("local"))
-    assert schedule.handler_name == "scheduled_retrain_check" and schedule.interval_s == 3600
-    assert schedule.function_name == "serverless-mlops-local-scheduled_retrain_check"
+    schedules = {s.handler_name: s for s in schedules_from_app(app, "local", stage_config("local"))}
+    assert sorted(schedules) == ["monitor_models", "scheduled_retrain_check"]
+    for name, schedule in schedules.items():
+        assert schedule.interval_s == 3600
+        assert schedule.function_name == f"serverless-mlops-local-{name}"
