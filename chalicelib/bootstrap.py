@@ -98,10 +98,11 @@ def capture_sink() -> CaptureSink:
 
 @_once
 def capture_key() -> CaptureKey:
-    """The stage's hash key for confidential inputs (SSM SecureString, read once, made on first use)."""
-    from chalicelib.adapters.aws.capture import SsmCaptureKey
+    """The stage's hash key for confidential inputs (an object in the data bucket, read once, made on
+    first use)."""
+    from chalicelib.adapters.aws.capture import S3CaptureKey
 
-    return SsmCaptureKey.for_settings(settings())
+    return S3CaptureKey.for_settings(settings())
 
 
 @_once

@@ -107,11 +107,6 @@ class Settings:
         return f"/{self.prefix}/{self.stage}/tokens"
 
     @property
-    def capture_key_parameter(self) -> str:
-        """SSM parameter of the stage's capture hash key (``chalicelib.adapters.aws.capture``)."""
-        return f"/{self.prefix}/{self.stage}/capture/hash-key"
-
-    @property
     def queues(self) -> dict[str, str]:
         """Every SQS work queue by field name (each has a DLQ named ``<queue>-dlq``)."""
         return {field: getattr(self, field) for field in _SQS_QUEUES}

@@ -778,7 +778,7 @@ def stage_account(
         encrypted_buckets=frozenset(buckets),
         encrypted_queues=frozenset(queues),
         encrypted_topics=frozenset(topics),
-        encrypted_parameter_paths=(settings.tokens_path + "/", settings.capture_key_parameter),
+        encrypted_parameter_paths=(settings.tokens_path + "/",),
     )
 
 

@@ -110,10 +110,8 @@ def _logs(function_name: str) -> list[Statement]:
 
 # The token authorizer only reads (decrypts) token parameters; every other function also writes
 # encrypted objects, messages or notifications (GenerateDataKey).
-# The API also creates the capture hash key on first use (an SSM SecureString: kms:Encrypt).
 KEY_ACTIONS: dict[str, tuple[str, ...]] = {
     "token_authorizer": ("kms:Decrypt",),
-    "api_handler": ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"),
 }
 
 
@@ -349,12 +347,16 @@ def api_handler(s: Settings) -> list[Statement]:
         ),
         _list("ListMonitoringReports", s.data_bucket, "monitoring/"),
         _batch_jobs("BatchJobs", s, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
-        # /predict hashes confidential inputs with the stage's key (read once, created on first use).
+        # /predict hashes confidential inputs with the stage's key: read once, created on first use
+        # (create-only); a missing key answers 404 only to a lister.
+        _allow("ReadCaptureHashKey", ["s3:GetObject"], _objects(s.data_bucket, "keys/capture-hash.key")),
         _allow(
-            "CaptureHashKey",
-            ["ssm:GetParameter", "ssm:PutParameter"],
-            f"arn:{PARTITION}:ssm:*:*:parameter{s.capture_key_parameter}",
+            "MakeCaptureHashKey",
+            ["s3:PutObject"],
+            _objects(s.data_bucket, "keys/capture-hash.key"),
+            StringEquals={"s3:if-none-match": "*"},
         ),
+        _list("ListCaptureHashKey", s.data_bucket, "keys/capture-hash.key"),
     ]
 
 

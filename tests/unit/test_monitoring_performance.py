@@ -108,10 +108,16 @@ def test_the_default_floor_is_the_contracts_or_the_holdout_value_less_the_tolera
 def test_an_error_metrics_default_floor_is_a_share_of_its_holdout_value() -> None:
     """rmse and mae are in the target's units: a fixed 0.01 would call a clean window of store sales
     (holdout rmse 7.59, live 8.15 on other rows, as the demo found) a breach."""
-    assert default_floor(7.59, PerformanceRule(), greater_is_better=False, metric="rmse") == pytest.approx(7.59 * 1.1)
-    assert default_floor(120.0, PerformanceRule(), greater_is_better=False, metric="mae") == pytest.approx(132.0)
+    assert default_floor(7.59, PerformanceRule(), greater_is_better=False, metric="rmse") == pytest.approx(
+        7.59 * 1.1
+    )
+    assert default_floor(120.0, PerformanceRule(), greater_is_better=False, metric="mae") == pytest.approx(
+        132.0
+    )
     assert default_floor(7.59, PerformanceRule(tolerance=0.25), greater_is_better=False, metric="rmse") == (
         pytest.approx(7.59 * 1.25)
     )
     # Bounded metrics keep an absolute tolerance.
-    assert default_floor(0.9, PerformanceRule(), greater_is_better=True, metric="accuracy") == pytest.approx(0.89)
+    assert default_floor(0.9, PerformanceRule(), greater_is_better=True, metric="accuracy") == pytest.approx(
+        0.89
+    )

@@ -35,6 +35,7 @@ ARRIVAL_LAG = timedelta(hours=1)
 _PART = re.compile(r"(?:^|/)(model|date|hour)=([^/]*)")
 _ARRIVAL = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/(\d{2})/")
 _SECRET_BYTES = 32
+CAPTURE_KEY_OBJECT = "keys/capture-hash.key"
 
 
 class StdoutCaptureSink:
@@ -210,30 +211,32 @@ class S3BatchCaptureStore:
         return key
 
 
-class SsmCaptureKey:
-    """The stage's hash key: a SecureString parameter ``/<prefix>/<stage>/capture/hash-key`` (32
-    random bytes, hex), encrypted with the stage's KMS key, read once per container. Created by the
-    first function that needs it, create-only (``Overwrite=False``): two containers racing both end
-    up with the one that was stored."""
+class S3CaptureKey:
+    """The stage's hash key: 32 random bytes in the data bucket at ``keys/capture-hash.key``
+    (encrypted with the stage's KMS key, as every object there; no tag, so no retention rule expires
+    it), read once per container. Created by the first function or worker that needs it, create-only
+    (``If-None-Match: *``): two containers racing both end up with the one that was stored. In S3
+    rather than SSM because the batch workers reach S3 from their private subnets through the free
+    gateway endpoint, and SSM only through an interface endpoint (about $15 a month)."""
 
-    def __init__(self, name: str, key_id: str | None = None) -> None:
-        self.name = name
-        self.key_id = key_id
+    def __init__(self, bucket: str, key: str = CAPTURE_KEY_OBJECT) -> None:
+        self.bucket = bucket
+        self.object_key = key
         self._key: bytes | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> SsmCaptureKey:
-        return cls(settings.capture_key_parameter, key_id=f"alias/{settings.prefix}-{settings.stage}")
+    def for_settings(cls, settings: Settings) -> S3CaptureKey:
+        return cls(settings.data_bucket)
 
     def _read(self) -> bytes | None:
         try:
-            found = aws.client("ssm").get_parameter(Name=self.name, WithDecryption=True)
+            body = aws.client("s3").get_object(Bucket=self.bucket, Key=self.object_key)["Body"].read()
         except ClientError as exc:
-            if aws.error_code(exc) == "ParameterNotFound":
+            if aws.error_code(exc) in aws.MISSING_OBJECT:
                 return None
             raise
-        return bytes.fromhex(found["Parameter"]["Value"])
+        return bytes(body)
 
     def key(self) -> bytes:
         if self._key is not None:
@@ -242,20 +245,11 @@ class SsmCaptureKey:
             if self._key is None:
                 found = self._read()
                 if found is None:
-                    try:
-                        aws.client("ssm").put_parameter(
-                            Name=self.name,
-                            Value=os.urandom(_SECRET_BYTES).hex(),
-                            Type="SecureString",
-                            Overwrite=False,
-                            Description="serverless-mlops capture: key of the hashes of confidential inputs",
-                            **({"KeyId": self.key_id} if self.key_id else {}),
-                        )
-                    except ClientError as exc:
-                        if aws.error_code(exc) != "ParameterAlreadyExists":
-                            raise
+                    aws.put_if_absent(self.bucket, self.object_key, os.urandom(_SECRET_BYTES))
                     found = self._read()
-                if found is None:
-                    raise RuntimeError(f"the capture key {self.name} could not be read back")
+                if not found:
+                    raise RuntimeError(
+                        f"the capture key s3://{self.bucket}/{self.object_key} could not be read back"
+                    )
                 self._key = found
         return self._key
