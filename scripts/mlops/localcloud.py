@@ -308,12 +308,15 @@ class LocalCloud:
             # request's body and caller would be read by another (an approval recorded under someone
             # else's name). `chalice local` swaps in LocalChalice, whose request is per thread; so here.
             self.app.__class__ = type("ThreadLocalChalice", (LocalChalice, self.app.__class__), {})
+        # The app module (and so its class, patched once) outlives a local cloud in a process that
+        # starts several (the tests): each request runs in the context of the cloud serving it now,
+        # never of the first (whose log shipper has stopped: its lines would be lost).
+        self.app._mlops_cloud = self
         if not getattr(self.app.__class__, "_mlops_api", False):
             base = self.app.__class__
-            cloud = self
 
             def as_api(app: Any, event: Any, context: Any) -> Any:
-                with cloud.function_context(API_FUNCTION):
+                with app._mlops_cloud.function_context(API_FUNCTION):
                     return base.__call__(app, event, context)
 
             self.app.__class__ = type("ApiFunction", (base,), {"__call__": as_api, "_mlops_api": True})
