@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.models import _dump, call, reporting_api_errors
+from mlops import models  # models.call at call time: one place to stand in for the HTTP API
+from mlops.models import _dump, reporting_api_errors
 
 CHUNK = 1000  # outcomes per request (the API's limit)
 
@@ -39,7 +40,7 @@ def _send(args: argparse.Namespace) -> int:
     from chalicelib.monitoring.outcomes import OutcomeParser
     from chalicelib.validation import Contract
 
-    contract = Contract.parse(call("GET", f"/datasets/{args.model}/contract"))
+    contract = Contract.parse(models.call("GET", f"/datasets/{args.model}/contract"))
     found = OutcomeParser(args.model, contract).parse_csv(
         Path(args.file).read_bytes(), datetime.now(UTC), f"cli:{args.file}"
     )
@@ -54,7 +55,7 @@ def _send(args: argparse.Namespace) -> int:
         return 1
     items = [_item(o.request_id, o.index, o.row_id, o.label) for o in found.outcomes]
     answers = [
-        call("POST", f"/models/{args.model}/outcomes", {"outcomes": items[start : start + CHUNK]})
+        models.call("POST", f"/models/{args.model}/outcomes", {"outcomes": items[start : start + CHUNK]})
         for start in range(0, len(items), CHUNK)
     ]
     if args.json:

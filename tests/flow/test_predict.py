@@ -265,15 +265,14 @@ def test_every_answer_is_printed_as_a_capture_line_masked_by_the_contract(
             assert secret not in record["inputs"]
         else:
             assert record["inputs"][secret].startswith("h:")
-    # the key was made once, in SSM, and is never printed
+    # the key is made once (only when a contract hashes), in the data bucket, and is never printed
     import boto3
 
-    key = boto3.client("ssm").get_parameters_by_path(
-        Path=f"/{aws.prefix}/{aws.stage}/capture", WithDecryption=True
-    )
-    values = [p["Value"] for p in key["Parameters"]]
-    assert len(values) == (1 if confidential == "hash" else 0)
-    assert not any(v in printed for v in values)
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=aws.data_bucket, Prefix="keys/").get("Contents", [])
+    values = [s3.get_object(Bucket=aws.data_bucket, Key=o["Key"])["Body"].read() for o in listed]
+    assert [o["Key"] for o in listed] == (["keys/capture-hash.key"] if confidential == "hash" else [])
+    assert not any(v.hex() in printed for v in values)
 
 
 def test_a_400_for_invalid_records_carries_the_request_id_of_its_captured_records(
