@@ -43,9 +43,15 @@ SEED = int(os.environ.get("BATCH_CHAOS_SEED", "20261123"))
 
 @pytest.fixture(scope="module")
 def champion(local_cloud) -> Settings:
-    """A logistic-regression champion for breast_cancer, promoted by the running evaluator."""
+    """A logistic-regression champion for breast_cancer, promoted by the running evaluator. Its
+    contract keyed-hashes the confidential features in captured records: the workers, under their
+    role, make the stage's hash key (nothing has made it before them in this cloud) and use it."""
+    from chalicelib.validation import Contract
+
     settings = Settings.from_env()
-    S3ContractStore(settings.data_bucket).put(contract_for("logistic"))
+    doc = contract_for("logistic").to_dict()
+    doc["monitoring"] = {"confidential": "hash"}
+    S3ContractStore(settings.data_bucket).put(Contract.parse(doc))
     publish(settings, "logistic")
     registry = DynamoRegistry(settings.registry_table, settings.audit_table)
     assert wait_until(lambda: registry.champion("breast_cancer"), timeout_s=HANG_S), (
@@ -168,7 +174,7 @@ def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, cham
     reference = _reference(champion, final, bodies)
     assert sorted(lines) == sorted(reference.values())
     # Every row captured once (the workers, under their role, wrote one object per shard), masked:
-    # the bundled contract's features are confidential (dropped by default).
+    # the bundled contract's features are confidential (keyed-hashed, as the contract here asks).
     from datetime import UTC, datetime, timedelta
 
     from chalicelib.adapters.aws.capture import S3CaptureSource
@@ -181,7 +187,11 @@ def test_a_job_submitted_through_the_api_scores_every_row_once(local_cloud, cham
     ]  # fmt: skip
     assert len(captured) == 4200 and {r["role"] for r in captured} == {"batch"}
     assert len({(r["request_id"], r["index"]) for r in captured}) == 4200
-    assert all(set(r["inputs"]) <= {"row_id"} for r in captured)
+    hashed = [v for r in captured for name, v in r["inputs"].items() if name != "row_id"]
+    assert hashed and all(str(v).startswith("h:") for v in hashed)
+    import boto3
+
+    assert boto3.client("s3").head_object(Bucket=champion.data_bucket, Key="keys/capture-hash.key")
     assert len({r["request_id"] for r in captured}) == final["total_shards"]
 
 
