@@ -28,3 +28,8 @@ class OutcomeStore(Protocol):
     def received(self, model: str, start: datetime, end: datetime) -> Iterator[Outcome]:
         """Every stored outcome of the model with start <= received_at < end, oldest first."""
         ...
+
+    def arrivals(self, model: str, start: datetime, end: datetime) -> list[datetime]:
+        """When outcomes of the model were received in [start, end), oldest first: one time per
+        stored object, read from the keys (no object is read: the monitor asks this every run)."""
+        ...

@@ -109,11 +109,17 @@ def monitor_model(ports: MonitorPorts, model: str, now: datetime) -> dict[str, A
     closed = floor_window(now, policy.window_minutes)  # windows before this one have closed
     since = floor_window(now - max(LOOKBACK, horizon + width), policy.window_minutes)
     reports = {r["window"]: r for r in ports.store.windows(model, since, closed)}
+    # Outcomes received since the oldest report that could still take some: one listing, no reads.
+    open_reports = [r for k, r in reports.items() if parse_stamp(k) + width + horizon > _as_of(r)]
+    arrivals = ports.outcomes.arrivals(model, min(map(_as_of, open_reports)), now) if open_reports else []
     due: list[datetime] = []
-    start = max(since, floor_window(now - LOOKBACK, policy.window_minutes))
+    start = since
     while start < closed:
         report = reports.get(stamp(start))
-        if report is None or _outcomes_changed(ports, model, report, start + width + horizon, now):
+        if report is None:
+            if start >= floor_window(now - LOOKBACK, policy.window_minutes):
+                due.append(start)
+        elif _outcomes_changed(report, arrivals, start + width + horizon):
             due.append(start)
         start += width
     due = due[-MAX_WINDOWS:]
@@ -127,14 +133,16 @@ def monitor_model(ports: MonitorPorts, model: str, now: datetime) -> dict[str, A
     return {"reported": [stamp(s) for s in due], "breaches": acted}
 
 
+def _as_of(report: Mapping[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(report.get("outcomes_as_of") or report.get("computed_at")))
+
+
 def _outcomes_changed(
-    ports: MonitorPorts, model: str, report: Mapping[str, Any], joinable_until: datetime, now: datetime
+    report: Mapping[str, Any], arrivals: Sequence[datetime], joinable_until: datetime
 ) -> bool:
     """Whether outcomes this window could join were received since its report."""
-    as_of = datetime.fromisoformat(str(report.get("outcomes_as_of") or report.get("computed_at")))
-    if as_of >= joinable_until:
-        return False
-    return next(iter(ports.outcomes.received(model, as_of, min(now, joinable_until))), None) is not None
+    as_of = _as_of(report)
+    return any(as_of <= moment < joinable_until for moment in arrivals)
 
 
 class _Context:

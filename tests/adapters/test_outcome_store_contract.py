@@ -78,3 +78,13 @@ def test_an_empty_batch_or_a_mix_of_times_is_refused_and_nothing_is_written(back
     with pytest.raises(ValueError):
         store.add(model, mixed, "api:1", classification="internal")
     assert list(store.received(model, T0 - timedelta(days=1), T0 + timedelta(days=1))) == []
+
+
+def test_arrivals_are_the_receiving_times_in_the_half_open_range_oldest_first(backend, model):
+    store, _ = backend
+    later = T0 + timedelta(minutes=5)
+    store.add(model, _outcomes(model, later, 2, "api:2"), "api:2")
+    store.add(model, _outcomes(model, T0, 3, "api:1"), "api:1")
+    assert store.arrivals(model, T0, later + timedelta(seconds=1)) == [T0, later]
+    assert store.arrivals(model, T0 + timedelta(seconds=1), later) == []
+    assert store.arrivals(f"{model}x", T0, later + timedelta(seconds=1)) == []

@@ -89,6 +89,9 @@ class Outcomes:
             if outcome.model == model and start <= _at(outcome.received_at) < end:
                 yield outcome
 
+    def arrivals(self, model: str, start: datetime, end: datetime) -> list[datetime]:
+        return sorted({_at(o.received_at) for o in self.received(model, start, end)})
+
 
 def _at(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
@@ -281,6 +284,26 @@ def test_outcomes_arriving_later_are_joined_to_the_window_of_their_predictions(w
     assert performance["low"] <= performance["value"] <= performance["high"]
     # Nothing new arrived: the next run leaves the window alone.
     assert "20261201T0000Z" not in run_monitor(world["ports"], T0 + 4 * HOUR)[DATASET]["reported"]
+
+
+def test_outcomes_arriving_days_later_still_reach_their_window_within_the_horizon(
+    world: dict[str, Any],
+) -> None:
+    """A window older than the day a run looks back for new windows is reported again when outcomes
+    for it arrive, up to outcome_horizon_hours (168) after it."""
+    records = stream(world, T0, 300)
+    run_monitor(world["ports"], T0 + HOUR + timedelta(minutes=1))
+    later = T0 + 30 * HOUR
+    world["outcomes"].stored.extend(
+        Outcome(
+            model=DATASET, label=label_of(r), received_at=later, source="api:late", request_id=r["request_id"]
+        )
+        for r in records
+    )
+    result = run_monitor(world["ports"], later + timedelta(minutes=5))
+    assert "20261201T0000Z" in result[DATASET]["reported"]
+    (report,) = world["store"].windows(DATASET, T0, T0 + HOUR)
+    assert report["performance"]["n"] == 300
 
 
 def test_wrong_predictions_confirmed_by_outcomes_breach_the_performance_floor(world: dict[str, Any]) -> None:

@@ -30,6 +30,10 @@ class S3OutcomeStore:
         )
         return key
 
+    def arrivals(self, model: str, start: datetime, end: datetime) -> list[datetime]:
+        keys = layout.keys_between(model, start, end, self._keys)
+        return [moment for moment in map(layout.received_of_key, keys) if moment is not None]
+
     def received(self, model: str, start: datetime, end: datetime) -> Iterator[Outcome]:
         for key in layout.keys_between(model, start, end, self._keys):
             body = aws.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()

@@ -25,6 +25,10 @@ class MemoryOutcomeStore:
         )
         return key
 
+    def arrivals(self, model: str, start: datetime, end: datetime) -> list[datetime]:
+        keys = layout.keys_between(model, start, end, lambda p: self.objects.keys(self.bucket, p))
+        return [moment for moment in map(layout.received_of_key, keys) if moment is not None]
+
     def received(self, model: str, start: datetime, end: datetime) -> Iterator[Outcome]:
         for key in layout.keys_between(model, start, end, lambda p: self.objects.keys(self.bucket, p)):
             stored = self.objects.get(self.bucket, key)
