@@ -59,3 +59,7 @@ class BatchError(MlopsError):
 
 class AuthError(MlopsError):
     """Base of the API tokens' errors."""
+
+
+class MonitoringError(MlopsError):
+    """Base of the errors of monitoring models in production."""

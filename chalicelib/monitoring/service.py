@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from chalicelib import notify
 from chalicelib.capture.policy import MonitoringPolicy
 from chalicelib.capture.ports import CaptureSource
-from chalicelib.errors import NotFound
+from chalicelib.errors import MonitoringError, NotFound
 from chalicelib.monitoring.breach import sustained_breaches
 from chalicelib.monitoring.join import join
 from chalicelib.monitoring.performance import default_floor, performance_report
@@ -86,14 +86,33 @@ def floor_window(moment: datetime, minutes: int) -> datetime:
 
 def run_monitor(ports: MonitorPorts, now: datetime, models: Sequence[str] | None = None) -> dict[str, Any]:
     """Report every closed window not yet reported (and those late outcomes changed), then act on the
-    breaches they sustain. Returns, per model, what was done (or why it was skipped)."""
+    breaches they sustain. Returns, per model, what was done (or why it was skipped).
+
+    One model's failure (a contract no longer valid, a damaged artifact, an AWS error) does not keep
+    the others from being monitored: each is tried, then ``MonitorFailed`` names the ones that failed
+    (the function's error alarm fires; the next run tries them again)."""
     done: dict[str, Any] = {}
+    failed: dict[str, str] = {}
     for model in models if models is not None else ports.registry.models():
         try:
             done[model] = monitor_model(ports, model, now)
         except NotFound as exc:
             done[model] = {"skipped": str(exc)}
+        except Exception as exc:
+            failed[model] = f"{type(exc).__name__}: {exc}"[:500]
+            done[model] = {"failed": failed[model]}
+    if failed:
+        raise MonitorFailed(done, failed)
     return done
+
+
+class MonitorFailed(MonitoringError):
+    """Some models could not be monitored this run; ``done`` has what happened to every model."""
+
+    def __init__(self, done: dict[str, Any], failed: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{model}: {why}" for model, why in sorted(failed.items())))
+        self.done = done
+        self.failed = failed
 
 
 def monitor_model(ports: MonitorPorts, model: str, now: datetime) -> dict[str, Any]:

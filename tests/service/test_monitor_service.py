@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -80,7 +80,9 @@ class Outcomes:
     def __init__(self) -> None:
         self.stored: list[Outcome] = []
 
-    def add(self, model: str, outcomes: list[Outcome], source: str) -> str:
+    def add(
+        self, model: str, outcomes: Sequence[Outcome], source: str, *, classification: str = "confidential"
+    ) -> str:
         self.stored.extend(outcomes)
         return f"k{len(self.stored)}"
 
@@ -343,3 +345,25 @@ def test_windows_are_aligned_to_midnight() -> None:
     assert floor_window(moment, 60) == datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
     assert floor_window(moment, 15) == datetime(2026, 12, 1, 13, 45, tzinfo=UTC)
     assert floor_window(moment, 1440) == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_one_models_failure_does_not_keep_the_others_from_being_monitored(world: dict[str, Any]) -> None:
+    from chalicelib.monitoring.service import MonitorFailed
+
+    stream(world, T0, 200)
+    broken = Registry(world["ports"].registry.doc)
+    broken.models = lambda: ["zzz_broken", DATASET]  # type: ignore[method-assign]
+    real_champion = broken.champion
+
+    def champion(model: str) -> int | None:
+        if model == "zzz_broken":
+            raise RuntimeError("the registry answered 500")
+        return real_champion(model)
+
+    broken.champion = champion  # type: ignore[method-assign]
+    world["ports"].registry = broken
+    with pytest.raises(MonitorFailed) as raised:
+        run_monitor(world["ports"], T0 + HOUR + timedelta(minutes=1))
+    assert raised.value.failed == {"zzz_broken": "RuntimeError: the registry answered 500"}
+    assert "20261201T0000Z" in raised.value.done[DATASET]["reported"]
+    assert [w["volume"]["records"] for w in world["store"].windows(DATASET, T0, T0 + HOUR)] == [200]
