@@ -26,13 +26,22 @@ MAX_SPAN = timedelta(days=31)
 @bp.schedule(Rate(1, unit=Rate.HOURS), name="monitor_models")
 def monitor_models(event: CloudWatchEvent) -> dict[str, Any]:
     """Hourly: report every model's closed windows, and act on the breaches they sustain."""
-    from chalicelib.monitoring.service import run_monitor
+    from chalicelib.monitoring.service import MonitorFailed, run_monitor
     from chalicelib.observability import emit_dimensioned
     from chalicelib.timeutil import utc_now
 
-    done = run_monitor(bootstrap.monitor_ports(), utc_now())
-    recorded = sum(len(result.get("breaches") or []) for result in done.values())
-    emit_dimensioned({"stage": bootstrap.settings().stage}, [("MonitorBreaches", "Count", float(recorded))])
+    def count_breaches(done: dict[str, Any]) -> None:
+        recorded = sum(len(result.get("breaches") or []) for result in done.values())
+        emit_dimensioned(
+            {"stage": bootstrap.settings().stage}, [("MonitorBreaches", "Count", float(recorded))]
+        )
+
+    try:
+        done = run_monitor(bootstrap.monitor_ports(), utc_now())
+    except MonitorFailed as failed:
+        count_breaches(failed.done)  # the breaches of the models that were monitored still count
+        raise
+    count_breaches(done)
     return done
 
 
