@@ -469,10 +469,8 @@ def monitor_models(s: Settings) -> list[Statement]:
         ),
         # The champion's reference profile, holdout and model, read at the version the registry recorded.
         _allow("ReadModelArtifacts", ["s3:GetObjectVersion"], _objects(s.models_bucket, "models/")),
-        # Which models there are (Scan of the counters), their champions and version records.
-        _allow(
-            "ReadRegistry", ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"], _table(s.registry_table)
-        ),
+        # Which models there are (Scan of the counters), their champions and version records (GetItem).
+        _allow("ReadRegistry", ["dynamodb:GetItem", "dynamodb:Scan"], _table(s.registry_table)),
         _allow("AskForRetrain", ["sqs:GetQueueUrl", "sqs:SendMessage"], _queue(s.retrain_queue)),
         _notify(s),
     ]
