@@ -67,6 +67,7 @@ from machine import machine  # noqa: E402
 from chalicelib.capture.policy import MonitoringPolicy  # noqa: E402
 from chalicelib.monitoring.breach import sustained_breaches  # noqa: E402
 from chalicelib.monitoring.join import join  # noqa: E402
+from chalicelib.monitoring.outcomes import Outcome  # noqa: E402
 from chalicelib.monitoring.performance import default_floor, performance_report  # noqa: E402
 from chalicelib.monitoring.window import monitored_columns, reference_predictions, window_report  # noqa: E402
 from chalicelib.validation import Contract  # noqa: E402
@@ -415,17 +416,6 @@ def shift_scenario(
         "mean_delay": float(np.mean(found)) if found else None,
         "alarms_before_the_shift": len(early),
     }
-
-
-@dataclass(frozen=True)
-class Outcome:
-    model: str
-    label: Any
-    received_at: datetime
-    source: str
-    request_id: str | None = None
-    index: int = 0
-    row_id: str | None = None
 
 
 def outcome_scenario(table: Table, windows: int, policy: MonitoringPolicy) -> dict[str, Any]:

@@ -4,12 +4,12 @@ reference profile made by the validator (the format the training job writes), an
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
+from chalicelib.monitoring.outcomes import Outcome
 from chalicelib.validation import Contract, validate_stream
 
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -123,19 +123,6 @@ def record(
         "probabilities": probabilities,
         "job_id": None,
     }
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The outcomes helper's ``Outcome`` (chalicelib.monitoring.outcomes), as the join reads it."""
-
-    model: str
-    label: Any
-    received_at: datetime
-    source: str
-    request_id: str | None = None
-    index: int = 0
-    row_id: str | None = None
 
 
 def outcome(label: Any, minutes: float, **ids: Any) -> Outcome:
