@@ -56,7 +56,7 @@ from chalicelib.validation.ports import Queue
 
 LOOKBACK = timedelta(hours=24)  # a first run (or one after an outage) reports at most this far back
 MAX_WINDOWS = 48  # windows (re)computed per model per run; the rest wait for the next run
-SCORED_ROLES = ("champion", "pinned", "batch")
+SCORED_ROLES = ("champion", "canary", "pinned", "batch")  # answers given: the window's version is the most served
 
 
 class MonitoredRegistry(RegistryReader, Protocol):

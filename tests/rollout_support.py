@@ -1,0 +1,122 @@
+"""Helpers of the rollout tests (predict routing, guards, the evaluator): registered versions of real
+models (the training job's code, exported to ONNX) stored in memory, a registry reader that serves
+them with a rollout pointer, and the pointer itself (``chalicelib.registry.rollout``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.adapters.memory.artifacts import MemoryArtifacts
+from chalicelib.registry import rollout as ro
+from tests.support import DATASET, built
+
+BUCKET = "models"
+AT = "2026-12-01T10:00:00+00:00"
+
+
+def stored_version(
+    artifacts: MemoryArtifacts,
+    version: int,
+    model: str = "forest",
+    status: str = "approved",
+    schema: Callable[[dict[str, Any]], None] | None = None,
+    files: dict[str, bytes] | None = None,
+) -> dict[str, Any]:
+    """A version record of ``model`` (a key of ``tests.support.MODELS``) with its artifacts stored;
+    ``schema`` edits the input schema first (a candidate that refuses what the champion takes),
+    ``files`` replaces artifacts (a broken one)."""
+    made, _ = built(model)
+    made = dict(made)
+    if schema is not None:
+        doc = json.loads(made["input_schema.json"])
+        schema(doc)
+        made["input_schema.json"] = json.dumps(doc).encode()
+    made.update(files or {})
+    located = {}
+    for name, data in made.items():
+        key = f"models/{DATASET}/v{version}/{name}"
+        located[name] = {
+            "key": key,
+            "version_id": artifacts.put(BUCKET, key, data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        }
+    metrics = json.loads(made["metrics.json"])
+    return {
+        "model": DATASET,
+        "version": version,
+        "status": status,
+        "bucket": BUCKET,
+        "artifacts": located,
+        "primary_metric": metrics["primary_metric"],
+        "primary_value": metrics["primary_value"],
+        "training_metrics": metrics,
+        "task": "classification",
+    }
+
+
+def pointer(
+    candidate: int = 2,
+    champion: int = 1,
+    *,
+    percent: float = 10.0,
+    strategy: str = ro.CANARY,
+    status: str = ro.ACTIVE,
+    step: int = 0,
+    number: int = 1,
+    guards: ro.Guards | None = None,
+    bake_s: int = 900,
+) -> dict[str, Any]:
+    """A rollout pointer as the registry stores it (``Rollout.to_dict``)."""
+    state, _ = ro.start(
+        DATASET, number, candidate, champion, ro.Schedule(strategy, percent, bake_s), guards or ro.Guards(),
+        AT, "alice (approver)", "roll it out", "approved",
+    )  # fmt: skip
+    from dataclasses import replace
+
+    return replace(state, status=status, step=step).to_dict()
+
+
+class Versions:
+    """A ``RegistryReader`` over stored version records, with champion, challenger and rollout
+    pointers a test sets; it counts the registry reads."""
+
+    def __init__(self, artifacts: MemoryArtifacts) -> None:
+        self.artifacts = artifacts
+        self.docs: dict[int, dict[str, Any]] = {}
+        self.champion_version: int | None = None
+        self.challenger_version: int | None = None
+        self.pointer: dict[str, Any] | None = None
+        self.reads: dict[str, int] = {}
+
+    def _read(self, kind: str) -> None:
+        self.reads[kind] = self.reads.get(kind, 0) + 1
+
+    def add(self, doc: dict[str, Any]) -> dict[str, Any]:
+        self.docs[int(doc["version"])] = doc
+        return doc
+
+    def champion(self, model: str) -> int | None:
+        self._read("champion")
+        return self.champion_version if model == DATASET else None
+
+    def challenger(self, model: str) -> int | None:
+        self._read("challenger")
+        return self.challenger_version if model == DATASET else None
+
+    def rollout(self, model: str) -> dict[str, Any] | None:
+        self._read("rollout")
+        return self.pointer if model == DATASET else None
+
+    def version(self, model: str, v: int) -> dict[str, Any] | None:
+        self._read("version")
+        return self.docs.get(v) if model == DATASET else None
+
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        return [self.docs[v] for v in sorted(self.docs)] if model == DATASET else []
+
+    def models(self) -> list[str]:
+        return [DATASET] if self.docs else []
