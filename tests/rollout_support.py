@@ -120,3 +120,75 @@ class Versions:
 
     def models(self) -> list[str]:
         return [DATASET] if self.docs else []
+
+
+def state(
+    candidate: int = 2,
+    champion: int = 1,
+    *,
+    guards: ro.Guards | None = None,
+    step: int = 0,
+    status: str = ro.ACTIVE,
+    percent: float = 10.0,
+    strategy: str = ro.CANARY,
+    bake_s: int = 900,
+) -> ro.Rollout:
+    """The rollout's state object of ``pointer``."""
+    return ro.Rollout.from_dict(
+        pointer(
+            candidate, champion, guards=guards, step=step, status=status, percent=percent,
+            strategy=strategy, bake_s=bake_s,
+        )
+    )  # fmt: skip
+
+
+def answer(
+    request: int | str,
+    version: int,
+    role: str,
+    prediction: Any = 0,
+    *,
+    index: int = 0,
+    status: str = "ok",
+    latency_ms: float = 3.0,
+    probabilities: dict[str, float] | None = None,
+    time: str = "2026-12-01T10:05:00.000Z",
+) -> dict[str, Any]:
+    """An inference record as /predict captures it (no inputs: the guards do not read them)."""
+    return {
+        "request_id": request if isinstance(request, str) else f"{request:032x}",
+        "index": index,
+        "row_id": None,
+        "model": DATASET,
+        "version": version,
+        "role": role,
+        "time": time,
+        "latency_ms": latency_ms,
+        "status": status,
+        "problems": [],
+        "inputs": {},
+        "prediction": prediction if status == "ok" else None,
+        "probabilities": probabilities if status == "ok" else None,
+        "job_id": None,
+    }
+
+
+def canary_pair(
+    request: int,
+    ours: Any,
+    theirs: Any,
+    *,
+    index: int = 0,
+    status: tuple[str, str] = ("ok", "ok"),
+    latency_ms: tuple[float, float] = (3.0, 3.0),
+    probabilities: tuple[dict[str, float] | None, dict[str, float] | None] = (None, None),
+) -> list[dict[str, Any]]:
+    """A request the candidate (v2) answered and the champion (v1) scored beside it; when the
+    candidate failed, the champion answered (role champion)."""
+    champion_role = "shadow" if status[0] == "ok" else "champion"
+    return [
+        answer(request, 2, "canary", ours, index=index, status=status[0], latency_ms=latency_ms[0],
+               probabilities=probabilities[0]),
+        answer(request, 1, champion_role, theirs, index=index, status=status[1], latency_ms=latency_ms[1],
+               probabilities=probabilities[1]),
+    ]  # fmt: skip
