@@ -7,11 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.adapters.memory.artifacts import MemoryArtifacts
 from chalicelib.registry import rollout as ro
-from tests.support import DATASET, built
+from tests.support import DATASET, built, contract_for
 
 BUCKET = "models"
 AT = "2026-12-01T10:00:00+00:00"
@@ -182,13 +183,104 @@ def canary_pair(
     status: tuple[str, str] = ("ok", "ok"),
     latency_ms: tuple[float, float] = (3.0, 3.0),
     probabilities: tuple[dict[str, float] | None, dict[str, float] | None] = (None, None),
+    time: str = "2026-12-01T10:05:00.000Z",
 ) -> list[dict[str, Any]]:
     """A request the candidate (v2) answered and the champion (v1) scored beside it; when the
     candidate failed, the champion answered (role champion)."""
     champion_role = "shadow" if status[0] == "ok" else "champion"
     return [
         answer(request, 2, "canary", ours, index=index, status=status[0], latency_ms=latency_ms[0],
-               probabilities=probabilities[0]),
+               probabilities=probabilities[0], time=time),
         answer(request, 1, champion_role, theirs, index=index, status=status[1], latency_ms=latency_ms[1],
-               probabilities=probabilities[1]),
+               probabilities=probabilities[1], time=time),
     ]  # fmt: skip
+
+
+# --- the evaluator's world: the registry, capture, outcomes, contracts and notifications in memory ---
+
+T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
+Behaviour = Callable[[int], dict[str, Any]]
+
+
+def good(i: int) -> dict[str, Any]:
+    """Both models answer alike (labels alternating), at the same speed."""
+    return {"ours": i % 2, "theirs": i % 2}
+
+
+class Evaluated:
+    """A model with champion v1 and a rollout of v2 (started at ``T0`` by a person), every store in
+    memory; ``traffic`` captures requests as /predict would during the rollout, ``run`` is one run of
+    the evaluator with ports built afresh (nothing of a run survives but what the stores hold)."""
+
+    def __init__(self, schedule: ro.Schedule | None = None, guards: ro.Guards | None = None) -> None:
+        from chalicelib.adapters.memory.capture import MemoryCapture
+        from chalicelib.adapters.memory.contracts import MemoryContractStore
+        from chalicelib.adapters.memory.notifier import MemoryNotifier
+        from chalicelib.adapters.memory.outcomes import MemoryOutcomeStore
+        from chalicelib.adapters.memory.registry import MemoryRegistry
+
+        self.registry = MemoryRegistry(clock=lambda: T0)
+        self.capture = MemoryCapture()
+        self.outcomes = MemoryOutcomeStore()
+        self.contracts = MemoryContractStore()
+        self.contracts.put(contract_for("forest"))
+        self.notifier = MemoryNotifier()
+        self.requests = 0
+        for n in (1, 2):
+            version, _ = self.registry.register_version(
+                DATASET,
+                {"run_id": f"run-{n}", "family": "random_forest", "primary_metric": "accuracy",
+                 "primary_value": 0.95, "training_metrics": {"greater_is_better": True}, "task": "classification"},
+            )  # fmt: skip
+            self.registry.set_status(DATASET, version, "approved", "evaluator", "every gate passed")
+        self.registry.promote(DATASET, 1, "evaluator", "every gate passed", expected_champion=None)
+        self.registry.set_status(DATASET, 2, "pending_approval", "evaluator", "manual mode")
+        started, event = ro.start(
+            DATASET, 1, 2, 1, schedule or ro.Schedule(ro.CANARY, 10.0, 900), guards or ro.Guards(),
+            T0.isoformat(), "alice (approver)", "roll it out", "pending_approval",
+        )  # fmt: skip
+        self.registry.start_rollout(started, event, "pending_approval")
+
+    def ports(self, registry: Any = None) -> Any:
+        from chalicelib.rollout.service import RolloutPorts
+
+        return RolloutPorts(
+            registry=registry or self.registry,
+            capture=self.capture,
+            contracts=self.contracts,
+            notifier=self.notifier,
+            outcomes=self.outcomes,
+        )
+
+    def run(self, at: datetime, registry: Any = None) -> dict[str, Any]:
+        from chalicelib.rollout.service import advance_rollouts
+
+        return advance_rollouts(self.ports(registry), at).get(DATASET, {})
+
+    def traffic(self, at: datetime, n: int, behaviour: Behaviour = good) -> list[int]:
+        """``n`` requests routed to the candidate, one a second from ``at``; their numbers."""
+        from chalicelib.capture import records as rec
+
+        numbers = list(range(self.requests, self.requests + n))
+        self.requests += n
+        records = []
+        for k, i in enumerate(numbers):
+            moment = (at + timedelta(seconds=k)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            records += canary_pair(i, time=moment, **behaviour(i))
+        self.capture.write(rec.encode_lines(records))
+        return numbers
+
+    def label(self, at: datetime, truth: dict[int, Any]) -> None:
+        """Outcomes received at ``at`` for the requests numbered in ``truth``."""
+        from chalicelib.monitoring.outcomes import Outcome
+
+        outcomes = [Outcome(DATASET, label, at, "api", request_id=f"{i:032x}") for i, label in truth.items()]
+        self.outcomes.add(DATASET, outcomes, f"api:{at.isoformat()}")
+
+    def pointer(self) -> dict[str, Any]:
+        found = self.registry.rollout(DATASET)
+        assert found is not None
+        return found
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.registry.rollout_events(DATASET)

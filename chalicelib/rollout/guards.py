@@ -401,7 +401,8 @@ def describe(name: str, figure: Mapping[str, Any]) -> str:
     return f"{name} {_num(value)} on {n} records (limit {_num(limit)})"
 
 
-def _moment(text: str) -> datetime:
+def moment(text: str) -> datetime:
+    """A stored instant (ISO 8601; UTC when it names no zone) as an aware datetime."""
     moment = datetime.fromisoformat(text)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
@@ -424,7 +425,7 @@ def decide(rollout: Rollout, found: Mapping[str, Any], now: datetime) -> Decisio
     where = f"step {rollout.step + 1} of {len(steps)} ({steps[rollout.step]:g}%)"
     if rollout.status == PAUSED:
         return Decision(HOLD, None, f"{where} is paused: guarded, never stepped")
-    baked = (now - _moment(rollout.step_started_at)).total_seconds()
+    baked = (now - moment(rollout.step_started_at)).total_seconds()
     if baked < rollout.schedule.bake_s:
         return Decision(HOLD, None, f"{where} baking: {baked:.0f} of {rollout.schedule.bake_s} s")
     paired, needed = int(found.get("paired") or 0), rollout.guards.min_requests

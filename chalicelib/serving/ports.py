@@ -31,21 +31,19 @@ class ArtifactReader(Protocol):
 
 
 class RegistryReader(Protocol):
-    """The registry reads scoring needs: the pointers (champion, challenger, rollout) and the version
-    records."""
+    """The registry reads scoring needs: the pointers and the version records."""
 
     def champion(self, model: str) -> int | None: ...
 
     def challenger(self, model: str) -> int | None: ...
 
-    def rollout(self, model: str) -> dict[str, Any] | None:
-        """The model's rollout pointer (``chalicelib.registry.rollout.Rollout.to_dict``: its ``id``,
-        ``champion``, ``candidate``, ``status`` and ``share`` are what routing reads); None if it never
-        had one. An ended rollout may still be returned: its status says so."""
-        ...
-
     def version(self, model: str, v: int) -> dict[str, Any] | None: ...
 
     def versions(self, model: str) -> list[dict[str, Any]]:
         """Every version of the model, oldest first (empty: no such model)."""
+        ...
+
+    def rollout(self, model: str) -> dict[str, Any] | None:
+        """The model's running or last rollout pointer (``chalicelib.registry.rollout.Rollout.to_dict``;
+        ``chalicelib.serving.routing.live_split`` reads it); None: never one."""
         ...
