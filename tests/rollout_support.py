@@ -232,9 +232,11 @@ class Evaluated:
                 {"run_id": f"run-{n}", "family": "random_forest", "primary_metric": "accuracy",
                  "primary_value": 0.95, "training_metrics": {"greater_is_better": True}, "task": "classification"},
             )  # fmt: skip
-            self.registry.set_status(DATASET, version, "approved", "evaluator", "every gate passed")
-        self.registry.promote(DATASET, 1, "evaluator", "every gate passed", expected_champion=None)
-        self.registry.set_status(DATASET, 2, "pending_approval", "evaluator", "manual mode")
+            if n == 1:
+                self.registry.set_status(DATASET, version, "approved", "evaluator", "every gate passed")
+                self.registry.promote(DATASET, 1, "evaluator", "every gate passed", expected_champion=None)
+            else:
+                self.registry.set_status(DATASET, version, "pending_approval", "evaluator", "manual mode")
         started, event = ro.start(
             DATASET, 1, 2, 1, schedule or ro.Schedule(ro.CANARY, 10.0, 900), guards or ro.Guards(),
             T0.isoformat(), "alice (approver)", "roll it out", "pending_approval",

@@ -8,6 +8,7 @@ per request), with controlled latencies: no assertion depends on the machine's s
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any
 
@@ -56,7 +57,9 @@ def assert_aborted(world: Evaluated, guard: str, summary: dict[str, Any]) -> Non
     assert abort["action"] == ro.ABORT and abort["by"] == ro.EVALUATOR and abort["guard"] == guard
     assert abort["figures"]["guards"][guard]["breached"] and f"guard {guard} breached" in abort["reason"]
     ((kind, detail),) = world.notifier.messages
-    assert kind == notify.ROLLOUT_ABORTED and detail["guard"] == guard and detail["rollout"] == f"{DATASET}/r1"
+    assert (
+        kind == notify.ROLLOUT_ABORTED and detail["guard"] == guard and detail["rollout"] == f"{DATASET}/r1"
+    )
     assert detail["figures"][guard]["breached"] and guard in detail["reason"]
 
 
@@ -116,21 +119,25 @@ def test_a_good_release_steps_then_completes_through_the_promotion() -> None:
     assert world.events()[-1]["figures"]["paired"] == 120
     assert world.registry.audit(DATASET)[-1]["to_version"] == 2
     ((kind, detail),) = world.notifier.messages
-    assert kind == notify.MODEL_PROMOTED and detail["rollout"] == f"{DATASET}/r1" and detail["to_version"] == 2
+    assert (
+        kind == notify.MODEL_PROMOTED and detail["rollout"] == f"{DATASET}/r1" and detail["to_version"] == 2
+    )
     assert world.run(T0 + 40 * MINUTE) == {}  # nothing running: nothing judged
 
 
 def test_a_restart_mid_rollout_continues_where_it_was() -> None:
-    """Each run builds its ports afresh over the stores: nothing of the evaluator outlives a run."""
+    """Each run builds its ports afresh; after a restart the registry is a new object holding only what
+    was stored (a copy sharing nothing with the one the first runs used)."""
     world = Evaluated()
     world.traffic(T0 + MINUTE, 120)
     assert world.run(T0 + 16 * MINUTE)["action"] == g.STEP
-    restarted = Evaluated.__new__(Evaluated)
-    restarted.__dict__.update(world.__dict__)  # the same stores, a new evaluator
-    restarted.traffic(T0 + 17 * MINUTE, 120)
-    assert restarted.run(T0 + 25 * MINUTE)["action"] == g.HOLD  # the second step's bake started at 16 min
-    assert restarted.run(T0 + 32 * MINUTE)["action"] == g.COMPLETE
-    assert world.registry.champion(DATASET) == 2
+    before = world.registry
+    world.registry = copy.deepcopy(before)  # the function restarted: only the stored state is left
+    world.traffic(T0 + 17 * MINUTE, 120)
+    assert world.run(T0 + 25 * MINUTE)["action"] == g.HOLD  # the second step's bake started at 16 min
+    assert world.run(T0 + 32 * MINUTE)["action"] == g.COMPLETE
+    assert world.registry.champion(DATASET) == 2 and before.champion(DATASET) == 1
+    assert [e["action"] for e in world.events()] == [ro.START, ro.STEP, ro.COMPLETE]
 
 
 class PersonFirst:
@@ -189,7 +196,9 @@ def test_a_pause_racing_the_step_is_decided_anew_and_a_breach_still_aborts_it() 
 
 def test_a_candidate_no_longer_servable_is_aborted() -> None:
     world = Evaluated()
-    world.registry.taint(DATASET, 2, "u9", {"trained": True, "evaluated": False, "by": "ops", "reason": "consent"})
+    world.registry.taint(
+        DATASET, 2, "u9", {"trained": True, "evaluated": False, "by": "ops", "reason": "consent"}
+    )
     summary = world.run(T0 + 5 * MINUTE)
     assert summary["action"] == g.ABORT and summary["guard"] == "servable" and "tainted" in summary["reason"]
     assert world.pointer()["status"] == ro.ABORTED
