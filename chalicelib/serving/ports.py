@@ -42,3 +42,8 @@ class RegistryReader(Protocol):
     def versions(self, model: str) -> list[dict[str, Any]]:
         """Every version of the model, oldest first (empty: no such model)."""
         ...
+
+    def rollout(self, model: str) -> dict[str, Any] | None:
+        """The model's running or last rollout pointer (``chalicelib.registry.rollout.Rollout.to_dict``;
+        ``chalicelib.serving.routing.live_split`` reads it); None: never one."""
+        ...
