@@ -26,8 +26,20 @@ every mistake (unknown keys included) raises ContractError naming the field, e.g
       "revocation": {                    # when a revoked upload taints the champion:
         "fallback": true,                #   the newest former champion not tainted (nor rejected)
         "retrain": true                  #   serves again at once; and a retrain without the upload
+      },
+      "rollout": {                       # a promotion by steps instead of a switch (docs/rollouts.md):
+        "strategy": "canary",            #   "canary", "linear", or "none" (the default: a switch)
+        "canary_percent": 10,            #   canary: this share of the traffic, then all of it
+        "linear_percent": 20,            #   linear: +this share every step
+        "bake": "15m",                   #   each step held this long (and for min_requests answers)
+        "guards": {"max_error_rate": 0.01, "max_disagreement": 0.2}   # chalicelib.registry.rollout.Guards
       }
     }
+
+``rollout`` (``chalicelib.registry.rollout.parse_rollout_policy``): with a strategy, an approval (a
+person's, or the evaluator's in ``auto`` mode when the gates say promote) starts a rollout of the
+version instead of making it the champion at once; the rollout's completion makes it the champion.
+A caller may start one with another schedule (``POST /models/{name}/rollout``) whatever the strategy.
 
 ``slices.combine`` says how the slices make the verdict (``SLICE_MODES``): ``"guard"`` judges the
 primary metric on every holdout row and, besides, on the earlier slice against the tolerance, so a
@@ -49,6 +61,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from chalicelib.registry.rollout import RolloutPolicy, parse_rollout_policy
 from chalicelib.training.settings import METRICS
 from chalicelib.validation.contract import Contract
 from chalicelib.validation.exceptions import ContractError
@@ -67,7 +80,7 @@ MAX_BOOTSTRAP_SAMPLES = 100_000
 _KEYS = {
     "mode", "min_delta", "significance", "confidence", "bootstrap_samples", "seed", "guard_metrics",
     "floors", "max_latency_ms", "max_model_bytes", "require_approval_on_breaking_schema", "slices",
-    "revocation",
+    "revocation", "rollout",
 }  # fmt: skip
 _SLICE_KEYS = {"combine", "earlier_tolerance", "on_earlier_worse", "min_rows", "significance"}
 _REVOCATION_KEYS = {"fallback", "retrain"}
@@ -126,6 +139,7 @@ class PromotionPolicy:
     require_approval_on_breaking_schema: bool = True
     slices: SlicePolicy = field(default_factory=SlicePolicy)
     revocation: RevocationPolicy = field(default_factory=RevocationPolicy)
+    rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
 
     def __post_init__(self) -> None:
         if self.task not in METRICS:
@@ -160,7 +174,21 @@ class PromotionPolicy:
             "require_approval_on_breaking_schema": self.require_approval_on_breaking_schema,
             "slices": self.slices.to_dict(),
             "revocation": self.revocation.to_dict(),
+            "rollout": _rollout_section(self.rollout),
         }
+
+
+def _rollout_section(policy: RolloutPolicy) -> dict[str, Any]:
+    """The rollout policy as a contract's ``promotion.rollout`` section (``parse_promotion`` reads
+    it back to the same policy)."""
+    schedule = policy.schedule
+    percent = "linear_percent" if schedule.strategy == "linear" else "canary_percent"
+    return {
+        "strategy": policy.strategy,
+        percent: schedule.percent,
+        "bake": f"{schedule.bake_s}s",
+        "guards": policy.guards.to_dict(),
+    }
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -270,6 +298,7 @@ def parse_promotion(doc: Any, task: str) -> PromotionPolicy:
         ),
         slices=_parse_slices(doc.get("slices", {})),
         revocation=_parse_revocation(doc.get("revocation", {})),
+        rollout=parse_rollout_policy(doc.get("rollout", {})),
     )
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from chalicelib.notify import Notifier
+from chalicelib.registry.rollout import Event, Rollout
 from chalicelib.serving.ports import ArtifactReader
 from chalicelib.validation.contract import Contract
 
@@ -39,6 +40,17 @@ class Registry(Protocol):
       audit entry), conditional on the champion the caller expected and on every status read: of
       concurrent conflicting changes exactly one wins, the others raise a ``states.Conflict``
       (``PromotionConflict`` naming the champion they found, ``StatusConflict``) and change nothing.
+    * while a rollout is running (its pointer ``active`` or ``paused``), ``approve``, ``promote`` and
+      ``rollback`` raise ``states.RolloutRunning`` (a 409, "abort it first") and change nothing;
+      they are conditional on the rollout pointer too, so a rollout starting meanwhile wins or loses
+      as a whole.
+    * rollouts (``chalicelib.registry.rollout``): ``start_rollout``, ``change_rollout``,
+      ``abort_rollout`` and ``complete_rollout`` each commit the rollout pointer, what they do to
+      versions and the champion, and the event (create-only), all or nothing; each change is
+      conditional on the pointer's ``revision`` being the one before the new state's, so of a
+      person's abort and the evaluator's step racing exactly one commits and the other raises
+      ``RolloutConflict``. The pointer lives in the store (a new adapter, a restarted function,
+      reads it back); events list oldest first.
     * an unknown version raises ``states.NotFound`` (``not_registered``) where a change needs one.
     * reads are consistent (what a call wrote, the next read returns); ``versions`` oldest first,
       ``models`` by name, ``audit`` by ``seq``; an unknown version is None.
@@ -115,6 +127,44 @@ class Registry(Protocol):
 
     def set_challenger(self, model: str, version: int | None, by: str, reason: str) -> dict[str, Any]:
         """Name the version that shadows the champion (None: none); the pointer."""
+        ...
+
+    def start_rollout(
+        self, rollout: Rollout, event: Event, expected_status: str, gates: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Start ``rollout`` (from ``rollout.start``): the pointer written, if no rollout is running
+        and the last one is number ``rollout.number - 1`` (or there was none); the champion checked
+        (still ``rollout.champion``); the candidate moved from ``expected_status`` (one of
+        ``states.ROLLOUT_SOURCES``; untainted) to ``rolling_out`` through ``approved``
+        (``rollout.start_moves``), with ``gates`` when given; the start event. The pointer
+        (``Rollout.to_dict``)."""
+        ...
+
+    def change_rollout(self, new: Rollout, event: Event) -> dict[str, Any]:
+        """A step, pause or resume: the pointer replaced by ``new`` if its revision is still
+        ``new.revision - 1``, and the event. The pointer."""
+        ...
+
+    def abort_rollout(self, new: Rollout, event: Event) -> dict[str, Any]:
+        """An abort: the pointer (revision as ``change_rollout``), the candidate from ``rolling_out``
+        to ``new.status_after_abort`` (the transition with the abort's reason), the event. The
+        pointer."""
+        ...
+
+    def complete_rollout(self, new: Rollout, event: Event) -> dict[str, Any]:
+        """A completion: the candidate made champion by the same change as any promotion
+        (``rollout.completion``: the old champion retired, the waiting versions superseded, a
+        ``promote`` ledger entry naming the rollout), with the pointer (revision as
+        ``change_rollout``) and the event. The ledger entry."""
+        ...
+
+    def rollout(self, model: str) -> dict[str, Any] | None:
+        """The model's running or last rollout pointer (``Rollout.to_dict``); None: never one."""
+        ...
+
+    def rollout_events(self, model: str, number: int | None = None) -> list[dict[str, Any]]:
+        """The events of the model's rollouts (of rollout ``number`` only, when given), oldest first
+        (``rollout.event_record``)."""
         ...
 
     def challenger(self, model: str) -> int | None: ...

@@ -50,7 +50,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from chalicelib.errors import RegistryError
+from chalicelib.registry import states
+from chalicelib.registry.states import RolloutConflict
 from chalicelib.serving import routing
 from chalicelib.validation.exceptions import ContractError
 
@@ -68,10 +69,6 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$")
 _UNIT_S = {None: 60.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0, "d": 86400.0}
 
 
-class RolloutConflict(RegistryError):
-    """The rollout is not in a state that allows the change, or it changed since it was read (409)."""
-
-
 def parse_duration(value: Any, where: str) -> int:
     """Seconds from ``"15m"``, ``"90s"``, ``"1h"``, ``"2d"`` or a number of minutes; ``ValueError``
     naming ``where`` otherwise (0 is allowed: no bake)."""
@@ -86,7 +83,7 @@ def parse_duration(value: Any, where: str) -> int:
         seconds = float(found.group(1)) * _UNIT_S[found.group(2)]
     if not math.isfinite(seconds) or not 0 <= seconds <= MAX_BAKE_S:
         raise ValueError(f"{where}: {value!r} must be between 0 and 7 days")
-    return int(round(seconds))
+    return round(seconds)
 
 
 def _percent(value: Any, where: str) -> float:
@@ -126,7 +123,12 @@ class Schedule:
         return f"{self.strategy} {steps}, each held {self.bake_s // 60} min {self.bake_s % 60} s"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "percent": self.percent, "bake_s": self.bake_s, "steps": list(self.steps)}
+        return {
+            "strategy": self.strategy,
+            "percent": self.percent,
+            "bake_s": self.bake_s,
+            "steps": list(self.steps),
+        }
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Schedule:
@@ -139,7 +141,7 @@ class Schedule:
         if doc is None:
             return default
         if not isinstance(doc, dict):
-            raise ValueError("rollout: a JSON object such as {\"canary\": 10, \"bake\": \"15m\"} is required")
+            raise ValueError('rollout: a JSON object such as {"canary": 10, "bake": "15m"} is required')
         unknown = sorted(set(doc) - {"canary", "linear", "bake", "every"})
         if unknown:
             raise ValueError(f"rollout.{unknown[0]}: not a known field (canary, linear, bake, every)")
@@ -197,7 +199,11 @@ class RolloutPolicy:
         return self.strategy != NONE
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "schedule": self.schedule.to_dict(), "guards": self.guards.to_dict()}
+        return {
+            "strategy": self.strategy,
+            "schedule": self.schedule.to_dict(),
+            "guards": self.guards.to_dict(),
+        }
 
 
 _POLICY_KEYS = frozenset({"strategy", "canary_percent", "linear_percent", "bake", "guards"})
@@ -220,7 +226,9 @@ def parse_rollout_policy(doc: Any) -> RolloutPolicy:
         raise ContractError(where, "must be a JSON object")
     unknown = sorted(set(doc) - _POLICY_KEYS)
     if unknown:
-        raise ContractError(f"{where}.{unknown[0]}", f"is not a known field (known: {', '.join(sorted(_POLICY_KEYS))})")
+        raise ContractError(
+            f"{where}.{unknown[0]}", f"is not a known field (known: {', '.join(sorted(_POLICY_KEYS))})"
+        )
     strategy = doc.get("strategy", NONE)
     if strategy not in (*STRATEGIES, NONE):
         raise ContractError(f"{where}.strategy", f"{strategy!r} is not one of canary, linear, none")
@@ -393,14 +401,20 @@ class Rollout:
         if self.last_step:
             raise RolloutConflict(f"rollout {self.id} is at its last step: it completes, it does not step")
         new = replace(
-            self, step=self.step + 1, step_started_at=at, revision=self.revision + 1, evaluation=dict(evaluation)
+            self,
+            step=self.step + 1,
+            step_started_at=at,
+            revision=self.revision + 1,
+            evaluation=dict(evaluation),
         )
         return new, self._event(new, STEP, at, EVALUATOR, reason, figures=evaluation)
 
     def complete(self, at: str, reason: str, evaluation: Mapping[str, Any]) -> tuple[Rollout, Event]:
         self._require((ACTIVE,), COMPLETE)
         if not self.last_step:
-            raise RolloutConflict(f"rollout {self.id} is at step {self.step + 1} of {len(self.schedule.steps)}")
+            raise RolloutConflict(
+                f"rollout {self.id} is at step {self.step + 1} of {len(self.schedule.steps)}"
+            )
         new = replace(
             self, status=COMPLETED, revision=self.revision + 1, evaluation=dict(evaluation),
             ended_at=at, end_reason=reason,
@@ -409,7 +423,12 @@ class Rollout:
         return new, replace(event, share_to=100.0)  # the candidate is the champion: all the traffic
 
     def abort(
-        self, at: str, by: str, reason: str, guard: str | None = None, evaluation: Mapping[str, Any] | None = None
+        self,
+        at: str,
+        by: str,
+        reason: str,
+        guard: str | None = None,
+        evaluation: Mapping[str, Any] | None = None,
     ) -> tuple[Rollout, Event]:
         self._require(RUNNING, ABORT)
         new = replace(
@@ -446,3 +465,134 @@ def start(
     )  # fmt: skip
     event = Event(new.id, 1, START, at, by, reason, 0.0, new.share, figures={"schedule": schedule.to_dict()})
     return new, event
+
+
+# --- what every registry store checks and writes (``Registry.start_rollout`` and the others) -------
+
+POINTER_SK = "rollout"  # the rollout pointer's key beside the champion pointer (DynamoDB: its sort key)
+CHANGE_ACTIONS = (STEP, PAUSE, RESUME)  # Registry.change_rollout; abort and complete have their own
+_RESULT = {STEP: ACTIVE, PAUSE: PAUSED, RESUME: ACTIVE, ABORT: ABORTED, COMPLETE: COMPLETED}
+
+
+def event_key(number: int, revision: int) -> str:
+    """An event's key in the model's rollout events: ``<number, 6 digits>#<revision, 6 digits>``, so
+    the events of all the model's rollouts list oldest first."""
+    return f"{number:06d}#{revision:06d}"
+
+
+def event_record(model: str, number: int, event: Event) -> dict[str, Any]:
+    """What a store keeps of an event (the model and the rollout's number beside it)."""
+    return {**event.to_dict(), "model": model, "number": number}
+
+
+def read_pointer(doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A stored pointer as every store answers it (``Rollout.to_dict``: the same keys, absent ones
+    None, shares as floats), whatever the store dropped or turned into ints."""
+    return Rollout.from_dict(doc).to_dict() if doc else None
+
+
+def read_event(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored event as every store answers it (the keys of ``event_record``, absent ones None)."""
+    out = {k: v for k, v in doc.items() if k not in ("pk", "sk")}
+    out.setdefault("guard", None)
+    out.setdefault("figures", None)
+    out["share_from"], out["share_to"] = float(out["share_from"]), float(out["share_to"])
+    return out
+
+
+def _check_event(new: Rollout, event: Event, actions: tuple[str, ...]) -> None:
+    if event.action not in actions:
+        raise ValueError(f"event: {event.action!r} is not a change this call makes ({', '.join(actions)})")
+    if event.rollout != new.id or event.revision != new.revision:
+        raise ValueError(
+            f"event: it is {event.rollout} revision {event.revision}, the rollout {new.id} revision {new.revision}"
+        )
+    states.check_finite(event.to_dict(), "event")
+    states.check_finite(new.to_dict(), "rollout")
+
+
+def check_start(
+    new: Rollout,
+    event: Event,
+    expected_status: str,
+    pointer: Mapping[str, Any] | None,
+    champion: int | None,
+    doc: Mapping[str, Any] | None,
+) -> None:
+    """What a store checks before it starts ``new`` from what it read: the model's rollout pointer
+    (None: never one), its champion, the candidate's record. Raises what a lost race raises too:
+    ``RolloutConflict`` (a rollout running, or another one started since), ``PromotionConflict``
+    (the champion is not the rollout's), ``StatusConflict`` (the candidate is not
+    ``expected_status``, or tainted), ``NotFound`` (no such version)."""
+    _check_event(new, event, (START,))
+    if new.status != ACTIVE or new.revision != 1 or new.step != 0:
+        raise ValueError(f"rollout: {new.id} must start active at its first step, revision 1")
+    if expected_status not in states.ROLLOUT_SOURCES or new.from_status != expected_status:
+        raise ValueError(
+            f"expected_status: a rollout starts from {', '.join(states.ROLLOUT_SOURCES)} "
+            f"(and as the rollout's from_status, {new.from_status}), not {expected_status}"
+        )
+    check_next_number(new.model, new.number, pointer)
+    if champion != new.champion:
+        raise states.PromotionConflict(new.model, new.champion, champion, new.candidate)
+    if doc is None:
+        raise states.not_registered(new.model, new.candidate)
+    if doc["status"] != expected_status:
+        raise states.StatusConflict(
+            f"cannot roll out {new.model} v{new.candidate}: it is {doc['status']}, expected {expected_status}"
+        )
+    states.check_untainted(new.model, new.candidate, doc)
+
+
+def check_next_number(model: str, number: int, pointer: Mapping[str, Any] | None) -> None:
+    """``RolloutConflict`` unless a rollout numbered ``number`` may start after ``pointer`` (None:
+    the first; else the previous one, ended)."""
+    states.check_no_rollout(model, pointer)
+    last = int(pointer["number"]) if pointer else 0
+    if number != last + 1:
+        raise RolloutConflict(
+            f"{model}'s last rollout is r{last}: the next is r{last + 1}, not r{number}; read it again"
+        )
+
+
+def start_moves(expected_status: str, at: str, by: str, reason: str) -> list[dict[str, Any]]:
+    """The transitions a rollout's start appends to its candidate: through ``approved`` unless it is
+    approved already or a former champion (every champion has an approval in its transitions)."""
+    approval = (
+        []
+        if expected_status in (states.APPROVED, states.RETIRED)
+        else [states.transition(expected_status, states.APPROVED, at, by, reason)]
+    )
+    source = states.RETIRED if expected_status == states.RETIRED else states.APPROVED
+    return [*approval, states.transition(source, states.ROLLING_OUT, at, by, reason)]
+
+
+def check_change(
+    new: Rollout, event: Event, pointer: Mapping[str, Any] | None, actions: tuple[str, ...]
+) -> None:
+    """What a store checks before it replaces ``pointer`` with ``new``: the event fits, and the
+    pointer is the one ``new`` was made from (same rollout, ``revision`` one less), else
+    ``RolloutConflict`` (someone else changed it: read it again)."""
+    _check_event(new, event, actions)
+    expected = _RESULT[event.action]
+    if new.status != expected:
+        raise ValueError(f"rollout: a {event.action} makes {new.id} {expected}, not {new.status}")
+    if pointer is None or int(pointer["number"]) != new.number:
+        raise RolloutConflict(f"{new.model} has no rollout r{new.number} running: read it again")
+    if int(pointer["revision"]) != new.revision - 1:
+        raise RolloutConflict(
+            f"rollout {new.id} changed meanwhile (it is {pointer['status']} at revision {pointer['revision']}, "
+            f"this change was made from revision {new.revision - 1}): read it again and decide anew"
+        )
+
+
+def completion(new: Rollout, event: Event) -> states.Promotion:
+    """The champion change a rollout's completion makes: the same as any promotion's."""
+    return states.Promotion(
+        new.model,
+        new.candidate,
+        event.by,
+        f"rollout {new.id} completed: {event.reason}",
+        expected=new.champion,
+        rollout=new.id,
+    )

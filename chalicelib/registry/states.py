@@ -18,6 +18,17 @@ approval (``pending_approval``, or ``approved`` and never promoted): they were j
 champion that is no longer the champion, so their approval would be stale. ``superseded`` can only
 be rejected; ``rejected`` is final.
 
+**Rollouts** (``chalicelib.registry.rollout``): a promotion can also go by steps. At a rollout's start
+the version moves to ``rolling_out`` (from ``pending_approval``, ``approved`` or ``candidate``
+through ``approved``, so the approval is in its transitions; or straight from ``retired``, a former
+champion), and serves a growing share of the traffic beside the champion. Its completion is a
+champion change like any other (``Promotion`` with ``rollout`` set: ``rolling_out`` -> ``champion``,
+the old champion retired, the waiting versions superseded, a ``promote`` ledger entry); its abort
+moves it back (``pending_approval``, or ``retired`` for a former champion). While a rollout is
+running (its pointer ``active`` or ``paused``), no other champion change commits: an approval, a
+promotion or a rollback is refused (``RolloutRunning``, a 409: "abort it first"), so the champion a
+rollout compares with and falls back to stays the champion until the rollout ends.
+
 Rollback: the audit ledger is an undo stack. Reading it oldest first, a ``promote`` entry is pushed
 and a ``rollback`` entry pops the promotion it undid; the top of the stack is the promotion that made
 the current champion, and a rollback promotes that entry's ``from_version`` back. So rolling back
@@ -47,7 +58,8 @@ CHAMPION = "champion"
 RETIRED = "retired"
 REJECTED = "rejected"
 SUPERSEDED = "superseded"
-STATUSES = (CANDIDATE, PENDING_APPROVAL, APPROVED, CHAMPION, RETIRED, REJECTED, SUPERSEDED)
+ROLLING_OUT = "rolling_out"
+STATUSES = (CANDIDATE, PENDING_APPROVAL, APPROVED, CHAMPION, RETIRED, REJECTED, SUPERSEDED, ROLLING_OUT)
 # Status changes: target -> the statuses it may come from. champion, retired and superseded only by a
 # champion change.
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -62,6 +74,11 @@ PROMOTABLE = (APPROVED, RETIRED)
 APPROVABLE = (CANDIDATE, PENDING_APPROVAL, APPROVED)
 # What a champion change supersedes: versions judged against the champion it replaces.
 SUPERSEDABLE = (PENDING_APPROVAL, APPROVED)
+# What a rollout may start from: what an approval starts from, and a former champion.
+ROLLOUT_SOURCES = (CANDIDATE, PENDING_APPROVAL, APPROVED, RETIRED)
+# A rollout pointer's statuses while it routes traffic (``rollout.RUNNING``; not imported from there:
+# that module builds on this one).
+ROLLOUT_RUNNING = ("active", "paused")
 PROMOTE = "promote"
 ROLLBACK = "rollback"
 REGISTERED_BY = "registry"
@@ -93,6 +110,29 @@ class PromotionConflict(Conflict):
 
 class StatusConflict(Conflict):
     """A conditional status change found another status than the one it required."""
+
+
+class RolloutConflict(Conflict):
+    """A rollout is not in a state that allows the change, or it changed since it was read (a 409;
+    ``chalicelib.registry.rollout`` raises it, and re-exports it)."""
+
+
+class RolloutRunning(RolloutConflict):
+    """A champion change (or another rollout) while a rollout is running: the rollout must end
+    (complete or abort) first."""
+
+    def __init__(self, model: str, pointer: Mapping[str, Any]) -> None:
+        self.model, self.candidate = model, int(pointer["candidate"])
+        super().__init__(
+            f"a rollout of v{self.candidate} is in progress ({model} rollout {pointer.get('number')}, "
+            f"{pointer.get('status')}); abort it first"
+        )
+
+
+def check_no_rollout(model: str, pointer: Mapping[str, Any] | None) -> None:
+    """``RolloutRunning`` if the model's rollout pointer (None: never one) says a rollout is running."""
+    if pointer is not None and pointer.get("status") in ROLLOUT_RUNNING:
+        raise RolloutRunning(model, pointer)
 
 
 class NothingToRollBack(Conflict):
@@ -200,7 +240,13 @@ def check_promotable(model: str, version: int, status: str) -> None:
 
 def superseded_reason(promotion: Promotion) -> str:
     """Why a champion change supersedes the versions waiting for approval (names the new champion)."""
-    how = "approved" if promotion.approving else {PROMOTE: "promoted"}.get(promotion.action, promotion.action)
+    how = (
+        "approved"
+        if promotion.approving
+        else f"rollout {promotion.rollout} completed"
+        if promotion.rollout
+        else {PROMOTE: "promoted"}.get(promotion.action, promotion.action)
+    )
     return (
         f"v{promotion.version} became the champion ({how} by {promotion.by}) after this "
         f"version was judged; a new candidate is judged against v{promotion.version}"
@@ -236,7 +282,11 @@ class Promotion:
 
     ``approving`` (an approval) is the status the version must be in (one of ``APPROVABLE``): the
     approval is recorded with the promotion, all or nothing, and ``gates`` (when given) replace the
-    version's gate record in the same change."""
+    version's gate record in the same change.
+
+    ``rollout`` (a rollout's completion: its id, ``<model>/r<number>``): the version must be
+    ``rolling_out`` (its approval was recorded when the rollout started), and the ledger entry names
+    the rollout. Nothing else promotes a ``rolling_out`` version: ``PROMOTABLE`` stays as it is."""
 
     model: str
     version: int
@@ -248,6 +298,7 @@ class Promotion:
     expected_seq: int | None = None
     approving: str | None = None
     gates: Mapping[str, Any] | None = None
+    rollout: str | None = None
 
     def __post_init__(self) -> None:
         check_model(self.model)
@@ -258,12 +309,24 @@ class Promotion:
             raise StatusConflict(f"{self.model} v{self.version} is already the champion")
         if self.approving is not None and self.approving not in APPROVABLE:
             raise ValueError(f"an approval starts from {' or '.join(APPROVABLE)}, not from {self.approving}")
+        if self.rollout is not None and (self.approving is not None or self.action != PROMOTE):
+            raise ValueError(
+                "a rollout's completion is a promotion of its own: not an approval, not a rollback"
+            )
         if self.gates is not None:
             check_finite(dict(self.gates), "gates")
 
     def moves(self, status: str, at: str) -> list[dict[str, Any]]:
         """The transitions this promotion appends to the version, now ``status``; ``StatusConflict``
-        if it cannot start from there (an approval: only from the status it expects)."""
+        if it cannot start from there (an approval: only from the status it expects; a rollout's
+        completion: only from ``rolling_out``)."""
+        if self.rollout is not None:
+            if status != ROLLING_OUT:
+                raise StatusConflict(
+                    f"cannot complete rollout {self.rollout}: {self.model} v{self.version} is {status}, "
+                    f"expected {ROLLING_OUT}"
+                )
+            return [transition(ROLLING_OUT, CHAMPION, at, self.by, self.reason)]
         if self.approving is None:
             check_promotable(self.model, self.version, status)
             return [transition(status, CHAMPION, at, self.by, self.reason)]
@@ -282,8 +345,9 @@ class Promotion:
             raise PromotionConflict(self.model, self.expected, current, self.version)
 
     def entry(self, seq: int, at: str, superseded: Iterable[int] = ()) -> dict[str, Any]:
-        """The audit entry this promotion writes as the pointer's ``seq``-th change."""
-        return {
+        """The audit entry this promotion writes as the pointer's ``seq``-th change (a rollout's
+        completion: with ``rollout``, the rollout's id)."""
+        entry: dict[str, Any] = {
             "who": self.by,
             "action": self.action,
             "from_version": self.expected,
@@ -295,6 +359,9 @@ class Promotion:
             "approved": self.approving is not None,
             "superseded": list(superseded),
         }
+        if self.rollout is not None:
+            entry["rollout"] = self.rollout
+        return entry
 
 
 def audit_id(at: str, seq: int) -> str:

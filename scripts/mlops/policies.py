@@ -261,17 +261,26 @@ def evaluate_candidate(s: Settings) -> list[Statement]:
         _allow("ReadContracts", ["s3:GetObject"], _objects(s.data_bucket, "contracts/")),
         # Query: a model's versions (waiting versions a promotion supersedes, a rebuild of a
         # rejected model); refused on AWS without it (found by the local cloud's enforced IAM).
+        # ConditionCheckItem: a promotion checks, in its transaction, that no rollout is running; a
+        # rollout's start checks the champion pointer.
         _allow(
             "Registry",
-            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+            [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "dynamodb:ConditionCheckItem",
+            ],
             _table(s.registry_table),
         ),
         # A candidate trained on a revoked upload is tainted and rejected: the revoked set and who
         # revoked each upload, from the uploads ledger.
         _allow("ReadRevokedUploads", ["dynamodb:GetItem"], _table(s.uploads_table)),
-        # The audit ledger is append-only: create-only puts inside the promotion transaction. Read
-        # (Query): what was rolled back, so a rebuild of a rolled-back champion is rejected; refused
-        # on AWS without it (found by the local cloud's enforced IAM).
+        # The audit ledger is append-only: create-only puts inside the promotion transaction (and a
+        # rollout's start event, ``rollout#<model>``, inside its start's). Read (Query): what was
+        # rolled back, so a rebuild of a rolled-back champion is rejected; refused on AWS without it
+        # (found by the local cloud's enforced IAM).
         _allow("AuditLedger", ["dynamodb:PutItem", "dynamodb:Query"], _table(s.audit_table)),
         _audit_copies(s),
         _notify(s),
@@ -315,6 +324,8 @@ def api_handler(s: Settings) -> list[Statement]:
         *kickoff,
         # Artifacts are read at the version the registry recorded, never unversioned.
         _allow("ReadModelArtifacts", ["s3:GetObjectVersion"], _objects(s.models_bucket, "models/")),
+        # ConditionCheckItem: a champion change checks, in its transaction, that no rollout is
+        # running; a rollout's start checks the champion pointer.
         _allow(
             "Registry",
             [
@@ -323,10 +334,12 @@ def api_handler(s: Settings) -> list[Statement]:
                 "dynamodb:UpdateItem",
                 "dynamodb:Query",
                 "dynamodb:Scan",
+                "dynamodb:ConditionCheckItem",
             ],
             _table(s.registry_table),
         ),
-        # Append and read the ledger; never update or delete it.
+        # Append and read the ledger (the champion ledger, ``model#<name>``, and the rollouts' events,
+        # ``rollout#<name>``); never update or delete it.
         _allow("AuditLedger", ["dynamodb:PutItem", "dynamodb:Query"], _table(s.audit_table)),
         _audit_copies(s),
         _notify(s),

@@ -16,7 +16,7 @@ from chalicelib import errors
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.adapters.memory.registry import MemoryRegistry
 from chalicelib.errors import RegistryError
-from chalicelib.registry import states
+from chalicelib.registry import rollout, states
 from chalicelib.registry.ports import Registry
 from chalicelib.registry.states import NothingToRollBack, PromotionConflict, StatusConflict
 
@@ -612,3 +612,376 @@ def test_a_promotion_racing_a_taint_of_its_version_never_leaves_a_tainted_versio
     else:
         assert isinstance(outcomes[1], StatusConflict) and "tainted" in str(outcomes[1])
         assert doc["status"] == "pending_approval" and registry.champion("m") == 1
+
+
+# --- rollouts ---------------------------------------------------------------------------------------------
+
+SCHEDULE = rollout.Schedule(rollout.CANARY, 10.0, 900)
+T0 = "2026-12-01T10:00:00+00:00"
+
+
+def rolled(
+    registry: Registry, model: str = "m", candidate_version: int = 2, champion: int = 1, number: int = 1
+) -> tuple[rollout.Rollout, dict[str, Any]]:
+    """A rollout of ``candidate_version`` (pending approval) against ``champion``, started."""
+    new, event = rollout.start(
+        model, number, candidate_version, champion, SCHEDULE, rollout.Guards(), T0, "alice (approver)",
+        "try it on 10%", from_status="pending_approval",
+    )  # fmt: skip
+    return new, registry.start_rollout(new, event, "pending_approval")
+
+
+def with_champion_and_waiting(registry: Registry, model: str = "m", waiting: int = 1) -> None:
+    """v1 champion, then ``waiting`` versions pending approval (v2, v3...)."""
+    registered(registry, model, 1 + waiting)
+    promoted(registry, model, 1, "evaluator", "first model", None)
+    for version in range(2, 2 + waiting):
+        registry.set_status(model, version, "pending_approval", by="evaluator", reason="manual mode")
+
+
+def test_a_rollout_starts_as_one_change_with_its_approval_and_event(registry):
+    with_champion_and_waiting(registry)
+    assert registry.rollout("m") is None and registry.rollout_events("m") == []
+    new, pointer = rolled(registry)
+    assert pointer == new.to_dict() == registry.rollout("m")
+    assert (pointer["status"], pointer["share"], pointer["revision"], pointer["id"]) == (
+        "active",
+        10.0,
+        1,
+        "m/r1",
+    )
+    doc = registry.version("m", 2)
+    assert doc["status"] == "rolling_out"
+    assert [(t["from"], t["to"], t["by"]) for t in doc["transitions"][-2:]] == [
+        ("pending_approval", "approved", "alice (approver)"),
+        ("approved", "rolling_out", "alice (approver)"),
+    ]
+    (event,) = registry.rollout_events("m")
+    assert (event["action"], event["revision"], event["share_from"], event["share_to"]) == (
+        "start",
+        1,
+        0.0,
+        10.0,
+    )
+    assert (event["model"], event["number"], event["rollout"], event["by"]) == (
+        "m",
+        1,
+        "m/r1",
+        "alice (approver)",
+    )
+    assert event["figures"] == {"schedule": SCHEDULE.to_dict()} and event["guard"] is None
+    assert registry.champion("m") == 1 and len(registry.audit("m")) == 1  # not a champion change (yet)
+
+
+def test_a_rollout_starts_only_from_what_was_read(registry):
+    with_champion_and_waiting(registry, waiting=2)
+    registry.set_status("m", 3, "rejected", by="bob", reason="no")
+    start = rollout.start("m", 1, 3, 1, SCHEDULE, rollout.Guards(), T0, "a", "r", "pending_approval")
+    with pytest.raises(
+        StatusConflict, match="cannot roll out m v3: it is rejected, expected pending_approval"
+    ):
+        registry.start_rollout(*start, "pending_approval")
+    stale = rollout.start("m", 1, 2, 7, SCHEDULE, rollout.Guards(), T0, "a", "r", "pending_approval")
+    with pytest.raises(PromotionConflict, match="current champion is v1, not v7"):
+        registry.start_rollout(*stale, "pending_approval")
+    skipped = rollout.start("m", 2, 2, 1, SCHEDULE, rollout.Guards(), T0, "a", "r", "pending_approval")
+    with pytest.raises(rollout.RolloutConflict, match="last rollout is r0: the next is r1, not r2"):
+        registry.start_rollout(*skipped, "pending_approval")
+    unknown = rollout.start("m", 1, 9, 1, SCHEDULE, rollout.Guards(), T0, "a", "r", "pending_approval")
+    with pytest.raises(errors.NotFound, match="m v9 is not registered"):
+        registry.start_rollout(*unknown, "pending_approval")
+    with pytest.raises(ValueError, match="expected_status"):
+        registry.start_rollout(*start, "approved")
+    registry.taint("m", 2, "u1", states.taint_detail(True, False, "ops", "bad", T0))
+    tainted = rollout.start("m", 1, 2, 1, SCHEDULE, rollout.Guards(), T0, "a", "r", "pending_approval")
+    with pytest.raises(StatusConflict, match="m v2 the champion: it is tainted"):
+        registry.start_rollout(*tainted, "pending_approval")
+    assert registry.rollout("m") is None and registry.rollout_events("m") == []
+    assert registry.version("m", 2)["status"] == "pending_approval"
+
+
+def test_a_rollout_steps_pauses_and_resumes_each_change_an_event(registry):
+    with_champion_and_waiting(registry)
+    new, _ = rolled(registry)
+    paused, event = new.pause("2026-12-01T10:05:00+00:00", "bob (approver)", "looking at a dashboard")
+    assert registry.change_rollout(paused, event)["status"] == "paused"
+    resumed, event = paused.resume("2026-12-01T10:06:00+00:00", "bob (approver)", "looks fine")
+    assert registry.change_rollout(resumed, event)["step_started_at"] == "2026-12-01T10:06:00+00:00"
+    figures = {"guards": [{"name": "error_rate", "value": 0.0, "limit": 0.01, "breached": False}]}
+    stepped, event = resumed.advance("2026-12-01T10:30:00+00:00", "every guard held", figures)
+    pointer = registry.change_rollout(stepped, event)
+    assert (pointer["step"], pointer["share"], pointer["revision"], pointer["status"]) == (
+        1,
+        100.0,
+        4,
+        "active",
+    )
+    assert pointer["evaluation"] == {
+        "guards": [{"name": "error_rate", "value": 0, "limit": 0.01, "breached": False}]
+    }
+    assert registry.rollout("m") == pointer
+    events = registry.rollout_events("m", 1)
+    assert [(e["action"], e["revision"], e["by"]) for e in events] == [
+        ("start", 1, "alice (approver)"),
+        ("pause", 2, "bob (approver)"),
+        ("resume", 3, "bob (approver)"),
+        ("step", 4, rollout.EVALUATOR),
+    ]
+    assert events[-1]["figures"] == pointer["evaluation"] and events[-1]["share_to"] == 100.0
+    assert registry.version("m", 2)["status"] == "rolling_out" and registry.champion("m") == 1
+
+
+def test_a_stale_rollout_change_is_refused_and_writes_nothing(registry):
+    with_champion_and_waiting(registry)
+    new, _ = rolled(registry)
+    paused, event = new.pause("2026-12-01T10:05:00+00:00", "bob", "wait")
+    registry.change_rollout(paused, event)
+    stepped, step = new.advance("2026-12-01T10:30:00+00:00", "every guard held", {})  # from revision 1
+    with pytest.raises(rollout.RolloutConflict, match=r"changed meanwhile .*paused at revision 2"):
+        registry.change_rollout(stepped, step)
+    aborted, abort = new.abort("2026-12-01T10:31:00+00:00", "carol", "stale view")
+    with pytest.raises(rollout.RolloutConflict, match="changed meanwhile"):
+        registry.abort_rollout(aborted, abort)
+    with pytest.raises(rollout.RolloutConflict, match="changed meanwhile"):
+        registry.change_rollout(paused, event)  # the same change twice
+    assert registry.rollout("m") == paused.to_dict()
+    assert [e["action"] for e in registry.rollout_events("m")] == ["start", "pause"]
+    assert registry.version("m", 2)["status"] == "rolling_out"
+    resumed, _ = paused.resume("2026-12-01T10:40:00+00:00", "bob", "go")
+    with pytest.raises(ValueError, match="event: it is m/r1 revision 2, the rollout m/r1 revision 3"):
+        registry.change_rollout(resumed, event)  # not this change's event
+    assert registry.rollout("m") == paused.to_dict()
+
+
+def test_an_aborted_rollout_sends_the_candidate_back_and_frees_the_next(registry):
+    with_champion_and_waiting(registry)
+    new, _ = rolled(registry)
+    aborted, event = new.abort(
+        "2026-12-01T10:20:00+00:00", rollout.EVALUATOR, "disagreement 0.4 > 0.2", guard="disagreement",
+        evaluation={"guards": [{"name": "disagreement", "value": 0.4, "limit": 0.2, "breached": True}]},
+    )  # fmt: skip
+    pointer = registry.abort_rollout(aborted, event)
+    assert (pointer["status"], pointer["share"], pointer["end_reason"]) == (
+        "aborted",
+        0.0,
+        "disagreement 0.4 > 0.2",
+    )
+    doc = registry.version("m", 2)
+    assert doc["status"] == "pending_approval"
+    assert doc["transitions"][-1] == {
+        "from": "rolling_out",
+        "to": "pending_approval",
+        "at": "2026-12-01T10:20:00+00:00",
+        "by": rollout.EVALUATOR,
+        "reason": "disagreement 0.4 > 0.2",
+    }
+    last = registry.rollout_events("m")[-1]
+    assert (last["action"], last["guard"], last["share_from"], last["share_to"]) == (
+        "abort",
+        "disagreement",
+        10.0,
+        0.0,
+    )
+    assert registry.champion("m") == 1 and len(registry.audit("m")) == 1
+    with pytest.raises(rollout.RolloutConflict, match=r"cannot abort rollout m/r1 .*: it is aborted"):
+        aborted.abort("2026-12-01T10:21:00+00:00", "bob", "again")
+    # The next rollout is r2, of the same version (approved again) or another.
+    again, _ = rolled(registry, number=2)
+    assert registry.rollout("m")["id"] == "m/r2" and registry.version("m", 2)["status"] == "rolling_out"
+    assert [(e["number"], e["action"]) for e in registry.rollout_events("m")] == [
+        (1, "start"),
+        (1, "abort"),
+        (2, "start"),
+    ]
+    assert [e["action"] for e in registry.rollout_events("m", 2)] == ["start"]
+    assert again.id == "m/r2"
+
+
+def test_a_former_champion_rolls_out_without_a_new_approval_and_returns_to_retired(registry):
+    registered(registry, "m", 2)
+    promoted(registry, "m", 1, "e", "first", None)
+    promoted(registry, "m", 2, "e", "second", 1)
+    new, event = rollout.start("m", 1, 1, 2, SCHEDULE, rollout.Guards(), T0, "alice", "v1 again", "retired")
+    registry.start_rollout(new, event, "retired")
+    assert [(t["from"], t["to"]) for t in registry.version("m", 1)["transitions"][-1:]] == [
+        ("retired", "rolling_out")
+    ]
+    aborted, event = new.abort("2026-12-01T10:20:00+00:00", "alice", "no")
+    registry.abort_rollout(aborted, event)
+    assert registry.version("m", 1)["status"] == "retired"
+
+
+def test_champion_changes_are_refused_while_a_rollout_runs(registry):
+    with_champion_and_waiting(registry, waiting=2)
+    registry.register_version("m", candidate("run-4"))
+    registry.set_status("m", 4, "approved", by="gates", reason="ok")
+    new, _ = rolled(registry)
+    message = r"a rollout of v2 is in progress \(m rollout 1, active\); abort it first"
+    with pytest.raises(states.RolloutRunning, match=message):
+        registry.approve("m", 3, "bob", "ok", expected_champion=1, expected_status="pending_approval")
+    with pytest.raises(states.RolloutRunning, match=message):
+        registry.promote("m", 4, "bob", "ok", expected_champion=1)
+    paused, event = new.pause("2026-12-01T10:05:00+00:00", "bob", "wait")
+    registry.change_rollout(paused, event)
+    with pytest.raises(states.Conflict, match=r"in progress \(m rollout 1, paused\); abort it first"):
+        registry.rollback("m", "oncall", "undo")
+    with pytest.raises(rollout.RolloutConflict, match="in progress"):
+        rolled(registry, candidate_version=3, number=2)  # one rollout at a time
+    assert isinstance(states.RolloutRunning("m", new.to_dict()), errors.Conflict)
+    assert registry.champion("m") == 1 and len(registry.audit("m")) == 1
+    assert {v["version"]: v["status"] for v in registry.versions("m")} == {
+        1: "champion",
+        2: "rolling_out",
+        3: "pending_approval",
+        4: "approved",
+    }
+    aborted, event = paused.abort("2026-12-01T10:06:00+00:00", "bob", "abort it first, then")
+    registry.abort_rollout(aborted, event)
+    registry.promote("m", 4, "bob", "ok now", expected_champion=1)
+    assert registry.champion("m") == 4
+
+
+def test_a_completed_rollout_makes_the_champion_like_any_promotion_and_rolls_back_like_one(registry):
+    with_champion_and_waiting(registry, waiting=2)
+    new, _ = rolled(registry)
+    stepped, event = new.advance("2026-12-01T10:15:00+00:00", "every guard held", {"guards": []})
+    stepped = rollout.Rollout.from_dict(registry.change_rollout(stepped, event))
+    done, event = stepped.complete("2026-12-01T10:30:00+00:00", "the last step baked", {"guards": []})
+    entry = registry.complete_rollout(done, event)
+    assert (entry["action"], entry["from_version"], entry["to_version"], entry["seq"]) == ("promote", 1, 2, 2)
+    assert entry["rollout"] == "m/r1" and entry["who"] == rollout.EVALUATOR and entry["superseded"] == [3]
+    assert entry["reason"] == "rollout m/r1 completed: the last step baked"
+    assert registry.audit("m")[-1] == entry
+    assert registry.champion("m") == 2
+    assert {v["version"]: v["status"] for v in registry.versions("m")} == {
+        1: "retired",
+        2: "champion",
+        3: "superseded",
+    }
+    assert [(t["from"], t["to"]) for t in registry.version("m", 2)["transitions"][-3:]] == [
+        ("pending_approval", "approved"),
+        ("approved", "rolling_out"),
+        ("rolling_out", "champion"),
+    ]
+    assert registry.version("m", 3)["transitions"][-1]["reason"].startswith(
+        "v2 became the champion (rollout m/r1 completed by rollout-guard)"
+    )
+    pointer = registry.rollout("m")
+    assert (pointer["status"], pointer["ended_at"], pointer["share"], pointer["revision"]) == (
+        "completed",
+        "2026-12-01T10:30:00+00:00",
+        0.0,
+        3,
+    )
+    assert [e["action"] for e in registry.rollout_events("m")] == ["start", "step", "complete"]
+    assert registry.rollout_events("m")[-1]["share_to"] == 100.0
+    with pytest.raises(rollout.RolloutConflict, match="changed meanwhile"):
+        registry.complete_rollout(done, event)
+    back = registry.rollback("m", "oncall", "v2 misbehaves after all")
+    assert (back["from_version"], back["to_version"], back["undoes"]) == (2, 1, 2)
+    assert registry.champion("m") == 1
+
+
+def test_a_completion_is_refused_when_its_candidate_is_no_longer_rolling_out(registry):
+    with_champion_and_waiting(registry)
+    new, _ = rolled(registry)
+    stepped, event = new.advance("2026-12-01T10:15:00+00:00", "held", {})
+    registry.change_rollout(stepped, event)
+    registry.taint("m", 2, "u1", states.taint_detail(True, False, "ops", "bad", T0))
+    done, event = stepped.complete("2026-12-01T10:30:00+00:00", "baked", {})
+    with pytest.raises(StatusConflict, match="m v2 the champion: it is tainted"):
+        registry.complete_rollout(done, event)
+    assert registry.champion("m") == 1 and registry.rollout("m")["status"] == "active"
+    assert [e["action"] for e in registry.rollout_events("m")] == ["start", "step"]
+
+
+def test_a_manual_abort_racing_the_automatic_step_commits_exactly_one(registry, atomic_writes):
+    with_champion_and_waiting(registry)
+    new, _ = rolled(registry)
+    stepped, step = new.advance("2026-12-01T10:15:00+00:00", "every guard held", {"guards": []})
+    aborted, abort = new.abort("2026-12-01T10:15:00+00:00", "bob (approver)", "I saw a bad answer")
+    outcomes = race(
+        2,
+        lambda i: (
+            registry.change_rollout(stepped, step) if i == 0 else registry.abort_rollout(aborted, abort)
+        ),
+    )
+    winners = [i for i, o in outcomes.items() if isinstance(o, dict)]
+    assert len(winners) == 1, outcomes
+    (loser,) = {0, 1} - set(winners)
+    assert isinstance(outcomes[loser], rollout.RolloutConflict)
+    events = registry.rollout_events("m")
+    assert [e["action"] for e in events] == ["start", "step" if winners == [0] else "abort"]
+    expected_status = "rolling_out" if winners == [0] else "pending_approval"
+    assert registry.version("m", 2)["status"] == expected_status
+    assert registry.rollout("m") == (stepped if winners == [0] else aborted).to_dict()
+
+
+def test_a_manual_abort_racing_the_completion_commits_exactly_one(registry, atomic_writes):
+    with_champion_and_waiting(registry)
+    new, _ = rolled(registry)
+    stepped, event = new.advance("2026-12-01T10:15:00+00:00", "held", {})
+    registry.change_rollout(stepped, event)
+    done, complete = stepped.complete("2026-12-01T10:30:00+00:00", "baked", {})
+    aborted, abort = stepped.abort("2026-12-01T10:30:00+00:00", "bob (approver)", "stop")
+    outcomes = race(
+        2,
+        lambda i: (
+            registry.complete_rollout(done, complete) if i == 0 else registry.abort_rollout(aborted, abort)
+        ),
+    )
+    winners = [i for i, o in outcomes.items() if isinstance(o, dict)]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(o, rollout.RolloutConflict) for i, o in outcomes.items() if i not in winners)
+    assert registry.champion("m") == (2 if winners == [0] else 1)
+    assert len(registry.audit("m")) == (2 if winners == [0] else 1)
+    assert registry.version("m", 2)["status"] == ("champion" if winners == [0] else "pending_approval")
+    assert [e["action"] for e in registry.rollout_events("m")][-1] == (
+        "complete" if winners == [0] else "abort"
+    )
+
+
+def test_a_rollout_start_racing_an_approval_commits_exactly_one(registry, atomic_writes):
+    with_champion_and_waiting(registry, waiting=2)
+    start = rollout.start("m", 1, 2, 1, SCHEDULE, rollout.Guards(), T0, "alice", "canary", "pending_approval")
+
+    def work(i: int) -> Any:
+        if i == 0:
+            return registry.start_rollout(*start, "pending_approval")
+        return registry.approve("m", 3, "bob", "ok", expected_champion=1, expected_status="pending_approval")
+
+    outcomes = race(2, work)
+    winners = [i for i, o in outcomes.items() if isinstance(o, dict)]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(o, states.Conflict) for i, o in outcomes.items() if i not in winners)
+    if winners == [0]:
+        assert registry.champion("m") == 1 and registry.rollout("m")["status"] == "active"
+    else:
+        assert registry.champion("m") == 3 and registry.rollout("m") is None
+        assert registry.version("m", 2)["status"] == "superseded"
+
+
+def test_the_champion_ledger_holds_only_champion_changes_beside_rollout_events(registry):
+    with_champion_and_waiting(registry)
+    new, _ = rolled(registry)
+    paused, event = new.pause("2026-12-01T10:05:00+00:00", "bob", "wait")
+    registry.change_rollout(paused, event)
+    assert [e["action"] for e in registry.audit("m")] == ["promote"]
+    assert registry.audit("other") == [] and registry.rollout_events("other") == []
+    assert registry.rollout("other") is None and registry.models() == ["m"]
+
+
+def test_a_rollout_lives_in_the_store_not_in_the_adapter(aws):
+    """A function restarted mid-rollout (a new adapter on the same tables) reads it back and goes on."""
+    registry = DynamoRegistry(aws.registry_table, aws.audit_table)
+    with_champion_and_waiting(registry)
+    rolled(registry)
+    restarted = DynamoRegistry(aws.registry_table, aws.audit_table)
+    found = rollout.Rollout.from_dict(restarted.rollout("m"))
+    assert found.status == "active" and found.share == 10.0 and found.revision == 1
+    stepped, event = found.advance("2026-12-01T10:15:00+00:00", "held", {})
+    assert restarted.change_rollout(stepped, event)["share"] == 100.0
+    assert [e["action"] for e in DynamoRegistry(aws.registry_table, aws.audit_table).rollout_events("m")] == [
+        "start",
+        "step",
+    ]

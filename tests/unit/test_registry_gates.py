@@ -44,6 +44,7 @@ from chalicelib.registry.gates import (
 )
 from chalicelib.registry.metrics import class_indices, compute
 from chalicelib.registry.policy import DEFAULT_FLOORS, PromotionPolicy, parse_promotion
+from chalicelib.registry.rollout import Guards
 from chalicelib.training.settings import METRICS
 from chalicelib.validation.contract import Contract
 from chalicelib.validation.exceptions import ContractError
@@ -362,6 +363,12 @@ def test_policy_full_section_and_round_trip() -> None:
             "significance": False,
         },
         "revocation": {"fallback": False, "retrain": True},
+        "rollout": {
+            "strategy": "canary",
+            "canary_percent": 5.0,
+            "bake": "300s",
+            "guards": {"max_error_rate": 0.02},
+        },
     }
     policy = parse_promotion(doc, "classification")
     assert policy.floors == {} and dict(policy.guard_metrics) == {"log_loss": 0.01, "f1": 0.0}
@@ -370,6 +377,7 @@ def test_policy_full_section_and_round_trip() -> None:
         "min_delta": 0.002,
         "max_latency_ms": 20.0,
         "guard_metrics": {"log_loss": 0.01, "f1": 0.0},
+        "rollout": {**doc["rollout"], "guards": {**Guards().to_dict(), "max_error_rate": 0.02}},
     }
     assert parse_promotion(policy.to_dict(), "classification") == policy
     with pytest.raises(TypeError):
@@ -437,12 +445,59 @@ def test_policy_from_contract() -> None:
         ({"revocation": {"fallbak": True}}, "regression", "promotion.revocation.fallbak"),
         ({"revocation": {"fallback": 1}}, "regression", "promotion.revocation.fallback"),
         ({"revocation": {"retrain": "yes"}}, "regression", "promotion.revocation.retrain"),
+        ({"rollout": "canary"}, "regression", "promotion.rollout"),
+        ({"rollout": {"strategy": "blue-green"}}, "regression", "promotion.rollout.strategy"),
+        ({"rollout": {"stratgy": "canary"}}, "regression", "promotion.rollout.stratgy"),
+        ({"rollout": {"canary_percent": 100}}, "regression", "promotion.rollout.canary_percent"),
+        ({"rollout": {"canary_percent": True}}, "regression", "promotion.rollout.canary_percent"),
+        ({"rollout": {"linear_percent": 0}}, "regression", "promotion.rollout.linear_percent"),
+        ({"rollout": {"bake": "soon"}}, "regression", "promotion.rollout.bake"),
+        ({"rollout": {"bake": "8d"}}, "regression", "promotion.rollout.bake"),
+        ({"rollout": {"guards": []}}, "regression", "promotion.rollout.guards"),
+        ({"rollout": {"guards": {"max_errors": 0.1}}}, "regression", "promotion.rollout.guards.max_errors"),
+        (
+            {"rollout": {"guards": {"max_error_rate": 2}}},
+            "regression",
+            "promotion.rollout.guards.max_error_rate",
+        ),
+        (
+            {"rollout": {"guards": {"min_requests": 1.5}}},
+            "regression",
+            "promotion.rollout.guards.min_requests",
+        ),
+        (
+            {"rollout": {"guards": {"max_disagreement": "x"}}},
+            "regression",
+            "promotion.rollout.guards.max_disagreement",
+        ),
     ],
 )
 def test_policy_errors_name_the_field(doc: Any, task: str, field: str) -> None:
     with pytest.raises(ContractError) as err:
         parse_promotion(doc, task)
     assert err.value.field == field, err.value
+
+
+def test_the_rollout_section_defaults_to_a_switch_and_reads_back_from_the_record() -> None:
+    assert not parse_promotion({}, "classification").rollout.enabled
+    policy = parse_promotion(
+        {
+            "rollout": {
+                "strategy": "linear",
+                "linear_percent": 25,
+                "bake": "10m",
+                "guards": {"min_requests": 50},
+            }
+        },
+        "classification",
+    )
+    assert policy.rollout.enabled and policy.rollout.schedule.steps == (25.0, 50.0, 75.0, 100.0)
+    assert policy.rollout.schedule.bake_s == 600 and policy.rollout.guards.min_requests == 50
+    record = policy.to_dict()["rollout"]
+    assert record["strategy"] == "linear" and record["linear_percent"] == 25 and record["bake"] == "600s"
+    assert parse_promotion(policy.to_dict(), "classification") == policy
+    canary = parse_promotion({"rollout": {"strategy": "canary", "canary_percent": 5}}, "regression")
+    assert canary.rollout.schedule.steps == (5.0, 100.0) and canary.rollout.schedule.bake_s == 900
 
 
 def test_policy_boundaries_accepted() -> None:

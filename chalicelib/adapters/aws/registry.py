@@ -14,11 +14,20 @@ Registry table (``pk``/``sk``), per model ``<name>``:
   ``seq`` (promotions so far), ``at``, ``by``, and ``awaiting_seq``: versions sent to wait for
   approval so far (see below);
 * ``model#<name>`` / ``challenger``: the version shadowing the champion on /predict (``version``,
-  None for none), ``at``, ``by``, ``reason``.
+  None for none), ``at``, ``by``, ``reason``;
+* ``model#<name>`` / ``rollout``: the rollout pointer, the model's running or last rollout
+  (``Rollout.to_dict``), replaced whole by each change, conditional on its ``revision``.
 
-Audit table: ``model#<name>`` / ``<iso time>#<seq, 8 digits>``, one item per promotion or rollback
-(``Promotion.entry``). Every audit item is written create-only and nothing here updates or deletes
-one: the ledger is append-only.
+Audit table:
+
+* ``model#<name>`` / ``<iso time>#<seq, 8 digits>``: the champion ledger, one item per promotion or
+  rollback (``Promotion.entry``); nothing else is in this partition (``audit`` lists it, and
+  ``states.rollback_of`` replays it);
+* ``rollout#<name>`` / ``<number, 6 digits>#<revision, 6 digits>``: the rollouts' events
+  (``rollout.event_record``), one per start, step, pause, resume, completion and abort.
+
+Every audit item is written create-only and nothing here updates or deletes one: the ledger is
+append-only.
 
 A champion change (a promotion, an approval, a rollback) is one ``TransactWriteItems``: the champion
 pointer (conditional on the champion being the caller's expected one and its ``seq`` unchanged, or
@@ -30,7 +39,17 @@ after, each conditional on the pointer still naming the new champion) and the au
 (create-only). A cancelled transaction is read again: a new champion raises ``PromotionConflict``, a
 status the change cannot start from raises ``StatusConflict``, a moved seq or a moved status of a
 version to supersede alone is retried. So concurrent conflicting changes are linearizable: one wins,
-the others change nothing.
+the others change nothing. Every champion change also checks the rollout pointer (a
+``ConditionCheck``: none, or ended), so it cannot commit beside a rollout starting; a rollout's
+completion instead replaces the pointer (conditional on its revision) and writes its event, in the
+same transaction.
+
+A rollout's change is one ``TransactWriteItems`` as well: the pointer (the start: conditional on no
+pointer, or on the last rollout, ended, being the one before; the others: on the revision before),
+what it does to the candidate (the start: its status read, untainted, to ``rolling_out``, and a
+``ConditionCheck`` that the champion is the rollout's; the abort: ``rolling_out`` back), and the
+event, create-only. A cancelled one is read again and the rule that refuses it raises
+(``RolloutConflict``, ``PromotionConflict``, ``StatusConflict``); none: it is tried again.
 
 The versions a champion change supersedes are the ones its reads found waiting. A version sent to
 wait (``await_approval``: conditional on the champion the gates compared with) could commit between
@@ -50,7 +69,9 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.aws import dynamo
+from chalicelib.registry import rollout as rollouts
 from chalicelib.registry import states
+from chalicelib.registry.rollout import Event, Rollout
 from chalicelib.registry.states import (
     CHAMPION,
     PENDING_APPROVAL,
@@ -62,12 +83,19 @@ from chalicelib.registry.states import (
 )
 
 _ATTEMPTS = 5  # promotion retries when only the pointer's seq or a status moved
-# A transaction holds at most 100 items; a champion change writes 4 besides the versions it supersedes.
+# A transaction holds at most 100 items; a champion change writes 4 besides the versions it supersedes,
+# and 1 (the rollout pointer's check) or 2 (a completion: the pointer and the event) about rollouts.
 SUPERSEDE_IN_TRANSACTION = 90
+_ENDED = {":completed": {"S": rollouts.COMPLETED}, ":aborted": {"S": rollouts.ABORTED}}
 
 
 def _pk(model: str) -> str:
     return f"model#{states.check_model(model)}"
+
+
+def _rollout_pk(model: str) -> str:
+    """The audit table's partition of the model's rollout events (apart from its champion ledger)."""
+    return f"rollout#{states.check_model(model)}"
 
 
 def _version_sk(version: int) -> str:
@@ -338,13 +366,24 @@ class DynamoRegistry:
         return self._apply(Promotion(model, version, by, reason, expected_champion))
 
     def rollback(self, model: str, by: str, reason: str) -> dict[str, Any]:
+        # Before "nothing to roll back": while a rollout runs, the answer is "abort it first".
+        states.check_no_rollout(model, self._get(model, rollouts.POINTER_SK))
         pointer = self._pointer(model)
         ledger = self.audit(model) if pointer else []
         return self._apply(states.rollback_of(model, pointer, ledger, by, reason))
 
-    def _apply(self, promotion: Promotion) -> dict[str, Any]:
+    def _apply(self, promotion: Promotion, ending: tuple[Rollout, Event] | None = None) -> dict[str, Any]:
+        """A champion change; ``ending``: the rollout it completes (its pointer and event are written
+        in the same transaction), else no rollout may be running (checked in it too)."""
         model, version = promotion.model, promotion.version
         for _ in range(_ATTEMPTS):
+            running = self._get(model, rollouts.POINTER_SK)
+            if ending is None:
+                states.check_no_rollout(model, running)
+                rollout_items = [self._no_rollout_running(model)]
+            else:
+                rollouts.check_change(*ending, running, (rollouts.COMPLETE,))
+                rollout_items = self._rollout_change(*ending)
             # The pointer before and after the versions: the reads are not one snapshot, and a change
             # committing between them (a rival promotion, a version sent to wait) must show as a moved
             # pointer (read again), never as a target that "is champion" already or as a waiting
@@ -360,7 +399,14 @@ class DynamoRegistry:
                 raise states.not_registered(model, version)
             states.check_untainted(model, version, found)
             at = self._now()
-            moves = promotion.moves(found["status"], at)
+            try:
+                moves = promotion.moves(found["status"], at)
+            except StatusConflict:
+                if ending is not None:  # a rival change of the rollout (an abort) moved its candidate
+                    rollouts.check_change(
+                        *ending, self._get(model, rollouts.POINTER_SK), (rollouts.COMPLETE,)
+                    )
+                raise
             superseded = states.to_supersede(versions, promotion)
             now, later = superseded[:SUPERSEDE_IN_TRANSACTION], superseded[SUPERSEDE_IN_TRANSACTION:]
             seq = (pointer.seq if pointer else 0) + 1
@@ -375,12 +421,15 @@ class DynamoRegistry:
                 items.append(self._move(model, promotion.expected, CHAMPION, RETIRED, at, promotion))
             items += [self._move(model, v, old, SUPERSEDED, at, promotion, why) for v, old in now]
             items.append(self._create(self.audit_table, model, audit_sk, entry))
+            items += rollout_items
             try:
                 self._db.transact_write_items(TransactItems=items)
             except ClientError as exc:
                 if dynamo.cancellation_codes(exc) is None:
                     raise
-                continue  # read again: a new champion or a moved status raises above; a moved seq is retried
+                # Read again: a new champion, a moved status or a rollout raises above; a moved seq
+                # is retried.
+                continue
             for v, old in later:
                 self._supersede_after(promotion, seq, v, old, at, why)
             self._keep_copy(model, audit_sk, entry)
@@ -495,6 +544,11 @@ class DynamoRegistry:
     ) -> dict[str, Any]:
         """A transaction item moving a version from status ``old`` (required) to ``new``."""
         transition = states.transition(old, new, at, promotion.by, reason or promotion.reason)
+        return self._move_item(model, version, old, new, at, transition)
+
+    def _move_item(
+        self, model: str, version: int, old: str, new: str, at: str, transition: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
             "Update": {
                 "TableName": self.registry_table,
@@ -510,6 +564,160 @@ class DynamoRegistry:
                 },
             }
         }
+
+    # --- rollouts -------------------------------------------------------------------------------
+
+    def start_rollout(
+        self, rollout: Rollout, event: Event, expected_status: str, gates: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        model, version = rollout.model, rollout.candidate
+        if gates is not None:
+            states.check_finite(gates, "gates")
+        for _ in range(_ATTEMPTS):
+            pointer = self._get(model, rollouts.POINTER_SK)
+            rollouts.check_start(
+                rollout, event, expected_status, pointer, self.champion(model), self.version(model, version)
+            )
+            if pointer is None:
+                condition, names, values = "attribute_not_exists(pk)", {}, {}
+            else:
+                condition = "#n = :last AND #s IN (:completed, :aborted)"
+                names = {"#n": "number", "#s": "status"}
+                values = {":last": {"N": str(rollout.number - 1)}, **_ENDED}
+            moves = rollouts.start_moves(expected_status, event.at, event.by, event.reason)
+            update = "SET #s = :new, transitions = list_append(transitions, :t), updated_at = :at"
+            move_values: dict[str, Any] = {
+                ":new": {"S": states.ROLLING_OUT},
+                ":old": {"S": expected_status},
+                ":t": dynamo.to_value(moves),
+                ":at": {"S": event.at},
+            }
+            if gates is not None:
+                update += ", gates = :gates"
+                move_values[":gates"] = dynamo.to_value(gates)
+            items = [
+                self._put_pointer(rollout, condition, names, values),
+                {
+                    "ConditionCheck": {
+                        "TableName": self.registry_table,
+                        "Key": self._key(model, CHAMPION),
+                        "ConditionExpression": "version = :champion",
+                        "ExpressionAttributeValues": {":champion": {"N": str(rollout.champion)}},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.registry_table,
+                        "Key": self._key(model, _version_sk(version)),
+                        "UpdateExpression": update,
+                        # Untainted: a revocation marking it meanwhile cancels the start.
+                        "ConditionExpression": "#s = :old AND attribute_not_exists(tainted)",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": move_values,
+                    }
+                },
+                self._put_event(rollout, event),
+            ]
+            if self._commit(items):
+                return self._pointer_dict(rollout)
+        raise states.Conflict(f"cannot start rollout {rollout.id}: the registry kept changing; try again")
+
+    def change_rollout(self, new: Rollout, event: Event) -> dict[str, Any]:
+        for _ in range(_ATTEMPTS):
+            rollouts.check_change(
+                new, event, self._get(new.model, rollouts.POINTER_SK), rollouts.CHANGE_ACTIONS
+            )
+            if self._commit(self._rollout_change(new, event)):
+                return self._pointer_dict(new)
+        raise states.Conflict(f"cannot change rollout {new.id}: the registry kept changing; try again")
+
+    def abort_rollout(self, new: Rollout, event: Event) -> dict[str, Any]:
+        model, version, after = new.model, new.candidate, new.status_after_abort
+        for _ in range(_ATTEMPTS):
+            rollouts.check_change(new, event, self._get(model, rollouts.POINTER_SK), (rollouts.ABORT,))
+            doc = self.version(model, version)
+            if doc is None:
+                raise states.not_registered(model, version)
+            if doc["status"] != states.ROLLING_OUT:  # a rival change of the rollout (a completion)?
+                rollouts.check_change(new, event, self._get(model, rollouts.POINTER_SK), (rollouts.ABORT,))
+            states.check_source(model, version, after, doc["status"], (states.ROLLING_OUT,))
+            transition = states.transition(states.ROLLING_OUT, after, event.at, event.by, event.reason)
+            move = self._move_item(model, version, states.ROLLING_OUT, after, event.at, transition)
+            if self._commit([*self._rollout_change(new, event), move]):
+                return self._pointer_dict(new)
+        raise states.Conflict(f"cannot abort rollout {new.id}: the registry kept changing; try again")
+
+    def complete_rollout(self, new: Rollout, event: Event) -> dict[str, Any]:
+        return self._apply(rollouts.completion(new, event), ending=(new, event))
+
+    def _commit(self, items: list[dict[str, Any]]) -> bool:
+        """One transaction; False if it was cancelled (the caller reads again and decides)."""
+        try:
+            self._db.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if dynamo.cancellation_codes(exc) is None:
+                raise
+            return False
+        return True
+
+    def _pointer_dict(self, new: Rollout) -> dict[str, Any]:
+        pointer = rollouts.read_pointer(dynamo.from_item(dynamo.to_item(new.to_dict())))
+        assert pointer is not None
+        return pointer
+
+    def _put_pointer(
+        self, new: Rollout, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        put: dict[str, Any] = {
+            "TableName": self.registry_table,
+            "Item": {**dynamo.to_item(new.to_dict()), **self._key(new.model, rollouts.POINTER_SK)},
+            "ConditionExpression": condition,
+        }
+        if names:
+            put["ExpressionAttributeNames"] = names
+        if values:
+            put["ExpressionAttributeValues"] = values
+        return {"Put": put}
+
+    def _put_event(self, new: Rollout, event: Event) -> dict[str, Any]:
+        record = rollouts.event_record(new.model, new.number, event)
+        key = {
+            "pk": {"S": _rollout_pk(new.model)},
+            "sk": {"S": rollouts.event_key(new.number, event.revision)},
+        }
+        return {
+            "Put": {
+                "TableName": self.audit_table,
+                "Item": {**dynamo.to_item(record), **key},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _rollout_change(self, new: Rollout, event: Event) -> list[dict[str, Any]]:
+        """The pointer replaced (conditional on the revision before ``new``'s) and the event."""
+        condition = "#n = :number AND revision = :prev"
+        values = {":number": {"N": str(new.number)}, ":prev": {"N": str(new.revision - 1)}}
+        return [self._put_pointer(new, condition, {"#n": "number"}, values), self._put_event(new, event)]
+
+    def _no_rollout_running(self, model: str) -> dict[str, Any]:
+        """A champion change's check that no rollout is running (none ever, or the last one ended)."""
+        return {
+            "ConditionCheck": {
+                "TableName": self.registry_table,
+                "Key": self._key(model, rollouts.POINTER_SK),
+                "ConditionExpression": "attribute_not_exists(pk) OR #s IN (:completed, :aborted)",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": _ENDED,
+            }
+        }
+
+    def rollout(self, model: str) -> dict[str, Any] | None:
+        return rollouts.read_pointer(self._get(model, rollouts.POINTER_SK))
+
+    def rollout_events(self, model: str, number: int | None = None) -> list[dict[str, Any]]:
+        prefix = None if number is None else rollouts.event_key(number, 0)[:7]
+        events = self._query(self.audit_table, _rollout_pk(model), prefix)
+        return [rollouts.read_event(doc) for doc in sorted(events, key=lambda doc: str(doc["sk"]))]
 
     # --- taint ----------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The model registry in memory, with the DynamoDB adapter's semantics (``tests/adapters`` holds both
 to them): one version per candidate, conditional status changes, all-or-nothing promotions and
 approvals conditional on the champion (superseding the versions waiting for approval), an
-append-only ledger ordered by ``seq``. One lock makes every write atomic, as DynamoDB's conditional
+append-only ledger ordered by ``seq``, rollouts whose every change is conditional on the pointer's
+revision and refuses the other champion changes while running, their events create-only. One lock makes every write atomic, as DynamoDB's conditional
 writes and transactions are, so every change is linearizable."""
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.adapters.memory.documents import stored, value
+from chalicelib.registry import rollout as rollouts
 from chalicelib.registry import states
+from chalicelib.registry.rollout import Event, Rollout
 from chalicelib.registry.states import CHAMPION, PENDING_APPROVAL, RETIRED, SUPERSEDED, Champion, Promotion
 
 
@@ -26,6 +29,8 @@ class _Model:
     champion: Champion | None = None
     challenger: dict[str, Any] | None = None
     ledger: list[dict[str, Any]] = field(default_factory=list)
+    rollout: dict[str, Any] | None = None  # the pointer as stored
+    rollout_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # by rollout.event_key
 
 
 class MemoryRegistry:
@@ -153,12 +158,20 @@ class MemoryRegistry:
     def rollback(self, model: str, by: str, reason: str) -> dict[str, Any]:
         with self._lock:
             state = self._peek(model)
+            states.check_no_rollout(model, state.rollout)  # before "nothing to roll back": abort first
             return self._apply(states.rollback_of(model, state.champion, self.audit(model), by, reason))
 
-    def _apply(self, promotion: Promotion) -> dict[str, Any]:
+    def _apply(self, promotion: Promotion, ending: tuple[Rollout, Event] | None = None) -> dict[str, Any]:
+        """A champion change; ``ending``: the rollout it completes (its pointer and event are
+        written with it), else no rollout may be running."""
         model, version = promotion.model, promotion.version
         with self._lock:
             state = self._peek(model)
+            if ending is None:
+                states.check_no_rollout(model, state.rollout)
+            else:
+                rollouts.check_change(*ending, state.rollout, (rollouts.COMPLETE,))
+                self._check_rollout_event(state, *ending)
             promotion.check_pointer(state.champion)
             doc = state.versions.get(version)
             if doc is None:
@@ -182,7 +195,82 @@ class MemoryRegistry:
             state.champion = Champion(version, seq)
             audit_id = states.audit_id(at, seq)
             state.ledger.append(stored({**entry, "id": audit_id, "model": model}))
+            if ending is not None:
+                self._write_rollout(state, *ending)
             return {**entry, "id": audit_id, "model": model}
+
+    # --- rollouts -------------------------------------------------------------------------------
+
+    def start_rollout(
+        self, rollout: Rollout, event: Event, expected_status: str, gates: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        if gates is not None:
+            states.check_finite(gates, "gates")
+        with self._lock:
+            state = self._peek(rollout.model)
+            doc = state.versions.get(rollout.candidate)
+            current = state.champion.version if state.champion else None
+            rollouts.check_start(rollout, event, expected_status, state.rollout, current, doc)
+            self._check_rollout_event(state, rollout, event)
+            assert doc is not None
+            moves = rollouts.start_moves(expected_status, event.at, event.by, event.reason)
+            # Every check passed: from here on nothing fails, so the change is all or nothing.
+            doc["transitions"].extend(value(moves))
+            doc["status"], doc["updated_at"] = states.ROLLING_OUT, event.at
+            if gates is not None:
+                doc["gates"] = value(gates)
+            return self._write_rollout(state, rollout, event)
+
+    def change_rollout(self, new: Rollout, event: Event) -> dict[str, Any]:
+        with self._lock:
+            state = self._peek(new.model)
+            rollouts.check_change(new, event, state.rollout, rollouts.CHANGE_ACTIONS)
+            self._check_rollout_event(state, new, event)
+            return self._write_rollout(state, new, event)
+
+    def abort_rollout(self, new: Rollout, event: Event) -> dict[str, Any]:
+        with self._lock:
+            state = self._peek(new.model)
+            rollouts.check_change(new, event, state.rollout, (rollouts.ABORT,))
+            self._check_rollout_event(state, new, event)
+            doc = state.versions.get(new.candidate)
+            if doc is None:
+                raise states.not_registered(new.model, new.candidate)
+            states.check_source(
+                new.model, new.candidate, new.status_after_abort, doc["status"], (states.ROLLING_OUT,)
+            )
+            self._move(doc, new.status_after_abort, event.at, event.by, event.reason)
+            return self._write_rollout(state, new, event)
+
+    def complete_rollout(self, new: Rollout, event: Event) -> dict[str, Any]:
+        return self._apply(rollouts.completion(new, event), ending=(new, event))
+
+    def _check_rollout_event(self, state: _Model, new: Rollout, event: Event) -> None:
+        """Events are create-only: one already under this key refuses the change."""
+        if rollouts.event_key(new.number, event.revision) in state.rollout_events:
+            raise rollouts.RolloutConflict(
+                f"rollout {new.id} has an event at revision {event.revision} already"
+            )
+
+    def _write_rollout(self, state: _Model, new: Rollout, event: Event) -> dict[str, Any]:
+        key = rollouts.event_key(new.number, event.revision)
+        state.rollout_events[key] = stored(rollouts.event_record(new.model, new.number, event))
+        state.rollout = stored(new.to_dict())
+        pointer = rollouts.read_pointer(state.rollout)
+        assert pointer is not None
+        return pointer
+
+    def rollout(self, model: str) -> dict[str, Any] | None:
+        with self._lock:
+            return rollouts.read_pointer(self._peek(model).rollout)
+
+    def rollout_events(self, model: str, number: int | None = None) -> list[dict[str, Any]]:
+        prefix = "" if number is None else rollouts.event_key(number, 0)[:7]
+        with self._lock:
+            found = self._peek(model).rollout_events
+            return [
+                rollouts.read_event(copy.deepcopy(found[k])) for k in sorted(found) if k.startswith(prefix)
+            ]
 
     def taint(self, model: str, version: int, upload_id: str, detail: dict[str, Any]) -> bool:
         states.check_version(version)
