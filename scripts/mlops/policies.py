@@ -505,9 +505,9 @@ def advance_rollouts(s: Settings) -> list[Statement]:
         ),
         _list("ListWhatItReads", s.data_bucket, "capture/", "monitoring/", "contracts/"),
         # Which models there are (Scan), each rollout pointer and the candidate's record (GetItem); a
-        # step, abort or completion is a transaction conditional on the pointer's revision: the
-        # pointer and the versions (Put/Update, ConditionCheck), the versions a completion supersedes
-        # (Query).
+        # step, abort or completion is one transaction conditional on the pointer's revision: the
+        # pointer and the versions (Put/Update), the versions a completion supersedes (Query). (No
+        # ConditionCheckItem: none of the three checks an item it does not write; iam-report.)
         _allow(
             "Registry",
             [
@@ -516,13 +516,12 @@ def advance_rollouts(s: Settings) -> list[Statement]:
                 "dynamodb:Query",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
-                "dynamodb:ConditionCheckItem",
             ],
             _table(s.registry_table),
         ),
         # The audit ledger is append-only: the rollout's events and a completion's promote entry are
-        # create-only puts inside the transaction.
-        _allow("AuditLedger", ["dynamodb:PutItem", "dynamodb:Query"], _table(s.audit_table)),
+        # create-only puts inside the transaction (it reads no ledger).
+        _allow("AuditLedger", ["dynamodb:PutItem"], _table(s.audit_table)),
         _audit_copies(s),
         _notify(s),
     ]

@@ -196,11 +196,13 @@ def test_a_good_release_steps_and_completes_through_the_evaluator(local_cloud, w
         found
     )
 
-    # Every container sees the step within the pointer's TTL: every key now gets the candidate.
+    # Every container sees the step within the pointer's TTL: a user the champion answered at 50%
+    # now gets the candidate.
+    user = next(f"user-{i}" for i in range(1000) if not routing.to_candidate(rollout_id, 50.0, f"user-{i}"))
+
     def all_on_candidate() -> bool:
-        status, answer = _call(
-            local_cloud, "POST", f"/models/{MODEL}/predict", {"records": holdout_records("forest", 1)}
-        )
+        body = {"records": holdout_records("forest", 1), "routing_key": user}
+        status, answer = _call(local_cloud, "POST", f"/models/{MODEL}/predict", body)
         return status == 200 and answer["version"] == 3
 
     assert wait_until(all_on_candidate)
