@@ -17,6 +17,9 @@ from typing import Any, Protocol
 
 MODEL_PROMOTED = "Model promoted"
 MODEL_ROLLED_BACK = "Model rolled back"
+MODEL_ROLLOUT_STARTED = "Model rollout started"
+MODEL_ROLLOUT_ABORTED = "Model rollout aborted"
+MODEL_ROLLOUT_COMPLETED = "Model rollout completed"
 APPROVAL_NEEDED = "Model version awaiting approval"
 VERSION_REJECTED = "Model version rejected"
 UPLOAD_REVOKED = "Upload revoked"
@@ -27,6 +30,9 @@ MONITOR_BREACH = "Model monitoring breach"
 DETAIL_TYPES = (
     MODEL_PROMOTED,
     MODEL_ROLLED_BACK,
+    MODEL_ROLLOUT_STARTED,
+    MODEL_ROLLOUT_ABORTED,
+    MODEL_ROLLOUT_COMPLETED,
     APPROVAL_NEEDED,
     VERSION_REJECTED,
     UPLOAD_REVOKED,
