@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial bench-drift bench-monitoring scan-venv scan package deploy postdeploy cost destroy
+.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial bench-drift bench-monitoring bench-rollout scan-venv scan package deploy postdeploy cost destroy
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -105,6 +105,12 @@ bench-drift: $(STAMP)
 MONITORING_BENCH_ARGS ?=
 bench-monitoring: $(STAMP)
 	$(BIN)/python benchmarks/monitoring_bench.py $(MONITORING_BENCH_ARGS)
+
+# Rollout replay: canaries of deliberately bad and of good releases through the real predictor, capture
+# and guards; share served before an abort, windows to abort, failed requests. ROLLOUT_BENCH_ARGS=--quick: < 1 minute.
+ROLLOUT_BENCH_ARGS ?=
+bench-rollout: $(STAMP)
+	$(BIN)/python benchmarks/rollout_bench.py $(ROLLOUT_BENCH_ARGS)
 
 # Deploy into your AWS account (README, "Deploy"): data plane, chalice deploy, post-deploy step,
 # monitoring, smoke check. DEPLOY_ARGS="--build-image" also builds and pushes the job image.

@@ -7,10 +7,20 @@ from __future__ import annotations
 from chalice import Chalice
 
 from chalicelib import observability
-from chalicelib.entrypoints import auth, batch, datasets, health, monitoring, predictions, registry, training
+from chalicelib.entrypoints import (
+    auth,
+    batch,
+    datasets,
+    health,
+    monitoring,
+    predictions,
+    registry,
+    rollouts,
+    training,
+)
 
 app = Chalice(app_name=observability.APP_NAME)
 # Middleware first: Chalice attaches it to the handlers registered after it.
 observability.install(app)
-for area in (auth, health, datasets, training, registry, predictions, batch, monitoring):
+for area in (auth, health, datasets, training, registry, predictions, batch, monitoring, rollouts):
     app.register_blueprint(area.bp)

@@ -488,3 +488,25 @@ def monitor_ports() -> MonitorPorts:
         notifier=notifier(),
         emit=emit_window_metrics,
     )
+
+
+# --- rollouts ---
+
+if TYPE_CHECKING:
+    from chalicelib.rollout.service import RolloutPorts
+
+
+@_once
+def rollout_ports() -> RolloutPorts:
+    """The rollout evaluator: the registry, the captured records, contracts, outcomes, notifications."""
+    from chalicelib.observability import logger
+    from chalicelib.rollout.service import RolloutPorts
+
+    return RolloutPorts(
+        registry=registry(),
+        capture=capture_source(),
+        contracts=contracts(),
+        notifier=notifier(),
+        outcomes=outcome_store(),
+        log=lambda message, detail: logger.warning(message, extra=detail),
+    )

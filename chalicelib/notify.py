@@ -27,6 +27,7 @@ CHAMPION_TAINTED = "Champion tainted"
 BATCH_JOB_SUCCEEDED = "Batch job succeeded"
 BATCH_JOB_PARTIAL = "Batch job partial"
 MONITOR_BREACH = "Model monitoring breach"
+ROLLOUT_ABORTED = "Model rollout aborted"
 DETAIL_TYPES = (
     MODEL_PROMOTED,
     MODEL_ROLLED_BACK,
@@ -40,6 +41,7 @@ DETAIL_TYPES = (
     BATCH_JOB_SUCCEEDED,
     BATCH_JOB_PARTIAL,
     MONITOR_BREACH,
+    ROLLOUT_ABORTED,
 )
 
 

@@ -3,7 +3,7 @@
 An **inference record** is one scored (or refused) record of a request, as the monitor reads it::
 
     {"request_id": "<32 hex>", "index": 0, "row_id": null, "model": "churn", "version": 3,
-     "role": "champion" | "pinned" | "shadow" | "batch", "time": "2026-12-01T10:00:00.123Z",
+     "role": "champion" | "canary" | "pinned" | "shadow" | "batch", "time": "2026-12-01T10:00:00.123Z",
      "latency_ms": 3.2, "status": "ok" | "invalid" | "error", "problems": [],
      "inputs": {...masked...}, "prediction": ..., "probabilities": {...} | null, "job_id": null}
 
@@ -52,7 +52,10 @@ from chalicelib.validation.contract import Contract
 
 CAPTURE_MARK = "mlops_capture"
 MAX_LINE_BYTES = 200_000
-ROLES = ("champion", "pinned", "shadow", "batch")
+# champion: the champion's answer; canary: a rollout candidate's answer (``chalicelib.serving.predict``);
+# pinned: a version asked by number; shadow: scored beside the answer, never returned (the challenger,
+# or the champion beside a canary answer); batch: a batch job's row.
+ROLES = ("champion", "canary", "pinned", "shadow", "batch")
 STATUSES = ("ok", "invalid", "error")
 HASH_PREFIX = "h:"
 UNDECLARED = "<undeclared field>"  # what a problem on a field the contract does not declare names

@@ -2,7 +2,9 @@
 
 Every answer carries a fresh ``request_id`` (32 hex digits), the id its captured inference records
 carry (``chalicelib.capture``), so a caller can report the true outcome later; a 400 for records
-that cannot be scored carries it in the error body too."""
+that cannot be scored carries it in the error body too. Every answer names the ``version`` that
+answered; during a rollout the champion route's answer also names the rollout and its arm
+(``chalicelib.serving.predict``)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,9 @@ def _predict(name: str, version: int | None) -> Any:
             request = json_body(bp, PredictRequest, max_bytes=predict.MAX_BODY_BYTES)
         except BadRequest as exc:  # the body, not a record: one problem for the whole request
             raise InvalidRecords([Problem(None, exc.field, exc.problem)]) from exc
-        return bootstrap.predictor().predict(model, request.records, version, request_id=request_id)
+        return bootstrap.predictor().predict(
+            model, request.records, version, request_id=request_id, routing_key=request.routing_key
+        )
     except InvalidInput as exc:
         body = {"Code": "BadRequestError", "Message": str(exc), **exc.details(), "request_id": request_id}
         return Response(status_code=400, body=body)

@@ -2,9 +2,10 @@
 
 The rule, pure and independent of the order outcomes are handed in:
 
-* an outcome matches a captured record of role ``champion``, ``pinned`` or ``batch`` whose status
-  is ``ok`` (it holds a prediction) by ``(request_id, index)``, or by ``row_id``; a shadow
-  challenger's records never join (its answers were not given to anyone);
+* an outcome matches a captured record of role ``champion``, ``canary`` (a rollout candidate's
+  answer), ``pinned`` or ``batch`` whose status is ``ok`` (it holds a prediction) by ``(request_id,
+  index)``, or by ``row_id``; a shadow record never joins (its answer was not given to anyone: the
+  challenger's, or the champion's beside a canary answer);
 * outcomes are taken in the order they were received (``received_at``; ties by a stable key of the
   outcome's fields, so the result never depends on the order of a listing);
 * the FIRST outcome received for a prediction counts; a later one with the same label is a
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-JOINED_ROLES = frozenset({"champion", "pinned", "batch"})
+JOINED_ROLES = frozenset({"champion", "canary", "pinned", "batch"})
 
 
 class OutcomeLike(Protocol):
@@ -62,7 +63,7 @@ class Pair:
 @dataclass(frozen=True)
 class JoinResult:
     pairs: tuple[Pair, ...] = ()
-    predictions: int = 0  # joinable records: role champion/pinned/batch, status ok
+    predictions: int = 0  # joinable records: role champion/canary/pinned/batch, status ok
     duplicates: int = 0
     conflicts: int = 0
     late: int = 0

@@ -16,12 +16,13 @@ otherwise.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from chalicelib.capture.policy import PerformanceRule
-from chalicelib.monitoring.join import JoinResult, label_key
+from chalicelib.monitoring.join import JoinResult, Pair, label_key
 from chalicelib.registry import metrics
 
 VERDICTS = ("ok", "breach", "insufficient_data")
@@ -81,7 +82,7 @@ def performance_report(
             f"{n} predictions have outcomes, fewer than performance.min_outcomes {rule.min_outcomes}"
         )
         return report
-    y_true, scores = _arrays(pairs, task)
+    y_true, scores = truth_and_scores(pairs.pairs, task)
     weighted = metrics.prepare(metric, y_true, scores)
     value = float(weighted(np.ones((1, n)))[0])
     rng = np.random.default_rng(seed)
@@ -109,16 +110,17 @@ def performance_report(
     return report
 
 
-def _arrays(pairs: JoinResult, task: str) -> tuple[np.ndarray, np.ndarray]:
-    """Truth and scores as ``metrics.prepare`` takes them.
+def truth_and_scores(pairs: Sequence[Pair], task: str) -> tuple[np.ndarray, np.ndarray]:
+    """Truth and scores of joined pairs as ``metrics.prepare`` takes them (the rollout guards use it
+    too: the candidate's and the champion's answers judged by the same outcomes).
 
     Classification: the probability columns are the classes of the first record's probabilities
     (records without probabilities score 1 on their predicted class); a label the model never
     predicts gets a column of zeros, so it counts as a miss rather than an error.
     """
-    records = [pair.record for pair in pairs.pairs]
+    records = [pair.record for pair in pairs]
     if task == "regression":
-        truth = np.array([float(pair.label) for pair in pairs.pairs], dtype=np.float64)
+        truth = np.array([float(pair.label) for pair in pairs], dtype=np.float64)
         predicted = np.array([float(r["prediction"]) for r in records], dtype=np.float64)
         return truth, predicted
     classes: list[str] = []
@@ -130,7 +132,7 @@ def _arrays(pairs: JoinResult, task: str) -> tuple[np.ndarray, np.ndarray]:
         key = label_key(record.get("prediction"))
         if key not in classes:
             classes.append(key)
-    for pair in pairs.pairs:
+    for pair in pairs:
         key = label_key(pair.label)
         if key not in classes:
             classes.append(key)
@@ -145,7 +147,7 @@ def _arrays(pairs: JoinResult, task: str) -> tuple[np.ndarray, np.ndarray]:
                 scores[i, column[_class_key(name)]] = float(p)
         else:
             scores[i, column[label_key(record.get("prediction"))]] = 1.0
-    truth = np.array([column[label_key(pair.label)] for pair in pairs.pairs], dtype=np.int64)
+    truth = np.array([column[label_key(pair.label)] for pair in pairs], dtype=np.int64)
     return truth, scores
 
 

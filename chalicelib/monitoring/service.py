@@ -56,7 +56,8 @@ from chalicelib.validation.ports import Queue
 
 LOOKBACK = timedelta(hours=24)  # a first run (or one after an outage) reports at most this far back
 MAX_WINDOWS = 48  # windows (re)computed per model per run; the rest wait for the next run
-SCORED_ROLES = ("champion", "pinned", "batch")
+# The answers given: a window's version is the one that gave most of them.
+SCORED_ROLES = ("champion", "canary", "pinned", "batch")
 
 
 class MonitoredRegistry(RegistryReader, Protocol):

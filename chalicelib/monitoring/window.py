@@ -2,8 +2,9 @@
 
 The records are inference records (``chalicelib.capture.records``), masked before they were written:
 pii features absent, confidential ones absent (``drop``) or keyed hashes ``"h:<hex>"`` (``hash``).
-Only the answers people received count: records of role ``champion``, ``pinned`` and ``batch``;
-the shadow challenger's are counted apart.
+Only the answers people received count: records of role ``champion``, ``canary`` (a rollout
+candidate's answers), ``pinned`` and ``batch``; shadow records (the challenger's, the champion's
+beside a canary answer) are counted apart.
 
 * **volume, errors, latency**: records, requests, by role and version; ``invalid`` (refused by the
   input schema) and ``error`` shares; latency percentiles over requests (a request's records share

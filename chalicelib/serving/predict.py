@@ -9,6 +9,11 @@ Warm and cold paths (one API Lambda container serves many requests):
 * **Champion pointer**: read from the registry and cached for ``CHAMPION_TTL_S`` seconds (default 10,
   ``MLOPS_CHAMPION_TTL_SECONDS`` overrides). A promotion or a rollback is therefore served by every
   warm container within that TTL; a pinned version (``/versions/{v}/predict``) never moves.
+* **Rollout pointer**: read and cached the same way (one registry read per model per TTL, none per
+  warm request). While a rollout routes traffic (``routing.live_split``) and its champion is the
+  champion served, the request's routing key (the body's ``routing_key``, else the request id)
+  decides by ``routing.to_candidate`` whether the candidate answers; so a rollout's step, pause or
+  abort reaches every warm container within the TTL.
 * **Servable versions**: whether each served version may answer (``servable.refusal_reason``: not
   rejected, not tainted by a revoked upload) is cached for the same TTL, on every route, so a version
   rejected or tainted while its session is warm stops answering (409) within that TTL too.
@@ -20,9 +25,26 @@ Warm and cold paths (one API Lambda container serves many requests):
   invalid with the fields at fault), masked by the contract and sampled as its ``monitoring`` section
   says. Capture never fails or changes an answer.
 
-The request: ``{"records": [{feature: value, ...}, ...]}``, at most ``MAX_RECORDS`` records and
-``MAX_BODY_BYTES`` bytes (declared in ``chalicelib.serving.requests``). Each record is checked against the version's input schema; every problem
-is reported with the record's index and the field (``chalicelib.serving.schema``).
+**Rollouts** (``chalicelib.registry.rollout``), on the champion route only (a pinned route never
+routes). Every response names the ``version`` that answered and, during a rollout, ``"rollout":
+{"id", "arm"}`` (``arm``: ``candidate`` or ``champion``, whichever answered). The rules:
+
+* a request routed to the candidate is answered by it and captured as role ``canary``; the champion
+  scores the same records too, captured as role ``shadow`` with the champion's version, so the
+  guards (``chalicelib.rollout.guards``) compare the two models on the same inputs. A request the
+  champion answers is not scored twice.
+* **no request fails because of the candidate**: if it refuses records the champion accepts, fails,
+  or gives scores that are not finite, the champion's answer is returned (captured as role
+  ``champion``) and the candidate's failure is captured (role ``canary``, status ``invalid`` with the
+  fields at fault, or ``error``). A request the champion refuses too is a 400, as without a rollout.
+* a candidate that may no longer answer (rejected, tainted) is skipped: the champion answers, and
+  nothing is captured for the candidate (it did not fail; it was not asked).
+* a request with neither a routing key nor a request id (callers inside the code) is the champion's.
+
+The request: ``{"records": [{feature: value, ...}, ...], "routing_key": "..."?}``, at most
+``MAX_RECORDS`` records and ``MAX_BODY_BYTES`` bytes (declared in ``chalicelib.serving.requests``).
+Each record is checked against the version's input schema; every problem is reported with the
+record's index and the field (``chalicelib.serving.schema``).
 
 The predictor reads through two ports (``chalicelib.serving.ports``): the registry's pointers and
 records, and the stored artifacts. ``chalicelib.bootstrap.predictor()`` is this container's one
@@ -37,14 +59,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from chalicelib.capture.service import Answer, Capturer
 from chalicelib.errors import Conflict, NotFound, ServingError
-from chalicelib.serving import servable
+from chalicelib.serving import routing, servable
 from chalicelib.serving.model import OnnxModel, Scores, load_registered
 from chalicelib.serving.ports import ArtifactReader, RegistryReader
 from chalicelib.serving.requests import MAX_RECORDS
@@ -53,6 +75,7 @@ from chalicelib.serving.schema import InvalidInput
 MAX_BODY_BYTES = 1024 * 1024
 MAX_SESSIONS = 8
 CHAMPION_TTL_S = 10.0
+CANARY, SHADOW = "canary", "shadow"
 
 
 class ModelNotFound(ServingError, NotFound):
@@ -91,7 +114,7 @@ class Predictor:
         # Insertion-ordered: when full, the version loaded longest ago is dropped (a container rarely
         # serves more than the champion, a pinned version or two and a challenger).
         self._sessions: OrderedDict[tuple[str, int], OnnxModel] = OrderedDict()
-        self._pointers: dict[tuple[str, str], tuple[int | None, float]] = {}
+        self._pointers: dict[tuple[str, str], tuple[Any, float]] = {}
         self._statuses: dict[tuple[str, int], tuple[str | None, float]] = {}
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
@@ -99,7 +122,7 @@ class Predictor:
 
     # --- pointers ---------------------------------------------------------------------------------
 
-    def _pointer(self, model: str, kind: str, read: Callable[[], int | None]) -> int | None:
+    def _pointer[T](self, model: str, kind: str, read: Callable[[], T]) -> T:
         now = self.clock()
         cached = self._pointers.get((model, kind))  # a dict read is atomic: no lock on the warm path
         if cached is not None and now - cached[1] < self.ttl_s:
@@ -120,6 +143,10 @@ class Predictor:
 
     def challenger(self, model: str) -> int | None:
         return self._pointer(model, "challenger", lambda: self.registry.challenger(model))
+
+    def rollout(self, model: str) -> Split | None:
+        """The model's rollout split, if one routes traffic now (its pointer read at most once per TTL)."""
+        return self._pointer(model, "rollout", lambda: Split.of(self.registry.rollout(model)))
 
     def check_servable(self, model: str, version: int) -> None:
         """``NotServable`` if the version (its record read at most once per TTL) may not answer."""
@@ -171,35 +198,134 @@ class Predictor:
     # --- predictions ------------------------------------------------------------------------------
 
     def predict(
-        self, model: str, records: Sequence[Any], version: int | None = None, request_id: str | None = None
+        self,
+        model: str,
+        records: Sequence[Any],
+        version: int | None = None,
+        request_id: str | None = None,
+        routing_key: str | None = None,
     ) -> dict[str, Any]:
         """Score the records; raises ``InvalidInput`` (400), ``ModelNotFound`` (404), ``NotServable``.
-        With a ``request_id`` (and a capturer), the answer is captured under it."""
+        With a ``request_id`` (and a capturer), the answer is captured under it. On the champion
+        route, during a rollout, ``routing_key`` (else the request id) picks the version answering."""
         served = version if version is not None else self.champion(model)
         session = self.session(model, served)
         self.check_servable(model, served)  # a warm session of a version rejected since: refused
-        role = "champion" if version is None else "pinned"
+        if version is not None:
+            scores, response = self._answer(model, served, "pinned", session, records, request_id)
+            return response
+        split = self.rollout(model)
+        if split is None or split.champion != served:  # none, or one of another champion (a stale read)
+            scores, response = self._answer(model, served, "champion", session, records, request_id)
+            self._shadow(model, served, records, session, scores, request_id)
+            return response
+        key = routing_key if routing_key is not None else request_id
+        if key is not None and routing.to_candidate(split.id, split.share, key):
+            answered = self._candidate(model, split.candidate, records, request_id)
+            if answered is not None:
+                response = {"model": model, "version": split.candidate, "predictions": answered.outputs}
+                if request_id is not None:
+                    response["request_id"] = request_id
+                response["rollout"] = {"id": split.id, "arm": "candidate"}
+                # The champion scores the same records (role shadow), for the guards' comparison.
+                also = self._attempt(model, served, SHADOW, records, request_id, session)
+                if also is not None:
+                    self._shadow(model, served, records, session, also.scores, request_id, split.candidate)
+                return response
+        scores, response = self._answer(model, served, "champion", session, records, request_id)
+        response["rollout"] = {"id": split.id, "arm": "champion"}
+        self._shadow(model, served, records, session, scores, request_id)
+        return response
+
+    def _answer(
+        self,
+        model: str,
+        version: int,
+        role: str,
+        session: OnnxModel,
+        records: Sequence[Any],
+        request_id: str | None,
+    ) -> tuple[Scores, dict[str, Any]]:
+        """The version's answer, captured under ``role``; a refusal is captured, then raised (400)."""
         capture = self.capture if request_id is not None else None
         started = time.perf_counter()
         try:
-            encoded = session.schema.encode_records(records)
+            scores = session.run_finite(session.schema.encode_records(records))
         except InvalidInput as exc:
             if capture is not None and request_id is not None:
-                capture.capture(self._refused(model, served, role, request_id, records, exc, started))
+                capture.capture(self._refused(model, version, role, request_id, records, exc, started))
             raise
-        scores = session.run_finite(encoded)
         predictions = format_scores(session, scores)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        response = {"model": model, "version": served, "predictions": predictions}
+        response: dict[str, Any] = {"model": model, "version": version, "predictions": predictions}
         if request_id is not None:
             response["request_id"] = request_id
         if capture is not None and request_id is not None:
             capture.capture(
-                Answer(model, served, role, request_id, records, round(latency_ms, 3), outputs=predictions)
+                Answer(model, version, role, request_id, records, round(latency_ms, 3), outputs=predictions)
             )
-        if version is None:
-            self._shadow(model, served, records, session, scores, request_id)
-        return response
+        return scores, response
+
+    def _candidate(
+        self, model: str, candidate: int, records: Sequence[Any], request_id: str | None
+    ) -> Scored | None:
+        """The rollout candidate's answer, or None when the champion must answer instead: the
+        candidate may no longer answer (skipped, nothing captured), or it failed (captured)."""
+        try:
+            self.check_servable(model, candidate)
+        except NotServable:
+            return None
+        except Exception as exc:  # its record could not be read: the champion answers
+            self._log_failure("rollout candidate skipped", model, candidate, exc)
+            return None
+        return self._attempt(model, candidate, CANARY, records, request_id)
+
+    def _attempt(
+        self,
+        model: str,
+        version: int,
+        role: str,
+        records: Sequence[Any],
+        request_id: str | None,
+        session: OnnxModel | None = None,
+    ) -> Scored | None:
+        """Score without ever failing the request: the answer, or None after capturing the failure
+        (status ``invalid`` with the fields when the version refuses the records or its scores are
+        not finite, ``error`` otherwise). Loading a session is not part of the latency."""
+        started = time.perf_counter()
+        try:
+            if session is None:
+                session = self.session(model, version)
+                started = time.perf_counter()
+            scores = session.run_finite(session.schema.encode_records(records))
+            outputs = format_scores(session, scores)
+        except Exception as exc:
+            if self.capture is not None and request_id is not None:
+                failed = self._refused(model, version, role, request_id, records, exc, started)
+                if getattr(exc, "problems", None) is None:
+                    failed = replace(failed, status="error")
+                self.capture.capture(failed)
+            self._log_failure(f"{role} scoring failed", model, version, exc)
+            return None
+        if self.capture is not None and request_id is not None:
+            latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+            self.capture.capture(
+                Answer(model, version, role, request_id, records, latency_ms, outputs=outputs)
+            )
+        return Scored(session, scores, outputs)
+
+    @staticmethod
+    def _log_failure(message: str, model: str, version: int, exc: Exception) -> None:
+        from chalicelib.observability import logger
+
+        # Records a version refuses: the fields, not the message (it quotes the values).
+        problems = getattr(exc, "problems", None)
+        detail: dict[str, Any] = (
+            {"error": "records it cannot take", "fields": sorted({str(p.field) for p in problems})}
+            if problems is not None
+            else {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        )
+        logger.warning(message, extra={"model": model, "version": version, **detail})
 
     @staticmethod
     def _refused(
@@ -228,14 +354,17 @@ class Predictor:
         session: OnnxModel,
         scores: Scores,
         request_id: str | None = None,
+        candidate: int | None = None,
     ) -> None:
+        """The challenger's shadow scoring (not of a version that scored the request already: the
+        champion, or the rollout's candidate)."""
         from chalicelib.observability import logger
 
         challenger: int | None = None
         started = time.perf_counter()
         try:
             challenger = self.challenger(model)
-            if challenger is None or challenger == champion:
+            if challenger is None or challenger in (champion, candidate):
                 return
             self.check_servable(model, challenger)  # a rejected challenger is not scored (nor loaded)
             other = self.session(model, challenger)
@@ -275,6 +404,30 @@ class Predictor:
                 "challenger_predictions": theirs[:MAX_RECORDS],
             },
         )
+
+
+@dataclass(frozen=True)
+class Split:
+    """A rollout routing traffic now (``routing.live_split`` of the registry's rollout pointer)."""
+
+    id: str
+    champion: int
+    candidate: int
+    share: float
+
+    @classmethod
+    def of(cls, pointer: Any) -> Split | None:
+        found = routing.live_split(pointer)
+        return None if found is None else cls(*found)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A version's scores of a request's records, and the predictions formatted for the answer."""
+
+    session: OnnxModel
+    scores: Scores
+    outputs: list[dict[str, Any]]
 
 
 def _labels(session: OnnxModel, scores: Scores) -> list[Any]:

@@ -25,8 +25,10 @@ MAX_ROUTING_KEY = 256
 
 
 def bucket(rollout_id: str, key: str) -> int:
-    """The key's bucket in ``[0, BUCKETS)`` for this rollout."""
-    digest = hashlib.blake2b(f"{rollout_id}\x00{key}".encode(), digest_size=8).digest()
+    """The key's bucket in ``[0, BUCKETS)`` for this rollout. Any text hashes, a lone surrogate too
+    (JSON's ``"\\ud800"`` escape reads as one; it has no UTF-8 form, and must not fail the request)."""
+    text = f"{rollout_id}\x00{key}"
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % BUCKETS
 
 

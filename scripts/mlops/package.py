@@ -161,6 +161,26 @@ def monitoring_resources(stage: str, prefix: str, fns: list[Function]) -> dict[s
             "AlarmActions": [alarms_topic],
         },
     }
+    # Rollouts: the evaluator counts the rollouts its guards aborted (chalicelib.rollout). Each is a
+    # release that misbehaved on live traffic: the notification names the guard and its figures.
+    resources["RolloutAbortAlarm"] = {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": f"{prefix}-{stage}-rollout-aborted",
+            "AlarmDescription": "A rollout's guard aborted it: the candidate answered worse than the "
+            "champion on live traffic (`mlops models show MODEL`, the rollout's events).",
+            "Namespace": METRICS_NAMESPACE,
+            "MetricName": "RolloutAborts",
+            "Dimensions": [{"Name": "service", "Value": SERVICE}, {"Name": "stage", "Value": stage}],
+            "Statistic": "Sum",
+            "Period": 300,
+            "EvaluationPeriods": 1,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [alarms_topic],
+        },
+    }
     # The data plane's work queues and their DLQs (not the queues functions consume: one of those,
     # batch-work-dlq, is itself a DLQ, and batch-work is consumed by Batch jobs, not a function).
     queues = sorted(Settings.for_stage(stage, prefix).queues.values())

@@ -489,6 +489,45 @@ def monitor_models(s: Settings) -> list[Statement]:
     ]
 
 
+def advance_rollouts(s: Settings) -> list[Statement]:
+    """Every five minutes: judge each running rollout on its captured traffic and the outcomes, then
+    step it, complete it (the promotion transaction) or abort it; announce aborts and completions."""
+    return [
+        # The current step's captured records (Firehose's objects), the outcomes received meanwhile
+        # (monitoring/<model>/outcomes/), the model's contract (its task and outcome horizon).
+        _allow(
+            "ReadCaptureOutcomesContracts",
+            ["s3:GetObject"],
+            [
+                *_objects(s.data_bucket, "capture/", "contracts/"),
+                *_objects(s.data_bucket, "monitoring/*/outcomes/"),
+            ],
+        ),
+        _list("ListWhatItReads", s.data_bucket, "capture/", "monitoring/", "contracts/"),
+        # Which models there are (Scan), each rollout pointer and the candidate's record (GetItem); a
+        # step, abort or completion is a transaction conditional on the pointer's revision: the
+        # pointer and the versions (Put/Update, ConditionCheck), the versions a completion supersedes
+        # (Query).
+        _allow(
+            "Registry",
+            [
+                "dynamodb:GetItem",
+                "dynamodb:Scan",
+                "dynamodb:Query",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:ConditionCheckItem",
+            ],
+            _table(s.registry_table),
+        ),
+        # The audit ledger is append-only: the rollout's events and a completion's promote entry are
+        # create-only puts inside the transaction.
+        _allow("AuditLedger", ["dynamodb:PutItem", "dynamodb:Query"], _table(s.audit_table)),
+        _audit_copies(s),
+        _notify(s),
+    ]
+
+
 # Every function of app.py, by its Chalice name. A new function needs an entry here (and its
 # settings in .chalice/config.json); tests/deploy/test_deploy.py fails until it has both.
 FUNCTIONS: dict[str, Callable[[Settings], list[Statement]]] = {
@@ -497,6 +536,7 @@ FUNCTIONS: dict[str, Callable[[Settings], list[Statement]]] = {
     "kickoff_retraining": kickoff_retraining,
     "scheduled_retrain_check": scheduled_retrain_check,
     "monitor_models": monitor_models,
+    "advance_rollouts": advance_rollouts,
     "evaluate_candidate": evaluate_candidate,
     "token_authorizer": token_authorizer,
     "plan_batch_job": plan_batch_job,

@@ -326,11 +326,16 @@ def test_every_function_has_the_name_its_policies_alarms_and_dashboard_use(rehea
     existing = rehearsal.functions()
     # Alarms (moto cannot create them): as the translated template has them.
     alarms = _of_type(rehearsal.template, "AWS::CloudWatch::Alarm")
-    # Errors and throttles per function, and the model monitor's breaches (one per stage).
-    assert len(alarms) == 2 * len(functions(STAGE)) + 1
-    breach = alarms.pop("ModelMonitorBreachAlarm")["Properties"]
-    assert (breach["MetricName"], breach["Namespace"]) == ("MonitorBreaches", "ServerlessMLOps")
-    assert {"Name": "stage", "Value": STAGE} in breach["Dimensions"]
+    # Errors and throttles per function, the model monitor's breaches and the rollouts' aborts (one
+    # each per stage).
+    assert len(alarms) == 2 * len(functions(STAGE)) + 2
+    for alarm, metric in (
+        ("ModelMonitorBreachAlarm", "MonitorBreaches"),
+        ("RolloutAbortAlarm", "RolloutAborts"),
+    ):
+        stage_wide = alarms.pop(alarm)["Properties"]
+        assert (stage_wide["MetricName"], stage_wide["Namespace"]) == (metric, "ServerlessMLOps")
+        assert {"Name": "stage", "Value": STAGE} in stage_wide["Dimensions"]
     topics = {t["TopicArn"] for t in rehearsal.client("sns").list_topics()["Topics"]}
     for name, alarm in alarms.items():
         watched = {d["Value"] for d in alarm["Properties"]["Dimensions"] if d["Name"] == "FunctionName"}

@@ -19,6 +19,7 @@ def test_app_py_registers_the_areas_and_every_event_handler_keeps_its_function_n
         "kickoff_retraining",
         "scheduled_retrain_check",
         "monitor_models",
+        "advance_rollouts",
         "evaluate_candidate",
         "plan_batch_job",
         "batch_shard_failed",

@@ -57,6 +57,7 @@ class Setup:
         p.check_servable = lambda model, version: None  # type: ignore[method-assign]
         p.champion = lambda model: 1  # type: ignore[method-assign]
         p.challenger = lambda model: challenger  # type: ignore[method-assign]
+        p.rollout = lambda model: None  # type: ignore[method-assign]
         self.predictor = p
 
     def records(self) -> list[dict[str, Any]]:

@@ -47,6 +47,18 @@ def test_each_rule_of_the_join_counts_once_in_a_hand_checked_case() -> None:
     assert result.shadow_ignored == 1
 
 
+def test_an_outcome_judges_a_rollout_candidates_answer_never_the_champions_shadow_beside_it() -> None:
+    """During a rollout the candidate answered (role canary) and the champion scored the same record
+    (role shadow): the outcome joins the answer given."""
+    records = [
+        record({"a": 1.0}, 1, request_id="r1", role="canary", version=2),
+        record({"a": 1.0}, 1, request_id="r1", role="shadow", version=1),
+    ]
+    result = join(records, [outcome(1, 5, request_id="r1")], HORIZON)
+    assert result.predictions == 1
+    assert [(p.record["role"], p.record["version"]) for p in result.pairs] == [("canary", 2)]
+
+
 def test_an_outcome_finds_a_batch_row_by_its_row_id_and_request_position() -> None:
     records = [record({"a": 1.0}, 1, request_id="job", index=4, role="batch", row_id="row-9")]
     by_row = join(records, [outcome(1, 1, row_id="row-9")], HORIZON)
@@ -76,7 +88,7 @@ def test_an_outcome_exactly_at_the_horizon_counts_and_one_just_after_is_late() -
     assert (result.matched, result.late) == (1, 1)
 
 
-_roles = st.sampled_from(["champion", "pinned", "batch", "shadow"])
+_roles = st.sampled_from(["champion", "canary", "pinned", "batch", "shadow"])
 _records = st.lists(
     st.tuples(st.integers(0, 5), st.integers(0, 2), _roles, st.sampled_from([None, "row-1", "row-2"])),
     max_size=12,

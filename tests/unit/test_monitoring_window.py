@@ -66,6 +66,15 @@ def test_volume_errors_and_latency_count_answers_given_and_leave_the_shadow_apar
         "shadow_records": 1,
     }
     assert out["errors"] == {"invalid": 1, "error": 1, "invalid_rate": 0.2, "error_rate": 0.2}
+    # A rollout candidate's answer (canary) was received by somebody: it counts; the champion's shadow
+    # beside it does not.
+    canary = [
+        record(base[0], request_id="q5", latency_ms=5.0, role="canary", version=3),
+        record(base[0], request_id="q5", latency_ms=4.0, role="shadow", version=1),
+    ]
+    with_canary = report(records + canary)["volume"]
+    assert with_canary["by_role"] == {"batch": 1, "canary": 1, "champion": 3, "pinned": 1}
+    assert with_canary["shadow_records"] == 2
     # numpy's linear percentiles of the four requests' latencies 10, 20, 30, 40.
     latency = out["latency"]
     assert latency["requests"] == 4 and latency["p50"] == 25.0
