@@ -52,7 +52,7 @@ Roles (``ROLES``, each includes the ones before it)
     ==========  ==================================================================================
     viewer      read models, versions, audit, uploads, contracts, runs; predict
     reporter    + send outcomes (true labels) for a model: what a label feed needs, and no more
-    approver    + approve or reject a version, roll a model back
+    approver    + approve or reject a version, roll a model back, start, pause, resume or abort a rollout
     admin       + store a dataset's contract, start a retraining, revoke an upload
     ==========  ==================================================================================
 
@@ -113,6 +113,11 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/models/{name}/versions/{version}/reject"): "approver",
     ("POST", "/models/{name}/rollback"): "approver",
     ("PUT", "/models/{name}/challenger"): "approver",
+    ("GET", "/models/{name}/rollout"): "viewer",
+    ("POST", "/models/{name}/rollout"): "approver",
+    ("POST", "/models/{name}/rollout/pause"): "approver",
+    ("POST", "/models/{name}/rollout/resume"): "approver",
+    ("POST", "/models/{name}/rollout/abort"): "approver",
     ("PUT", "/datasets/{name}/contract"): "admin",
     ("POST", "/datasets/{name}/retrain"): "admin",
     ("POST", "/batch-jobs"): "approver",

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 MODEL_PROMOTED = "Model promoted"
 MODEL_ROLLED_BACK = "Model rolled back"
+MODEL_ROLLOUT_STARTED = "Model rollout started"
+MODEL_ROLLOUT_ABORTED = "Model rollout aborted"
 APPROVAL_NEEDED = "Model version awaiting approval"
 VERSION_REJECTED = "Model version rejected"
 UPLOAD_REVOKED = "Upload revoked"
@@ -24,10 +26,13 @@ CHAMPION_TAINTED = "Champion tainted"
 BATCH_JOB_SUCCEEDED = "Batch job succeeded"
 BATCH_JOB_PARTIAL = "Batch job partial"
 MONITOR_BREACH = "Model monitoring breach"
-ROLLOUT_ABORTED = "Model rollout aborted"
+# A completed rollout is announced as ``Model promoted`` (naming the rollout), as every champion change.
+ROLLOUT_ABORTED = MODEL_ROLLOUT_ABORTED  # the name chalicelib.rollout uses
 DETAIL_TYPES = (
     MODEL_PROMOTED,
     MODEL_ROLLED_BACK,
+    MODEL_ROLLOUT_STARTED,
+    MODEL_ROLLOUT_ABORTED,
     APPROVAL_NEEDED,
     VERSION_REJECTED,
     UPLOAD_REVOKED,
@@ -35,7 +40,6 @@ DETAIL_TYPES = (
     BATCH_JOB_SUCCEEDED,
     BATCH_JOB_PARTIAL,
     MONITOR_BREACH,
-    ROLLOUT_ABORTED,
 )
 
 

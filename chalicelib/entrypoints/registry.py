@@ -10,8 +10,8 @@ from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, json_body, model_name, version_number
 from chalicelib.errors import InvalidInput
-from chalicelib.http import Body
-from chalicelib.registry.requests import Approval, Challenger, Change
+from chalicelib.http import BadRequest, Body
+from chalicelib.registry.requests import Approval, Challenger, Change, RolloutStart
 
 bp = Area(__name__)
 settings = bootstrap.settings()
@@ -91,16 +91,23 @@ def champion_at(name: str) -> dict[str, Any]:
     body=Approval,
 )
 def approve_version(name: str, version: str) -> dict[str, Any]:
-    """Approve a version pending approval and make it the champion (stale or repeated: 409)."""
-    from chalicelib.registry import service
+    """Approve a version pending approval and make it the champion, or, when the contract's
+    ``promotion.rollout`` has a strategy, start a rollout of it (``action`` says which: ``promoted``
+    with the ``audit`` entry, or ``rollout_started`` with the ``rollout``). Stale or repeated: 409."""
+    from chalicelib.registry import rollouts
 
     model, v = model_name(name), version_number(version)
     body, reason = _change_body(Approval)
-    expected = body.expected_champion
-    entry = service.approve(
-        bootstrap.registry(), bootstrap.notifier(), model, v, caller(bp), reason, expected_champion=expected
+    return rollouts.approve(
+        bootstrap.registry(),
+        bootstrap.contracts(),
+        bootstrap.notifier(),
+        model,
+        v,
+        caller(bp),
+        reason,
+        expected_champion=body.expected_champion,
     )
-    return {"model": model, "champion": v, "audit": entry}
 
 
 @bp.route(
@@ -150,3 +157,95 @@ def set_challenger(name: str) -> dict[str, Any]:
     model = model_name(name)
     body, reason = _change_body(Challenger)
     return dict(service.set_challenger(bootstrap.registry(), model, body.version, caller(bp), reason))
+
+
+@bp.route("/models/{name}/rollout", methods=["GET"], authorizer=READS)
+def rollout_status(name: str) -> dict[str, Any]:
+    """The model's running or last rollout (``rollout``, null: never one) and its ``events``."""
+    from chalicelib.registry import rollouts
+
+    return rollouts.rollout_status(bootstrap.registry(), model_name(name))
+
+
+@bp.route(
+    "/models/{name}/rollout",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+    body=RolloutStart,
+)
+def start_rollout(name: str) -> dict[str, Any]:
+    """Start a rollout of a version pending approval (or a former champion): a growing share of the
+    traffic, by the body's schedule or the contract's ``promotion.rollout``."""
+    from chalicelib.registry import rollouts
+
+    model = model_name(name)
+    body, reason = _change_body(RolloutStart)
+    try:
+        pointer = rollouts.start_rollout(
+            bootstrap.registry(),
+            bootstrap.contracts(),
+            bootstrap.notifier(),
+            model,
+            body.version,
+            caller(bp),
+            reason,
+            schedule_request=body.schedule_request(),
+        )
+    except InvalidInput:
+        raise
+    except ValueError as exc:  # the schedule: "rollout.canary: ..." names the body's field
+        field, _, problem = str(exc).partition(": ")
+        raise BadRequest(problem, field.removeprefix("rollout.") or None) from None
+    return {"model": model, "rollout": pointer}
+
+
+def _rollout_change(name: str, action: str) -> dict[str, Any]:
+    from chalicelib.registry import rollouts
+
+    model = model_name(name)
+    _, reason = _change_body(Change)
+    registry, who = bootstrap.registry(), caller(bp)
+    if action == "abort":
+        pointer = rollouts.abort(registry, bootstrap.notifier(), model, who, reason)
+    elif action == "pause":
+        pointer = rollouts.pause(registry, model, who, reason)
+    else:
+        pointer = rollouts.resume(registry, model, who, reason)
+    return {"model": model, "rollout": pointer}
+
+
+@bp.route(
+    "/models/{name}/rollout/pause",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+    body=Change,
+)
+def pause_rollout(name: str) -> dict[str, Any]:
+    """Hold the running rollout at its share (still guarded: a breach aborts it)."""
+    return _rollout_change(name, "pause")
+
+
+@bp.route(
+    "/models/{name}/rollout/resume",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+    body=Change,
+)
+def resume_rollout(name: str) -> dict[str, Any]:
+    """Let a paused rollout step again (its step's bake starts again)."""
+    return _rollout_change(name, "resume")
+
+
+@bp.route(
+    "/models/{name}/rollout/abort",
+    methods=["POST"],
+    content_types=["application/json"],
+    authorizer=CHANGES,
+    body=Change,
+)
+def abort_rollout(name: str) -> dict[str, Any]:
+    """End the running rollout: all traffic back to the champion, the candidate back to waiting."""
+    return _rollout_change(name, "abort")

@@ -16,9 +16,13 @@ Triggered by the models bucket's notification of ``models/<dataset>/candidates/<
 5. **Decide**: ``reject`` -> ``rejected``; ``pending_approval`` -> ``pending_approval`` (a person
    approves through the API), conditional on the champion scored in step 3, so that no version waits
    for an approval that is stale from the start; ``promote`` -> the approval and the champion change
-   at once (one transaction, conditional on the champion scored in step 3, with its audit entry). If
-   another promotion won meanwhile, the candidate is still a ``candidate`` and is judged again
-   against the new champion (up to ``ATTEMPTS`` times).
+   at once (one transaction, conditional on the champion scored in step 3, with its audit entry), or,
+   when the policy has a rollout strategy (``promotion.rollout``) and there is a champion, the
+   approval and the start of a rollout (``rolling_out``; the rollout's completion makes it the
+   champion). If another promotion won meanwhile, the candidate is still a ``candidate`` and is
+   judged again against the new champion (up to ``ATTEMPTS`` times). If a rollout of another version
+   is running, no champion change or second rollout can start: the candidate waits for a person's
+   approval instead, the reason saying so.
 6. **Notify** after the change committed.
 
 A tampered or incomplete candidate (checksum mismatch, missing artifact, unreadable manifest) is
@@ -35,6 +39,7 @@ from chalicelib import notify
 from chalicelib.errors import RegistryError
 from chalicelib.observability import logger, metrics
 from chalicelib.registry import candidate as candidates
+from chalicelib.registry import rollouts
 from chalicelib.registry.candidate import Candidate, trained_on
 from chalicelib.registry.decisions import earlier_decision, sentence
 from chalicelib.registry.gates import PENDING_APPROVAL, PROMOTE, REJECT, GateResult, Verdict, evaluate
@@ -46,6 +51,7 @@ from chalicelib.registry.states import (
     CANDIDATE,
     REJECTED,
     PromotionConflict,
+    RolloutConflict,
     StatusConflict,
     taint_detail,
     tainted_reason,
@@ -185,12 +191,28 @@ def _decide(
                     return _reject_as_tainted(ports, ids, str(waiting["status"]))
                 return {**ids, "action": "pending_approval", "reason": verdict.reason, "gates": record}
             assert verdict.decision == PROMOTE
+            if policy.rollout.enabled and champion is not None:
+                pointer = rollouts.begin(
+                    ports.registry, policy.rollout, model, version, status, champion, EVALUATOR,
+                    verdict.reason, rollouts.now(ports.clock), gates=record,
+                )  # fmt: skip
+                return {
+                    **ids,
+                    "action": "rollout_started",
+                    "from_version": champion,
+                    "rollout": pointer,
+                    "gates": record,
+                }
             entry = ports.registry.approve(
                 model, version, EVALUATOR, verdict.reason, champion, expected_status=status, gates=record
             )
         except PromotionConflict as exc:
             logger.info("champion changed during evaluation; judging again", extra={**ids, "error": str(exc)})
             continue
+        except RolloutConflict as exc:
+            # A rollout of another version is running (or started meanwhile): this one cannot be
+            # promoted nor rolled out now; a person decides once that rollout has ended.
+            return _wait_for_the_rollout(ports, ids, record, verdict.reason, status, champion, str(exc))
         except StatusConflict:
             if tainted_reason(ports.registry.version(model, version)):  # revoked during the evaluation
                 return _reject_as_tainted(ports, ids, status)
@@ -206,6 +228,27 @@ def _decide(
     raise RegistryError(
         f"{candidate.dataset} v{ids['version']}: the champion kept changing during evaluation; retrying later"
     )
+
+
+def _wait_for_the_rollout(
+    ports: EvaluatorPorts,
+    ids: dict[str, Any],
+    record: dict[str, Any],
+    verdict_reason: str,
+    status: str,
+    champion: int | None,
+    why: str,
+) -> dict[str, Any]:
+    """The gates said promote while a rollout is running: the candidate waits for approval."""
+    reason = f"{verdict_reason}; not promoted now: {why}"
+    try:
+        ports.registry.await_approval(
+            ids["model"], ids["version"], EVALUATOR, reason, record, status, expected_champion=champion
+        )
+    except StatusConflict:
+        raise _AlreadyJudged() from None
+    # (A PromotionConflict: the rollout completed meanwhile; the message is retried and judged anew.)
+    return {**ids, "action": "pending_approval", "reason": reason, "gates": record}
 
 
 def _reject_as_decided(
@@ -330,6 +373,10 @@ def _announce(notifier: notify.Notifier, outcome: dict[str, Any], created: bool)
         champion = outcome["gates"]["evaluated_against"]
         logger.info("candidate awaits approval", extra={**ids, "reason": outcome["reason"]})
         notifier.publish(notify.APPROVAL_NEEDED, {**ids, "reason": outcome["reason"], "champion": champion})
+    elif action == "rollout_started":
+        logger.info("candidate rollout started", extra={**ids, "rollout": outcome["rollout"]["id"]})
+        metrics.add_metric(name="RolloutStarted", unit="Count", value=1)
+        rollouts.announce_started(notifier, outcome["rollout"])
     elif action == "promoted":
         logger.info("candidate promoted", extra={**ids, "from_version": outcome["from_version"]})
         metrics.add_metric(name="ModelPromoted", unit="Count", value=1)

@@ -33,6 +33,7 @@ from chalicelib.registry.states import (
     CHAMPION,
     PENDING_APPROVAL,
     REJECTED,
+    ROLLING_OUT,
     SUPERSEDED,
     Conflict,
     NotFound,
@@ -123,6 +124,8 @@ def show_model(reg: Registry, model: str) -> dict[str, Any]:
         "model": model,
         "champion": champion,
         "challenger": reg.challenger(model),
+        # The running or last rollout (None: never one): its step, share and last guard figures.
+        "rollout": reg.rollout(model),
         "champion_version": next((_summary(v) for v in versions if v["version"] == champion), None),
         "versions": [_summary(v) for v in versions],
     }
@@ -160,7 +163,7 @@ def approve(
     if status not in (PENDING_APPROVAL, APPROVED):
         raise Conflict(
             f"{model} v{version} is {status}: only a version pending approval can be approved"
-            + (" (it was approved already)" if status == CHAMPION else "")
+            + (" (it was approved already)" if status in (CHAMPION, ROLLING_OUT) else "")
         )
     champion = reg.champion(model)
     gates = doc.get("gates") or {}
@@ -191,6 +194,8 @@ def reject(
         raise Conflict(f"{model} v{version} is the champion: roll back first, then reject it")
     if doc["status"] == REJECTED:
         raise Conflict(f"{model} v{version} is rejected already")
+    if doc["status"] == ROLLING_OUT:
+        raise Conflict(f"{model} v{version} is rolling out: abort the rollout first, then reject it")
     if doc["status"] not in ALLOWED[REJECTED]:
         raise Conflict(f"{model} v{version} is {doc['status']}: it cannot be rejected")
     # Conditional on the status just read: a concurrent change that wins makes this a StatusConflict.

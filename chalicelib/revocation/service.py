@@ -10,8 +10,12 @@
 2. **Taint** every version of the dataset's model trained or evaluated on it (``tainted`` on the
    version record, per upload: how it reached the version, who revoked it and why). A tainted version
    answers no prediction (``chalicelib.serving.servable``) and never becomes champion again.
-3. **Clear the waiting versions**: a tainted version pending approval is rejected, by the revoker,
-   with the revocation as the reason (no debris waiting for an approval that can never be given).
+3. **Stop a rollout it reaches**: a running rollout whose candidate or champion is tainted now is
+   aborted, by the revoker, the reason naming the revoked upload (all traffic back to the champion;
+   and a champion change, the fallback below, is possible again). This is done by a repeat too.
+   **Clear the waiting versions**: a tainted version pending approval (an aborted rollout's
+   candidate included) is rejected, by the revoker, with the revocation as the reason (no debris
+   waiting for an approval that can never be given).
 4. **A tainted champion** raises a ``Champion tainted`` notification and, per the contract's
    ``promotion.revocation`` policy (``chalicelib.registry.policy.RevocationPolicy``): ``fallback``
    brings back the newest former champion that is neither tainted nor rejected (an audited champion
@@ -43,9 +47,11 @@ from chalicelib.ingest.ports import UploadLedger
 from chalicelib.ingest.uploads import Upload
 from chalicelib.notify import Notifier
 from chalicelib.observability import logger
+from chalicelib.registry import rollouts
 from chalicelib.registry.candidate import trained_on
 from chalicelib.registry.policy import PromotionPolicy, RevocationPolicy
 from chalicelib.registry.ports import ContractReader, Registry
+from chalicelib.registry.rollout import RUNNING, Rollout, RolloutConflict
 from chalicelib.registry.states import (
     APPROVED,
     PENDING_APPROVAL,
@@ -142,6 +148,7 @@ def revoke(ports: RevocationPorts, upload_id: str, by: str, reason: str) -> dict
                 model, int(doc["version"]), upload_id, taint_detail(trained, evaluated, *detail)
             )
             tainted.append(int(doc["version"]))
+    rollout = _abort_tainted_rollout(ports, model, upload_id, by, reason)
     if not created:
         raise AlreadyRevoked(
             f"upload {upload_id} was revoked already, by {upload.revoked_by} at {upload.revoked_at}: "
@@ -152,6 +159,7 @@ def revoke(ports: RevocationPorts, upload_id: str, by: str, reason: str) -> dict
         "dataset": model,
         "revoked": _revocation(upload),
         "tainted": tainted,
+        "rollout": rollout,
         "rejected": _reject_waiting(ports, model, tainted, upload_id, by, reason),
         "champion": _tainted_champion(ports, model, upload_id, by, reason),
     }
@@ -163,6 +171,32 @@ def revoke(ports: RevocationPorts, upload_id: str, by: str, reason: str) -> dict
         {"model": model, "upload_id": upload_id, "by": by, "reason": reason, "tainted": tainted},
     )
     return outcome
+
+
+def _abort_tainted_rollout(
+    ports: RevocationPorts, model: str, upload_id: str, by: str, reason: str
+) -> dict[str, Any] | None:
+    """Abort the model's running rollout if its candidate or its champion is tainted; what was
+    aborted (None: nothing). A rollout that changed meanwhile (a step, or its end) is read again."""
+    for _ in range(3):
+        pointer = ports.registry.rollout(model)
+        if pointer is None or pointer["status"] not in RUNNING:
+            return None
+        roles = {int(pointer["candidate"]): "candidate", int(pointer["champion"]): "champion"}
+        hit = [v for v in roles if tainted_reason(ports.registry.version(model, v))]
+        if not hit:
+            return None
+        reached_ = " and ".join(f"v{v} (the {roles[v]})" for v in hit)
+        why = f"upload {upload_id} was revoked by {by}: {reason}; it taints {reached_}"
+        at = ports.clock().astimezone(UTC).isoformat(timespec="microseconds")
+        new, event = Rollout.from_dict(pointer).abort(at, by, why)
+        try:
+            done = ports.registry.abort_rollout(new, event)
+        except RolloutConflict:
+            continue
+        rollouts.announce_aborted(ports.notifier, done, by)
+        return {"rollout": done["id"], "version": done["candidate"], "reason": why}
+    return {"rollout": None, "note": f"the running rollout of {model} kept changing: abort it by hand"}
 
 
 def _reject_waiting(

@@ -62,7 +62,8 @@ def call(method: str, path: str, body: Any = None, token: str | None = None, bas
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     models = subparsers.add_parser(
-        "models", help="the model registry: list, show, approve, reject, rollback, audit, history"
+        "models",
+        help="the model registry: list, show, approve, reject, rollback, audit, history, rollouts",
     )
     sub = models.add_subparsers(dest="models_action", required=True)
     sub.add_parser("list", help="every model with its champion")
@@ -71,7 +72,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     show.add_argument(
         "version", nargs="?", type=int, help="this version in full: gates, metrics, lineage (JSON)"
     )
-    for action, helptext in (("approve", "approve a version pending approval (it becomes champion)"),
+    for action, helptext in (("approve", "approve a version pending approval (it becomes champion, or "
+                                          "rolls out under the contract's rollout policy)"),
                              ("reject", "reject a version")):  # fmt: skip
         p = sub.add_parser(action, help=helptext)
         p.add_argument("model")
@@ -80,6 +82,33 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     rollback = sub.add_parser("rollback", help="bring back the previous champion (from the audit ledger)")
     rollback.add_argument("model")
     rollback.add_argument("--reason", required=True)
+    rollout = sub.add_parser(
+        "rollout",
+        help="roll a version out: a growing share of the traffic, guarded, then champion "
+        "(schedule: the options, else the contract's promotion.rollout)",
+    )
+    rollout.add_argument("model")
+    rollout.add_argument("version", type=int)
+    rollout.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    strategy = rollout.add_mutually_exclusive_group()
+    strategy.add_argument("--canary", type=float, metavar="PERCENT", help="this share first, then all of it")
+    strategy.add_argument("--linear", type=float, metavar="PERCENT", help="+this share every step")
+    rollout.add_argument("--bake", metavar="DURATION", help="each step held this long: 15m, 90s, 1h")
+    rollout.add_argument(
+        "--every", metavar="DURATION", help="the same as --bake (reads better with --linear)"
+    )
+    for action, helptext in (
+        ("pause", "hold the running rollout at its share (still guarded)"),
+        ("resume", "let a paused rollout step again"),
+        ("abort", "end the running rollout: all traffic back to the champion"),
+    ):
+        p = sub.add_parser(action, help=helptext)
+        p.add_argument("model")
+        p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    status = sub.add_parser(
+        "rollout-status", help="the running or last rollout: progress, guard figures, events"
+    )
+    status.add_argument("model")
     audit = sub.add_parser("audit", help="the model's audit trail: every champion change, who and why")
     audit.add_argument("model")
     history = sub.add_parser(
@@ -125,12 +154,17 @@ def _run(args: argparse.Namespace) -> int:
         if args.json:
             return _dump(doc)
         print_versions(doc)
+        if doc.get("rollout"):
+            print_rollout(doc["rollout"])
         return 0
     if action in ("approve", "reject"):
         doc = call("POST", f"/models/{args.model}/versions/{args.version}/{action}", {"reason": args.reason})
         if args.json:
             return _dump(doc)
-        if action == "approve":
+        if action == "approve" and doc.get("action") == "rollout_started":
+            print(f"{args.model} v{args.version} approved: it rolls out (the contract's rollout policy)")
+            print_rollout(doc["rollout"])
+        elif action == "approve":
             print(f"{args.model} v{args.version} approved: it is the champion (audit {doc['audit']['id']})")
         else:
             print(f"{args.model} v{args.version} rejected")
@@ -142,6 +176,8 @@ def _run(args: argparse.Namespace) -> int:
         entry = doc["audit"]
         print(f"{args.model}: champion v{entry['from_version']} -> v{entry['to_version']} (rolled back)")
         return 0
+    if action in ("rollout", "pause", "resume", "abort", "rollout-status"):
+        return run_rollout(args)
     if action == "audit":
         doc = call("GET", f"/models/{args.model}/audit")
         if args.json:
@@ -228,6 +264,143 @@ def print_audit(entries: list[dict[str, Any]], out: Any = None) -> None:
         print_wrapped(e["reason"], 8, out)
         if e.get("superseded"):
             print_wrapped("superseded: " + ", ".join(f"v{v}" for v in e["superseded"]), 8, out)
+
+
+# --- mlops models rollout, pause, resume, abort, rollout-status ------------------------------------
+
+
+def run_rollout(args: argparse.Namespace) -> int:
+    """Start, pause, resume or abort a rollout (``POST /models/M/rollout[/ACTION]``), or show it
+    (``GET /models/M/rollout``)."""
+    from urllib.parse import quote
+
+    path = f"/models/{quote(args.model, safe='')}/rollout"
+    action = args.models_action
+    if action == "rollout-status":
+        doc = call("GET", path)
+        if args.json:
+            return _dump(doc)
+        if doc.get("rollout") is None:
+            print(f"{args.model} has never had a rollout")
+            return 0
+        print_rollout(doc["rollout"])
+        print_rollout_events(doc.get("events") or [])
+        return 0
+    if action == "rollout":
+        body: dict[str, Any] = {"version": args.version, "reason": args.reason}
+        for name in ("canary", "linear", "bake", "every"):
+            if getattr(args, name) is not None:
+                body[name] = getattr(args, name)
+        doc = call("POST", path, body)
+    else:
+        doc = call("POST", f"{path}/{action}", {"reason": args.reason})
+    if args.json:
+        return _dump(doc)
+    print_rollout(doc["rollout"])
+    return 0
+
+
+def _percent(share: Any) -> str:
+    return f"{share:g}%" if isinstance(share, int | float) else "-"
+
+
+def _since(instant: Any) -> str:
+    if not isinstance(instant, str):
+        return "-"
+    return instant[:19].replace("T", " ") + (" UTC" if instant.endswith("+00:00") else "")
+
+
+def print_rollout(pointer: dict[str, Any], out: Any = None) -> None:
+    """A rollout's progress: which version against which champion, its status, step k of n and the
+    candidate's share since when, the schedule, who started it and why, how it ended; then the last
+    guard figures (``print_guards``)."""
+    out = out or sys.stdout
+    schedule = pointer.get("schedule") or {}
+    steps = schedule.get("steps") or []
+    number = pointer.get("number")
+    status = pointer.get("status")
+    head = f"rollout r{number} of v{pointer.get('candidate')} against champion v{pointer.get('champion')}: {status}"
+    if status in ("active", "paused"):
+        step = int(pointer.get("step") or 0) + 1
+        head += (
+            f", step {step} of {len(steps)}, {_percent(pointer.get('share'))} of the traffic "
+            f"since {_since(pointer.get('step_started_at'))}"
+        )
+    else:
+        head += f" at {_since(pointer.get('ended_at'))}"
+    print(head, file=out)
+    if steps:
+        bake = int(schedule.get("bake_s") or 0)
+        shares = " -> ".join(_percent(s) for s in steps)
+        print_wrapped(
+            f"schedule: {schedule.get('strategy')} {shares}, each step held {bake // 60} min {bake % 60} s",
+            2,
+            out,
+        )
+    print_wrapped(
+        f"started {_since(pointer.get('started_at'))} by {pointer.get('by')}: {pointer.get('reason')}", 2, out
+    )
+    if pointer.get("end_reason"):
+        print_wrapped(f"{status}: {pointer['end_reason']}", 2, out)
+    print_guards(pointer.get("evaluation"), out)
+
+
+def _guard_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The guards of an evaluation, as a list (``[{"name", "value", "limit", "breached"}]``) or a map
+    by name (``{"error_rate": {"value", "limit", "breached"}}``)."""
+    guards = evaluation.get("guards")
+    if isinstance(guards, dict):
+        return [{"name": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in guards.items()]
+    if isinstance(guards, list):
+        return [g for g in guards if isinstance(g, dict)]
+    return []
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def print_guards(evaluation: dict[str, Any] | None, out: Any = None) -> None:
+    """The last guard figures on the rollout (what the evaluator measured at its last step or
+    abort): one row per guard, value against limit and whether it breached; the evaluation's other
+    plain figures (requests, window...) on one line. Nothing measured yet: says so."""
+    out = out or sys.stdout
+    if not evaluation:
+        print("  guards: no figures yet", file=out)
+        return
+    plain = {k: v for k, v in evaluation.items() if k != "guards" and not isinstance(v, dict | list)}
+    if plain:
+        print_wrapped("last evaluation: " + ", ".join(f"{k} {_cell(v)}" for k, v in plain.items()), 2, out)
+    rows = _guard_rows(evaluation)
+    if not rows:
+        return
+    print(f"    {'guard':<22} {'value':>10} {'limit':>10}  breached", file=out)
+    for row in rows:
+        print(
+            f"    {_cell(row.get('name')):<22} {_cell(row.get('value')):>10} {_cell(row.get('limit')):>10}  "
+            f"{_cell(row.get('breached'))}",
+            file=out,
+        )
+
+
+def print_rollout_events(events: list[dict[str, Any]], out: Any = None) -> None:
+    """Every change of the rollout, oldest first: when, what, the share before and after, who, why
+    (and the guard that aborted it)."""
+    out = out or sys.stdout
+    for e in events:
+        print(
+            f"  #{e.get('revision'):<3} {_since(e.get('at'))}  {e.get('action'):<8} "
+            f"{_percent(e.get('share_from')):>5} -> {_percent(e.get('share_to')):<5} by {e.get('by')}",
+            file=out,
+        )
+        reason = str(e.get("reason"))
+        print_wrapped(f"guard {e['guard']}: {reason}" if e.get("guard") else reason, 8, out)
 
 
 # --- mlops models history --------------------------------------------------------------------------

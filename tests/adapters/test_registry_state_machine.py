@@ -4,7 +4,8 @@ stores, the in-memory one and DynamoDB (moto), built as in ``test_registry_contr
 Rules are what happens to one model: candidates registered; the evaluator's verdicts (promote,
 wait for approval, reject), also against a champion that is no longer the champion (the race it
 loses); people approving, rejecting and rolling back through the API's service; a direct promotion;
-an approved-but-never-promoted record as older code left them; calls about unknown versions. After
+an approved-but-never-promoted record as older code left them; calls about unknown versions; rollouts
+started, paused, resumed and aborted by people, stepped and completed by the rollout evaluator. After
 every step the invariants hold:
 
 * at most one champion, and the champion pointer names exactly the version whose status says so;
@@ -14,6 +15,8 @@ every step the invariants hold:
   undo, to the champion pointer;
 * no version waits for an approval that is stale: a ``pending_approval`` version was judged against
   the current champion (champion changes supersede the others);
+* a running rollout has exactly one ``rolling_out`` version, its candidate, against the current
+  champion; without one no version is ``rolling_out``; its events number 1..revision;
 * a refused call is a 409 or 404 kind (never anything that would be a 5xx), changes nothing, and its
   message shows no Python repr (``None``, ``{}``, ``[]``...): issue 14, "What failed" 4.
 """
@@ -35,11 +38,21 @@ from chalicelib import errors
 from chalicelib.adapters.aws.registry import DynamoRegistry
 from chalicelib.adapters.memory.notifier import MemoryNotifier
 from chalicelib.adapters.memory.registry import MemoryRegistry
-from chalicelib.registry import service
+from chalicelib.registry import rollout, rollouts, service
 from chalicelib.registry.ports import Registry
+from chalicelib.validation import Contract, NoContract
 from tests.support import PYTHON_REPR
 
 EVALUATOR = "evaluator"
+
+
+class NoContracts:
+    """No contract: rollouts get the default schedule and guards, approvals switch."""
+
+    def get(self, dataset: str) -> Contract:
+        raise NoContract(dataset)
+
+
 PEOPLE = ("alice (approver)", "bob (approver)", "ops (admin)")
 
 
@@ -63,7 +76,13 @@ class RegistryMachine(RuleBasedStateMachine):
     # --- helpers ------------------------------------------------------------------------------------
 
     def snapshot(self) -> tuple[Any, ...]:
-        return (self.reg.versions(self.model), self.reg.champion(self.model), self.reg.audit(self.model))
+        return (
+            self.reg.versions(self.model),
+            self.reg.champion(self.model),
+            self.reg.audit(self.model),
+            self.reg.rollout(self.model),
+            self.reg.rollout_events(self.model),
+        )
 
     @contextmanager
     def refusable(self) -> Iterator[None]:
@@ -171,6 +190,37 @@ class RegistryMachine(RuleBasedStateMachine):
         with self.refusable():
             service.set_challenger(self.reg, self.model, version, "alice (approver)", "shadow it")
 
+    @rule(version=versions, who=st.sampled_from(PEOPLE))
+    def person_starts_a_rollout(self, version: int, who: str) -> None:
+        with self.refusable():
+            rollouts.start_rollout(self.reg, NoContracts(), self.notifier, self.model, version, who, "try it")
+
+    @rule(who=st.sampled_from(PEOPLE), action=st.sampled_from(["pause", "resume", "abort"]))
+    def person_changes_the_rollout(self, who: str, action: str) -> None:
+        with self.refusable():
+            if action == "abort":
+                rollouts.abort(self.reg, self.notifier, self.model, who, "stop it")
+            else:
+                getattr(rollouts, action)(self.reg, self.model, who, f"{action} it")
+
+    @rule(breach=st.booleans())
+    def the_rollout_evaluator_decides(self, breach: bool) -> None:
+        """A step (or, at the last step, the completion) when the guards held, else an abort."""
+        pointer = self.reg.rollout(self.model)
+        if pointer is None:
+            return
+        current = rollout.Rollout.from_dict(pointer)
+        at = rollouts.now(rollouts.utc_now)
+        with self.refusable():
+            if breach:
+                self.reg.abort_rollout(
+                    *current.abort(at, rollout.EVALUATOR, "disagreement 0.5 > 0.2", "disagreement")
+                )
+            elif current.last_step:
+                self.reg.complete_rollout(*current.complete(at, "the last step baked", {}))
+            else:
+                self.reg.change_rollout(*current.advance(at, "every guard held", {}))
+
     @rule(unknown=st.integers(min_value=50, max_value=60), who=st.sampled_from(PEOPLE))
     def calls_about_an_unknown_version(self, unknown: int, who: str) -> None:
         for call in (
@@ -188,12 +238,33 @@ class RegistryMachine(RuleBasedStateMachine):
     @invariant()
     def invariants_hold(self) -> None:
         self.known = self.snapshot()
-        docs, pointer, ledger = self.known
+        docs, pointer, ledger, running, events = self.known
         at_most_one_champion_and_the_pointer_names_it(docs, pointer)
         every_champion_was_approved_first(docs)
         transitions_chain_to_the_status_and_rejected_is_final(docs, self.rejected)
         the_audit_ledger_replays_to_the_pointer(ledger, pointer)
         no_version_waits_for_a_stale_approval(docs, pointer)
+        a_running_rollout_has_its_one_candidate_rolling_out(docs, pointer, running, events)
+
+
+def a_running_rollout_has_its_one_candidate_rolling_out(
+    docs: list[dict[str, Any]],
+    champion: int | None,
+    pointer: dict[str, Any] | None,
+    events: list[dict[str, Any]],
+) -> None:
+    rolling = [d["version"] for d in docs if d["status"] == "rolling_out"]
+    if pointer is None or pointer["status"] not in rollout.RUNNING:
+        assert rolling == [], rolling
+    else:
+        assert rolling == [pointer["candidate"]] and pointer["champion"] == champion, (
+            rolling,
+            pointer,
+            champion,
+        )
+    if pointer is not None:
+        mine = [e["revision"] for e in events if e["number"] == pointer["number"]]
+        assert mine == list(range(1, pointer["revision"] + 1)), (mine, pointer["revision"])
 
 
 def at_most_one_champion_and_the_pointer_names_it(docs: list[dict[str, Any]], pointer: int | None) -> None:
@@ -238,8 +309,12 @@ def the_audit_ledger_replays_to_the_pointer(ledger: list[dict[str, Any]], pointe
 
 def no_version_waits_for_a_stale_approval(docs: list[dict[str, Any]], pointer: int | None) -> None:
     for doc in docs:
-        if doc["status"] == "pending_approval":
+        if doc["status"] == "pending_approval" and "evaluated_against" in doc["gates"]:
             assert doc["gates"]["evaluated_against"] == pointer, (doc["version"], pointer)
+        elif doc["status"] == "pending_approval":
+            # No gates (an approval from older code): it waits again after its rollout was aborted,
+            # and the champion that rollout compared it with is still the champion.
+            assert doc["transitions"][-1]["from"] == "rolling_out", doc["transitions"]
         if doc["status"] == "superseded":
             assert "became the champion" in doc["transitions"][-1]["reason"]
 

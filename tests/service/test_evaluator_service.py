@@ -335,6 +335,33 @@ def test_a_version_waits_for_approval_only_against_the_current_champion(world, m
     assert [t["to"] for t in doc["transitions"]] == ["candidate", "pending_approval"]
 
 
+def test_under_a_rollout_policy_a_promotion_starts_a_rollout_with_the_approval_and_the_gates(world):
+    world.contracts.put(contract_for(rollout={"strategy": "linear", "linear_percent": 50, "bake": "5m"}))
+    first = evaluate(world, publish(world, "stump"))
+    assert first["action"] == "promoted"  # the first model: nothing to roll out against
+    outcome = evaluate(world, publish(world, "forest"))
+    assert outcome["action"] == "rollout_started" and outcome["from_version"] == 1
+    pointer = world.registry.rollout(DATASET)
+    assert outcome["rollout"] == pointer and (pointer["candidate"], pointer["champion"]) == (2, 1)
+    assert pointer["schedule"]["steps"] == [50.0, 100.0] and pointer["by"] == "evaluator"
+    assert pointer["from_status"] == "candidate"
+    doc = world.registry.version(DATASET, 2)
+    assert doc["status"] == "rolling_out" and doc["gates"]["decision"] == "promote"
+    assert doc["gates"]["evaluated_against"] == 1
+    assert [t["to"] for t in doc["transitions"]] == ["candidate", "approved", "rolling_out"]
+    assert world.registry.champion(DATASET) == 1 and len(world.registry.audit(DATASET)) == 1
+    note = world.inbox()[-1]
+    assert note["type"] == notify.MODEL_ROLLOUT_STARTED and note["version"] == 2 and note["champion"] == 1
+    # While it runs, a better candidate cannot be promoted nor rolled out: it waits for a person.
+    third = evaluate(world, publish(world, "logistic"))
+    assert third["action"] == "pending_approval"
+    assert third["reason"].endswith(
+        "not promoted now: a rollout of v2 is in progress (breast_cancer rollout 1, active); abort it first"
+    )
+    assert world.registry.version(DATASET, 3)["status"] == "pending_approval"
+    assert world.inbox()[-1]["type"] == notify.APPROVAL_NEEDED
+
+
 def test_a_champion_that_keeps_changing_fails_the_delivery_for_a_retry(world, monkeypatch):
     evaluate(world, publish(world, "stump"))
     key = publish(world, "forest")

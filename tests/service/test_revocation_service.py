@@ -239,3 +239,62 @@ def test_a_revoked_upload_leaves_row_identity_so_a_corrected_reupload_is_new_dat
     same = world.upload(f"incoming/{DATASET}/day0-copy.csv", to_csv(header, rows[:100]))
     assert same is not None and same.status == "duplicate" and same.duplicate_of == u1
     assert "which was revoked: these rows stay out of training" in str(same.problem)
+
+
+def _rolling_out(world: Revocable, version: int) -> None:
+    """Start a rollout of ``version`` (pending approval) against the champion."""
+    from chalicelib.registry import rollout
+
+    new, event = rollout.start(
+        DATASET, 1, version, int(world.registry.champion(DATASET) or 0), rollout.DEFAULT_SCHEDULE,
+        rollout.Guards(), LATER.isoformat(), "alice (approver)", "canary", "pending_approval",
+    )  # fmt: skip
+    world.registry.start_rollout(new, event, "pending_approval")
+
+
+def test_a_revocation_that_taints_a_rollouts_candidate_aborts_it_and_rejects_the_candidate(days):
+    world = Revocable()
+    header, rows = days
+    u1, u2 = world.uploads(rows, header, 2)
+    world.version([u1], [u1], "champion")  # v1
+    world.version([u1, u2], [u2], "pending_approval")  # v2, rolled out
+    _rolling_out(world, 2)
+    outcome = service.revoke(world.revocation, u2, ADMIN, "wrong site")
+    why = f"upload {u2} was revoked by {ADMIN}: wrong site; it taints v2 (the candidate)"
+    assert outcome["rollout"] == {"rollout": f"{DATASET}/r1", "version": 2, "reason": why}
+    pointer = world.registry.rollout(DATASET)
+    assert (pointer["status"], pointer["end_reason"], pointer["share"]) == ("aborted", why, 0.0)
+    assert world.registry.rollout_events(DATASET)[-1]["by"] == ADMIN
+    # Back to waiting, then rejected as any tainted waiting version; the champion stays.
+    assert outcome["rejected"] == [2] and world.registry.version(DATASET, 2)["status"] == "rejected"
+    assert world.registry.champion(DATASET) == 1 and not outcome["champion"]["tainted"]
+    assert notify.MODEL_ROLLOUT_ABORTED in world.notifier.types()
+
+
+def test_a_revocation_that_taints_the_champion_of_a_rollout_aborts_it_then_falls_back(days):
+    world = Revocable()
+    header, rows = days
+    u1, u2, u3 = world.uploads(rows, header, 3)
+    world.version([u1], [u1], "champion")  # v1
+    world.version([u1, u2], [u2], "champion")  # v2, tainted by u2
+    world.version([u1, u3], [u3], "pending_approval")  # v3, rolled out, untainted
+    _rolling_out(world, 3)
+    outcome = service.revoke(world.revocation, u2, ADMIN, "wrong site")
+    assert outcome["rollout"]["reason"].endswith("it taints v2 (the champion)")
+    assert world.registry.rollout(DATASET)["status"] == "aborted"
+    # The rollout no longer blocks the fallback: v1 serves again (v3 was judged against v2: superseded).
+    assert outcome["champion"]["fallback"]["to_version"] == 1 and world.registry.champion(DATASET) == 1
+    assert world.registry.version(DATASET, 3)["status"] == "superseded"
+
+
+def test_a_revocation_that_reaches_neither_side_of_a_rollout_leaves_it_running(days):
+    world = Revocable()
+    header, rows = days
+    u1, u2, u3 = world.uploads(rows, header, 3)
+    world.version([u1], [u1], "champion")  # v1
+    world.version([u1, u2], [u2], "pending_approval")  # v2, rolled out
+    world.version([u1, u3], [u3], "pending_approval")  # v3, waiting
+    _rolling_out(world, 2)
+    outcome = service.revoke(world.revocation, u3, ADMIN, "wrong site")
+    assert outcome["rollout"] is None and outcome["rejected"] == [3]
+    assert world.registry.rollout(DATASET)["status"] == "active"
