@@ -27,7 +27,6 @@ BATCH_JOB_SUCCEEDED = "Batch job succeeded"
 BATCH_JOB_PARTIAL = "Batch job partial"
 MONITOR_BREACH = "Model monitoring breach"
 # A completed rollout is announced as ``Model promoted`` (naming the rollout), as every champion change.
-ROLLOUT_ABORTED = MODEL_ROLLOUT_ABORTED  # the name chalicelib.rollout uses
 DETAIL_TYPES = (
     MODEL_PROMOTED,
     MODEL_ROLLED_BACK,

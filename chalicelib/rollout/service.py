@@ -230,11 +230,11 @@ class _Judge:
     def _announce(self, rollout: Rollout, decision: guards.Decision, found: dict[str, Any]) -> None:
         if decision.action == guards.ABORT:
             self.ports.notifier.publish(
-                notify.ROLLOUT_ABORTED,
-                {
+                notify.MODEL_ROLLOUT_ABORTED,
+                {  # the keys of a person's abort (chalicelib.registry.rollouts), and the figures
                     "model": self.model,
                     "rollout": rollout.id,
-                    "candidate": rollout.candidate,
+                    "version": rollout.candidate,
                     "champion": rollout.champion,
                     "share": rollout.share,
                     "guard": decision.guard,

@@ -58,7 +58,9 @@ def assert_aborted(world: Evaluated, guard: str, summary: dict[str, Any]) -> Non
     assert abort["figures"]["guards"][guard]["breached"] and f"guard {guard} breached" in abort["reason"]
     ((kind, detail),) = world.notifier.messages
     assert (
-        kind == notify.ROLLOUT_ABORTED and detail["guard"] == guard and detail["rollout"] == f"{DATASET}/r1"
+        kind == notify.MODEL_ROLLOUT_ABORTED
+        and detail["guard"] == guard
+        and detail["rollout"] == f"{DATASET}/r1"
     )
     assert detail["figures"][guard]["breached"] and guard in detail["reason"]
 
