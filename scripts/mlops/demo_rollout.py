@@ -132,7 +132,8 @@ def run_rollout_demo(
 
     registry = DynamoRegistry(settings.registry_table, settings.audit_table)
     found = registry.champion(MODEL)
-    if not demo.check(found is not None, f"{MODEL} has a champion to roll out against: v{found}"):
+    if found is None:
+        demo.check(False, f"{MODEL} has a champion to roll out against")
         return
     champion = int(found)
     offset = float(os.environ.get(CLOCK_OFFSET_ENV) or 0.0)
