@@ -213,12 +213,11 @@ def rollout_once(
 
 def _judged(summary: dict[str, Any]) -> bool:
     """Whether the evaluator had enough evidence to judge this window: it acted, or some guard's
-    figure is not ``insufficient``."""
+    figures say it had ``min_requests`` pairs."""
     found = summary.get(MODEL) or {}
     if found.get("action") in ("abort", "step", "complete"):
         return True
-    figures = (found.get("figures") or {}).values()
-    return any(f.get("status") not in (None, "insufficient") for f in figures if isinstance(f, dict))
+    return bool((found.get("figures") or {}).get("sufficient"))
 
 
 # --- main ---------------------------------------------------------------------------------------------

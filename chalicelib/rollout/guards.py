@@ -21,7 +21,10 @@ what the guard compared:
 * ``latency_p99``: the 99th percentile of the candidate's request latency (the scoring time a
   capture record carries, per request) over the pairs both answered, against ``limit`` = the
   champion's p99 on the same requests x ``max_latency_ratio`` + ``latency_slack_ms``. ``n``:
-  requests. Also ``champion`` (its p99).
+  requests. Also ``champion`` (its p99) and ``bound``: the p99's one-sided lower confidence bound
+  (``quantile_lower_bound`` at ``CONFIDENCE``), which must be beyond the limit to breach: a p99 of a
+  hundred requests is their second-slowest, and one pause of a busy machine would abort a release
+  as fast as the champion (``make bench-rollout`` saw it).
 * ``disagreement``: the share of the pairs both answered on which the predictions differ: the class
   label, for a classifier; for a regressor, ``|candidate - champion| > max(1e-6, 0.1 x |champion|)``
   (10% of the champion's value, or a millionth near zero: a retrained regressor never gives the
@@ -221,7 +224,28 @@ def latency_figure(pairs: Sequence[Paired], guards: Guards) -> dict[str, Any]:
     value = float(np.percentile(ours, 99))
     champion = float(np.percentile(theirs, 99))
     limit = champion * guards.max_latency_ratio + guards.latency_slack_ms
-    return _figure(value, limit, len(ours), enough, enough and value > limit, champion=champion)
+    bound = quantile_lower_bound(ours, 0.99, CONFIDENCE)
+    return _figure(value, limit, len(ours), enough, enough and bound > limit, champion=champion, bound=bound)
+
+
+def quantile_lower_bound(values: Sequence[float], q: float, confidence: float) -> float:
+    """A one-sided lower confidence bound of the ``q`` quantile: the k-th smallest value, for the
+    largest k with P(Binomial(n, q) >= k) >= ``confidence`` (distribution-free: the k-th order
+    statistic lies below the quantile at least that often). Of 100 requests at 95%, the 97th
+    slowest: a p99 is judged beyond its limit only when four requests are, so one or two pauses of
+    a busy machine (a garbage collection, a neighbour's burst) never abort a release."""
+    ordered = sorted(values)
+    n = len(ordered)
+    log_q, log_rest = math.log(q), math.log1p(-q)
+    tail, k = 0.0, 1
+    for j in range(n, 0, -1):  # P(B = j), from the top, until the tail reaches the confidence
+        tail += math.exp(
+            math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * log_q + (n - j) * log_rest
+        )
+        if tail >= confidence:
+            k = j
+            break
+    return float(ordered[k - 1])
 
 
 def _number(value: Any) -> float | None:

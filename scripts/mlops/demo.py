@@ -353,6 +353,10 @@ def run_demo(verbose: bool = False) -> int:
 
         run_batch_demo(demo, str(api), settings, token)
 
+        from mlops.demo_rollout import run_rollout_demo
+
+        run_rollout_demo(demo, str(api), settings, token, cloud, inbox)
+
         demo.step("An upload too small to judge drift (60 rows): valid, and its drift verdict says so")
         header, rows = breast_cancer_rows()
         small_key = f"incoming/{DATASET}/2026-11-06-small.csv"

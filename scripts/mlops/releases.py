@@ -192,7 +192,7 @@ def stored(artifacts: dict[str, bytes], put: Any, bucket: str, run_id: str) -> d
     training run's manifest records them."""
     kept = {}
     for name in ("model.onnx", "input_schema.json"):
-        key = f"candidates/{MODEL}/{run_id}/{name}"
+        key = f"models/{MODEL}/candidates/{run_id}/{name}"
         data = artifacts[name]
         kept[name] = {
             "key": key,

@@ -354,3 +354,28 @@ def test_a_candidate_answering_exactly_as_the_champion_never_breaches(
     assert found["guards"]["error_rate"]["value"] == 0.0
     assert found["guards"]["disagreement"]["value"] == 0.0
     assert found["guards"]["prediction_psi"]["value"] == 0.0
+
+
+def test_a_few_latency_spikes_do_not_abort_a_candidate_as_fast_as_the_champion() -> None:
+    """Found by make bench-rollout: a good release aborted on latency_p99 because 2 of its 100
+    requests met a pause of the machine (a p99 of 100 requests is its second-slowest). The guard
+    breaches when the p99's lower confidence bound is beyond the limit, not on a point estimate."""
+    spikes = {17: 40.0, 63: 35.0}
+    records = [
+        r for i in range(100) for r in canary_pair(i, i % 2, i % 2, latency_ms=(spikes.get(i, 1.0), 1.0))
+    ]
+    found = g.figures(records, state(), CLASSIFIER)
+    figure = found["guards"]["latency_p99"]
+    assert figure["value"] > figure["limit"]  # the point estimate alone would abort
+    assert breached(found) == []
+    assert g.decide(state(), found, BAKED).action != "abort"
+
+
+def test_a_candidate_slow_on_a_few_percent_of_requests_is_aborted() -> None:
+    slow = set(range(0, 100, 12))  # 9 of 100 requests
+    records = [
+        r
+        for i in range(100)
+        for r in canary_pair(i, i % 2, i % 2, latency_ms=(40.0 if i in slow else 1.0, 1.0))
+    ]
+    assert breached(g.figures(records, state(), CLASSIFIER)) == ["latency_p99"]
