@@ -38,7 +38,9 @@ routes). Every response names the ``version`` that answered and, during a rollou
   ``champion``) and the candidate's failure is captured (role ``canary``, status ``invalid`` with the
   fields at fault, or ``error``). A request the champion refuses too is a 400, as without a rollout.
 * a candidate that may no longer answer (rejected, tainted) is skipped: the champion answers, and
-  nothing is captured for the candidate (it did not fail; it was not asked).
+  nothing is captured for the candidate (it did not fail; it was not asked). A candidate whose
+  session cannot be made (a damaged artifact) fails every request routed to it (captured, the
+  champion answers), and is tried again once per TTL, not on each of them.
 * a request with neither a routing key nor a request id (callers inside the code) is the champion's.
 
 The request: ``{"records": [{feature: value, ...}, ...], "routing_key": "..."?}``, at most
@@ -118,6 +120,9 @@ class Predictor:
         self._statuses: dict[tuple[str, int], tuple[str | None, float]] = {}
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
+        # Versions whose session could not be made, with the error and when (the rollout candidate's
+        # only): retried once per TTL, not on every request routed to it.
+        self._unloadable: dict[tuple[str, int], tuple[Exception, float]] = {}
         self.loads = 0  # sessions created in this container (tests and the cold-start benchmark read it)
 
     # --- pointers ---------------------------------------------------------------------------------
@@ -278,7 +283,7 @@ class Predictor:
         except Exception as exc:  # its record could not be read: the champion answers
             self._log_failure("rollout candidate skipped", model, candidate, exc)
             return None
-        return self._attempt(model, candidate, CANARY, records, request_id)
+        return self._attempt(model, candidate, CANARY, records, request_id, load_once_per_ttl=True)
 
     def _attempt(
         self,
@@ -288,14 +293,17 @@ class Predictor:
         records: Sequence[Any],
         request_id: str | None,
         session: OnnxModel | None = None,
+        load_once_per_ttl: bool = False,
     ) -> Scored | None:
         """Score without ever failing the request: the answer, or None after capturing the failure
         (status ``invalid`` with the fields when the version refuses the records or its scores are
-        not finite, ``error`` otherwise). Loading a session is not part of the latency."""
+        not finite, ``error`` otherwise). Loading a session is not part of the latency. With
+        ``load_once_per_ttl``, a session that could not be made is not tried again within the TTL
+        (a broken candidate would otherwise fetch and check its artifacts on every request)."""
         started = time.perf_counter()
         try:
             if session is None:
-                session = self.session(model, version)
+                session = self._session_or_recent_failure(model, version, load_once_per_ttl)
                 started = time.perf_counter()
             scores = session.run_finite(session.schema.encode_records(records))
             outputs = format_scores(session, scores)
@@ -313,6 +321,19 @@ class Predictor:
                 Answer(model, version, role, request_id, records, latency_ms, outputs=outputs)
             )
         return Scored(session, scores, outputs)
+
+    def _session_or_recent_failure(self, model: str, version: int, remember: bool) -> OnnxModel:
+        if not remember:
+            return self.session(model, version)
+        failed = self._unloadable.get((model, version))
+        if failed is not None and self.clock() - failed[1] < self.ttl_s:
+            raise failed[0]
+        try:
+            return self.session(model, version)
+        except Exception as exc:
+            with self._lock:
+                self._unloadable[(model, version)] = (exc, self.clock())
+            raise
 
     @staticmethod
     def _log_failure(message: str, model: str, version: int, exc: Exception) -> None:

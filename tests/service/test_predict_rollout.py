@@ -239,6 +239,32 @@ def test_a_candidate_that_cannot_load_is_an_error_captured_while_the_champion_an
     )
 
 
+def test_a_candidate_that_cannot_load_is_tried_again_once_per_ttl_not_per_request() -> None:
+    world = World()
+    world.registry.add(
+        stored_version(world.artifacts, 2, "logistic", "rolling_out", files={"model.onnx": b"not onnx"})
+    )
+    fetched: list[str] = []
+    read = world.artifacts.read
+
+    def counted(bucket: str, key: str, version_id: str | None = None) -> Any:
+        fetched.append(key)
+        return read(bucket, key, version_id)
+
+    world.artifacts.read = counted  # type: ignore[method-assign]
+    key = key_for("candidate")
+    for i in range(5):
+        assert world.ask(f"{i:032x}", key, n=1)["version"] == 1
+    candidate_files = [k for k in fetched if "/v2/" in k]
+    assert sorted(candidate_files) == [
+        f"models/{DATASET}/v2/{name}" for name in ("input_schema.json", "model.onnx")
+    ]
+    assert [status for role, _, _, status in world.captured() if role == "canary"] == ["error"] * 5
+    world.now[0] += 10.5
+    assert world.ask("f" * 32, key, n=1)["version"] == 1
+    assert len([k for k in fetched if "/v2/" in k]) == 4  # tried again after the TTL
+
+
 def _unbounded(schema: dict[str, Any]) -> None:
     """The contract's bounds left out (a contract need not give any)."""
     for feature in schema["features"]:
