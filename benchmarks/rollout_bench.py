@@ -1,7 +1,7 @@
 """Rollout replay benchmark (issue 17, item 4): do the guards roll bad releases back, and let good ones through?
 
     .venv/bin/python benchmarks/rollout_bench.py           # 10 seeds of every release kind
-    .venv/bin/python benchmarks/rollout_bench.py --quick   # 2 seeds: under a minute
+    .venv/bin/python benchmarks/rollout_bench.py --quick   # 1 seed: under a minute
 
 Real parts only. Each release is a model version built by the training job's own code
 (``training.main.build_candidate``: scikit-learn, ONNX export, parity check) on the bundled breast
@@ -225,10 +225,10 @@ def _judged(summary: dict[str, Any]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 seeds of each release: under a minute")
+    parser.add_argument("--quick", action="store_true", help="1 seed of each release: under a minute")
     parser.add_argument("--seeds", type=int, default=None)
     args = parser.parse_args(argv)
-    seeds = args.seeds or (2 if args.quick else 10)
+    seeds = args.seeds or (1 if args.quick else 10)
     started = time.perf_counter()
     built = {"champion": champion_release()}
     for kind in (*BAD, *GOOD):
@@ -258,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         "bad_rolled_back_share": round(len(rolled_back) / len(bad), 4) if bad else None,
         "bad_by_kind": {k: sum(1 for r in rolled_back if r["kind"] == k) for k in BAD},
         "guards_fired": dict(Counter(str(r["guard"]) for r in rolled_back)),
+        "mean_bad_share_before_abort": round(
+            sum(r["candidate_share"] for r in rolled_back) / len(rolled_back), 4
+        )
+        if rolled_back
+        else None,
         "max_bad_share_before_abort": round(max((r["candidate_share"] for r in rolled_back), default=0.0), 4),
         "first_step_share": 0.10,
         "max_windows_to_abort": max((r["windows_to_abort"] or 99 for r in rolled_back), default=None),
