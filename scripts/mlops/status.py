@@ -61,6 +61,8 @@ def print_status(stage: str = "local") -> int:
         flag = "   <- messages in the DLQ need a look" if dlq else ""
         print(f"{name:<42}{visible:>8}{in_flight:>10}{dlq:>6}{flag}")
 
+    print_models(bootstrap.registry())
+
     uploads = bootstrap.uploads().scan()
     print(f"\nuploads ledger: {len(uploads)} upload(s)")
     for u in uploads[-10:]:
@@ -74,3 +76,36 @@ def print_status(stage: str = "local") -> int:
             f"{repeat:>12}  {u.size:>9} B  sha256 {sha}  issues {codes:<24} s3://{u.bucket}/{u.key}"
         )
     return 0
+
+
+def print_models(registry: Any, out: Any = None) -> None:
+    """Per model: its champion, the versions waiting for approval, and a running rollout's progress
+    (the candidate, step k of n, its share, since when) with the last guard verdicts, or how the last
+    rollout ended."""
+    out = out or sys.stdout
+    names = registry.models()
+    print(f"\nmodels: {len(names)}", file=out)
+    for name in names:
+        versions = registry.versions(name)
+        waiting = [f"v{v['version']}" for v in versions if v.get("status") == "pending_approval"]
+        champion = registry.champion(name)
+        line = f"  {name:<24} champion {'v' + str(champion) if champion else '-':<6}"
+        line += f" waiting for approval: {', '.join(waiting) if waiting else '-'}"
+        print(line, file=out)
+        pointer = registry.rollout(name)
+        if not pointer:
+            continue
+        steps = (pointer.get("schedule") or {}).get("steps") or []
+        head = f"    rollout {pointer.get('id')} of v{pointer.get('candidate')}: {pointer.get('status')}"
+        if pointer.get("status") in ("active", "paused"):
+            head += (
+                f", step {int(pointer.get('step') or 0) + 1} of {len(steps)}, "
+                f"{pointer.get('share'):g}% of the traffic since {str(pointer.get('step_started_at'))[:19]}"
+            )
+        else:
+            head += f" at {str(pointer.get('ended_at'))[:19]}: {pointer.get('end_reason')}"
+        print(head, file=out)
+        guards = ((pointer.get("evaluation") or {}).get("guards")) or {}
+        if guards:
+            verdicts = ", ".join(f"{k} {(v or {}).get('status', '-')}" for k, v in guards.items())
+            print(f"      last guards: {verdicts}", file=out)
