@@ -150,13 +150,8 @@ def _check_startable(model: str, version: int, doc: dict[str, Any], champion: in
         raise Conflict(
             f"{model} has no champion: a first model has nothing to roll out against; approve it instead"
         )
-    gates = doc.get("gates") or {}
-    if status != RETIRED and "evaluated_against" in gates and gates["evaluated_against"] != champion:
-        raise Conflict(
-            f"stale approval: the gates compared v{version} with the champion of that time, "
-            f"{label(gates['evaluated_against'])}, but the champion is now {label(champion)}; "
-            "reject it or train a new candidate to compare afresh"
-        )
+    if status != RETIRED:
+        service.check_fresh(version, doc, champion)
 
 
 def approve(

@@ -166,13 +166,7 @@ def approve(
             + (" (it was approved already)" if status in (CHAMPION, ROLLING_OUT) else "")
         )
     champion = reg.champion(model)
-    gates = doc.get("gates") or {}
-    if "evaluated_against" in gates and gates["evaluated_against"] != champion:
-        raise Conflict(
-            f"stale approval: the gates compared v{version} with the champion of that time, "
-            f"{label(gates['evaluated_against'])}, but the champion is now {label(champion)}; "
-            "reject it or train a new candidate to compare afresh"
-        )
+    check_fresh(version, doc, champion)
     if expected_champion is not None and expected_champion != champion:
         raise Conflict(
             f"stale approval: you expected the champion to be {label(expected_champion)}, "
@@ -184,6 +178,18 @@ def approve(
         {"model": model, "from_version": champion, "to_version": version, "by": caller, "reason": reason},
     )
     return entry
+
+
+def check_fresh(version: int, doc: dict[str, Any], champion: int | None) -> None:
+    """Conflict if the gates compared the version with another champion than the current one: an
+    approval (or a rollout) would stand on a stale comparison."""
+    gates = doc.get("gates") or {}
+    if "evaluated_against" in gates and gates["evaluated_against"] != champion:
+        raise Conflict(
+            f"stale approval: the gates compared v{version} with the champion of that time, "
+            f"{label(gates['evaluated_against'])}, but the champion is now {label(champion)}; "
+            "reject it or train a new candidate to compare afresh"
+        )
 
 
 def reject(

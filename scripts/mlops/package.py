@@ -143,44 +143,26 @@ def monitoring_resources(stage: str, prefix: str, fns: list[Function]) -> dict[s
     # Models in production: the monitor counts the sustained breaches it records (drift, input quality,
     # performance below its floor; chalicelib.monitoring) per stage. Any is worth a look: the
     # notification names the model, the window and the figures; the retrain it asks for may start.
-    resources["ModelMonitorBreachAlarm"] = {
-        "Type": "AWS::CloudWatch::Alarm",
-        "Properties": {
-            "AlarmName": f"{prefix}-{stage}-model-monitor-breach",
-            "AlarmDescription": "The monitor recorded a sustained breach of a model's monitoring policy "
-            "(GET /models/{name}/monitoring, `mlops monitor MODEL`).",
-            "Namespace": METRICS_NAMESPACE,
-            "MetricName": "MonitorBreaches",
-            "Dimensions": [{"Name": "service", "Value": SERVICE}, {"Name": "stage", "Value": stage}],
-            "Statistic": "Sum",
-            "Period": 3600,
-            "EvaluationPeriods": 1,
-            "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold",
-            "TreatMissingData": "notBreaching",
-            "AlarmActions": [alarms_topic],
-        },
-    }
+    resources["ModelMonitorBreachAlarm"] = _stage_metric_alarm(
+        f"{prefix}-{stage}-model-monitor-breach",
+        "The monitor recorded a sustained breach of a model's monitoring policy "
+        "(GET /models/{name}/monitoring, `mlops monitor MODEL`).",
+        "MonitorBreaches",
+        stage,
+        alarms_topic,
+        period=3600,
+    )
     # Rollouts: the evaluator counts the rollouts its guards aborted (chalicelib.rollout). Each is a
     # release that misbehaved on live traffic: the notification names the guard and its figures.
-    resources["RolloutAbortAlarm"] = {
-        "Type": "AWS::CloudWatch::Alarm",
-        "Properties": {
-            "AlarmName": f"{prefix}-{stage}-rollout-aborted",
-            "AlarmDescription": "A rollout's guard aborted it: the candidate answered worse than the "
-            "champion on live traffic (`mlops models show MODEL`, the rollout's events).",
-            "Namespace": METRICS_NAMESPACE,
-            "MetricName": "RolloutAborts",
-            "Dimensions": [{"Name": "service", "Value": SERVICE}, {"Name": "stage", "Value": stage}],
-            "Statistic": "Sum",
-            "Period": 300,
-            "EvaluationPeriods": 1,
-            "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold",
-            "TreatMissingData": "notBreaching",
-            "AlarmActions": [alarms_topic],
-        },
-    }
+    resources["RolloutAbortAlarm"] = _stage_metric_alarm(
+        f"{prefix}-{stage}-rollout-aborted",
+        "A rollout's guard aborted it: the candidate answered worse than the "
+        "champion on live traffic (`mlops models show MODEL`, the rollout's events).",
+        "RolloutAborts",
+        stage,
+        alarms_topic,
+        period=300,
+    )
     # The data plane's work queues and their DLQs (not the queues functions consume: one of those,
     # batch-work-dlq, is itself a DLQ, and batch-work is consumed by Batch jobs, not a function).
     queues = sorted(Settings.for_stage(stage, prefix).queues.values())
@@ -549,3 +531,27 @@ def deploy_command(stage: str, out: Path) -> str:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _stage_metric_alarm(
+    name: str, description: str, metric: str, stage: str, topic: Any, period: int
+) -> dict[str, Any]:
+    """An alarm on one of the service's own metrics (EMF, dimensions service and stage): any count in
+    a period is worth a look (the notification that came with it names the model and the figures)."""
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": name,
+            "AlarmDescription": description,
+            "Namespace": METRICS_NAMESPACE,
+            "MetricName": metric,
+            "Dimensions": [{"Name": "service", "Value": SERVICE}, {"Name": "stage", "Value": stage}],
+            "Statistic": "Sum",
+            "Period": period,
+            "EvaluationPeriods": 1,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [topic],
+        },
+    }
