@@ -26,14 +26,16 @@ from typing import Any, Protocol
 from chalice import BadRequestError, Blueprint, ChaliceViewError, ConflictError, NotFoundError, Response
 
 from chalicelib import observability
+from chalicelib.auth import redact_tokens
 from chalicelib.errors import Conflict, IntegrityFailure, InvalidInput, MlopsError, NotFound
 from chalicelib.http import MAX_BODY_BYTES, MAX_VERSION, parse_json_body
 from chalicelib.settings import DATASET_NAME
 
 
 def http_error(exc: MlopsError) -> Exception:
-    """The Chalice error (an HTTP answer) for an error of the project's hierarchy."""
-    message = str(exc)
+    """The Chalice error (an HTTP answer) for an error of the project's hierarchy. A message may
+    quote what the client sent (a path parameter, a field): a token in it is masked."""
+    message = redact_tokens(str(exc))
     if isinstance(exc, InvalidInput):
         return BadRequestError(message)
     if isinstance(exc, NotFound):
@@ -54,7 +56,8 @@ def _mapped(view: Callable[..., Any]) -> Callable[..., Any]:
             details = exc.details()
             if not details:
                 raise http_error(exc) from exc
-            return Response(status_code=400, body={"Code": "BadRequestError", "Message": str(exc), **details})
+            body = {"Code": "BadRequestError", "Message": str(exc), **details}
+            return Response(status_code=400, body=redact_tokens(body))
         except MlopsError as exc:
             raise http_error(exc) from exc
 

@@ -30,7 +30,9 @@ def no_running_cloud(monkeypatch, tmp_path):
 
 def test_the_curl_line_names_the_running_local_clouds_api(no_running_cloud, monkeypatch, capsys):
     no_running_cloud.write_text(
-        json.dumps({"endpoint": "http://127.0.0.1:4599", "api_url": "http://127.0.0.1:8123", "stage": "local"})
+        json.dumps(
+            {"endpoint": "http://127.0.0.1:4599", "api_url": "http://127.0.0.1:8123", "stage": "local"}
+        )
     )
     monkeypatch.setenv("MLOPS_API_PORT", "9999")  # the state file says where it runs: it wins
     assert _curl_line(capsys).endswith("http://127.0.0.1:8123/models")

@@ -55,9 +55,7 @@ def api(monkeypatch) -> FakeApi:
 
 
 def _predict(path: str, *extra: str) -> int:
-    return models.run_predict(
-        argparse.Namespace(model="m", file=path, version=None, json="--json" in extra)
-    )
+    return models.run_predict(argparse.Namespace(model="m", file=path, version=None, json="--json" in extra))
 
 
 def test_rows_are_named_as_validation_names_them_and_a_refused_row_does_not_hide_the_others(
