@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import SQSEvent
 
 from chalicelib import bootstrap
-from chalicelib.auth import redact_tokens
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
 from chalicelib.entrypoints.blueprint import Area, dataset_name, json_body
 from chalicelib.entrypoints.blueprint import upload_id as _upload_id  # the routes' parameter is upload_id
@@ -46,12 +45,11 @@ def _ingest_outcomes(notification: dict[str, Any]) -> dict[str, Any]:
 
 @bp.route("/uploads/{upload_id}", methods=["GET"], authorizer=READS)
 def get_upload(upload_id: str) -> dict[str, Any]:
-    """The upload's ledger entry; a token-like part of its key or problem is masked (a key is
-    whatever the uploader typed)."""
+    """The upload's ledger entry (a token-like part of its key is masked: see the blueprint)."""
     upload = bootstrap.uploads().get(_upload_id(upload_id))
     if upload is None:
         raise NotFound(f"no upload with id {upload_id!r}")
-    return dict(redact_tokens(upload.as_item()))
+    return upload.as_item()
 
 
 @bp.route("/uploads/{upload_id}/models", methods=["GET"], authorizer=READS)
@@ -59,9 +57,7 @@ def get_upload_models(upload_id: str) -> dict[str, Any]:
     """Every model version trained or evaluated on the upload (lineage), and its revocation if any."""
     from chalicelib.revocation.service import models_of_upload
 
-    return dict(
-        redact_tokens(models_of_upload(bootstrap.uploads(), bootstrap.registry(), _upload_id(upload_id)))
-    )
+    return models_of_upload(bootstrap.uploads(), bootstrap.registry(), _upload_id(upload_id))
 
 
 @bp.route(

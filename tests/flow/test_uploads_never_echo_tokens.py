@@ -1,6 +1,6 @@
 """``GET /uploads/...`` never echoes a token (issue 18, "friction"), wherever a client puts one: in
 the path (the 404 quotes what it was given), the query string, the headers, or the key and metadata
-of the uploaded object (the ledger entry quotes the key). chalice.test.Client on in-process moto,
+of the uploaded object (the ledger entry quotes the key; so do the console's listings). chalice.test.Client on in-process moto,
 fed the real S3 notifications."""
 
 from __future__ import annotations
@@ -76,6 +76,13 @@ def test_a_token_in_an_uploads_key_or_metadata_is_masked_in_its_ledger_entry(aws
             f"/uploads/{upload_id}/models", headers={"Authorization": f"Bearer {token}"}
         )
         assert lineage.status_code == 200 and not _leaks(lineage.body.decode(), token)
+    # The console's listings of uploads (every read's answer is masked the same way).
+    for path in ("/overview", "/datasets/iris/uploads", f"/uploads/{valid}/report"):
+        response = client.http.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, (path, response.body)
+        assert not _leaks(response.body.decode(), token), path
+    listed = client.http.get("/datasets/iris/uploads").json_body["uploads"]
+    assert any(REDACTED in (row.get("key") or "") for row in listed)
 
 
 @pytest.mark.parametrize(
