@@ -300,7 +300,7 @@ class LocalCloud:
     def _start_api(self) -> None:
         from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer
 
-        from mlops.localapi import install_gateway_auth_semantics
+        from mlops.localapi import api_server_class, install_gateway_auth_semantics
 
         install_gateway_auth_semantics()  # an authorizer's "Unauthorized" is a 401, as in API Gateway
         if not isinstance(self.app, LocalChalice):
@@ -329,21 +329,30 @@ class LocalCloud:
                     super().log_message(format, *args)
 
         self._api = LocalDevServer(
-            self.app, self._chalice_config, "127.0.0.1", self.api_port, handler_cls=RequestHandler
+            self.app,
+            self._chalice_config,
+            "127.0.0.1",
+            self.api_port,
+            handler_cls=RequestHandler,
+            server_cls=api_server_class(),
         )
         self._api_thread = threading.Thread(
             target=self._api.server.serve_forever, name="chalice-api", daemon=True
         )
         self._api_thread.start()
 
-    def stop(self) -> None:
-        if self.runtime:
-            self.runtime.stop()
-        if getattr(self, "_api", None):
+    def stop(self, promptly: bool = False) -> None:
+        """Stop the API, the event runtime, the log shipper and moto, in that order. ``promptly``
+        (Ctrl-C on `mlops up`): wait at most ~2 s for handlers in flight and ~1 s for log lines to
+        ship, instead of 5 s and 30 s; what is cut short is what a Lambda crash would cut short."""
+        if getattr(self, "_api", None):  # first: no new request starts work
             self._api.shutdown()
             self._api.server.server_close()
+        if self.runtime:
+            self.runtime.stop(timeout_s=2.0 if promptly else 5.0)
         if getattr(self, "log_shipper", None):
-            self.log_shipper.stop()  # what was printed is delivered before moto goes
+            # What was printed is delivered before moto goes.
+            self.log_shipper.stop(timeout_s=1.0 if promptly else 30.0)
             _SHIPPING.remove(self)
             while not _SHIPPING and isinstance(sys.stdout, CaptureTee):
                 sys.stdout = sys.stdout.target
@@ -461,10 +470,25 @@ class _ThreadRoutedStream(io.TextIOBase):
 
 
 def running_endpoint() -> str:
-    """The endpoint of a running `mlops up` (state file), or the configured port."""
+    """The endpoint of the local cloud: the port MLOPS_LOCAL_PORT names if it is set (as for the
+    `mlops up` it started), else the running `mlops up`'s (state file), else the default port."""
+    if os.environ.get("MLOPS_LOCAL_PORT"):
+        return f"http://127.0.0.1:{int(os.environ['MLOPS_LOCAL_PORT'])}"
     if STATE_FILE.exists():
         return str(json.loads(STATE_FILE.read_text())["endpoint"])
-    return f"http://127.0.0.1:{int(os.environ.get('MLOPS_LOCAL_PORT', DEFAULT_PORT))}"
+    return f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def cli_config_file() -> Path:
+    """The AWS CLI config `mlops env` points AWS_CONFIG_FILE at (written now, the same every time):
+    the local region, and the plugin that sends every service to AWS_ENDPOINT_URL."""
+    from mlops.awscli_local import local_config
+
+    path = STATE_DIR / "aws-cli.config"
+    STATE_DIR.mkdir(exist_ok=True)
+    if not path.exists() or path.read_text() != local_config(REGION):
+        path.write_text(local_config(REGION))
+    return path
 
 
 def connect(stage: str = "local") -> str:
