@@ -2,7 +2,7 @@
 
 mlops up        start the local cloud (moto + data plane + API + event runtime)
 mlops demo      run the end-to-end scenario on a fresh local cloud; exit 0 only if it all worked
-mlops status    resources, queue and DLQ depths, and recent uploads of a running local cloud
+mlops status    what needs a look, recent uploads, runs, models, queues (--resources: the stack too)
 mlops env       shell exports that point the AWS CLI and SDKs at the running local cloud
 """
 
@@ -28,7 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the end-to-end scenario on a fresh local cloud")
     demo.add_argument("--verbose", action="store_true", help="also print the functions' JSON logs")
 
-    sub.add_parser("status", help="what is deployed locally, queue depths, DLQ depths, recent uploads")
+    status = sub.add_parser(
+        "status", help="what needs a look (DLQs, alarms), recent uploads, runs, models, queues"
+    )
+    status.add_argument("--resources", action="store_true", help="also list the stack's resources")
 
     contract = sub.add_parser("contract", help="store or show a dataset's data contract (local cloud)")
     contract_sub = contract.add_subparsers(dest="action", required=True)
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_demo(verbose=args.verbose)
         if args.command == "status":
-            return cmd_status()
+            return cmd_status(args.resources)
         if args.command == "env":
             return cmd_env()
         if args.command == "audit-verify":
@@ -322,10 +325,10 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def cmd_status() -> int:
+def cmd_status(resources: bool = False) -> int:
     from mlops.status import print_status
 
-    return print_status()
+    return print_status(resources=resources)
 
 
 if __name__ == "__main__":
