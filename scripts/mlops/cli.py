@@ -139,7 +139,8 @@ serverless-mlops local cloud (stage {cloud.stage}) is up.
 Upload from another shell:
   {exports} \\
   .venv/bin/aws --endpoint-url {cloud.endpoint} s3 cp my.csv s3://{data_bucket}/incoming/<dataset>/my.csv
-or `eval "$(.venv/bin/mlops env)"` first, then use aws/boto3 as usual. `mlops status` shows the state.
+or `eval "$(.venv/bin/mlops env)"` first, then use .venv/bin/aws (every service) or boto3 as usual.
+`mlops status` shows what needs a look, the latest uploads, runs and models.
 Changing API routes need a token:
   export MLOPS_TOKEN=$(.venv/bin/mlops tokens create me --role admin)
   .venv/bin/mlops models list        (or curl -H "Authorization: Bearer $MLOPS_TOKEN" ...)
