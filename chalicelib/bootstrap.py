@@ -351,6 +351,7 @@ if TYPE_CHECKING:  # the stages are imported where a function first needs them (
     from chalicelib.ingest.handler import IdempotentIngest
     from chalicelib.ingest.ports import UploadLedger, UploadSource
     from chalicelib.ingest.service import IngestPorts
+    from chalicelib.ingest.sweep import SweepPorts
     from chalicelib.validation.ports import ContractStore, Queue, ValidationStore
     from chalicelib.validation.service import ValidationPorts
 
@@ -411,6 +412,15 @@ def upload_source() -> UploadSource:
     from chalicelib.adapters.aws.upload_source import S3UploadSource
 
     return S3UploadSource()
+
+
+@_once
+def sweep_ports() -> SweepPorts:
+    """The hourly sweep of objects put outside the known prefixes (chalicelib/ingest/sweep.py)."""
+    from chalicelib.adapters.aws.bucket_listing import S3BucketListing
+    from chalicelib.ingest.sweep import SweepPorts
+
+    return SweepPorts(ledger=uploads(), listing=S3BucketListing())
 
 
 @_once

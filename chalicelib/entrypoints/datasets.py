@@ -1,10 +1,12 @@
-"""Datasets: uploads arriving (the ingest queue), the uploads ledger and revocations, data contracts."""
+"""Datasets: uploads arriving (the ingest queue), the hourly sweep of objects put outside the known
+prefixes, the uploads ledger and revocations, data contracts."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chalice.app import SQSEvent
+from chalice import Rate
+from chalice.app import CloudWatchEvent, SQSEvent
 
 from chalicelib import bootstrap
 from chalicelib.entrypoints.auth import CHANGES, READS, caller
@@ -32,6 +34,20 @@ def ingest_upload(event: SQSEvent) -> dict[str, Any]:
     return handle_ingest_batch(
         event.to_dict(), event.context, bootstrap.ingest_once(), routes={OUTCOMES_PREFIX: _ingest_outcomes}
     )
+
+
+@bp.schedule(Rate(1, unit=Rate.HOURS), name="sweep_uploads")
+def sweep_uploads(event: CloudWatchEvent) -> dict[str, Any]:
+    """Hourly: every object put outside the prefixes the system knows (``sales/day1.csv``), which no
+    notification announces, gets a ledger entry ``ignored`` with the reason (chalicelib/ingest/sweep.py).
+    Nothing is read, moved or deleted."""
+    from chalicelib.ingest.sweep import sweep_uploads as sweep
+    from chalicelib.observability import logger
+    from chalicelib.timeutil import now_iso
+
+    result = sweep(bootstrap.sweep_ports(), settings.data_bucket, now_iso())
+    logger.info("uploads swept", extra={k: v for k, v in result.items() if k != "upload_ids"})
+    return result
 
 
 OUTCOMES_PREFIX = "outcomes/"  # chalicelib.monitoring.outcomes.OUTCOMES_PREFIX (light: no import here)

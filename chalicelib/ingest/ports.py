@@ -100,3 +100,36 @@ class UploadLedger(Protocol):
     def revoked(self, dataset: str) -> frozenset[str]:
         """The ids of the dataset's revoked uploads (one read)."""
         ...
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """One object as a bucket listing names it (never its bytes)."""
+
+    key: str
+    etag: str  # without the quotes
+    size: int  # bytes
+    last_modified: datetime | None = None  # None where the store does not say (in memory)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a listing."""
+
+    prefixes: list[str]  # with a delimiter: the common prefixes of this page (``sales/``)
+    objects: list[ListedObject]  # in key order
+    token: str | None  # where the next page starts; None: this was the last page
+
+
+class BucketListing(Protocol):
+    """Which objects a bucket holds (the sweep of objects put outside the notified prefixes)."""
+
+    def page(
+        self, bucket: str, prefix: str, delimiter: str | None = None, token: str | None = None
+    ) -> Listing:
+        """One page of the keys under ``prefix``, in key order, from ``token`` (a previous page's).
+
+        With a delimiter, keys that hold it after the prefix are rolled up into ``prefixes`` (S3
+        ListObjectsV2: ``Delimiter='/'`` at the root gives the top-level folders and root objects).
+        """
+        ...

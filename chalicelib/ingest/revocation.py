@@ -22,6 +22,7 @@ def check_revocable(upload_id: str, upload: Upload | None) -> Upload:
             "duplicate": f"it duplicates upload {upload.duplicate_of}: revoke that one",
             "missing": "its object was gone before it could be read",
             "unroutable": "it is not under incoming/<dataset>/",
+            "ignored": "it was put outside incoming/ and never read",
         }.get(upload.status, f"its status is {upload.status}")
         raise NotRevocable(
             f"upload {upload_id} is {upload.status}: only a valid upload reaches training data, so only "

@@ -51,7 +51,8 @@ class Upload:
     event_time: str
     recorded_at: str
     # "valid", "invalid" (quarantined), "duplicate" (identical bytes seen before), "missing" (gone
-    # before it could be read) or "unroutable" (not under incoming/<dataset>/)
+    # before it could be read), "unroutable" (under incoming/ but naming no dataset) or "ignored"
+    # (put outside the prefixes the system knows, found by the hourly sweep: chalicelib.ingest.sweep)
     status: str
     problem: str | None = None
     rows: int | None = None

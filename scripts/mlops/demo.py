@@ -300,6 +300,16 @@ def run_demo(verbose: bool = False) -> int:
             stray_entry is not None and stray_entry.status == "unroutable",
             f"{stray}: {stray_entry and stray_entry.problem}",
         )
+        # Anywhere else in the bucket no notification is sent: the hourly sweep finds it (fired now).
+        elsewhere = "sales/day1.csv"
+        put = s3.put_object(Bucket=settings.data_bucket, Key=elsewhere, Body=plan[days[0]][0])
+        assert cloud.runtime is not None
+        cloud.runtime.fire("sweep_uploads")
+        swept = ledger.get(upload_id_for(settings.data_bucket, elsewhere, put["ETag"].strip('"')))
+        demo.check(
+            swept is not None and swept.status == "ignored",
+            f"{elsewhere} (hourly sweep, sweep_uploads): {swept and swept.status}: {swept and swept.problem}",
+        )
 
         _unicode_key_story(demo, s3, settings, ledger, outputs)
 

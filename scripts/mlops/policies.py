@@ -544,6 +544,20 @@ def advance_rollouts(s: Settings) -> list[Statement]:
     ]
 
 
+def sweep_uploads(s: Settings) -> list[Statement]:
+    """Hourly: record each object put outside the known prefixes of the data bucket as ``ignored``
+    (chalicelib/ingest/sweep.py). It lists keys and never reads, moves or deletes an object."""
+    return [
+        # The root with Delimiter '/' (top-level prefixes and root objects), then every unknown prefix:
+        # which prefixes those are is not known in advance, so the listing has no prefix condition.
+        # ListBucket gives keys, ETags and sizes only; no s3:GetObject anywhere.
+        _allow("ListDataBucket", ["s3:ListBucket"], _bucket(s.data_bucket)),
+        # What the ledger holds already (one Scan a run), then create-only entries (a conditional
+        # PutItem). No UpdateItem, DeleteItem or GetItem: an entry is never changed.
+        _allow("UploadsLedger", ["dynamodb:Scan", "dynamodb:PutItem"], _table(s.uploads_table)),
+    ]
+
+
 # Every function of app.py, by its Chalice name. A new function needs an entry here (and its
 # settings in .chalice/config.json); tests/deploy/test_deploy.py fails until it has both.
 FUNCTIONS: dict[str, Callable[[Settings], list[Statement]]] = {
@@ -553,6 +567,7 @@ FUNCTIONS: dict[str, Callable[[Settings], list[Statement]]] = {
     "scheduled_retrain_check": scheduled_retrain_check,
     "monitor_models": monitor_models,
     "advance_rollouts": advance_rollouts,
+    "sweep_uploads": sweep_uploads,
     "evaluate_candidate": evaluate_candidate,
     "token_authorizer": token_authorizer,
     "plan_batch_job": plan_batch_job,

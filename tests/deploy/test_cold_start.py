@@ -38,7 +38,11 @@ def test_the_predict_path_imports_no_heavy_library_and_creates_no_tracer():
 def test_each_event_handler_has_its_middleware_when_lambda_imports_only_its_module():
     """Lambda imports ``chalicelib.entrypoints.<area>`` directly, never app.py (aws/chalice#1566)."""
     # Read from the app, not from the handlers: Chalice collects an app's middleware lazily, once.
-    kinds = {"scheduled_retrain_check": "scheduled", "advance_rollouts": "scheduled"}
+    kinds = {
+        "scheduled_retrain_check": "scheduled",
+        "advance_rollouts": "scheduled",
+        "sweep_uploads": "scheduled",
+    }
     expected = {
         source.handler_string: len(list(app._get_middleware_handlers(kinds.get(source.name, "sqs"))))
         for source in app.event_sources

@@ -51,7 +51,12 @@ def test_schedules_come_from_the_decorators_with_their_rate():
     from mlops.runtime import schedules_from_app
 
     schedules = {s.handler_name: s for s in schedules_from_app(app, "local", stage_config("local"))}
-    assert sorted(schedules) == ["advance_rollouts", "monitor_models", "scheduled_retrain_check"]
+    assert sorted(schedules) == [
+        "advance_rollouts",
+        "monitor_models",
+        "scheduled_retrain_check",
+        "sweep_uploads",
+    ]
     intervals = {"advance_rollouts": 300}  # the rollout evaluator; the others hourly
     for name, schedule in schedules.items():
         assert schedule.interval_s == intervals.get(name, 3600)

@@ -20,6 +20,7 @@ def test_app_py_registers_the_areas_and_every_event_handler_keeps_its_function_n
         "scheduled_retrain_check",
         "monitor_models",
         "advance_rollouts",
+        "sweep_uploads",
         "evaluate_candidate",
         "plan_batch_job",
         "batch_shard_failed",

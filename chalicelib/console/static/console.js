@@ -55,7 +55,7 @@
     valid: ["ok", "✓"], stable: ["ok", "✓"], reference: ["info", "◆"], champion: ["ok", "★"],
     succeeded: ["ok", "✓"], promoted: ["ok", "✓"], approved: ["ok", "✓"], completed: ["ok", "✓"],
     invalid: ["bad", "✗"], drifted: ["warn", "⚠"], failed: ["bad", "✗"], rejected: ["bad", "✗"],
-    duplicate: ["info", "="], unroutable: ["bad", "✗"], missing: ["bad", "✗"], revoked: ["bad", "⊘"],
+    duplicate: ["info", "="], unroutable: ["bad", "✗"], ignored: ["warn", "∅"], missing: ["bad", "✗"], revoked: ["bad", "⊘"],
     pending_approval: ["warn", "⏳"], insufficient_data: ["info", "…"], superseded: ["info", "↷"],
     running: ["info", "▶"], submitted: ["info", "▶"], queued: ["info", "…"], active: ["info", "▶"],
     paused: ["warn", "⏸"], aborted: ["bad", "■"], ALARM: ["bad", "⚠"], OK: ["ok", "✓"],
