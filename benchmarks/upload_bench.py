@@ -41,7 +41,7 @@ from machine import machine  # noqa: E402
 from mlops.datasets import sales_contract, sales_rows, to_csv  # noqa: E402
 from mlops.localcloud import client_environment, free_port, stage_config  # noqa: E402
 
-HANG_S = 600.0  # a failure bound, not a figure: the run is reported as hung after it
+HANG_S = 900.0  # the bound: after it the figures are of the uploads in the ledger by then
 
 
 def start_cloud(log: Path) -> tuple[subprocess.Popen[bytes], int, int, list[str]]:
@@ -144,6 +144,7 @@ def run(uploads: int, rows: int, clients: int) -> dict[str, Any]:
             with lock:
                 put_done.append(time.time())
 
+        load_before = os.getloadavg()[0]
         started = time.time()
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(put, files.items()))
@@ -152,13 +153,13 @@ def run(uploads: int, rows: int, clients: int) -> dict[str, Any]:
         recorded: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + HANG_S
         while len(recorded) < uploads and time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(2.0)  # a scan of the table is work for the cloud too; the figures are its timestamps
             for page in dynamodb.get_paginator("scan").paginate(TableName=settings.uploads_table):
                 for item in page["Items"]:
                     if item.get("dataset", {}).get("S") == dataset:
                         recorded[item["key"]["S"]] = {k: next(iter(v.values())) for k, v in item.items()}
-        if len(recorded) < uploads:
-            raise SystemExit(f"only {len(recorded)} of {uploads} uploads reached the ledger in {HANG_S:.0f}s")
+        if not recorded:
+            raise SystemExit(f"no upload reached the ledger in {HANG_S:.0f}s")
         latencies = [iso(e["recorded_at"]) - iso(e["event_time"]) for e in recorded.values()]
         statuses: dict[str, int] = {}
         for entry in recorded.values():
@@ -166,6 +167,7 @@ def run(uploads: int, rows: int, clients: int) -> dict[str, Any]:
         last = max(iso(e["recorded_at"]) for e in recorded.values())
         return {
             "uploads": uploads,
+            "in_ledger": len(recorded),  # fewer than uploads: the run hit HANG_S, the figures are of these
             "rows_per_upload": rows,
             "clients": clients,
             "statuses": statuses,
@@ -175,6 +177,8 @@ def run(uploads: int, rows: int, clients: int) -> dict[str, Any]:
             "event_to_ledger_p95_s": round(percentile(latencies, 0.95), 2),
             "event_to_ledger_max_s": round(max(latencies), 2),
             "uploads_per_s": round(uploads / (last - started), 1),
+            # Others' work on a shared machine slows every figure: the 1-minute load average around the run.
+            "load_average_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
             "state_mode": state_mode(banner),
             "local_iam": os.environ.get("MLOPS_LOCAL_IAM", "on"),
             "handlers": next((line.strip() for line in banner if line.strip().startswith("handlers")), ""),
@@ -197,10 +201,12 @@ def main() -> None:
     uploads = args.uploads or (50 if args.quick else 200)
     figures = run(uploads, args.rows, args.clients)
     print(
-        f"{figures['uploads']} uploads of {figures['rows_per_upload']} rows ({figures['clients']} client threads): "
+        f"{figures['in_ledger']} of {figures['uploads']} uploads of {figures['rows_per_upload']} rows in the ledger "
+        f"({figures['clients']} client threads): "
         f"puts done in {figures['puts_s']} s; all in the ledger after {figures['all_in_ledger_s']} s; "
         f"event -> ledger median {figures['event_to_ledger_median_s']} s, p95 {figures['event_to_ledger_p95_s']} s, "
-        f"max {figures['event_to_ledger_max_s']} s; statuses {figures['statuses']}; state: {figures['state_mode']}"
+        f"max {figures['event_to_ledger_max_s']} s; statuses {figures['statuses']}; state: {figures['state_mode']}; "
+        f"load average {figures['load_average_1m']} on {os.cpu_count()} cores"
     )
     print(json.dumps({"benchmark": "uploads", **figures, "machine": machine("moto", "chalice")}))
 

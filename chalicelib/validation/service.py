@@ -229,10 +229,21 @@ def row_identity(
     return {**section, **asdict(repeats)}
 
 
+# The digests this process has read: each upload compares with every earlier one of its dataset, and
+# reading them all again for each upload made a burst of uploads quadratic in S3 reads.
+_READ_DIGESTS = rowkeys.DigestCache()
+
+
 def _digests(outputs: ValidationStore, keys: list[str]) -> Iterator[tuple[Any, Any]]:
-    """The (ids, contents) of each digest, read one at a time (memory holds one). One that is gone
-    or unreadable is not compared with (and not counted in ``earlier_uploads``): its rows count as new."""
+    """The (ids, contents) of each digest, read one at a time (memory holds one, plus the bounded
+    cache of those read before). One that is gone or unreadable is not compared with (and not
+    counted in ``earlier_uploads``): its rows count as new. Only listed keys are read, so a digest
+    deleted since it was cached is not compared with either."""
     for key in keys:
+        cached = _READ_DIGESTS.get(key)
+        if cached is not None:
+            yield cached
+            continue
         body = outputs.get_bytes(key)
         if body is None:
             continue
@@ -240,6 +251,7 @@ def _digests(outputs: ValidationStore, keys: list[str]) -> Iterator[tuple[Any, A
             _, ids, contents = rowkeys.read_digest(body)
         except (ValueError, KeyError, TypeError):
             continue
+        _READ_DIGESTS.put(key, ids, contents)
         yield ids, contents
 
 

@@ -128,6 +128,7 @@ class LocalCloud:
 
         serialise_dynamodb()
         s3_events_carry_version_ids()
+        list_moto_services_once()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._moto.start()
         # Jobs are submitted to moto's Batch (which then runs nothing: no Docker) and run as child
@@ -452,6 +453,23 @@ def s3_events_carry_version_ids(setattr: Callable[[Any, str, Any], None] = setat
 
     with_version_id._mlops_version_ids = True  # type: ignore[attr-defined]
     setattr(notifications, "_get_s3_event", with_version_id)
+
+
+def list_moto_services_once(setattr: Callable[[Any, str, Any], None] = setattr) -> None:
+    """moto's server finds the service of every request by listing its own package directory and
+    testing each entry for being a directory (~150 ``stat`` calls a request: a few milliseconds, of
+    an upload's twenty-odd requests). The list cannot change while the process runs: list it once."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "_mlops_once", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def listed_once() -> tuple[str, ...]:
+        return modules
+
+    listed_once._mlops_once = True  # type: ignore[attr-defined]
+    setattr(backends, "list_of_moto_modules", listed_once)
 
 
 # The function running on this thread (LocalCloud.function_context): its cloud's log shipper and its

@@ -80,6 +80,7 @@ def test_duplicate_notifications_on_the_queue_have_one_effect(local_cloud):
                         "key": "incoming%2Firis%2Fdupes.csv",
                         "size": 4,
                         "eTag": put["ETag"].strip('"'),
+                        "versionId": put["VersionId"],  # as S3 (and the local cloud) send it
                     },
                 },
             }
