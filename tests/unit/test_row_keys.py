@@ -240,11 +240,11 @@ def test_an_earlier_uploads_digest_is_read_once_per_process_not_once_per_later_u
     from chalicelib.validation.layout import ObjectTags
     from chalicelib.validation.service import _digests
 
-    class CountingStore(MemoryValidationStore):
-        reads: list[str] = []
+    reads: list[str] = []
 
+    class CountingStore(MemoryValidationStore):
         def get_bytes(self, key):
-            self.reads.append(key)
+            reads.append(key)
             return super().get_bytes(key)
 
     store = CountingStore()
@@ -257,7 +257,7 @@ def test_an_earlier_uploads_digest_is_read_once_per_process_not_once_per_later_u
     first = [ids.tolist() for ids, _ in _digests(store, keys[:2])]
     second = [ids.tolist() for ids, _ in _digests(store, keys)]
     assert first == [[0, 10], [1, 11]] and second == [[0, 10], [1, 11], [2, 12]]
-    assert sorted(store.reads) == sorted(keys)  # each once
+    assert sorted(reads) == sorted(keys)  # each once
 
 
 def test_the_digest_cache_keeps_at_most_its_bytes_dropping_the_least_recently_used():
