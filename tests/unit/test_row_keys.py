@@ -232,7 +232,8 @@ def test_an_upload_past_the_identity_capacity_is_valid_and_has_no_digest():
 def test_an_earlier_uploads_digest_is_read_once_per_process_not_once_per_later_upload():
     """Each upload compares with every earlier one's digest: reading them all again for each upload
     made a burst of uploads quadratic. A digest never changes once written (its key names its
-    upload), so a process keeps what it read; one that is no longer listed is not compared with."""
+    upload), so a process keeps what it read through a store; one no longer listed is not compared
+    with, and another store holding the same key is read for itself."""
     import uuid
 
     from chalicelib.adapters.memory.validation_outputs import MemoryValidationStore
@@ -258,6 +259,15 @@ def test_an_earlier_uploads_digest_is_read_once_per_process_not_once_per_later_u
     second = [ids.tolist() for ids, _ in _digests(store, keys)]
     assert first == [[0, 10], [1, 11]] and second == [[0, 10], [1, 11], [2, 12]]
     assert sorted(reads) == sorted(keys)  # each once
+    other = CountingStore()
+    other.put_bytes(
+        keys[0],
+        rowkeys.RowDigest.of(
+            rowkeys.BY_ROW_ID, np.array([7], dtype=np.uint64), np.array([1], dtype=np.uint64)
+        ).to_bytes({}),
+        ObjectTags("d", "internal", "profile"),
+    )
+    assert [ids.tolist() for ids, _ in _digests(other, keys[:1])] == [[7]]
 
 
 def test_the_digest_cache_keeps_at_most_its_bytes_dropping_the_least_recently_used():
