@@ -1,7 +1,7 @@
 """Upload burst benchmark (issue 18, item 3): how fast do many small uploads reach the uploads ledger?
 
     .venv/bin/python benchmarks/upload_bench.py           # 200 uploads
-    .venv/bin/python benchmarks/upload_bench.py --quick   # 50 uploads: under a minute
+    .venv/bin/python benchmarks/upload_bench.py --quick   # 30 uploads: under a minute unless the cores are busy
 
 As a user meets it: ``mlops up`` is started as its own process, with its defaults (enforced local
 IAM, whatever state mode ``mlops up`` uses by default; the banner line naming it is reported), its
@@ -193,12 +193,12 @@ def run(uploads: int, rows: int, clients: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="50 uploads: under a minute")
+    parser.add_argument("--quick", action="store_true", help="30 uploads: under a minute")
     parser.add_argument("--uploads", type=int, default=None, help="how many uploads (default 200)")
     parser.add_argument("--rows", type=int, default=5, help="rows per upload")
     parser.add_argument("--clients", type=int, default=8, help="client threads putting objects")
     args = parser.parse_args()
-    uploads = args.uploads or (50 if args.quick else 200)
+    uploads = args.uploads or (30 if args.quick else 200)
     figures = run(uploads, args.rows, args.clients)
     print(
         f"{figures['in_ledger']} of {figures['uploads']} uploads of {figures['rows_per_upload']} rows in the ledger "
