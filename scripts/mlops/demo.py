@@ -387,6 +387,7 @@ def run_demo(verbose: bool = False) -> int:
         demo.check(_drained(sqs, settings.retrain_queue), "every retrain trigger was consumed")
         demo.check(_drained(sqs, settings.promotion_queue), "every candidate manifest was evaluated")
 
+        _console_story(demo, str(api), token["viewer"])
         _scheduled_check_story(demo, cloud)
         _iam_story(demo, cloud)
         _audit_copies_story(demo, settings)
@@ -981,6 +982,25 @@ def subscribe_inbox(settings: Any, name: str | None = None) -> Callable[[], list
         return out
 
     return read
+
+
+def _console_story(demo: Demo, api: str, viewer: str) -> None:
+    """The web console is served by the API; its overview is what the demo left behind."""
+    demo.step("The web console (GET /console): the same data as pages with charts")
+    request = urllib.request.Request(f"{api}/console")
+    with urllib.request.urlopen(request, timeout=10) as page:
+        served = page.status == 200 and page.headers.get("Content-Type", "").startswith("text/html")
+    status, overview = http("GET", f"{api}/overview", token=viewer)
+    demo.check(
+        served and status == 200,
+        f"{api}/console serves the page; its overview (GET /overview as victor, viewer): "
+        f"{overview.get('uploads_total')} uploads, {len(overview.get('models', []))} model(s), "
+        f"{len(overview.get('runs', []))} runs, warnings: {'; '.join(overview.get('warnings', [])) or 'none'}",
+    )
+    print(
+        "   to open it: `mlops up`, `mlops tokens create NAME --role viewer`, then "
+        "http://127.0.0.1:8000/console with the token (docs/console.md)"
+    )
 
 
 def _finish(demo: Demo) -> int:
