@@ -117,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _state_line(cloud: Any, state_dir: Path) -> str:
     if cloud.resumed:
-        requeued = getattr(cloud, "requeued", 0)
+        requeued, interrupted = getattr(cloud, "requeued", 0), getattr(cloud, "interrupted", 0)
         again = f"; {requeued} message(s) received before it stopped are visible again" if requeued else ""
+        if interrupted:
+            again += f"; {interrupted} interrupted invocation(s) will run again"
         return f"resumed from {state_dir} (`mlops up --fresh` starts empty){again}"
     return f"new, saved in {state_dir} as it changes (kept across restarts; --fresh starts empty)"
 

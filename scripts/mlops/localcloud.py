@@ -155,6 +155,8 @@ class LocalCloud:
 
             self.resources = deploy_stage(Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), session)
         self._subscribe_capture(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), config)
+        if self.resumed:
+            self.interrupted = end_interrupted_invocations(session, env["IDEMPOTENCY_TABLE"])
         if self.enforce_iam:
             self._enforce_iam(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]))
             session = boto3.session.Session()  # its clients are checked as the principal calling
@@ -410,6 +412,29 @@ class LocalCloud:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def end_interrupted_invocations(session: Any, table: str) -> int:
+    """Delete the idempotency records (Powertools) of invocations still in progress when the state
+    was saved: the process running them is gone. In Lambda such a record blocks redeliveries until
+    the function's timeout passes, by when SQS's visibility timeout (longer) has too; here the
+    messages are visible again at once, and would meet the record until they went to the DLQ. The
+    function then runs again for them; its effects are idempotent (the create-only ledger).
+    Returns how many."""
+    dynamodb = session.client("dynamodb")
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=table,
+        FilterExpression="#s = :in_progress",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":in_progress": {"S": "INPROGRESS"}},
+        ConsistentRead=True,
+    )
+    ended = 0
+    for page in pages:
+        for item in page["Items"]:
+            dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+            ended += 1
+    return ended
 
 
 def import_everything(package: str) -> None:

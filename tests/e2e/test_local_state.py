@@ -68,14 +68,14 @@ class Up:
         self._reader.join(timeout=10)
 
 
-def wait_for(predicate: Any, timeout_s: float = DEADLINE_S) -> Any:
+def wait_for(predicate: Any, timeout_s: float = DEADLINE_S, explain: Any = lambda: "") -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"not reached within {timeout_s:.0f} s")
+    raise AssertionError(f"not reached within {timeout_s:.0f} s {explain()}")
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -226,7 +226,10 @@ def test_a_sigkill_mid_burst_loses_no_acknowledged_upload_and_the_ledger_records
         for key, version in acknowledged:
             s3.head_object(Bucket=BUCKET, Key=key, VersionId=version)  # raises if lost
         ids = [upload_id_for(BUCKET, key, version) for key, version in acknowledged]
-        wait_for(lambda: all(_ledger_entry(env, upload_id) for upload_id in ids))
+        wait_for(
+            lambda: all(_ledger_entry(env, upload_id) for upload_id in ids),
+            explain=lambda: f"missing: {[i for i in ids if not _ledger_entry(env, i)]}\n{up.output[-3000:]}",
+        )
         counts = _ledger_keys(env)
         assert all(counts[key] == 1 for key, _ in acknowledged), counts
         assert all(n == 1 for n in counts.values()), counts  # unacknowledged ones too: never twice
