@@ -133,8 +133,10 @@ class LocalCloud:
         logging.getLogger("moto").setLevel(logging.ERROR)
 
         serialise_dynamodb()
-        self._moto = self._moto_server() if self.state_dir else ThreadedMotoServer(
-            ip_address="127.0.0.1", port=self.port, verbose=False
+        self._moto = (
+            self._moto_server()
+            if self.state_dir
+            else ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         )
         self._moto.start()
         # Jobs are submitted to moto's Batch (which then runs nothing: no Docker) and run as child

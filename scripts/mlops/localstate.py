@@ -158,7 +158,7 @@ _THREAD_FIELDS = {
 }
 
 
-def _thread_object(cls: type, state: dict[str, Any]) -> Any:
+def _thread_object(cls: Any, state: dict[str, Any]) -> Any:
     """A model that is also a thread (moto's Batch job), as saved: not running (its process died
     with the one that ran it)."""
     obj = cls.__new__(cls)
@@ -167,7 +167,7 @@ def _thread_object(cls: type, state: dict[str, Any]) -> Any:
     return obj
 
 
-def _defaultdict_subclass(kind: type, factory: Any, items: dict[Any, Any], attributes: dict[str, Any]) -> Any:
+def _defaultdict_subclass(kind: Any, factory: Any, items: dict[Any, Any], attributes: dict[str, Any]) -> Any:
     obj = kind.__new__(kind)
     collections.defaultdict.__init__(obj, factory)
     obj.update(items)
@@ -175,7 +175,7 @@ def _defaultdict_subclass(kind: type, factory: Any, items: dict[Any, Any], attri
     return obj
 
 
-def _versioned_store(kind: type, lists: dict[str, list[Any]], attributes: dict[str, Any]) -> Any:
+def _versioned_store(kind: Any, lists: dict[str, list[Any]], attributes: dict[str, Any]) -> Any:
     obj = kind.__new__(kind)
     for name, versions in lists.items():
         dict.__setitem__(obj, name, versions)
@@ -189,7 +189,7 @@ def _batch_simple(account_id: str, region_name: str) -> Any:
     return batch_simple_backends[account_id][region_name]
 
 
-def _key_object(cls: type, state: dict[str, Any], digest: str) -> Any:
+def _key_object(cls: Any, state: dict[str, Any], digest: str) -> Any:
     """An S3 object (moto's FakeKey) with its body read back from the blob store."""
     obj = cls.__new__(cls)
     body = (_LOADING.blobs / digest).read_bytes() if digest else b""
@@ -280,7 +280,11 @@ class _Pickler(pickle.Pickler):
                 serialization.NoEncryption(),
             )
             return _private_key, (der,)
-        if module.startswith("cryptography.") and hasattr(obj, "public_bytes") and kind.__name__.endswith("Key"):
+        if (
+            module.startswith("cryptography.")
+            and hasattr(obj, "public_bytes")
+            and kind.__name__.endswith("Key")
+        ):
             from cryptography.hazmat.primitives import serialization
 
             der = obj.public_bytes(
@@ -312,7 +316,7 @@ def loaded_backends() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
     from moto.core.base_backend import BackendDict
 
     found = {}
-    for backends in list(BackendDict._instances):
+    for backends in list(BackendDict._instances):  # type: ignore[misc]
         module = sys.modules.get(backends.backend.__module__)
         name = next((n for n, v in vars(module).items() if v is backends), None) if module else None
         if name is None:
@@ -544,7 +548,7 @@ class Committer:
                 self._dirty_since = None
             try:
                 started = time.perf_counter()
-                snapshot, blobs = self.store.dump()
+                snapshot, blobs = self._dump()
                 pickled = time.perf_counter()
             except BaseException as exc:  # recorded; writes then fail rather than lie
                 self._fail(exc)
@@ -568,6 +572,18 @@ class Committer:
             with self._cond:
                 self._durable = covered
                 self._cond.notify_all()
+
+    def _dump(self) -> tuple[bytes, dict[str, bytes]]:
+        """The snapshot; again if a request classed as a read changed something as it was pickled
+        (pickle then meets a dict changing size): such a change is not one to keep, only one not
+        to trip on."""
+        for attempt in range(5):
+            try:
+                return self.store.dump()
+            except RuntimeError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     def _fail(self, exc: BaseException) -> None:
         import traceback
@@ -596,8 +612,8 @@ class DurableApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         kind = classify(environ)
-        if kind == "read":
-            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        if kind == "read" or kind == "transient":  # a receive holds the lock itself (hold_receives)
+            return self.app(environ, start_response)
         answer: list[Any] = []
 
         def hold(status: str, headers: list[Any], exc_info: Any = None) -> Callable[[bytes], Any]:
@@ -612,13 +628,43 @@ class DurableApp:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
-            sequence = self.committer.finished_write() if kind == "write" else 0
-        if kind == "write" and access_key(environ) not in self.internal_keys():
-            if not self.committer.wait_durable(sequence):
-                start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-                return [b"the local cloud could not save its state; see its log"]
+            sequence = self.committer.finished_write()
+        held = access_key(environ) not in self.internal_keys()
+        if held and not self.committer.wait_durable(sequence):
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"the local cloud could not save its state; see its log"]
         start_response(answer[0], answer[1], answer[2])
         return [body]
+
+
+def hold_receives(committer: Committer | None) -> None:
+    """SQS long polls wait outside the lock a snapshot takes: moto's ReceiveMessage waits for
+    messages for up to WaitTimeSeconds (the event runtime polls for 1 s, a client may for 20), and
+    a snapshot would wait for every poll in progress. Here each pass over the queue (which marks
+    messages received, or moves them to the DLQ) holds the lock; the waits between passes do not.
+    ``None`` puts moto's own back."""
+    from moto.sqs.models import SQSBackend
+
+    original = getattr(SQSBackend.receive_message, "_mlops_original", SQSBackend.receive_message)
+    if committer is None:
+        SQSBackend.receive_message = original  # type: ignore[method-assign]
+        return
+
+    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int,
+                        *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+        deadline = time.monotonic() + wait_seconds_timeout
+        while True:
+            with committer.changing():
+                got = original(self, queue_name, count, 0, *args, **kwargs)
+            remaining = deadline - time.monotonic()
+            if got or remaining <= 0:
+                return got
+            queue = self.get_queue(queue_name)
+            queue.wait_for_messages(min(1.0, remaining))
+            time.sleep(0.01)  # visible messages none may take (in a pending group, DLQ-bound)
+
+    receive_message._mlops_original = original  # type: ignore[attr-defined]
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
 
 
 class DurableMotoServer:
@@ -643,6 +689,7 @@ class DurableMotoServer:
         self._server.serve_forever()
 
     def start(self) -> None:
+        hold_receives(self.committer)
         self._thread = threading.Thread(target=self._serve, name="moto", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -650,3 +697,4 @@ class DurableMotoServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._thread.join()
+        hold_receives(None)

@@ -72,7 +72,7 @@ def test_state_saved_and_loaded_into_an_empty_moto_is_the_same(tmp_path):
         )["SignatureValid"]
 
         # Saved again, the bodies already on disk are not written again.
-        again, new_blobs = store.dump()
+        _, new_blobs = store.dump()
         assert new_blobs == {}
         assert store.collect_garbage(store.loaded_digests) == 0
 

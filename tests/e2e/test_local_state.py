@@ -156,7 +156,9 @@ def test_a_restart_keeps_data_ledger_contract_and_tokens_and_fresh_starts_empty(
         assert created.returncode == 0, created.stderr
         token = created.stdout.strip()
         key = "incoming/persisted/day1.csv"
-        version = _client(env, "s3").put_object(Bucket=BUCKET, Key=key, Body=b"x,y\n1.5,1\n2.5,0\n")["VersionId"]
+        version = _client(env, "s3").put_object(Bucket=BUCKET, Key=key, Body=b"x,y\n1.5,1\n2.5,0\n")[
+            "VersionId"
+        ]
         upload_id = upload_id_for(BUCKET, key, version)
         before = wait_for(lambda: _ledger_entry(env, upload_id))
         assert before["status"]["S"] == "valid"
