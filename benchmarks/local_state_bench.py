@@ -1,7 +1,7 @@
 """What keeping the local cloud's state on disk costs: a burst of uploads with and without it.
 
     .venv/bin/python benchmarks/local_state_bench.py            # 200 uploads per mode
-    .venv/bin/python benchmarks/local_state_bench.py --quick    # 30 uploads per mode, under a minute
+    .venv/bin/python benchmarks/local_state_bench.py --quick    # 20 uploads per mode, no ledger wait
 
 Each mode runs in a child process: a local cloud as `mlops up` runs it (moto server, data-plane
 stack, enforced IAM, event runtime; no HTTP API), one contract, then ``--uploads`` small CSV
@@ -46,7 +46,7 @@ CONTRACT = {
 THREADS = 8
 
 
-def run_mode(keep_state: bool, uploads: int) -> dict[str, Any]:
+def run_mode(keep_state: bool, uploads: int, ledger: bool = True) -> dict[str, Any]:
     """In this process: one local cloud, one burst. Returns the figures."""
     import boto3
 
@@ -84,7 +84,7 @@ def run_mode(keep_state: bool, uploads: int) -> dict[str, Any]:
         with ThreadPoolExecutor(THREADS) as pool:
             list(pool.map(put, range(uploads)))
         burst_s = time.perf_counter() - started
-        missing = set(ids)
+        missing = set(ids) if ledger else set()
         deadline = time.monotonic() + 600
         while missing and time.monotonic() < deadline:
             for upload_id in list(missing):
@@ -103,7 +103,7 @@ def run_mode(keep_state: bool, uploads: int) -> dict[str, Any]:
             "put_p50_ms": round(1000 * statistics.median(latencies), 1),
             "put_p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1),
             "burst_s": round(burst_s, 2),
-            "all_in_ledger_s": round(ledger_s, 2) if not missing else None,
+            "all_in_ledger_s": round(ledger_s, 2) if ledger and not missing else None,
         }
         if cloud.committer is not None:
             cost = cloud.committer.store.cost
@@ -121,20 +121,22 @@ def run_mode(keep_state: bool, uploads: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="30 uploads per mode")
+    parser.add_argument("--quick", action="store_true", help="20 uploads per mode, no wait for the ledger")
+    parser.add_argument("--no-ledger", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--uploads", type=int, default=None)
     parser.add_argument("--mode", choices=("on", "off"), help=argparse.SUPPRESS)  # a child's one run
     args = parser.parse_args(argv)
-    uploads = args.uploads or (30 if args.quick else 200)
+    uploads = args.uploads or (20 if args.quick else 200)
     if args.mode:
-        print(json.dumps(run_mode(args.mode == "on", uploads)))
+        print(json.dumps(run_mode(args.mode == "on", uploads, ledger=not args.no_ledger)))
         return 0
     from machine import machine
 
     results = {}
     for mode in ("off", "on"):
         child = subprocess.run(
-            [sys.executable, __file__, "--mode", mode, "--uploads", str(uploads)],
+            [sys.executable, __file__, "--mode", mode, "--uploads", str(uploads)]
+            + (["--no-ledger"] if args.quick else []),
             capture_output=True,
             text=True,
             env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLOPS_"))},

@@ -43,7 +43,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 STATE_ENV = "MLOPS_LOCAL_STATE"  # where the state lives (tests point it at a temporary directory)
 SNAPSHOT = "moto.pickle"
@@ -244,8 +244,14 @@ class _Pickler(pickle.Pickler):
         self._fake_key = FakeKey
         self._lock_types = (type(threading.Lock()), type(threading.RLock()))
 
+    # Types pickle handles as it is (decided by type alone, once): most of what moto holds. The
+    # override is called for every object that is not a builtin container or scalar.
+    _ordinary: ClassVar[set[type]] = set()
+
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
+        if kind in self._ordinary:
+            return NotImplemented
         if kind in self._lock_types:
             return (_new_rlock if "RLock" in kind.__name__ else _new_lock), ()
         if kind is threading.Condition or kind is threading.Event or kind is threading.Semaphore:
@@ -291,6 +297,8 @@ class _Pickler(pickle.Pickler):
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
             )
             return _public_key, (der,)
+        if kind is not collections.defaultdict:  # (its factory decides, per object)
+            self._ordinary.add(kind)
         return NotImplemented
 
     def _reduce_key(self, key: Any) -> Any:
@@ -532,7 +540,9 @@ class Committer:
         if self._waiting:
             return True
         assert self._dirty_since is not None
-        return time.monotonic() - self._dirty_since >= self.internal_delay_s
+        # Unheld changes only: at most a fifth of the time goes to snapshots (they take the GIL).
+        delay = max(self.internal_delay_s, 4 * self.store.cost.last_pickle_s)
+        return time.monotonic() - self._dirty_since >= delay
 
     def _run(self) -> None:
         while True:
