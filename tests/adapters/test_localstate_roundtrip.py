@@ -93,3 +93,45 @@ def test_a_batch_job_survives_as_it_was(tmp_path):
         localstate.restore_backends(store.load())
         described = batch.describe_jobs(jobs=[job])["jobs"]
         assert [j["jobName"] for j in described] == ["j1"]
+
+
+def test_a_snapshot_is_not_held_up_by_a_long_poll_in_progress(tmp_path):
+    """A ReceiveMessage waiting for messages (up to 20 s) holds no lock while it waits: a change
+    made meanwhile is saved and answered, and the poll still gets the message sent after."""
+    import threading
+
+    from moto.sqs.models import Queue
+
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="polled")["QueueUrl"]
+        committer = localstate.Committer(localstate.StateStore(tmp_path / "state")).start()
+        waiting = threading.Event()
+        real_wait = Queue.wait_for_messages
+
+        def wait_for_messages(self: Queue, timeout: float) -> None:
+            waiting.set()
+            real_wait(self, timeout)
+
+        Queue.wait_for_messages = wait_for_messages
+        localstate.hold_receives(committer)
+        got: list[object] = []
+        try:
+            poll = threading.Thread(
+                target=lambda: got.extend(
+                    sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20).get("Messages", [])
+                )
+            )
+            poll.start()
+            assert waiting.wait(60)  # the poll is between passes
+            with committer.changing():
+                sequence = committer.finished_write()
+            assert committer.wait_durable(sequence, timeout_s=60)
+            assert poll.is_alive()  # saved while the poll still waits
+            sqs.send_message(QueueUrl=url, MessageBody="late")
+            poll.join(60)
+            assert [m["Body"] for m in got] == ["late"]  # type: ignore[index]
+        finally:
+            localstate.hold_receives(None)
+            Queue.wait_for_messages = real_wait
+            committer.stop()
