@@ -45,7 +45,9 @@ check: lint
 # (when PYTEST_ARGS narrows the selection, one of the two runs may select nothing, but not both).
 # Then the policy mutation test over every call the suite's local clouds made under enforced IAM
 # (`mlops iam-report`: a refused call fails the run; statements no recorded call needs are listed).
+# First, Chromium and its driver for the console's browser tests, installed with apt when missing.
 test: $(STAMP) $(SCAN_STAMP) lint
+	@scripts/ensure-chromium.sh  # the console's browser tests: Debian's chromium and chromium-driver
 	@rm -rf build/iam; \
 	$(BIN)/python -m pytest -p randomly $(RANDOM_LAYERS) $(PYTEST_ARGS); first=$$?; \
 	if [ $$first -ne 0 ] && [ $$first -ne 5 ]; then exit $$first; fi; \

@@ -10,6 +10,7 @@ from chalicelib import observability
 from chalicelib.entrypoints import (
     auth,
     batch,
+    console,
     datasets,
     health,
     monitoring,
@@ -22,5 +23,5 @@ from chalicelib.entrypoints import (
 app = Chalice(app_name=observability.APP_NAME)
 # Middleware first: Chalice attaches it to the handlers registered after it.
 observability.install(app)
-for area in (auth, health, datasets, training, registry, predictions, batch, monitoring, rollouts):
+for area in (auth, health, datasets, training, registry, predictions, batch, monitoring, rollouts, console):
     app.register_blueprint(area.bp)

@@ -122,6 +122,11 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/datasets/{name}/retrain"): "admin",
     ("POST", "/batch-jobs"): "approver",
     ("GET", "/batch-jobs/{job_id}"): "viewer",
+    # The console's reads (chalicelib/entrypoints/console.py); /session: whose token this is.
+    ("GET", "/session"): "viewer",
+    ("GET", "/overview"): "viewer",
+    ("GET", "/datasets/{name}/uploads"): "viewer",
+    ("GET", "/uploads/{upload_id}/report"): "viewer",
 }
 
 TOKEN_PREFIX = "mlops_"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.aws.operations import AwsOperations
     from chalicelib.capture.ports import BatchCaptureStore, CaptureKey, CaptureSink, CaptureSource
     from chalicelib.capture.service import Capturer
     from chalicelib.notify import Notifier
@@ -388,6 +389,14 @@ def contract_sections() -> None:
     import chalicelib.capture.sections
     import chalicelib.registry.sections
     import chalicelib.training  # noqa: F401
+
+
+@_once
+def operations() -> AwsOperations:
+    """Queue and DLQ depths and the stage's alarms (the console's overview)."""
+    from chalicelib.adapters.aws.operations import AwsOperations
+
+    return AwsOperations(settings())
 
 
 @_once

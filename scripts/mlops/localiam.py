@@ -449,6 +449,10 @@ def describe(
     }
     if service in handlers:
         return handlers[service](operation, params, acct)
+    if service == "monitoring" and operation == "DescribeAlarms":  # CloudWatch's endpoint prefix
+        # Named alarms are each an alarm ARN; a prefix (the console's overview) all its alarms.
+        names = params.get("AlarmNames") or [f"{params.get('AlarmNamePrefix') or ''}*"]
+        return [Request("cloudwatch:DescribeAlarms", acct.arn("cloudwatch", f"alarm:{n}")) for n in names]
     if service == "cloudwatch" and operation == "PutMetricData":
         return [
             Request(

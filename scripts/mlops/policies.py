@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from chalicelib.settings import Settings
+from chalicelib.settings import Settings, dlq_name
 from mlops import PROJECT_DIR
 
 CHALICE_DIR = PROJECT_DIR / ".chalice"
@@ -304,10 +304,25 @@ def api_handler(s: Settings) -> list[Statement]:
         # GET /uploads/{id}; POST /uploads/{id}/revoke records the revocation on the entry and adds
         # the id to the dataset's revoked set (UpdateItem); the retrain it asks for reads that set.
         # A retrain's snapshot: the sha256 and time of each validated object's upload (BatchGetItem).
+        # The console's overview and dataset pages list the ledger (Scan).
         _allow(
             "UploadsLedger",
-            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem", "dynamodb:Scan"],
             _table(s.uploads_table),
+        ),
+        # The console: an upload's report (statistics and issues; never a value of a confidential or
+        # pii column), the per-feature drift of a dataset's uploads from theirs.
+        _allow("ReadReports", ["s3:GetObject"], _objects(s.data_bucket, "reports/")),
+        # The console's overview: queue and DLQ depths, and the stage's alarms.
+        _allow(
+            "WatchQueues",
+            ["sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+            [_queue(q) for name in s.consumed_queues.values() for q in (name, dlq_name(name))],
+        ),
+        _allow(
+            "WatchAlarms",
+            ["cloudwatch:DescribeAlarms"],
+            f"arn:{PARTITION}:cloudwatch:*:*:alarm:{s.prefix}-{s.stage}-*",
         ),
         _allow(
             "ReadWriteContracts",
@@ -345,7 +360,9 @@ def api_handler(s: Settings) -> list[Statement]:
         _notify(s),
         # POST /batch-jobs: check the input prefix has objects, record the job, drop the request
         # (create-only); GET /batch-jobs/{id}: the job, its shards and workers.
-        _list("ListWhatItReads", s.data_bucket, "batch/", "validated/", "contracts/", "manifests/"),
+        _list(
+            "ListWhatItReads", s.data_bucket, "batch/", "validated/", "contracts/", "manifests/", "reports/"
+        ),
         _allow("DropBatchRequests", ["s3:PutObject"], _objects(s.data_bucket, "batch/requests/")),
         # POST /models/{name}/outcomes (the contract and the registry are read with the grants above).
         *_store_outcomes(s),

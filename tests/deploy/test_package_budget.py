@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
+
+import pytest
 
 MIB = 2**20
 ZIPPED_BUDGET = 45 * MIB
 UNZIPPED_BUDGET = 150 * MIB
 
 
-def test_lambda_package_for_python312_x86_64_stays_within_budget():
+@pytest.fixture(scope="module")
+def built() -> Path:
     from mlops.package import package
 
-    out = package("dev")
+    return package("dev")
+
+
+def test_lambda_package_for_python312_x86_64_stays_within_budget(built):
+    out = built
     sam = json.loads((out / "sam.json").read_text())
     runtimes = {
         r["Properties"]["Runtime"]
@@ -39,3 +47,16 @@ def test_lambda_package_for_python312_x86_64_stays_within_budget():
     print(f"deployment.zip: {zipped / MIB:.1f} MiB zipped, {unzipped / MIB:.1f} MiB unzipped")
     assert zipped <= ZIPPED_BUDGET, f"{zipped / MIB:.1f} MiB zipped > {ZIPPED_BUDGET / MIB:.0f} MiB"
     assert unzipped <= UNZIPPED_BUDGET, f"{unzipped / MIB:.1f} MiB unzipped > {UNZIPPED_BUDGET / MIB:.0f} MiB"
+
+
+def test_the_console_s_page_and_files_are_in_the_package(built):
+    from chalicelib import console
+
+    with zipfile.ZipFile(built / "deployment.zip") as z:
+        packaged = {i.filename: i for i in z.infolist() if i.filename.startswith("chalicelib/console/")}
+        for name in [console.PAGE.name, *console.ASSETS]:
+            entry = packaged.get(f"chalicelib/console/static/{name}")
+            assert entry is not None, f"{name} is not in the package: {sorted(packaged)}"
+            assert z.read(entry) == (console.STATIC / name).read_bytes()
+    zipped = sum(i.compress_size for i in packaged.values())
+    print(f"the console's share of deployment.zip: {zipped / 1024:.0f} KiB zipped")

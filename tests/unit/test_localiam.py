@@ -127,6 +127,17 @@ def test_a_query_on_an_index_is_authorised_on_the_index():
     ).allowed
 
 
+def test_describing_alarms_by_prefix_is_authorised_on_the_prefix_s_alarms():
+    (request,) = describe("monitoring", "DescribeAlarms", {"AlarmNamePrefix": "app-dev-"}, ACCOUNT)
+    assert request == Request(
+        "cloudwatch:DescribeAlarms", "arn:aws:cloudwatch:us-east-1:123456789012:alarm:app-dev-*"
+    )
+    stage_alarms = _allow("cloudwatch:DescribeAlarms", "arn:aws:cloudwatch:*:*:alarm:app-dev-*")
+    assert evaluate(_policy(stage_alarms), request).allowed
+    (everything,) = describe("monitoring", "DescribeAlarms", {}, ACCOUNT)
+    assert not evaluate(_policy(stage_alarms), everything).allowed  # all alarms: more than the stage's
+
+
 def test_sending_to_an_encrypted_queue_needs_the_key_and_reading_needs_decrypt():
     url = "http://127.0.0.1:1/123456789012/q"
     assert [r.action for r in describe("sqs", "SendMessageBatch", {"QueueUrl": url}, ACCOUNT)] == [
