@@ -164,8 +164,7 @@ class LocalCloud:
             session = boto3.session.Session()  # its clients are checked as the principal calling
         self.app = self._load_app(config)
         import_everything("chalicelib")
-        if self.iam is not None:
-            self._act_as_functions(self.app)
+        self._act_as_functions(self.app)
         if self.function_log:
             self._redirect_function_logs(self.function_log)
         self._ship_function_logs(session)
@@ -271,6 +270,7 @@ class LocalCloud:
 
         settings = Settings.for_stage(self.stage, os.environ.get("MLOPS_PREFIX", "serverless-mlops"))
         self._function_names = {f: policies.function_name(settings, f) for f in policies.FUNCTIONS}
+        keep_log_keys_per_function()
         self.log_shipper = LogShipper(session.client("logs")).start()
         _SHIPPING.append(self)
         _tee_stdout()
@@ -283,6 +283,7 @@ class LocalCloud:
         shipper = getattr(self, "log_shipper", None)
         name = getattr(self, "_function_names", {}).get(function, function)
         token = _RUNNING_AS.set((shipper, name) if shipper is not None else None)
+        named = _FUNCTION.set(name)
         try:
             if self.iam is None:
                 yield
@@ -292,7 +293,16 @@ class LocalCloud:
                 with localiam.acting_as(function):
                     yield
         finally:
+            _FUNCTION.reset(named)
             _RUNNING_AS.reset(token)
+
+    def name_context(self, function: str, context: Any) -> None:
+        """Name a Lambda context as Lambda would: Chalice's local gateway calls the API function
+        ``api_handler``, with no ARN or log group; its deployed name is ``<app>-<stage>``."""
+        name = getattr(self, "_function_names", {}).get(function, function)
+        context.function_name = name
+        context.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        context.log_group_name = f"/aws/lambda/{name}"
 
     def flush_logs(self, timeout_s: float = 30.0) -> bool:
         """Wait until every line the functions printed so far is in its log group (hence, for
@@ -304,9 +314,11 @@ class LocalCloud:
         return self.function_context
 
     def _act_as_functions(self, app: Any) -> None:
-        """HTTP routes run as the API function, the token authorizer as itself."""
-        from mlops import localiam
-
+        """HTTP routes run as the API function (``_start_api``), the token authorizer as itself: its
+        principal, its log lines named after it and shipped to its log group. Like the app's class,
+        the authorizer outlives a cloud in a process that starts several: it runs in the context of
+        the cloud serving now."""
+        app._mlops_cloud = self
         for methods in app.routes.values():
             for entry in methods.values():
                 authorizer = entry.authorizer
@@ -315,7 +327,7 @@ class LocalCloud:
                     and hasattr(authorizer, "func")
                     and not getattr(authorizer.func, "_mlops_iam", False)
                 ):
-                    authorizer.func = localiam.as_principal(authorizer.name, authorizer.func)
+                    authorizer.func = _as_function(app, authorizer.name, authorizer.func)
                     authorizer.func._mlops_iam = True
 
     def iam_calls(self) -> list[dict[str, Any]]:
@@ -347,7 +359,7 @@ class LocalCloud:
     def _start_api(self) -> None:
         from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer
 
-        from mlops.localapi import install_gateway_auth_semantics
+        from mlops.localapi import api_server_class, install_gateway_auth_semantics
 
         install_gateway_auth_semantics()  # an authorizer's "Unauthorized" is a 401, as in API Gateway
         if not isinstance(self.app, LocalChalice):
@@ -363,6 +375,7 @@ class LocalCloud:
             base = self.app.__class__
 
             def as_api(app: Any, event: Any, context: Any) -> Any:
+                app._mlops_cloud.name_context(API_FUNCTION, context)
                 with app._mlops_cloud.function_context(API_FUNCTION):
                     answer = base.__call__(app, event, context)
                 app._mlops_cloud.durable()  # what the client is told happened survives a kill
@@ -378,21 +391,30 @@ class LocalCloud:
                     super().log_message(format, *args)
 
         self._api = LocalDevServer(
-            self.app, self._chalice_config, "127.0.0.1", self.api_port, handler_cls=RequestHandler
+            self.app,
+            self._chalice_config,
+            "127.0.0.1",
+            self.api_port,
+            handler_cls=RequestHandler,
+            server_cls=api_server_class(),
         )
         self._api_thread = threading.Thread(
             target=self._api.server.serve_forever, name="chalice-api", daemon=True
         )
         self._api_thread.start()
 
-    def stop(self) -> None:
-        if self.runtime:
-            self.runtime.stop()
-        if getattr(self, "_api", None):
+    def stop(self, promptly: bool = False) -> None:
+        """Stop the API, the event runtime, the log shipper and moto, in that order. ``promptly``
+        (Ctrl-C on `mlops up`): wait at most ~2 s for handlers in flight and ~1 s for log lines to
+        ship, instead of 5 s and 30 s; what is cut short is what a Lambda crash would cut short."""
+        if getattr(self, "_api", None):  # first: no new request starts work
             self._api.shutdown()
             self._api.server.server_close()
+        if self.runtime:
+            self.runtime.stop(timeout_s=2.0 if promptly else 5.0)
         if getattr(self, "log_shipper", None):
-            self.log_shipper.stop()  # what was printed is delivered before moto goes
+            # What was printed is delivered before moto goes.
+            self.log_shipper.stop(timeout_s=1.0 if promptly else 30.0)
             _SHIPPING.remove(self)
             while not _SHIPPING and isinstance(sys.stdout, CaptureTee):
                 sys.stdout = sys.stdout.target
@@ -509,6 +531,60 @@ _RUNNING_AS: contextvars.ContextVar[tuple[Any, str] | None] = contextvars.Contex
     "mlops_function", default=None
 )
 _SHIPPING: list[LocalCloud] = []  # the clouds whose shippers run
+# The deployed name of the function running in this context (None: the operator, a test).
+_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("mlops_function_name", default=None)
+
+
+def _as_function(app: Any, function: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with app._mlops_cloud.function_context(function):
+            return func(*args, **kwargs)
+
+    return run
+
+
+def keep_log_keys_per_function() -> None:
+    """Give each function its own Powertools log keys, as its own process has in Lambda.
+
+    The keys a handler appends (``function_name``, ``function_arn``, the request and correlation
+    ids: ``inject_lambda_context``, the API's middleware) live in the logger's formatter, one dict
+    per process. In Lambda a process runs one function; here every function shares the process, so a
+    handler's lines carried whichever function had appended keys last (the ingest function's lines
+    named the retraining kickoff, the authorizer's a batch planner). Here the formatter's keys are
+    kept per function (``_FUNCTION``, set by ``LocalCloud.function_context``), each function's
+    starting from the process's keys and its deployed name; code outside any function uses the
+    process's. Idempotent."""
+    from chalicelib.observability import logger
+
+    formatter = logger.registered_formatter
+    base = type(formatter)
+    if getattr(base, "_mlops_keys_per_function", False):
+        return
+    shared: dict[str, Any] = formatter.__dict__.pop("log_format")
+    by_function: dict[str, dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    def get(self: Any) -> dict[str, Any]:
+        function = _FUNCTION.get()
+        if function is None:
+            return shared
+        with lock:
+            if function not in by_function:
+                by_function[function] = {**shared, "function_name": function}
+            return by_function[function]
+
+    def put(self: Any, keys: dict[str, Any]) -> None:
+        nonlocal shared
+        function = _FUNCTION.get()
+        if function is None:
+            shared = keys
+        else:
+            with lock:
+                by_function[function] = keys
+
+    formatter.__class__ = type(
+        "PerFunctionLogKeys", (base,), {"log_format": property(get, put), "_mlops_keys_per_function": True}
+    )
 
 
 def _tee_stdout() -> None:
@@ -535,10 +611,25 @@ class _ThreadRoutedStream(io.TextIOBase):
 
 
 def running_endpoint() -> str:
-    """The endpoint of a running `mlops up` (state file), or the configured port."""
+    """The endpoint of the local cloud: the port MLOPS_LOCAL_PORT names if it is set (as for the
+    `mlops up` it started), else the running `mlops up`'s (state file), else the default port."""
+    if os.environ.get("MLOPS_LOCAL_PORT"):
+        return f"http://127.0.0.1:{int(os.environ['MLOPS_LOCAL_PORT'])}"
     if STATE_FILE.exists():
         return str(json.loads(STATE_FILE.read_text())["endpoint"])
-    return f"http://127.0.0.1:{int(os.environ.get('MLOPS_LOCAL_PORT', DEFAULT_PORT))}"
+    return f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def cli_config_file() -> Path:
+    """The AWS CLI config `mlops env` points AWS_CONFIG_FILE at (written now, the same every time):
+    the local region, and the plugin that sends every service to AWS_ENDPOINT_URL."""
+    from mlops.awscli_local import local_config
+
+    path = STATE_DIR / "aws-cli.config"
+    STATE_DIR.mkdir(exist_ok=True)
+    if not path.exists() or path.read_text() != local_config(REGION):
+        path.write_text(local_config(REGION))
+    return path
 
 
 def connect(stage: str = "local") -> str:
