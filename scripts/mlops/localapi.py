@@ -15,7 +15,8 @@ instead: the test client raises it and the dev server drops the connection. So t
 differently on the local cloud than in AWS exactly where it matters, on a bad token.
 
 ``install_gateway_auth_semantics()`` wraps that method (once; calling it again does nothing) so the
-local gateway answers as API Gateway does. What chalice already does right is untouched: no
+local gateway answers as API Gateway does, and names the Authorization header of a request to no
+route hashed, as API Gateway does, not echoed (a token). What chalice already does right is untouched: no
 Authorization header is a 401 before any authorizer runs, and a policy that does not cover the
 route is a 403.
 """
@@ -30,10 +31,43 @@ _log = logging.getLogger(__name__)
 _MARK = "__mlops_gateway_auth_semantics__"
 
 
-def install_gateway_auth_semantics() -> None:
-    """Make the local gateway answer 401/500 to a failing authorizer as API Gateway does. Idempotent."""
+def _install_missing_route_answer() -> None:
+    """A request to no route with an Authorization header: Chalice's local gateway answers 403 with
+    the header's value in the message (a bearer token echoed back, into logs and terminals). API
+    Gateway names it hashed (SHA-256, Base64); so does this. Idempotent."""
+    import base64
+    import hashlib
+
     from chalice import local
 
+    original = local.LocalGateway.handle_request
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def handle_request(self: Any, method: str, path: str, headers: Any, body: Any) -> Any:
+        try:
+            return original(self, method, path, headers, body)
+        except local.ForbiddenError as exc:
+            header = headers.get("authorization") or headers.get("Authorization")
+            if header is not None and exc.body and b"Authorization=" in exc.body:
+                hashed = base64.b64encode(hashlib.sha256(header.encode()).digest()).decode()
+                exc.body = (
+                    '{"message":"Invalid key=value pair (missing equal-sign) in Authorization header '
+                    f"(hashed with SHA-256 and encoded with Base64): '{hashed}'.\"}}"
+                ).encode()
+            raise
+
+    setattr(handle_request, _MARK, True)
+    local.LocalGateway.handle_request = handle_request  # type: ignore[method-assign]
+
+
+def install_gateway_auth_semantics() -> None:
+    """Make the local gateway answer 401/500 to a failing authorizer as API Gateway does, and a
+    request to no route without echoing its Authorization header. Idempotent."""
+    from chalice import local
+
+    _install_missing_route_answer()
     original = local.LocalGatewayAuthorizer.authorize
     if getattr(original, _MARK, False):
         return

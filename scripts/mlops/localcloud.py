@@ -90,6 +90,10 @@ class LocalCloud:
     events: bool = True
     function_log: Path | None = None  # send the functions' JSON logs here instead of stdout
     write_state: bool = False
+    # Keep moto's state in this directory (mlops.localstate): loaded at start if there, saved as it
+    # changes. None: in memory only (the tests, the demo). ``fresh``: delete what is there first.
+    state_dir: Path | None = None
+    fresh: bool = False
     # Every function, job and worker calls AWS as its own role, checked against the policy that
     # deploys (mlops/localiam.py). MLOPS_LOCAL_IAM=off turns it off, e.g. to tell a refusal from a bug.
     enforce_iam: bool = field(default_factory=lambda: os.environ.get("MLOPS_LOCAL_IAM", "on") != "off")
@@ -97,6 +101,8 @@ class LocalCloud:
     app: Any = field(init=False, default=None)
     runtime: EventRuntime | None = field(init=False, default=None)
     resources: dict[str, str] = field(init=False, default_factory=dict)
+    resumed: bool = field(init=False, default=False)  # the state was loaded from ``state_dir``
+    committer: Any = field(init=False, default=None)  # mlops.localstate.Committer, when persisting
 
     @property
     def endpoint(self) -> str:
@@ -128,7 +134,11 @@ class LocalCloud:
         logging.getLogger("moto").setLevel(logging.ERROR)
 
         serialise_dynamodb()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._moto = (
+            self._moto_server()
+            if self.state_dir
+            else ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        )
         self._moto.start()
         # Jobs are submitted to moto's Batch (which then runs nothing: no Docker) and run as child
         # processes: the submission is checked (names, permissions) as on AWS.
@@ -148,6 +158,8 @@ class LocalCloud:
 
             self.resources = deploy_stage(Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), session)
         self._subscribe_capture(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), config)
+        if self.resumed:
+            self.interrupted = end_interrupted_invocations(session, env["IDEMPOTENCY_TABLE"])
         if self.enforce_iam:
             self._enforce_iam(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]))
             session = boto3.session.Session()  # its clients are checked as the principal calling
@@ -182,6 +194,41 @@ class LocalCloud:
                 )
             )
         return self
+
+    def _moto_server(self) -> Any:
+        """moto's server in front of the state on disk (mlops.localstate): loaded now if saved
+        before, and every answer to a change held until the change is saved."""
+        from mlops import localstate
+
+        assert self.state_dir is not None
+        # moto's EC2 loads some 1,300 public AMIs (with their volumes and snapshots) into every
+        # backend: nothing here uses them, and they were half of every snapshot.
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        store = localstate.StateStore(self.state_dir)
+        if self.fresh:
+            store.wipe()
+        store.remove_temporaries()
+        if store.exists():
+            saved = store.load()
+            localstate.restore_backends(saved)
+            self.requeued = localstate.requeue_in_flight(saved)
+            store.collect_garbage(store.loaded_digests)
+            self.resumed = True
+        self.committer = localstate.Committer(store).start()
+        return localstate.DurableMotoServer(self.committer, self._internal_keys, "127.0.0.1", self.port)
+
+    def _internal_keys(self) -> set[str]:
+        """The access keys of the local cloud's own functions and jobs (their writes are not held:
+        see mlops.localstate)."""
+        if self.iam is None:
+            return set()
+        return {p.credentials.access_key for p in self.iam.principals.values() if p.credentials}
+
+    def durable(self) -> None:
+        """Return once every change made so far is saved (no-op when not persisting): before the
+        local API answers."""
+        if self.committer is not None:
+            self.committer.wait_durable()
 
     def _enforce_iam(self, session: Any, settings: Any) -> None:
         """A role per function (its deployed policy) and the jobs' roles (as the template made them),
@@ -331,7 +378,9 @@ class LocalCloud:
             def as_api(app: Any, event: Any, context: Any) -> Any:
                 app._mlops_cloud.name_context(API_FUNCTION, context)
                 with app._mlops_cloud.function_context(API_FUNCTION):
-                    return base.__call__(app, event, context)
+                    answer = base.__call__(app, event, context)
+                app._mlops_cloud.durable()  # what the client is told happened survives a kill
+                return answer
 
             self.app.__class__ = type("ApiFunction", (base,), {"__call__": as_api, "_mlops_api": True})
         assert self.api_port is not None
@@ -380,6 +429,8 @@ class LocalCloud:
             sys.stdout = self._saved_stdout
         if getattr(self, "_moto", None):
             self._moto.stop()
+        if self.committer is not None:
+            self.committer.stop()  # what changed since the last snapshot, saved
         os.environ.pop("MLOPS_LOCAL_SUBMIT", None)
         if self.iam is not None:
             from mlops import localiam
@@ -399,6 +450,29 @@ class LocalCloud:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def end_interrupted_invocations(session: Any, table: str) -> int:
+    """Delete the idempotency records (Powertools) of invocations still in progress when the state
+    was saved: the process running them is gone. In Lambda such a record blocks redeliveries until
+    the function's timeout passes, by when SQS's visibility timeout (longer) has too; here the
+    messages are visible again at once, and would meet the record until they went to the DLQ. The
+    function then runs again for them; its effects are idempotent (the create-only ledger).
+    Returns how many."""
+    dynamodb = session.client("dynamodb")
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=table,
+        FilterExpression="#s = :in_progress",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":in_progress": {"S": "INPROGRESS"}},
+        ConsistentRead=True,
+    )
+    ended = 0
+    for page in pages:
+        for item in page["Items"]:
+            dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+            ended += 1
+    return ended
 
 
 def import_everything(package: str) -> None:
