@@ -38,6 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from machine import machine  # noqa: E402
 
+from mlops import localstate  # noqa: E402
 from mlops.datasets import sales_contract, sales_rows, to_csv  # noqa: E402
 from mlops.localcloud import client_environment, free_port, stage_config  # noqa: E402
 
@@ -48,6 +49,9 @@ def start_cloud(log: Path) -> tuple[subprocess.Popen[bytes], int, int, list[str]
     """``mlops up`` on free ports, as its own process; its banner once it is up."""
     port, api_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'scripts'}", "PYTHONUNBUFFERED": "1"}
+    # As `mlops up` keeps its state by default, but in a directory of the run's own: the benchmark
+    # neither resumes nor adds to the state of the user's local cloud.
+    env[localstate.STATE_ENV] = str(log.parent / "state")
     command = [sys.executable, "-c", "import sys; from mlops.cli import main; sys.exit(main())"]
     out = log.open("wb")
     process = subprocess.Popen(

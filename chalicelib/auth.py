@@ -134,6 +134,13 @@ TOKEN_PREFIX = "mlops_"
 _TOKEN_RE = re.compile(r"mlops_[A-Za-z0-9_-]{43}")
 _BEARER_RE = re.compile(r"bearer\s+(\S+)", re.IGNORECASE)
 NAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+# What an answer never echoes (``redact_tokens``): a token, or 20 or more characters of one (a
+# message clipping it shows its first 34). Random base64url text that long has an uppercase letter
+# (all but 3 in 100,000 times); without one, only a whole token's length is masked, so a dataset
+# named ``mlops_something`` (lowercase by rule) still reads as it is. And any Bearer credential.
+_TOKEN_LIKE = re.compile(r"mlops_[A-Za-z0-9_-]{20,}")
+_BEARER_CREDENTIAL = re.compile(r"(bearer\s+)\S+", re.IGNORECASE)
+REDACTED = TOKEN_PREFIX + "***"
 ID_LENGTH = 12  # hex characters of the hash shown by ``list`` (enough to tell tokens apart)
 
 CACHE_TTL_S = 30.0
@@ -227,6 +234,26 @@ class Principal:
 
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def redact_tokens(value: Any) -> Any:
+    """``value`` (text, or JSON: dicts, lists) with every token-like string masked as ``mlops_***``:
+    what the API answers, whatever a client put in a path, a body, a header or an object's key, never
+    carries a token back (into a terminal's scrollback, a log, a screenshot)."""
+    if isinstance(value, str):
+        masked = _TOKEN_LIKE.sub(_mask, value)
+        return _BEARER_CREDENTIAL.sub(lambda m: m.group(1) + "***", masked)
+    if isinstance(value, dict):
+        return {redact_tokens(k): redact_tokens(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_tokens(v) for v in value]
+    return value
+
+
+def _mask(match: re.Match[str]) -> str:
+    text = match.group(0)
+    body = text[len(TOKEN_PREFIX) :]
+    return REDACTED if len(body) >= 43 or body.lower() != body else text
 
 
 def hash_token(token: str) -> str:

@@ -37,13 +37,15 @@ def tracing_enabled(environ: dict[str, str] | None = None) -> bool:
 
 
 def handler_name(function_name: str | None, app_name: str) -> str:
-    """``serverless-mlops-dev-ingest_upload`` -> ``ingest_upload`` (Chalice's naming)."""
+    """``serverless-mlops-dev-ingest_upload`` -> ``ingest_upload``; the API function,
+    ``serverless-mlops-dev``, -> ``api_handler`` (Chalice's naming)."""
     if not function_name:
         return "unknown"
     head = f"{app_name}-"
     if function_name.startswith(head):
-        # <app>-<stage>-<handler>: the stage never contains a dash.
-        return function_name[len(head) :].split("-", 1)[-1]
+        # <app>-<stage>-<handler>, or <app>-<stage> for the API: the stage never contains a dash.
+        stage_and_handler = function_name[len(head) :].split("-", 1)
+        return stage_and_handler[1] if len(stage_and_handler) == 2 else "api_handler"
     return function_name
 
 

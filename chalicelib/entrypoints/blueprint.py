@@ -4,7 +4,8 @@ Three things Chalice's ``Blueprint`` does not do on its own:
 
 * Routes: an error of the project's hierarchy becomes its HTTP answer here (``InvalidInput`` 400,
   ``NotFound`` 404, ``Conflict`` 409, ``IntegrityFailure`` 500 naming the artifact), so no view
-  repeats the mapping. Anything else is a bug: Chalice answers 500 without details.
+  repeats the mapping. Anything else is a bug: Chalice answers 500 without details. No error
+  message and no read's (GET) JSON answer carries a token back: they are masked here.
 * Bodies: a route that takes JSON declares its body (``body=``, a ``chalicelib.http.Body`` or
   anything with the same ``parse``/``field_names`` classmethods, such as ``Contract``), and its view
   reads it with ``json_body(bp, TheBody)``: the document checked against the declaration, unknown
@@ -26,14 +27,16 @@ from typing import Any, Protocol
 from chalice import BadRequestError, Blueprint, ChaliceViewError, ConflictError, NotFoundError, Response
 
 from chalicelib import observability
+from chalicelib.auth import redact_tokens
 from chalicelib.errors import Conflict, IntegrityFailure, InvalidInput, MlopsError, NotFound
 from chalicelib.http import MAX_BODY_BYTES, MAX_VERSION, parse_json_body
 from chalicelib.settings import DATASET_NAME
 
 
 def http_error(exc: MlopsError) -> Exception:
-    """The Chalice error (an HTTP answer) for an error of the project's hierarchy."""
-    message = str(exc)
+    """The Chalice error (an HTTP answer) for an error of the project's hierarchy. A message may
+    quote what the client sent (a path parameter, a field): a token in it is masked."""
+    message = redact_tokens(str(exc))
     if isinstance(exc, InvalidInput):
         return BadRequestError(message)
     if isinstance(exc, NotFound):
@@ -45,16 +48,22 @@ def http_error(exc: MlopsError) -> Exception:
     return ChaliceViewError(message)
 
 
-def _mapped(view: Callable[..., Any]) -> Callable[..., Any]:
+def _mapped(view: Callable[..., Any], reads: bool = False) -> Callable[..., Any]:
+    """The view with the project's errors mapped to HTTP; a read's (GET) JSON answer with every
+    token-like string masked (``chalicelib.auth.redact_tokens``): what it shows may quote what a
+    client wrote (an upload's key, a problem naming it)."""
+
     @functools.wraps(view)
     def answer(*args: Any, **kwargs: Any) -> Any:
         try:
-            return view(*args, **kwargs)
+            result = view(*args, **kwargs)
+            return redact_tokens(result) if reads and isinstance(result, dict | list) else result
         except InvalidInput as exc:
             details = exc.details()
             if not details:
                 raise http_error(exc) from exc
-            return Response(status_code=400, body={"Code": "BadRequestError", "Message": str(exc), **details})
+            body = {"Code": "BadRequestError", "Message": str(exc), **details}
+            return Response(status_code=400, body=redact_tokens(body))
         except MlopsError as exc:
             raise http_error(exc) from exc
 
@@ -81,7 +90,7 @@ class Area(Blueprint):
         register = super().route(path, **kwargs)
 
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-            mapped = _mapped(view)
+            mapped = _mapped(view, reads=list(kwargs.get("methods") or ["GET"]) == ["GET"])
             mapped.request_body = body  # type: ignore[attr-defined]
             register(mapped)
             return view

@@ -45,6 +45,7 @@ def _ingest_outcomes(notification: dict[str, Any]) -> dict[str, Any]:
 
 @bp.route("/uploads/{upload_id}", methods=["GET"], authorizer=READS)
 def get_upload(upload_id: str) -> dict[str, Any]:
+    """The upload's ledger entry (a token-like part of its key is masked: see the blueprint)."""
     upload = bootstrap.uploads().get(_upload_id(upload_id))
     if upload is None:
         raise NotFound(f"no upload with id {upload_id!r}")

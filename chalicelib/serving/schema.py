@@ -9,8 +9,9 @@ scored is refused with a ``Problem`` naming the record, the field and what is wr
 Two entry points, one set of rules:
 
 * ``encode_records``: JSON records (``/predict``): numbers as JSON numbers, booleans as JSON
-  ``true``/``false``, timestamps as ISO 8601 text (without a zone: UTC), categories and strings as text,
-  null where the feature is nullable.
+  ``true``/``false`` or as text in the contract's CSV spellings (``"yes"``, ``"0"``...), timestamps
+  as ISO 8601 text (without a zone: UTC), categories and strings as text, null where the feature is
+  nullable.
 * ``encode_text``: CSV text (``holdout.csv``, batch input): empty cell = null, numbers by the one
   number grammar (``chalicelib.validation.numbers``, as validation and training read them), booleans
   as ``true``/``false`` (also ``1``/``0``, ``yes``/``no``...: the contract's spellings), timestamps as
@@ -255,9 +256,11 @@ class InputSchema:
                 raise ValueError(f"expected an integer, got {value!r}")
             return self._bounded(feature, value)
         if kind == "boolean":
-            if not isinstance(value, bool):
-                raise ValueError(f"expected true or false, got {_kind(value)}")
-            return 1.0 if value else 0.0
+            if isinstance(value, bool):
+                return 1.0 if value else 0.0
+            if isinstance(value, str):  # the contract's CSV spellings, as a CSV cell is read
+                return self._boolean_text(value)
+            raise ValueError(f"expected true or false, got {_kind(value)}")
         if kind == "timestamp":
             if not isinstance(value, str):
                 raise ValueError(f"expected an ISO 8601 timestamp string, got {_kind(value)}")
@@ -316,12 +319,7 @@ class InputSchema:
                 raise ValueError(numbers.describe(cell, kind, problem or numbers.NOT_A_NUMBER))
             return self._bounded(feature, value)
         if kind == "boolean":
-            lowered = cell.strip().lower()
-            if lowered in BOOLEAN_TRUE:
-                return 1.0
-            if lowered in BOOLEAN_FALSE:
-                return 0.0
-            raise ValueError(f"{_clip(cell)!r} is not a boolean")
+            return self._boolean_text(cell)
         if kind == "timestamp":
             seconds = numbers.read_float(cell).value  # the holdout file carries seconds since the epoch
             if seconds is not None:
@@ -360,6 +358,17 @@ class InputSchema:
         if feature.max is not None and number > feature.max:
             raise ValueError(f"{number:g} is above the maximum {feature.max:g}")
         return float(number)
+
+    @staticmethod
+    def _boolean_text(text: str) -> float:
+        """A boolean written as text: the contract's spellings (``true``/``false``, ``1``/``0``,
+        ``yes``/``no``, ``t``/``f``, ``y``/``n``, any case, spaces around ignored), as validation reads them."""
+        lowered = text.strip().lower()
+        if lowered in BOOLEAN_TRUE:
+            return 1.0
+        if lowered in BOOLEAN_FALSE:
+            return 0.0
+        raise ValueError(f"{_clip(text)!r} is not a boolean (true/false, 1/0, yes/no, t/f, y/n)")
 
     @staticmethod
     def _member(feature: FeatureSpec, text: str) -> str:

@@ -241,7 +241,8 @@ def _parse_model(doc: Any, task: str) -> ModelSettings:
 def _parse_split(doc: Any) -> SplitSettings:
     doc = _object(doc, "training.split", {"validation", "holdout"})
     defaults = SplitSettings()
-    # Both are needed: validation for model selection, holdout for the promotion gates and parity.
+    # Both are needed: validation is measured (metrics.json), holdout is what parity and the
+    # promotion gates score. Nothing is selected on validation (the parameters are the contract's).
     fraction = _Param(integer=False, low=0, high=0.9, low_open=True)
     validation = fraction.check(doc.get("validation", defaults.validation), "training.split.validation")
     holdout = fraction.check(doc.get("holdout", defaults.holdout), "training.split.holdout")

@@ -2,7 +2,7 @@
 
 mlops up        start the local cloud (moto + data plane + API + event runtime)
 mlops demo      run the end-to-end scenario on a fresh local cloud; exit 0 only if it all worked
-mlops status    resources, queue and DLQ depths, and recent uploads of a running local cloud
+mlops status    what needs a look, recent uploads, runs, models, queues (--resources: the stack too)
 mlops env       shell exports that point the AWS CLI and SDKs at the running local cloud
 """
 
@@ -24,11 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start the local cloud on 127.0.0.1 and keep it running")
     up.add_argument("--port", type=int, default=int(os.environ.get("MLOPS_LOCAL_PORT", 4566)))
     up.add_argument("--api-port", type=int, default=int(os.environ.get("MLOPS_API_PORT", 8000)))
+    up.add_argument(
+        "--fresh", action="store_true", help="start empty: delete the state saved by earlier runs first"
+    )
 
     demo = sub.add_parser("demo", help="run the end-to-end scenario on a fresh local cloud")
     demo.add_argument("--verbose", action="store_true", help="also print the functions' JSON logs")
 
-    sub.add_parser("status", help="what is deployed locally, queue depths, DLQ depths, recent uploads")
+    status = sub.add_parser(
+        "status", help="what needs a look (DLQs, alarms), recent uploads, runs, models, queues"
+    )
+    status.add_argument("--resources", action="store_true", help="also list the stack's resources")
 
     contract = sub.add_parser("contract", help="store or show a dataset's data contract (local cloud)")
     contract_sub = contract.add_subparsers(dest="action", required=True)
@@ -69,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            return cmd_up(args.port, args.api_port)
+            return cmd_up(args.port, args.api_port, args.fresh)
         if args.command == "demo":
             from mlops.demo import run_demo
 
             return run_demo(verbose=args.verbose)
         if args.command == "status":
-            return cmd_status()
+            return cmd_status(args.resources)
         if args.command == "env":
             return cmd_env()
         if args.command == "audit-verify":
@@ -112,10 +118,22 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def cmd_up(port: int, api_port: int) -> int:
+def _state_line(cloud: Any, state_dir: Path) -> str:
+    if cloud.resumed:
+        requeued, interrupted = getattr(cloud, "requeued", 0), getattr(cloud, "interrupted", 0)
+        again = f"; {requeued} message(s) received before it stopped are visible again" if requeued else ""
+        if interrupted:
+            again += f"; {interrupted} interrupted invocation(s) will run again"
+        return f"resumed from {state_dir} (`mlops up --fresh` starts empty){again}"
+    return f"new, saved in {state_dir} as it changes (kept across restarts; --fresh starts empty)"
+
+
+def cmd_up(port: int, api_port: int, fresh: bool = False) -> int:
+    from mlops import localstate
     from mlops.localcloud import LocalCloud, PortInUse, client_environment
 
-    cloud = LocalCloud(port=port, api_port=api_port, write_state=True)
+    state_dir = localstate.default_dir()
+    cloud = LocalCloud(port=port, api_port=api_port, write_state=True, state_dir=state_dir, fresh=fresh)
     try:
         cloud.start()
     except PortInUse as exc:
@@ -130,13 +148,15 @@ serverless-mlops local cloud (stage {cloud.stage}) is up.
   HTTP API       {cloud.api_url}     (try: curl {cloud.api_url}/health)
   data bucket    {data_bucket}
   models bucket  {os.environ["MODELS_BUCKET"]}
+  state          {_state_line(cloud, state_dir)}
   handlers       {", ".join(s.handler_name + " <- " + s.queue_name for s in cloud.runtime.subscriptions) if cloud.runtime else "-"}
   schedules      {", ".join(f"{s.handler_name} every {s.interval_s:g}s" for s in cloud.runtime.schedules) if cloud.runtime else "-"}
 
 Upload from another shell:
   {exports} \\
   .venv/bin/aws --endpoint-url {cloud.endpoint} s3 cp my.csv s3://{data_bucket}/incoming/<dataset>/my.csv
-or `eval "$(.venv/bin/mlops env)"` first, then use aws/boto3 as usual. `mlops status` shows the state.
+or `eval "$(.venv/bin/mlops env)"` first, then use .venv/bin/aws (every service) or boto3 as usual.
+`mlops status` shows what needs a look, the latest uploads, runs and models.
 Changing API routes need a token:
   export MLOPS_TOKEN=$(.venv/bin/mlops tokens create me --role admin)
   .venv/bin/mlops models list        (or curl -H "Authorization: Bearer $MLOPS_TOKEN" ...)
@@ -155,8 +175,17 @@ Ctrl-C stops.
     while not stop.wait(0.5):
         pass
     print("\nstopping the local cloud...", flush=True)
-    cloud.stop()
-    return 0
+    cloud.stop(promptly=True)
+    print("stopped.", flush=True)
+    # Everything is stopped and saved, the ports closed and the state file removed. What remains
+    # is the interpreter's teardown: garbage-collecting moto's state and the ML libraries takes
+    # 5-10 s on a busy machine and does nothing anyone needs, so skip it (exit code 0: a requested
+    # stop is a clean one).
+    import logging
+
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _print_invocation(invocation: Any) -> None:
@@ -171,11 +200,17 @@ def _print_invocation(invocation: Any) -> None:
 
 
 def cmd_env() -> int:
-    from mlops.localcloud import client_environment, running_endpoint
+    """Exports for a shell: the endpoint, region and fake credentials, and an AWS CLI config whose
+    plugin makes the CLI use the endpoint for every service (mlops/awscli_local.py: the CLI v1 sends
+    `aws sqs` to queue.amazonaws.com otherwise)."""
+    import shlex
+
+    from mlops.localcloud import cli_config_file, client_environment, running_endpoint
 
     port = int(running_endpoint().rsplit(":", 1)[1])
-    for key, value in client_environment(port).items():
-        print(f"export {key}={value}")
+    exports = {**client_environment(port), "AWS_CONFIG_FILE": str(cli_config_file())}
+    for key, value in exports.items():
+        print(f"export {key}={shlex.quote(value)}")
     return 0
 
 
@@ -307,10 +342,10 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def cmd_status() -> int:
+def cmd_status(resources: bool = False) -> int:
     from mlops.status import print_status
 
-    return print_status()
+    return print_status(resources=resources)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import io
 import json
 import os
@@ -89,6 +90,10 @@ class LocalCloud:
     events: bool = True
     function_log: Path | None = None  # send the functions' JSON logs here instead of stdout
     write_state: bool = False
+    # Keep moto's state in this directory (mlops.localstate): loaded at start if there, saved as it
+    # changes. None: in memory only (the tests, the demo). ``fresh``: delete what is there first.
+    state_dir: Path | None = None
+    fresh: bool = False
     # Every function, job and worker calls AWS as its own role, checked against the policy that
     # deploys (mlops/localiam.py). MLOPS_LOCAL_IAM=off turns it off, e.g. to tell a refusal from a bug.
     enforce_iam: bool = field(default_factory=lambda: os.environ.get("MLOPS_LOCAL_IAM", "on") != "off")
@@ -96,6 +101,8 @@ class LocalCloud:
     app: Any = field(init=False, default=None)
     runtime: EventRuntime | None = field(init=False, default=None)
     resources: dict[str, str] = field(init=False, default_factory=dict)
+    resumed: bool = field(init=False, default=False)  # the state was loaded from ``state_dir``
+    committer: Any = field(init=False, default=None)  # mlops.localstate.Committer, when persisting
 
     @property
     def endpoint(self) -> str:
@@ -129,7 +136,11 @@ class LocalCloud:
         serialise_dynamodb()
         s3_events_carry_version_ids()
         list_moto_services_once()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._moto = (
+            self._moto_server()
+            if self.state_dir
+            else ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        )
         self._moto.start()
         # Jobs are submitted to moto's Batch (which then runs nothing: no Docker) and run as child
         # processes: the submission is checked (names, permissions) as on AWS.
@@ -149,13 +160,14 @@ class LocalCloud:
 
             self.resources = deploy_stage(Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), session)
         self._subscribe_capture(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), config)
+        if self.resumed:
+            self.interrupted = end_interrupted_invocations(session, env["IDEMPOTENCY_TABLE"])
         if self.enforce_iam:
             self._enforce_iam(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]))
             session = boto3.session.Session()  # its clients are checked as the principal calling
         self.app = self._load_app(config)
         import_everything("chalicelib")
-        if self.iam is not None:
-            self._act_as_functions(self.app)
+        self._act_as_functions(self.app)
         if self.function_log:
             self._redirect_function_logs(self.function_log)
         self._ship_function_logs(session)
@@ -184,6 +196,41 @@ class LocalCloud:
                 )
             )
         return self
+
+    def _moto_server(self) -> Any:
+        """moto's server in front of the state on disk (mlops.localstate): loaded now if saved
+        before, and every answer to a change held until the change is saved."""
+        from mlops import localstate
+
+        assert self.state_dir is not None
+        # moto's EC2 loads some 1,300 public AMIs (with their volumes and snapshots) into every
+        # backend: nothing here uses them, and they were half of every snapshot.
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        store = localstate.StateStore(self.state_dir)
+        if self.fresh:
+            store.wipe()
+        store.remove_temporaries()
+        if store.exists():
+            saved = store.load()
+            localstate.restore_backends(saved)
+            self.requeued = localstate.requeue_in_flight(saved)
+            store.collect_garbage(store.loaded_digests)
+            self.resumed = True
+        self.committer = localstate.Committer(store).start()
+        return localstate.DurableMotoServer(self.committer, self._internal_keys, "127.0.0.1", self.port)
+
+    def _internal_keys(self) -> set[str]:
+        """The access keys of the local cloud's own functions and jobs (their writes are not held:
+        see mlops.localstate)."""
+        if self.iam is None:
+            return set()
+        return {p.credentials.access_key for p in self.iam.principals.values() if p.credentials}
+
+    def durable(self) -> None:
+        """Return once every change made so far is saved (no-op when not persisting): before the
+        local API answers."""
+        if self.committer is not None:
+            self.committer.wait_durable()
 
     def _enforce_iam(self, session: Any, settings: Any) -> None:
         """A role per function (its deployed policy) and the jobs' roles (as the template made them),
@@ -226,6 +273,7 @@ class LocalCloud:
 
         settings = Settings.for_stage(self.stage, os.environ.get("MLOPS_PREFIX", "serverless-mlops"))
         self._function_names = {f: policies.function_name(settings, f) for f in policies.FUNCTIONS}
+        keep_log_keys_per_function()
         self.log_shipper = LogShipper(session.client("logs")).start()
         _SHIPPING.append(self)
         _tee_stdout()
@@ -238,6 +286,7 @@ class LocalCloud:
         shipper = getattr(self, "log_shipper", None)
         name = getattr(self, "_function_names", {}).get(function, function)
         token = _RUNNING_AS.set((shipper, name) if shipper is not None else None)
+        named = _FUNCTION.set(name)
         try:
             if self.iam is None:
                 yield
@@ -247,7 +296,16 @@ class LocalCloud:
                 with localiam.acting_as(function):
                     yield
         finally:
+            _FUNCTION.reset(named)
             _RUNNING_AS.reset(token)
+
+    def name_context(self, function: str, context: Any) -> None:
+        """Name a Lambda context as Lambda would: Chalice's local gateway calls the API function
+        ``api_handler``, with no ARN or log group; its deployed name is ``<app>-<stage>``."""
+        name = getattr(self, "_function_names", {}).get(function, function)
+        context.function_name = name
+        context.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        context.log_group_name = f"/aws/lambda/{name}"
 
     def flush_logs(self, timeout_s: float = 30.0) -> bool:
         """Wait until every line the functions printed so far is in its log group (hence, for
@@ -259,9 +317,11 @@ class LocalCloud:
         return self.function_context
 
     def _act_as_functions(self, app: Any) -> None:
-        """HTTP routes run as the API function, the token authorizer as itself."""
-        from mlops import localiam
-
+        """HTTP routes run as the API function (``_start_api``), the token authorizer as itself: its
+        principal, its log lines named after it and shipped to its log group. Like the app's class,
+        the authorizer outlives a cloud in a process that starts several: it runs in the context of
+        the cloud serving now."""
+        app._mlops_cloud = self
         for methods in app.routes.values():
             for entry in methods.values():
                 authorizer = entry.authorizer
@@ -270,7 +330,7 @@ class LocalCloud:
                     and hasattr(authorizer, "func")
                     and not getattr(authorizer.func, "_mlops_iam", False)
                 ):
-                    authorizer.func = localiam.as_principal(authorizer.name, authorizer.func)
+                    authorizer.func = _as_function(app, authorizer.name, authorizer.func)
                     authorizer.func._mlops_iam = True
 
     def iam_calls(self) -> list[dict[str, Any]]:
@@ -302,7 +362,7 @@ class LocalCloud:
     def _start_api(self) -> None:
         from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer
 
-        from mlops.localapi import install_gateway_auth_semantics
+        from mlops.localapi import api_server_class, install_gateway_auth_semantics
 
         install_gateway_auth_semantics()  # an authorizer's "Unauthorized" is a 401, as in API Gateway
         if not isinstance(self.app, LocalChalice):
@@ -318,8 +378,11 @@ class LocalCloud:
             base = self.app.__class__
 
             def as_api(app: Any, event: Any, context: Any) -> Any:
+                app._mlops_cloud.name_context(API_FUNCTION, context)
                 with app._mlops_cloud.function_context(API_FUNCTION):
-                    return base.__call__(app, event, context)
+                    answer = base.__call__(app, event, context)
+                app._mlops_cloud.durable()  # what the client is told happened survives a kill
+                return answer
 
             self.app.__class__ = type("ApiFunction", (base,), {"__call__": as_api, "_mlops_api": True})
         assert self.api_port is not None
@@ -331,21 +394,36 @@ class LocalCloud:
                     super().log_message(format, *args)
 
         self._api = LocalDevServer(
-            self.app, self._chalice_config, "127.0.0.1", self.api_port, handler_cls=RequestHandler
+            self.app,
+            self._chalice_config,
+            "127.0.0.1",
+            self.api_port,
+            handler_cls=RequestHandler,
+            server_cls=api_server_class(),
         )
         self._api_thread = threading.Thread(
-            target=self._api.server.serve_forever, name="chalice-api", daemon=True
+            # Polled every 0.1 s for a shutdown (0.5 s by default): part of Ctrl-C's 5 s.
+            target=functools.partial(self._api.server.serve_forever, poll_interval=0.1),
+            name="chalice-api",
+            daemon=True,
         )
         self._api_thread.start()
 
-    def stop(self) -> None:
+    def stop(self, promptly: bool = False) -> None:
+        """Stop the API and the event runtime (at once), then the log shipper and moto. ``promptly``
+        (Ctrl-C on `mlops up`): wait at most ~2 s for handlers in flight and ~1 s for log lines to
+        ship, instead of 5 s and 30 s; what is cut short is what a Lambda crash would cut short."""
+        api_stopping = None
+        if getattr(self, "_api", None):  # no new request starts work; meanwhile the runtime stops
+            api_stopping = threading.Thread(target=self._stop_api, name="chalice-api-stop")
+            api_stopping.start()
         if self.runtime:
-            self.runtime.stop()
-        if getattr(self, "_api", None):
-            self._api.shutdown()
-            self._api.server.server_close()
+            self.runtime.stop(timeout_s=2.0 if promptly else 5.0)
+        if api_stopping is not None:
+            api_stopping.join()
         if getattr(self, "log_shipper", None):
-            self.log_shipper.stop()  # what was printed is delivered before moto goes
+            # What was printed is delivered before moto goes.
+            self.log_shipper.stop(timeout_s=1.0 if promptly else 30.0)
             _SHIPPING.remove(self)
             while not _SHIPPING and isinstance(sys.stdout, CaptureTee):
                 sys.stdout = sys.stdout.target
@@ -353,6 +431,8 @@ class LocalCloud:
             sys.stdout = self._saved_stdout
         if getattr(self, "_moto", None):
             self._moto.stop()
+        if self.committer is not None:
+            self.committer.stop()  # what changed since the last snapshot, saved
         os.environ.pop("MLOPS_LOCAL_SUBMIT", None)
         if self.iam is not None:
             from mlops import localiam
@@ -363,11 +443,38 @@ class LocalCloud:
         if self.write_state and STATE_FILE.exists():
             STATE_FILE.unlink()
 
+    def _stop_api(self) -> None:
+        self._api.shutdown()
+        self._api.server.server_close()
+
     def __enter__(self) -> LocalCloud:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def end_interrupted_invocations(session: Any, table: str) -> int:
+    """Delete the idempotency records (Powertools) of invocations still in progress when the state
+    was saved: the process running them is gone. In Lambda such a record blocks redeliveries until
+    the function's timeout passes, by when SQS's visibility timeout (longer) has too; here the
+    messages are visible again at once, and would meet the record until they went to the DLQ. The
+    function then runs again for them; its effects are idempotent (the create-only ledger).
+    Returns how many."""
+    dynamodb = session.client("dynamodb")
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=table,
+        FilterExpression="#s = :in_progress",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":in_progress": {"S": "INPROGRESS"}},
+        ConsistentRead=True,
+    )
+    ended = 0
+    for page in pages:
+        for item in page["Items"]:
+            dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+            ended += 1
+    return ended
 
 
 def import_everything(package: str) -> None:
@@ -479,6 +586,60 @@ _RUNNING_AS: contextvars.ContextVar[tuple[Any, str] | None] = contextvars.Contex
 )
 _SHIPPING: list[LocalCloud] = []  # the clouds whose shippers run
 _TEE_LOCK = threading.Lock()
+# The deployed name of the function running in this context (None: the operator, a test).
+_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("mlops_function_name", default=None)
+
+
+def _as_function(app: Any, function: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with app._mlops_cloud.function_context(function):
+            return func(*args, **kwargs)
+
+    return run
+
+
+def keep_log_keys_per_function() -> None:
+    """Give each function its own Powertools log keys, as its own process has in Lambda.
+
+    The keys a handler appends (``function_name``, ``function_arn``, the request and correlation
+    ids: ``inject_lambda_context``, the API's middleware) live in the logger's formatter, one dict
+    per process. In Lambda a process runs one function; here every function shares the process, so a
+    handler's lines carried whichever function had appended keys last (the ingest function's lines
+    named the retraining kickoff, the authorizer's a batch planner). Here the formatter's keys are
+    kept per function (``_FUNCTION``, set by ``LocalCloud.function_context``), each function's
+    starting from the process's keys and its deployed name; code outside any function uses the
+    process's. Idempotent."""
+    from chalicelib.observability import logger
+
+    formatter = logger.registered_formatter
+    base = type(formatter)
+    if getattr(base, "_mlops_keys_per_function", False):
+        return
+    shared: dict[str, Any] = formatter.__dict__.pop("log_format")
+    by_function: dict[str, dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    def get(self: Any) -> dict[str, Any]:
+        function = _FUNCTION.get()
+        if function is None:
+            return shared
+        with lock:
+            if function not in by_function:
+                by_function[function] = {**shared, "function_name": function}
+            return by_function[function]
+
+    def put(self: Any, keys: dict[str, Any]) -> None:
+        nonlocal shared
+        function = _FUNCTION.get()
+        if function is None:
+            shared = keys
+        else:
+            with lock:
+                by_function[function] = keys
+
+    formatter.__class__ = type(
+        "PerFunctionLogKeys", (base,), {"log_format": property(get, put), "_mlops_keys_per_function": True}
+    )
 
 
 def _tee_stdout() -> None:
@@ -507,10 +668,25 @@ class _ThreadRoutedStream(io.TextIOBase):
 
 
 def running_endpoint() -> str:
-    """The endpoint of a running `mlops up` (state file), or the configured port."""
+    """The endpoint of the local cloud: the port MLOPS_LOCAL_PORT names if it is set (as for the
+    `mlops up` it started), else the running `mlops up`'s (state file), else the default port."""
+    if os.environ.get("MLOPS_LOCAL_PORT"):
+        return f"http://127.0.0.1:{int(os.environ['MLOPS_LOCAL_PORT'])}"
     if STATE_FILE.exists():
         return str(json.loads(STATE_FILE.read_text())["endpoint"])
-    return f"http://127.0.0.1:{int(os.environ.get('MLOPS_LOCAL_PORT', DEFAULT_PORT))}"
+    return f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def cli_config_file() -> Path:
+    """The AWS CLI config `mlops env` points AWS_CONFIG_FILE at (written now, the same every time):
+    the local region, and the plugin that sends every service to AWS_ENDPOINT_URL."""
+    from mlops.awscli_local import local_config
+
+    path = STATE_DIR / "aws-cli.config"
+    STATE_DIR.mkdir(exist_ok=True)
+    if not path.exists() or path.read_text() != local_config(REGION):
+        path.write_text(local_config(REGION))
+    return path
 
 
 def connect(stage: str = "local") -> str:

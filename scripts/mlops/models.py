@@ -16,15 +16,17 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mlops.localcloud import STATE_FILE
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
+        self.body = body  # the API's JSON answer, if it was JSON (a 400 of /predict names its problems)
 
 
 def api_url() -> str:
@@ -50,6 +52,7 @@ def call(method: str, path: str, body: Any = None, token: str | None = None, bas
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         raw = exc.read()
+        doc = None
         try:
             doc = json.loads(raw)
             message = doc.get("Message") or doc.get("message") or raw.decode()
@@ -57,7 +60,7 @@ def call(method: str, path: str, body: Any = None, token: str | None = None, bas
             message = raw.decode(errors="replace")
         if exc.code == 401:
             message += " (set MLOPS_TOKEN to a token from `mlops tokens create NAME --role ROLE`)"
-        raise ApiError(exc.code, str(message)) from None
+        raise ApiError(exc.code, str(message), doc) from None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -476,12 +479,27 @@ def add_predict_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def read_records(path: str, schema: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """A file's records as JSON values. CSV cells are typed by the model's input schema (numbers,
-    booleans, text; an empty cell is null); columns the model does not take are dropped."""
+@dataclass(frozen=True)
+class FileRecord:
+    """One record of the file with where it is: ``label`` is how the output names it, the way the
+    validation report names rows (``row 3 (line 5)``: data rows from 1, the header is row 0, the
+    line where the row starts, header on line 1, blank lines skipped) or, in a JSON file, its index
+    (``records[2]``)."""
+
+    label: str
+    record: Any
+    where: dict[str, int]  # {"row": 3, "line": 5} or {"record": 2}: the same, for --json
+
+
+def read_records(path: str, schema: dict[str, Any] | None) -> list[FileRecord]:
+    """A file's records as JSON values, each with where it is in the file. CSV cells are typed by the
+    model's input schema (numbers, booleans, text; an empty cell is null); columns the model does not
+    take are dropped; a cell missing from a short row is left out (the API names it)."""
     import csv
     import io
     from pathlib import Path
+
+    from chalicelib.validation.contract import header_names
 
     text = Path(path).read_text(encoding="utf-8")
     if path.lower().endswith(".json"):
@@ -489,34 +507,47 @@ def read_records(path: str, schema: dict[str, Any] | None) -> list[dict[str, Any
         records = doc.get("records") if isinstance(doc, dict) else doc
         if not isinstance(records, list):
             raise SystemExit(f'{path}: expected {{"records": [...]}} or a list of records')
-        return records
+        return [FileRecord(f"records[{i}]", r, {"record": i}) for i, r in enumerate(records)]
     types = {f["name"]: f["type"] for f in (schema or {}).get("features", [])}
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return [{k: _typed(v, types[k]) for k, v in row.items() if k in types} for row in rows]
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    header = header_names(next(reader, []))
+    out: list[FileRecord] = []
+    while True:
+        start = reader.line_num + 1  # the line this row starts on (a quoted field may span more)
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        if not cells:  # a blank line: not a row, as validation skips it
+            continue
+        record = {k: _typed(v, types[k]) for k, v in zip(header, cells, strict=False) if k in types}
+        row = len(out) + 1
+        out.append(FileRecord(f"row {row} (line {start})", record, {"row": row, "line": start}))
+    return out
 
 
 def _typed(cell: str, kind: str) -> Any:
+    """A CSV cell as the JSON value of its feature, read as validation reads it (the one number
+    grammar, the contract's boolean spellings); a cell that does not read is sent as written, for
+    the API to name its record and field."""
+    from chalicelib.validation import numbers
+    from chalicelib.validation.contract import BOOLEAN_FALSE, BOOLEAN_TRUE
+
     if cell == "":
         return None
     if kind in ("integer", "float"):
-        try:
-            number = float(cell)
-        except ValueError:
-            return cell  # sent as is: the API names the record and the field
-        return int(number) if kind == "integer" and number.is_integer() else number
+        number = numbers.read_number(cell, kind).value
+        return cell if number is None else number
     if kind == "boolean":
         lowered = cell.strip().lower()
-        return (
-            True
-            if lowered in ("true", "1", "yes", "t", "y")
-            else False
-            if lowered in ("false", "0", "no", "f", "n")
-            else cell
-        )
+        return True if lowered in BOOLEAN_TRUE else False if lowered in BOOLEAN_FALSE else cell
     return cell
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    """Score every record of the file; print one answer per record, in the file's order, named as
+    in the file: its prediction, or why the API refused it (the other records are still scored).
+    Exit 0 every record answered, 1 some refused or the API failed."""
     try:
         version = args.version
         if version is None:
@@ -531,23 +562,78 @@ def run_predict(args: argparse.Namespace) -> int:
             if args.version
             else f"/models/{args.model}/predict"
         )
-        results: list[dict[str, Any]] = []
-        served = None
+        answers: list[dict[str, Any]] = []
+        served: set[Any] = set()
         for start in range(0, len(records), CHUNK):
-            response = call("POST", path, {"records": records[start : start + CHUNK]})
-            served = response["version"]
-            results.extend(response["predictions"])
+            answers.extend(_score(path, records[start : start + CHUNK], served))
     except ApiError as exc:
         print(f"error {exc}", file=sys.stderr)
         return 1
+    refused = sum(1 for a in answers if "problems" in a)
+    shown = ", ".join(f"v{v}" for v in sorted(served, key=str)) or "none"
     if args.json:
-        return _dump({"model": args.model, "version": served, "predictions": results})
-    print(f"{args.model} v{served}: {len(results)} prediction(s)")
-    for i, result in enumerate(results):
-        probabilities = result.get("probabilities")
-        shown = "  ".join(f"p({k})={v:.4f}" for k, v in probabilities.items()) if probabilities else ""
-        print(f"  {i:>5}  {result['prediction']!s:<12} {shown}")
-    return 0
+        _dump({"model": args.model, "version": _one(served), "predictions": answers})
+        return 1 if refused else 0
+    print(
+        f"{args.model} {shown}: {len(answers) - refused} prediction(s)"
+        + (f", {refused} record(s) refused" if refused else "")
+    )
+    for item, answer in zip(records, answers, strict=True):
+        if "problems" in answer:
+            why = "; ".join(
+                (f"field {p['field']!r}: " if p.get("field") else "") + str(p.get("problem"))
+                for p in answer["problems"]
+            )
+            print(f"  {item.label:<22} refused: {why}")
+            continue
+        probabilities = answer.get("probabilities")
+        odds = "  ".join(f"p({k})={v:.4f}" for k, v in probabilities.items()) if probabilities else ""
+        print(f"  {item.label:<22} {answer['prediction']!s:<12} {odds}".rstrip())
+    return 1 if refused else 0
+
+
+def _one(served: set[Any]) -> Any:
+    return next(iter(served)) if len(served) == 1 else sorted(served, key=str) or None
+
+
+def _score(path: str, chunk: list[FileRecord], served: set[Any]) -> list[dict[str, Any]]:
+    """One answer per record of the chunk, in order: the API's prediction, or the problems it named
+    for that record. The API refuses a request as a whole and names up to 20 problems: the named
+    records are set aside and the rest sent again, until the rest is scored."""
+    answers: list[dict[str, Any] | None] = [None] * len(chunk)
+    pending = list(range(len(chunk)))
+    while pending:
+        try:
+            response = call("POST", path, {"records": [chunk[i].record for i in pending]})
+        except ApiError as exc:
+            named = _record_problems(exc, len(pending))
+            if not named:
+                raise
+            for index, problems in named.items():
+                answers[pending[index]] = {**chunk[pending[index]].where, "problems": problems}
+            pending = [i for n, i in enumerate(pending) if n not in named]
+            continue
+        served.add(response["version"])
+        for i, prediction in zip(pending, response["predictions"], strict=True):
+            answers[i] = {**chunk[i].where, **prediction}
+        pending = []
+    return [a for a in answers if a is not None]
+
+
+def _record_problems(exc: ApiError, sent: int) -> dict[int, list[dict[str, Any]]]:
+    """A 400's problems by the record (its index in the request) they name; {} when the request as a
+    whole was refused (no record named), so the caller reports it."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    problems = body.get("problems") if exc.status == 400 else None
+    named: dict[int, list[dict[str, Any]]] = {}
+    for problem in problems if isinstance(problems, list) else []:
+        record = problem.get("record") if isinstance(problem, dict) else None
+        if not isinstance(record, int) or isinstance(record, bool) or not 0 <= record < sent:
+            return {}
+        named.setdefault(record, []).append(
+            {"field": problem.get("field"), "problem": problem.get("problem")}
+        )
+    return named
 
 
 CHUNK = 500  # records per request (the API takes up to 1000)

@@ -478,11 +478,15 @@ class EventRuntime:
         raise KeyError(f"no schedule named {handler_name!r}")
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        """Tell every poller and ticker to stop, then wait for them ``timeout_s`` in all (not each:
+        Ctrl-C must stop the local cloud promptly). A handler still running then is left to its
+        daemon thread; its batch, not deleted, returns to the queue as a crashed Lambda's does."""
         workers: list[SqsPoller | ScheduleTicker] = [*self._pollers, *self._tickers]
         for worker in workers:
             worker.stop()
+        deadline = time.monotonic() + timeout_s
         for worker in workers:
-            worker.join(timeout_s)
+            worker.join(max(0.0, deadline - time.monotonic()))
         self._pollers.clear()
         self._tickers.clear()
 

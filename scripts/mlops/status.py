@@ -1,4 +1,9 @@
-"""``mlops status``: what the running local cloud holds."""
+"""``mlops status``: what the running local cloud holds, what needs a look first.
+
+In this order: DLQs holding messages and alarms firing (or one line saying nothing needs
+attention), the latest uploads with their ids, verdicts and drift, the training runs in flight and
+the latest finished, the models (champions, versions waiting for approval, rollouts), the queues with
+work; the stack's resources only with ``--resources``."""
 
 from __future__ import annotations
 
@@ -26,11 +31,17 @@ def _depth(sqs: Any, name: str) -> tuple[int, int]:
     return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
-def print_status(stage: str = "local") -> int:
+RECENT_UPLOADS = 10
+RECENT_RUNS = 5
+FINISHED_RUNS = ("succeeded", "failed")
+
+
+def print_status(stage: str = "local", resources: bool = False) -> int:
+    """What a person acts on first (a DLQ or alarm that needs a look), then the recent uploads, the
+    runs, the models and the queues; the stack's resources only with ``resources``."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from chalicelib import bootstrap
     from chalicelib.settings import Settings
     from mlops.cfn import stack_name
 
@@ -39,9 +50,7 @@ def print_status(stage: str = "local") -> int:
     session = boto3.session.Session()
     try:
         stack = stack_name(settings.prefix, settings.stage)
-        resources = session.client("cloudformation").list_stack_resources(StackName=stack)[
-            "StackResourceSummaries"
-        ]
+        listed = session.client("cloudformation").list_stack_resources(StackName=stack)
     except (BotoCoreError, ClientError) as exc:
         print(
             f"no local cloud answers at {endpoint} ({type(exc).__name__}). Start one with `mlops up`.",
@@ -49,33 +58,121 @@ def print_status(stage: str = "local") -> int:
         )
         return 1
 
-    print(f"local cloud {endpoint}, stage {settings.stage}, stack {stack}")
-    print(f"\n{'resource':<28}{'type':<28}physical id")
-    for r in sorted(resources, key=lambda r: r["ResourceType"]):
+    print(f"local cloud {endpoint}, stage {settings.stage}")
+    report(session, settings, listed["StackResourceSummaries"], resources)
+    return 0
+
+
+def report(
+    session: Any, settings: Any, summaries: list[dict[str, Any]], resources: bool, out: Any = None
+) -> None:
+    """The sections of ``mlops status`` after its first line, in their order."""
+    from chalicelib import bootstrap
+    from mlops.cfn import stack_name
+
+    out = out or sys.stdout
+    queues = queue_depths(session.client("sqs"), settings.consumed_queues)
+    print_attention(queues, firing_alarms(session.client("cloudwatch")), out)
+    print_uploads(bootstrap.uploads().scan(), out)
+    print_runs(bootstrap.runs_store().list_runs(), out)
+    print_models(bootstrap.registry(), out)
+    print_queues(queues, out)
+    if resources:
+        print_resources(summaries, out)
+    else:
+        stack = stack_name(settings.prefix, settings.stage)
         print(
-            f"{r['LogicalResourceId']:<28}{r['ResourceType']:<28}{r.get('PhysicalResourceId', '').rsplit('/', 1)[-1]}"
+            f"\n{len(summaries)} resources in stack {stack}: `mlops status --resources` lists them", file=out
         )
 
-    print(f"\n{'queue':<42}{'visible':>8}{'in flight':>10}{'DLQ':>6}")
-    for name, visible, in_flight, dlq in queue_depths(session.client("sqs"), settings.consumed_queues):
-        flag = "   <- messages in the DLQ need a look" if dlq else ""
-        print(f"{name:<42}{visible:>8}{in_flight:>10}{dlq:>6}{flag}")
 
-    print_models(bootstrap.registry())
+def firing_alarms(cloudwatch: Any) -> list[tuple[str, str]]:
+    """(alarm, reason) for every CloudWatch alarm in the ALARM state."""
+    pages = cloudwatch.get_paginator("describe_alarms").paginate(StateValue="ALARM")
+    return [(a["AlarmName"], a.get("StateReason", "")) for page in pages for a in page["MetricAlarms"]]
 
-    uploads = bootstrap.uploads().scan()
-    print(f"\nuploads ledger: {len(uploads)} upload(s)")
-    for u in uploads[-10:]:
-        sha = (u.sha256 or "-")[:12]
+
+def print_attention(
+    queues: list[tuple[str, int, int, int]], alarms: list[tuple[str, str]], out: Any = None
+) -> None:
+    """First, what needs a person: messages in a DLQ (events a function failed on, over and over)
+    and alarms firing; one line saying so when nothing does."""
+    from chalicelib.settings import dlq_name
+
+    out = out or sys.stdout
+    warnings = [
+        f"!! DLQ {dlq} holds {depth} message(s) set aside from {name} after failing: read them with\n"
+        f"   aws sqs receive-message --queue-url $(aws sqs get-queue-url --queue-name {dlq} "
+        f"--query QueueUrl --output text)"
+        for name, _, _, depth in queues
+        if depth and (dlq := dlq_name(name))
+    ]
+    warnings += [f"!! alarm {name} is firing: {reason}" for name, reason in alarms]
+    if warnings:
+        print("", *warnings, sep="\n", file=out)
+    else:
+        print("\nnothing needs attention: every DLQ is empty, no alarm is firing", file=out)
+
+
+def print_uploads(uploads: list[Any], out: Any = None, limit: int = RECENT_UPLOADS) -> None:
+    """The latest uploads, newest first: id, when, dataset, verdict, rows, drift, codes, object."""
+    out = out or sys.stdout
+    recent = sorted(uploads, key=lambda u: str(u.recorded_at), reverse=True)[:limit]
+    print(
+        f"\nuploads: {len(uploads)} recorded" + (f", the latest {len(recent)}:" if recent else ""), file=out
+    )
+    for u in recent:
         codes = ",".join(u.issue_codes or []) or "-"
         # Rows an earlier upload already holds (unchanged) are not new data for retraining.
         repeat = f"{u.repeated_rows} repeat" if u.repeated_rows is not None else ""
         status = "revoked" if u.revoked else u.status  # a revoked upload was valid; the entry says who, why
+        rows = u.rows if u.rows is not None else "-"
         print(
-            f"  {u.upload_id}  {u.recorded_at}  {status:<10} {u.rows if u.rows is not None else '-':>6} rows "
-            f"{repeat:>12}  {u.size:>9} B  sha256 {sha}  issues {codes:<24} s3://{u.bucket}/{u.key}"
+            f"  {u.upload_id}  {str(u.recorded_at)[:19]}  {u.dataset or '-':<14} {status:<10} {rows:>7} rows "
+            f"{repeat:>11}  drift {u.drift or '-':<17} issues {codes:<20} s3://{u.bucket}/{u.key}",
+            file=out,
         )
-    return 0
+
+
+def print_runs(runs: list[dict[str, Any]], out: Any = None, limit: int = RECENT_RUNS) -> None:
+    """Training runs in flight, then the latest finished ones (newest first)."""
+    out = out or sys.stdout
+    newest = sorted(runs, key=lambda r: str(r.get("created_at", "")), reverse=True)
+    in_flight = [r for r in newest if r.get("status") not in FINISHED_RUNS]
+    finished = [r for r in newest if r.get("status") in FINISHED_RUNS][:limit]
+    print(f"\nruns: {len(in_flight)} in flight, {len(runs) - len(in_flight)} finished", file=out)
+    for run in [*in_flight, *finished]:
+        metric = (
+            f"{run.get('primary_metric', '')} {run['primary_value']:.4f}"
+            if run.get("primary_value") is not None
+            else ""
+        )
+        why = run.get("error") or "; ".join(run.get("reasons", []))
+        print(
+            f"  {run['run_id']:<44} {run.get('status', '-'):<10} {str(run.get('created_at', ''))[:19]}  "
+            f"{metric:<22} {why[:60]}".rstrip(),
+            file=out,
+        )
+
+
+def print_queues(queues: list[tuple[str, int, int, int]], out: Any = None) -> None:
+    """Work waiting or in progress, per queue; one line when there is none."""
+    out = out or sys.stdout
+    busy = [q for q in queues if q[1] or q[2]]
+    if not busy:
+        print(f"\nqueues: {len(queues)} work queues, all empty", file=out)
+        return
+    print(f"\n{'queue':<42}{'visible':>8}{'in flight':>10}{'DLQ':>6}", file=out)
+    for name, visible, in_flight, dlq in busy:
+        print(f"{name:<42}{visible:>8}{in_flight:>10}{dlq:>6}", file=out)
+
+
+def print_resources(summaries: list[dict[str, Any]], out: Any = None) -> None:
+    out = out or sys.stdout
+    print(f"\n{'resource':<28}{'type':<28}physical id", file=out)
+    for r in sorted(summaries, key=lambda r: r["ResourceType"]):
+        physical = r.get("PhysicalResourceId", "").rsplit("/", 1)[-1]
+        print(f"{r['LogicalResourceId']:<28}{r['ResourceType']:<28}{physical}", file=out)
 
 
 def print_models(registry: Any, out: Any = None) -> None:

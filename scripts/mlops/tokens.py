@@ -138,13 +138,36 @@ def _create(
     print(
         "This token cannot be shown again: only its SHA-256 is stored. Keep it secret; use it as\n"
         f"  export MLOPS_TOKEN={token}\n"
-        '  curl -H "Authorization: Bearer $MLOPS_TOKEN" http://127.0.0.1:8000/models\n'
+        f'  curl -H "Authorization: Bearer $MLOPS_TOKEN" {api_url_in_use()}/models\n'
         f"(header `Authorization: Bearer {token}`).",
         file=note,
     )
     if replace:
         print(f"{name}'s previous token, if any, is revoked (effective within 90 s).", file=note)
     return 0
+
+
+def api_url_in_use() -> str:
+    """Where the API answers, for the hint ``create`` prints: ``MLOPS_API_URL`` (a deployed stage);
+    else the running ``mlops up``'s (its state file); else the port ``mlops up`` would take
+    (``MLOPS_API_PORT``, default 8000); a stage other than ``local`` without ``MLOPS_API_URL``: a
+    placeholder, not a local address that would answer nothing."""
+    import json
+
+    from mlops.localcloud import DEFAULT_API_PORT, STATE_FILE
+
+    if os.environ.get("MLOPS_API_URL"):
+        return os.environ["MLOPS_API_URL"].rstrip("/")
+    if Settings.from_env().stage != "local":
+        return "$MLOPS_API_URL"
+    try:
+        running = json.loads(STATE_FILE.read_text()).get("api_url")
+    except (OSError, ValueError, AttributeError):
+        running = None
+    if running:
+        return str(running).rstrip("/")
+    port = os.environ.get("MLOPS_API_PORT", "").strip()
+    return f"http://127.0.0.1:{port if re.fullmatch(r'[0-9]{1,5}', port) else DEFAULT_API_PORT}"
 
 
 def _list(store: TokenStore) -> int:

@@ -1,0 +1,174 @@
+"""Ctrl-C stops `mlops up` within 5 s (issue 18), idle or busy, and frees its ports.
+
+What held it up: the event runtime waited up to 5 s for each of its eight pollers and tickers in
+turn, the log shipper up to 30 s, and after everything had stopped the interpreter spent 5-10 s
+garbage-collecting moto's state and the ML libraries on its way out. `mlops up` now gives handlers in
+flight ~2 s and the log shipper ~1 s, then exits without the teardown (exit code 0: a requested stop
+is a clean one). The 5 s below is the issue's bound, not a measure of speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from mlops.datasets import sales_contract, sales_rows, to_csv
+from mlops.localcloud import free_port, port_is_free
+
+BIN = Path(sys.executable).parent
+PROJECT = Path(__file__).resolve().parents[2]
+STOP_BOUND_S = 5.0  # the issue's bound for Ctrl-C
+HANG_S = 240.0  # a guard against a hang only (start-up on a busy 2-core machine)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLOPS_", "POWERTOOLS_"))}
+    env.update(extra)
+    return env
+
+
+class Up:
+    """`mlops up` as a person runs it, in a process of its own, its output collected as it comes."""
+
+    def __init__(self) -> None:
+        self.port, self.api_port = free_port(), free_port()
+        self.env = _clean_env(
+            MLOPS_LOCAL_PORT=str(self.port), MLOPS_API_PORT=str(self.api_port), PYTHONUNBUFFERED="1"
+        )
+        self.process = subprocess.Popen(
+            [str(BIN / "mlops"), "up"],
+            cwd=PROJECT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + HANG_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if "Ctrl-C stops" in self.output and self._health() == 200:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"mlops up did not become ready:\n{self.output}")
+
+    def _health(self) -> int | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/health", timeout=10) as answer:
+                return int(answer.status)
+        except OSError:
+            return None
+
+    def interrupt(self) -> tuple[int | None, float]:
+        """Ctrl-C; then (exit code, seconds it took), or (None, the bound) if still running then."""
+        sent = time.monotonic()
+        self.process.send_signal(signal.SIGINT)
+        try:
+            code = self.process.wait(timeout=STOP_BOUND_S)
+        except subprocess.TimeoutExpired:
+            return None, STOP_BOUND_S
+        return code, time.monotonic() - sent
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(HANG_S)
+
+
+@pytest.fixture
+def up() -> Any:
+    running = Up()
+    yield running
+    running.kill()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_an_idle_mlops_up_within_5_s_and_frees_its_ports(up):
+    up.wait_ready()
+
+    code, took = up.interrupt()
+
+    assert code == 0, f"not stopped within {STOP_BOUND_S} s (code {code}, {took:.1f} s):\n{up.output}"
+    assert port_is_free(up.port) and port_is_free(up.api_port)
+    up._reader.join(HANG_S)
+    assert "stopping the local cloud" in up.output and "stopped." in up.output, up.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_mlops_up_within_5_s_while_uploads_and_requests_are_in_flight(up, tmp_path):
+    up.wait_ready()
+    contract = sales_contract({"family": "random_forest", "params": {"n_estimators": 1, "max_depth": 1}})
+    contract["dataset"] = "ctrl_c"
+    contract["training"]["retrain"] = {"min_new_rows": 10_000_000, "cooldown_minutes": 0}  # no run
+    (tmp_path / "contract.json").write_text(json.dumps(contract))
+    put = subprocess.run(
+        [str(BIN / "mlops"), "contract", "put", str(tmp_path / "contract.json")],
+        cwd=PROJECT,
+        env=up.env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_S,
+    )
+    assert put.returncode == 0, put.stdout + put.stderr
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{up.port}", region_name="us-east-1")
+    data = to_csv(*sales_rows(2000))
+    # Uploads and API requests keep coming until the process is gone: whenever Ctrl-C lands, the
+    # event runtime has batches in flight and the API has requests open.
+    stop_sending = threading.Event()
+    uploaded: list[str] = []
+
+    def upload() -> None:
+        while not stop_sending.is_set():
+            key = f"incoming/ctrl_c/{len(uploaded):04d}.csv"
+            try:
+                s3.put_object(Bucket="serverless-mlops-local-data", Key=key, Body=data)
+            except Exception:
+                return  # the local cloud has stopped
+            uploaded.append(key)
+
+    def ask() -> None:
+        while not stop_sending.is_set():
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{up.api_port}/models", timeout=10).read()
+            except OSError:
+                return
+
+    senders = [threading.Thread(target=upload, daemon=True) for _ in range(4)]
+    senders += [threading.Thread(target=ask, daemon=True) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    deadline = time.monotonic() + HANG_S
+    while "[runtime] ingest_upload" not in up.output and time.monotonic() < deadline:
+        time.sleep(0.1)  # the runtime is at work on the uploads
+    assert "[runtime] ingest_upload" in up.output, up.output
+
+    try:
+        code, took = up.interrupt()
+    finally:
+        stop_sending.set()
+
+    assert code == 0, f"not stopped within {STOP_BOUND_S} s (code {code}, {took:.1f} s):\n{up.output[-4000:]}"
+    assert port_is_free(up.port) and port_is_free(up.api_port)
