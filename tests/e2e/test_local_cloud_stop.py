@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -44,7 +45,10 @@ class Up:
     def __init__(self) -> None:
         self.port, self.api_port = free_port(), free_port()
         self.env = _clean_env(
-            MLOPS_LOCAL_PORT=str(self.port), MLOPS_API_PORT=str(self.api_port), PYTHONUNBUFFERED="1"
+            MLOPS_LOCAL_PORT=str(self.port),
+            MLOPS_API_PORT=str(self.api_port),
+            MLOPS_LOCAL_STATE=tempfile.mkdtemp(prefix="mlops-state-"),  # never the project's state
+            PYTHONUNBUFFERED="1",
         )
         self.process = subprocess.Popen(
             [str(BIN / "mlops"), "up"],
