@@ -136,7 +136,7 @@ def cmd_up(port: int, api_port: int, fresh: bool = False) -> int:
     cloud = LocalCloud(port=port, api_port=api_port, write_state=True, state_dir=state_dir, fresh=fresh)
     try:
         cloud.start()
-    except PortInUse as exc:
+    except (PortInUse, localstate.StateUnreadable) as exc:
         print(f"mlops up: {exc}", file=sys.stderr)
         return 1
     data_bucket = os.environ["DATA_BUCKET"]

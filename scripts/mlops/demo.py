@@ -51,6 +51,7 @@ class Demo:
 # Every wait in the demo ends on a record (a ledger entry, a run's status, an empty queue); the
 # timeouts only stop a demo that hangs, so they are generous for a busy machine.
 HANG_S = 300.0
+HTTP_HANG_S = 120.0  # one request to the local API
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = HANG_S, interval_s: float = 0.2) -> Any:
@@ -70,7 +71,8 @@ def http(method: str, url: str, body: Any = None, token: str | None = None) -> t
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        # Only a hang ends here: a request that waits for a model to load on a busy machine is not one.
+        with urllib.request.urlopen(request, timeout=HTTP_HANG_S) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")

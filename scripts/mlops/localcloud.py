@@ -134,6 +134,8 @@ class LocalCloud:
         logging.getLogger("moto").setLevel(logging.ERROR)
 
         serialise_dynamodb()
+        s3_events_carry_version_ids()
+        list_moto_services_once()
         self._moto = (
             self._moto_server()
             if self.state_dir
@@ -536,12 +538,54 @@ def serialise_dynamodb(setattr: Callable[[Any, str, Any], None] = setattr) -> No
         setattr(owner, name, locked)
 
 
+def s3_events_carry_version_ids(setattr: Callable[[Any, str, Any], None] = setattr) -> None:
+    """Give moto's S3 event notifications the ``versionId`` of the object, as S3 sends it for a
+    bucket with versioning enabled (and leaves out otherwise). moto 5.2.5 builds the record without
+    it, so a handler could not tell which version of an overwritten key it was told about; the
+    ingest reads the version named in the event (and only falls back to what a read returns when
+    an event has none). Idempotent; this process's moto only; ``setattr`` as in serialise_dynamodb."""
+    from moto.s3 import notifications
+
+    original = notifications._get_s3_event
+    if getattr(original, "_mlops_version_ids", False):
+        return
+
+    def with_version_id(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = original(event_name, bucket, key, notification_id)
+        version_id = getattr(key, "version_id", None)
+        if getattr(bucket, "is_versioned", False) and version_id and version_id != "null":
+            for record in event["Records"]:
+                record["s3"]["object"]["versionId"] = version_id
+        return event
+
+    with_version_id._mlops_version_ids = True  # type: ignore[attr-defined]
+    setattr(notifications, "_get_s3_event", with_version_id)
+
+
+def list_moto_services_once(setattr: Callable[[Any, str, Any], None] = setattr) -> None:
+    """moto's server finds the service of every request by listing its own package directory and
+    testing each entry for being a directory (~150 ``stat`` calls a request: a few milliseconds, of
+    an upload's twenty-odd requests). The list cannot change while the process runs: list it once."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "_mlops_once", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def listed_once() -> tuple[str, ...]:
+        return modules
+
+    listed_once._mlops_once = True  # type: ignore[attr-defined]
+    setattr(backends, "list_of_moto_modules", listed_once)
+
+
 # The function running on this thread (LocalCloud.function_context): its cloud's log shipper and its
 # deployed name. One tee serves every local cloud of the process; each line goes to its own cloud.
 _RUNNING_AS: contextvars.ContextVar[tuple[Any, str] | None] = contextvars.ContextVar(
     "mlops_function", default=None
 )
 _SHIPPING: list[LocalCloud] = []  # the clouds whose shippers run
+_TEE_LOCK = threading.Lock()
 # The deployed name of the function running in this context (None: the operator, a test).
 _FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("mlops_function_name", default=None)
 
@@ -601,9 +645,11 @@ def keep_log_keys_per_function() -> None:
 def _tee_stdout() -> None:
     """The tee in stdout's place, again if something took it (pytest puts its capture there for each
     test, and puts back what it found after): a function's lines reach its log group whoever reads
-    stdout. A new tee wraps the current stdout; the one pytest saved is left as it is."""
-    if not isinstance(sys.stdout, CaptureTee):
-        sys.stdout = CaptureTee(sys.stdout, _RUNNING_AS.get)
+    stdout. A new tee wraps the current stdout; the one pytest saved is left as it is. Under a lock:
+    invocations start on several threads at once, and a tee wrapping a tee would ship lines twice."""
+    with _TEE_LOCK:
+        if not isinstance(sys.stdout, CaptureTee):
+            sys.stdout = CaptureTee(sys.stdout, _RUNNING_AS.get)
 
 
 class _ThreadRoutedStream(io.TextIOBase):

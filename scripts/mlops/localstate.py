@@ -361,6 +361,10 @@ def requeue_in_flight(saved: dict[tuple[str, str], dict[str, dict[str, Any]]]) -
     return count
 
 
+class StateUnreadable(RuntimeError):
+    """The saved state cannot be loaded (the message says what to do)."""
+
+
 # --- the store -------------------------------------------------------------------------------------
 
 
@@ -396,14 +400,19 @@ class StateStore:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def load(self) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
-        with self.snapshot_path.open("rb") as f:
-            _LOADING.blobs, _LOADING.digests = self.blobs, set()
-            saved = pickle.load(f)
+        advice = "start with `mlops up --fresh` (it deletes the saved state)"
+        try:
+            with self.snapshot_path.open("rb") as f:
+                _LOADING.blobs, _LOADING.digests = self.blobs, set()
+                saved = pickle.load(f)
+        except Exception as exc:  # another moto's classes, a blob deleted by hand...
+            raise StateUnreadable(
+                f"cannot load {self.snapshot_path} ({type(exc).__name__}: {exc}); {advice}"
+            ) from exc
         self.loaded_digests = _LOADING.digests
         if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-            raise RuntimeError(
-                f"{self.snapshot_path} was written by another version of the local cloud; "
-                "start with `mlops up --fresh` (it deletes the saved state)"
+            raise StateUnreadable(
+                f"{self.snapshot_path} was written by another version of the local cloud; {advice}"
             )
         backends: dict[tuple[str, str], dict[str, dict[str, Any]]] = saved["backends"]
         return backends

@@ -135,3 +135,18 @@ def test_a_snapshot_is_not_held_up_by_a_long_poll_in_progress(tmp_path):
             localstate.hold_receives(None)
             Queue.wait_for_messages = real_wait
             committer.stop()
+
+
+def test_a_state_that_cannot_be_loaded_is_refused_with_what_to_do(tmp_path):
+    import pickle
+
+    import pytest
+
+    store = localstate.StateStore(tmp_path / "state")
+    store.directory.mkdir()
+    store.snapshot_path.write_bytes(b"not a pickle")
+    with pytest.raises(localstate.StateUnreadable, match="mlops up --fresh"):
+        store.load()
+    store.snapshot_path.write_bytes(pickle.dumps({"format": localstate.FORMAT + 1, "backends": {}}))
+    with pytest.raises(localstate.StateUnreadable, match=r"another version.*mlops up --fresh"):
+        store.load()

@@ -47,8 +47,8 @@ class Up:
             MLOPS_LOCAL_PORT=str(self.port),
             MLOPS_API_PORT=str(self.api_port),
             PYTHONUNBUFFERED="1",
-            # Its state saved, as `mlops up` saves it, in a directory of its own: Ctrl-C includes
-            # writing what changed since the last snapshot.
+            # Its state saved, as `mlops up` saves it, in a directory of its own (never the
+            # project's): Ctrl-C includes writing what changed since the last snapshot.
             MLOPS_LOCAL_STATE=str(state_dir),
         )
         self.process = subprocess.Popen(

@@ -80,6 +80,7 @@ def test_duplicate_notifications_on_the_queue_have_one_effect(local_cloud):
                         "key": "incoming%2Firis%2Fdupes.csv",
                         "size": 4,
                         "eTag": put["ETag"].strip('"'),
+                        "versionId": put["VersionId"],  # as S3 (and the local cloud) send it
                     },
                 },
             }
@@ -150,6 +151,16 @@ def test_status_shows_resources_queue_and_dlq_depths_and_uploads(local_cloud, ca
     )
     upload_id = upload_id_for(settings.data_bucket, "incoming/iris/status.csv", put["VersionId"])
     assert wait_until(lambda: DynamoUploadLedger(settings.uploads_table).get(upload_id))
+    # The ledger entry is written inside the invocation; its message is deleted once it returns.
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"]
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    assert wait_until(
+        lambda: all(
+            v == "0"
+            for v in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"].values()
+        )
+    )
     monkeypatch.setattr(localcloud, "STATE_FILE", Path("/nonexistent/state.json"))
     monkeypatch.setenv("MLOPS_LOCAL_PORT", local_cloud.endpoint.rsplit(":", 1)[1])
     assert main(["status"]) == 0
