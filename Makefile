@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial bench-drift bench-monitoring bench-rollout scan-venv scan package deploy postdeploy cost destroy
+.PHONY: demo check test up status lint format clean venv bench-validation bench-predict bench-batch bench-adversarial bench-drift bench-monitoring bench-rollout bench-uploads scan-venv scan package deploy postdeploy cost destroy
 
 $(STAMP): requirements.txt requirements-dev.txt jobs/requirements.txt pyproject.toml scripts/find-python.sh
 	@py=$$(scripts/find-python.sh) || exit 1; \
@@ -113,6 +113,12 @@ bench-monitoring: $(STAMP)
 ROLLOUT_BENCH_ARGS ?=
 bench-rollout: $(STAMP)
 	$(BIN)/python benchmarks/rollout_bench.py $(ROLLOUT_BENCH_ARGS)
+
+# Upload burst: 200 small CSVs put as fast as a client can against `mlops up`; time until all are in the
+# uploads ledger, event-to-ledger latency. UPLOAD_BENCH_ARGS=--quick (50 uploads): under a minute.
+UPLOAD_BENCH_ARGS ?=
+bench-uploads: $(STAMP)
+	$(BIN)/python benchmarks/upload_bench.py $(UPLOAD_BENCH_ARGS)
 
 # Deploy into your AWS account (README, "Deploy"): data plane, chalice deploy, post-deploy step,
 # monitoring, smoke check. DEPLOY_ARGS="--build-image" also builds and pushes the job image.

@@ -16,8 +16,6 @@ from chalicelib.batch.requests import REQUESTS_PREFIX
 from chalicelib.batch.service import plan_request, shard_dead_lettered
 from chalicelib.s3events import object_created_events
 
-_processor = BatchProcessor(event_type=EventType.SQS)
-
 
 def handle_request_batch(raw_event: dict[str, Any], context: Any, ports: BatchPorts) -> dict[str, Any]:
     """S3 notifications of objects under batch/requests/: each plans one job."""
@@ -30,8 +28,13 @@ def handle_request_batch(raw_event: dict[str, Any], context: Any, ports: BatchPo
         ]
 
     return dict(
+        # A processor per invocation: it holds the batch while it runs, and the local cloud runs
+        # several invocations of a function at once in one process.
         process_partial_response(
-            event=raw_event, record_handler=record_handler, processor=_processor, context=context
+            event=raw_event,
+            record_handler=record_handler,
+            processor=BatchProcessor(event_type=EventType.SQS),
+            context=context,
         )
     )
 
@@ -44,6 +47,9 @@ def handle_dead_letter_batch(raw_event: dict[str, Any], context: Any, ports: Bat
 
     return dict(
         process_partial_response(
-            event=raw_event, record_handler=record_handler, processor=_processor, context=context
+            event=raw_event,
+            record_handler=record_handler,
+            processor=BatchProcessor(event_type=EventType.SQS),
+            context=context,
         )
     )

@@ -32,8 +32,6 @@ IDEMPOTENCY_WINDOW_S = 7 * 24 * 3600
 # answers a redelivery after the next one.
 IDEMPOTENCY_NAME = "chalicelib.ingest.handler.ingest"
 
-_processor = BatchProcessor(event_type=EventType.SQS)
-
 
 @dataclass(frozen=True)
 class IdempotentIngest:
@@ -87,8 +85,13 @@ def handle_ingest_batch(
     def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
         return [handle(ev) for ev in object_created_events(record.body)]
 
+    # A processor per invocation: it holds the batch while it runs, and the local cloud runs
+    # several invocations of a function at once in one process.
     response = process_partial_response(
-        event=raw_event, record_handler=record_handler, processor=_processor, context=context
+        event=raw_event,
+        record_handler=record_handler,
+        processor=BatchProcessor(event_type=EventType.SQS),
+        context=context,
     )
     return dict(response)
 

@@ -12,8 +12,6 @@ from chalicelib.registry.evaluator import evaluate_manifest
 from chalicelib.registry.ports import EvaluatorPorts
 from chalicelib.s3events import object_created_events
 
-_processor = BatchProcessor(event_type=EventType.SQS)
-
 
 def handle_promotion_batch(raw_event: dict[str, Any], context: Any, ports: EvaluatorPorts) -> dict[str, Any]:
     """A failing record returns alone (retried, then the promotion DLQ); the others are done."""
@@ -26,7 +24,12 @@ def handle_promotion_batch(raw_event: dict[str, Any], context: Any, ports: Evalu
         ]
 
     return dict(
+        # A processor per invocation: it holds the batch while it runs, and the local cloud runs
+        # several invocations of a function at once in one process.
         process_partial_response(
-            event=raw_event, record_handler=record_handler, processor=_processor, context=context
+            event=raw_event,
+            record_handler=record_handler,
+            processor=BatchProcessor(event_type=EventType.SQS),
+            context=context,
         )
     )

@@ -14,8 +14,6 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib.training.messages import trigger_from_message
 from chalicelib.training.service import TrainingPorts, handle_trigger
 
-_processor = BatchProcessor(event_type=EventType.SQS)
-
 
 def handle_retrain_batch(ports: TrainingPorts, raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Each message is a trigger; a message that fails returns alone (and ends in the DLQ)."""
@@ -28,7 +26,12 @@ def handle_retrain_batch(ports: TrainingPorts, raw_event: dict[str, Any], contex
         return handle_trigger(ports, trigger_from_message(body))
 
     return dict(
+        # A processor per invocation: it holds the batch while it runs, and the local cloud runs
+        # several invocations of a function at once in one process.
         process_partial_response(
-            event=raw_event, record_handler=record_handler, processor=_processor, context=context
+            event=raw_event,
+            record_handler=record_handler,
+            processor=BatchProcessor(event_type=EventType.SQS),
+            context=context,
         )
     )

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -317,6 +319,39 @@ def read_digest(body: bytes) -> tuple[dict[str, object], np.ndarray, np.ndarray]
         )
     keys = np.frombuffer(payload, dtype="<u8")
     return header, keys[:distinct].astype(np.uint64), keys[distinct:].astype(np.uint64)
+
+
+class DigestCache:
+    """Parsed digests by key, kept by a process (a warm Lambda container, the local cloud) up to
+    ``max_bytes``, the least recently used dropped first. A digest is written once for its upload
+    and never changed, so what was read stays true; thread-safe (the local cloud runs a function's
+    invocations on several threads)."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._held: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        with self._lock:
+            found = self._held.get(key)
+            if found is not None:
+                self._held.move_to_end(key)
+            return found
+
+    def put(self, key: str, ids: np.ndarray, contents: np.ndarray) -> None:
+        size = ids.nbytes + contents.nbytes
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._held:
+                return
+            self._held[key] = (ids, contents)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (old_ids, old_contents) = self._held.popitem(last=False)
+                self._bytes -= old_ids.nbytes + old_contents.nbytes
 
 
 @dataclass(frozen=True)

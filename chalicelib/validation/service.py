@@ -11,6 +11,8 @@ invocation rewrites the same objects with the same bytes instead of adding new o
 from __future__ import annotations
 
 import hashlib
+import threading
+import weakref
 from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -229,10 +231,33 @@ def row_identity(
     return {**section, **asdict(repeats)}
 
 
+# The digests read through each store (one a process in Lambda, wired once): each upload compares with
+# every earlier one of its dataset, and reading them all again for each upload made a burst of uploads
+# quadratic in S3 reads. Per store, not per key alone: two stores (buckets, test worlds) may hold the
+# same key with other bytes.
+_READ_DIGESTS: weakref.WeakKeyDictionary[Any, rowkeys.DigestCache] = weakref.WeakKeyDictionary()
+_READ_DIGESTS_LOCK = threading.Lock()
+
+
+def _digest_cache(outputs: ValidationStore) -> rowkeys.DigestCache | None:
+    with _READ_DIGESTS_LOCK:
+        try:
+            return _READ_DIGESTS.setdefault(outputs, rowkeys.DigestCache())
+        except TypeError:  # a store that cannot be weakly referenced or hashed: no cache
+            return None
+
+
 def _digests(outputs: ValidationStore, keys: list[str]) -> Iterator[tuple[Any, Any]]:
-    """The (ids, contents) of each digest, read one at a time (memory holds one). One that is gone
-    or unreadable is not compared with (and not counted in ``earlier_uploads``): its rows count as new."""
+    """The (ids, contents) of each digest, read one at a time (memory holds one, plus the bounded
+    cache of those read before). One that is gone or unreadable is not compared with (and not
+    counted in ``earlier_uploads``): its rows count as new. Only listed keys are read, so a digest
+    deleted since it was cached is not compared with either."""
+    cache = _digest_cache(outputs)
     for key in keys:
+        cached = cache.get(key) if cache is not None else None
+        if cached is not None:
+            yield cached
+            continue
         body = outputs.get_bytes(key)
         if body is None:
             continue
@@ -240,6 +265,8 @@ def _digests(outputs: ValidationStore, keys: list[str]) -> Iterator[tuple[Any, A
             _, ids, contents = rowkeys.read_digest(body)
         except (ValueError, KeyError, TypeError):
             continue
+        if cache is not None:
+            cache.put(key, ids, contents)
         yield ids, contents
 
 

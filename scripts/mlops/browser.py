@@ -95,10 +95,22 @@ def wait_for_page(driver: Any, page: str, timeout_s: float = 60.0) -> None:
             )
         )
 
-    WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(rendered)
-    WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(
-        lambda d: all(c["chart"] and c["painted"] for c in d.execute_script(CHARTS_DRAWN))
-    )
+    from selenium.common.exceptions import TimeoutException
+
+    try:
+        WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(rendered)
+        WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(
+            lambda d: all(c["chart"] and c["painted"] for c in d.execute_script(CHARTS_DRAWN))
+        )
+    except TimeoutException:
+        state = driver.execute_script(
+            "const m = document.getElementById('main');"
+            "return {url: location.href, page: m.dataset.page, busy: m.hasAttribute('aria-busy'),"
+            " text: m.innerText.slice(0, 300)};"
+        )
+        raise TimeoutException(
+            f"page {page!r} not drawn within {timeout_s:.0f}s: {state}; charts {driver.execute_script(CHARTS_DRAWN)}"
+        ) from None
 
 
 def sign_in(driver: Any, console_url: str, token: str, timeout_s: float = 60.0) -> None:

@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start the local cloud on 127.0.0.1 and keep it running")
     up.add_argument("--port", type=int, default=int(os.environ.get("MLOPS_LOCAL_PORT", 4566)))
     up.add_argument("--api-port", type=int, default=int(os.environ.get("MLOPS_API_PORT", 8000)))
+    up.add_argument(
+        "--fresh", action="store_true", help="start empty: delete the state saved by earlier runs first"
+    )
 
     demo = sub.add_parser("demo", help="run the end-to-end scenario on a fresh local cloud")
     demo.add_argument("--verbose", action="store_true", help="also print the functions' JSON logs")
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            return cmd_up(args.port, args.api_port)
+            return cmd_up(args.port, args.api_port, args.fresh)
         if args.command == "demo":
             from mlops.demo import run_demo
 
@@ -115,13 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def cmd_up(port: int, api_port: int) -> int:
+def _state_line(cloud: Any, state_dir: Path) -> str:
+    if cloud.resumed:
+        requeued, interrupted = getattr(cloud, "requeued", 0), getattr(cloud, "interrupted", 0)
+        again = f"; {requeued} message(s) received before it stopped are visible again" if requeued else ""
+        if interrupted:
+            again += f"; {interrupted} interrupted invocation(s) will run again"
+        return f"resumed from {state_dir} (`mlops up --fresh` starts empty){again}"
+    return f"new, saved in {state_dir} as it changes (kept across restarts; --fresh starts empty)"
+
+
+def cmd_up(port: int, api_port: int, fresh: bool = False) -> int:
+    from mlops import localstate
     from mlops.localcloud import LocalCloud, PortInUse, client_environment
 
-    cloud = LocalCloud(port=port, api_port=api_port, write_state=True)
+    state_dir = localstate.default_dir()
+    cloud = LocalCloud(port=port, api_port=api_port, write_state=True, state_dir=state_dir, fresh=fresh)
     try:
         cloud.start()
-    except PortInUse as exc:
+    except (PortInUse, localstate.StateUnreadable) as exc:
         print(f"mlops up: {exc}", file=sys.stderr)
         return 1
     data_bucket = os.environ["DATA_BUCKET"]
@@ -133,6 +148,7 @@ serverless-mlops local cloud (stage {cloud.stage}) is up.
   HTTP API       {cloud.api_url}     (try: curl {cloud.api_url}/health)
   data bucket    {data_bucket}
   models bucket  {os.environ["MODELS_BUCKET"]}
+  state          {_state_line(cloud, state_dir)}
   handlers       {", ".join(s.handler_name + " <- " + s.queue_name for s in cloud.runtime.subscriptions) if cloud.runtime else "-"}
   schedules      {", ".join(f"{s.handler_name} every {s.interval_s:g}s" for s in cloud.runtime.schedules) if cloud.runtime else "-"}
 

@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                 browser.wait_for_page(driver, page)
                 target = out / f"{name}.png"
                 driver.save_screenshot(str(target))
-                print(f"  {target.relative_to(PROJECT_DIR) if target.is_relative_to(PROJECT_DIR) else target}")
+                print(
+                    f"  {target.relative_to(PROJECT_DIR) if target.is_relative_to(PROJECT_DIR) else target}"
+                )
             errors = browser.console_errors(driver)
     print(f"done in {time.monotonic() - started:.0f}s")
     if errors:

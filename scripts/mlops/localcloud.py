@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import io
 import json
 import os
@@ -89,6 +90,10 @@ class LocalCloud:
     events: bool = True
     function_log: Path | None = None  # send the functions' JSON logs here instead of stdout
     write_state: bool = False
+    # Keep moto's state in this directory (mlops.localstate): loaded at start if there, saved as it
+    # changes. None: in memory only (the tests, the demo). ``fresh``: delete what is there first.
+    state_dir: Path | None = None
+    fresh: bool = False
     # Every function, job and worker calls AWS as its own role, checked against the policy that
     # deploys (mlops/localiam.py). MLOPS_LOCAL_IAM=off turns it off, e.g. to tell a refusal from a bug.
     enforce_iam: bool = field(default_factory=lambda: os.environ.get("MLOPS_LOCAL_IAM", "on") != "off")
@@ -96,6 +101,8 @@ class LocalCloud:
     app: Any = field(init=False, default=None)
     runtime: EventRuntime | None = field(init=False, default=None)
     resources: dict[str, str] = field(init=False, default_factory=dict)
+    resumed: bool = field(init=False, default=False)  # the state was loaded from ``state_dir``
+    committer: Any = field(init=False, default=None)  # mlops.localstate.Committer, when persisting
 
     @property
     def endpoint(self) -> str:
@@ -127,7 +134,13 @@ class LocalCloud:
         logging.getLogger("moto").setLevel(logging.ERROR)
 
         serialise_dynamodb()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        s3_events_carry_version_ids()
+        list_moto_services_once()
+        self._moto = (
+            self._moto_server()
+            if self.state_dir
+            else ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        )
         self._moto.start()
         # Jobs are submitted to moto's Batch (which then runs nothing: no Docker) and run as child
         # processes: the submission is checked (names, permissions) as on AWS.
@@ -147,6 +160,8 @@ class LocalCloud:
 
             self.resources = deploy_stage(Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), session)
         self._subscribe_capture(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]), config)
+        if self.resumed:
+            self.interrupted = end_interrupted_invocations(session, env["IDEMPOTENCY_TABLE"])
         if self.enforce_iam:
             self._enforce_iam(session, Settings.for_stage(self.stage, env["MLOPS_PREFIX"]))
             session = boto3.session.Session()  # its clients are checked as the principal calling
@@ -181,6 +196,41 @@ class LocalCloud:
                 )
             )
         return self
+
+    def _moto_server(self) -> Any:
+        """moto's server in front of the state on disk (mlops.localstate): loaded now if saved
+        before, and every answer to a change held until the change is saved."""
+        from mlops import localstate
+
+        assert self.state_dir is not None
+        # moto's EC2 loads some 1,300 public AMIs (with their volumes and snapshots) into every
+        # backend: nothing here uses them, and they were half of every snapshot.
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        store = localstate.StateStore(self.state_dir)
+        if self.fresh:
+            store.wipe()
+        store.remove_temporaries()
+        if store.exists():
+            saved = store.load()
+            localstate.restore_backends(saved)
+            self.requeued = localstate.requeue_in_flight(saved)
+            store.collect_garbage(store.loaded_digests)
+            self.resumed = True
+        self.committer = localstate.Committer(store).start()
+        return localstate.DurableMotoServer(self.committer, self._internal_keys, "127.0.0.1", self.port)
+
+    def _internal_keys(self) -> set[str]:
+        """The access keys of the local cloud's own functions and jobs (their writes are not held:
+        see mlops.localstate)."""
+        if self.iam is None:
+            return set()
+        return {p.credentials.access_key for p in self.iam.principals.values() if p.credentials}
+
+    def durable(self) -> None:
+        """Return once every change made so far is saved (no-op when not persisting): before the
+        local API answers."""
+        if self.committer is not None:
+            self.committer.wait_durable()
 
     def _enforce_iam(self, session: Any, settings: Any) -> None:
         """A role per function (its deployed policy) and the jobs' roles (as the template made them),
@@ -330,7 +380,9 @@ class LocalCloud:
             def as_api(app: Any, event: Any, context: Any) -> Any:
                 app._mlops_cloud.name_context(API_FUNCTION, context)
                 with app._mlops_cloud.function_context(API_FUNCTION):
-                    return base.__call__(app, event, context)
+                    answer = base.__call__(app, event, context)
+                app._mlops_cloud.durable()  # what the client is told happened survives a kill
+                return answer
 
             self.app.__class__ = type("ApiFunction", (base,), {"__call__": as_api, "_mlops_api": True})
         assert self.api_port is not None
@@ -350,19 +402,25 @@ class LocalCloud:
             server_cls=api_server_class(),
         )
         self._api_thread = threading.Thread(
-            target=self._api.server.serve_forever, name="chalice-api", daemon=True
+            # Polled every 0.1 s for a shutdown (0.5 s by default): part of Ctrl-C's 5 s.
+            target=functools.partial(self._api.server.serve_forever, poll_interval=0.1),
+            name="chalice-api",
+            daemon=True,
         )
         self._api_thread.start()
 
     def stop(self, promptly: bool = False) -> None:
-        """Stop the API, the event runtime, the log shipper and moto, in that order. ``promptly``
+        """Stop the API and the event runtime (at once), then the log shipper and moto. ``promptly``
         (Ctrl-C on `mlops up`): wait at most ~2 s for handlers in flight and ~1 s for log lines to
         ship, instead of 5 s and 30 s; what is cut short is what a Lambda crash would cut short."""
-        if getattr(self, "_api", None):  # first: no new request starts work
-            self._api.shutdown()
-            self._api.server.server_close()
+        api_stopping = None
+        if getattr(self, "_api", None):  # no new request starts work; meanwhile the runtime stops
+            api_stopping = threading.Thread(target=self._stop_api, name="chalice-api-stop")
+            api_stopping.start()
         if self.runtime:
             self.runtime.stop(timeout_s=2.0 if promptly else 5.0)
+        if api_stopping is not None:
+            api_stopping.join()
         if getattr(self, "log_shipper", None):
             # What was printed is delivered before moto goes.
             self.log_shipper.stop(timeout_s=1.0 if promptly else 30.0)
@@ -373,6 +431,8 @@ class LocalCloud:
             sys.stdout = self._saved_stdout
         if getattr(self, "_moto", None):
             self._moto.stop()
+        if self.committer is not None:
+            self.committer.stop()  # what changed since the last snapshot, saved
         os.environ.pop("MLOPS_LOCAL_SUBMIT", None)
         if self.iam is not None:
             from mlops import localiam
@@ -383,11 +443,38 @@ class LocalCloud:
         if self.write_state and STATE_FILE.exists():
             STATE_FILE.unlink()
 
+    def _stop_api(self) -> None:
+        self._api.shutdown()
+        self._api.server.server_close()
+
     def __enter__(self) -> LocalCloud:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def end_interrupted_invocations(session: Any, table: str) -> int:
+    """Delete the idempotency records (Powertools) of invocations still in progress when the state
+    was saved: the process running them is gone. In Lambda such a record blocks redeliveries until
+    the function's timeout passes, by when SQS's visibility timeout (longer) has too; here the
+    messages are visible again at once, and would meet the record until they went to the DLQ. The
+    function then runs again for them; its effects are idempotent (the create-only ledger).
+    Returns how many."""
+    dynamodb = session.client("dynamodb")
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=table,
+        FilterExpression="#s = :in_progress",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":in_progress": {"S": "INPROGRESS"}},
+        ConsistentRead=True,
+    )
+    ended = 0
+    for page in pages:
+        for item in page["Items"]:
+            dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+            ended += 1
+    return ended
 
 
 def import_everything(package: str) -> None:
@@ -451,12 +538,54 @@ def serialise_dynamodb(setattr: Callable[[Any, str, Any], None] = setattr) -> No
         setattr(owner, name, locked)
 
 
+def s3_events_carry_version_ids(setattr: Callable[[Any, str, Any], None] = setattr) -> None:
+    """Give moto's S3 event notifications the ``versionId`` of the object, as S3 sends it for a
+    bucket with versioning enabled (and leaves out otherwise). moto 5.2.5 builds the record without
+    it, so a handler could not tell which version of an overwritten key it was told about; the
+    ingest reads the version named in the event (and only falls back to what a read returns when
+    an event has none). Idempotent; this process's moto only; ``setattr`` as in serialise_dynamodb."""
+    from moto.s3 import notifications
+
+    original = notifications._get_s3_event
+    if getattr(original, "_mlops_version_ids", False):
+        return
+
+    def with_version_id(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = original(event_name, bucket, key, notification_id)
+        version_id = getattr(key, "version_id", None)
+        if getattr(bucket, "is_versioned", False) and version_id and version_id != "null":
+            for record in event["Records"]:
+                record["s3"]["object"]["versionId"] = version_id
+        return event
+
+    with_version_id._mlops_version_ids = True  # type: ignore[attr-defined]
+    setattr(notifications, "_get_s3_event", with_version_id)
+
+
+def list_moto_services_once(setattr: Callable[[Any, str, Any], None] = setattr) -> None:
+    """moto's server finds the service of every request by listing its own package directory and
+    testing each entry for being a directory (~150 ``stat`` calls a request: a few milliseconds, of
+    an upload's twenty-odd requests). The list cannot change while the process runs: list it once."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "_mlops_once", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def listed_once() -> tuple[str, ...]:
+        return modules
+
+    listed_once._mlops_once = True  # type: ignore[attr-defined]
+    setattr(backends, "list_of_moto_modules", listed_once)
+
+
 # The function running on this thread (LocalCloud.function_context): its cloud's log shipper and its
 # deployed name. One tee serves every local cloud of the process; each line goes to its own cloud.
 _RUNNING_AS: contextvars.ContextVar[tuple[Any, str] | None] = contextvars.ContextVar(
     "mlops_function", default=None
 )
 _SHIPPING: list[LocalCloud] = []  # the clouds whose shippers run
+_TEE_LOCK = threading.Lock()
 # The deployed name of the function running in this context (None: the operator, a test).
 _FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("mlops_function_name", default=None)
 
@@ -516,9 +645,11 @@ def keep_log_keys_per_function() -> None:
 def _tee_stdout() -> None:
     """The tee in stdout's place, again if something took it (pytest puts its capture there for each
     test, and puts back what it found after): a function's lines reach its log group whoever reads
-    stdout. A new tee wraps the current stdout; the one pytest saved is left as it is."""
-    if not isinstance(sys.stdout, CaptureTee):
-        sys.stdout = CaptureTee(sys.stdout, _RUNNING_AS.get)
+    stdout. A new tee wraps the current stdout; the one pytest saved is left as it is. Under a lock:
+    invocations start on several threads at once, and a tee wrapping a tee would ship lines twice."""
+    with _TEE_LOCK:
+        if not isinstance(sys.stdout, CaptureTee):
+            sys.stdout = CaptureTee(sys.stdout, _RUNNING_AS.get)
 
 
 class _ThreadRoutedStream(io.TextIOBase):

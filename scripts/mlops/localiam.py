@@ -36,6 +36,7 @@ import ast
 import contextlib
 import contextvars
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -98,8 +99,15 @@ def as_list(value: Any) -> list[Any]:
 
 def _glob(pattern: str, value: str, case: bool) -> bool:
     """IAM's wildcards: ``*`` any run of characters (``/`` and ``:`` included), ``?`` one character."""
+    return _compiled(pattern, case).fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: str, case: bool) -> re.Pattern[str]:
+    # Every call is checked against every statement of a policy: the patterns are few, the checks
+    # many (building them each time was a tenth of an upload's time in the local cloud).
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, 0 if case else re.IGNORECASE) is not None
+    return re.compile(regex, 0 if case else re.IGNORECASE)
 
 
 def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[str, str]) -> bool:

@@ -10,7 +10,12 @@ What Lambda does, and so what this does:
   but the failed records; an invalid response or an exception deletes nothing, so the whole
   batch returns to the queue when its visibility timeout expires; an invocation that overruns its
   timeout counts as failed;
-* leaves redrive to SQS: after ``maxReceiveCount`` receives moto moves a message to its DLQ.
+* leaves redrive to SQS: after ``maxReceiveCount`` receives moto moves a message to its DLQ;
+* runs several batches of a function at once, as the event source mapping scales its pollers: up
+  to the function's reserved concurrency (``concurrency``), so a long invocation (a large upload)
+  does not hold up the messages behind it. While every slot is busy nothing more is received, as
+  Lambda stops polling a function at its concurrency limit. Each invocation runs on a thread of
+  its own, with its own context, as the function (``identity``); settlement is per invocation.
 
 The rules (``build_sqs_event``, ``to_delete``) are pure functions; ``SqsPoller`` only polls,
 invokes and settles.
@@ -54,6 +59,21 @@ class Subscription:
     batching_window_s: float = 0.0
     timeout_s: float = 60.0
     memory_mb: int = 128
+    # Batches in flight at once. Lambda starts with five concurrent batches per queue and scales up
+    # to the function's reserved concurrency; subscriptions_from_app gives min(reserved, LOCAL_CONCURRENCY).
+    concurrency: int = 1
+
+
+# The local cap on a function's concurrent batches: Lambda's starting point (five per queue). The
+# local cloud is one process on a few cores; more threads would only queue for them.
+LOCAL_CONCURRENCY = 5
+
+
+def concurrency_for(settings: dict[str, Any]) -> int:
+    """A function's concurrent invocations locally: its reserved concurrency when set, at most
+    LOCAL_CONCURRENCY."""
+    reserved = settings.get("reserved_concurrency")
+    return max(1, min(int(reserved), LOCAL_CONCURRENCY)) if reserved is not None else LOCAL_CONCURRENCY
 
 
 class LambdaContext:
@@ -147,7 +167,8 @@ class Invocation:
 
 
 class SqsPoller(threading.Thread):
-    """Polls one queue for one subscription and invokes its handler."""
+    """Polls one queue for one subscription and invokes its handler, up to ``concurrency`` batches
+    at once (each on a thread of its own)."""
 
     def __init__(
         self,
@@ -168,11 +189,24 @@ class SqsPoller(threading.Thread):
         self._record = record
         self._poll_wait_s = poll_wait_s
         self._stopping = threading.Event()
+        self._slots = threading.BoundedSemaphore(max(1, subscription.concurrency))
+        self._in_flight: set[threading.Thread] = set()
+        self._in_flight_lock = threading.Lock()
+        self._invocations = 0
         self.queue_url = sqs.get_queue_url(QueueName=subscription.queue_name)["QueueUrl"]
         self.queue_arn = ""  # read by the poller as the function (run)
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """The poller, then the invocations still running (each within what is left of ``timeout``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        super().join(timeout)
+        with self._in_flight_lock:
+            running = list(self._in_flight)
+        for thread in running:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def run(self) -> None:
         # The event source mapping polls with the function's role, and the function runs with it.
@@ -188,13 +222,45 @@ class SqsPoller(threading.Thread):
                     )
                     self._stopping.wait(1.0)
             while not self._stopping.is_set():
+                # A free slot first: at its concurrency limit a function receives nothing more.
+                if not self._slots.acquire(timeout=0.5):
+                    continue
+                dispatched = False
                 try:
                     messages = self._gather()
                     if messages:
-                        self._invoke(messages)
-                except Exception:  # the runtime must outlive anything a poll or a handler does
+                        self._dispatch(messages)
+                        dispatched = True
+                except Exception:  # the runtime must outlive anything a poll does
                     log.exception("event runtime: poller %s failed; retrying", self.subscription.handler_name)
                     self._stopping.wait(1.0)
+                finally:
+                    if not dispatched:
+                        self._slots.release()
+
+    def _dispatch(self, messages: list[dict[str, Any]]) -> None:
+        """One invocation on a thread of its own; its slot is freed when it has settled."""
+        self._invocations += 1
+        thread = threading.Thread(
+            target=self._run_invocation,
+            args=(messages,),
+            name=f"invoke-{self.subscription.handler_name}-{self._invocations}",
+            daemon=True,
+        )
+        with self._in_flight_lock:
+            self._in_flight.add(thread)
+        thread.start()
+
+    def _run_invocation(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            with _acting(self._identity, self.subscription.handler_name):
+                self._invoke(messages)
+        except Exception:  # settling failed (a delete): the messages come back after their visibility
+            log.exception("event runtime: %s could not settle its batch", self.subscription.handler_name)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(threading.current_thread())
+            self._slots.release()
 
     def _gather(self) -> list[dict[str, Any]]:
         sub = self.subscription
@@ -273,6 +339,7 @@ class Schedule:
     interval_s: float
     timeout_s: float = 60.0
     memory_mb: int = 128
+    concurrency: int = 1  # invocations at once: the rule's and fire()'s (reserved concurrency 1: one)
 
 
 def interval_seconds(expression: Any) -> float:
@@ -321,6 +388,9 @@ class ScheduleTicker(threading.Thread):
         self.schedule, self._region, self._account, self._record = schedule, region, account, record
         self._identity = identity
         self._stopping = threading.Event()
+        # With reserved concurrency 1, an invocation made now (fire) waits for the rule's, as Lambda
+        # would throttle it and EventBridge retry it.
+        self._slots = threading.BoundedSemaphore(max(1, schedule.concurrency))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -332,10 +402,17 @@ class ScheduleTicker(threading.Thread):
     def fire(self) -> Any:
         """One invocation now, as the rule would make it (the handler's result; None if it failed)."""
         sched = self.schedule
-        context = LambdaContext(
-            sched.function_name, sched.timeout_s, sched.memory_mb, self._region, self._account
-        )
-        started = time.monotonic()
+        with self._slots:
+            context = LambdaContext(
+                sched.function_name, sched.timeout_s, sched.memory_mb, self._region, self._account
+            )
+            started = time.monotonic()
+            result, error = self._call(context)
+        self._record(Invocation(sched.handler_name, [], [], error, time.monotonic() - started))
+        return result
+
+    def _call(self, context: LambdaContext) -> tuple[Any, str | None]:
+        sched = self.schedule
         result = None
         try:
             with _acting(self._identity, sched.handler_name):
@@ -344,8 +421,7 @@ class ScheduleTicker(threading.Thread):
         except Exception as exc:  # EventBridge retries async invocations; locally: log and go on
             log.exception("scheduled %s failed", sched.handler_name)
             error = f"{type(exc).__name__}: {exc}"
-        self._record(Invocation(sched.handler_name, [], [], error, time.monotonic() - started))
-        return result
+        return result, error
 
 
 class EventRuntime:
@@ -438,6 +514,7 @@ def subscriptions_from_app(app: Any, stage: str, stage_config: dict[str, Any]) -
                 memory_mb=int(
                     settings.get("lambda_memory_size", stage_config.get("lambda_memory_size", 128))
                 ),
+                concurrency=concurrency_for(settings),
             )
         )
     return subs
@@ -460,6 +537,7 @@ def schedules_from_app(app: Any, stage: str, stage_config: dict[str, Any]) -> li
                     interval_s=interval_seconds(source.schedule_expression),
                     timeout_s=float(settings.get("lambda_timeout", 60)),
                     memory_mb=int(settings.get("lambda_memory_size", 128)),
+                    concurrency=concurrency_for(settings),
                 )
             )
     return found

@@ -101,7 +101,7 @@ def print_attention(
 
     out = out or sys.stdout
     warnings = [
-        f"!! DLQ {dlq} holds {depth} message(s) that {name} could not deliver: read them with\n"
+        f"!! DLQ {dlq} holds {depth} message(s) set aside from {name} after failing: read them with\n"
         f"   aws sqs receive-message --queue-url $(aws sqs get-queue-url --queue-name {dlq} "
         f"--query QueueUrl --output text)"
         for name, _, _, depth in queues

@@ -117,6 +117,22 @@ def test_a_viewer_signs_in_and_every_page_draws_its_charts(driver, scenario):
     _assert_drawn(driver, "chart-runs")
 
 
+def test_a_dead_letter_queue_that_is_not_empty_is_a_warning_on_the_overview(driver, scenario):
+    from chalicelib import bootstrap
+    from chalicelib.adapters import aws
+    from chalicelib.settings import dlq_name
+
+    dlq = dlq_name(bootstrap.settings().ingest_queue)
+    sqs = aws.client("sqs")
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=dlq)["QueueUrl"], MessageBody="{}")
+
+    browser.sign_in(driver, f"{scenario.api}/console", scenario.tokens["viewer"], WAIT_S)
+    _open(driver, scenario, "", "overview")
+    warning = driver.find_element("css selector", "main .warnings").text
+    assert f"{dlq}: 1 message(s) in the dead-letter queue" in warning
+    assert "⚠ 1 (not empty)" in _main_text(driver)  # in the queues table too, as words
+
+
 def test_values_from_the_api_are_shown_as_text_never_as_markup(driver, scenario):
     from chalicelib import bootstrap
     from chalicelib.adapters import aws

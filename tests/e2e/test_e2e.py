@@ -28,7 +28,12 @@ def _clean_env(**extra: str) -> dict[str, str]:
 @pytest.mark.slow
 def test_mlops_up_accepts_an_aws_cli_upload_and_records_it(tmp_path):
     port, api_port = free_port(), free_port()
-    env = _clean_env(MLOPS_LOCAL_PORT=str(port), MLOPS_API_PORT=str(api_port), PYTHONUNBUFFERED="1")
+    env = _clean_env(
+        MLOPS_LOCAL_PORT=str(port),
+        MLOPS_API_PORT=str(api_port),
+        MLOPS_LOCAL_STATE=str(tmp_path / "state"),  # never the project's saved state
+        PYTHONUNBUFFERED="1",
+    )
     up = subprocess.Popen(
         [str(BIN / "mlops"), "up"],
         cwd=PROJECT,

@@ -41,10 +41,15 @@ def _clean_env(**extra: str) -> dict[str, str]:
 class Up:
     """`mlops up` as a person runs it, in a process of its own, its output collected as it comes."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_dir: Path) -> None:
         self.port, self.api_port = free_port(), free_port()
         self.env = _clean_env(
-            MLOPS_LOCAL_PORT=str(self.port), MLOPS_API_PORT=str(self.api_port), PYTHONUNBUFFERED="1"
+            MLOPS_LOCAL_PORT=str(self.port),
+            MLOPS_API_PORT=str(self.api_port),
+            PYTHONUNBUFFERED="1",
+            # Its state saved, as `mlops up` saves it, in a directory of its own (never the
+            # project's): Ctrl-C includes writing what changed since the last snapshot.
+            MLOPS_LOCAL_STATE=str(state_dir),
         )
         self.process = subprocess.Popen(
             [str(BIN / "mlops"), "up"],
@@ -99,8 +104,8 @@ class Up:
 
 
 @pytest.fixture
-def up() -> Any:
-    running = Up()
+def up(tmp_path) -> Any:
+    running = Up(tmp_path / "state")
     yield running
     running.kill()
 

@@ -138,7 +138,10 @@ def test_context_counts_down_from_the_function_timeout(sqs):
 
 
 def test_partial_failure_returns_only_the_failed_records(sqs):
-    name, url, _ = _queue(sqs, visibility=2, max_receive=10)
+    # The visibility timeout is what returns a failed record; it must also outlast a successful
+    # invocation on a busy machine (at 2 s this test failed once under load: a record deleted after
+    # its timeout comes back a second time).
+    name, url, _ = _queue(sqs, visibility=10, max_receive=10)
 
     def fail_b_first_time(event):
         failures = [
@@ -160,7 +163,7 @@ def test_partial_failure_returns_only_the_failed_records(sqs):
 
 
 def test_exception_returns_the_whole_batch(sqs):
-    name, url, _ = _queue(sqs, visibility=2, max_receive=10)
+    name, url, _ = _queue(sqs, visibility=10, max_receive=10)
     calls = []
 
     def explode_first(event):
@@ -284,3 +287,180 @@ def test_a_schedule_fired_now_runs_its_handler_once_as_its_function_and_records_
     assert len(calls) == 1 and calls[0]["detail-type"] == "Scheduled Event"
     assert acting == ["check"]
     assert [(i.handler_name, i.ok) for i in runtime.invocations] == [("check", True)]
+
+
+# --- concurrency: a function's batches run at once, up to its (reserved) concurrency -------------
+
+
+class InFlight:
+    """A handler wrapper that counts the invocations in flight (entered, not yet returned)."""
+
+    def __init__(self, body):
+        self.body, self.lock = body, threading.Lock()
+        self.now = self.most = self.done = 0
+
+    def __call__(self, event, context):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            return self.body(event)
+        finally:
+            with self.lock:
+                self.now -= 1
+                self.done += len(event["Records"])
+
+
+def test_a_long_invocation_does_not_hold_up_the_batches_behind_it(sqs):
+    """The first upload's invocation can only finish once a later one has: run one batch at a
+    time, this waits out its bound and fails; run as Lambda scales, it passes."""
+    name, url, _ = _queue(sqs, visibility=120)
+    later_finished = threading.Event()
+    saw_the_later_one: list[bool] = []
+
+    def body(event):
+        (record,) = event["Records"]
+        if record["body"] == "large":
+            saw_the_later_one.append(later_finished.wait(60))
+        else:
+            later_finished.set()
+
+    _send(sqs, url, ["large"])
+    runtime = _run(sqs, name, Recorder(body), concurrency=2)
+    try:
+        _send(sqs, url, ["small"])
+        assert wait_until(lambda: saw_the_later_one)
+        assert saw_the_later_one == [True]
+        assert wait_until(lambda: _depth(sqs, url) == 0)
+    finally:
+        runtime.stop()
+
+
+def test_a_function_runs_up_to_its_concurrency_at_once_and_never_more(sqs):
+    name, url, _ = _queue(sqs, visibility=120)
+    three_at_once = threading.Barrier(3)  # passes only when three invocations are in flight together
+
+    def body(event):
+        three_at_once.wait(60)
+
+    handler = InFlight(body)
+    _send(sqs, url, [str(i) for i in range(9)])
+    runtime = _run(sqs, name, handler, concurrency=3)
+    try:
+        assert wait_until(lambda: handler.done == 9)
+        assert handler.most == 3
+        assert not three_at_once.broken
+        assert all(i.ok for i in runtime.invocations)
+    finally:
+        runtime.stop()
+
+
+def test_reserved_concurrency_one_never_runs_two_batches_at_once(sqs):
+    import time
+
+    name, url, _ = _queue(sqs)
+    handler = InFlight(lambda event: time.sleep(0.02))  # a window in which a second one would show
+    _send(sqs, url, [str(i) for i in range(12)])
+    runtime = _run(sqs, name, handler, concurrency=1)
+    try:
+        assert wait_until(lambda: handler.done == 12)
+        assert handler.most == 1
+    finally:
+        runtime.stop()
+
+
+def test_each_concurrent_invocation_has_its_own_context_and_runs_as_its_function(sqs):
+    import contextvars
+    from contextlib import contextmanager
+
+    name, url, _ = _queue(sqs, visibility=120)
+    both_in = threading.Barrier(2)
+    seen: list[tuple[str, str]] = []
+    acting = contextvars.ContextVar("acting", default="nobody")  # as the local IAM's principal is kept
+
+    @contextmanager
+    def identity(function: str):
+        token = acting.set(function)
+        try:
+            yield
+        finally:
+            acting.reset(token)
+
+    def handler(event, context):
+        both_in.wait(60)  # the two are in flight together
+        seen.append((context.aws_request_id, acting.get()))
+
+    sub = Subscription(
+        function_name=f"serverless-mlops-local-{name}",
+        handler_name=name,
+        handler=handler,
+        queue_name=name,
+        concurrency=2,
+    )
+    _send(sqs, url, ["a", "b"])
+    runtime = EventRuntime([sub], sqs, identity=identity)
+    runtime.start()
+    try:
+        assert wait_until(lambda: len(seen) == 2)
+        assert len({request for request, _ in seen}) == 2
+        assert [principal for _, principal in seen] == [name, name]
+    finally:
+        runtime.stop()
+
+
+def test_a_schedule_with_reserved_concurrency_one_runs_one_invocation_at_a_time(sqs):
+    from mlops.runtime import Schedule
+
+    first_in, release = threading.Event(), threading.Event()
+    handler = InFlight(lambda event: (first_in.set(), release.wait(60)))
+    schedule = Schedule("fn-judge", "judge", lambda event, context: handler({"Records": []}, context), 3600)
+    runtime = EventRuntime([], sqs, schedules=[schedule])
+    runtime.start()
+    try:
+        worker = threading.Thread(target=runtime.fire, args=("judge",))
+        worker.start()
+        assert first_in.wait(60)
+        second = threading.Thread(target=runtime.fire, args=("judge",))
+        second.start()
+        release.set()
+        worker.join(60)
+        second.join(60)
+        assert len(runtime.invocations) == 2
+        assert handler.most == 1
+    finally:
+        runtime.stop()
+
+
+def test_s3_notifications_carry_the_version_id_of_the_object_put(sqs, monkeypatch):
+    from mlops.localcloud import s3_events_carry_version_ids
+
+    s3_events_carry_version_ids(monkeypatch.setattr)
+    endpoint = sqs.meta.endpoint_url
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    name, url, _ = _queue(sqs)
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bodies = {}
+    for bucket, versioned in ((f"{name}-versioned", True), (f"{name}-plain", False)):
+        s3.create_bucket(Bucket=bucket)
+        if versioned:
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+            },
+        )
+        put = s3.put_object(Bucket=bucket, Key="incoming/d/a.csv", Body=b"x\n1\n")
+        bodies[bucket] = put.get("VersionId")
+    objects = {}
+
+    def received_both():
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for record in json.loads(message["Body"]).get("Records", []):
+                objects[record["s3"]["bucket"]["name"]] = record["s3"]["object"]
+        return len(objects) == 2
+
+    assert wait_until(received_both)
+    assert bodies[f"{name}-versioned"]  # S3 gave the put a version id
+    assert objects[f"{name}-versioned"]["versionId"] == bodies[f"{name}-versioned"]
+    assert "versionId" not in objects[f"{name}-plain"]  # as S3: only for a versioned bucket

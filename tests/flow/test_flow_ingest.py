@@ -80,6 +80,7 @@ def test_duplicate_notifications_on_the_queue_have_one_effect(local_cloud):
                         "key": "incoming%2Firis%2Fdupes.csv",
                         "size": 4,
                         "eTag": put["ETag"].strip('"'),
+                        "versionId": put["VersionId"],  # as S3 (and the local cloud) send it
                     },
                 },
             }
@@ -140,7 +141,9 @@ def test_aws_cli_upload_from_another_process_is_recorded(local_cloud, tmp_path):
     assert entry and entry[0].sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
 
 
-def test_status_shows_resources_queue_and_dlq_depths_and_uploads(local_cloud, capsys, monkeypatch):
+def test_status_shows_the_upload_first_queues_as_empty_and_resources_only_when_asked(
+    local_cloud, capsys, monkeypatch
+):
     from mlops import localcloud
     from mlops.cli import main
 
@@ -150,14 +153,30 @@ def test_status_shows_resources_queue_and_dlq_depths_and_uploads(local_cloud, ca
     )
     upload_id = upload_id_for(settings.data_bucket, "incoming/iris/status.csv", put["VersionId"])
     assert wait_until(lambda: DynamoUploadLedger(settings.uploads_table).get(upload_id))
+    # The ledger entry is written inside the invocation; its message is deleted once it returns.
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"]
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    assert wait_until(
+        lambda: all(
+            v == "0"
+            for v in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"].values()
+        )
+    )
     monkeypatch.setattr(localcloud, "STATE_FILE", Path("/nonexistent/state.json"))
     monkeypatch.setenv("MLOPS_LOCAL_PORT", local_cloud.endpoint.rsplit(":", 1)[1])
     assert main(["status"]) == 0
     out = capsys.readouterr().out
+    assert "nothing needs attention" in out  # no DLQ holds a message, no alarm fires
+    upload_line = next(line for line in out.splitlines() if line.strip().startswith(upload_id))
+    assert "s3://serverless-mlops-local-data/incoming/iris/status.csv" in upload_line
+    assert "work queues, all empty" in out
+    assert "AWS::S3::Bucket" not in out and "mlops status --resources" in out
+    assert out.index(upload_id) < out.index("work queues, all empty")
+
+    assert main(["status", "--resources"]) == 0
+    out = capsys.readouterr().out
     assert "AWS::S3::Bucket" in out and "AWS::DynamoDB::Table" in out
-    ingest_row = next(line for line in out.splitlines() if line.startswith("serverless-mlops-local-ingest "))
-    assert ingest_row.split()[1:] == ["0", "0", "0"]  # visible, in flight, DLQ
-    assert "s3://serverless-mlops-local-data/incoming/iris/status.csv" in out
 
 
 def test_the_local_cloud_imports_every_module_before_its_threads_start(local_cloud):

@@ -227,3 +227,58 @@ def test_the_digest_does_not_depend_on_how_the_validator_chunks_the_rows():
 def test_an_upload_past_the_identity_capacity_is_valid_and_has_no_digest():
     result = validate_stream(io.BytesIO(PLAIN.encode()), CONTRACT, capacity=Capacity(identity_rows=2))
     assert result.status == "valid" and result.row_digest is None
+
+
+def test_an_earlier_uploads_digest_is_read_once_per_process_not_once_per_later_upload():
+    """Each upload compares with every earlier one's digest: reading them all again for each upload
+    made a burst of uploads quadratic. A digest never changes once written (its key names its
+    upload), so a process keeps what it read through a store; one no longer listed is not compared
+    with, and another store holding the same key is read for itself."""
+    import uuid
+
+    from chalicelib.adapters.memory.validation_outputs import MemoryValidationStore
+    from chalicelib.validation import rowkeys
+    from chalicelib.validation.layout import ObjectTags
+    from chalicelib.validation.service import _digests
+
+    reads: list[str] = []
+
+    class CountingStore(MemoryValidationStore):
+        def get_bytes(self, key):
+            reads.append(key)
+            return super().get_bytes(key)
+
+    store = CountingStore()
+    keys = [f"profiles/d/row-digests/{uuid.uuid4().hex}-{i}.bin" for i in range(3)]  # new to the process
+    for i, key in enumerate(keys):
+        digest = rowkeys.RowDigest.of(
+            rowkeys.BY_ROW_ID, np.array([i, i + 10], dtype=np.uint64), np.array([1, 2], dtype=np.uint64)
+        )
+        store.put_bytes(key, digest.to_bytes({}), ObjectTags("d", "internal", "profile"))
+    first = [ids.tolist() for ids, _ in _digests(store, keys[:2])]
+    second = [ids.tolist() for ids, _ in _digests(store, keys)]
+    assert first == [[0, 10], [1, 11]] and second == [[0, 10], [1, 11], [2, 12]]
+    assert sorted(reads) == sorted(keys)  # each once
+    other = CountingStore()
+    other.put_bytes(
+        keys[0],
+        rowkeys.RowDigest.of(
+            rowkeys.BY_ROW_ID, np.array([7], dtype=np.uint64), np.array([1], dtype=np.uint64)
+        ).to_bytes({}),
+        ObjectTags("d", "internal", "profile"),
+    )
+    assert [ids.tolist() for ids, _ in _digests(other, keys[:1])] == [[7]]
+
+
+def test_the_digest_cache_keeps_at_most_its_bytes_dropping_the_least_recently_used():
+    from chalicelib.validation.rowkeys import DigestCache
+
+    cache = DigestCache(max_bytes=64)  # two digests of two rows (32 bytes each)
+    two = np.array([1, 2], dtype=np.uint64)
+    cache.put("a", two, two)
+    cache.put("b", two, two)
+    assert cache.get("a") is not None  # a is now the most recently used
+    cache.put("c", two, two)
+    assert cache.get("b") is None and cache.get("a") is not None and cache.get("c") is not None
+    cache.put("big", np.zeros(10, dtype=np.uint64), np.zeros(10, dtype=np.uint64))  # larger than all
+    assert cache.get("big") is None and cache.get("a") is not None

@@ -56,9 +56,9 @@
     succeeded: ["ok", "✓"], promoted: ["ok", "✓"], approved: ["ok", "✓"], completed: ["ok", "✓"],
     invalid: ["bad", "✗"], drifted: ["warn", "⚠"], failed: ["bad", "✗"], rejected: ["bad", "✗"],
     duplicate: ["info", "="], unroutable: ["bad", "✗"], ignored: ["warn", "∅"], missing: ["bad", "✗"], revoked: ["bad", "⊘"],
-    pending_approval: ["warn", "⏳"], insufficient_data: ["info", "…"], superseded: ["info", "↷"],
+    pending_approval: ["warn", "◷"], insufficient_data: ["info", "…"], superseded: ["info", "↷"],
     running: ["info", "▶"], submitted: ["info", "▶"], queued: ["info", "…"], active: ["info", "▶"],
-    paused: ["warn", "⏸"], aborted: ["bad", "■"], ALARM: ["bad", "⚠"], OK: ["ok", "✓"],
+    paused: ["warn", "‖"], aborted: ["bad", "■"], ALARM: ["bad", "⚠"], OK: ["ok", "✓"],
     INSUFFICIENT_DATA: ["info", "…"], tainted: ["bad", "⊘"], passed: ["ok", "✓"], promote: ["ok", "✓"],
     reject: ["bad", "✗"],
   };
@@ -141,6 +141,7 @@
   function chart(id, label, config, tall) {
     const canvas = h("canvas", { id, role: "img", "aria-label": label });
     const box = h("div", { class: tall ? "chart tall" : "chart" }, canvas);
+    if (typeof tall === "number") box.style.height = `${tall}px`; // CSSOM: allowed by the page's CSP
     const figure = h("figure", { class: "panel", style: null }, h("figcaption", { text: label }), box);
     requestAnimationFrame(() => {
       if (typeof window.Chart !== "function") {
@@ -391,9 +392,18 @@
         ? [
           chart("chart-upload-drift", `PSI per feature against the reference (verdict: ${drift.verdict})`, {
             type: "bar",
-            data: { labels: features.map(([f]) => f), datasets: [series(0, "PSI", features.map(([, v]) => v.psi), { borderDash: [] })] },
-            options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, title: { display: true, text: "PSI" } } } },
-          }, true),
+            data: {
+              labels: features.map(([f]) => f),
+              datasets: [
+                series(1, "drifted", features.map(([, v]) => (v.drifted ? v.psi : null)), { borderDash: [] }),
+                series(0, "stable", features.map(([, v]) => (v.drifted ? null : v.psi)), { borderDash: [] }),
+              ],
+            },
+            options: {
+              indexAxis: "y",
+              scales: { x: { stacked: true, beginAtZero: true, title: { display: true, text: "PSI" } }, y: { stacked: true, ticks: { autoSkip: false } } },
+            },
+          }, Math.max(280, 22 * features.length + 80)),
           table(null, ["feature", "verdict", "PSI", "KS p-value", "why"], features.map(([f, v]) => [
             h("code", { text: f }), verdict(v.verdict || (v.drifted ? "drifted" : "stable")),
             fmt.num(v.psi, 3), v.ks_pvalue === undefined || v.ks_pvalue === null ? "–" : Number(v.ks_pvalue).toExponential(1),
@@ -457,7 +467,7 @@
           metricOf(v, "candidate"),
           metricOf(v, "champion"),
           verdict(v.decision),
-          h("span", {}, v.reason || "–", v.status_reason ? h("span", { class: "muted" }, ` (${v.status_by}: ${v.status_reason})`) : null),
+          h("span", {}, v.reason || "–", v.status_reason && v.status_reason !== v.reason ? h("span", { class: "muted" }, ` (${v.status_by}: ${v.status_reason})`) : null),
           ...(approver ? [v.status === "pending_approval"
             ? h("div", { class: "actions" },
               action(`Approve v${v.version}`, `Approve v${v.version} of ${name}: it becomes the champion (or starts a rollout, if the contract says so).`, `models/${enc(name)}/versions/${enc(v.version)}/approve`),
@@ -657,7 +667,6 @@
         try {
           session = await api("session", { token: t });
           sessionStorage.setItem(TOKEN_KEY, t);
-          if (!location.hash || location.hash === "#/signin") location.hash = "#/";
           await render();
         } catch (e) {
           error.textContent = e.status === 401 || e.status === 403 ? "That token was refused (unknown, revoked or expired)." : e.message;
@@ -682,7 +691,10 @@
     document.getElementById("who").textContent = signedIn ? `Signed in as ${session.name} (${session.role})` : "";
   }
 
+  let generation = 0; // the newest render wins: an older one that finishes later is dropped
+
   async function render() {
+    const mine = ++generation;
     clearCharts();
     if (!token()) session = null;
     if (token() && !session) {
@@ -712,9 +724,11 @@
     main.setAttribute("aria-busy", "true");
     try {
       const content = await page();
+      if (mine !== generation) return;
       main.replaceChildren(...[content].flat(Infinity).filter(Boolean));
       document.title = `${(main.querySelector("h1") || {}).textContent || "Console"} · serverless-mlops`;
     } catch (e) {
+      if (mine !== generation) return;
       if (e.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY);
         session = null;
@@ -723,6 +737,7 @@
         main.replaceChildren(h("h1", { text: "Could not load this page" }), h("p", { class: "error", role: "alert", text: e.message }), link("#/", "Back to the overview"));
       }
     } finally {
+      if (mine !== generation) return; // eslint-disable-line no-unsafe-finally
       main.removeAttribute("aria-busy");
       main.dataset.page = route[0] || "overview";
       main.dataset.ready = String(Date.now());
@@ -736,7 +751,10 @@
     render();
   });
   window.addEventListener("hashchange", () => {
-    render().then(() => main.focus());
+    render().then(() => {
+      main.focus({ preventScroll: true }); // a screen reader starts at the new page
+      window.scrollTo(0, 0);
+    });
   });
   render();
 })();
