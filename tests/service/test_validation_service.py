@@ -241,6 +241,42 @@ def test_first_valid_upload_becomes_the_reference_and_later_ones_are_compared(wo
     assert messages["u3"]["drift"] == "drifted" and messages["u3"]["drifted_features"]
 
 
+def test_uploads_validated_at_once_before_any_reference_compare_with_the_one_that_became_it(
+    world: World, days
+) -> None:
+    """Lambda runs a dataset's first uploads at once: each finds no reference while it validates, and
+    only one can make it (create-only). The others are compared with that one, not called
+    "reference" themselves (the local cloud's concurrent runtime showed every good upload so)."""
+    header, rows = days
+    opened = []
+    for name, part in (("d1", rows[:150]), ("d2", rows[150:300]), ("d3", drifted(header, rows[300:450]))):
+        key = f"incoming/{DATASET}/{name}.csv"
+        notification = world.put(key, to_csv(header, part))
+        body = world.source.open(BUCKET, key, notification["version_id"], notification["etag"])
+        outcome = validate_upload(body.body, DATASET, body.size, world.validation)  # none published yet
+        opened.append((name, key, body.version_id, outcome))
+    assert [o.drift for *_, o in opened] == ["reference"] * 3
+    published = {
+        name: publish(
+            outcome,
+            dataset=DATASET,
+            upload_id=name,
+            source=SourceObject(BUCKET, key, version),
+            sha256="f" * 64,
+            ports=world.validation,
+        )
+        for name, key, version, outcome in opened
+    }
+    drift = {name: outcome.drift for name, *_, outcome in opened}
+    assert published["d1"].became_reference and drift["d1"] == "reference"
+    assert not published["d2"].became_reference and drift["d2"] == "stable"
+    assert not published["d3"].became_reference and drift["d3"] == "drifted"
+    report = world.outputs.get_json(published["d3"].report_key)
+    assert report["drift"]["verdict"] == "drifted" and report["drift"]["drifted_features"]
+    messages = {m["upload_id"]: m for m in world.queue.receive()}
+    assert messages["d2"]["drift"] == "stable" and messages["d3"]["drift"] == "drifted"
+
+
 def test_an_upload_too_small_to_judge_drift_is_valid_and_announced_as_insufficient_data(
     world: World, days
 ) -> None:
