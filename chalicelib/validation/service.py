@@ -172,7 +172,7 @@ def publish(
         became_reference = _make_reference(outcome, dataset, upload_id, classification, ports.outputs)
         if not became_reference and outcome.drift == "reference":
             # Another upload validated at the same time made the reference first: compare with it.
-            _compare_with_reference(outcome, dataset, ports.outputs)
+            _compare_with_reference(outcome, dataset, upload_id, ports.outputs)
             report["drift"] = outcome.report["drift"]
     else:
         output = quarantine_key(dataset, upload_id, source.key)
@@ -306,17 +306,20 @@ def _no_contract(dataset: str, exc: Exception) -> Outcome:
     return Outcome("invalid", 0, [issue], report, None, None)
 
 
-def _compare_with_reference(outcome: Outcome, dataset: str, outputs: ValidationStore) -> None:
+def _compare_with_reference(outcome: Outcome, dataset: str, upload_id: str, outputs: ValidationStore) -> None:
     """The drift section of an upload that found no reference while it was validated, but lost the
     race to make it (create-only): compared with the reference that won, as it would have been had
-    it come second. In place, so the ledger, the report and the announcement all carry it."""
+    it come second. In place, so the ledger, the report and the announcement all carry it. A
+    reference this very upload made (an earlier attempt, which then crashed) leaves it the reference."""
     from chalicelib.validation import drift
 
     assert outcome.result is not None and outcome.result.profile is not None and outcome.contract
     contract = outcome.contract
-    reference = privacy.mask_profile(outputs.reference(dataset), contract)
-    if reference is None:  # cannot happen after a create-only put that found one; keep the verdict
-        return
+    stored = outputs.reference(dataset)
+    if stored is None or stored.get(REFERENCE_UPLOAD) == upload_id:
+        return  # it is the reference (made by an earlier attempt of this upload)
+    reference = privacy.mask_profile(stored, contract)
+    assert reference is not None
     profile = outcome.result.profile
     features = [c.name for c in contract.features if c.name in profile["columns"]]
     section = drift.compare(reference, profile, contract.drift, columns=features)
