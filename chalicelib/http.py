@@ -116,7 +116,35 @@ def parse_json_body(raw: bytes | None, max_bytes: int = MAX_BODY_BYTES, max_dept
     return _loads(text)
 
 
+_fast_decode = msgspec.json.Decoder().decode
+
+
+def _keys(doc: Any) -> int:
+    """How many keys the objects of a parsed document hold, all levels."""
+    kind = type(doc)
+    if kind is dict:
+        return len(doc) + sum(_keys(v) for v in doc.values() if type(v) in _CONTAINERS)
+    if kind is list:
+        return sum(_keys(v) for v in doc if type(v) in _CONTAINERS)
+    return 0
+
+
+_CONTAINERS = (dict, list)
+
+
 def _loads(text: str) -> Any:
+    # Fast path: msgspec parses in C about 5-10x faster than json.loads with its Python hook, but keeps
+    # the last of duplicate keys. Every key of the text is followed by one colon outside strings, so
+    # if the parsed objects hold as many keys as the text has colons, no key was dropped: no
+    # duplicates. Anything else (a colon inside a string, a duplicate key, NaN, a number json.loads
+    # reads differently, a lone surrogate...) takes the exact path below, which names the problem.
+    try:
+        doc = _fast_decode(text)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        pass
+    else:
+        if _keys(doc) == text.count(":"):
+            return doc
     try:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
     except BadRequest:
