@@ -120,23 +120,29 @@ _fast_decode = msgspec.json.Decoder().decode
 
 
 def _keys(doc: Any) -> int:
-    """How many keys the objects of a parsed document hold, all levels."""
-    kind = type(doc)
-    if kind is dict:
-        return len(doc) + sum(_keys(v) for v in doc.values() if type(v) in _CONTAINERS)
-    if kind is list:
-        return sum(_keys(v) for v in doc if type(v) in _CONTAINERS)
-    return 0
-
-
-_CONTAINERS = (dict, list)
+    """How many keys the document's top object and the objects directly inside it or inside its
+    lists hold: a predict body's ``records`` exactly. Deeper objects are not counted: never more
+    than the text's keys, so a document with any deeper keys takes the exact path (walking every
+    value of every record to look for them would cost more than it saves)."""
+    if type(doc) is list:
+        return sum([len(v) for v in doc if type(v) is dict])
+    if type(doc) is not dict:
+        return 0
+    count = len(doc)
+    for value in doc.values():
+        kind = type(value)
+        if kind is list:
+            count += sum([len(v) for v in value if type(v) is dict])
+        elif kind is dict:
+            count += len(value)
+    return count
 
 
 def _loads(text: str) -> Any:
     # Fast path: msgspec parses in C about 5-10x faster than json.loads with its Python hook, but keeps
     # the last of duplicate keys. Every key of the text is followed by one colon outside strings, so
     # if the parsed objects hold as many keys as the text has colons, no key was dropped: no
-    # duplicates. Anything else (a colon inside a string, a duplicate key, NaN, a number json.loads
+    # duplicates (``_keys`` may count fewer, never more: then the exact path decides). Anything else (a colon inside a string, a duplicate key, NaN, a number json.loads
     # reads differently, a lone surrogate...) takes the exact path below, which names the problem.
     try:
         doc = _fast_decode(text)

@@ -228,7 +228,7 @@ class InputSchema:
                 return None
             row: list[float | int] = []
             for name, low, high, integer in checks:
-                value = record.get(name)
+                value: Any = record.get(name)
                 kind = type(value)
                 if kind is float:
                     if not (
