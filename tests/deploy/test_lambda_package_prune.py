@@ -113,10 +113,9 @@ def test_the_pruned_package_alone_runs_the_app_an_onnxruntime_session_and_numpy(
     package = tmp_path / "package"
     with zipfile.ZipFile(packaged / "deployment.zip") as z:
         z.extractall(package)
-    for info in zipfile.ZipFile(packaged / "deployment.zip").infolist():
-        mode = info.external_attr >> 16
-        if mode:
-            (package / info.filename).chmod(mode & 0o777)
+        for info in z.infolist():  # as Lambda unpacks it: with the modes the zip records
+            if mode := info.external_attr >> 16:
+                (package / info.filename).chmod(mode & 0o777)
     loaded = _probe(model_files, package, _runtime(tmp_path / "runtime"))
     # What the process loaded came from the package (not from this venv): its engine among them.
     assert "onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-x86_64-linux-gnu.so" in loaded
