@@ -41,7 +41,7 @@ RANDOM_LAYERS := tests/unit tests/service tests/adapters
 check: lint
 	$(BIN)/python -m pytest -p randomly tests/unit tests/service $(PYTEST_ARGS)
 
-# Everything, in two runs. pytest exits 5 when it collected nothing: that is a failure, not a pass
+# Everything, in two runs (the second lists its 25 slowest tests: where the suite's time goes). pytest exits 5 when it collected nothing: that is a failure, not a pass
 # (when PYTEST_ARGS narrows the selection, one of the two runs may select nothing, but not both).
 # Then the policy mutation test over every call the suite's local clouds made under enforced IAM
 # (`mlops iam-report`: a refused call fails the run; statements no recorded call needs are listed).
@@ -51,7 +51,7 @@ test: $(STAMP) $(SCAN_STAMP) lint
 	@rm -rf build/iam; \
 	$(BIN)/python -m pytest -p randomly $(RANDOM_LAYERS) $(PYTEST_ARGS); first=$$?; \
 	if [ $$first -ne 0 ] && [ $$first -ne 5 ]; then exit $$first; fi; \
-	$(BIN)/python -m pytest -p no:randomly tests $(addprefix --ignore=,$(RANDOM_LAYERS)) $(PYTEST_ARGS); second=$$?; \
+	$(BIN)/python -m pytest -p no:randomly --durations=25 tests $(addprefix --ignore=,$(RANDOM_LAYERS)) $(PYTEST_ARGS); second=$$?; \
 	if [ $$second -ne 0 ] && [ $$second -ne 5 ]; then exit $$second; fi; \
 	narrowed=$(if $(strip $(PYTEST_ARGS)),yes,); \
 	if [ $$first -eq 5 ] && [ $$second -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
