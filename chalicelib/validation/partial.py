@@ -104,6 +104,7 @@ class Partial:
     columns: dict[str, dict[str, Any]]  # each checker's end state (JSON)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # hashes, samples, row digest
     digest_by: str | None = None  # the row digest's kind; None: no digest (over identity_rows)
+    contract_version: Any = None  # the contract's version the shard was checked against
 
     def to_bytes(self) -> bytes:
         names = sorted(self.arrays)
@@ -118,6 +119,7 @@ class Partial:
             "seconds": self.seconds,
             "columns": self.columns,
             "digest_by": self.digest_by,
+            "contract_version": self.contract_version,
             "arrays": [[n, self.arrays[n].dtype.str, len(self.arrays[n])] for n in names],
         }
         body = b"".join(np.ascontiguousarray(self.arrays[n]).tobytes() for n in names)
@@ -146,6 +148,7 @@ class Partial:
             columns=dict(head["columns"]),
             arrays=arrays,
             digest_by=head.get("digest_by"),
+            contract_version=head.get("contract_version"),
         )
 
 
