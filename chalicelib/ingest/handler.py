@@ -22,7 +22,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from chalicelib.ingest.service import IngestPorts, ingest
+from chalicelib.ingest.scaleout import ingest_upload
+from chalicelib.ingest.service import IngestPorts
 from chalicelib.s3events import ObjectCreated, object_created_events
 
 # A redelivered notification within this window is answered from the idempotency table; after
@@ -50,7 +51,7 @@ def idempotent_ingest(ports: IngestPorts, persistence: BasePersistenceLayer) -> 
     )
 
     def ingest_notification(notification: dict[str, Any]) -> dict[str, Any]:
-        return ingest(notification, ports)
+        return ingest_upload(notification, ports)  # a large upload is split, others ingested at once
 
     key_prefix = f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'test-func')}.{IDEMPOTENCY_NAME}"
     wrapped = idempotent_function(

@@ -24,24 +24,49 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
+from chalicelib.ingest.exceptions import ObjectGone
 from chalicelib.ingest.ports import Body, OpenedUpload
-from chalicelib.ingest.service import IngestPorts, ShardPorts, _record, conclude, ingest
+from chalicelib.ingest.service import IngestPorts, ShardPorts, _entry, _record, conclude, ingest
 from chalicelib.ingest.uploads import Upload
 from chalicelib.observability import logger
 from chalicelib.rowranges import header_end_by_reads, next_row_start_by_reads, row_ranges
+from chalicelib.s3events import ObjectCreated
+from chalicelib.validation.capacity import Capacity
 from chalicelib.validation.exceptions import ContractError, NoContract
 from chalicelib.validation.layout import ObjectTags, shard_result_key
 from chalicelib.validation.partial import Partial, merge, validate_shard
 from chalicelib.validation.service import outcome_of, reference_for
 
+IDENTITY_ROWS = Capacity().identity_rows
 MESSAGE = "validation_shard"  # the key of a piece's message on the ingest queue
 HASH = "sha256"
 READ = 1024 * 1024
 # Compressed uploads are one stream: never split (the validator names the others as unsupported).
 MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+
+
+def ingest_upload(notification: dict[str, Any], ports: IngestPorts) -> dict[str, Any]:
+    """``service.ingest``, but a large upload (by the notified size) is split into pieces first."""
+    shards = ports.shards
+    if shards is None or not shards.scale_out.splits(int(notification.get("size") or 0)):
+        return ingest(notification, ports)
+    event = ObjectCreated(
+        **{k: v for k, v in notification.items() if k in ObjectCreated.__dataclass_fields__}
+    )
+    try:
+        opened = ports.source.open(event.bucket, event.key, event.version_id, event.etag)
+    except ObjectGone:
+        return ingest(notification, ports)  # which records it missing
+    entry = _entry(event, opened.version_id, opened.size)
+    pinned = {**asdict(event), "version_id": opened.version_id}  # as service.ingest pins it
+    answer = split_upload(entry, opened, pinned, ports, shards)
+    if answer is not None:
+        return answer
+    opened.body.close()
+    return ingest(notification, ports)
 
 
 def is_piece(body: Any) -> bool:
@@ -153,15 +178,26 @@ def _merge(
     assert entry.dataset is not None
     outputs = ports.validation.outputs
     pieces = int(piece["pieces"])
-    bodies = [outputs.get_bytes(shard_result_key(entry.dataset, entry.upload_id, i)) for i in range(pieces)]
-    if any(body is None for body in bodies):
-        raise RuntimeError(f"upload {entry.upload_id}: a piece's result is missing although counted done")
-    sha256 = str(json.loads(bodies[-1] or b"{}")[HASH])
-    partials = [Partial.from_bytes(body) for body in bodies[:-1] if body is not None]
     contract = ports.validation.contracts.get(entry.dataset)
+    partials, rows, sha256 = [], 0, ""
+    for index in range(pieces):  # one stored result in memory at a time, beside what is kept of them
+        body = outputs.get_bytes(shard_result_key(entry.dataset, entry.upload_id, index))
+        if body is None:
+            raise RuntimeError(
+                f"upload {entry.upload_id}: piece {index}'s result is missing although counted done"
+            )
+        if index == pieces - 1:
+            sha256 = str(json.loads(body)[HASH])
+            break
+        partial = Partial.from_bytes(body)
+        rows += partial.rows
+        if rows > IDENTITY_ROWS:  # past it the upload has no row digest: the shards' are not kept
+            partial.drop_digest()
+        partials.append(partial)
+        del body
     reference = reference_for(contract, entry.upload_id, outputs)
     seconds = max(0.0, time.time() - float(piece.get("split_at") or time.time()))
-    merged = merge(contract, partials, reference=reference, seconds=seconds)
+    merged = merge(contract, partials, reference=reference, seconds=seconds, consume=True)
     reason = merged.one_pass
     if merged.result is not None and any(p.contract_version != contract.version for p in partials):
         reason = "the contract changed while the shards were checked"
@@ -169,16 +205,13 @@ def _merge(
         logger.info(
             "split upload validated in one pass", extra={"upload_id": entry.upload_id, "reason": reason}
         )
-        return ingest(notification, ports, split=False)
+        return ingest(notification, ports)
     outcome = outcome_of(merged.result, contract, reference)
     upload = conclude(replace(entry, sha256=sha256), outcome, notification, ports, finish_holder=True)
     return _record(ports.ledger, upload)
 
 
 def _entry_of(notification: dict[str, Any], upload_id: str, size: int) -> Upload:
-    from chalicelib.ingest.service import _entry
-    from chalicelib.s3events import ObjectCreated
-
     event = ObjectCreated(
         **{k: v for k, v in notification.items() if k in ObjectCreated.__dataclass_fields__}
     )

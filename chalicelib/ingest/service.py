@@ -64,16 +64,13 @@ PUBLISHED = frozenset({"valid", "invalid"})
 CLAIM_ATTEMPTS = 3
 
 
-def ingest(
-    notification: dict[str, Any], ports: IngestPorts, *, finish_holder: bool = True, split: bool = True
-) -> dict[str, Any]:
+def ingest(notification: dict[str, Any], ports: IngestPorts, *, finish_holder: bool = True) -> dict[str, Any]:
     """Validate one upload and record it in the ledger (create-only, written last).
 
     Returns the upload id, whether this call created the ledger entry, and the status. With
     ``finish_holder`` (the default), an unfinished upload that holds the claim on the same bytes is
-    finished first; the nested call that finishes it does not go further. With ``split`` (the
-    default) and ``ports.shards``, a large upload is split into shards validated in parallel
-    (``chalicelib.ingest.scaleout``): the answer is then ``split``, and the last shard records it.
+    finished first; the nested call that finishes it does not go further. The upload is validated
+    in one pass here (``chalicelib.ingest.scaleout.ingest_upload`` splits large ones first).
     """
     event = ObjectCreated(
         **{k: v for k, v in notification.items() if k in ObjectCreated.__dataclass_fields__}
@@ -91,12 +88,6 @@ def ingest(
     pinned = {**asdict(event), "version_id": opened.version_id}
     logger.thread_safe_append_keys(upload_id=entry.upload_id)
     try:
-        if split and finish_holder and ports.shards is not None and entry.dataset is not None:
-            from chalicelib.ingest.scaleout import split_upload
-
-            answer = split_upload(entry, opened, pinned, ports, ports.shards)
-            if answer is not None:
-                return answer
         return _record(ports.ledger, _process(entry, opened, pinned, ports, finish_holder))
     finally:
         logger.thread_safe_remove_keys(["upload_id"])

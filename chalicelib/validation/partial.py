@@ -106,6 +106,12 @@ class Partial:
     digest_by: str | None = None  # the row digest's kind; None: no digest (over identity_rows)
     contract_version: Any = None  # the contract's version the shard was checked against
 
+    def drop_digest(self) -> None:
+        """Let go of the row digest (the upload has more rows than digests are kept for)."""
+        self.digest_by = None
+        for name in ("digest-ids", "digest-contents", "digest-counts"):
+            self.arrays.pop(name, None)
+
     def to_bytes(self) -> bytes:
         names = sorted(self.arrays)
         head = {
@@ -266,8 +272,12 @@ def merge(
     capacity: Capacity | None = None,
     seed: int = 0,
     seconds: float = 0.0,
+    consume: bool = False,
 ) -> Merged:
-    """Merge the shards' partial results (in any order; each index once) into one result."""
+    """Merge the shards' partial results (in any order; each index once) into one result.
+
+    With ``consume`` the partials' hashes are dropped as they are used (less memory; the partials
+    cannot be merged again)."""
     capacity = capacity or Capacity()
     partials = sorted(partials, key=lambda p: p.index)
     if [p.index for p in partials] != list(range(len(partials))) or not partials:
@@ -282,15 +292,22 @@ def merge(
         return Merged(None, "the shards hashed values differently (PYTHONHASHSEED not fixed)")
     rows = sum(p.rows for p in partials)
     checks = _duplicate_checks(contract)
+
+    def joined(lane: int) -> np.ndarray:
+        # With ``consume``, each shard's hashes are let go once joined: memory holds one check twice.
+        name = f"lane-{lane}"
+        return np.concatenate([p.arrays.pop(name) if consume else p.arrays[name] for p in partials])
+
     for lane in range(checks - 1):  # the row id's and the unique columns' checks
-        hashes = np.concatenate([p.arrays[f"lane-{lane}"] for p in partials])
+        hashes = joined(lane)
         if len(np.unique(hashes)) < len(hashes):
             return Merged(
                 None, "a row id or unique value repeats across shards: invalid, reported from one pass"
             )
-    whole = [p.arrays[f"lane-{checks - 1}"] for p in partials]
-    distinct = len(np.unique(np.concatenate(whole)))
-    duplicate_rows = sum(p.duplicate_rows for p in partials) + sum(map(len, whole)) - distinct
+        del hashes
+    whole = joined(checks - 1)
+    duplicate_rows = sum(p.duplicate_rows for p in partials) + len(whole) - len(np.unique(whole))
+    del whole
     checkers = _checkers(contract, capacity, SpillStore(0), seed)
     for name, checker in checkers.items():
         _merge_checker(checker, [(p.columns[name], p.arrays) for p in partials], name, seed)

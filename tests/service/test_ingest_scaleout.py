@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.adapters.memory.queues import MemoryQueue
-from chalicelib.ingest.scaleout import validate_piece
+from chalicelib.ingest.scaleout import ingest_upload, validate_piece
 from chalicelib.ingest.service import IngestPorts, ShardPorts
 from chalicelib.ingest.uploads import upload_id_for
 from chalicelib.validation import Contract
@@ -41,6 +41,9 @@ class SplitWorld(World):
             validation=self.validation,
             shards=ShardPorts(queue=self.pieces, tally=self.ledger, scale_out=SCALE),
         )
+
+    def ingest(self, notification: dict[str, Any]) -> dict[str, Any]:
+        return ingest_upload(notification, self.ports)
 
     def deliver(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [validate_piece(m, self.ports) for m in messages]
