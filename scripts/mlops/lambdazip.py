@@ -2,9 +2,10 @@
 
 Chalice zips every file of every wheel ``requirements.txt`` pulls in. About a third of that zip is
 never loaded by a function: a second copy of onnxruntime's engine as a C library, test suites, type
-stubs, build and model-conversion tooling, and two distributions only that tooling imports. The
-rules below (``RULES``) name each, with the reason it can go; nothing else is touched, and the
-app's own code (``app.py``, ``chalicelib/``, Chalice's runtime ``chalice/``) never is.
+stubs, build and model-conversion tooling, and two distributions only that tooling imports; and
+botocore with its dependencies, which the functions load from the Lambda runtime. The rules below
+(``RULES``) name each, with the reason it can go; nothing else is touched, and the app's own code
+(``app.py``, ``chalicelib/``, Chalice's runtime ``chalice/``) never is.
 
 Both deploy paths use the zip Chalice caches in ``.chalice/deployments/<hash>-<python>.zip`` (the
 hash covers requirements.txt, app.py, chalicelib and vendor/): when that file exists, ``chalice
@@ -14,8 +15,9 @@ packager, exactly as they would, and prunes it in place before either runs: ``ml
 beside it lists what each rule removed.
 
 tests/deploy/test_lambda_package_prune.py checks that each rule removes what it says, that no
-rule matches a file the functions load (recorded from a real run: every module of the app, an
-onnxruntime session scoring a model, numpy), and that the pruned package alone runs all of that.
+rule but the runtime's matches a file the functions load (recorded from a real run: every module of
+the app, an onnxruntime session scoring a model, numpy), and that the pruned package alone, with
+what the runtime provides, runs all of that, with a deployed stage's tracing on too.
 Figures in docs/BENCHMARKS.md ("Lambda package budget").
 """
 
@@ -37,6 +39,9 @@ class Rule:
 
     pattern: str
     reason: str
+    # The Lambda Python runtime provides it (boto3 and its dependencies): the functions load it, from
+    # the runtime; packaged, an older or newer copy would shadow the runtime's.
+    runtime: bool = False
 
     def matches(self, name: str) -> bool:
         return fnmatch.fnmatchcase(name, self.pattern)
@@ -47,6 +52,11 @@ _NUMPY_TESTS = "numpy's test suite, run by `numpy.test()` with pytest; the funct
 _NUMPY_TEST_EXTENSIONS = (
     "Extension modules built only for numpy's tests (`numpy/_core/tests` imports them); "
     "numpy itself does not."
+)
+
+_RUNTIME = (
+    "Provided by the Lambda Python runtime with boto3 (pulled in by aws-xray-sdk's requirement of "
+    "botocore); the packaged copy would shadow the runtime's."
 )
 
 RULES: tuple[Rule, ...] = (
@@ -123,6 +133,19 @@ RULES: tuple[Rule, ...] = (
     Rule("*.pxd", "Cython declarations, for compiling against numpy; never imported."),
     Rule("*.pyi", _STUBS),
     Rule("*/py.typed", _STUBS),
+    *(
+        Rule(pattern, _RUNTIME, runtime=True)
+        for pattern in (
+            "botocore/*",
+            "botocore-*.dist-info/*",
+            "dateutil/*",
+            "python_dateutil-*.dist-info/*",
+            "six.py",
+            "six-*.dist-info/*",
+            "urllib3/*",
+            "urllib3-*.dist-info/*",
+        )
+    ),
     Rule(
         "aws_lambda_powertools/event_handler/openapi/swagger_ui/*.min.*",
         "The Swagger UI page's JavaScript and CSS, served only by Powertools' own event handler "

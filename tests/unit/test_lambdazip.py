@@ -40,6 +40,14 @@ REMOVED = {
     "numpy/random/bit_generator.pxd": "*.pxd",
     "numpy/__init__.pyi": "*.pyi",
     "msgspec/py.typed": "*/py.typed",
+    "botocore/data/s3/2006-03-01/service-2.json.gz": "botocore/*",
+    "botocore-1.44.8.dist-info/METADATA": "botocore-*.dist-info/*",
+    "dateutil/tz/tz.py": "dateutil/*",
+    "python_dateutil-2.9.0.post0.dist-info/METADATA": "python_dateutil-*.dist-info/*",
+    "six.py": "six.py",
+    "six-1.17.0.dist-info/METADATA": "six-*.dist-info/*",
+    "urllib3/connectionpool.py": "urllib3/*",
+    "urllib3-2.8.0.dist-info/METADATA": "urllib3-*.dist-info/*",
     "aws_lambda_powertools/event_handler/openapi/swagger_ui/swagger-ui-bundle.min.js": (
         "aws_lambda_powertools/event_handler/openapi/swagger_ui/*.min.*"
     ),
@@ -71,6 +79,9 @@ KEPT = [
     "aws_lambda_powertools/utilities/idempotency/__init__.py",
     "msgspec/_core.cpython-312-x86_64-linux-gnu.so",
     "typing_extensions.py",
+    "aws_xray_sdk/core/recorder.py",
+    "wrapt/__init__.py",
+    "jmespath/parser.py",
 ]
 
 
