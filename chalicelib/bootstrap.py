@@ -349,9 +349,10 @@ def reset() -> None:
 
 if TYPE_CHECKING:  # the stages are imported where a function first needs them (cold start)
     from chalicelib.ingest.handler import IdempotentIngest
-    from chalicelib.ingest.ports import UploadLedger, UploadSource
+    from chalicelib.ingest.ports import ShardTally, UploadLedger, UploadSource
     from chalicelib.ingest.service import IngestPorts
     from chalicelib.ingest.sweep import SweepPorts
+    from chalicelib.validation.partial import ScaleOut
     from chalicelib.validation.ports import ContractStore, Queue, ValidationStore
     from chalicelib.validation.service import ValidationPorts
 
@@ -425,9 +426,28 @@ def sweep_ports() -> SweepPorts:
 
 @_once
 def ingest_ports() -> IngestPorts:
-    from chalicelib.ingest.service import IngestPorts
+    from chalicelib.adapters.aws.queues import SqsQueue
+    from chalicelib.ingest.service import IngestPorts, ShardPorts
 
-    return IngestPorts(ledger=uploads(), source=upload_source(), validation=validation_ports())
+    shards = ShardPorts(queue=SqsQueue(settings().ingest_queue), tally=shard_tally(), scale_out=scale_out())
+    return IngestPorts(ledger=uploads(), source=upload_source(), validation=validation_ports(), shards=shards)
+
+
+def shard_tally() -> ShardTally:
+    from chalicelib.adapters.aws.uploads_ledger import DynamoUploadLedger
+
+    return DynamoUploadLedger(settings().uploads_table)
+
+
+def scale_out() -> ScaleOut:
+    """When the ingest function splits an upload (``MLOPS_VALIDATION_SPLIT_BYTES``) and into what
+    (``MLOPS_VALIDATION_SHARD_BYTES``); the defaults of ``ScaleOut`` otherwise."""
+    from chalicelib.validation.partial import ScaleOut
+
+    default = ScaleOut()
+    split = int(os.environ.get("MLOPS_VALIDATION_SPLIT_BYTES") or default.split_bytes)
+    shard = int(os.environ.get("MLOPS_VALIDATION_SHARD_BYTES") or default.shard_bytes)
+    return ScaleOut(split_bytes=split, shard_bytes=min(shard, split))
 
 
 @_once
