@@ -37,7 +37,7 @@ from chalicelib.s3events import ObjectCreated
 from chalicelib.validation.capacity import Capacity
 from chalicelib.validation.exceptions import ContractError, NoContract
 from chalicelib.validation.layout import ObjectTags, shard_result_key
-from chalicelib.validation.partial import Partial, merge, validate_shard
+from chalicelib.validation.partial import Read, load_stored, merge, stored_lanes, validate_shard
 from chalicelib.validation.service import outcome_of, reference_for
 
 IDENTITY_ROWS = Capacity().identity_rows
@@ -137,7 +137,7 @@ def validate_piece(message: dict[str, Any], ports: IngestPorts) -> dict[str, Any
     assert entry.dataset is not None and ports.shards is not None
     outputs = ports.validation.outputs
     key = shard_result_key(entry.dataset, upload_id, index)
-    if outputs.get_bytes(key) is None:
+    if outputs.get_range(key, 0, 1) is None:  # not written before (a redelivery finds it)
         contract = ports.validation.contracts.get(entry.dataset)
         tags = ObjectTags(entry.dataset, contract.classification, "profile")
         outputs.create_bytes(key, _piece_result(piece, entry, contract, ports), tags)
@@ -179,25 +179,37 @@ def _merge(
     outputs = ports.validation.outputs
     pieces = int(piece["pieces"])
     contract = ports.validation.contracts.get(entry.dataset)
-    partials, rows, sha256 = [], 0, ""
-    for index in range(pieces):  # one stored result in memory at a time, beside what is kept of them
-        body = outputs.get_bytes(shard_result_key(entry.dataset, entry.upload_id, index))
-        if body is None:
-            raise RuntimeError(
-                f"upload {entry.upload_id}: piece {index}'s result is missing although counted done"
-            )
-        if index == pieces - 1:
-            sha256 = str(json.loads(body)[HASH])
-            break
-        partial = Partial.from_bytes(body)
-        rows += partial.rows
-        if rows > IDENTITY_ROWS:  # past it the upload has no row digest: the shards' are not kept
-            partial.drop_digest()
-        partials.append(partial)
-        del body
+    keys = [shard_result_key(entry.dataset, entry.upload_id, index) for index in range(pieces)]
+
+    def read(index: int) -> Read:
+        return lambda start, end: outputs.get_range(keys[index], start, end)
+
+    def missing(index: int) -> RuntimeError:
+        return RuntimeError(
+            f"upload {entry.upload_id}: piece {index}'s result is missing although counted done"
+        )
+
+    sha_body = outputs.get_bytes(keys[-1])
+    if sha_body is None:
+        raise missing(pieces - 1)
+    sha256 = str(json.loads(sha_body)[HASH])
+    # Each shard's partial without its duplicate-check lanes (the small statistics): the merge
+    # reads one lane of every shard at a time from the stored results (byte ranges).
+    for index in range(pieces - 1):
+        if outputs.get_range(keys[index], 0, 1) is None:
+            raise missing(index)
+    reads = [read(index) for index in range(pieces - 1)]
+    partials = load_stored(reads, identity_rows=IDENTITY_ROWS)
     reference = reference_for(contract, entry.upload_id, outputs)
     seconds = max(0.0, time.time() - float(piece.get("split_at") or time.time()))
-    merged = merge(contract, partials, reference=reference, seconds=seconds, consume=True)
+    merged = merge(
+        contract,
+        partials,
+        reference=reference,
+        seconds=seconds,
+        consume=True,
+        read_lane=stored_lanes(reads),
+    )
     reason = merged.one_pass
     if merged.result is not None and any(p.contract_version != contract.version for p in partials):
         reason = "the contract changed while the shards were checked"

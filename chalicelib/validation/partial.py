@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -65,6 +66,11 @@ PARTIAL_FORMAT = "mlops-validation-shard/1"
 HASH_PROBE = "mlops-validation-shard-probe"
 # The issue a shard that ends inside a quoted field reports (its range cut the field in two).
 CUT_QUOTE = "UNTERMINATED_QUOTE"
+LANE = "lane-"  # a duplicate-check lane's distinct hashes: ``lane-<check>``, sorted, int64
+# A byte range of a shard's stored partial: (start, end exclusive) -> the bytes (None: gone).
+Read = Callable[[int, int], "bytes | None"]
+# Equal neighbours are counted over sorted hashes this many at a time (the comparison's memory).
+REPEAT_WINDOW = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,21 @@ class Partial:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # hashes, samples, row digest
     digest_by: str | None = None  # the row digest's kind; None: no digest (over identity_rows)
     contract_version: Any = None  # the contract's version the shard was checked against
+    # Arrays left in the stored bytes (``from_reader``): name -> (offset, dtype, length).
+    stored: dict[str, tuple[int, str, int]] = field(default_factory=dict)
+
+    def length(self, name: str) -> int:
+        """How many values the array ``name`` has, in memory or left in storage."""
+        return len(self.arrays[name]) if name in self.arrays else self.stored[name][2]
+
+    def read_stored(self, read: Read, name: str) -> np.ndarray:
+        """The array ``name`` left in storage, read with ``read`` (a byte range of the stored bytes)."""
+        offset, dtype, length = self.stored[name]
+        kind = np.dtype(dtype)
+        data = read(offset, offset + kind.itemsize * length) if length else b""
+        if data is None or len(data) != kind.itemsize * length:
+            raise ValueError(f"shard {self.index}'s stored {name} is incomplete")
+        return np.frombuffer(data, dtype=kind, count=length)
 
     def drop_digest(self) -> None:
         """Let go of the row digest (the upload has more rows than digests are kept for)."""
@@ -113,7 +134,8 @@ class Partial:
             self.arrays.pop(name, None)
 
     def to_bytes(self) -> bytes:
-        names = sorted(self.arrays)
+        # The lanes last: a reader takes the head and the small arrays in one range (``from_reader``).
+        names = sorted(self.arrays, key=lambda n: (n.startswith(LANE), n))
         head = {
             "format": PARTIAL_FORMAT,
             "index": self.index,
@@ -134,15 +156,49 @@ class Partial:
     @classmethod
     def from_bytes(cls, data: bytes) -> Partial:
         newline = data.find(b"\n")
-        head = json.loads(data[:newline]) if newline > 0 else None
-        if not isinstance(head, dict) or head.get("format") != PARTIAL_FORMAT:
-            raise ValueError(f"not a shard's partial result ({PARTIAL_FORMAT})")
+        head = _head(data[:newline] if newline > 0 else b"")
         arrays: dict[str, np.ndarray] = {}
         at = newline + 1
         for name, dtype, length in head["arrays"]:
             kind = np.dtype(dtype)
             arrays[name] = np.frombuffer(data, dtype=kind, count=length, offset=at).copy()
             at += kind.itemsize * length
+        return cls._of(head, arrays, {})
+
+    @classmethod
+    def from_reader(cls, read: Read, *, first: int = 64 * 1024) -> Partial:
+        """The partial without its duplicate-check lanes, which stay in storage (``stored``; the
+        merge reads one lane of every shard at a time with ``read_stored``). ``read(start, end)``
+        gives a byte range of the stored bytes (``to_bytes``), fewer bytes past their end."""
+        data = read(0, first) or b""
+        while b"\n" not in data and len(data) == first:  # a long head (many category counts)
+            first *= 4
+            data = read(0, first) or b""
+        newline = data.find(b"\n")
+        head = _head(data[:newline] if newline > 0 else b"")
+        spans: dict[str, tuple[int, str, int]] = {}
+        at = newline + 1
+        for name, dtype, length in head["arrays"]:
+            spans[name] = (at, dtype, int(length))
+            at += np.dtype(dtype).itemsize * int(length)
+        small = [n for n in spans if not n.startswith(LANE)]
+        start = newline + 1
+        end = max([start] + [spans[n][0] + np.dtype(spans[n][1]).itemsize * spans[n][2] for n in small])
+        body = data[start:end] if len(data) >= end else (read(start, end) or b"")
+        if len(body) != end - start:
+            raise ValueError("a shard's stored partial result is incomplete")
+        arrays: dict[str, np.ndarray] = {}
+        for name in small:
+            offset, dtype, length = spans.pop(name)
+            arrays[name] = np.frombuffer(
+                body, dtype=np.dtype(dtype), count=length, offset=offset - start
+            ).copy()
+        return cls._of(head, arrays, spans)
+
+    @classmethod
+    def _of(
+        cls, head: dict[str, Any], arrays: dict[str, np.ndarray], stored: dict[str, tuple[int, str, int]]
+    ) -> Partial:
         return cls(
             index=int(head["index"]),
             codes=list(head["codes"]),
@@ -155,7 +211,15 @@ class Partial:
             arrays=arrays,
             digest_by=head.get("digest_by"),
             contract_version=head.get("contract_version"),
+            stored=stored,
         )
+
+
+def _head(line: bytes) -> dict[str, Any]:
+    head = json.loads(line) if line else None
+    if not isinstance(head, dict) or head.get("format") != PARTIAL_FORMAT:
+        raise ValueError(f"not a shard's partial result ({PARTIAL_FORMAT})")
+    return head
 
 
 class _RecordingStore(SpillStore):
@@ -273,11 +337,15 @@ def merge(
     seed: int = 0,
     seconds: float = 0.0,
     consume: bool = False,
+    read_lane: Callable[[Partial, str], np.ndarray] | None = None,
 ) -> Merged:
     """Merge the shards' partial results (in any order; each index once) into one result.
 
-    With ``consume`` the partials' hashes are dropped as they are used (less memory; the partials
-    cannot be merged again)."""
+    The repeats across shards are found one duplicate-check lane at a time: that lane's hashes of
+    every shard in one array, sorted in place and counted, then let go before the next lane. A
+    lane left in storage (``Partial.from_reader``) is read with ``read_lane(partial, name)``; with
+    ``consume`` a lane held in memory is dropped as it is used (the partials cannot be merged
+    again). So the merge holds one lane's hashes (8 bytes a row), not all lanes' at once."""
     capacity = capacity or Capacity()
     partials = sorted(partials, key=lambda p: p.index)
     if [p.index for p in partials] != list(range(len(partials))) or not partials:
@@ -293,21 +361,36 @@ def merge(
     rows = sum(p.rows for p in partials)
     checks = _duplicate_checks(contract)
 
-    def joined(lane: int) -> np.ndarray:
-        # With ``consume``, each shard's hashes are let go once joined: memory holds one check twice.
-        name = f"lane-{lane}"
-        return np.concatenate([p.arrays.pop(name) if consume else p.arrays[name] for p in partials])
+    def take(partial: Partial, name: str) -> np.ndarray:
+        if name in partial.arrays:
+            return partial.arrays.pop(name) if consume else partial.arrays[name]
+        if read_lane is None:
+            raise ValueError(f"shard {partial.index}'s {name} is in storage: merge needs read_lane")
+        return read_lane(partial, name)
+
+    def repeats(lane: int) -> int:
+        """How many of the lane's hashes repeat one of another shard (each shard's are distinct)."""
+        name = f"{LANE}{lane}"
+        hashes = np.empty(sum(p.length(name) for p in partials), dtype=np.int64)
+        at = 0
+        for partial in partials:  # one shard's lane beside the joined one, then let go
+            part = take(partial, name)
+            hashes[at : at + len(part)] = part
+            at += len(part)
+            del part
+        hashes.sort()  # in place
+        found = 0
+        for start in range(1, len(hashes), REPEAT_WINDOW):
+            stop = min(len(hashes), start + REPEAT_WINDOW)
+            found += int(np.count_nonzero(hashes[start:stop] == hashes[start - 1 : stop - 1]))
+        return found
 
     for lane in range(checks - 1):  # the row id's and the unique columns' checks
-        hashes = joined(lane)
-        if len(np.unique(hashes)) < len(hashes):
+        if repeats(lane):
             return Merged(
                 None, "a row id or unique value repeats across shards: invalid, reported from one pass"
             )
-        del hashes
-    whole = joined(checks - 1)
-    duplicate_rows = sum(p.duplicate_rows for p in partials) + len(whole) - len(np.unique(whole))
-    del whole
+    duplicate_rows = sum(p.duplicate_rows for p in partials) + repeats(checks - 1)
     checkers = _checkers(contract, capacity, SpillStore(0), seed)
     for name, checker in checkers.items():
         _merge_checker(checker, [(p.columns[name], p.arrays) for p in partials], name, seed)
@@ -329,6 +412,25 @@ def merge(
     }
     result.row_digest = _merge_digests(partials, rows, capacity)
     return Merged(result)
+
+
+def load_stored(reads: list[Read], *, identity_rows: int) -> list[Partial]:
+    """The shards' stored partial results (``reads[i]``: a byte range of shard i's), each without
+    its duplicate-check lanes, which ``merge`` reads one at a time with ``stored_lanes(reads)``.
+    Past ``identity_rows`` rows the shards' row digests are let go (one pass keeps none either)."""
+    partials, rows = [], 0
+    for read in reads:
+        partial = Partial.from_reader(read)
+        rows += partial.rows
+        if rows > identity_rows:
+            partial.drop_digest()
+        partials.append(partial)
+    return partials
+
+
+def stored_lanes(reads: list[Read]) -> Callable[[Partial, str], np.ndarray]:
+    """``merge``'s ``read_lane`` for partials from ``load_stored(reads)``."""
+    return lambda partial, name: partial.read_stored(reads[partial.index], name)
 
 
 def _dataset_problem(

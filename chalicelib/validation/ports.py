@@ -58,6 +58,11 @@ class ValidationStore(Protocol):
         """Bytes written here (None if the key holds nothing)."""
         ...
 
+    def get_range(self, key: str, start: int, end: int) -> bytes | None:
+        """Bytes ``start`` to ``end`` (exclusive; fewer past the object's end) of what the key holds
+        (None if it holds nothing). ``start`` is within the object."""
+        ...
+
     def keys(self, prefix: str) -> list[str]:
         """The keys under ``prefix``, sorted (as S3 lists them: by UTF-8 bytes)."""
         ...

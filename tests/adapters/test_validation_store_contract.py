@@ -83,6 +83,9 @@ def test_bytes_read_back_with_their_tags_and_keys_are_listed_by_prefix_in_order(
     store.put_bytes(f"profiles/{name}/reference.json", b"{}", ObjectTags(name, "pii", "profile"))
     assert store.get_bytes(prefix + "2.rows") == body
     assert store.get_bytes(prefix + "3.rows") is None
+    assert store.get_range(prefix + "2.rows", 10, 300) == body[10:300]
+    assert store.get_range(prefix + "2.rows", 700, 10_000) == body[700:]  # past the end: what there is
+    assert store.get_range(prefix + "3.rows", 0, 10) is None
     assert store.keys(prefix) == [prefix + "1.rows", prefix + "2.rows"]
     assert store.keys(f"profiles/{name}-other/") == []
     assert bucket.peek(prefix + "2.rows").tags == {

@@ -51,6 +51,11 @@ class S3ValidationStore:
     def get_bytes(self, key: str) -> bytes | None:
         return self._read(key)
 
+    def get_range(self, key: str, start: int, end: int) -> bytes | None:
+        if end <= start:
+            return b""
+        return self._read(key, f"bytes={start}-{end - 1}")
+
     def keys(self, prefix: str) -> list[str]:
         pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return sorted(entry["Key"] for page in pages for entry in page.get("Contents", []))
@@ -83,11 +88,12 @@ class S3ValidationStore:
             Tagging=tag_set(dataset, classification, "profile"),
         )
 
-    def _read(self, key: str) -> bytes | None:
+    def _read(self, key: str, byte_range: str | None = None) -> bytes | None:
         from botocore.exceptions import ClientError
 
+        extra = {"Range": byte_range} if byte_range else {}
         try:
-            return bytes(aws.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read())
+            return bytes(aws.client("s3").get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read())
         except ClientError as exc:
             if aws.error_code(exc) in aws.MISSING_OBJECT:
                 return None

@@ -43,6 +43,10 @@ class MemoryValidationStore:
         stored = self.objects.get(self.bucket, key)
         return None if stored is None else stored.body
 
+    def get_range(self, key: str, start: int, end: int) -> bytes | None:
+        stored = self.objects.get(self.bucket, key)
+        return None if stored is None else stored.body[start:end]
+
     def keys(self, prefix: str) -> list[str]:
         return self.objects.keys(self.bucket, prefix)
 
