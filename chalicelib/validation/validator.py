@@ -341,11 +341,13 @@ def _checkers(
 
 
 class _LineMeter:
-    """The csv reader's lines, read a batch at a time and measured on the way.
+    """The file's lines, read a batch at a time and measured on the way, for the csv reader
+    (``lines``) or, a chunk at a time, for the quote-free fast path (``take``, ``give_back``).
 
     ``chars`` counts the characters read so far; ``longest`` is the longest line since the current
     chunk began, the batch it began in included: when every record of the chunk is one line, none
-    of its fields is longer. Reading past ``limit`` characters raises _RecordTooLong.
+    of its fields is longer. Reading past ``limit`` characters raises _RecordTooLong. ``taken``
+    counts the lines the fast path kept; the csv reader's ``line_num`` counts the others.
     """
 
     def __init__(self, text: io.TextIOWrapper) -> None:
@@ -354,15 +356,44 @@ class _LineMeter:
         self.longest = 0
         self._batch_longest = 0
         self.limit: int | None = None
+        self.taken = 0
+        self._batch: list[str] = []
+        self._at = 0  # the next line of _batch not yet handed out
+
+    def _refill(self) -> bool:
+        batch = self._text.readlines(LINES_HINT)
+        if not batch:
+            return False
+        self._batch_longest = max(map(len, batch))
+        self.longest = max(self.longest, self._batch_longest)
+        self.chars += sum(map(len, batch))
+        if self.limit is not None and self.chars > self.limit:
+            raise _RecordTooLong
+        self._batch, self._at = batch, 0
+        return True
 
     def lines(self) -> Iterator[str]:
-        while batch := self._text.readlines(LINES_HINT):
-            self._batch_longest = max(map(len, batch))
-            self.longest = max(self.longest, self._batch_longest)
-            self.chars += sum(map(len, batch))
-            if self.limit is not None and self.chars > self.limit:
-                raise _RecordTooLong
-            yield from batch
+        while self._at < len(self._batch) or self._refill():
+            line = self._batch[self._at]
+            self._at += 1
+            yield line
+
+    def take(self, rows: int, chars: int) -> list[str]:
+        """Up to ``rows`` lines (fewer at the end of the file), stopping once about ``chars``
+        characters were taken; only between records (the csv reader has read whole records)."""
+        taken: list[str] = []
+        size = 0
+        while len(taken) < rows and size < chars and (self._at < len(self._batch) or self._refill()):
+            part = self._batch[self._at : self._at + rows - len(taken)]
+            self._at += len(part)
+            size += sum(map(len, part))
+            taken += part
+        return taken
+
+    def give_back(self, lines: list[str]) -> None:
+        """Lines taken but not kept: the csv reader reads them next."""
+        self._batch = lines + self._batch[self._at :]
+        self._at = 0
 
     def begin_chunk(self) -> int:
         self.longest = self._batch_longest
@@ -434,56 +465,85 @@ def _read_rows(
     order = _check_header(header, contract, log)
     n_columns = len(header)
     names = contract.column_names  # order[i] is the position of names[i] in the header
-    dup_rows = _RowHashes(store)
+    dup_rows = _RowHashes(store, fmt.delimiter, n_columns)
     ragged = 0
     first_ragged: tuple[int, int, int] | None = None
     row = 0  # data rows so far
     line = reader.line_num  # file lines consumed so far
     rows_per_chunk = max(1, min(CHUNK_ROWS, capacity.chunk_cells // n_columns))
+    field_limit = _max_field(contract, capacity)
+
+    def consumed() -> int:
+        return meter.taken + reader.line_num
+
     try:
-        while chunk := _next_chunk(reader, meter, rows_per_chunk, capacity.chunk_bytes, max_line):
-            if undecodable.seen and (found := _first_undecodable(chunk)) is not None:
-                bad_row, bad_line = _locate(chunk, found[0], row, line)
-                state["rows"] = bad_row - 1
-                _undecodable_issue(log, bad_row, bad_line, found[1])
-                raise _Stop
-            lines_used = reader.line_num - line
-            if lines_used == len(chunk) and set(map(len, chunk)) == {n_columns}:
-                # The common case: one line per row, every row complete.
-                numbers = np.arange(row + 1, row + 1 + len(chunk), dtype=np.int64)
-                starts = np.arange(line + 1, line + 1 + len(chunk), dtype=np.int64)
-                good = chunk
-                row += len(chunk)
-                width = meter.longest  # no field is longer than its line
+        while True:
+            fast = None
+            if n_columns > 1 and not undecodable.seen:
+                fast = _quote_free_chunk(
+                    meter, undecodable, fmt, n_columns, rows_per_chunk, capacity.chunk_bytes, field_limit
+                )
+            if fast is not None:
+                # Quote-free lines, split at C speed: the same records the csv module reads.
+                texts, fields, width = fast
+                count = len(texts)
+                numbers = np.arange(row + 1, row + 1 + count, dtype=np.int64)
+                starts = np.arange(line + 1, line + 1 + count, dtype=np.int64)
+                columns: list[Any] = [fields[i::n_columns] for i in range(n_columns)]
+                del fields
+                keys = dup_rows.text_keys(texts)
+                del texts
+                row += count
+                line += count
             else:
-                good, kept_rows, kept_lines = [], [], []
-                # Where each record starts is lost in this chunk; recount from the records themselves.
-                cursor = line
-                for record in chunk:
-                    start = cursor + 1
-                    cursor += 1 + sum(field.count("\n") for field in record)
-                    if record == []:
-                        continue  # a blank line is not a row
-                    row += 1
-                    if cursor != start and not fmt.allow_multiline_fields:
-                        log.add(
-                            "EMBEDDED_NEWLINE",
-                            None,
-                            f"row {row} (line {start}) has a quoted field containing a line break",
-                            row=row,
-                            line=start,
-                        )
-                    if len(record) != n_columns:
-                        ragged += 1
-                        first_ragged = first_ragged or (row, start, len(record))
-                        continue
-                    good.append(record)
-                    kept_rows.append(row)
-                    kept_lines.append(start)
-                numbers = np.asarray(kept_rows, dtype=np.int64)
-                starts = np.asarray(kept_lines, dtype=np.int64)
-                width = max(map(len, itertools.chain.from_iterable(good)), default=0)
-            line = reader.line_num
+                chunk = _next_chunk(reader, meter, rows_per_chunk, capacity.chunk_bytes, max_line)
+                if not chunk:
+                    break
+                if undecodable.seen and (found := _first_undecodable(chunk)) is not None:
+                    bad_row, bad_line = _locate(chunk, found[0], row, line)
+                    state["rows"] = bad_row - 1
+                    _undecodable_issue(log, bad_row, bad_line, found[1])
+                    raise _Stop
+                lines_used = consumed() - line
+                if lines_used == len(chunk) and set(map(len, chunk)) == {n_columns}:
+                    # The common case: one line per row, every row complete.
+                    numbers = np.arange(row + 1, row + 1 + len(chunk), dtype=np.int64)
+                    starts = np.arange(line + 1, line + 1 + len(chunk), dtype=np.int64)
+                    good = chunk
+                    row += len(chunk)
+                    width = meter.longest  # no field is longer than its line
+                else:
+                    good, kept_rows, kept_lines = [], [], []
+                    # Where each record starts is lost in this chunk; recount from the records themselves.
+                    cursor = line
+                    for record in chunk:
+                        start = cursor + 1
+                        cursor += 1 + sum(field.count("\n") for field in record)
+                        if record == []:
+                            continue  # a blank line is not a row
+                        row += 1
+                        if cursor != start and not fmt.allow_multiline_fields:
+                            log.add(
+                                "EMBEDDED_NEWLINE",
+                                None,
+                                f"row {row} (line {start}) has a quoted field containing a line break",
+                                row=row,
+                                line=start,
+                            )
+                        if len(record) != n_columns:
+                            ragged += 1
+                            first_ragged = first_ragged or (row, start, len(record))
+                            continue
+                        good.append(record)
+                        kept_rows.append(row)
+                        kept_lines.append(start)
+                    numbers = np.asarray(kept_rows, dtype=np.int64)
+                    starts = np.asarray(kept_lines, dtype=np.int64)
+                    width = max(map(len, itertools.chain.from_iterable(good)), default=0)
+                line = consumed()
+                columns = list(zip(*good, strict=True)) if good else []
+                keys = dup_rows.record_keys(good)
+                del chunk, good
             state["rows"] = row
             if row > capacity.max_rows:
                 log.add(
@@ -493,14 +553,16 @@ def _read_rows(
                     row=capacity.max_rows + 1,
                 )
                 raise _Stop
-            if good:
+            if len(numbers):
                 # Columns become numpy text arrays as wide as their longest value: a chunk with long
                 # values is checked a slice at a time.
                 rows_per_array = max(1, capacity.array_bytes // (4 * max(1, width)))
-                for lo in range(0, len(good), rows_per_array):
+                for lo in range(0, len(numbers), rows_per_array):
                     hi = lo + rows_per_array
+                    whole = lo == 0 and hi >= len(numbers)
                     _flush(
-                        good[lo:hi],
+                        columns if whole else [column[lo:hi] for column in columns],
+                        keys[lo:hi],
                         numbers[lo:hi],
                         starts[lo:hi],
                         order,
@@ -510,8 +572,7 @@ def _read_rows(
                         dup_rows,
                         state["identity"],
                     )
-            del chunk, good  # before the next chunk is read: one chunk in memory at a time
-            state["rows"] = row
+            del columns, keys  # before the next chunk is read: one chunk in memory at a time
             if capacity.seconds is not None and time.monotonic() - state["started"] >= capacity.seconds:
                 log.add(
                     "CAPACITY_EXCEEDED",
@@ -523,15 +584,15 @@ def _read_rows(
                 raise _Stop
     except csv.Error as exc:
         # The failing chunk's rows are unknown here; the line is exact, the row is not.
-        _csv_error(exc, None, reader.line_num, log)
+        _csv_error(exc, None, consumed(), log)
         raise _Stop from exc
     except _RecordTooLong as exc:
         log.add(
             "FIELD_TOO_LARGE",
             None,
-            f"a record with quoted line breaks, at line {reader.line_num:,}, is longer than "
+            f"a record with quoted line breaks, at line {consumed():,}, is longer than "
             f"{2 * max_line:,} characters (a missing closing quote?)",
-            line=reader.line_num,
+            line=consumed(),
         )
         raise _Stop from exc
     if undecodable.seen:  # not in any row read: should not happen, but never pass the file as UTF-8
@@ -549,6 +610,43 @@ def _read_rows(
         )
     state["rows"] = row
     return dup_rows
+
+
+def _quote_free_chunk(
+    meter: _LineMeter,
+    undecodable: _Undecodable,
+    fmt: Any,
+    n_columns: int,
+    rows: int,
+    chars: int,
+    field_limit: int,
+) -> tuple[list[str], list[str], int] | None:
+    """The next chunk of lines read without the csv module, when that reads them as it would:
+    (each row's text, every field in row order, the longest row). None, with the lines given back
+    to the csv reader, when any line has a quote character, a carriage return or other than
+    ``n_columns`` fields (a blank line has one), or could hold a field over ``field_limit``, or
+    when the chunk has a byte that is not UTF-8: the csv path then reports exactly what it finds.
+
+    Within such lines the csv module's reading is exactly ``line.split(delimiter)`` without the
+    line feed; here it is done for the whole chunk at once, in C.
+    """
+    lines = meter.take(rows, chars)
+    if not lines:
+        return None
+    text = "".join(lines)
+    if undecodable.seen or fmt.quotechar in text or "\r" in text:
+        meter.give_back(lines)
+        return None
+    texts = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
+    width = max(map(len, texts))
+    delimiter = fmt.delimiter
+    counts = list(map(str.count, texts, itertools.repeat(delimiter)))
+    if len(texts) != len(lines) or width > field_limit or counts.count(n_columns - 1) != len(counts):
+        meter.give_back(lines)
+        return None
+    meter.taken += len(lines)
+    body = text[:-1] if text.endswith("\n") else text
+    return texts, body.replace("\n", delimiter).split(delimiter), width
 
 
 def _first_undecodable(records: list[list[str]]) -> tuple[int, str] | None:
@@ -603,14 +701,31 @@ def _looks_like_text(probe: bytes, codec: str) -> bool:
 
 
 class _RowHashes:
-    """Whole-row duplicates: one more check on the shared spill store."""
+    """Whole-row duplicates: one more check on the shared spill store.
 
-    def __init__(self, store: SpillStore) -> None:
+    A row is keyed by its fields joined with the delimiter, which is its line as written when it
+    needs no quotes: the quote-free path hashes the lines it split, the csv path the joined
+    records, and equal rows get equal keys whichever path read them. A record with the delimiter
+    inside a field (a quoted one) is keyed by its fields instead, since joining would be ambiguous.
+    """
+
+    def __init__(self, store: SpillStore, delimiter: str, n_columns: int) -> None:
         self.finder = store.finder()
+        self._delimiter = delimiter
+        self._delimiters = n_columns - 1
 
-    def add(self, rows: list[list[str]], numbers: np.ndarray) -> None:
-        hashes = np.fromiter(map(hash, map(tuple, rows)), dtype=np.int64, count=len(rows))
-        self.finder.add(hashes, numbers)
+    def text_keys(self, texts: list[str]) -> np.ndarray:
+        return np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
+
+    def record_keys(self, records: list[list[str]]) -> np.ndarray:
+        joined = list(map(self._delimiter.join, records))
+        keys = self.text_keys(joined)
+        counts = list(map(str.count, joined, itertools.repeat(self._delimiter)))
+        if counts.count(self._delimiters) != len(counts):
+            for i, n in enumerate(counts):
+                if n != self._delimiters:
+                    keys[i] = hash(tuple(records[i]))
+        return keys
 
 
 class _RowIdentity:
@@ -659,7 +774,8 @@ class _RowIdentity:
 
 
 def _flush(
-    rows: list[list[str]],
+    columns: list[Any],
+    row_keys: np.ndarray,
     row_numbers: np.ndarray,
     line_numbers: np.ndarray,
     order: list[int],
@@ -669,10 +785,10 @@ def _flush(
     dup_rows: _RowHashes,
     identity: _RowIdentity,
 ) -> None:
-    columns = list(zip(*rows, strict=True))
+    """Check a slice of rows, given as columns in file order, with their whole-row keys."""
     for index, name in zip(order, names, strict=True):
         checkers[name].feed(columns[index], row_numbers, line_numbers, log)
-    dup_rows.add(rows, row_numbers)
+    dup_rows.finder.add(row_keys, row_numbers)
     identity.add(columns, order, checkers)
 
 
