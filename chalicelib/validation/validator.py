@@ -14,6 +14,7 @@ all counted.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import gzip
@@ -46,6 +47,10 @@ from chalicelib.validation.rowkeys import RowDigest
 CHUNK_ROWS = 8192
 READ_BYTES = 1024 * 1024
 LINES_HINT = 1024 * 1024  # characters of lines read at a time for the csv reader
+# Chunks of lines without a quote character are split in C instead of read by the csv module
+# (``_quote_free_chunk``): the same records, issues and report either way. Tests turn it off to
+# compare.
+QUOTE_FREE_CHUNKS = True
 GZIP_MAGIC = b"\x1f\x8b"
 OTHER_COMPRESSION = {
     b"PK\x03\x04": "zip",
@@ -341,20 +346,20 @@ def _checkers(
 
 
 class _LineMeter:
-    """The file's lines, read a batch at a time and measured on the way, for the csv reader
-    (``lines``) or, a chunk at a time, for the quote-free fast path (``take``, ``give_back``).
+    """The file's lines, read a batch at a time and measured as they are handed out: to the csv
+    reader (``lines``) or, a chunk at a time, to the quote-free path (``take``, ``give_back``).
 
-    ``chars`` counts the characters read so far; ``longest`` is the longest line since the current
-    chunk began, the batch it began in included: when every record of the chunk is one line, none
-    of its fields is longer. Reading past ``limit`` characters raises _RecordTooLong. ``taken``
-    counts the lines the fast path kept; the csv reader's ``line_num`` counts the others.
+    ``chars`` counts the characters of the lines handed out; ``longest`` is the longest line
+    handed out since the current chunk began: when every record of the chunk is one line, none of
+    its fields is longer. Handing out past ``limit`` characters raises _RecordTooLong. ``taken``
+    counts the lines the quote-free path kept; the csv reader's ``line_num`` counts the others.
+    Chunks end where they would with the csv reader alone: both paths count the same lines.
     """
 
     def __init__(self, text: io.TextIOWrapper) -> None:
         self._text = text
         self.chars = 0
         self.longest = 0
-        self._batch_longest = 0
         self.limit: int | None = None
         self.taken = 0
         self._batch: list[str] = []
@@ -364,11 +369,6 @@ class _LineMeter:
         batch = self._text.readlines(LINES_HINT)
         if not batch:
             return False
-        self._batch_longest = max(map(len, batch))
-        self.longest = max(self.longest, self._batch_longest)
-        self.chars += sum(map(len, batch))
-        if self.limit is not None and self.chars > self.limit:
-            raise _RecordTooLong
         self._batch, self._at = batch, 0
         return True
 
@@ -376,41 +376,64 @@ class _LineMeter:
         while self._at < len(self._batch) or self._refill():
             line = self._batch[self._at]
             self._at += 1
+            self.chars += len(line)
+            if len(line) > self.longest:
+                self.longest = len(line)
+            if self.limit is not None and self.chars > self.limit:
+                raise _RecordTooLong
             yield line
 
-    def take(self, rows: int, chars: int) -> list[str]:
-        """Up to ``rows`` lines (fewer at the end of the file), stopping once about ``chars``
-        characters were taken; only between records (the csv reader has read whole records)."""
+    def take(self, rows: int, chars: int, step: int, start: int) -> list[str]:
+        """The lines ``_next_chunk`` would take were each a record: up to ``rows``, ``step`` at a
+        time, stopping after the step that brings the chunk (begun at ``start``) to ``chars``."""
+        if self.chars - start >= chars:
+            return []
         taken: list[str] = []
-        size = 0
-        while len(taken) < rows and size < chars and (self._at < len(self._batch) or self._refill()):
-            part = self._batch[self._at : self._at + rows - len(taken)]
+        ends = [self.chars - start]  # the chunk's characters after each line taken
+        limit = rows
+        while len(taken) < limit and (self._at < len(self._batch) or self._refill()):
+            part = self._batch[self._at : self._at + limit - len(taken)]
             self._at += len(part)
-            size += sum(map(len, part))
             taken += part
+            ends += itertools.islice(itertools.accumulate(map(len, part), initial=ends[-1]), 1, None)
+            if limit == rows and ends[-1] >= chars:
+                # The line that reaches ``chars`` ends the chunk with the rest of its step.
+                crossing = bisect.bisect_left(ends, chars, lo=1)
+                limit = min(rows, -(-crossing // step) * step)
+        if len(taken) > limit:
+            self._unread(taken[limit:])
+            del taken[limit:]
+        self.chars += ends[len(taken)] - ends[0]
+        self.longest = max(self.longest, max(map(len, taken), default=0))
         return taken
 
     def give_back(self, lines: list[str]) -> None:
-        """Lines taken but not kept: the csv reader reads them next."""
-        self._batch = lines + self._batch[self._at :]
-        self._at = 0
+        """The lines of the last ``take``, not kept: the csv reader reads them next."""
+        self._unread(lines)
+        self.chars -= sum(map(len, lines))
+        self.longest = 0
+
+    def _unread(self, lines: list[str]) -> None:
+        if lines:
+            self._batch = lines + self._batch[self._at :]
+            self._at = 0
 
     def begin_chunk(self) -> int:
-        self.longest = self._batch_longest
+        self.longest = 0
         return self.chars
 
 
 def _next_chunk(
-    reader: Any, meter: _LineMeter, rows: int, chunk_bytes: int, max_line: int
+    reader: Any, meter: _LineMeter, rows: int, chunk_bytes: int, max_line: int, start: int
 ) -> list[list[str]]:
-    """Up to ``rows`` records, stopping once about ``chunk_bytes`` characters were read.
+    """Up to ``rows`` records, stopping once about ``chunk_bytes`` characters were read since
+    ``start``.
 
     Records are taken a few at a time, as many as fit in ``chunk_bytes`` at the line limit, so a
     chunk overshoots by at most that much. A record may span lines (quoted line breaks): one that
     runs over twice the line limit stops the reading (_RecordTooLong).
     """
-    step = max(1, chunk_bytes // max_line)
-    start = meter.begin_chunk()
+    step = _step(chunk_bytes, max_line)
     chunk: list[list[str]] = []
     while len(chunk) < rows and meter.chars - start < chunk_bytes:
         want = min(step, rows - len(chunk))
@@ -421,6 +444,10 @@ def _next_chunk(
             break  # the end of the file
     meter.limit = None
     return chunk
+
+
+def _step(chunk_bytes: int, max_line: int) -> int:
+    return max(1, chunk_bytes // max_line)
 
 
 def _read_rows(
@@ -478,11 +505,14 @@ def _read_rows(
 
     try:
         while True:
+            start = meter.begin_chunk()
             fast = None
-            if n_columns > 1 and not undecodable.seen:
-                fast = _quote_free_chunk(
-                    meter, undecodable, fmt, n_columns, rows_per_chunk, capacity.chunk_bytes, field_limit
+            if QUOTE_FREE_CHUNKS and n_columns > 1 and not undecodable.seen:
+                lines = meter.take(
+                    rows_per_chunk, capacity.chunk_bytes, _step(capacity.chunk_bytes, max_line), start
                 )
+                fast = _quote_free_chunk(lines, meter, undecodable, fmt, n_columns, field_limit)
+                del lines
             if fast is not None:
                 # Quote-free lines, split at C speed: the same records the csv module reads.
                 texts, fields, width = fast
@@ -496,7 +526,7 @@ def _read_rows(
                 row += count
                 line += count
             else:
-                chunk = _next_chunk(reader, meter, rows_per_chunk, capacity.chunk_bytes, max_line)
+                chunk = _next_chunk(reader, meter, rows_per_chunk, capacity.chunk_bytes, max_line, start)
                 if not chunk:
                     break
                 if undecodable.seen and (found := _first_undecodable(chunk)) is not None:
@@ -613,39 +643,38 @@ def _read_rows(
 
 
 def _quote_free_chunk(
+    lines: list[str],
     meter: _LineMeter,
     undecodable: _Undecodable,
     fmt: Any,
     n_columns: int,
-    rows: int,
-    chars: int,
     field_limit: int,
 ) -> tuple[list[str], list[str], int] | None:
-    """The next chunk of lines read without the csv module, when that reads them as it would:
-    (each row's text, every field in row order, the longest row). None, with the lines given back
-    to the csv reader, when any line has a quote character, a carriage return or other than
+    """The chunk's lines read without the csv module, when that reads them as it would: (each
+    row's text, every field in row order, the longest line). None, with the lines given back to
+    the csv reader, when any line has a quote character, a carriage return or other than
     ``n_columns`` fields (a blank line has one), or could hold a field over ``field_limit``, or
     when the chunk has a byte that is not UTF-8: the csv path then reports exactly what it finds.
 
     Within such lines the csv module's reading is exactly ``line.split(delimiter)`` without the
     line feed; here it is done for the whole chunk at once, in C.
     """
-    lines = meter.take(rows, chars)
     if not lines:
         return None
     text = "".join(lines)
-    if undecodable.seen or fmt.quotechar in text or "\r" in text:
+    width = meter.longest
+    if undecodable.seen or fmt.quotechar in text or "\r" in text or width > field_limit:
         meter.give_back(lines)
         return None
-    texts = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
-    width = max(map(len, texts))
+    body = text[:-1] if text.endswith("\n") else text
+    del text
+    texts = body.split("\n")
     delimiter = fmt.delimiter
     counts = list(map(str.count, texts, itertools.repeat(delimiter)))
-    if len(texts) != len(lines) or width > field_limit or counts.count(n_columns - 1) != len(counts):
+    if len(texts) != len(lines) or counts.count(n_columns - 1) != len(counts):
         meter.give_back(lines)
         return None
     meter.taken += len(lines)
-    body = text[:-1] if text.endswith("\n") else text
     return texts, body.replace("\n", delimiter).split(delimiter), width
 
 
