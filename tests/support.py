@@ -10,6 +10,8 @@
 * ``FakeMetadata``: an instance-metadata endpoint (IMDSv2) on 127.0.0.1 for the batch worker.
 * ``resource_arns``, ``unscoped``: the ARNs a policy names, and whether one names an account and
   region (issue 15: policies scoped to the account and region they are deployed to).
+* ``clean_env``, ``up_env``, ``MlopsUp``: `mlops up` as a person runs it, in a process of its own, on free ports and a
+  state directory of the test's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ import gzip
 import io
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
     from chalice.test import Client
 
 PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 # What an error message must never show: a Python repr of nothing (issue 14: "compared v1 with vNone").
@@ -772,3 +779,103 @@ def unscoped(arn: str, account: str, region: str) -> str | None:
     if (arn_region, arn_account) != want:
         return f"{arn}: region {arn_region!r}, account {arn_account!r}"
     return None
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a shell that has never run `mlops env`: none of the test process's AWS_,
+    MLOPS_ or POWERTOOLS_ variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLOPS_", "POWERTOOLS_"))}
+    env.update(extra)
+    return env
+
+
+def up_env(state_dir: Path, **extra: str) -> dict[str, str]:
+    """``clean_env`` for `mlops up`: free ports and the test's own state directory (never the
+    project's saved state)."""
+    from mlops.localcloud import free_port
+
+    return clean_env(
+        MLOPS_LOCAL_PORT=str(free_port()),
+        MLOPS_API_PORT=str(free_port()),
+        MLOPS_LOCAL_STATE=str(state_dir),
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+
+
+class MlopsUp:
+    """One `mlops up` process; its output is read as it comes (the pipe never fills)."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.env = env
+        self.port, self.api_port = int(env["MLOPS_LOCAL_PORT"]), int(env["MLOPS_API_PORT"])
+        self.process = subprocess.Popen(
+            [str(BIN / "mlops"), "up", *args],
+            cwd=PROJECT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_banner(self) -> str:
+        """Wait for the banner that ends start-up (or for the process to end); return the output."""
+        wait_until(lambda: "Ctrl-C stops" in self.output or self.process.poll() is not None)
+        assert "is up" in self.output, f"mlops up did not start:\n{self.output}"
+        return self.output
+
+    def wait_ready(self) -> None:
+        """The banner, then the API answering /health."""
+        self.wait_banner()
+        assert wait_until(lambda: self._health() == 200), f"the API never answered:\n{self.output}"
+
+    def _health(self) -> int | None:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/health", timeout=10) as answer:
+                return int(answer.status)
+        except OSError:
+            return None
+
+    def ctrl_c(self, bound_s: float = 60.0) -> tuple[int | None, float]:
+        """SIGINT; then (exit code, seconds it took), or (None, ``bound_s``) if still running then."""
+        sent = time.monotonic()
+        self.process.send_signal(signal.SIGINT)
+        try:
+            code = self.process.wait(timeout=bound_s)
+        except subprocess.TimeoutExpired:
+            return None, bound_s
+        took = time.monotonic() - sent
+        self._reader.join(timeout=HANG_S)
+        return code, took
+
+    def stop(self) -> None:
+        """Ctrl-C, which must end it cleanly (exit code 0)."""
+        code, _ = self.ctrl_c()
+        if code is None:
+            self.kill()
+        assert code == 0, self.output
+
+    def kill(self) -> None:
+        """SIGKILL: nothing of the process runs after this."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=HANG_S)
+        self._reader.join(timeout=HANG_S)

@@ -5,10 +5,9 @@ ends at the start of another (or at the end of the object), so that the shards o
 each of its rows exactly once. The header (the object's first line) belongs to no shard; it is
 recorded once per object in the plan and given to every shard's parser.
 
-Boundaries are found with ``next_row_start(pos)``: the first row start at or after ``pos``, i.e.
-just past the first newline at or after ``pos - 1``. The planner answers it with small range reads
-around each nominal boundary (every ``shard_bytes``), so planning a 10 GiB object reads about
-64 KiB per shard, not the object.
+Boundaries are found with ``next_row_start(pos)`` (``chalicelib.rowranges``, shared with the
+validator's scale-out): the planner answers it with small range reads around each nominal boundary
+(every ``shard_bytes``), so planning a 10 GiB object reads about 64 KiB per shard, not the object.
 
 Limitation, by design: rows must not contain raw newlines inside quoted fields. A newline inside
 quotes would be taken for a row end; the shard's parser then finds a row with the wrong number of
@@ -24,9 +23,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-MIN_SHARD_BYTES = 1024
+from chalicelib.rowranges import BOUNDARY_WINDOW, next_row_start_by_reads, row_ranges
+from chalicelib.rowranges import MIN_SHARD_BYTES as MIN_SHARD_BYTES  # the batch request's bound
+from chalicelib.rowranges import next_row_start_in as next_row_start_in
+
 DEFAULT_SHARD_BYTES = 16 * 1024 * 1024
-BOUNDARY_WINDOW = 64 * 1024  # bytes read around a nominal boundary to find the next row start
 
 
 @dataclass(frozen=True)
@@ -81,38 +82,6 @@ def parse_header(line: bytes) -> list[str]:
     return names
 
 
-def row_ranges(
-    size: int, header_end: int, shard_bytes: int, next_row_start: Callable[[int], int]
-) -> list[tuple[int, int]]:
-    """Row-aligned ranges covering ``[header_end, size)``, each about ``shard_bytes`` long.
-
-    ``next_row_start(pos)`` returns the first row start at or after ``pos`` (``size`` if none).
-    A row longer than ``shard_bytes`` simply makes its shard longer: ranges never split a row.
-    """
-    if shard_bytes < MIN_SHARD_BYTES:
-        raise ValueError(f"shard_bytes {shard_bytes} is below the minimum {MIN_SHARD_BYTES}")
-    if header_end >= size:
-        return []
-    starts = [header_end]
-    pos = header_end + shard_bytes
-    while pos < size:
-        boundary = next_row_start(pos)
-        if boundary >= size:
-            break
-        if boundary > starts[-1]:
-            starts.append(boundary)
-        pos = max(boundary, pos) + shard_bytes
-    return list(zip(starts, [*starts[1:], size], strict=True))
-
-
-def next_row_start_in(data: bytes, pos: int) -> int:
-    """``next_row_start`` over bytes held in memory (tests, small objects)."""
-    if pos <= 0:
-        return 0
-    found = data.find(b"\n", pos - 1)
-    return len(data) if found < 0 else found + 1
-
-
 def plan_shards(
     objects: list[InputObject],
     shard_bytes: int,
@@ -162,18 +131,7 @@ def _header(obj: InputObject, read: Callable[[InputObject, int, int], bytes]) ->
 
 
 def _next_row_start(obj: InputObject, pos: int, read: Callable[[InputObject, int, int], bytes]) -> int:
-    at = pos - 1
-    window = BOUNDARY_WINDOW
-    while at < obj.size:
-        data = read(obj, at, window)
-        if not data:
-            break
-        found = data.find(b"\n")
-        if found >= 0:
-            return at + found + 1
-        at += len(data)
-        window *= 2
-    return obj.size
+    return next_row_start_by_reads(obj.size, pos, lambda start, length: read(obj, start, length))
 
 
 def part_key(output_prefix: str, index: int) -> str:

@@ -120,6 +120,9 @@ class ValidationResult:
     profile: dict[str, Any] | None = field(default=None, repr=False)  # drift profile of a valid file
     # A valid file's row identities (None when invalid, or past ``Capacity.identity_rows``)
     row_digest: RowDigest | None = field(default=None, repr=False)
+    # The column checkers' end state (counts, moments, categories, samples): what a shard of a
+    # split upload hands to the merge (``chalicelib.validation.partial``)
+    checkers: dict[str, ColumnChecker] | None = field(default=None, repr=False)
 
 
 class _GuardedStream(io.RawIOBase):
@@ -941,4 +944,4 @@ def _result(
 
             features = [c.name for c in contract.features if c.name in columns]
             report["drift"] = drift.compare(reference, profile, contract.drift, columns=features)
-    return ValidationResult(status=status, report=report, profile=profile)
+    return ValidationResult(status=status, report=report, profile=profile, checkers=checkers)

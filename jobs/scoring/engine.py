@@ -12,10 +12,13 @@ row id first among them, so outputs join back to inputs), except the contract's 
 are copied only when the job's request named them (``include_pii``, recorded on the job); then
 ``prediction`` and, for a classifier, ``probability_<class>`` per class.
 
-Pipelining: a reader thread streams the byte range in ``chunk_bytes`` pieces cut at row ends, a
-parser thread turns pieces into feature tensors, and the calling thread scores and formats; the
-queues between them hold two pieces each, so memory is set by the chunk and shard size, never by
-the object's.
+Pipelining (``Pipeline``): a reader thread streams the byte range in ``chunk_bytes`` pieces cut at
+row ends, a parser thread turns pieces into feature tensors, a scorer thread runs the model and a
+formatter thread writes CSV, each on the next piece while the one after it works on the previous;
+the calling thread appends the pieces in row order. The queues between them hold two pieces each,
+so memory is set by the chunk and shard size, never by the object's. The stages overlap in time
+only where they wait or release the GIL (socket reads, pyarrow, onnxruntime): on one vCPU the
+CPU stages still take turns.
 """
 
 from __future__ import annotations
@@ -283,31 +286,142 @@ class ShardOutput:
     sha256: str
 
 
-def _pump(
-    source: Iterator[Any],
-    out: queue.Queue[Any],
-    stop: threading.Event,
-    transform: Callable[[Any], Any] | None = None,
-) -> None:
-    try:
-        for item in source:
-            if stop.is_set():
-                return
-            out.put(transform(item) if transform else item)
-    except BaseException as exc:  # handed to the consumer, which raises it
-        out.put(exc)
-        return
-    out.put(_END)
+class Pipeline:
+    """Items from ``source`` through ``stages`` in order, one thread a stage, bounded queues between.
 
+    Each stage is a function of one item run by its own thread, so a stage that releases the GIL
+    (pyarrow's CSV reader and writer, onnxruntime, socket reads) runs while the others work; the
+    caller iterates the last stage's results, in the source's order (one thread a stage keeps it).
+    ``depth`` bounds every queue: at most ``depth`` items wait between two stages (plus the one each
+    thread holds), so memory is set by the item size, never by the source's length. An exception in
+    the source or a stage is raised to the caller in place of the item; when the caller stops (it
+    raised, or closed the iterator) every thread stops at its next item, the source is closed and
+    all threads are joined before the iterator ends. ``busy`` holds each stage's seconds of work."""
 
-def _drain(q: queue.Queue[Any]) -> Iterator[Any]:
-    while True:
-        item = q.get()
-        if item is _END:
+    def __init__(
+        self,
+        source: Iterator[Any],
+        stages: list[tuple[str, Callable[[Any], Any]]],
+        depth: int = 2,
+    ) -> None:
+        if depth < 1:
+            raise ValueError("depth: at least 1")
+        self.source = source
+        self.stages = stages
+        self.depth = depth
+        self.busy: dict[str, float] = {"read": 0.0, **{name: 0.0 for name, _ in stages}}
+        self.queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=depth) for _ in range(len(stages) + 1)]
+        self.threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        """Put, waiting for room; False if the pipeline stopped meanwhile."""
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue[Any]) -> Any:
+        """Get, waiting for an item; ``_END`` if the pipeline stopped meanwhile."""
+        while not self._stop.is_set():
+            try:
+                return q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+        return _END
+
+    def _read(self) -> None:
+        out = self.queues[0]
+        source = iter(self.source)
+        try:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                try:
+                    item = next(source)
+                except StopIteration:
+                    break
+                finally:
+                    self.busy["read"] += time.perf_counter() - started
+                if not self._put(out, item):
+                    return
+        except BaseException as exc:  # handed down the line to the caller, which raises it
+            self._put(out, _Failed(exc))
             return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # a generator's ``finally`` (the S3 body) runs here, in its own thread
+        self._put(out, _END)
+
+    def _work(
+        self, name: str, fn: Callable[[Any], Any], inbox: queue.Queue[Any], out: queue.Queue[Any]
+    ) -> None:
+        while True:
+            item = self._get(inbox)
+            if item is _END or isinstance(item, _Failed):
+                self._put(out, item)
+                return
+            started = time.perf_counter()
+            try:
+                result = fn(item)
+            except BaseException as exc:
+                self._put(out, _Failed(exc))
+                return
+            finally:
+                self.busy[name] += time.perf_counter() - started
+            if not self._put(out, result):
+                return
+
+    def __iter__(self) -> Iterator[Any]:
+        self.threads = [threading.Thread(target=self._read, name="pipeline-read", daemon=True)]
+        for n, (name, fn) in enumerate(self.stages):
+            self.threads.append(
+                threading.Thread(
+                    target=self._work,
+                    args=(name, fn, self.queues[n], self.queues[n + 1]),
+                    name=f"pipeline-{name}",
+                    daemon=True,
+                )
+            )
+        for t in self.threads:
+            t.start()
+        try:
+            while True:
+                item = self._get(self.queues[-1])
+                if item is _END:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.exc
+                yield item
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop every stage at its next item and wait for the threads to end."""
+        self._stop.set()
+        for t in self.threads:
+            t.join()
+
+
+@dataclass
+class _Failed:
+    exc: BaseException
+
+
+@dataclass
+class _Scored:
+    encoded: Encoded
+    scores: Scores
+    seconds: float
+
+
+@dataclass
+class _Formatted:
+    scored: _Scored
+    data: bytes
 
 
 def score_pieces(
@@ -318,11 +432,17 @@ def score_pieces(
     check: Callable[[int], None] | None = None,
     overlap: bool = True,
     observe: Callable[[pa.Table, Scores, int, float], None] | None = None,
+    depth: int = 2,
+    busy: dict[str, float] | None = None,
 ) -> ShardOutput:
     """Score every row of the pieces; returns the part (CSV with header), its rows and sha256.
 
-    ``check(bytes_done)`` is called after each piece (the worker may abort there on a spot notice);
-    ``observe(table, scores, first_row, seconds)`` after each piece is scored, in row order (capture)."""
+    Read, parse (with the schema's checks), score and format each run in a thread of their own
+    (``Pipeline``, queues ``depth`` deep); the caller's thread appends the formatted pieces in row
+    order. ``check(bytes_done)`` is called after each piece (the worker may abort there on a spot
+    notice); ``observe(table, scores, first_row, seconds)`` after each piece is scored, in row order
+    (capture). Any exception, in any stage, stops them all and is raised here: a part is returned
+    whole or not at all. ``busy``, if given, receives each stage's seconds of work."""
     counter = {"rows": 0}
 
     def parse(piece: bytes) -> Encoded:
@@ -331,46 +451,49 @@ def score_pieces(
         counter["rows"] += table.num_rows
         return Encoded(table, scorer.encode(table, first, where), first, len(piece))
 
+    def score(encoded: Encoded) -> _Scored:
+        started = time.perf_counter()
+        scores = scorer.score(encoded.feed)
+        return _Scored(encoded, scores, time.perf_counter() - started)
+
+    headed = False
+
+    def format_(scored: _Scored) -> _Formatted:
+        nonlocal headed
+        data = scorer.format(scored.encoded.table, scored.scores, include_header=not headed)
+        headed = True
+        return _Formatted(scored, data)
+
     out = io.BytesIO()
     digest = hashlib.sha256()
     rows = 0
     done_bytes = 0
-    stop = threading.Event()
 
-    def emit(encoded: Encoded) -> None:
+    def append(formatted: _Formatted) -> None:
         nonlocal rows, done_bytes
-        started = time.perf_counter()
-        scores = scorer.score(encoded.feed)
+        encoded = formatted.scored.encoded
         if observe:
-            observe(encoded.table, scores, encoded.first_row, time.perf_counter() - started)
-        data = scorer.format(encoded.table, scores, include_header=rows == 0)
+            observe(encoded.table, formatted.scored.scores, encoded.first_row, formatted.scored.seconds)
         rows += encoded.table.num_rows
         done_bytes += encoded.nbytes
-        digest.update(data)
-        out.write(data)
+        digest.update(formatted.data)
+        out.write(formatted.data)
         if check:
             check(done_bytes)
 
+    stages: list[tuple[str, Callable[[Any], Any]]] = [("parse", parse), ("score", score), ("format", format_)]
     if not overlap:
         for piece in pieces:
-            emit(parse(piece))
+            append(format_(score(parse(piece))))
     else:
-        raw: queue.Queue[Any] = queue.Queue(maxsize=2)
-        parsed: queue.Queue[Any] = queue.Queue(maxsize=2)
-        threads = [
-            threading.Thread(target=_pump, args=(pieces, raw, stop), daemon=True),
-            threading.Thread(target=_pump, args=(_drain(raw), parsed, stop, parse), daemon=True),
-        ]
-        for t in threads:
-            t.start()
+        pipeline = Pipeline(pieces, stages, depth)
         try:
-            for encoded in _drain(parsed):
-                emit(encoded)
+            for formatted in pipeline:
+                append(formatted)
         finally:
-            stop.set()
-            for q in (raw, parsed):  # unblock producers waiting on a full queue
-                while not q.empty():
-                    q.get_nowait()
+            pipeline.stop()
+            if busy is not None:
+                busy.update(pipeline.busy)
     if rows == 0:
         data = ",".join(scorer.output_columns(header)).encode() + b"\n"
         return ShardOutput(data, 0, hashlib.sha256(data).hexdigest())

@@ -133,6 +133,12 @@ class LocalCloud:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         logging.getLogger("moto").setLevel(logging.ERROR)
 
+        # moto's backends are module globals that its server serves whatever port it listens on: a
+        # cloud started earlier in this process (the tests start one per module) would lend this one
+        # its buckets, tables and queues. Each cloud starts empty, or with its state directory's.
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()
         serialise_dynamodb()
         s3_events_carry_version_ids()
         list_moto_services_once()

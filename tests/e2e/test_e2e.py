@@ -4,8 +4,6 @@ others, and `mlops demo`. Slow (they start processes), and part of `make test` a
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,45 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from mlops.localcloud import free_port
+from tests.support import MlopsUp, clean_env, up_env
 
 BIN = Path(sys.executable).parent
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLOPS_", "POWERTOOLS_"))}
-    env.update(extra)
-    return env
-
-
 @pytest.mark.slow
 def test_mlops_up_accepts_an_aws_cli_upload_and_records_it(tmp_path):
-    port, api_port = free_port(), free_port()
-    env = _clean_env(
-        MLOPS_LOCAL_PORT=str(port),
-        MLOPS_API_PORT=str(api_port),
-        MLOPS_LOCAL_STATE=str(tmp_path / "state"),  # never the project's saved state
-        PYTHONUNBUFFERED="1",
-    )
-    up = subprocess.Popen(
-        [str(BIN / "mlops"), "up"],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert up.stdout is not None
-    output: list[str] = []
+    up = MlopsUp(up_env(tmp_path / "state"))
+    env, port = up.env, up.port
     try:
-        deadline = time.monotonic() + 180  # hang guards, here and below: each loop ends on output
-        while time.monotonic() < deadline:
-            line = up.stdout.readline()
-            output.append(line)
-            if "Ctrl-C stops" in line or up.poll() is not None:
-                break
-        banner = "".join(output)
+        banner = up.wait_banner()
         assert "local cloud (stage local) is up" in banner, banner
         assert f"--endpoint-url http://127.0.0.1:{port} s3 cp" in banner
 
@@ -136,14 +107,11 @@ def test_mlops_up_accepts_an_aws_cli_upload_and_records_it(tmp_path):
             authed.stderr
         )
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            rest, _ = up.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
+        code, _ = up.ctrl_c()
+        if code is None:
             up.kill()
-            raise
-    assert up.returncode == 0, "".join(output) + rest
-    assert "stopping the local cloud" in rest
+    assert code == 0, up.output
+    assert "stopping the local cloud" in up.output
 
 
 @pytest.mark.slow
@@ -151,7 +119,7 @@ def test_demo_runs_every_step_and_exits_zero():
     result = subprocess.run(
         [str(BIN / "mlops"), "demo"],
         cwd=PROJECT,
-        env=_clean_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=900,  # a hang guard only: the demo's steps wait on records, and a busy machine is slow

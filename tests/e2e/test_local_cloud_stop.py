@@ -10,8 +10,6 @@ is a clean one). The 5 s below is the issue's bound, not a measure of speed.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +22,8 @@ import boto3
 import pytest
 
 from mlops.datasets import sales_contract, sales_rows, to_csv
-from mlops.localcloud import free_port, port_is_free
+from mlops.localcloud import port_is_free
+from tests.support import MlopsUp, up_env
 
 BIN = Path(sys.executable).parent
 PROJECT = Path(__file__).resolve().parents[2]
@@ -32,80 +31,11 @@ STOP_BOUND_S = 5.0  # the issue's bound for Ctrl-C
 HANG_S = 240.0  # a guard against a hang only (start-up on a busy 2-core machine)
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLOPS_", "POWERTOOLS_"))}
-    env.update(extra)
-    return env
-
-
-class Up:
-    """`mlops up` as a person runs it, in a process of its own, its output collected as it comes."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.port, self.api_port = free_port(), free_port()
-        self.env = _clean_env(
-            MLOPS_LOCAL_PORT=str(self.port),
-            MLOPS_API_PORT=str(self.api_port),
-            PYTHONUNBUFFERED="1",
-            # Its state saved, as `mlops up` saves it, in a directory of its own (never the
-            # project's): Ctrl-C includes writing what changed since the last snapshot.
-            MLOPS_LOCAL_STATE=str(state_dir),
-        )
-        self.process = subprocess.Popen(
-            [str(BIN / "mlops"), "up"],
-            cwd=PROJECT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + HANG_S
-        while time.monotonic() < deadline and self.process.poll() is None:
-            if "Ctrl-C stops" in self.output and self._health() == 200:
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"mlops up did not become ready:\n{self.output}")
-
-    def _health(self) -> int | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/health", timeout=10) as answer:
-                return int(answer.status)
-        except OSError:
-            return None
-
-    def interrupt(self) -> tuple[int | None, float]:
-        """Ctrl-C; then (exit code, seconds it took), or (None, the bound) if still running then."""
-        sent = time.monotonic()
-        self.process.send_signal(signal.SIGINT)
-        try:
-            code = self.process.wait(timeout=STOP_BOUND_S)
-        except subprocess.TimeoutExpired:
-            return None, STOP_BOUND_S
-        return code, time.monotonic() - sent
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(HANG_S)
-
-
 @pytest.fixture
 def up(tmp_path) -> Any:
-    running = Up(tmp_path / "state")
+    # Its state saved, as `mlops up` saves it, in a directory of its own: Ctrl-C includes writing
+    # what changed since the last snapshot.
+    running = MlopsUp(up_env(tmp_path / "state"))
     yield running
     running.kill()
 
@@ -114,11 +44,10 @@ def up(tmp_path) -> Any:
 def test_ctrl_c_stops_an_idle_mlops_up_within_5_s_and_frees_its_ports(up):
     up.wait_ready()
 
-    code, took = up.interrupt()
+    code, took = up.ctrl_c(STOP_BOUND_S)
 
     assert code == 0, f"not stopped within {STOP_BOUND_S} s (code {code}, {took:.1f} s):\n{up.output}"
     assert port_is_free(up.port) and port_is_free(up.api_port)
-    up._reader.join(HANG_S)
     assert "stopping the local cloud" in up.output and "stopped." in up.output, up.output
 
 
@@ -171,7 +100,7 @@ def test_ctrl_c_stops_mlops_up_within_5_s_while_uploads_and_requests_are_in_flig
     assert "[runtime] ingest_upload" in up.output, up.output
 
     try:
-        code, took = up.interrupt()
+        code, took = up.ctrl_c(STOP_BOUND_S)
     finally:
         stop_sending.set()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -20,52 +19,13 @@ import pytest
 from botocore.config import Config
 
 from chalicelib.ingest.uploads import upload_id_for
-from mlops.localcloud import free_port
+from tests.support import MlopsUp, up_env
 
 BIN = Path(sys.executable).parent
 PROJECT = Path(__file__).resolve().parents[2]
 BUCKET = "serverless-mlops-local-data"
 LEDGER = "serverless-mlops-local-uploads"
 DEADLINE_S = 180.0  # a hang guard only: every wait below ends on a recorded outcome
-
-
-class Up:
-    """One `mlops up` process; its output is read as it comes (the pipe never fills)."""
-
-    def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.process = subprocess.Popen(
-            [str(BIN / "mlops"), "up", *args],
-            cwd=PROJECT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        wait_for(lambda: "Ctrl-C stops" in self.output or self.process.poll() is not None)
-        assert "is up" in self.output, self.output
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def interrupt(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        self.process.wait(timeout=60)
-        self._reader.join(timeout=10)
-        assert self.process.returncode == 0, self.output
-
-    def kill(self) -> None:
-        self.process.kill()  # SIGKILL: nothing of the process runs after this
-        self.process.wait(timeout=60)
-        self._reader.join(timeout=10)
 
 
 def wait_for(predicate: Any, timeout_s: float = DEADLINE_S, explain: Any = lambda: "") -> Any:
@@ -79,14 +39,15 @@ def wait_for(predicate: Any, timeout_s: float = DEADLINE_S, explain: Any = lambd
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLOPS_", "POWERTOOLS_"))}
-    env.update(
-        MLOPS_LOCAL_PORT=str(free_port()),
-        MLOPS_API_PORT=str(free_port()),
-        MLOPS_LOCAL_STATE=str(tmp_path / "state"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return up_env(tmp_path / "state")
+
+
+class Up(MlopsUp):
+    """`mlops up`, returned once started (its banner printed)."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        super().__init__(env, *args)
+        self.wait_banner()
 
 
 def _client(env: dict[str, str], service: str) -> Any:
@@ -163,7 +124,7 @@ def test_a_restart_keeps_data_ledger_contract_and_tokens_and_fresh_starts_empty(
         before = wait_for(lambda: _ledger_entry(env, upload_id))
         assert before["status"]["S"] == "valid"
     finally:
-        up.interrupt()
+        up.stop()
 
     up = Up(env)
     try:
@@ -176,7 +137,7 @@ def test_a_restart_keeps_data_ledger_contract_and_tokens_and_fresh_starts_empty(
         assert "404" in _rollback_status(env, token)  # the token still authenticates
         assert "401" in _rollback_status(env, None)
     finally:
-        up.interrupt()
+        up.stop()
 
     up = Up(env, "--fresh")
     try:
@@ -186,7 +147,7 @@ def test_a_restart_keeps_data_ledger_contract_and_tokens_and_fresh_starts_empty(
         assert _ledger_entry(env, upload_id) is None
         assert "401" in _rollback_status(env, token)  # the token is gone with the rest
     finally:
-        up.interrupt()
+        up.stop()
 
 
 @pytest.mark.slow
@@ -236,7 +197,7 @@ def test_a_sigkill_mid_burst_loses_no_acknowledged_upload_and_the_ledger_records
         assert all(counts[key] == 1 for key, _ in acknowledged), counts
         assert all(n == 1 for n in counts.values()), counts  # unacknowledged ones too: never twice
     finally:
-        up.interrupt()
+        up.stop()
 
 
 def test_a_kill_during_a_snapshot_write_leaves_the_previous_snapshot(tmp_path):
