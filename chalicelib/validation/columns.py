@@ -622,58 +622,98 @@ def _formula_mask(values: np.ndarray) -> np.ndarray:
     return mask
 
 
-# The parts of a regular expression, as ``re._parser`` names them, that can be told not to match a
-# line feed; anything else (``.``, negated sets, anchors, back-references, look-arounds) might.
-_NO_LINE_FEED_CATEGORIES = frozenset({"CATEGORY_DIGIT", "CATEGORY_WORD"})
-
-
 def chunk_pattern(pattern: str) -> re.Pattern[str] | None:
     """A pattern that fully matches a chunk's cells joined with line feeds exactly when
     ``pattern`` fully matches every cell (none holding a line feed), or None when that cannot be
-    shown from the pattern's parts: then each cell is matched alone.
+    shown from the pattern's text (``_matches_no_line_feed``): then each cell is matched alone.
 
     When ``pattern`` can match no line feed, each repetition must match one whole cell: a match
     cannot stop inside a cell (the next character would have to be a line feed) nor run into the
     next one. So one C call checks a chunk.
     """
+    if not _matches_no_line_feed(pattern):
+        return None
     try:
-        from re import _parser  # type: ignore[attr-defined]  # the stdlib's own regex parser
-
-        if not _no_line_feed(_parser.parse(pattern)):
-            return None
         return re.compile(f"(?:{pattern})(?:\n(?:{pattern}))*")
-    except Exception:  # any doubt (a parser change, duplicate group names): match cells alone
+    except re.error:
         return None
 
 
-def _no_line_feed(items: Any) -> bool:
-    for op, av in items:
-        name = str(op)
-        if name == "LITERAL":
-            if av == 10:
-                return False
-        elif name == "IN":
-            for set_op, set_av in av:
-                set_name = str(set_op)
-                if set_name == "LITERAL" and set_av != 10:
-                    continue
-                if set_name == "RANGE" and not set_av[0] <= 10 <= set_av[1]:
-                    continue
-                if set_name == "CATEGORY" and str(set_av) in _NO_LINE_FEED_CATEGORIES:
-                    continue
-                return False
-        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            if not _no_line_feed(av[2]):
-                return False
-        elif name == "SUBPATTERN":
-            if not _no_line_feed(av[3]):
-                return False
-        elif name == "ATOMIC_GROUP":
-            if not _no_line_feed(av):
-                return False
-        elif name == "BRANCH":
-            if not all(_no_line_feed(branch) for branch in av[1]):
-                return False
-        else:
+def _escaped_literal(char: str) -> bool:
+    """A backslash and ``char`` stand for ``char`` itself (ASCII punctuation), not a class or a code."""
+    return len(char) == 1 and char.isascii() and not char.isalnum() and not char.isspace()
+
+
+def _matches_no_line_feed(pattern: str) -> bool:
+    r"""True only for patterns built from parts that can never match a line feed, nor look around
+    or refer back: literal characters other than a line feed, ``\d``, ``\w``, ``\b``, ``\B``,
+    escaped punctuation, sets of those (not negated, no range across the line feed), groups ``(``
+    and ``(?:``, alternation and quantifiers. Anything else (``.``, ``\s``, ``\D``, ``[^...]``,
+    anchors, back-references, look-arounds, flags, escape codes) answers False, conservatively."""
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char in ".^$\n":
             return False
+        if char == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if escaped not in ("d", "w", "b", "B") and not _escaped_literal(escaped):
+                return False
+            i += 2
+        elif char == "(":
+            if pattern[i + 1 : i + 2] == "?":
+                if pattern[i + 2 : i + 3] != ":":
+                    return False
+                i += 3
+            else:
+                i += 1
+        elif char == "[":
+            end = _set_end(pattern, i + 1)
+            if end is None:
+                return False
+            i = end
+        else:
+            i += 1
     return True
+
+
+def _set_end(pattern: str, i: int) -> int | None:
+    """Where the set whose first item is at ``i`` ends, if no member of it can be a line feed."""
+    n = len(pattern)
+    if pattern[i : i + 1] == "^":
+        return None
+    first = True
+    previous: str | None = None  # the last literal, which a '-' may make the start of a range
+    while i < n:
+        char = pattern[i]
+        if char == "]" and not first:
+            return i + 1
+        first = False
+        if char == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if escaped in ("d", "w"):
+                previous, i = None, i + 2
+                continue
+            if not _escaped_literal(escaped):
+                return None
+            literal, i = escaped, i + 2
+        elif char == "-" and previous is not None and i + 1 < n and pattern[i + 1] != "]":
+            high = pattern[i + 1]
+            i += 2
+            if high == "\\":
+                high = pattern[i : i + 1]
+                if not _escaped_literal(high):
+                    return None
+                i += 1
+            if ord(previous) <= 10 <= ord(high):
+                return None
+            previous = None
+            continue
+        elif char == "[":
+            return None  # nested-set syntax, reserved by Python
+        else:
+            literal, i = char, i + 1
+        if literal == "\n":
+            return None
+        previous = literal
+    return None

@@ -156,18 +156,9 @@ PATTERNS = [
     r"(a|ab)(c|bcd)", r"x{2,}?y", r"[0-9]+(?:\.[0-9]+)?",
 ]  # fmt: skip
 MAY_MATCH_A_LINE_FEED = [
-    r".*",
-    r"a\nb",
-    r"[^a]+",
-    r"\s",
-    r"[\x00-\x20]",
-    r"\D",
-    r"\W",
-    r"^a",
-    r"a$",
-    r"(a)\1",
-    r"(?=a)a",
-]
+    r".*", r"a\nb", "a\nb", r"[^a]+", r"\s", r"[\x00-\x20]", "[\x00-z]", r"[\t-\r]", r"\D", r"\W", r"^a", r"a$",
+    r"(a)\1", r"(\w)\1", r"(?=a)a", r"(?P<x>a)",
+]  # fmt: skip
 
 
 @given(
