@@ -349,9 +349,10 @@ def reset() -> None:
 
 if TYPE_CHECKING:  # the stages are imported where a function first needs them (cold start)
     from chalicelib.ingest.handler import IdempotentIngest
-    from chalicelib.ingest.ports import UploadLedger, UploadSource
+    from chalicelib.ingest.ports import ShardTally, UploadLedger, UploadSource
     from chalicelib.ingest.service import IngestPorts
     from chalicelib.ingest.sweep import SweepPorts
+    from chalicelib.validation.partial import ScaleOut
     from chalicelib.validation.ports import ContractStore, Queue, ValidationStore
     from chalicelib.validation.service import ValidationPorts
 
@@ -425,9 +426,28 @@ def sweep_ports() -> SweepPorts:
 
 @_once
 def ingest_ports() -> IngestPorts:
-    from chalicelib.ingest.service import IngestPorts
+    from chalicelib.adapters.aws.queues import SqsQueue
+    from chalicelib.ingest.service import IngestPorts, ShardPorts
 
-    return IngestPorts(ledger=uploads(), source=upload_source(), validation=validation_ports())
+    shards = ShardPorts(queue=SqsQueue(settings().ingest_queue), tally=shard_tally(), scale_out=scale_out())
+    return IngestPorts(ledger=uploads(), source=upload_source(), validation=validation_ports(), shards=shards)
+
+
+def shard_tally() -> ShardTally:
+    from chalicelib.adapters.aws.uploads_ledger import DynamoUploadLedger
+
+    return DynamoUploadLedger(settings().uploads_table)
+
+
+def scale_out() -> ScaleOut:
+    """When the ingest function splits an upload (``MLOPS_VALIDATION_SPLIT_BYTES``) and into what
+    (``MLOPS_VALIDATION_SHARD_BYTES``); the defaults of ``ScaleOut`` otherwise."""
+    from chalicelib.validation.partial import ScaleOut
+
+    default = ScaleOut()
+    split = int(os.environ.get("MLOPS_VALIDATION_SPLIT_BYTES") or default.split_bytes)
+    shard = int(os.environ.get("MLOPS_VALIDATION_SHARD_BYTES") or default.shard_bytes)
+    return ScaleOut(split_bytes=split, shard_bytes=min(shard, split))
 
 
 @_once
@@ -529,3 +549,57 @@ def rollout_ports() -> RolloutPorts:
         outcomes=outcome_store(),
         log=lambda message, detail: logger.warning(message, extra=detail),
     )
+
+
+# --- Lambda SnapStart (the API function: its packaged template publishes versions with SnapStart) ---
+
+# The clients the first /predict needs: the registry's pointers and records, the model's artifacts
+# and its contract (capture).
+SNAPSHOT_CLIENTS = ("dynamodb", "s3")
+SNAPSTART_MODULE = "snapshot_restore_py"  # in Lambda's managed Python runtimes, not on PyPI's path here
+
+
+def before_snapshot() -> None:
+    """Run by Lambda before it snapshots an initialised API function (SnapStart): load what the first
+    request would load, so a restored container starts with it in memory: onnxruntime and the service
+    models of the clients the predict path makes (the clients themselves are dropped after restore:
+    their credentials are the snapshot's)."""
+    import numpy  # noqa: F401
+    import onnxruntime  # noqa: F401
+
+    from chalicelib.adapters import aws
+
+    for service in SNAPSHOT_CLIENTS:
+        aws.client(service)
+
+
+def after_restore() -> None:
+    """Run by Lambda in each container restored from the snapshot, before its first request. Every
+    restored container starts from the same memory, so what must differ between them, or be of now,
+    is made again: Python's ``random`` reseeded from the OS (request ids and keys come from
+    ``os.urandom``, which asks the kernel each time, so they need nothing); the AWS clients dropped
+    (credentials and pooled connections of the snapshot), keeping the service models they parsed;
+    every cached adapter and the predictor forgotten (their TTL clocks and pointers are the
+    snapshot's)."""
+    import random
+
+    from chalicelib.adapters import aws
+
+    random.seed()
+    aws.refresh_clients()
+    for cached in _CACHED:
+        cached.cache_clear()  # type: ignore[attr-defined]
+
+
+def register_snapshot_hooks() -> bool:
+    """Register ``before_snapshot`` and ``after_restore`` with Lambda's runtime hooks where the runtime
+    provides them (its ``snapshot_restore_py``); elsewhere (locally, in tests) nothing to do: False."""
+    import importlib
+
+    try:
+        hooks = importlib.import_module(SNAPSTART_MODULE)
+    except ImportError:
+        return False
+    hooks.register_before_snapshot(before_snapshot)
+    hooks.register_after_restore(after_restore)
+    return True

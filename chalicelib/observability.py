@@ -72,10 +72,26 @@ def _http_middleware(app_name: str) -> Callable[[Any, Callable[[Any], Any]], Any
     ``log_metrics`` (an EMF flush per call) cost ~100-200 us per request: more than scoring a model.
     Here the container's keys are set once, the request id per request, and metrics are flushed only
     when a handler added some."""
-    state = {"cold": True}
+    note = http_request_noter() if app_name == APP_NAME else request_noter(app_name)
 
     def middleware(request: Any, get_response: Callable[[Any], Any]) -> Any:
-        context = request.lambda_context
+        note(request.lambda_context, request.context)
+        try:
+            return get_response(request)
+        finally:
+            if metrics.metric_set:
+                metrics.flush_metrics()
+
+    return middleware
+
+
+def request_noter(app_name: str) -> Callable[[Any, dict[str, Any] | None], None]:
+    """What the API routes' middleware does before the view, also called by the lean route path
+    (``chalicelib.entrypoints.blueprint.answer_lean``): the container's log keys once, the request's
+    ids on every request."""
+    state = {"cold": True}
+
+    def note(context: Any, request_context: dict[str, Any] | None) -> None:
         if state["cold"]:  # once per container: the keys that do not change between requests
             state["cold"] = False
             logger.append_keys(
@@ -86,16 +102,17 @@ def _http_middleware(app_name: str) -> Callable[[Any, Callable[[Any], Any]], Any
             )
         # One call per request: the request ids (the correlation id is API Gateway's request id).
         logger.append_keys(
-            correlation_id=(request.context or {}).get("requestId"),
+            correlation_id=(request_context or {}).get("requestId"),
             function_request_id=getattr(context, "aws_request_id", None),
         )
-        try:
-            return get_response(request)
-        finally:
-            if metrics.metric_set:
-                metrics.flush_metrics()
 
-    return middleware
+    return note
+
+
+@functools.cache
+def http_request_noter() -> Callable[[Any, dict[str, Any] | None], None]:
+    """The one request noter of this process's API routes (the middleware's and the lean path's)."""
+    return request_noter(APP_NAME)
 
 
 @functools.cache
@@ -117,6 +134,11 @@ def _middleware() -> tuple[tuple[Any, str], ...]:
         tracer = Tracer(service=SERVICE)
         pairs.append((ConvertToMiddleware(tracer.capture_lambda_handler), "all"))
     return tuple(pairs)
+
+
+def http_middleware() -> Any:
+    """The API routes' own middleware (the lean route path checks that it is the only one)."""
+    return next(func for func, kind in _middleware() if kind == "http")
 
 
 def middleware_for(event_type: str) -> list[Any]:

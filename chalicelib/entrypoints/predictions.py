@@ -21,6 +21,10 @@ from chalicelib.http import BadRequest
 from chalicelib.serving.requests import PredictRequest
 
 bp = Area(__name__)
+# The routes app.py answers on the lean path (``blueprint.answer_lean``): the API's busiest.
+LEAN_ROUTES = frozenset(
+    {("POST", "/models/{name}/predict"), ("POST", "/models/{name}/versions/{version}/predict")}
+)
 
 
 def _predict(name: str, version: int | None) -> Any:

@@ -11,6 +11,7 @@ Nothing here builds an adapter: the ports and the idempotency table come from th
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -21,7 +22,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from chalicelib.ingest.service import IngestPorts, ingest
+from chalicelib.ingest.scaleout import ingest_upload
+from chalicelib.ingest.service import IngestPorts
 from chalicelib.s3events import ObjectCreated, object_created_events
 
 # A redelivered notification within this window is answered from the idempotency table; after
@@ -39,6 +41,8 @@ class IdempotentIngest:
 
     ingest: Callable[..., dict[str, Any]]  # called with notification=<dict>
     config: IdempotencyConfig
+    # A piece of a split upload (chalicelib.ingest.scaleout): idempotent by its own writes.
+    piece: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 def idempotent_ingest(ports: IngestPorts, persistence: BasePersistenceLayer) -> IdempotentIngest:
@@ -47,7 +51,7 @@ def idempotent_ingest(ports: IngestPorts, persistence: BasePersistenceLayer) -> 
     )
 
     def ingest_notification(notification: dict[str, Any]) -> dict[str, Any]:
-        return ingest(notification, ports)
+        return ingest_upload(notification, ports)  # a large upload is split, others ingested at once
 
     key_prefix = f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'test-func')}.{IDEMPOTENCY_NAME}"
     wrapped = idempotent_function(
@@ -56,7 +60,13 @@ def idempotent_ingest(ports: IngestPorts, persistence: BasePersistenceLayer) -> 
         config=config,
         key_prefix=key_prefix,
     )(ingest_notification)
-    return IdempotentIngest(wrapped, config)
+
+    def validate_piece(message: dict[str, Any]) -> dict[str, Any]:
+        from chalicelib.ingest.scaleout import validate_piece as run
+
+        return run(message, ports)
+
+    return IdempotentIngest(wrapped, config, validate_piece)
 
 
 Route = Callable[[dict[str, Any]], dict[str, Any]]
@@ -83,6 +93,12 @@ def handle_ingest_batch(
         return ingest_once.ingest(notification=_as_payload(event))
 
     def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
+        if ingest_once.piece is not None and '"validation_shard"' in record.body[:64]:
+            from chalicelib.ingest.scaleout import is_piece
+
+            body = json.loads(record.body)
+            if is_piece(body):
+                return [ingest_once.piece(body)]
         return [handle(ev) for ev in object_created_events(record.body)]
 
     # A processor per invocation: it holds the batch while it runs, and the local cloud runs

@@ -42,6 +42,11 @@ class UploadSource(Protocol):
         """
         ...
 
+    def read_range(self, bucket: str, key: str, version_id: str | None, start: int, end: int) -> Body:
+        """Bytes ``[start, end)`` of an object version, as a stream (a shard of a large upload).
+        Raises ObjectGone if the version no longer exists."""
+        ...
+
 
 @dataclass(frozen=True)
 class ContentClaim:
@@ -99,6 +104,14 @@ class UploadLedger(Protocol):
 
     def revoked(self, dataset: str) -> frozenset[str]:
         """The ids of the dataset's revoked uploads (one read)."""
+        ...
+
+
+class ShardTally(Protocol):
+    """Which pieces of a split upload are done (an atomic set add: a redelivered piece counts once)."""
+
+    def piece_done(self, upload_id: str, piece: int) -> int:
+        """Record that ``piece`` of the upload is done; how many distinct pieces are done now."""
         ...
 
 

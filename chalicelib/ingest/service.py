@@ -30,13 +30,24 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.ingest.exceptions import ContentInProgress, ObjectGone
-from chalicelib.ingest.ports import Body, OpenedUpload, UploadLedger, UploadSource
+from chalicelib.ingest.ports import Body, OpenedUpload, ShardTally, UploadLedger, UploadSource
 from chalicelib.ingest.uploads import Upload, dataset_of, upload_id_for
 from chalicelib.observability import logger, metrics
 from chalicelib.s3events import ObjectCreated
 from chalicelib.timeutil import now_iso
 from chalicelib.validation.layout import SourceObject
+from chalicelib.validation.partial import ScaleOut
+from chalicelib.validation.ports import Queue
 from chalicelib.validation.service import HashingReader, Outcome, ValidationPorts, publish, validate_upload
+
+
+@dataclass(frozen=True)
+class ShardPorts:
+    """What validating a large upload in parallel needs (``chalicelib.ingest.scaleout``)."""
+
+    queue: Queue  # the ingest queue itself: one message per piece, to this same function
+    tally: ShardTally
+    scale_out: ScaleOut
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class IngestPorts:
     ledger: UploadLedger
     source: UploadSource
     validation: ValidationPorts
+    shards: ShardPorts | None = None  # None: every upload is validated in one pass
 
 
 # Statuses of an upload whose outputs were published: the only ones a duplicate may point to.
@@ -57,7 +69,8 @@ def ingest(notification: dict[str, Any], ports: IngestPorts, *, finish_holder: b
 
     Returns the upload id, whether this call created the ledger entry, and the status. With
     ``finish_holder`` (the default), an unfinished upload that holds the claim on the same bytes is
-    finished first; the nested call that finishes it does not go further.
+    finished first; the nested call that finishes it does not go further. The upload is validated
+    in one pass here (``chalicelib.ingest.scaleout.ingest_upload`` splits large ones first).
     """
     event = ObjectCreated(
         **{k: v for k, v in notification.items() if k in ObjectCreated.__dataclass_fields__}
@@ -92,7 +105,15 @@ def _process(
         _, problem = dataset_of(entry.key)
         return replace(entry, sha256=_hash_all(opened.body), status="unroutable", problem=problem)
     outcome, sha256 = _validate(opened, dataset, entry.upload_id, ports.validation)
-    entry = replace(entry, sha256=sha256)
+    return conclude(replace(entry, sha256=sha256), outcome, pinned, ports, finish_holder)
+
+
+def conclude(
+    entry: Upload, outcome: Outcome, pinned: dict[str, Any], ports: IngestPorts, finish_holder: bool
+) -> Upload:
+    """After validation (one pass or merged shards): a duplicate of earlier bytes, or published."""
+    dataset, sha256 = entry.dataset, entry.sha256
+    assert dataset is not None
     if sha256 is not None:
         first = _first_upload_of(dataset, sha256, entry.upload_id, pinned, ports, finish_holder)
         logger.thread_safe_append_keys(upload_id=entry.upload_id)  # a finished holder logged its own

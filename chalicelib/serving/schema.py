@@ -44,6 +44,9 @@ MAX_PROBLEMS = 20  # a request with thousands of bad rows gets the first 20 name
 _INF = (math.inf, -math.inf)
 _NUMBER = (float, int)  # exact types: bool (a subclass of int) is not a number here
 _EXACT_DOUBLE = 2.0**53  # beyond this a double cannot hold every integer: check such values exactly
+# Up to this many records, the all-number fast path checks values in Python: numpy's fixed cost per
+# call (~7 reductions, ~40-50 us) is more than a loop over a few records' values (~0.15 us each).
+FEW_RECORDS = 8
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,15 @@ class InputSchema:
         self._integers = np.array(
             [j for j, f in enumerate(self.features) if f.type == "integer"], dtype=np.intp
         )
+        self._checks = [
+            (
+                f.name,
+                -np.inf if f.min is None else f.min,
+                np.inf if f.max is None else f.max,
+                f.type == "integer",
+            )
+            for f in self.features
+        ]
         if len(self.by_name) != len(self.features):
             raise ValueError("input schema: a feature is listed twice")
 
@@ -182,6 +194,8 @@ class InputSchema:
     def _encode_numbers(self, records: Sequence[Any]) -> dict[str, np.ndarray] | None:
         """The fast path of a model whose features are all integer or float: clean records checked
         with numpy at once. None when any record needs a closer look (the exact path then names it)."""
+        if len(records) <= FEW_RECORDS:
+            return self._encode_few(records)
         names = self._names
         try:
             rows = [[record[name] for name in names] for record in records if len(record) == len(names)]
@@ -201,7 +215,41 @@ class InputSchema:
             and (values[:, self._integers] == np.floor(values[:, self._integers])).all()
         ):
             return None
-        block = np.ascontiguousarray(values.T).reshape(len(names), len(records), 1)
+        return self._numbers_feed(values)
+
+    def _encode_few(self, records: Sequence[Any]) -> dict[str, np.ndarray] | None:
+        """``_encode_numbers`` for a few records, the same checks value by value in Python: a
+        finite float or an int (not a bool), below 2**53 in absolute value, within the feature's
+        bounds, integral for an integer feature; every feature present and no other."""
+        checks = self._checks
+        rows: list[list[float | int]] = []
+        for record in records:
+            if type(record) is not dict or len(record) != len(checks):
+                return None
+            row: list[float | int] = []
+            for name, low, high, integer in checks:
+                value: Any = record.get(name)
+                kind = type(value)
+                if kind is float:
+                    if not (
+                        -_EXACT_DOUBLE < value < _EXACT_DOUBLE  # also refuses NaN and infinities
+                        and low <= value <= high
+                        and (not integer or value.is_integer())
+                    ):
+                        return None
+                elif kind is int:
+                    if not (-_EXACT_DOUBLE < value < _EXACT_DOUBLE and low <= value <= high):
+                        return None
+                else:  # missing (None), null, a string, a boolean, a list...
+                    return None
+                row.append(value)
+            rows.append(row)
+        return self._numbers_feed(np.array(rows, dtype=np.float64).reshape(len(rows), len(checks)))
+
+    def _numbers_feed(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        """Checked values (records x features) as one ``[n, 1]`` tensor per feature, sharing one array."""
+        n_rows, n_features = values.shape
+        block = np.ascontiguousarray(values.T).reshape(n_features, n_rows, 1)
         return {feature.onnx_input: block[j] for j, feature in enumerate(self.features)}
 
     def _record_problems(self, i: int, record: Any, columns: dict[str, list[Any]]) -> list[Problem]:

@@ -33,6 +33,12 @@ def report_key(dataset: str, upload_id: str) -> str:
     return f"reports/{dataset}/{upload_id}.json"
 
 
+def shard_result_key(dataset: str, upload_id: str, piece: int) -> str:
+    """``shards/<dataset>/<upload-id>/<piece>.part``: one piece's partial result of a split upload
+    (``chalicelib.validation.partial``), written create-only."""
+    return f"shards/{dataset}/{upload_id}/{piece:05d}.part"
+
+
 def reference_key(dataset: str) -> str:
     return f"profiles/{dataset}/reference.json"
 

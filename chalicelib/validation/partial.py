@@ -104,6 +104,13 @@ class Partial:
     columns: dict[str, dict[str, Any]]  # each checker's end state (JSON)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # hashes, samples, row digest
     digest_by: str | None = None  # the row digest's kind; None: no digest (over identity_rows)
+    contract_version: Any = None  # the contract's version the shard was checked against
+
+    def drop_digest(self) -> None:
+        """Let go of the row digest (the upload has more rows than digests are kept for)."""
+        self.digest_by = None
+        for name in ("digest-ids", "digest-contents", "digest-counts"):
+            self.arrays.pop(name, None)
 
     def to_bytes(self) -> bytes:
         names = sorted(self.arrays)
@@ -118,6 +125,7 @@ class Partial:
             "seconds": self.seconds,
             "columns": self.columns,
             "digest_by": self.digest_by,
+            "contract_version": self.contract_version,
             "arrays": [[n, self.arrays[n].dtype.str, len(self.arrays[n])] for n in names],
         }
         body = b"".join(np.ascontiguousarray(self.arrays[n]).tobytes() for n in names)
@@ -146,6 +154,7 @@ class Partial:
             columns=dict(head["columns"]),
             arrays=arrays,
             digest_by=head.get("digest_by"),
+            contract_version=head.get("contract_version"),
         )
 
 
@@ -263,8 +272,12 @@ def merge(
     capacity: Capacity | None = None,
     seed: int = 0,
     seconds: float = 0.0,
+    consume: bool = False,
 ) -> Merged:
-    """Merge the shards' partial results (in any order; each index once) into one result."""
+    """Merge the shards' partial results (in any order; each index once) into one result.
+
+    With ``consume`` the partials' hashes are dropped as they are used (less memory; the partials
+    cannot be merged again)."""
     capacity = capacity or Capacity()
     partials = sorted(partials, key=lambda p: p.index)
     if [p.index for p in partials] != list(range(len(partials))) or not partials:
@@ -279,15 +292,22 @@ def merge(
         return Merged(None, "the shards hashed values differently (PYTHONHASHSEED not fixed)")
     rows = sum(p.rows for p in partials)
     checks = _duplicate_checks(contract)
+
+    def joined(lane: int) -> np.ndarray:
+        # With ``consume``, each shard's hashes are let go once joined: memory holds one check twice.
+        name = f"lane-{lane}"
+        return np.concatenate([p.arrays.pop(name) if consume else p.arrays[name] for p in partials])
+
     for lane in range(checks - 1):  # the row id's and the unique columns' checks
-        hashes = np.concatenate([p.arrays[f"lane-{lane}"] for p in partials])
+        hashes = joined(lane)
         if len(np.unique(hashes)) < len(hashes):
             return Merged(
                 None, "a row id or unique value repeats across shards: invalid, reported from one pass"
             )
-    whole = [p.arrays[f"lane-{checks - 1}"] for p in partials]
-    distinct = len(np.unique(np.concatenate(whole)))
-    duplicate_rows = sum(p.duplicate_rows for p in partials) + sum(map(len, whole)) - distinct
+        del hashes
+    whole = joined(checks - 1)
+    duplicate_rows = sum(p.duplicate_rows for p in partials) + len(whole) - len(np.unique(whole))
+    del whole
     checkers = _checkers(contract, capacity, SpillStore(0), seed)
     for name, checker in checkers.items():
         _merge_checker(checker, [(p.columns[name], p.arrays) for p in partials], name, seed)

@@ -50,6 +50,10 @@ class ValidationStore(Protocol):
         """Write bytes (a row digest), replacing whatever the key held."""
         ...
 
+    def create_bytes(self, key: str, body: bytes, tags: ObjectTags) -> bool:
+        """Write bytes unless the key holds some (create-only). True if this call wrote them."""
+        ...
+
     def get_bytes(self, key: str) -> bytes | None:
         """Bytes written here (None if the key holds nothing)."""
         ...

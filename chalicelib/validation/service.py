@@ -125,12 +125,24 @@ def validate_upload(
         contract = ports.contracts.get(dataset)
     except (NoContract, ContractError) as exc:
         return _no_contract(dataset, exc)
-    reference = ports.outputs.reference(dataset)
+    reference = reference_for(contract, upload_id, ports.outputs)
+    return outcome_of(validate_stream(reader, contract, size=size, reference=reference), contract, reference)
+
+
+def reference_for(
+    contract: Contract, upload_id: str | None, outputs: ValidationStore
+) -> dict[str, Any] | None:
+    """The drift reference an upload is compared with (masked), None when there is none yet or
+    this very upload made it."""
+    reference = outputs.reference(contract.dataset)
     if reference is not None and upload_id is not None and reference.get(REFERENCE_UPLOAD) == upload_id:
         reference = None
     # A reference stored before profiles were masked is masked now: like is compared with like.
-    reference = privacy.mask_profile(reference, contract)
-    result = validate_stream(reader, contract, size=size, reference=reference)
+    return privacy.mask_profile(reference, contract)
+
+
+def outcome_of(result: ValidationResult, contract: Contract, reference: dict[str, Any] | None) -> Outcome:
+    """The outcome of a validation (one pass, or the merge of a split upload's shards)."""
     report = privacy.mask_report(result.report, contract)
     if result.status == "valid" and reference is None:
         report["drift"] = {

@@ -14,6 +14,9 @@ completes. It uses one private attribute of Chalice's deployer (its executor's r
 chalice is pinned (requirements-dev.txt) and the deploy rehearsal (tests/deploy/test_rehearsal_resume.py)
 fails if that changes.
 
+Before Chalice runs, its deployment package is built and pruned of what the functions never load
+(``mlops.lambdazip``): Chalice finds it in its cache and uploads that.
+
 ``python -m mlops.chalicedeploy --stage dev`` (``mlops deploy`` runs it).
 """
 
@@ -48,9 +51,25 @@ def merge_partial(previous: dict[str, Any] | None, recorded: list[dict[str, Any]
     }
 
 
+def prepare_package(stage: str, project_dir: Path = PROJECT_DIR) -> Path:
+    """The pruned deployment package, where Chalice's deployer looks for it first (its cache).
+
+    Chalice names it by a hash of every file under chalicelib/, bytecode included, and importing
+    app.py (which the deployer does before it packages) would write bytecode there: so none is
+    written by this process from here on, and what earlier runs left is removed first."""
+    from mlops import lambdazip
+    from mlops.package import drop_bytecode
+
+    sys.dont_write_bytecode = True
+    drop_bytecode(project_dir / "chalicelib")
+    return lambdazip.prepare(project_dir, stage)
+
+
 def deploy(stage: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     from chalice.cli.factory import CLIFactory
     from chalice.utils import UI
+
+    prepare_package(stage, project_dir)
 
     # As `chalice` does: the stage's environment variables go into os.environ before app.py is
     # imported (its settings read them at import).

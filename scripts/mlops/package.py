@@ -26,8 +26,10 @@ References to the data plane are ``Fn::ImportValue`` of its exports
 (``<prefix>-<stage>-data-plane-DataKeyArn``, ``...-AlarmsTopicArn``), so the app stack cannot be
 created without it, and the data plane cannot drop what the app uses.
 
-The output (``build/package/<stage>/``: ``sam.json``, ``deployment.zip``) is reused while its inputs
-are unchanged (``inputs.sha256``).
+``deployment.zip`` holds the dependencies without what the functions never load (``mlops.lambdazip``,
+which ``chalice deploy`` goes through too; ``pruned.json`` lists what each rule removed). The output
+(``build/package/<stage>/``: ``sam.json``, ``deployment.zip``) is reused while its inputs are
+unchanged (``inputs.sha256``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from typing import Any
 
 from chalicelib.observability import METRICS_NAMESPACE, SERVICE
 from chalicelib.settings import Settings, dlq_name
-from mlops import PROJECT_DIR
+from mlops import PROJECT_DIR, lambdazip
 from mlops.appinfo import Function, functions
 from mlops.cfn import stack_name
 
@@ -448,7 +450,12 @@ def account_setup_instructions(stage: str, out: Path) -> str:
 
 def _inputs_digest(stage: str) -> str:
     digest = hashlib.sha256(stage.encode())
-    paths = [PROJECT_DIR / "app.py", PROJECT_DIR / "requirements.txt", Path(__file__)]
+    paths = [
+        PROJECT_DIR / "app.py",
+        PROJECT_DIR / "requirements.txt",
+        Path(__file__),
+        Path(lambdazip.__file__),
+    ]
     paths += sorted((PROJECT_DIR / "chalicelib").rglob("*.py"))
     paths += sorted((PROJECT_DIR / ".chalice").glob("*.json"))
     for path in paths:
@@ -478,7 +485,12 @@ def package(stage: str, out: Path | None = None, force: bool = False) -> Path:
     # ${AWS::Region}).
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     env.pop("AWS_ENDPOINT_URL", None)
+    # Chalice names its cached zip by a hash of chalicelib's files, bytecode included: none is
+    # written from here on (chalice imports app.py before it packages), so it finds the pruned one.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     drop_bytecode()
+    cached = lambdazip.prepare(PROJECT_DIR, stage)
+    shutil.copyfile(lambdazip.report_path(cached), out / "pruned.json")
     subprocess.run(
         [str(chalice), "package", "--stage", stage, "--merge-template", str(merge), str(out / "chalice")],
         cwd=PROJECT_DIR,
@@ -488,6 +500,13 @@ def package(stage: str, out: Path | None = None, force: bool = False) -> Path:
     )
     for name in ("sam.json", "deployment.zip"):
         (out / "chalice" / name).rename(out / name)
+    # Pruned either way. Chalice builds a zip of its own only if chalicelib changed in between (a
+    # process importing from it wrote bytecode there, say): said, since `chalice deploy` would too.
+    if left := lambdazip.prune_zip(out / "deployment.zip"):
+        print(
+            f"chalice package built its own zip (chalicelib changed?); pruned: {sorted(left)}",
+            file=sys.stderr,
+        )
     shutil.rmtree(out / "chalice")
     stamp.write_text(digest)
     return out
@@ -529,10 +548,6 @@ def deploy_command(stage: str, out: Path) -> str:
     )
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _stage_metric_alarm(
     name: str, description: str, metric: str, stage: str, topic: Any, period: int
 ) -> dict[str, Any]:
@@ -555,3 +570,7 @@ def _stage_metric_alarm(
             "AlarmActions": [topic],
         },
     }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

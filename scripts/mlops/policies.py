@@ -216,14 +216,35 @@ def ingest_upload(s: Settings) -> list[Statement]:
         _allow(
             "ReadContractsAndProfiles", ["s3:GetObject"], _objects(s.data_bucket, "contracts/", "profiles/")
         ),
-        _list("ListWhatItReads", s.data_bucket, "incoming/", "outcomes/", "contracts/", "profiles/"),
+        _list(
+            "ListWhatItReads", s.data_bucket, "incoming/", "outcomes/", "contracts/", "profiles/", "shards/"
+        ),
         # Every object written is tagged (dataset, classification, stage): PutObjectTagging.
         _allow(
             "WriteValidationOutputs",
             ["s3:PutObject", "s3:PutObjectTagging"],
             _objects(s.data_bucket, "reports/", "validated/", "quarantine/", "profiles/"),
         ),
-        _allow("UploadsLedger", ["dynamodb:GetItem", "dynamodb:PutItem"], _table(s.uploads_table)),
+        # UpdateItem: a split upload's done pieces (an atomic ADD to a set; chalicelib/ingest/scaleout.py).
+        _allow(
+            "UploadsLedger",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            _table(s.uploads_table),
+        ),
+        # A large upload's pieces go through the function's own queue; each piece's result is kept
+        # create-only (s3:if-none-match) and tagged under shards/, and read back by the merge.
+        _allow("SendUploadPieces", ["sqs:GetQueueUrl", "sqs:SendMessage"], _queue(s.ingest_queue)),
+        _allow(
+            "WritePieceResults",
+            ["s3:PutObject"],
+            _objects(s.data_bucket, "shards/"),
+            StringEquals={"s3:if-none-match": "*"},
+        ),
+        _allow(
+            "TagAndReadPieceResults",
+            ["s3:PutObjectTagging", "s3:GetObject"],
+            _objects(s.data_bucket, "shards/"),
+        ),
         # Powertools idempotency: the in-progress record (a conditional put), its result (update), and
         # its release when the ingest fails (delete), so the redelivery runs again. No GetItem:
         # Powertools reads an existing record from the failed put itself

@@ -106,3 +106,23 @@ def test_a_key_never_written_is_gone(backend: tuple[UploadSource, Any], key: str
     source, bucket = backend
     with pytest.raises(ObjectGone):
         source.open(bucket.name, key, None, "")
+
+
+def test_a_byte_range_of_a_version_reads_exactly_those_bytes(
+    backend: tuple[UploadSource, Any], key: str
+) -> None:
+    source, bucket = backend
+    first = bucket.put(key, b"a,label\n1,y\n2,n\n")
+    bucket.put(key, b"overwritten\n")
+    for start, end in [(0, 8), (8, 12), (12, 16), (3, 4), (5, 5)]:
+        body = source.read_range(bucket.name, key, first, start, end)
+        assert body.read() == b"a,label\n1,y\n2,n\n"[start:end]
+        body.close()
+
+
+def test_a_byte_range_of_a_deleted_version_is_gone(backend: tuple[UploadSource, Any], key: str) -> None:
+    source, bucket = backend
+    version = bucket.put(key, b"a,label\n1,y\n")
+    bucket.delete(key, version)
+    with pytest.raises(ObjectGone):
+        source.read_range(bucket.name, key, version, 0, 4).read()

@@ -226,3 +226,17 @@ def test_racing_revocations_of_one_upload_revoke_it_once(ledger: UploadLedger) -
     assert sum(created for _, created in results) == 1
     winner = next(u for u, created in results if created)
     assert {u for u, _ in results} == {winner} and ledger.get(entry.upload_id) == winner
+
+
+def test_pieces_done_count_each_piece_once_however_often_it_is_reported(ledger: UploadLedger) -> None:
+    upload_id = uuid.uuid4().hex[:24]
+    assert [ledger.piece_done(upload_id, p) for p in (0, 2, 0, 1, 2)] == [1, 2, 2, 3, 3]  # type: ignore[attr-defined]
+    assert ledger.piece_done(uuid.uuid4().hex[:24], 0) == 1  # type: ignore[attr-defined]
+    assert all(not u.upload_id.startswith("shards#") for u in ledger.scan())
+
+
+def test_of_pieces_done_at_once_exactly_one_sees_them_all(ledger: UploadLedger) -> None:
+    upload_id = uuid.uuid4().hex[:24]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = list(pool.map(lambda p: ledger.piece_done(upload_id, p), range(16)))  # type: ignore[attr-defined]
+    assert sorted(counts) == list(range(1, 17))

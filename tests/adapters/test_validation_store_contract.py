@@ -188,3 +188,15 @@ def test_an_upload_with_any_unicode_key_is_copied_from_exactly_that_key(
     store.copy(SourceObject(bucket.name, source_key, version), f"quarantine/{name}/u1/{file_name}", {}, TAGS)
     assert bucket.peek(f"quarantine/{name}/u1/{file_name}").body == b"a\n1\n"
     assert bucket.peek(source_key).body == b"a\n1\n"
+
+
+def test_bytes_are_created_once_and_a_second_create_leaves_the_first(
+    backend: tuple[ValidationStore, Any], name: str
+) -> None:
+    store, bucket = backend
+    key = f"shards/{name}/u1/00000.part"
+    tags = ObjectTags(name, "confidential", "profile")
+    assert store.create_bytes(key, b"first", tags) is True
+    assert store.create_bytes(key, b"second", tags) is False
+    assert store.get_bytes(key) == b"first"
+    assert bucket.peek(key).tags == {"dataset": name, "classification": "confidential", "stage": "profile"}

@@ -143,3 +143,124 @@ def test_a_wrong_content_type_is_a_4xx(client):
         f"/models/{DATASET}/predict", body=b"records", headers={"Content-Type": "text/plain"}
     )
     assert response.status_code == 415
+
+
+# --- the lean path (issue 19): the same answers as Chalice's own path ----------------------------------
+
+
+def _event(client: Any, method: str, path: str, raw: bytes, headers: dict[str, str], text: bool) -> Any:
+    event = client.http._local_gateway._generate_lambda_event(method, path, headers, raw)
+    if text and isinstance(event.get("body"), bytes):  # API Gateway sends a text body as text
+        event["body"] = event["body"].decode("utf-8", "surrogateescape")
+    return event
+
+
+def _both(event: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, Any]:
+    """(the lean path's answer or None, the app's answer, Chalice's own answer) to one event, with the
+    same request id each time."""
+    import copy
+
+    from chalice import Chalice
+    from chalice.local import LambdaContext
+
+    from chalicelib.entrypoints import blueprint, predictions
+
+    monkeypatch.setattr(predictions, "new_request_id", lambda: "0" * 32)
+    context = LambdaContext("serverless-mlops-local", 1024)
+    lean = blueprint.answer_lean(app, copy.deepcopy(event), context, predictions.LEAN_ROUTES)
+    bootstrap.reset()
+    answered = app(copy.deepcopy(event), context)
+    bootstrap.reset()
+    chalice = Chalice.__call__(app, copy.deepcopy(event), context)
+    return lean, answered, chalice
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    import json
+
+    assert (a["statusCode"], a["headers"], a["multiValueHeaders"]) == (
+        b["statusCode"],
+        b["headers"],
+        b["multiValueHeaders"],
+    )
+    assert a.get("isBase64Encoded") == b.get("isBase64Encoded")
+    assert json.loads(a["body"]) == json.loads(b["body"]), (a["body"], b["body"])
+
+
+_GOOD = {"records": "good"}  # placeholder: filled with holdout records below
+
+
+@pytest.mark.parametrize(
+    "path, raw, headers, lean",
+    [
+        (f"/models/{DATASET}/predict", _GOOD, {"Content-Type": "application/json"}, True),
+        (f"/models/{DATASET}/predict", _GOOD, {"content-type": "APPLICATION/JSON"}, True),
+        (f"/models/{DATASET}/predict", _GOOD, {}, True),
+        (f"/models/{DATASET}/versions/1/predict", _GOOD, {"Content-Type": "application/json"}, True),
+        (f"/models/{DATASET}/versions/2/predict", _GOOD, {"Content-Type": "application/json"}, True),
+        (f"/models/{DATASET}/versions/9/predict", _GOOD, {"Content-Type": "application/json"}, True),
+        (f"/models/{DATASET}/versions/x/predict", _GOOD, {"Content-Type": "application/json"}, True),
+        ("/models/nothing/predict", _GOOD, {"Content-Type": "application/json"}, True),
+        ("/models/Bad%20Name/predict", _GOOD, {"Content-Type": "application/json"}, True),
+        (f"/models/{DATASET}/predict", b'{"records": [{"mean_radius": "x"}]}', {}, True),
+        (f"/models/{DATASET}/predict", b'{"records": [], "records": []}', {}, True),
+        (f"/models/{DATASET}/predict", b'{"records": [{"a": NaN}]}', {}, True),
+        (f"/models/{DATASET}/predict", b"", {}, True),
+        (f"/models/{DATASET}/predict", b"\xff\xfe", {}, True),
+        (f"/models/{DATASET}/predict", b"[1]", {}, True),
+        (f"/models/{DATASET}/predict", _GOOD, {"Content-Type": "text/plain"}, False),
+        (f"/models/{DATASET}/predict", _GOOD, {"Content-Type": "application/json; charset=utf-8"}, False),
+        ("/health", b"", {}, False),
+    ],
+)
+@pytest.mark.parametrize("text", [True, False], ids=["text-body", "bytes-body"])
+def test_the_lean_path_answers_a_predict_request_as_chalice_does(
+    client, monkeypatch, path, raw, headers, lean, text
+):
+    import json
+
+    if raw is _GOOD:
+        raw = json.dumps({"records": holdout_records(n=2)}).encode()
+    method = "GET" if path == "/health" else "POST"
+    event = _event(client, method, path, raw, headers, text)
+    answer, answered, chalice = _both(event, monkeypatch)
+    assert (answer is not None) == lean
+    if answer is not None:
+        _same(answer, chalice)
+    _same(answered, chalice)
+
+
+def test_the_lean_path_leaves_a_base64_body_to_chalice(client, monkeypatch):
+    import base64
+    import json
+
+    raw = json.dumps({"records": holdout_records(n=1)}).encode()
+    event = _event(
+        client, "POST", f"/models/{DATASET}/predict", raw, {"Content-Type": "application/json"}, True
+    )
+    event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    answer, answered, chalice = _both(event, monkeypatch)
+    assert answer is None and answered["statusCode"] == 200
+    _same(answered, chalice)
+
+
+def test_the_lean_path_sets_the_requests_log_keys_as_the_middleware_does(client, monkeypatch):
+    import json
+
+    from chalicelib.observability import logger
+
+    raw = json.dumps({"records": holdout_records(n=1)}).encode()
+    event = _event(
+        client, "POST", f"/models/{DATASET}/predict", raw, {"Content-Type": "application/json"}, True
+    )
+    event["requestContext"]["requestId"] = "lean-request-1"
+    answer, _, _ = _both(event, monkeypatch)
+    assert answer is not None and answer["statusCode"] == 200
+    from chalice.local import LambdaContext
+
+    from chalicelib.entrypoints import blueprint, predictions
+
+    event["requestContext"]["requestId"] = "lean-request-2"
+    blueprint.answer_lean(app, event, LambdaContext("serverless-mlops-local", 1024), predictions.LEAN_ROUTES)
+    keys = logger.get_current_keys()
+    assert keys["correlation_id"] == "lean-request-2" and keys["handler"] == "api_handler"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from chalicelib.adapters import aws
@@ -34,3 +35,19 @@ class S3UploadSource:
             size=int(response.get("ContentLength", 0)),
             last_modified=response.get("LastModified"),
         )
+
+    def read_range(self, bucket: str, key: str, version_id: str | None, start: int, end: int) -> Any:
+        from botocore.exceptions import ClientError
+
+        if end <= start:
+            return io.BytesIO(b"")
+        args: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+        if version_id:
+            args["VersionId"] = version_id
+        try:
+            return aws.client("s3").get_object(**args)["Body"]
+        except ClientError as exc:
+            code = aws.error_code(exc)
+            if code in aws.MISSING_OBJECT | aws.PRECONDITION_FAILED:
+                raise ObjectGone(f"s3://{bucket}/{key} ({code})") from exc
+            raise

@@ -14,6 +14,7 @@ from chalicelib.ingest.uploads import Upload
 
 CONTENT_PREFIX = "content#"
 REVOKED_PREFIX = "revoked#"
+SHARDS_PREFIX = "shards#"  # the done pieces of a split upload (``done``: a number set)
 _ABSENT = "attribute_not_exists(upload_id)"
 
 
@@ -56,7 +57,7 @@ class DynamoUploadLedger:
             Upload.from_item(dynamo.from_item(item))
             for page in paginator.paginate(TableName=self.table_name, ConsistentRead=True)
             for item in page.get("Items", [])
-            if not item["upload_id"]["S"].startswith((CONTENT_PREFIX, REVOKED_PREFIX))
+            if not item["upload_id"]["S"].startswith((CONTENT_PREFIX, REVOKED_PREFIX, SHARDS_PREFIX))
         ]
         return sorted(uploads, key=lambda u: (u.recorded_at, u.key))
 
@@ -107,6 +108,16 @@ class DynamoUploadLedger:
             .get("Item")
         )
         return frozenset(item["uploads"]["SS"]) if item and "uploads" in item else frozenset()
+
+    def piece_done(self, upload_id: str, piece: int) -> int:
+        done = aws.client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key={"upload_id": {"S": f"{SHARDS_PREFIX}{upload_id}"}},
+            UpdateExpression="ADD done :piece",
+            ExpressionAttributeValues={":piece": {"NS": [str(piece)]}},
+            ReturnValues="ALL_NEW",  # (moto leaves an unchanged set out of UPDATED_NEW)
+        )["Attributes"]["done"]["NS"]
+        return len(done)
 
     def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> bool:
         """A conditional put; False if the condition did not hold."""

@@ -42,6 +42,12 @@ class S3ValidationStore:
             Tagging=_tagging(tags),
         )
 
+    def create_bytes(self, key: str, body: bytes, tags: ObjectTags) -> bool:
+        _check(key)
+        return aws.put_if_absent(
+            self.bucket, key, body, ContentType="application/octet-stream", Tagging=_tagging(tags)
+        )
+
     def get_bytes(self, key: str) -> bytes | None:
         return self._read(key)
 

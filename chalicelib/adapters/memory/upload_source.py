@@ -22,3 +22,9 @@ class MemoryUploadSource:
         return OpenedUpload(
             body=io.BytesIO(stored.body), version_id=version_id or stored.version_id, size=len(stored.body)
         )
+
+    def read_range(self, bucket: str, key: str, version_id: str | None, start: int, end: int) -> io.BytesIO:
+        stored = self.objects.get(bucket, key, version_id or None)
+        if stored is None:
+            raise ObjectGone(f"memory://{bucket}/{key} (NoSuchKey)")
+        return io.BytesIO(stored.body[start:end])

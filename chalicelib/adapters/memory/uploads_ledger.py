@@ -21,6 +21,13 @@ class MemoryUploadLedger:
         self._items: dict[str, dict[str, Any]] = {}
         self._claims: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self._revoked: dict[str, set[str]] = {}
+        self._pieces: dict[str, set[int]] = {}
+
+    def piece_done(self, upload_id: str, piece: int) -> int:
+        with self._lock:
+            done = self._pieces.setdefault(upload_id, set())
+            done.add(piece)
+            return len(done)
 
     def record(self, upload: Upload) -> bool:
         with self._lock:

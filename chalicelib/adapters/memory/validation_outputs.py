@@ -27,6 +27,18 @@ class MemoryValidationStore:
         _check(key)
         self.objects.put(self.bucket, key, body, content_type="application/octet-stream", tags=tags.as_dict())
 
+    def create_bytes(self, key: str, body: bytes, tags: ObjectTags) -> bool:
+        _check(key)
+        stored = self.objects.put(
+            self.bucket,
+            key,
+            body,
+            content_type="application/octet-stream",
+            tags=tags.as_dict(),
+            if_absent=True,
+        )
+        return stored is not None
+
     def get_bytes(self, key: str) -> bytes | None:
         stored = self.objects.get(self.bucket, key)
         return None if stored is None else stored.body
