@@ -6,6 +6,8 @@
 * Candidates: ``contract_for``, ``built``, ``publish``, ``drain``, ``evaluate``: real models trained by
   the training job's own code, published as the job publishes them and delivered to evaluate_candidate.
 * ``holdout_records``, ``post``: /predict requests built from a candidate's holdout.
+* ``logistic_scorer``, ``batch_input``: the batch worker's scorer for a real logistic regression, and a
+  breast-cancer batch input (header, body) for it.
 * ``deliver_uploads``: the ingest queue drained into the ingest function, as the event runtime does.
 * ``FakeMetadata``: an instance-metadata endpoint (IMDSv2) on 127.0.0.1 for the batch worker.
 * ``resource_arns``, ``unscoped``: the ARNs a policy names, and whether one names an account and
@@ -218,6 +220,25 @@ def evaluate(client: Client, settings: Any, bodies: list[str] | None = None) -> 
 
 
 # --- predictions ---------------------------------------------------------------------------------------
+
+
+def logistic_scorer() -> Any:
+    """The batch worker's ``Scorer`` for the logistic regression ``built`` trains and exports."""
+    from scoring.engine import Scorer
+
+    from chalicelib.serving.model import OnnxModel
+
+    artifacts, _ = built("logistic")
+    return Scorer(OnnxModel(artifacts["model.onnx"], json.loads(artifacts["input_schema.json"])))
+
+
+def batch_input(rows: int) -> tuple[list[str], bytes]:
+    """A breast-cancer batch input of ``rows`` rows: its header's names and its body."""
+    from mlops.datasets import breast_cancer_batch
+
+    data = breast_cancer_batch(rows, block_rows=rows)
+    header, body = data.split(b"\n", 1)
+    return header.decode().split(","), body
 
 
 def holdout_records(model: str = "forest", n: int = 20) -> list[dict[str, Any]]:

@@ -31,6 +31,8 @@ MAX_CATEGORY_CHARS = 1 << 20  # characters of the counted values of one text col
 FORMULA_START = ("=", "@", "\t", "\r")
 _BOOLEANS = np.array(sorted(BOOLEAN_TRUE | BOOLEAN_FALSE))
 _TRUE = np.array(sorted(BOOLEAN_TRUE))
+# A cell of a chunk joined with line feeds that starts with a formula character (or a sign).
+_FORMULA_AT_START = re.compile("(?:^|\n)[" + re.escape("".join(FORMULA_START)) + "+\\-]")
 
 
 class ColumnChecker:
@@ -76,6 +78,7 @@ class ColumnChecker:
         else:
             self._low, self._high = column.min, column.max
         self._pattern = re.compile(column.pattern) if column.pattern else None
+        self._chunk_pattern = chunk_pattern(column.pattern) if column.pattern else None
         self._nulls = np.array(fmt.null_values)
         self._unique = unique  # the row id's or a unique column's duplicate check
         # The last chunk's numbers, when its non-null cells were all clean numbers (else None), and
@@ -128,24 +131,35 @@ class ColumnChecker:
     def _fast_feed(self, raw: tuple[str, ...] | list[str], rows: np.ndarray) -> bool:
         """The common case, a clean chunk, without converting strings to a numpy text array.
 
-        Works on the csv module's strings directly: numbers parsed in one C call, low-cardinality
-        text counted with a Counter and checked once per distinct value. Returns False (nothing
-        consumed) when the chunk has nulls or anything to report; the exact path then finds the
-        rows and examples.
+        Works on the csv module's strings directly: numbers parsed in one C call (nulls of a
+        nullable column set aside first), low-cardinality text counted with a Counter and checked
+        once per distinct value, free text checked against its pattern in one regular-expression
+        call over the whole chunk. Returns False (nothing consumed) when the chunk has anything to
+        report; the exact path then finds the rows and examples.
         """
         kind = self.column.type
-        if self.free_text or kind == "timestamp" or any(null in raw for null in self.format.null_values):
+        if kind == "timestamp":
             return False
+        nulls = self.format.null_values
+        # all(): no empty string, in one C loop (the usual null spelling is the empty cell alone)
+        has_null = not all(raw) if nulls == ("",) else any(null in raw for null in nulls)
         if self.numeric:
-            parsed = self._parse_clean(raw)
-            if parsed is None or self._outside(parsed).any() or self._not_allowed(parsed).any():
+            if not has_null:
+                return self._fast_numbers(raw, raw, None, rows)
+            if not self.column.nullable:
                 return False
-            self.count += len(parsed)
-            self._accumulate(parsed.astype(np.float64, copy=False))
-            if self._unique is not None:
-                self._unique.add(_identities(parsed), rows)
-            self.parsed = parsed
-            return True
+            if nulls == ("",):
+                values = list(filter(None, raw))
+                present = np.fromiter(map(bool, raw), dtype=bool, count=len(raw))
+            else:
+                null_set = frozenset(nulls)
+                values = [v for v in raw if v not in null_set]
+                present = ~np.fromiter(map(null_set.__contains__, raw), dtype=bool, count=len(raw))
+            return self._fast_numbers(raw, values, present, rows)
+        if has_null:
+            return False
+        if self.free_text:
+            return self._fast_free_text(raw, rows)
         else:
             counts = Counter(raw)
             if len(raw) > 64 and len(counts) > len(raw) // 4:
@@ -174,6 +188,55 @@ class ColumnChecker:
             self.min_length = lo_len if self.min_length is None else min(self.min_length, lo_len)
             self.max_length = hi_len if self.max_length is None else max(self.max_length, hi_len)
             self._count(dict(counts))
+        self._add_unique(raw, rows)
+        return True
+
+    def _fast_numbers(
+        self,
+        raw: Sequence[str],
+        values: Sequence[str],
+        present: np.ndarray | None,
+        rows: np.ndarray,
+    ) -> bool:
+        """``values``: the non-null cells of ``raw``, which are where ``present`` is True (None:
+        every cell). Consumes the chunk when every value is a clean number within the limits."""
+        if not values:  # every cell is null (and the column nullable)
+            self.count += len(raw)
+            self.nulls += len(raw)
+            self.present = present
+            return True
+        parsed = self._parse_clean(values)
+        if parsed is None or self._outside(parsed).any() or self._not_allowed(parsed).any():
+            return False
+        self.count += len(raw)
+        self.nulls += len(raw) - len(values)
+        self._accumulate(parsed.astype(np.float64, copy=False))
+        if self._unique is not None:
+            self._unique.add(_identities(parsed), rows if present is None else rows[present])
+        self.parsed, self.present = parsed, present
+        return True
+
+    def _fast_free_text(self, raw: Sequence[str], rows: np.ndarray) -> bool:
+        """A free-text string column (ids, names): its pattern, length limit and the formula scan
+        over the chunk at once, without a numpy text array; False when any cell needs the exact path."""
+        column = self.column
+        if column.type != "string" or self._allowed is not None:
+            return False
+        if self._pattern is not None and self._chunk_pattern is None:
+            return False
+        joined = "\n".join(raw)
+        if joined.count("\n") != len(raw) - 1:
+            return False  # a cell holds a line feed
+        if self._chunk_pattern is not None and self._chunk_pattern.fullmatch(joined) is None:
+            return False
+        if _FORMULA_AT_START.search(joined) is not None:
+            return False  # a cell may start a formula ('+' and '-' ones are told apart exactly)
+        lo_len, hi_len = min(map(len, raw)), max(map(len, raw))
+        if column.max_length is not None and hi_len > column.max_length:
+            return False
+        self.count += len(raw)
+        self.min_length = lo_len if self.min_length is None else min(self.min_length, lo_len)
+        self.max_length = hi_len if self.max_length is None else max(self.max_length, hi_len)
         self._add_unique(raw, rows)
         return True
 
@@ -557,3 +620,100 @@ def _formula_mask(values: np.ndarray) -> np.ndarray:
         value = str(values[i])
         mask[i] = len(value) > 1 and not numbers.PLAIN_NUMBER.fullmatch(value)
     return mask
+
+
+def chunk_pattern(pattern: str) -> re.Pattern[str] | None:
+    """A pattern that fully matches a chunk's cells joined with line feeds exactly when
+    ``pattern`` fully matches every cell (none holding a line feed), or None when that cannot be
+    shown from the pattern's text (``_matches_no_line_feed``): then each cell is matched alone.
+
+    When ``pattern`` can match no line feed, each repetition must match one whole cell: a match
+    cannot stop inside a cell (the next character would have to be a line feed) nor run into the
+    next one. So one C call checks a chunk.
+    """
+    if not _matches_no_line_feed(pattern):
+        return None
+    try:
+        return re.compile(f"(?:{pattern})(?:\n(?:{pattern}))*")
+    except re.error:
+        return None
+
+
+def _escaped_literal(char: str) -> bool:
+    """A backslash and ``char`` stand for ``char`` itself (ASCII punctuation), not a class or a code."""
+    return len(char) == 1 and char.isascii() and not char.isalnum() and not char.isspace()
+
+
+def _matches_no_line_feed(pattern: str) -> bool:
+    r"""True only for patterns built from parts that can never match a line feed, nor look around
+    or refer back: literal characters other than a line feed, ``\d``, ``\w``, ``\b``, ``\B``,
+    escaped punctuation, sets of those (not negated, no range across the line feed), groups ``(``
+    and ``(?:``, alternation and quantifiers. Anything else (``.``, ``\s``, ``\D``, ``[^...]``,
+    anchors, back-references, look-arounds, flags, escape codes) answers False, conservatively."""
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char in ".^$\n":
+            return False
+        if char == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if escaped not in ("d", "w", "b", "B") and not _escaped_literal(escaped):
+                return False
+            i += 2
+        elif char == "(":
+            if pattern[i + 1 : i + 2] == "?":
+                if pattern[i + 2 : i + 3] != ":":
+                    return False
+                i += 3
+            else:
+                i += 1
+        elif char == "[":
+            end = _set_end(pattern, i + 1)
+            if end is None:
+                return False
+            i = end
+        else:
+            i += 1
+    return True
+
+
+def _set_end(pattern: str, i: int) -> int | None:
+    """Where the set whose first item is at ``i`` ends, if no member of it can be a line feed."""
+    n = len(pattern)
+    if pattern[i : i + 1] == "^":
+        return None
+    first = True
+    previous: str | None = None  # the last literal, which a '-' may make the start of a range
+    while i < n:
+        char = pattern[i]
+        if char == "]" and not first:
+            return i + 1
+        first = False
+        if char == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if escaped in ("d", "w"):
+                previous, i = None, i + 2
+                continue
+            if not _escaped_literal(escaped):
+                return None
+            literal, i = escaped, i + 2
+        elif char == "-" and previous is not None and i + 1 < n and pattern[i + 1] != "]":
+            high = pattern[i + 1]
+            i += 2
+            if high == "\\":
+                high = pattern[i : i + 1]
+                if not _escaped_literal(high):
+                    return None
+                i += 1
+            if ord(previous) <= 10 <= ord(high):
+                return None
+            previous = None
+            continue
+        elif char == "[":
+            return None  # nested-set syntax, reserved by Python
+        else:
+            literal, i = char, i + 1
+        if literal == "\n":
+            return None
+        previous = literal
+    return None

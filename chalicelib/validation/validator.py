@@ -14,6 +14,7 @@ all counted.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import gzip
@@ -46,6 +47,10 @@ from chalicelib.validation.rowkeys import RowDigest
 CHUNK_ROWS = 8192
 READ_BYTES = 1024 * 1024
 LINES_HINT = 1024 * 1024  # characters of lines read at a time for the csv reader
+# Chunks of lines without a quote character are split in C instead of read by the csv module
+# (``_quote_free_chunk``): the same records, issues and report either way. Tests turn it off to
+# compare.
+QUOTE_FREE_CHUNKS = True
 GZIP_MAGIC = b"\x1f\x8b"
 OTHER_COMPRESSION = {
     b"PK\x03\x04": "zip",
@@ -344,45 +349,94 @@ def _checkers(
 
 
 class _LineMeter:
-    """The csv reader's lines, read a batch at a time and measured on the way.
+    """The file's lines, read a batch at a time and measured as they are handed out: to the csv
+    reader (``lines``) or, a chunk at a time, to the quote-free path (``take``, ``give_back``).
 
-    ``chars`` counts the characters read so far; ``longest`` is the longest line since the current
-    chunk began, the batch it began in included: when every record of the chunk is one line, none
-    of its fields is longer. Reading past ``limit`` characters raises _RecordTooLong.
+    ``chars`` counts the characters of the lines handed out; ``longest`` is the longest line
+    handed out since the current chunk began: when every record of the chunk is one line, none of
+    its fields is longer. Handing out past ``limit`` characters raises _RecordTooLong. ``taken``
+    counts the lines the quote-free path kept; the csv reader's ``line_num`` counts the others.
+    Chunks end where they would with the csv reader alone: both paths count the same lines.
     """
 
     def __init__(self, text: io.TextIOWrapper) -> None:
         self._text = text
         self.chars = 0
         self.longest = 0
-        self._batch_longest = 0
         self.limit: int | None = None
+        self.taken = 0
+        self._batch: list[str] = []
+        self._at = 0  # the next line of _batch not yet handed out
+
+    def _refill(self) -> bool:
+        batch = self._text.readlines(LINES_HINT)
+        if not batch:
+            return False
+        self._batch, self._at = batch, 0
+        return True
 
     def lines(self) -> Iterator[str]:
-        while batch := self._text.readlines(LINES_HINT):
-            self._batch_longest = max(map(len, batch))
-            self.longest = max(self.longest, self._batch_longest)
-            self.chars += sum(map(len, batch))
+        while self._at < len(self._batch) or self._refill():
+            line = self._batch[self._at]
+            self._at += 1
+            self.chars += len(line)
+            if len(line) > self.longest:
+                self.longest = len(line)
             if self.limit is not None and self.chars > self.limit:
                 raise _RecordTooLong
-            yield from batch
+            yield line
+
+    def take(self, rows: int, chars: int, step: int, start: int) -> list[str]:
+        """The lines ``_next_chunk`` would take were each a record: up to ``rows``, ``step`` at a
+        time, stopping after the step that brings the chunk (begun at ``start``) to ``chars``."""
+        if self.chars - start >= chars:
+            return []
+        taken: list[str] = []
+        ends = [self.chars - start]  # the chunk's characters after each line taken
+        limit = rows
+        while len(taken) < limit and (self._at < len(self._batch) or self._refill()):
+            part = self._batch[self._at : self._at + limit - len(taken)]
+            self._at += len(part)
+            taken += part
+            ends += itertools.islice(itertools.accumulate(map(len, part), initial=ends[-1]), 1, None)
+            if limit == rows and ends[-1] >= chars:
+                # The line that reaches ``chars`` ends the chunk with the rest of its step.
+                crossing = bisect.bisect_left(ends, chars, lo=1)
+                limit = min(rows, -(-crossing // step) * step)
+        if len(taken) > limit:
+            self._unread(taken[limit:])
+            del taken[limit:]
+        self.chars += ends[len(taken)] - ends[0]
+        self.longest = max(self.longest, max(map(len, taken), default=0))
+        return taken
+
+    def give_back(self, lines: list[str]) -> None:
+        """The lines of the last ``take``, not kept: the csv reader reads them next."""
+        self._unread(lines)
+        self.chars -= sum(map(len, lines))
+        self.longest = 0
+
+    def _unread(self, lines: list[str]) -> None:
+        if lines:
+            self._batch = lines + self._batch[self._at :]
+            self._at = 0
 
     def begin_chunk(self) -> int:
-        self.longest = self._batch_longest
+        self.longest = 0
         return self.chars
 
 
 def _next_chunk(
-    reader: Any, meter: _LineMeter, rows: int, chunk_bytes: int, max_line: int
+    reader: Any, meter: _LineMeter, rows: int, chunk_bytes: int, max_line: int, start: int
 ) -> list[list[str]]:
-    """Up to ``rows`` records, stopping once about ``chunk_bytes`` characters were read.
+    """Up to ``rows`` records, stopping once about ``chunk_bytes`` characters were read since
+    ``start``.
 
     Records are taken a few at a time, as many as fit in ``chunk_bytes`` at the line limit, so a
     chunk overshoots by at most that much. A record may span lines (quoted line breaks): one that
     runs over twice the line limit stops the reading (_RecordTooLong).
     """
-    step = max(1, chunk_bytes // max_line)
-    start = meter.begin_chunk()
+    step = _step(chunk_bytes, max_line)
     chunk: list[list[str]] = []
     while len(chunk) < rows and meter.chars - start < chunk_bytes:
         want = min(step, rows - len(chunk))
@@ -393,6 +447,10 @@ def _next_chunk(
             break  # the end of the file
     meter.limit = None
     return chunk
+
+
+def _step(chunk_bytes: int, max_line: int) -> int:
+    return max(1, chunk_bytes // max_line)
 
 
 def _read_rows(
@@ -437,56 +495,88 @@ def _read_rows(
     order = _check_header(header, contract, log)
     n_columns = len(header)
     names = contract.column_names  # order[i] is the position of names[i] in the header
-    dup_rows = _RowHashes(store)
+    dup_rows = _RowHashes(store, fmt.delimiter, n_columns)
     ragged = 0
     first_ragged: tuple[int, int, int] | None = None
     row = 0  # data rows so far
     line = reader.line_num  # file lines consumed so far
     rows_per_chunk = max(1, min(CHUNK_ROWS, capacity.chunk_cells // n_columns))
+    field_limit = _max_field(contract, capacity)
+
+    def consumed() -> int:
+        return meter.taken + reader.line_num
+
     try:
-        while chunk := _next_chunk(reader, meter, rows_per_chunk, capacity.chunk_bytes, max_line):
-            if undecodable.seen and (found := _first_undecodable(chunk)) is not None:
-                bad_row, bad_line = _locate(chunk, found[0], row, line)
-                state["rows"] = bad_row - 1
-                _undecodable_issue(log, bad_row, bad_line, found[1])
-                raise _Stop
-            lines_used = reader.line_num - line
-            if lines_used == len(chunk) and set(map(len, chunk)) == {n_columns}:
-                # The common case: one line per row, every row complete.
-                numbers = np.arange(row + 1, row + 1 + len(chunk), dtype=np.int64)
-                starts = np.arange(line + 1, line + 1 + len(chunk), dtype=np.int64)
-                good = chunk
-                row += len(chunk)
-                width = meter.longest  # no field is longer than its line
+        while True:
+            start = meter.begin_chunk()
+            fast = None
+            if QUOTE_FREE_CHUNKS and n_columns > 1 and not undecodable.seen:
+                lines = meter.take(
+                    rows_per_chunk, capacity.chunk_bytes, _step(capacity.chunk_bytes, max_line), start
+                )
+                fast = _quote_free_chunk(lines, meter, undecodable, fmt, n_columns, field_limit)
+                del lines
+            if fast is not None:
+                # Quote-free lines, split at C speed: the same records the csv module reads.
+                texts, fields, width = fast
+                count = len(texts)
+                numbers = np.arange(row + 1, row + 1 + count, dtype=np.int64)
+                starts = np.arange(line + 1, line + 1 + count, dtype=np.int64)
+                columns: list[Any] = [fields[i::n_columns] for i in range(n_columns)]
+                del fields
+                keys = dup_rows.text_keys(texts)
+                del texts
+                row += count
+                line += count
             else:
-                good, kept_rows, kept_lines = [], [], []
-                # Where each record starts is lost in this chunk; recount from the records themselves.
-                cursor = line
-                for record in chunk:
-                    start = cursor + 1
-                    cursor += 1 + sum(field.count("\n") for field in record)
-                    if record == []:
-                        continue  # a blank line is not a row
-                    row += 1
-                    if cursor != start and not fmt.allow_multiline_fields:
-                        log.add(
-                            "EMBEDDED_NEWLINE",
-                            None,
-                            f"row {row} (line {start}) has a quoted field containing a line break",
-                            row=row,
-                            line=start,
-                        )
-                    if len(record) != n_columns:
-                        ragged += 1
-                        first_ragged = first_ragged or (row, start, len(record))
-                        continue
-                    good.append(record)
-                    kept_rows.append(row)
-                    kept_lines.append(start)
-                numbers = np.asarray(kept_rows, dtype=np.int64)
-                starts = np.asarray(kept_lines, dtype=np.int64)
-                width = max(map(len, itertools.chain.from_iterable(good)), default=0)
-            line = reader.line_num
+                chunk = _next_chunk(reader, meter, rows_per_chunk, capacity.chunk_bytes, max_line, start)
+                if not chunk:
+                    break
+                if undecodable.seen and (found := _first_undecodable(chunk)) is not None:
+                    bad_row, bad_line = _locate(chunk, found[0], row, line)
+                    state["rows"] = bad_row - 1
+                    _undecodable_issue(log, bad_row, bad_line, found[1])
+                    raise _Stop
+                lines_used = consumed() - line
+                if lines_used == len(chunk) and set(map(len, chunk)) == {n_columns}:
+                    # The common case: one line per row, every row complete.
+                    numbers = np.arange(row + 1, row + 1 + len(chunk), dtype=np.int64)
+                    starts = np.arange(line + 1, line + 1 + len(chunk), dtype=np.int64)
+                    good = chunk
+                    row += len(chunk)
+                    width = meter.longest  # no field is longer than its line
+                else:
+                    good, kept_rows, kept_lines = [], [], []
+                    # Where each record starts is lost in this chunk; recount from the records themselves.
+                    cursor = line
+                    for record in chunk:
+                        start = cursor + 1
+                        cursor += 1 + sum(field.count("\n") for field in record)
+                        if record == []:
+                            continue  # a blank line is not a row
+                        row += 1
+                        if cursor != start and not fmt.allow_multiline_fields:
+                            log.add(
+                                "EMBEDDED_NEWLINE",
+                                None,
+                                f"row {row} (line {start}) has a quoted field containing a line break",
+                                row=row,
+                                line=start,
+                            )
+                        if len(record) != n_columns:
+                            ragged += 1
+                            first_ragged = first_ragged or (row, start, len(record))
+                            continue
+                        good.append(record)
+                        kept_rows.append(row)
+                        kept_lines.append(start)
+                    numbers = np.asarray(kept_rows, dtype=np.int64)
+                    starts = np.asarray(kept_lines, dtype=np.int64)
+                    width = max(map(len, itertools.chain.from_iterable(good)), default=0)
+                line = consumed()
+                columns = list(zip(*good, strict=True)) if good else []
+                keys = dup_rows.record_keys(good)
+                del chunk, good
             state["rows"] = row
             if row > capacity.max_rows:
                 log.add(
@@ -496,14 +586,16 @@ def _read_rows(
                     row=capacity.max_rows + 1,
                 )
                 raise _Stop
-            if good:
+            if len(numbers):
                 # Columns become numpy text arrays as wide as their longest value: a chunk with long
                 # values is checked a slice at a time.
                 rows_per_array = max(1, capacity.array_bytes // (4 * max(1, width)))
-                for lo in range(0, len(good), rows_per_array):
+                for lo in range(0, len(numbers), rows_per_array):
                     hi = lo + rows_per_array
+                    whole = lo == 0 and hi >= len(numbers)
                     _flush(
-                        good[lo:hi],
+                        columns if whole else [column[lo:hi] for column in columns],
+                        keys[lo:hi],
                         numbers[lo:hi],
                         starts[lo:hi],
                         order,
@@ -513,8 +605,7 @@ def _read_rows(
                         dup_rows,
                         state["identity"],
                     )
-            del chunk, good  # before the next chunk is read: one chunk in memory at a time
-            state["rows"] = row
+            del columns, keys  # before the next chunk is read: one chunk in memory at a time
             if capacity.seconds is not None and time.monotonic() - state["started"] >= capacity.seconds:
                 log.add(
                     "CAPACITY_EXCEEDED",
@@ -526,15 +617,15 @@ def _read_rows(
                 raise _Stop
     except csv.Error as exc:
         # The failing chunk's rows are unknown here; the line is exact, the row is not.
-        _csv_error(exc, None, reader.line_num, log)
+        _csv_error(exc, None, consumed(), log)
         raise _Stop from exc
     except _RecordTooLong as exc:
         log.add(
             "FIELD_TOO_LARGE",
             None,
-            f"a record with quoted line breaks, at line {reader.line_num:,}, is longer than "
+            f"a record with quoted line breaks, at line {consumed():,}, is longer than "
             f"{2 * max_line:,} characters (a missing closing quote?)",
-            line=reader.line_num,
+            line=consumed(),
         )
         raise _Stop from exc
     if undecodable.seen:  # not in any row read: should not happen, but never pass the file as UTF-8
@@ -552,6 +643,42 @@ def _read_rows(
         )
     state["rows"] = row
     return dup_rows
+
+
+def _quote_free_chunk(
+    lines: list[str],
+    meter: _LineMeter,
+    undecodable: _Undecodable,
+    fmt: Any,
+    n_columns: int,
+    field_limit: int,
+) -> tuple[list[str], list[str], int] | None:
+    """The chunk's lines read without the csv module, when that reads them as it would: (each
+    row's text, every field in row order, the longest line). None, with the lines given back to
+    the csv reader, when any line has a quote character, a carriage return or other than
+    ``n_columns`` fields (a blank line has one), or could hold a field over ``field_limit``, or
+    when the chunk has a byte that is not UTF-8: the csv path then reports exactly what it finds.
+
+    Within such lines the csv module's reading is exactly ``line.split(delimiter)`` without the
+    line feed; here it is done for the whole chunk at once, in C.
+    """
+    if not lines:
+        return None
+    text = "".join(lines)
+    width = meter.longest
+    if undecodable.seen or fmt.quotechar in text or "\r" in text or width > field_limit:
+        meter.give_back(lines)
+        return None
+    body = text[:-1] if text.endswith("\n") else text
+    del text
+    texts = body.split("\n")
+    delimiter = fmt.delimiter
+    counts = list(map(str.count, texts, itertools.repeat(delimiter)))
+    if len(texts) != len(lines) or counts.count(n_columns - 1) != len(counts):
+        meter.give_back(lines)
+        return None
+    meter.taken += len(lines)
+    return texts, body.replace("\n", delimiter).split(delimiter), width
 
 
 def _first_undecodable(records: list[list[str]]) -> tuple[int, str] | None:
@@ -606,14 +733,31 @@ def _looks_like_text(probe: bytes, codec: str) -> bool:
 
 
 class _RowHashes:
-    """Whole-row duplicates: one more check on the shared spill store."""
+    """Whole-row duplicates: one more check on the shared spill store.
 
-    def __init__(self, store: SpillStore) -> None:
+    A row is keyed by its fields joined with the delimiter, which is its line as written when it
+    needs no quotes: the quote-free path hashes the lines it split, the csv path the joined
+    records, and equal rows get equal keys whichever path read them. A record with the delimiter
+    inside a field (a quoted one) is keyed by its fields instead, since joining would be ambiguous.
+    """
+
+    def __init__(self, store: SpillStore, delimiter: str, n_columns: int) -> None:
         self.finder = store.finder()
+        self._delimiter = delimiter
+        self._delimiters = n_columns - 1
 
-    def add(self, rows: list[list[str]], numbers: np.ndarray) -> None:
-        hashes = np.fromiter(map(hash, map(tuple, rows)), dtype=np.int64, count=len(rows))
-        self.finder.add(hashes, numbers)
+    def text_keys(self, texts: list[str]) -> np.ndarray:
+        return np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
+
+    def record_keys(self, records: list[list[str]]) -> np.ndarray:
+        joined = list(map(self._delimiter.join, records))
+        keys = self.text_keys(joined)
+        counts = list(map(str.count, joined, itertools.repeat(self._delimiter)))
+        if counts.count(self._delimiters) != len(counts):
+            for i, n in enumerate(counts):
+                if n != self._delimiters:
+                    keys[i] = hash(tuple(records[i]))
+        return keys
 
 
 class _RowIdentity:
@@ -662,7 +806,8 @@ class _RowIdentity:
 
 
 def _flush(
-    rows: list[list[str]],
+    columns: list[Any],
+    row_keys: np.ndarray,
     row_numbers: np.ndarray,
     line_numbers: np.ndarray,
     order: list[int],
@@ -672,10 +817,10 @@ def _flush(
     dup_rows: _RowHashes,
     identity: _RowIdentity,
 ) -> None:
-    columns = list(zip(*rows, strict=True))
+    """Check a slice of rows, given as columns in file order, with their whole-row keys."""
     for index, name in zip(order, names, strict=True):
         checkers[name].feed(columns[index], row_numbers, line_numbers, log)
-    dup_rows.add(rows, row_numbers)
+    dup_rows.finder.add(row_keys, row_numbers)
     identity.add(columns, order, checkers)
 
 

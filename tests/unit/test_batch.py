@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import itertools
-import json
 import random
 import time
 
@@ -17,7 +16,7 @@ from scoring.worker import SpotWatcher, Worker
 from chalicelib.batch.exceptions import BadShard, InvalidRequest
 from chalicelib.batch.requests import BatchRequest, choose_engine, job_id_from_key
 from chalicelib.batch.sharding import InputObject, next_row_start_in, plan_shards, row_ranges
-from tests.support import built
+from tests.support import batch_input, logistic_scorer
 
 
 def _csv(rows: int, seed: int = 0) -> bytes:
@@ -133,22 +132,11 @@ def test_after_a_notice_a_worker_finishes_a_shard_only_if_it_has_the_time():
 
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
-    from chalicelib.serving.model import OnnxModel
-
-    artifacts, _ = built("logistic")
-    return Scorer(OnnxModel(artifacts["model.onnx"], json.loads(artifacts["input_schema.json"])))
-
-
-def _input(rows: int) -> tuple[list[str], bytes]:
-    from mlops.datasets import breast_cancer_batch
-
-    data = breast_cancer_batch(rows, block_rows=rows)
-    header, body = data.split(b"\n", 1)
-    return header.decode().split(","), body
+    return logistic_scorer()
 
 
 def test_scoring_in_pieces_equals_scoring_whole_and_passes_ids_through(scorer):
-    header, body = _input(3000)
+    header, body = batch_input(3000)
     whole = score_pieces(row_pieces(iter([body])), header, scorer, overlap=False)
     pieces = score_pieces(
         row_pieces(iter([body[i : i + 5000] for i in range(0, len(body), 5000)])), header, scorer
@@ -160,7 +148,7 @@ def test_scoring_in_pieces_equals_scoring_whole_and_passes_ids_through(scorer):
 
 
 def test_a_bad_value_fails_the_shard_naming_row_and_field(scorer):
-    header, body = _input(20)
+    header, body = batch_input(20)
     lines = body.splitlines()
     cells = lines[5].split(b",")
     cells[3] = b"-1"  # below the contract's minimum 0
@@ -174,7 +162,7 @@ def test_a_bad_value_fails_the_shard_naming_row_and_field(scorer):
 def test_pii_columns_reach_the_output_only_when_the_job_names_them(scorer):
     """The job records the contract's pii columns it leaves out (``pii_dropped``) and the ones the
     request named (``include_pii``); the worker's scorer copies the named ones, features included."""
-    header, body = _input(30)
+    header, body = batch_input(30)
     header = [*header, "email"]
     body = b"\n".join(line + b",a%d@example.com" % i for i, line in enumerate(body.splitlines())) + b"\n"
     model = scorer.model
@@ -193,7 +181,7 @@ def test_pii_columns_reach_the_output_only_when_the_job_names_them(scorer):
 
 
 def test_a_bad_value_of_a_confidential_feature_is_not_quoted_in_the_failure(scorer):
-    header, body = _input(20)
+    header, body = batch_input(20)
     assert scorer.sensitive >= {header[3]}  # breast_cancer's measurements are confidential
     lines = body.splitlines()
     cells = lines[5].split(b",")

@@ -6,7 +6,6 @@ stage (no part is returned), and no stage runs more than the queues' depth ahead
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,23 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scoring.engine import Pipeline, Scorer, row_pieces, score_pieces
 
-from tests.support import built, wait_until
+from tests.support import batch_input, logistic_scorer, wait_until
 
 
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
-    from chalicelib.serving.model import OnnxModel
-
-    artifacts, _ = built("logistic")
-    return Scorer(OnnxModel(artifacts["model.onnx"], json.loads(artifacts["input_schema.json"])))
-
-
-def _input(rows: int) -> tuple[list[str], bytes]:
-    from mlops.datasets import breast_cancer_batch
-
-    data = breast_cancer_batch(rows, block_rows=rows)
-    header, body = data.split(b"\n", 1)
-    return header.decode().split(","), body
+    return logistic_scorer()
 
 
 def _cut(body: bytes, sizes: list[int]) -> list[bytes]:
@@ -80,7 +68,7 @@ def test_the_pipeline_yields_every_item_once_in_the_source_s_order(items, pauses
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_a_part_scored_through_the_pipeline_equals_the_part_scored_piece_by_piece(scorer, depth):
-    header, body = _input(4000)
+    header, body = batch_input(4000)
     chunks = _cut(body, [997, 5000, 131, 20_000, 64])  # many pieces of uneven sizes
     sequential = score_pieces(row_pieces(iter(chunks)), header, scorer, overlap=False)
     busy: dict[str, float] = {}
@@ -93,7 +81,7 @@ def test_a_part_scored_through_the_pipeline_equals_the_part_scored_piece_by_piec
 
 
 def test_capture_observes_the_pieces_in_row_order(scorer):
-    header, body = _input(3000)
+    header, body = batch_input(3000)
     seen: list[tuple[int, int]] = []
     score_pieces(
         row_pieces(iter(_cut(body, [3000, 700]))),
@@ -145,7 +133,7 @@ def test_an_exception_in_any_stage_reaches_the_caller_stops_every_stage_and_clos
     """The worker writes a part only with what ``score_pieces`` returns: when a stage fails (a
     broken read, a bad value, the model, the formatter, or a spot notice raised by ``check``) it
     returns nothing, every pipeline thread has ended, and the source (the S3 body) is closed."""
-    header, body = _input(3000)
+    header, body = batch_input(3000)
     chunks = _cut(body, [4000])
     closed = threading.Event()
     read = {"n": 0}
