@@ -20,7 +20,12 @@ functions (``mlops.appinfo``), so a new function gets it all without anyone edit
   same resources ``mlops deploy`` deploys as the ``<prefix>-<stage>-monitoring`` stack);
 * each function's policy with every ARN in the stack's account and region (``${AWS::AccountId}``,
   ``${AWS::Region}``), in place of the committed file's ``*`` (``mlops.policies``);
-* checkov skips, each on its resource, with the reason.
+* checkov skips, each on its resource, with the reason;
+* Lambda SnapStart on the API function: ``APIHandler`` publishes a version on every change of its
+  properties (``AutoPublishAlias: live``, ``AutoPublishAliasAllProperties``) with SnapStart on
+  published versions, and the REST API's integrations and invoke permission name the alias (Chalice
+  writes ``${APIHandler.Arn}``, i.e. ``$LATEST``, where SnapStart never applies: ``alias_api``
+  rewrites the integration URIs in the generated ``sam.json``). The authorizer stays on ``$LATEST``.
 
 References to the data plane are ``Fn::ImportValue`` of its exports
 (``<prefix>-<stage>-data-plane-DataKeyArn``, ``...-AlarmsTopicArn``), so the app stack cannot be
@@ -95,6 +100,13 @@ API_SKIPS = [
         "changes with every approval; a cache would serve stale or another caller's answers.",
     }
 ]
+
+# Lambda SnapStart (the API function only): the alias API Gateway invokes; SnapStart applies only to
+# published versions, never $LATEST (chalicelib.bootstrap has the restore hooks).
+SNAPSTART_ALIAS = "live"
+SNAPSTART = {"ApplyOn": "PublishedVersions"}
+# What SnapStart does not allow (AWS's documentation): more ephemeral storage than this, in MB.
+SNAPSTART_MAX_EPHEMERAL_STORAGE = 512
 
 # What API Gateway's account-wide CloudWatch role may do, on API Gateway's own log groups only
 # (instead of AWS's managed AmazonAPIGatewayPushToCloudWatchLogs, on every group): both deploy paths.
@@ -298,6 +310,55 @@ def capture_subscription(data_plane: str, log_group: str) -> dict[str, Any]:
     }
 
 
+def snapstart(fn: Function) -> dict[str, Any]:
+    """SAM properties that turn SnapStart on for ``fn``: a version published whenever any of its
+    properties changes (by default SAM publishes only on a change of code, environment or memory,
+    and the alias would keep serving a version with, say, the old timeout), with SnapStart."""
+    if fn.ephemeral_storage is not None and fn.ephemeral_storage > SNAPSTART_MAX_EPHEMERAL_STORAGE:
+        raise ValueError(f"{fn.name}: SnapStart allows at most {SNAPSTART_MAX_EPHEMERAL_STORAGE} MB of /tmp")
+    return {
+        "AutoPublishAlias": SNAPSTART_ALIAS,
+        "AutoPublishAliasAllProperties": True,
+        "SnapStart": SNAPSTART,
+    }
+
+
+def alias_api(template: dict[str, Any], fns: list[Function]) -> dict[str, Any]:
+    """The REST API's integrations with the API function through its alias. Chalice writes each
+    integration URI with ``${APIHandler.Arn}`` (the unqualified ARN: ``$LATEST``) inside the swagger
+    body, which a merge template cannot reach without copying the whole body. Each becomes
+    ``Fn::Sub [..${APIHandlerAliasArn}.., {APIHandlerAliasArn: !Ref APIHandler.Alias}]``: SAM
+    resolves ``!Ref APIHandler.Alias`` to its alias (cfn-lint does not know ``${APIHandler.Alias}``
+    inside a Sub's text). The authorizer's URI is left as it is."""
+    api = [fn.logical_id for fn in fns if fn.kind == "api"]
+    if not api:
+        return template
+    (logical_id,) = api
+    unqualified, variable = f"${{{logical_id}.Arn}}", f"{logical_id}AliasArn"
+    found = 0
+
+    def rewrite(node: Any) -> Any:
+        nonlocal found
+        if isinstance(node, dict):
+            text = node.get("Fn::Sub")
+            if isinstance(text, str) and unqualified in text:
+                found += 1
+                alias = {"Ref": f"{logical_id}.Alias"}
+                return {"Fn::Sub": [text.replace(unqualified, f"${{{variable}}}"), {variable: alias}]}
+            return {key: rewrite(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [rewrite(value) for value in node]
+        return node
+
+    rest_api = template["Resources"]["RestAPI"]
+    rest_api["Properties"]["DefinitionBody"] = rewrite(rest_api["Properties"]["DefinitionBody"])
+    if not found or unqualified in json.dumps(rest_api):
+        raise ValueError(
+            f"RestAPI: integrations naming {unqualified} not all found (Chalice's output changed?)"
+        )
+    return template
+
+
 def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, Any]:
     """What ``chalice package --merge-template`` adds to Chalice's SAM template."""
     data_plane = stack_name(prefix, stage)
@@ -318,6 +379,12 @@ def merge_template(stage: str, prefix: str, fns: list[Function]) -> dict[str, An
             }
         if fn.ephemeral_storage is not None:  # Chalice has no setting for it (mlops.appinfo)
             function.setdefault("Properties", {})["EphemeralStorage"] = {"Size": fn.ephemeral_storage}
+        if fn.kind == "api":
+            function["Properties"].update(snapstart(fn))
+            # Chalice's permission names the function (i.e. $LATEST): the alias is what the API invokes.
+            resources[f"{fn.logical_id}InvokePermission"] = {
+                "Properties": {"FunctionName": {"Ref": f"{fn.logical_id}.Alias"}}
+            }
         resources[fn.logical_id] = function
         # Chalice names the log group <resource name in CamelCase>LogGroup.
         log_group = f"{fn.logical_id if fn.name != 'api_handler' else 'ApiHandler'}LogGroup"
@@ -498,8 +565,9 @@ def package(stage: str, out: Path | None = None, force: bool = False) -> Path:
         check=True,
         capture_output=True,
     )
-    for name in ("sam.json", "deployment.zip"):
-        (out / "chalice" / name).rename(out / name)
+    (out / "chalice" / "deployment.zip").rename(out / "deployment.zip")
+    sam = alias_api(json.loads((out / "chalice" / "sam.json").read_text()), fns)
+    (out / "sam.json").write_text(json.dumps(sam, indent=2) + "\n")
     # Pruned either way. Chalice builds a zip of its own only if chalicelib changed in between (a
     # process importing from it wrote bytecode there, say): said, since `chalice deploy` would too.
     if left := lambdazip.prune_zip(out / "deployment.zip"):

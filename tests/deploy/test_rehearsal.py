@@ -12,7 +12,9 @@ The checks then read what moto created: every function a policy, the dashboard, 
 the API or the schedule names exists with that name; every log group a role's policy names is its
 own function's; everything else a policy names (buckets, queues, tables, topics, Batch queues and job
 definitions, the stage key) exists in the data plane; every SQS mapping is on a data-plane queue and
-reports batch item failures; the templates and what they create fit AWS's limits.
+reports batch item failures; the API function's SnapStart alias points at a published version and
+every API integration and its invoke permission name it; the templates and what they create fit
+AWS's limits.
 
 moto's CloudFormation cannot create CloudWatch alarms, the API's stage or a log group's subscription
 filter (it logs "No Moto CloudFormation support for AWS::CloudWatch::Alarm", "... AWS::ApiGateway::Stage"
@@ -145,6 +147,50 @@ def _moto_imports_rest_api_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(RestAPI, "create_from_cloudformation_json", classmethod(create))
 
 
+def _moto_creates_lambda_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's CloudFormation has no AWS::Lambda::Alias (its Lambda API has aliases), so what names the
+    API function's alias (the API's integrations, its invoke permission) would name nothing, and its
+    AWS::Lambda::Version has no attributes. AWS creates the alias as CreateAlias does, on the version
+    given (``Fn::GetAtt [Version, Version]``: the number PublishVersion gave); its Ref is its ARN."""
+    from moto.awslambda.models import LambdaVersion, lambda_backends
+    from moto.cloudformation import parsing
+
+    def version_attribute(self: Any, attribute: str) -> str:
+        if attribute != "Version":
+            raise NotImplementedError(f"AWS::Lambda::Version.{attribute}")
+        return str(self.version)
+
+    monkeypatch.setattr(LambdaVersion, "get_cfn_attribute", version_attribute, raising=False)
+
+    class Alias:
+        def __init__(self, arn: str) -> None:
+            self.physical_resource_id = arn
+
+        def is_created(self) -> bool:
+            return True
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Alias:
+            properties = cloudformation_json["Properties"]
+            alias = lambda_backends[account_id][region_name].create_alias(
+                name=properties["Name"],
+                function_name=properties["FunctionName"],
+                function_version=str(properties["FunctionVersion"]),
+                description=properties.get("Description", ""),
+                routing_config=properties.get("RoutingConfig"),
+            )
+            return cls(alias.arn)
+
+    monkeypatch.setitem(parsing.get_model_map(), "AWS::Lambda::Alias", Alias)
+
+
 # --- the rehearsal --------------------------------------------------------------------------------------
 
 
@@ -217,6 +263,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
         _moto_puts_role_policies_as_json(monkeypatch)
         _moto_encrypts_log_groups(monkeypatch)
         _moto_imports_rest_api_bodies(monkeypatch)
+        _moto_creates_lambda_aliases(monkeypatch)
         session = boto3.session.Session(region_name=REGION)
         data_plane = deploy_stage(settings, session)
         sqs = session.client("sqs")
@@ -266,6 +313,12 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
 
 def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _qualifier_of_arn(arn: str) -> str | None:
+    """The version or alias an ARN (or an API Gateway integration URI) names; None for $LATEST."""
+    found = re.search(r"arn:aws:lambda:[^:]+:\d+:function:[^:/]+:([^:/]+)", arn)
+    return found.group(1) if found else None
 
 
 def _function_of_arn(arn: str) -> str:
@@ -456,8 +509,10 @@ def test_every_sqs_mapping_is_on_a_data_plane_queue_and_reports_batch_item_failu
         assert mapping.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], mapping["UUID"]
 
 
-def _may_invoke(lam: Any, function: str, service: str, source: str) -> bool:
-    policy = json.loads(lam.get_policy(FunctionName=function)["Policy"])
+def _may_invoke(lam: Any, function: str, service: str, source: str, qualifier: str | None = None) -> bool:
+    policy = json.loads(
+        lam.get_policy(FunctionName=function, **({"Qualifier": qualifier} if qualifier else {}))["Policy"]
+    )
     return any(
         s["Principal"] == {"Service": service}
         and s["Action"] == "lambda:InvokeFunction"
@@ -475,18 +530,24 @@ def test_the_api_and_the_schedule_invoke_functions_that_exist_and_let_them(rehea
     account = rehearsal.client("sts").get_caller_identity()["Account"]
     existing = rehearsal.functions()
     (api,) = rehearsal.physical("AWS::ApiGateway::RestApi")
-    invoked = set()
+    invoked = set()  # (function, alias or version; None for $LATEST)
     for resource in apigw.get_resources(restApiId=api)["items"]:
         for method in resource.get("resourceMethods", {}):
             uri = apigw.get_integration(restApiId=api, resourceId=resource["id"], httpMethod=method)["uri"]
-            invoked.add(_function_of_arn(uri))
+            invoked.add((_function_of_arn(uri), _qualifier_of_arn(uri)))
     authorizers = apigw.get_authorizers(restApiId=api)["items"]
     assert authorizers
-    invoked |= {_function_of_arn(a["authorizerUri"]) for a in authorizers}
-    assert invoked and invoked <= existing, invoked - existing
-    for function in invoked:
+    invoked |= {
+        (_function_of_arn(a["authorizerUri"]), _qualifier_of_arn(a["authorizerUri"])) for a in authorizers
+    }
+    names = {function for function, _ in invoked}
+    assert names and names <= existing, names - existing
+    for function, qualifier in invoked:
         source = f"arn:aws:execute-api:{REGION}:{account}:{api}/*"
-        assert _may_invoke(lam, function, "apigateway.amazonaws.com", source), function
+        assert _may_invoke(lam, function, "apigateway.amazonaws.com", source, qualifier), (
+            function,
+            qualifier,
+        )
     rules = rehearsal.physical("AWS::Events::Rule")
     assert len(rules) == sum(1 for fn in functions(STAGE) if fn.kind == "schedule")
     for rule in rules:
@@ -504,6 +565,52 @@ def test_the_api_and_the_schedule_invoke_functions_that_exist_and_let_them(rehea
         made = rehearsal.created[group]
         assert (made["ResourceType"], attribute) == ("AWS::Logs::LogGroup", "Arn"), name
         assert logs[made["PhysicalResourceId"]].get("kmsKeyId") == key, name
+
+
+def test_the_api_invokes_the_api_function_through_its_alias_on_a_snapstart_version(rehearsal):
+    """SnapStart applies only to published versions: every integration of the REST API names the API
+    function's alias, which points at a version published by the stack (never $LATEST), and the
+    invoke permission is the alias's. The authorizer stays on $LATEST."""
+    from mlops.package import SNAPSTART, SNAPSTART_ALIAS
+
+    lam, apigw = rehearsal.client("lambda"), rehearsal.client("apigateway")
+    (api_fn,) = [fn for fn in functions(STAGE) if fn.kind == "api"]
+    # In the translated template (moto keeps no SnapStart setting): the function, its alias.
+    function = rehearsal.template["Resources"][api_fn.logical_id]["Properties"]
+    assert function["SnapStart"] == SNAPSTART
+    aliases = _of_type(rehearsal.template, "AWS::Lambda::Alias")
+    (alias_id,) = aliases
+    alias = aliases[alias_id]["Properties"]
+    assert (alias["Name"], alias["FunctionName"]) == (SNAPSTART_ALIAS, {"Ref": api_fn.logical_id})
+    version_id, attribute = alias["FunctionVersion"]["Fn::GetAtt"]
+    version = rehearsal.template["Resources"][version_id]
+    assert (version["Type"], attribute) == ("AWS::Lambda::Version", "Version")
+    assert version["Properties"]["FunctionName"] == {"Ref": api_fn.logical_id}
+    permissions = [
+        p["Properties"]
+        for p in _of_type(rehearsal.template, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+        and p["Properties"]["FunctionName"] in ({"Ref": api_fn.logical_id}, {"Ref": alias_id})
+    ]
+    assert [p["FunctionName"] for p in permissions] == [{"Ref": alias_id}]
+    # As created: the alias on a published version, and what API Gateway calls.
+    made = lam.get_alias(FunctionName=api_fn.function_name, Name=SNAPSTART_ALIAS)
+    published = {
+        v["Version"] for v in lam.list_versions_by_function(FunctionName=api_fn.function_name)["Versions"]
+    }
+    assert made["FunctionVersion"] != "$LATEST" and made["FunctionVersion"] in published, made
+    (api,) = rehearsal.physical("AWS::ApiGateway::RestApi")
+    uris = [
+        apigw.get_integration(restApiId=api, resourceId=r["id"], httpMethod=m)["uri"]
+        for r in apigw.get_resources(restApiId=api)["items"]
+        for m in r.get("resourceMethods", {})
+    ]
+    assert uris
+    for uri in uris:
+        assert _function_of_arn(uri) == api_fn.function_name, uri
+        assert f"/functions/{made['AliasArn']}/invocations" in uri, uri
+    authorizer_uris = [a["authorizerUri"] for a in apigw.get_authorizers(restApiId=api)["items"]]
+    assert authorizer_uris and all(_qualifier_of_arn(u) is None for u in authorizer_uris)
 
 
 def test_the_api_functions_log_group_sends_its_capture_lines_to_the_data_planes_stream(rehearsal):

@@ -98,3 +98,92 @@ def test_upload_under_incoming_notifies_the_ingest_queue_and_others_do_not(aws):
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     keys = [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in messages]
     assert keys == ["incoming%2Firis%2Fday+1.csv"]
+
+
+# --- the packaged app template: Lambda SnapStart on the API function (issue 19) ---------------------
+
+
+def _packaged(stage="dev"):
+    from mlops.package import package
+
+    return json.loads((package(stage) / "sam.json").read_text())["Resources"]
+
+
+def _integration_uris(body):
+    """Every ``x-amazon-apigateway-integration`` URI of a swagger body, as written."""
+    return [
+        operation["x-amazon-apigateway-integration"]["uri"]
+        for path in body["paths"].values()
+        for operation in path.values()
+        if isinstance(operation, dict) and "x-amazon-apigateway-integration" in operation
+    ]
+
+
+def test_only_the_packaged_api_function_publishes_snapstart_versions_and_it_qualifies():
+    from mlops.appinfo import functions
+    from mlops.package import SNAPSTART_ALIAS
+
+    resources = _packaged()
+    (api,) = [fn for fn in functions("dev") if fn.kind == "api"]
+    handler = resources[api.logical_id]["Properties"]
+    assert handler["AutoPublishAlias"] == SNAPSTART_ALIAS
+    # A new version on any change of the function (not only code, environment or memory).
+    assert handler["AutoPublishAliasAllProperties"] is True
+    assert handler["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    # What SnapStart needs of the function: a Python 3.12+ managed runtime, no provisioned
+    # concurrency, no EFS, at most 512 MB of ephemeral storage.
+    assert handler["Runtime"] in {"python3.12", "python3.13"}
+    assert "ProvisionedConcurrencyConfig" not in handler and "FileSystemConfigs" not in handler
+    assert handler.get("EphemeralStorage", {"Size": 512})["Size"] <= 512
+    others = {
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Serverless::Function" and name != api.logical_id
+    }
+    assert len(others) == len(functions("dev")) - 1
+    for name, properties in others.items():  # the authorizer and the workers stay on $LATEST
+        assert not {"AutoPublishAlias", "SnapStart"} & set(properties), name
+
+
+def test_the_packaged_api_invokes_the_api_function_through_its_alias_never_latest():
+    resources = _packaged()
+    uris = _integration_uris(resources["RestAPI"]["Properties"]["DefinitionBody"])
+    assert len(uris) > 10
+    for uri in uris:
+        text, variables = uri["Fn::Sub"]
+        assert "/functions/${APIHandlerAliasArn}/invocations" in text, uri
+        assert variables == {"APIHandlerAliasArn": {"Ref": "APIHandler.Alias"}}, uri
+    assert "${APIHandler.Arn}" not in json.dumps(resources["RestAPI"])
+    permissions = {
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Permission"
+        and r["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    }
+    assert permissions["APIHandlerInvokePermission"]["FunctionName"] == {"Ref": "APIHandler.Alias"}
+    # The authorizer is invoked as Chalice wrote it (its function, unqualified).
+    authorizer = json.dumps(resources["RestAPI"]["Properties"]["DefinitionBody"]["securityDefinitions"])
+    assert "${TokenAuthorizer.Arn}" in authorizer
+
+
+def test_snapstart_is_refused_for_a_function_with_more_than_512_mb_of_ephemeral_storage():
+    import dataclasses
+
+    from mlops.appinfo import functions
+    from mlops.package import snapstart
+
+    (api,) = [fn for fn in functions("dev") if fn.kind == "api"]
+    assert snapstart(dataclasses.replace(api, ephemeral_storage=512))["SnapStart"]
+    with pytest.raises(ValueError, match="at most 512 MB"):
+        snapstart(dataclasses.replace(api, ephemeral_storage=10240))
+
+
+def test_alias_api_refuses_a_chalice_output_whose_integrations_it_cannot_find():
+    """Should Chalice write the integration URI another way, the package fails, rather than ship an
+    API that invokes $LATEST (where SnapStart never applies)."""
+    from mlops.appinfo import functions
+    from mlops.package import alias_api
+
+    template: dict = {"Resources": {"RestAPI": {"Properties": {"DefinitionBody": {"paths": {}}}}}}
+    with pytest.raises(ValueError, match=r"APIHandler\.Arn"):
+        alias_api(template, functions("dev"))
