@@ -53,8 +53,11 @@ with open("/proc/self/maps") as maps:
 
 
 def relative(path: Path) -> str | None:
-    """``path`` relative to the first root that holds it, or None (the standard library, say)."""
-    return next((str(path.relative_to(root)) for root in roots if path.is_relative_to(root)), None)
+    """``path`` relative to the innermost root that holds it, or None (the standard library, say):
+    the project's own virtual environment lies inside the project root, and its site-packages is
+    the root the installed dependencies are named from."""
+    holding = [root for root in roots if path.is_relative_to(root)]
+    return str(path.relative_to(max(holding, key=lambda r: len(r.parts)))) if holding else None
 
 
 inside = {relative(Path(f).resolve()) for f in loaded if f}
