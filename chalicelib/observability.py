@@ -89,11 +89,11 @@ def request_noter(app_name: str) -> Callable[[Any, dict[str, Any] | None], None]
     """What the API routes' middleware does before the view, also called by the lean route path
     (``chalicelib.entrypoints.blueprint.answer_lean``): the container's log keys once, the request's
     ids on every request."""
-    state = {"cold": True}
 
     def note(context: Any, request_context: dict[str, Any] | None) -> None:
-        if state["cold"]:  # once per container: the keys that do not change between requests
-            state["cold"] = False
+        # The keys that do not change between requests, while the logger holds them: once per
+        # container, again if anything cleared the logger's state (a flag would not know).
+        if "handler" not in logger.get_current_keys():
             logger.append_keys(
                 handler=handler_name(getattr(context, "function_name", None), app_name),
                 function_name=getattr(context, "function_name", None),
