@@ -36,9 +36,13 @@ class RunsStore(Protocol):
         """The triggers recorded while the current (or last) run was in flight, oldest first."""
         ...
 
-    def try_lock(self, dataset: str, run_id: str, now: datetime) -> bool:
+    def try_lock(self, dataset: str, run_id: str, now: datetime, seen: DatasetState | None = None) -> bool:
         """Take the dataset's lock for ``run_id`` unless a live lock is held; exactly one of
-        concurrent callers wins. Taking it starts a run: the counts and coalesced triggers reset."""
+        concurrent callers wins. Taking it starts a run: the counts and coalesced triggers reset.
+
+        With ``seen`` (the state the decision read), the lock is also refused if rows or drift were
+        counted since that read: the reset would otherwise drop an upload the run's snapshot may
+        have missed. The caller reads again and decides again."""
         ...
 
     def coalesce(self, dataset: str, trigger: Trigger, run_id: str | None) -> None:

@@ -56,6 +56,9 @@ def check_schedule(ports: TrainingPorts) -> dict[str, dict[str, Any]]:
     }
 
 
+LOCK_ATTEMPTS = 8  # reads of the state per trigger while other uploads keep being counted
+
+
 def _evaluate(ports: TrainingPorts, trigger: Trigger) -> tuple[Decision, str | None]:
     now = ports.clock()
     try:
@@ -65,40 +68,41 @@ def _evaluate(ports: TrainingPorts, trigger: Trigger) -> tuple[Decision, str | N
         return Decision("skip", [f"cannot train {trigger.dataset!r}: {exc}"]), None
     if trigger.kind == "data" and not ports.runs.count_upload(trigger):
         return Decision("skip", [f"upload {trigger.upload_id} was already counted"]), None
-    state = ports.runs.state(trigger.dataset, now)
-    decision = decide(trigger, state, retrain, now)
-    if decision.action == "coalesce":
-        ports.runs.coalesce(trigger.dataset, trigger, state.run_in_flight)
-        return decision, state.run_in_flight
-    if decision.action == "skip":
-        return decision, None
-    # Revoked uploads leave every snapshot from now on (and so the training set and the holdout).
-    revoked = ports.revocations.revoked(trigger.dataset)
-    manifest = snapshot(ports.snapshots, trigger.dataset, contract.classification, exclude_uploads=revoked)
-    if manifest is None:
-        left = f" ({len(revoked)} revoked upload(s) left out)" if revoked else ""
-        return Decision("skip", [f"no validated data for {trigger.dataset!r} yet{left}"]), None
-    return _start_run(ports, trigger, decision, manifest, contract.version, now)
-
-
-def _start_run(
-    ports: TrainingPorts,
-    trigger: Trigger,
-    decision: Decision,
-    manifest: dict[str, Any],
-    contract_version: int,
-    now: datetime,
-) -> tuple[Decision, str | None]:
-    """Take the dataset's lock for a new run on the manifest's data, record the run, launch its job."""
-    run_id = run_id_for(trigger.dataset, now, manifest["data_hash"])
-    if not ports.runs.try_lock(trigger.dataset, run_id, now):
-        # Another trigger won the race between our read and our lock: this one waits for that run.
+    for _ in range(LOCK_ATTEMPTS):
+        state = ports.runs.state(trigger.dataset, now)
+        decision = decide(trigger, state, retrain, now)
+        if decision.action == "coalesce":
+            ports.runs.coalesce(trigger.dataset, trigger, state.run_in_flight)
+            return decision, state.run_in_flight
+        if decision.action == "skip":
+            return decision, None
+        # Revoked uploads leave every snapshot from now on (and so the training set and the holdout).
+        revoked = ports.revocations.revoked(trigger.dataset)
+        manifest = snapshot(
+            ports.snapshots, trigger.dataset, contract.classification, exclude_uploads=revoked
+        )
+        if manifest is None:
+            left = f" ({len(revoked)} revoked upload(s) left out)" if revoked else ""
+            return Decision("skip", [f"no validated data for {trigger.dataset!r} yet{left}"]), None
+        # Every upload counted in ``state`` was published before it was counted, so it is in the
+        # snapshot; the lock holds only if nothing was counted since, else the next read decides.
+        run_id = run_id_for(trigger.dataset, now, manifest["data_hash"])
+        if ports.runs.try_lock(trigger.dataset, run_id, now, state):
+            ports.runs.create_run(
+                queued_run(run_id, trigger, decision, manifest, contract.version, _iso(now))
+            )
+            _launch(ports, trigger.dataset, run_id)
+            return decision, run_id
         holder = ports.runs.state(trigger.dataset, now).run_in_flight
-        ports.runs.coalesce(trigger.dataset, trigger, holder)
-        return Decision("coalesce", [f"run {holder} started first"]), holder
-    ports.runs.create_run(queued_run(run_id, trigger, decision, manifest, contract_version, _iso(now)))
-    _launch(ports, trigger.dataset, run_id)
-    return decision, run_id
+        if holder:
+            # Another trigger won the race between our read and our lock: this one waits for that run.
+            ports.runs.coalesce(trigger.dataset, trigger, holder)
+            return Decision("coalesce", [f"run {holder} started first"]), holder
+    # Uploads kept arriving: the newest one's trigger reads the state after counting, with these rows.
+    return Decision(
+        "skip",
+        [f"other uploads were counted during each of {LOCK_ATTEMPTS} decisions; a later trigger decides"],
+    ), None
 
 
 def _launch(ports: TrainingPorts, dataset: str, run_id: str) -> None:

@@ -343,7 +343,9 @@ def _run_demo(verbose: bool = False) -> int:
         from chalicelib.adapters.aws.runs import DynamoRunsStore
 
         runs = DynamoRunsStore(settings.runs_table)
-        first = _follow_run(demo, runs, lambda r: any("new valid rows" in x for x in r.get("reasons", [])))
+        # The dataset's first run: 300 new rows, or fewer with the drifted day among them (the four
+        # days after the first are judged together, in an order nobody chooses).
+        first = _follow_run(demo, runs, lambda r: True)
         if first:
             print(f"   reasons: {'; '.join(first['reasons'])}")
             print(
@@ -364,7 +366,14 @@ def _run_demo(verbose: bool = False) -> int:
                 + ", ".join(a["name"] for a in manifest["artifacts"])
                 + ", manifest.json (last)"
             )
-        second = _follow_run(demo, runs, lambda r: any("drifted" in x for x in r.get("reasons", [])))
+        # The drifted day starts a run of its own if its trigger is counted after the first run took
+        # the dataset's lock (it waits, coalesced, then runs); counted before, the first run trains on
+        # it and names both reasons. Which one happens depends on the order the uploads are judged.
+        second = None
+        if first and any("drifted" in x for x in first["reasons"]):
+            print("   the drifted day was counted before that run took its lock: the run trained on it")
+        elif first:
+            second = _follow_run(demo, runs, lambda r: any("drifted" in x for x in r.get("reasons", [])))
         if second:
             coalesced = second.get("trigger", {}).get("kind") == "run_finished"
             print(
@@ -539,8 +548,12 @@ def _scale_out_story(
     demo.step(
         "A large upload is validated in parallel: split into row-aligned shards, merged into one report"
     )
-    doc = {**breast_cancer_contract(), "dataset": ARCHIVE}
-    doc.pop("training", None)  # an archive: validated and profiled, never trained on
+    # An archive: validated and profiled, trained on only when someone asks (POST .../retrain).
+    doc = {
+        **breast_cancer_contract(),
+        "dataset": ARCHIVE,
+        "training": {"retrain": {"min_new_rows": 1_000_000, "on_drift": False, "max_champion_age_days": None}},
+    }
     status, _ = http("PUT", f"{api}/datasets/{ARCHIVE}/contract", doc, admin)
     header, rows = breast_cancer_rows()
     data = to_csv(header, rows)

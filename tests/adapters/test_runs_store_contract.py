@@ -99,6 +99,21 @@ def test_taking_the_lock_starts_a_run_and_resets_the_counts(runs, dataset):
     assert runs.coalesced(dataset) == []
 
 
+def test_the_lock_is_refused_when_the_counts_changed_since_the_decision_read_them(runs, dataset):
+    runs.count_upload(_upload(dataset, "u1", 150))
+    seen = runs.state(dataset, NOW)
+    runs.count_upload(_upload(dataset, "u2", 20, drift=True))  # counted after the read
+    assert not runs.try_lock(dataset, "run-1", NOW, seen)
+    assert runs.state(dataset, NOW) == DatasetState(rows_since_training=170, drift_pending=True)
+    assert runs.try_lock(dataset, "run-1", NOW, runs.state(dataset, NOW))
+    assert runs.state(dataset, NOW).run_in_flight == "run-1"
+
+
+def test_a_lock_taken_on_an_unchanged_read_of_a_new_dataset_holds(runs, dataset):
+    assert runs.try_lock(dataset, "run-1", NOW, runs.state(dataset, NOW))
+    assert runs.state(dataset, NOW).run_in_flight == "run-1"
+
+
 def test_a_held_lock_refuses_another_run(runs, dataset):
     assert runs.try_lock(dataset, "run-1", NOW)
     assert not runs.try_lock(dataset, "run-2", NOW + timedelta(seconds=LOCK_SECONDS - 1))

@@ -15,7 +15,7 @@ from chalicelib.adapters.memory.snapshots import MemorySnapshotStore
 from chalicelib.adapters.memory.training_launcher import RecordingLauncher
 from chalicelib.training.handler import handle_retrain_batch
 from chalicelib.training.messages import run_finished_message, trigger_from_message
-from chalicelib.training.policy import Trigger
+from chalicelib.training.policy import DatasetState, Trigger
 from chalicelib.training.service import TrainingPorts, check_schedule, handle_trigger
 from chalicelib.validation.contract import Contract
 
@@ -174,9 +174,9 @@ def test_a_job_that_cannot_start_fails_its_run_frees_the_lock_and_raises(world):
 class RacedRuns(MemoryRunsStore):
     """Another kickoff takes the lock between this one's read of the state and its try_lock."""
 
-    def try_lock(self, dataset: str, run_id: str, now: datetime) -> bool:
+    def try_lock(self, dataset: str, run_id: str, now: datetime, seen: DatasetState | None = None) -> bool:
         super().try_lock(dataset, "rival-run", now)
-        return super().try_lock(dataset, run_id, now)
+        return super().try_lock(dataset, run_id, now, seen)
 
 
 def test_a_trigger_that_loses_the_race_for_the_lock_waits_for_the_winner():
@@ -190,6 +190,44 @@ def test_a_trigger_that_loses_the_race_for_the_lock_waits_for_the_winner():
     assert world.launcher.launched == [] and world.runs.list_runs() == []
     (waiting,) = world.runs.coalesced(DATASET)
     assert waiting["during_run"] == "rival-run" and waiting["upload_id"] == "a"
+
+
+class LateUpload(MemoryRunsStore):
+    """Another upload is published and counted after this kickoff read the state and took its
+    snapshot, but before its try_lock: the worst moment for it to arrive."""
+
+    def __init__(self, world_ref: list[World], late: tuple[str, int, bool]) -> None:
+        super().__init__()
+        self.world_ref = world_ref
+        self.late: tuple[str, int, bool] | None = late
+
+    def try_lock(self, dataset: str, run_id: str, now: datetime, seen: DatasetState | None = None) -> bool:
+        if self.late:
+            upload_id, rows, drift = self.late
+            self.late = None  # once
+            (world,) = self.world_ref
+            self.count_upload(trigger_from_message(world.validated(upload_id, rows, drift=drift)))
+        return super().try_lock(dataset, run_id, now, seen)
+
+
+def test_rows_counted_between_a_kickoffs_read_and_its_lock_are_in_the_run_or_still_counted():
+    worlds: list[World] = []
+    world = World(runs=LateUpload(worlds, ("late", 40, True)))
+    worlds.append(world)
+    outcome = world.kickoff(world.validated("a", 150))
+    assert outcome["action"] == "launch"
+    run = world.runs.get_run(outcome["run_id"])
+    assert run is not None
+    manifest = world.snapshots.get_manifest(run["data_manifest_key"])
+    assert manifest is not None
+    in_run = {o["upload_id"] for o in manifest["objects"]}
+    state = world.runs.state(DATASET, NOW)
+    # The late upload is either trained on by this run (and its drift named), or still counted.
+    if "late" in in_run:
+        assert any("drifted" in r for r in run["reasons"]), run["reasons"]
+    else:
+        assert state.rows_since_training == 40 and state.drift_pending
+    assert world.launcher.launched == [(outcome["run_id"], DATASET)]
 
 
 def test_the_schedule_retrains_only_datasets_whose_model_is_old_and_has_new_rows():

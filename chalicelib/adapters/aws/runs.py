@@ -86,8 +86,30 @@ class DynamoRunsStore:
     def coalesced(self, dataset: str) -> list[dict[str, Any]]:
         return list((self._state_doc(dataset) or {}).get("coalesced", []))
 
-    def try_lock(self, dataset: str, run_id: str, now: datetime) -> bool:
-        # The condition is chalicelib.training.runs.lock_is_free, evaluated atomically by DynamoDB.
+    def try_lock(self, dataset: str, run_id: str, now: datetime, seen: DatasetState | None = None) -> bool:
+        # The condition is chalicelib.training.runs.lock_is_free, evaluated atomically by DynamoDB,
+        # and, given what the decision read, that no upload was counted since.
+        condition = "(attribute_not_exists(lock_run_id) OR lock_expires_at < :epoch)"
+        values: dict[str, Any] = {
+            ":run": {"S": run_id},
+            ":expires": {"N": str(lock_expiry(now))},
+            ":now": {"S": now.isoformat(timespec="seconds")},
+            ":zero": {"N": "0"},
+            ":false": {"BOOL": False},
+            ":empty": {"L": []},
+            ":epoch": {"N": str(int(now.timestamp()))},
+        }
+        if seen is not None:
+            if seen.rows_since_training:
+                condition += " AND rows_since_training = :seen_rows"
+                values[":seen_rows"] = {"N": str(seen.rows_since_training)}
+            else:
+                condition += " AND (attribute_not_exists(rows_since_training) OR rows_since_training = :zero)"
+            if seen.drift_pending:
+                condition += " AND drift_pending = :true"
+                values[":true"] = {"BOOL": True}
+            else:
+                condition += " AND (attribute_not_exists(drift_pending) OR drift_pending = :false)"
         try:
             self._db.update_item(
                 TableName=self.table,
@@ -96,16 +118,8 @@ class DynamoRunsStore:
                     "SET lock_run_id = :run, lock_expires_at = :expires, last_run_started_at = :now, "
                     "rows_since_training = :zero, drift_pending = :false, coalesced = :empty"
                 ),
-                ConditionExpression="attribute_not_exists(lock_run_id) OR lock_expires_at < :epoch",
-                ExpressionAttributeValues={
-                    ":run": {"S": run_id},
-                    ":expires": {"N": str(lock_expiry(now))},
-                    ":now": {"S": now.isoformat(timespec="seconds")},
-                    ":zero": {"N": "0"},
-                    ":false": {"BOOL": False},
-                    ":empty": {"L": []},
-                    ":epoch": {"N": str(int(now.timestamp()))},
-                },
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
         except Exception as exc:
             if condition_failed(exc):

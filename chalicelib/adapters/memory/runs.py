@@ -44,10 +44,15 @@ class MemoryRunsStore:
         with self._lock:
             return copy.deepcopy(self._states.get(dataset, {}).get("coalesced", []))
 
-    def try_lock(self, dataset: str, run_id: str, now: datetime) -> bool:
+    def try_lock(self, dataset: str, run_id: str, now: datetime, seen: DatasetState | None = None) -> bool:
         with self._lock:
             state = self._states.setdefault(dataset, {})
             if not lock_is_free(state.get("lock_run_id"), state.get("lock_expires_at"), now):
+                return False
+            if seen is not None and (
+                state.get("rows_since_training", 0) != seen.rows_since_training
+                or bool(state.get("drift_pending", False)) != seen.drift_pending
+            ):
                 return False
             state.update(
                 lock_run_id=run_id,
