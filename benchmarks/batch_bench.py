@@ -1,7 +1,7 @@
 """Batch scoring benchmark: a worker end to end against its stages alone, and 2 workers against 1.
 
     .venv/bin/python benchmarks/batch_bench.py            # 1,000,000 rows (~200 MiB), 16 MiB shards
-    .venv/bin/python benchmarks/batch_bench.py --quick    # 200,000 rows, under a minute
+    .venv/bin/python benchmarks/batch_bench.py --quick    # 100,000 rows, under a minute
 
 On one input object in a moto server (its own process, as S3 is another machine) and one model
 (the breast-cancer logistic regression, trained here by the training job's code), it measures:
@@ -323,7 +323,7 @@ def engines(work: Path, rows: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="200,000 rows, 4 MiB shards: under a minute")
+    parser.add_argument("--quick", action="store_true", help="100,000 rows, 2 MiB shards: under a minute")
     parser.add_argument(
         "--repeat",
         type=int,
@@ -348,9 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args)
         return 0
-    rows = args.rows or (200_000 if args.quick else 1_000_000)
+    rows = args.rows or (100_000 if args.quick else 1_000_000)
     args.repeat = args.repeat or (1 if args.quick else 3)
-    shard_bytes = int((args.shard_mb or (4 if args.quick else 16)) * MIB)
+    shard_bytes = int((args.shard_mb or (2 if args.quick else 16)) * MIB)
     work = ROOT / "build" / "bench" / "batch"
     work.mkdir(parents=True, exist_ok=True)
     from mlops.localcloud import free_port

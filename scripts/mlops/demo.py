@@ -552,7 +552,9 @@ def _scale_out_story(
     doc = {
         **breast_cancer_contract(),
         "dataset": ARCHIVE,
-        "training": {"retrain": {"min_new_rows": 1_000_000, "on_drift": False, "max_champion_age_days": None}},
+        "training": {
+            "retrain": {"min_new_rows": 1_000_000, "on_drift": False, "max_champion_age_days": None}
+        },
     }
     status, _ = http("PUT", f"{api}/datasets/{ARCHIVE}/contract", doc, admin)
     header, rows = breast_cancer_rows()
