@@ -37,14 +37,9 @@ demo: $(STAMP)
 # The others keep file order: a module's tests share its module-scoped local cloud in turn.
 RANDOM_LAYERS := tests/unit tests/service tests/adapters
 
-# Tests run on every core (pytest-xdist; `make test WORKERS=0` runs them in one process). The layers
-# with local clouds hand out whole modules (tests/conftest.py: --dist loadgroup), so a module keeps
-# its cloud and its order, and the deploy modules share one worker (the checkout's build/ caches).
-WORKERS ?= auto
-
-# The inner loop: lint, then the unit and service layers in random order.
+# The inner loop, under a minute: lint, then the unit and service layers in random order.
 check: lint
-	$(BIN)/python -m pytest -p randomly -n $(WORKERS) tests/unit tests/service $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p randomly tests/unit tests/service $(PYTEST_ARGS)
 
 # Everything, in two runs (the second lists its 25 slowest tests: where the suite's time goes). pytest exits 5 when it collected nothing: that is a failure, not a pass
 # (when PYTEST_ARGS narrows the selection, one of the two runs may select nothing, but not both).
@@ -54,9 +49,9 @@ check: lint
 test: $(STAMP) $(SCAN_STAMP) lint
 	@scripts/ensure-chromium.sh  # the console's browser tests: Debian's chromium and chromium-driver
 	@rm -rf build/iam; \
-	$(BIN)/python -m pytest -p randomly -n $(WORKERS) $(RANDOM_LAYERS) $(PYTEST_ARGS); first=$$?; \
+	$(BIN)/python -m pytest -p randomly $(RANDOM_LAYERS) $(PYTEST_ARGS); first=$$?; \
 	if [ $$first -ne 0 ] && [ $$first -ne 5 ]; then exit $$first; fi; \
-	$(BIN)/python -m pytest -p no:randomly -n $(WORKERS) --dist loadgroup --durations=25 tests $(addprefix --ignore=,$(RANDOM_LAYERS)) $(PYTEST_ARGS); second=$$?; \
+	$(BIN)/python -m pytest -p no:randomly --durations=25 tests $(addprefix --ignore=,$(RANDOM_LAYERS)) $(PYTEST_ARGS); second=$$?; \
 	if [ $$second -ne 0 ] && [ $$second -ne 5 ]; then exit $$second; fi; \
 	narrowed=$(if $(strip $(PYTEST_ARGS)),yes,); \
 	if [ $$first -eq 5 ] && [ $$second -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \

@@ -12,10 +12,6 @@ tests/support.py, never imported from another test module.
 
 Property tests (hypothesis) run under the ``mlops`` profile below: derandomized, so every run tries
 the same examples and a failure always reproduces.
-
-``make test`` runs on every core (pytest-xdist, ``--dist loadgroup``): each module whole on one worker,
-and every deploy module on the same one (they build and read the checkout's ``build/package`` and
-Chalice's ``.chalice/deployments`` cache).
 """
 
 from __future__ import annotations
@@ -220,11 +216,3 @@ def local_cloud() -> Iterator[Any]:
     os.environ.clear()
     os.environ.update(saved)
     _reset_wiring()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The xdist group of each test (read under ``--dist loadgroup`` only): its module, or "deploy"."""
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group("deploy" if module.startswith("tests/deploy/") else module))
